@@ -1,0 +1,3 @@
+from flowpolicy.cli import main
+
+raise SystemExit(main())

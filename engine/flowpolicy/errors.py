@@ -1,0 +1,70 @@
+"""Domain errors. Every user-facing failure is one of these; the CLI catches them once,
+prints the message to stderr and exits with the error's code (tracebacks only with --debug)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+
+
+class FlowpolicyError(Exception):
+    """Base of every error flowpolicy reports to a user."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, *, exit_code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One located problem in a policy file: ``file:line:col: [code] json.path: message``."""
+
+    file: str
+    line: int
+    col: int
+    code: str
+    message: str
+    json_path: str = "$"
+    severity: str = "error"
+
+    def format(self) -> str:
+        where = f"{self.file}:{self.line}:{self.col}"
+        path = f"{self.json_path}: " if self.json_path else ""
+        return f"{where}: {self.code} {path}{self.message}"
+
+    def to_dict(self) -> dict:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "col": self.col,
+            "code": self.code,
+            "json_path": self.json_path,
+            "message": self.message,
+            "severity": self.severity,
+        }
+
+
+class PolicyError(FlowpolicyError):
+    """A policy could not be loaded; carries every diagnostic found, not just the first."""
+
+    def __init__(self, diagnostics: list[Diagnostic] | tuple[Diagnostic, ...]):
+        self.diagnostics = tuple(diagnostics)
+        super().__init__("\n".join(d.format() for d in self.diagnostics))
+
+
+class RegistryError(FlowpolicyError):
+    """The asset registry cannot answer: unknown asset, bad instance spec, corrupt file."""
+
+
+class CompileError(FlowpolicyError):
+    """A policy cannot be turned into flows (e.g. an identifier that is not safe)."""

@@ -1,0 +1,271 @@
+"""The policy intermediate representation.
+
+The loader (``flowpolicy.policy.loader``) is the only place raw YAML exists; it returns a
+frozen :class:`Policy`, and the compiler, linter, checker and runtime read only that.
+Every collection is a tuple or a read-only mapping, so a ``Policy`` cannot be changed after
+loading, and :meth:`Policy.to_document` gives back a plain document that loads to an equal
+policy with the same :attr:`Policy.hash`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+AssetType = Literal["data", "model"]
+Direction = Literal["maximize", "minimize"]
+
+#: The requirement name a promotion edge uses to demand the champion decision.
+CHAMPION_REQUIREMENT = "champion"
+
+
+def frozen_map(items: Mapping | None = None) -> Mapping:
+    """A read-only mapping (insertion order kept) for use inside the frozen IR."""
+    return MappingProxyType(dict(items or {}))
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """Where a node came from: 1-based line and column in a policy (or preset) file."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class NamingRules:
+    pattern: str = r"^[a-z][a-z0-9_]{2,62}$"
+    forbidden_words: tuple[str, ...] = ()
+    declared_only: bool = False
+
+    def to_document(self) -> dict:
+        return {
+            "pattern": self.pattern,
+            "forbidden_words": list(self.forbidden_words),
+            "declared_only": self.declared_only,
+        }
+
+
+@dataclass(frozen=True)
+class AssetDecl:
+    name: str
+    type: AssetType
+    description: str | None = None
+    required_annotations: tuple[str, ...] = ()
+
+    def to_document(self) -> dict:
+        doc: dict = {"type": self.type}
+        if self.description is not None:
+            doc["description"] = self.description
+        if self.required_annotations:
+            doc["required_annotations"] = list(self.required_annotations)
+        return doc
+
+
+@dataclass(frozen=True)
+class Check:
+    """One metric bound of a gate; ``min <= value <= max``, both inclusive, either optional."""
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+
+    def to_document(self) -> dict:
+        doc: dict = {"metric": self.metric}
+        if self.min is not None:
+            doc["min"] = self.min
+        if self.max is not None:
+            doc["max"] = self.max
+        return doc
+
+
+@dataclass(frozen=True)
+class Gate:
+    name: str
+    asset: str
+    checks: tuple[Check, ...]
+    on_pass: str | None = None
+    on_fail: str | None = None
+
+    def to_document(self) -> dict:
+        doc: dict = {"asset": self.asset, "checks": [c.to_document() for c in self.checks]}
+        if self.on_pass is not None:
+            doc["on_pass"] = self.on_pass
+        if self.on_fail is not None:
+            doc["on_fail"] = self.on_fail
+        return doc
+
+
+@dataclass(frozen=True)
+class ChampionRule:
+    """Challenger replaces champion when it beats it by at least ``min_improvement``."""
+
+    asset: str
+    metric: str
+    direction: Direction = "maximize"
+    min_improvement: float = 0.0
+    alias: str = "champion"
+    on_promote: str | None = None
+    on_keep: str | None = None
+
+    def to_document(self) -> dict:
+        doc: dict = {
+            "metric": self.metric,
+            "direction": self.direction,
+            "min_improvement": self.min_improvement,
+            "alias": self.alias,
+        }
+        if self.on_promote is not None:
+            doc["on_promote"] = self.on_promote
+        if self.on_keep is not None:
+            doc["on_keep"] = self.on_keep
+        return doc
+
+
+@dataclass(frozen=True)
+class PromotionEdge:
+    """An asset may move from branch ``source`` to ``target`` once ``require`` holds.
+
+    ``require`` names gates, or :data:`CHAMPION_REQUIREMENT` for the champion rule of the
+    asset. ``alias`` is set on the promoted instance on the target branch.
+    """
+
+    source: str
+    target: str
+    assets: tuple[str, ...]
+    require: tuple[str, ...] = ()
+    alias: str = "candidate"
+
+    def to_document(self) -> dict:
+        return {
+            "from": self.source,
+            "to": self.target,
+            "assets": list(self.assets),
+            "require": list(self.require),
+            "alias": self.alias,
+        }
+
+
+@dataclass(frozen=True)
+class DriftLevel:
+    name: str
+    threshold: float
+
+
+@dataclass(frozen=True)
+class DriftRule:
+    """Compare two instances of a data asset; the level is the highest threshold max(D) reaches."""
+
+    asset: str
+    levels: tuple[DriftLevel, ...]
+    statistic: Literal["ks"] = "ks"
+    current: str = "latest"
+    reference: str = "latest-1"
+    columns: tuple[str, ...] = ()
+    report_asset: str | None = None
+    events: Mapping[str, str] = field(default_factory=frozen_map)
+    max_age_seconds: int | None = None
+
+    def to_document(self) -> dict:
+        doc: dict = {
+            "statistic": self.statistic,
+            "current": self.current,
+            "reference": self.reference,
+            "levels": {lvl.name: lvl.threshold for lvl in self.levels},
+        }
+        if self.columns:
+            doc["columns"] = list(self.columns)
+        if self.report_asset is not None:
+            doc["report_asset"] = self.report_asset
+        if self.events:
+            doc["events"] = dict(self.events)
+        if self.max_age_seconds is not None:
+            doc["max_age_seconds"] = self.max_age_seconds
+        return doc
+
+
+@dataclass(frozen=True)
+class CompileSettings:
+    """Where generated flows go, relative to the policy file unless absolute."""
+
+    output_dir: str = "flows"
+
+    def to_document(self) -> dict:
+        return {"output_dir": self.output_dir}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A loaded, merged, validated policy. Build it only through the loader."""
+
+    project: str
+    version: int = 1
+    naming: NamingRules = field(default_factory=NamingRules)
+    assets: Mapping[str, AssetDecl] = field(default_factory=frozen_map)
+    branches: tuple[str, ...] = ()
+    gates: Mapping[str, Gate] = field(default_factory=frozen_map)
+    champions: Mapping[str, ChampionRule] = field(default_factory=frozen_map)
+    promotion: tuple[PromotionEdge, ...] = ()
+    drift: Mapping[str, DriftRule] = field(default_factory=frozen_map)
+    compile: CompileSettings = field(default_factory=CompileSettings)
+    extends: tuple[str, ...] = ()
+    #: The file this policy was loaded from ("<string>" when loaded from text).
+    source: str = field(default="<string>", compare=False)
+    #: JSON path ("$.assets.fraud_model") -> where that node was written, for messages.
+    locations: Mapping[str, SourceLocation] = field(
+        default_factory=frozen_map, compare=False, repr=False
+    )
+
+    def to_document(self) -> dict:
+        """The merged policy as a plain document (``extends`` already applied)."""
+        return {
+            "version": self.version,
+            "project": self.project,
+            "naming": self.naming.to_document(),
+            "assets": {name: a.to_document() for name, a in self.assets.items()},
+            "branches": list(self.branches),
+            "gates": {name: g.to_document() for name, g in self.gates.items()},
+            "champion": {name: c.to_document() for name, c in self.champions.items()},
+            "promotion": [e.to_document() for e in self.promotion],
+            "drift": {name: d.to_document() for name, d in self.drift.items()},
+            "compile": self.compile.to_document(),
+        }
+
+    @property
+    def hash(self) -> str:
+        """sha256 of the canonical JSON of :meth:`to_document`: stable across key order,
+        comments, formatting and file location."""
+        canonical = json.dumps(self.to_document(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    @property
+    def short_hash(self) -> str:
+        return self.hash[:12]
+
+    def locate(self, json_path: str) -> SourceLocation:
+        """Best known location of a JSON path: the node itself, else its nearest ancestor."""
+        path = json_path
+        while True:
+            if path in self.locations:
+                return self.locations[path]
+            if path in ("$", ""):
+                return SourceLocation(self.source, 1, 1)
+            cut = max(path.rfind("."), path.rfind("["))
+            path = path[:cut] if cut > 0 else "$"
+
+    def asset(self, name: str) -> AssetDecl | None:
+        return self.assets.get(name)
+
+    def edges_into(self, branch: str) -> tuple[PromotionEdge, ...]:
+        return tuple(e for e in self.promotion if e.target == branch)
+
+    def edges_for_asset(self, asset: str) -> tuple[PromotionEdge, ...]:
+        return tuple(e for e in self.promotion if asset in e.assets)

@@ -1,0 +1,29 @@
+"""Shared test set-up: a Metaflow user (it refuses root) and an isolated Metaflow datastore
+and registry per test session, so tests never touch the developer's own ``.metaflow/``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+os.environ.setdefault("METAFLOW_USER", "tester")
+
+
+@pytest.fixture(scope="session")
+def metaflow_home(tmp_path_factory) -> Path:
+    """A private Metaflow local datastore/metadata root for this session."""
+    root = tmp_path_factory.mktemp("metaflow")
+    os.environ["METAFLOW_DATASTORE_SYSROOT_LOCAL"] = str(root)
+    return root
+
+
+@pytest.fixture
+def registry_url(tmp_path, monkeypatch) -> str:
+    """A fresh SQLite registry file for one test, exported as FLOWPOLICY_REGISTRY."""
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    monkeypatch.setenv("FLOWPOLICY_REGISTRY", url)
+    return url
