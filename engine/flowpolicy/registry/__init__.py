@@ -1,0 +1,118 @@
+"""The asset registry: immutable asset instances, aliases, lineage, events and evidence.
+
+``open_registry()`` returns the backend for a URL (default: the embedded SQLite file
+``.flowpolicy/registry.db`` at the project root, or ``FLOWPOLICY_REGISTRY``). One backend
+object (one connection) is kept per process and URL, so flows and CLIs reuse it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from flowpolicy.errors import RegistryError
+from flowpolicy.registry.base import (
+    ANY,
+    AliasConflict,
+    AliasMove,
+    EntityRef,
+    InstanceRecord,
+    Registry,
+    Scope,
+    parse_spec,
+)
+
+__all__ = [
+    "ANY",
+    "AliasConflict",
+    "AliasMove",
+    "EntityRef",
+    "InstanceRecord",
+    "Registry",
+    "RegistryError",
+    "Scope",
+    "default_registry_url",
+    "open_registry",
+    "parse_spec",
+    "project_root",
+]
+
+ENV_URL = "FLOWPOLICY_REGISTRY"
+DEFAULT_RELATIVE_PATH = Path(".flowpolicy") / "registry.db"
+
+_cache: dict[tuple[int, str], Registry] = {}
+_cache_lock = threading.Lock()
+
+
+def project_root(start: str | os.PathLike | None = None) -> Path:
+    """Nearest ancestor of ``start`` (default cwd) holding obproject.toml, else .git, else cwd."""
+    here = Path(start or os.getcwd()).resolve()
+    chain = [here, *here.parents]
+    for marker in ("obproject.toml", ".git"):
+        for folder in chain:
+            if (folder / marker).exists():
+                return folder
+    return here
+
+
+def default_registry_url() -> str:
+    env = os.environ.get(ENV_URL)
+    if env:
+        return env
+    return f"sqlite:///{project_root() / DEFAULT_RELATIVE_PATH}"
+
+
+def open_registry(url: str | None = None) -> Registry:
+    """The registry backend for ``url`` (None: ``FLOWPOLICY_REGISTRY`` or the default file).
+
+    ``sqlite:///relative.db`` and ``sqlite:////abs/path.db`` (SQLAlchemy style), a bare file
+    path, and ``outerbounds://`` (the Outerbounds asset service) are understood.
+    """
+    url = url or default_registry_url()
+    key = (os.getpid(), _normalise(url))
+    with _cache_lock:
+        registry = _cache.get(key)
+        if registry is None:
+            registry = _create(url)
+            # a forked child must not share its parent's SQLite connection
+            for stale in [k for k in _cache if k[0] != key[0]]:
+                del _cache[stale]
+            _cache[key] = registry
+    return registry
+
+
+def _normalise(url: str) -> str:
+    if url.startswith("sqlite:"):
+        return f"sqlite:///{_sqlite_path(url)}"
+    if "://" not in url:
+        return f"sqlite:///{Path(url).expanduser().resolve()}"
+    return url
+
+
+def _sqlite_path(url: str) -> Path:
+    rest = url[len("sqlite:"):]
+    if rest.startswith("///"):
+        rest = rest[3:]  # sqlite:////abs → /abs ; sqlite:///rel → rel
+    elif rest.startswith("//"):
+        raise RegistryError(f"registry URL {url!r}: use sqlite:///relative or sqlite:////absolute")
+    if not rest or rest == ":memory:":
+        raise RegistryError(f"registry URL {url!r} names no file")
+    return Path(rest).expanduser().resolve()
+
+
+def _create(url: str) -> Registry:
+    if url.startswith("sqlite:") or "://" not in url:
+        from flowpolicy.registry.sqlite import SQLiteRegistry
+
+        path = _sqlite_path(url) if url.startswith("sqlite:") else Path(url)
+        return SQLiteRegistry(path)
+    if url.startswith("outerbounds:"):
+        from flowpolicy.registry.outerbounds import OuterboundsRegistry
+
+        return OuterboundsRegistry.from_url(url)
+    scheme = url.split("://", 1)[0]
+    raise RegistryError(
+        f"unsupported registry URL {url!r} (scheme {scheme!r}); "
+        "use sqlite:///path/to/registry.db or outerbounds://"
+    )

@@ -1,0 +1,387 @@
+"""The registry contract: records, instance specs and the backend :class:`Registry` Protocol.
+
+Every backend (the embedded SQLite file, the Outerbounds asset service) stores the same
+things: immutable asset *instances* ``v1, v2, …`` inside a scope
+``(project, branch, asset type, asset name)``, *aliases* pointing at one instance with an
+append-only history of their moves, *consumption lineage*, *events* and *evidence* (decision
+records attached to an instance). The runtime (``flowpolicy.runtime``) turns these records
+into obproject-shaped responses; backends never build response dicts themselves.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from flowpolicy.errors import RegistryError
+
+AssetType = Literal["data", "model"]
+ASSET_TYPES: tuple[str, ...] = ("data", "model")
+
+#: obproject's wire name of an asset type (``asset.kind`` in responses, URL segment).
+WIRE_KIND: Mapping[str, str] = MappingProxyType({"data": "data", "model": "models"})
+
+EVIDENCE_KINDS: tuple[str, ...] = ("gate", "champion", "promotion", "drift")
+
+_ALIAS_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_SPEC_FORMS = "'latest', 'latest-N' (N >= 0), 'vN' (N >= 1) or '@alias'"
+
+
+class AliasConflict(RegistryError):
+    """A compare-and-set alias move found the alias somewhere other than expected."""
+
+    def __init__(self, message: str, *, current: str | None, expected: str | None):
+        super().__init__(message, exit_code=1)
+        self.current = current
+        self.expected = expected
+
+
+class _Any:
+    """Sentinel for ``set_alias(expected=ANY)``: move the alias whatever it points at now."""
+
+    _instance: _Any | None = None
+
+    def __new__(cls) -> _Any:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+ANY: Any = _Any()
+
+
+@dataclass(frozen=True)
+class EntityRef:
+    """Who did something: ``("task", "Flow/run/step/task")`` or ``("user", "alice")``."""
+
+    entity_kind: str
+    entity_id: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"entity_kind": self.entity_kind, "entity_id": self.entity_id}
+
+    @classmethod
+    def from_any(cls, value: EntityRef | Mapping[str, str] | None) -> EntityRef:
+        if value is None:
+            return cls("user", "unknown")
+        if isinstance(value, EntityRef):
+            return value
+        return cls(str(value.get("entity_kind", "")), str(value.get("entity_id", "")))
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where an asset lives: one project, one (sanitised) branch, one type, one name."""
+
+    project: str
+    branch: str
+    asset_type: str
+    name: str
+
+    def __post_init__(self) -> None:
+        if self.asset_type not in ASSET_TYPES:
+            raise RegistryError(
+                f"asset type must be one of {', '.join(ASSET_TYPES)}, not {self.asset_type!r}"
+            )
+        for label, value in (("project", self.project), ("branch", self.branch),
+                             ("asset name", self.name)):
+            if not isinstance(value, str) or not value:
+                raise RegistryError(f"{label} must be a non-empty string, not {value!r}")
+
+    def __str__(self) -> str:
+        return f"{self.asset_type} asset {self.name!r} in {self.project}/{self.branch}"
+
+
+@dataclass(frozen=True)
+class InstanceRecord:
+    """One immutable registered version of an asset."""
+
+    scope: Scope
+    version: int
+    kind: str
+    description: str
+    annotations: Mapping[str, str]
+    tags: Mapping[str, str]
+    blobs: tuple[str, ...]
+    created_at: str
+    created_by: EntityRef
+
+    @property
+    def id(self) -> str:
+        return f"v{self.version}"
+
+
+@dataclass(frozen=True)
+class AssetSummary:
+    """One asset scope with its newest version number and description."""
+
+    scope: Scope
+    description: str
+    latest_version: int
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    """One append-only alias history entry; ``from_version`` is None for a first set."""
+
+    scope: Scope
+    alias: str
+    from_version: int | None
+    to_version: int
+    by: EntityRef
+    at: str
+    reason: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "alias": self.alias,
+            "from": None if self.from_version is None else f"v{self.from_version}",
+            "to": f"v{self.to_version}",
+            "by": self.by.to_dict(),
+            "at": self.at,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class Consumption:
+    """Lineage: ``consumer`` read instance ``version`` of ``scope``."""
+
+    scope: Scope
+    version: int
+    consumer: EntityRef
+    at: str
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One published project event; ``wire_name`` is ``prj.<project>.<branch>.<name>``."""
+
+    id: int
+    project: str
+    branch: str
+    name: str
+    payload: Mapping[str, Any] | None
+    created_at: str
+    producer: EntityRef
+
+    @property
+    def wire_name(self) -> str:
+        return f"prj.{self.project}.{self.branch}.{self.name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "event": self.wire_name,
+            "name": self.name,
+            "project": self.project,
+            "branch": self.branch,
+            "payload": None if self.payload is None else dict(self.payload),
+            "created_at": self.created_at,
+            "producer": self.producer.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class EvidenceRecord:
+    """An append-only decision record (gate, champion, promotion, drift) on one instance."""
+
+    scope: Scope
+    version: int
+    kind: str
+    rule: str
+    passed: bool
+    policy_hash: str | None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    created_at: str = ""
+    created_by: EntityRef = field(default_factory=lambda: EntityRef("user", "unknown"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "rule": self.rule,
+            "passed": self.passed,
+            "policy_hash": self.policy_hash,
+            "details": dict(self.details),
+            "created_at": self.created_at,
+            "created_by": self.created_by.to_dict(),
+            "instance": f"v{self.version}",
+        }
+
+
+# -- instance specs ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """A parsed instance spec. Exactly one form: ``latest-back``, ``vversion`` or ``@alias``."""
+
+    text: str
+    back: int | None = None
+    version: int | None = None
+    alias: str | None = None
+
+
+def parse_spec(spec: str) -> InstanceSpec:
+    """Parse ``latest``, ``latest-N``, ``vN`` or ``@alias``; a malformed spec is a RegistryError."""
+    if not isinstance(spec, str):
+        raise RegistryError(f"instance spec must be a string ({_SPEC_FORMS}), not {spec!r}")
+    if spec == "latest":
+        return InstanceSpec(spec, back=0)
+    if spec.startswith("latest-"):
+        digits = spec[len("latest-"):]
+        if not (digits.isascii() and digits.isdigit()):
+            raise RegistryError(
+                f"malformed instance spec {spec!r}: after 'latest-' comes a whole number of "
+                f"versions back, e.g. 'latest-1'; expected {_SPEC_FORMS}"
+            )
+        return InstanceSpec(spec, back=int(digits))
+    if spec.startswith("@"):
+        alias = spec[1:]
+        if not alias:
+            raise RegistryError(
+                "malformed instance spec '@': an alias name must follow '@', e.g. '@production'"
+            )
+        validate_alias(alias)
+        return InstanceSpec(spec, alias=alias)
+    if spec.startswith("v"):
+        digits = spec[1:]
+        if not (digits.isascii() and digits.isdigit()) or digits.startswith("0"):
+            if digits.isascii() and digits.isdigit() and int(digits) == 0:
+                raise RegistryError(
+                    f"malformed instance spec {spec!r}: versions start at v1; "
+                    f"expected {_SPEC_FORMS}"
+                )
+            raise RegistryError(
+                f"malformed instance spec {spec!r}: expected {_SPEC_FORMS}"
+            )
+        return InstanceSpec(spec, version=int(digits))
+    raise RegistryError(f"malformed instance spec {spec!r}: expected {_SPEC_FORMS}")
+
+
+def validate_alias(alias: str) -> str:
+    """Alias names: letters, digits, ``_ . -``, not starting with ``.``/``-``, ≤ 128 chars."""
+    if not isinstance(alias, str) or not _ALIAS_RE.match(alias):
+        raise RegistryError(
+            f"invalid alias name {alias!r}: use letters, digits, '_', '.', '-' "
+            f"(starting with a letter, digit or '_'), at most 128 characters"
+        )
+    return alias
+
+
+def stringify(values: Mapping[str, Any] | None, what: str = "annotations") -> dict[str, str]:
+    """Keys and values as strings, as obproject sends them (``str(v)``); None stays absent."""
+    if values is None:
+        return {}
+    if not isinstance(values, Mapping):
+        raise RegistryError(
+            f"{what} must be a mapping of names to values, not {type(values).__name__}")
+    return {str(k): str(v) for k, v in values.items()}
+
+
+def version_range(latest: int) -> str:
+    """``v1…v3`` / ``v1`` / ``no versions`` for error messages."""
+    if latest <= 0:
+        return "no versions"
+    return "v1" if latest == 1 else f"v1…v{latest}"
+
+
+# -- the backend contract ---------------------------------------------------------------
+
+
+@runtime_checkable
+class Registry(Protocol):
+    """What every registry backend provides. ``spec`` arguments take ``latest``, ``latest-N``,
+    ``vN`` or ``@alias`` and raise :class:`RegistryError` naming what exists when they miss."""
+
+    url: str
+
+    def register(
+        self,
+        scope: Scope,
+        *,
+        kind: str,
+        created_by: EntityRef,
+        description: str | None = None,
+        annotations: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        blobs: Sequence[str] | None = None,
+    ) -> InstanceRecord:
+        """Append a new immutable instance ``v<latest+1>`` to ``scope`` (creating the asset)."""
+        ...
+
+    def resolve(self, scope: Scope, spec: str = "latest") -> InstanceRecord: ...
+
+    def instances(self, scope: Scope, limit: int | None = 50) -> list[InstanceRecord]:
+        """Newest first."""
+        ...
+
+    def assets(
+        self, project: str, branch: str | None = None, asset_type: str | None = None
+    ) -> list[AssetSummary]: ...
+
+    def record_consumption(self, scope: Scope, version: int, consumer: EntityRef) -> None: ...
+
+    def consumers(self, scope: Scope, version: int | None = None) -> list[Consumption]: ...
+
+    def set_alias(
+        self,
+        scope: Scope,
+        alias: str,
+        spec: str = "latest",
+        *,
+        by: EntityRef,
+        reason: str | None = None,
+        expected: Any = ANY,
+    ) -> AliasMove: ...
+
+    def get_alias(self, scope: Scope, alias: str) -> int | None: ...
+
+    def aliases(self, scope: Scope) -> dict[str, int]: ...
+
+    def alias_history(self, scope: Scope, alias: str | None = None) -> list[AliasMove]:
+        """Oldest first."""
+        ...
+
+    def add_evidence(
+        self,
+        scope: Scope,
+        spec: str,
+        *,
+        kind: str,
+        rule: str,
+        passed: bool,
+        policy_hash: str | None,
+        details: Mapping[str, Any] | None,
+        created_by: EntityRef,
+    ) -> EvidenceRecord: ...
+
+    def evidence(
+        self, scope: Scope, spec: str = "latest", kind: str | None = None
+    ) -> list[EvidenceRecord]:
+        """Oldest first."""
+        ...
+
+    def publish_event(
+        self,
+        project: str,
+        branch: str,
+        name: str,
+        payload: Mapping[str, Any] | None,
+        producer: EntityRef,
+    ) -> EventRecord: ...
+
+    def events(
+        self, project: str | None = None, branch: str | None = None, name: str | None = None
+    ) -> list[EventRecord]:
+        """Oldest first."""
+        ...
+
+    def close(self) -> None: ...
