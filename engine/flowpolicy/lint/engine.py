@@ -1,0 +1,423 @@
+"""Lint files: walk the tree, skip what cannot contain a call, parse the rest on all cores.
+
+The cost of linting a large tree is reading it and parsing the few files that use the
+registry API, so:
+
+* a byte-level prefilter skips a file unless it contains one of :data:`NEEDLES` — every
+  call site the finder recognises has a receiver spelled with ``prj``, ``Asset`` or
+  ``promote_assets``, so a file without them cannot produce a finding (other than
+  FPL900 for a file that cannot be parsed — which we only learn by parsing, and do not
+  for skipped files, like any prefiltering linter);
+* worker processes each take a chunk of paths and do read + prefilter + parse + rules,
+  returning only findings, so the parent never holds file contents and memory stays flat;
+* results come back in file order and are streamed to the formatter as they arrive.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import io
+import os
+import re
+import tokenize
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flowpolicy.errors import FlowpolicyError
+from flowpolicy.lint.callsites import CallSite, Value, find_call_sites
+from flowpolicy.lint.finding import Finding
+from flowpolicy.lint.noqa import NOQA, Suppression, parse_line
+from flowpolicy.lint.rule import RuleContext
+from flowpolicy.lint.rules import RULES, RULES_BY_CODE, UNPARSABLE_FILE, UNUSED_NOQA
+
+#: A file containing none of these bytes cannot hold a call site (see module docstring).
+NEEDLES: tuple[bytes, ...] = (b"prj", b"Asset", b"promote_assets")
+#: With --report-unused-noqa a file may matter only for its ``# noqa: FPL...`` comments.
+NOQA_NEEDLES: tuple[bytes, ...] = (b"FPL", b"fpl")
+
+#: Directories never entered while walking (explicitly named files are always linted).
+DEFAULT_EXCLUDES: tuple[str, ...] = (
+    ".git", ".hg", ".svn", ".bzr", "__pycache__", ".venv", "venv", ".tox", ".nox",
+    ".eggs", "*.egg-info", "node_modules", ".mypy_cache", ".pytest_cache", ".ruff_cache",
+    "build", "dist", ".metaflow", ".flowpolicy",
+)
+
+#: Below this many files a process pool costs more than it saves.
+POOL_MIN_FILES = 256
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The rules context for files under ``root`` (absolute; "" means every file)."""
+
+    root: str
+    context: RuleContext
+
+
+@dataclass(frozen=True)
+class LintConfig:
+    """Everything a worker needs; plain data so it pickles into worker processes."""
+
+    scopes: tuple[Scope, ...]
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    report_unused_noqa: bool = False
+
+    def enabled(self, code: str) -> bool:
+        if self.select and not code.startswith(self.select):
+            return False
+        return not (self.ignore and code.startswith(self.ignore))
+
+    def context_for(self, path: str) -> RuleContext:
+        """The deepest scope containing ``path`` (scopes are ordered deepest first)."""
+        absolute = os.path.abspath(path)
+        for scope in self.scopes:
+            if not scope.root or absolute == scope.root or absolute.startswith(
+                scope.root.rstrip(os.sep) + os.sep
+            ):
+                return scope.context
+        return self.scopes[-1].context
+
+
+@dataclass
+class LintStats:
+    files: int = 0
+    parsed: int = 0
+    bytes: int = 0
+    findings: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: LintStats) -> None:
+        self.files += other.files
+        self.parsed += other.parsed
+        self.bytes += other.bytes
+
+
+# -- one file ------------------------------------------------------------------------------
+
+
+def lint_source(
+    data: bytes, path: str, config: LintConfig, context: RuleContext | None = None
+) -> tuple[list[Finding], bool]:
+    """Findings for one file's bytes (after noqa) and whether the file was parsed."""
+    needles = NEEDLES + NOQA_NEEDLES if config.report_unused_noqa else NEEDLES
+    if not any(needle in data for needle in needles):
+        return [], False
+    context = context or config.context_for(path)
+    try:
+        tree = ast.parse(data, filename=path)
+        sites = find_call_sites(tree)
+    except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError) as exc:
+        if not config.enabled(UNPARSABLE_FILE):
+            return [], True
+        return [_unparsable(data, path, exc)], True
+    del tree
+    raw: list[tuple[str, Value, str]] = []
+    for site in sites:
+        raw.extend(_check_site(site, context, config))
+    if not raw and not config.report_unused_noqa:
+        return [], True
+    return _apply_noqa(data, path, raw, config), True
+
+
+def _check_site(
+    site: CallSite, context: RuleContext, config: LintConfig
+) -> Iterator[tuple[str, Value, str]]:
+    for rule in RULES:
+        if rule.check is None or not config.enabled(rule.code):
+            continue
+        for where, message in rule.check(site, context):
+            yield rule.code, where, message
+
+
+def _apply_noqa(
+    data: bytes, path: str, raw: list[tuple[str, Value, str]], config: LintConfig
+) -> list[Finding]:
+    lines = _decoded_lines(data)
+    suppressions: dict[int, Suppression | None] = {}
+
+    def suppression(line: int) -> Suppression | None:
+        if line not in suppressions:
+            text = lines[line - 1] if 0 < line <= len(lines) else ""
+            suppressions[line] = parse_line(text, line)
+        return suppressions[line]
+
+    used: set[tuple[int, str]] = set()
+    findings: list[Finding] = []
+    for code, where, message in raw:
+        hidden = False
+        for line in {where.line, where.end_line}:
+            found = suppression(line)
+            if found is not None and found.covers(code):
+                hidden = True
+                used.update((line, c) for c in found.codes or () if code.startswith(c))
+        if hidden:
+            continue
+        findings.append(
+            Finding(
+                path=path,
+                line=where.line,
+                col=_char_col(lines, where.line, where.col) + 1,
+                code=code,
+                message=message,
+                end_line=where.end_line,
+                end_col=_char_col(lines, where.end_line, where.end_col) + 1,
+            )
+        )
+    if config.report_unused_noqa and config.enabled(UNUSED_NOQA):
+        findings.extend(_unused_noqa(path, lines, used))
+    findings.sort(key=lambda f: (f.line, f.col, f.code))
+    return findings
+
+
+def _unused_noqa(path: str, lines: list[str], used: set[tuple[int, str]]) -> Iterator[Finding]:
+    for number, text in enumerate(lines, start=1):
+        if "noqa" not in text.lower():
+            continue
+        found = parse_line(text, number)
+        if found is None or found.codes is None or UNUSED_NOQA in found.codes:
+            continue
+        for code in found.codes:
+            if not code.startswith("FPL") or (number, code) in used:
+                continue
+            known = any(rule.startswith(code) for rule in RULES_BY_CODE)
+            what = "unused" if known else "unknown"
+            yield Finding(
+                path=path,
+                line=number,
+                col=found.col,
+                code=UNUSED_NOQA,
+                message=f"{what} noqa code {code}",
+            )
+
+
+def _decoded_lines(data: bytes) -> list[str]:
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError:
+        encoding = "utf-8"
+    text = data.decode(encoding, errors="replace")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    # Python's own line breaks only: str.splitlines() would also split at \f, \x1c, ...
+    return re.split(r"\r\n|\r|\n", text)
+
+
+def _char_col(lines: list[str], line: int, byte_col: int) -> int:
+    """``ast`` columns count UTF-8 bytes; reports count characters."""
+    if not 0 < line <= len(lines):
+        return byte_col
+    text = lines[line - 1]
+    if text.isascii():
+        return byte_col
+    return len(text.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
+
+
+def _unparsable(data: bytes, path: str, exc: BaseException) -> Finding:
+    line, col = 1, 1
+    nul = data.find(b"\0")
+    if nul >= 0:
+        line, col = _byte_position(data, nul)
+        message = "cannot parse: file contains NUL bytes (binary file?)"
+    else:
+        encoding = "utf-8"
+        try:
+            encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+            data.decode(encoding)
+        except SyntaxError as bad_cookie:
+            message = f"cannot parse: {bad_cookie.msg}"
+        except (UnicodeDecodeError, LookupError) as undecodable:
+            start = getattr(undecodable, "start", 0)
+            line, col = _byte_position(data, start)
+            byte = data[start : start + 1].hex()
+            message = (
+                f"cannot parse: byte 0x{byte} does not decode as {encoding} "
+                "(re-encode the file or declare its encoding, PEP 263)"
+            )
+        else:
+            if isinstance(exc, SyntaxError):
+                line = exc.lineno or 1
+                col = exc.offset if exc.offset and exc.offset > 0 else 1
+                message = f"cannot parse: {exc.msg}"
+            elif isinstance(exc, RecursionError):
+                message = "cannot parse: nested too deeply"
+            else:
+                message = f"cannot parse: {exc}"
+    return Finding(path=path, line=max(line, 1), col=max(col, 1), code=UNPARSABLE_FILE,
+                   message=message)
+
+
+def _byte_position(data: bytes, offset: int) -> tuple[int, int]:
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    return data.count(b"\n", 0, offset) + 1, offset - line_start + 1
+
+
+# -- many files ----------------------------------------------------------------------------
+
+
+def iter_python_files(
+    paths: Sequence[str | os.PathLike], exclude: Sequence[str] = ()
+) -> Iterator[str]:
+    """Python files under ``paths`` in a stable order. A named file is always yielded, even
+    if excluded or not ending in ``.py``: the caller asked for it (pre-commit passes files)."""
+    patterns = tuple(DEFAULT_EXCLUDES) + tuple(exclude)
+    for given in paths:
+        path = os.fspath(given)
+        if os.path.isfile(path):
+            yield path
+        elif os.path.isdir(path):
+            yield from _walk(path, patterns, tuple(exclude))
+        else:
+            raise FlowpolicyError(f"no such file or directory: {path}")
+
+
+def _walk(top: str, patterns: tuple[str, ...], user_patterns: tuple[str, ...]) -> Iterator[str]:
+    try:
+        entries = sorted(os.scandir(top), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        name = entry.name
+        if any(fnmatch.fnmatch(name, p) for p in patterns):
+            continue
+        full = os.path.join(top, name) if top != "." else name
+        if user_patterns and any(fnmatch.fnmatch(full, p) for p in user_patterns):
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                yield from _walk(full, patterns, user_patterns)
+            elif name.endswith(".py") and entry.is_file():
+                yield full
+        except OSError:
+            continue
+
+
+def _lint_paths_chunk(
+    paths: list[str], config: LintConfig
+) -> tuple[list[Finding], LintStats]:
+    stats = LintStats()
+    findings: list[Finding] = []
+    for path in paths:
+        stats.files += 1
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            if config.enabled(UNPARSABLE_FILE):
+                findings.append(Finding(path, 1, 1, UNPARSABLE_FILE,
+                                        f"cannot read: {exc.strerror or exc}"))
+            continue
+        stats.bytes += len(data)
+        found, parsed = lint_source(data, path, config)
+        stats.parsed += parsed
+        findings.extend(found)
+    return findings, stats
+
+
+_WORKER_CONFIG: LintConfig | None = None
+
+
+def _init_worker(config: LintConfig) -> None:
+    global _WORKER_CONFIG
+    _WORKER_CONFIG = config
+
+
+def _worker(paths: list[str]) -> tuple[list[Finding], LintStats]:
+    assert _WORKER_CONFIG is not None
+    return _lint_paths_chunk(paths, _WORKER_CONFIG)
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def lint_files(
+    files: Iterable[str], config: LintConfig, *, jobs: int | None = None,
+    stats: LintStats | None = None,
+) -> Iterator[Finding]:
+    """Stream the findings of ``files`` in file order; ``stats`` is filled as they go."""
+    stats = stats if stats is not None else LintStats()
+    paths = list(files)
+    jobs = jobs or os.cpu_count() or 1
+    if jobs <= 1 or len(paths) < POOL_MIN_FILES:
+        for chunk in _chunks(paths, 64):
+            found, chunk_stats = _lint_paths_chunk(chunk, config)
+            stats.add(chunk_stats)
+            yield from _count(found, stats)
+        return
+    import multiprocessing
+
+    # Small chunks balance the load (a few big files), large ones cut IPC; ~16 per worker.
+    size = max(16, min(512, len(paths) // (jobs * 16) or 1))
+    context = multiprocessing.get_context("fork" if "fork" in
+                                          multiprocessing.get_all_start_methods() else None)
+    with context.Pool(jobs, initializer=_init_worker, initargs=(config,)) as pool:
+        for found, chunk_stats in pool.imap(_worker, _chunks(paths, size)):
+            stats.add(chunk_stats)
+            yield from _count(found, stats)
+
+
+def _count(findings: list[Finding], stats: LintStats) -> Iterator[Finding]:
+    for finding in findings:
+        stats.findings += 1
+        stats.counts[finding.code] = stats.counts.get(finding.code, 0) + 1
+        yield finding
+
+
+def lint_declared_names(
+    names: Iterable[tuple[str, str, str, int, int]], context: RuleContext, config: LintConfig,
+    lines: Sequence[str] = (),
+) -> list[Finding]:
+    """Judge names declared in a policy file: (name, type, file, line, col) each, with the
+    rules that apply to declared names. ``lines`` (the YAML text) enables ``# noqa``."""
+    findings: list[Finding] = []
+    for name, asset_type, source, line, col in names:
+        value = Value(parts=(name,), line=line, col=col - 1, end_line=line,
+                      end_col=col - 1 + len(name), node=ast.Constant(name))
+        site = CallSite(api="assets", asset_type=asset_type, name=value, instance=None,
+                        line=line, col=col - 1)
+        suppression = parse_line(lines[line - 1], line) if 0 < line <= len(lines) else None
+        for rule in RULES:
+            if not rule.checks_declared_names or not config.enabled(rule.code):
+                continue
+            if suppression is not None and suppression.covers(rule.code):
+                continue
+            for _, message in rule.check(site, context):
+                findings.append(Finding(source, line, col, rule.code,
+                                        message.replace("asset name", "declared asset name", 1),
+                                        end_line=line, end_col=col + len(name)))
+    return findings
+
+
+def ensure_codes(codes: Iterable[str]) -> tuple[str, ...]:
+    """Validate --select/--ignore prefixes against the known codes."""
+    out = []
+    for code in codes:
+        code = code.strip().upper()
+        if not code:
+            continue
+        if not any(known.startswith(code) for known in RULES_BY_CODE):
+            raise FlowpolicyError(
+                f"unknown lint code {code!r}; known: {', '.join(RULES_BY_CODE)}"
+            )
+        out.append(code)
+    return tuple(out)
+
+
+def display_path(path: str, base: Path | None = None) -> str:
+    return path if base is None else os.path.relpath(path, base)
+
+
+__all__ = [
+    "NOQA",
+    "LintConfig",
+    "LintStats",
+    "Scope",
+    "iter_python_files",
+    "lint_declared_names",
+    "lint_files",
+    "lint_source",
+]

@@ -1,0 +1,58 @@
+"""What a lint rule is: a permanent code, a short summary, its docstring as documentation,
+and a check over one call site. Rules are plain module-level objects listed in
+:data:`flowpolicy.lint.rules.RULES`; nothing is discovered by globbing."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+
+from flowpolicy.lint.callsites import CallSite, Value
+from flowpolicy.policy.model import NamingRules
+
+#: Every lint code: "FPL" and three digits (policy diagnostics use "FP").
+CODE_PATTERN = re.compile(r"^FPL\d{3}$")
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What the rules know about the policy in force for one file.
+
+    ``declared`` maps declared asset names to their type ("data"/"model"); it is None when
+    no policy applies (the stock naming preset only), so declaration rules stay silent.
+    """
+
+    naming: NamingRules
+    declared: Mapping[str, str] | None = None
+    policy_source: str | None = None
+    _pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        if self._pattern is None:
+            object.__setattr__(self, "_pattern", re.compile(self.naming.pattern))
+        return self._pattern
+
+
+#: A check yields (where, message) pairs; ``where`` is the argument the problem is in.
+Check = Callable[[CallSite, RuleContext], Iterator[tuple[Value, str]]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    name: str
+    summary: str
+    module: ModuleType
+    #: None for rules the runner applies itself (unparsable file, unused noqa).
+    check: Check | None = None
+    #: Whether the rule also judges the names declared in the policy YAML.
+    checks_declared_names: bool = False
+
+    @property
+    def doc(self) -> str:
+        """The rule's documentation: its module docstring (what / why / example)."""
+        return inspect.cleandoc(self.module.__doc__ or "")

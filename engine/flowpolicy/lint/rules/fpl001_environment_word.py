@@ -1,0 +1,70 @@
+"""FPL001 environment-word: an asset name contains an environment word.
+
+**What it does.** Splits the asset name into whole tokens at ``_`` and ``-`` and reports a
+token that is one of the policy's ``naming.forbidden_words`` (case-insensitive). The stock
+``flowpolicy:naming`` preset forbids ``production``, ``prod``, ``staging``, ``preprod``,
+``uat`` and ``qa``; ``dev`` and ``test`` are allowed because they are also ML split names.
+Only whole tokens count: ``product_embeddings`` does not contain ``prod``. In an f-string
+only the constant text is judged, and only tokens that cannot grow into another word.
+
+**Why it is bad.** The branch carries the environment (``dev`` → ``staging`` → ``prod``);
+an asset is promoted from branch to branch under the *same* name. A name like
+``fraud_model_prod`` is wrong the moment it is promoted, and breaks the promotion edges,
+gates and champion rules that refer to the asset by name.
+
+**Example.**
+
+```python
+self.prj.register_model("fraud_model_prod", "model")  # FPL001
+self.prj.register_model("fraud_model", "model")       # ok: the branch says prod
+```
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+
+from flowpolicy.lint.callsites import DYNAMIC, CallSite, Value
+from flowpolicy.lint.rule import Rule, RuleContext
+
+_SEPARATORS = re.compile(r"[_-]")
+#: Stands for a dynamic part: a token touching it may be longer than what is written.
+_UNKNOWN = "\0"
+
+
+def environment_words(value: Value, forbidden: tuple[str, ...]) -> list[str]:
+    """The forbidden words that are certainly whole tokens of ``value``."""
+    if not forbidden:
+        return []
+    text = "".join(_UNKNOWN if p is DYNAMIC else p for p in value.parts).lower()
+    words = {w.lower() for w in forbidden}
+    found: list[str] = []
+    for token in _SEPARATORS.split(text):
+        if token in words and token not in found:
+            found.append(token)
+    return found
+
+
+def check(site: CallSite, ctx: RuleContext) -> Iterator[tuple[Value, str]]:
+    if site.name is None:
+        return
+    words = environment_words(site.name, ctx.naming.forbidden_words)
+    if words:
+        listed = ", ".join(repr(w) for w in words)
+        plural = "s" if len(words) > 1 else ""
+        yield site.name, (
+            f"asset name {site.name.display()} contains environment word{plural} {listed}; "
+            "name assets by what they are, the branch carries the environment"
+        )
+
+
+RULE = Rule(
+    code="FPL001",
+    name="environment-word",
+    summary="Asset name contains an environment word",
+    module=sys.modules[__name__],
+    check=check,
+    checks_declared_names=True,
+)

@@ -1,0 +1,51 @@
+"""FPL005 instance-spec: an instance spec is malformed.
+
+**What it does.** Checks the instance argument of ``get_data``/``get_model``,
+``consume_*``/``peek_*``, ``promote_assets(instance=...)`` and the alias and evidence
+methods, when it is statically known. The valid forms are ``latest``, ``latest-N`` (N
+versions back, N a decimal number), ``vN`` (N ≥ 1, no leading zeros) and ``@alias``
+(letters, digits, ``_``, ``-``, ``.``). Dynamic specs are not judged.
+
+**Why it is bad.** The registry resolves specs at run time: ``latest-x``, ``v0``, ``V3``
+or a bare ``@`` fail only when the flow runs — possibly hours into a training run, or in
+the middle of a promotion.
+
+**Example.**
+
+```python
+self.prj.get_model("fraud_model", instance="latest-one")  # FPL005
+self.prj.get_model("fraud_model", instance="latest-1")    # ok
+self.prj.asset.consume_model_asset("fraud_model", "@champion")  # ok
+```
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+
+from flowpolicy.lint.callsites import CallSite, Value
+from flowpolicy.lint.rule import Rule, RuleContext
+
+VALID_SPEC = re.compile(r"latest(-[0-9]+)?|v[1-9][0-9]*|@[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def check(site: CallSite, ctx: RuleContext) -> Iterator[tuple[Value, str]]:
+    spec = site.instance
+    if spec is None or spec.value is None:
+        return
+    if not VALID_SPEC.fullmatch(spec.value):
+        yield spec, (
+            f"malformed instance spec {spec.display()}; use 'latest', 'latest-N', "
+            "'vN' (N >= 1) or '@alias'"
+        )
+
+
+RULE = Rule(
+    code="FPL005",
+    name="instance-spec",
+    summary="Malformed instance spec",
+    module=sys.modules[__name__],
+    check=check,
+)
