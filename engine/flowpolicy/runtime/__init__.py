@@ -1,0 +1,33 @@
+"""What flows import at run time: ``ProjectFlow``, ``Asset``, ``promote_assets``, events.
+
+Names resolve lazily so importing this package stays cheap (no Metaflow import until a
+name that needs it is used). ``decisions`` and ``drift`` are imported directly by callers.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "ProjectFlow": "flowpolicy.runtime.project",
+    "ProjectContext": "flowpolicy.runtime.project",
+    "Asset": "flowpolicy.runtime.assets",
+    "AssetInstance": "flowpolicy.runtime.assets",
+    "promote_assets": "flowpolicy.runtime.promote",
+    "ProjectEvent": "flowpolicy.runtime.events",
+    "mirror_champion_tag": "flowpolicy.runtime.tags",
+    "sanitize_branch": "flowpolicy.runtime.branch",
+    "resolve_branch": "flowpolicy.runtime.branch",
+    "resolve_project": "flowpolicy.runtime.branch",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'flowpolicy.runtime' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

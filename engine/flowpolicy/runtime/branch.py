@@ -1,0 +1,113 @@
+"""Which project and which asset branch a flow, notebook or CLI works in.
+
+Branch resolution follows obproject: an explicit environment variable (``FLOWPOLICY_BRANCH``,
+then ``OB_BRANCH``), else the deploy-time branch (``project_spec``), else the git branch of
+the working directory, else Metaflow's ``@project`` branch (``user.<name>`` for local runs).
+Every branch is sanitised the way obproject sanitises it, so both agree on scope names.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flowpolicy.errors import RegistryError
+
+BRANCH_ENV_VARS = ("FLOWPOLICY_BRANCH", "OB_BRANCH")
+PROJECT_ENV_VARS = ("FLOWPOLICY_PROJECT", "OB_PROJECT")
+PROJECT_FILE = "obproject.toml"
+
+
+def sanitize_branch(branch: str) -> str:
+    """``@``→``_at_``, lower-case, anything outside ``[a-z0-9_]``→``_``, collapse, trim."""
+    sanitized = branch.replace("@", "_at_")
+    sanitized = re.sub(r"[^a-z0-9_]", "_", sanitized.lower())
+    sanitized = re.sub(r"_+", "_", sanitized).strip("_")
+    if not sanitized:
+        raise RegistryError(f"branch name {branch!r} has nothing left after sanitising")
+    return sanitized
+
+
+def git_branch(cwd: str | os.PathLike | None = None) -> str | None:
+    """The checked-out git branch, or None (not a repository, detached HEAD, no git)."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "--abbrev-ref", "HEAD"],
+            capture_output=True, text=True, timeout=5, cwd=cwd,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    name = result.stdout.strip()
+    if result.returncode != 0 or not name or name == "HEAD":
+        return None
+    return name
+
+
+def _running_flow() -> Any | None:
+    """Metaflow's ``current`` inside a running task, else None (without importing Metaflow)."""
+    if "metaflow" not in sys.modules:
+        return None
+    from metaflow import current
+
+    return current if current.is_running_flow else None
+
+
+def deployed_branch(project_spec: Mapping[str, Any] | None) -> str | None:
+    """The git branch recorded at deploy time in obproject's ``project_spec`` Config."""
+    if not project_spec:
+        return None
+    spec = project_spec.get("spec", project_spec)
+    return spec.get("project_branch") or project_spec.get("branch") or None
+
+
+def resolve_branch(project_spec: Mapping[str, Any] | None = None, *, sanitize: bool = True) -> str:
+    """The write branch for assets in this process (see module docstring for the order)."""
+    branch = next((os.environ[v] for v in BRANCH_ENV_VARS if os.environ.get(v)), None)
+    branch = branch or deployed_branch(project_spec) or git_branch()
+    if not branch:
+        current = _running_flow()
+        if current is not None and current.branch_name:
+            branch = current.branch_name
+        else:
+            from flowpolicy.runtime.identity import username
+
+            branch = f"user.{username()}"  # what Metaflow's @project calls a local run
+    return sanitize_branch(branch) if sanitize else branch
+
+
+def read_project_file(folder: str | os.PathLike | None = None) -> dict[str, Any]:
+    """``obproject.toml`` in ``folder`` (default: the working directory) as a dict, or {}."""
+    path = Path(folder or os.getcwd()) / PROJECT_FILE
+    if not path.is_file():
+        return {}
+    import tomllib
+
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise RegistryError(f"cannot read {path}: {exc}") from exc
+
+
+def resolve_project(explicit: str | None = None) -> str:
+    """Project name: explicit, else the running flow's ``@project``, else the environment
+    (``FLOWPOLICY_PROJECT``/``OB_PROJECT``), else ``obproject.toml`` in the working directory."""
+    if explicit:
+        return explicit
+    current = _running_flow()
+    if current is not None and current.project_name:
+        return current.project_name
+    env = next((os.environ[v] for v in PROJECT_ENV_VARS if os.environ.get(v)), None)
+    if env:
+        return env
+    name = read_project_file().get("project")
+    if name:
+        return str(name)
+    raise RegistryError(
+        "no project: pass project=..., set FLOWPOLICY_PROJECT, or add obproject.toml "
+        "with project = \"...\" to the working directory"
+    )

@@ -1,0 +1,248 @@
+"""``ProjectFlow`` and ``self.prj``: obproject's flow base class on a flowpolicy registry.
+
+``ProjectFlow`` is a ``FlowSpec`` that carries Metaflow's ``@project``. Its name comes from
+``FLOWPOLICY_PROJECT`` or ``obproject.toml`` in the working directory (read once, at run
+start, into the ``project_config`` Config so every task — local or remote — sees the same
+value). A subclass may instead decorate itself with ``@project(name="...")``; then that
+decorator is kept and nothing is added. ``self.prj`` is a :class:`ProjectContext`, created on
+first use, one per process, exactly as obproject's.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from metaflow import Config, FlowMutator, FlowSpec, project
+from metaflow.exception import MetaflowException
+
+from flowpolicy.runtime.assets import Asset, AssetInstance
+from flowpolicy.runtime.branch import (
+    PROJECT_FILE,
+    deployed_branch,
+    resolve_branch,
+    sanitize_branch,
+)
+from flowpolicy.runtime.events import ProjectEvent
+
+_context: ProjectContext | None = None
+
+
+def _parse_project_config(text: str) -> dict[str, Any]:
+    """Config parser: the given TOML text, else obproject.toml in the working directory;
+    ``FLOWPOLICY_PROJECT`` overrides the project name either way."""
+    import tomllib
+
+    from flowpolicy.runtime.branch import read_project_file
+
+    config = tomllib.loads(text) if text and text.strip() else read_project_file()
+    if os.environ.get("FLOWPOLICY_PROJECT"):
+        config["project"] = os.environ["FLOWPOLICY_PROJECT"]
+    return config
+
+
+class ProjectNameMissing(MetaflowException):
+    headline = "No project name"
+
+
+class project_from_config(FlowMutator):
+    """Adds ``@project(name=<project_config.project>)`` unless the flow already has one."""
+
+    def pre_mutate(self, mutable_flow) -> None:
+        if mutable_flow.has_decorator("project"):
+            return
+        config = dict(mutable_flow.configs).get("project_config") or {}
+        name = config.get("project")
+        if not name:
+            raise ProjectNameMissing(
+                "ProjectFlow needs a project name: set FLOWPOLICY_PROJECT, add "
+                f"{PROJECT_FILE} with project = \"...\" to the working directory, or decorate "
+                "the flow with @project(name=\"...\")"
+            )
+        mutable_flow.add_decorator(project, deco_kwargs={"name": str(name)},
+                                   duplicates=mutable_flow.IGNORE)
+
+
+@project_from_config
+class ProjectFlow(FlowSpec):
+    """A FlowSpec in a project: ``@project`` plus ``self.prj`` for assets and events.
+
+    The Configs ``project_config`` and ``project_spec`` are reserved (as in obproject).
+    """
+
+    project_config = Config("project_config", default_value="", parser=_parse_project_config)
+    project_spec = Config("project_spec", default_value="{}")
+
+    @property
+    def prj(self) -> ProjectContext:
+        global _context
+        if _context is None:
+            _context = ProjectContext(self)
+        return _context
+
+
+class ProjectContext:
+    """``self.prj``: project, branches, and obproject's asset and event helpers.
+
+    Registration writes to ``write_branch``; consumption reads ``read_branch``, which is the
+    write branch unless obproject.toml's ``[dev-assets] branch`` redirects reads of a
+    non-main branch (obproject's rule).
+    """
+
+    def __init__(self, flow: FlowSpec):
+        from metaflow import current
+
+        self.flow = flow
+        config = _config_dict(getattr(flow, "project_config", None))
+        spec = _config_dict(getattr(flow, "project_spec", None))
+        self.project_config = config
+        self.project_spec = spec
+        self.project: str = current.project_name or str(config.get("project") or "")
+        self.write_branch = resolve_branch(spec)
+        dev_read = (config.get("dev-assets") or {}).get("branch")
+        self.read_branch = (sanitize_branch(dev_read)
+                            if dev_read and self.write_branch != "main" and not
+                            deployed_branch(spec) else self.write_branch)
+        self.branch = self.read_branch
+        self._read_asset = Asset(project=self.project, branch=self.read_branch)
+        self._write_asset = (self._read_asset if self.read_branch == self.write_branch
+                             else Asset(project=self.project, branch=self.write_branch))
+        self.asset = self._read_asset
+        if self.read_branch != self.write_branch:
+            print(f"Asset client: read from {self.project}/{self.read_branch}, "
+                  f"write to {self.project}/{self.write_branch}")
+        else:
+            print(f"Asset client: {self.project}/{self.write_branch} (read-write)")
+
+    # -- events -------------------------------------------------------------------------
+
+    def publish_event(self, name: str, payload: Mapping[str, Any] | None = None
+                      ) -> dict[str, Any] | None:
+        return ProjectEvent(name, project=self.project, branch=self.write_branch).publish(payload)
+
+    def safe_publish_event(self, name: str, payload: Mapping[str, Any] | None = None
+                           ) -> dict[str, Any] | None:
+        return ProjectEvent(name, project=self.project,
+                            branch=self.write_branch).safe_publish(payload)
+
+    # -- registration -------------------------------------------------------------------
+
+    def _artifact_annotations(self, artifact: str, annotations: Mapping[str, Any] | None
+                              ) -> dict[str, Any]:
+        from metaflow import current
+
+        merged: dict[str, Any] = {"artifact": artifact}
+        if current.is_running_flow and current.pathspec:
+            merged["run_pathspec"] = current.pathspec
+        merged.update(annotations or {})  # user keys win, as in obproject
+        return merged
+
+    def _require_artifact(self, artifact: str) -> None:
+        if not hasattr(self.flow, artifact):
+            raise AttributeError(
+                f"The flow doesn't have an artifact '{artifact}'. Is self.{artifact} set?")
+
+    def register_data(self, name: str, artifact: str,
+                      annotations: Mapping[str, Any] | None = None,
+                      tags: Mapping[str, Any] | None = None,
+                      description: str | None = None) -> dict[str, Any] | None:
+        """Register flow attribute ``self.<artifact>`` as a new instance of data ``name``."""
+        self._require_artifact(artifact)
+        response = self._write_asset.register_data_asset(
+            name, kind="artifact", annotations=self._artifact_annotations(artifact, annotations),
+            tags=tags, description=description)
+        _report("Registered data asset", name, response)
+        return response
+
+    def register_model(self, name: str, artifact: str,
+                       annotations: Mapping[str, Any] | None = None,
+                       tags: Mapping[str, Any] | None = None,
+                       description: str | None = None) -> dict[str, Any] | None:
+        """Register flow attribute ``self.<artifact>`` as a new instance of model ``name``."""
+        self._require_artifact(artifact)
+        response = self._write_asset.register_model_asset(
+            name, kind="artifact", annotations=self._artifact_annotations(artifact, annotations),
+            tags=tags, description=description)
+        _report("Registered model asset", name, response)
+        return response
+
+    def register_external_data(self, name: str, blobs: Sequence[str], kind: str,
+                               annotations: Mapping[str, Any] | None = None,
+                               tags: Mapping[str, Any] | None = None,
+                               description: str | None = None) -> dict[str, Any] | None:
+        """Register data living outside Metaflow (``blobs`` are URIs, ``kind`` says what)."""
+        response = self._write_asset.register_data_asset(
+            name, kind=kind, blobs=blobs, annotations=annotations, tags=tags,
+            description=description)
+        _report(f"Registered external data asset (kind={kind})", name, response)
+        return response
+
+    def register_external_model(self, name: str, blobs: Sequence[str], kind: str,
+                                annotations: Mapping[str, Any] | None = None,
+                                tags: Mapping[str, Any] | None = None,
+                                description: str | None = None) -> dict[str, Any] | None:
+        """Register a model living outside Metaflow (``blobs`` are URIs, ``kind`` says what)."""
+        response = self._write_asset.register_model_asset(
+            name, kind=kind, blobs=blobs, annotations=annotations, tags=tags,
+            description=description)
+        _report(f"Registered external model asset (kind={kind})", name, response)
+        return response
+
+    # -- consumption --------------------------------------------------------------------
+
+    def list_data_instances(self, name: str) -> Iterator[AssetInstance]:
+        return self._read_asset.list_data_asset_instances(name)
+
+    def list_model_instances(self, name: str) -> Iterator[AssetInstance]:
+        return self._read_asset.list_model_asset_instances(name)
+
+    def get_data(self, name: str, instance: str = "latest") -> Any:
+        """Consume data ``name`` and load its artifact from the producing task."""
+        ref = self._read_asset.consume_data_asset(name, instance=instance)
+        return _load_artifact(name, "Data", ref["data_properties"]["data_kind"], ref,
+                              ref["data_properties"]["annotations"])
+
+    def get_model(self, name: str, instance: str = "latest") -> Any:
+        """Consume model ``name`` and load its artifact from the producing task."""
+        ref = self._read_asset.consume_model_asset(name, instance=instance)
+        return _load_artifact(name, "Model", ref["model_properties"]["model_kind"], ref,
+                              ref["model_properties"]["annotations"])
+
+
+def _load_artifact(name: str, label: str, kind: str, ref: Mapping[str, Any],
+                   annotations: Mapping[str, str]) -> Any:
+    if kind != "artifact":
+        raise AttributeError(
+            f"{label} asset '{name}' doesn't seem like an artifact. It is of kind '{kind}'")
+    from metaflow import Task, get_namespace, namespace
+
+    previous = get_namespace()
+    try:
+        namespace(None)  # the producer may be another user's or another branch's run
+        task = Task(ref["created_by"]["entity_id"])
+        return task[annotations["artifact"]].data
+    finally:
+        namespace(previous)
+
+
+def _config_dict(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return {k: (_config_dict(v) if isinstance(v, Mapping) else v) for k, v in value.items()}
+    if isinstance(value, str):
+        import json
+
+        try:
+            loaded = json.loads(value)
+        except ValueError:
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+    return {}
+
+
+def _report(what: str, name: str, response: Mapping[str, Any] | None) -> None:
+    version = f" {response['id']}" if response else ""
+    print(f"{what}: {name}{version}", file=sys.stdout)

@@ -1,0 +1,111 @@
+"""``promote_assets``: obproject's branch-to-branch promotion on a flowpolicy registry.
+
+Promotion re-registers a source instance on the target branch: metadata only (blobs and the
+producing task's ``created_by`` are kept, so ``get_model`` still loads the same artifact),
+plus annotations ``promoted_from_branch``, ``promoted_from_instance`` and ``promoted_by``,
+and then points an alias (default ``candidate``) at the new instance.
+
+Differences from obproject, both deliberate: any valid alias name is allowed unless
+obproject.toml restricts them under ``[promotion] aliases``; and ``with_aliases`` copies
+only the aliases that point at the promoted source instance (obproject re-points every
+alias of the asset, so a copied ``@production`` could land on a model that never earned it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from flowpolicy.errors import FlowpolicyError, RegistryError
+from flowpolicy.registry import open_registry
+from flowpolicy.registry.base import WIRE_KIND, Registry, Scope, validate_alias
+from flowpolicy.runtime.branch import read_project_file, sanitize_branch
+from flowpolicy.runtime.identity import current_entity
+
+_KIND_TO_TYPE = {"data": "data", "models": "model", "model": "model"}
+
+
+def promote_assets(
+    project: str,
+    source: str,
+    target: str,
+    kinds: Sequence[str] | None = None,
+    asset: str | None = None,
+    instance: str = "latest",
+    with_aliases: bool | None = None,
+    alias: str | None = "candidate",
+    *,
+    reason: str | None = None,
+    registry: Registry | str | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Promote ``instance`` of ``asset`` (every asset if None) from ``source`` to ``target``.
+
+    Returns ``{"promoted": [{kind, name, alias, instance, source_instance}], "errors":
+    [{kind, name, error}]}``; one asset failing does not stop the others.
+    """
+    source, target = sanitize_branch(source), sanitize_branch(target)
+    kinds_defaulted = kinds is None
+    kinds = list(kinds or ("data", "models"))
+    for kind in kinds:
+        if kind not in _KIND_TO_TYPE:
+            raise RegistryError(f"kinds takes 'data' and/or 'models', not {kind!r}")
+    if with_aliases is None:
+        with_aliases = source != target
+    if alias is not None:
+        validate_alias(alias)
+        allowed = (read_project_file().get("promotion") or {}).get("aliases")
+        if allowed and alias not in allowed:
+            raise ValueError(
+                f"Alias '{alias}' is not in the allowed promotion aliases: {allowed}. "
+                "Configure [promotion] aliases in obproject.toml to customize.")
+    reg = registry if registry is not None and not isinstance(registry, str) \
+        else open_registry(registry)
+    promoter = current_entity()
+    promoted: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for kind in kinds:
+        asset_type = _KIND_TO_TYPE[kind]
+        wire = WIRE_KIND[asset_type]
+        if asset is not None:
+            # with default kinds an asset usually exists as one kind only: skip the other
+            if kinds_defaulted and asset not in {
+                    s.scope.name for s in reg.assets(project, source, asset_type)}:
+                continue
+            names = [asset]
+        else:
+            names = [s.scope.name for s in reg.assets(project, source, asset_type)]
+        for name in names:
+            try:
+                promoted.append(_promote_one(
+                    reg, Scope(project, source, asset_type, name),
+                    Scope(project, target, asset_type, name),
+                    instance, with_aliases, alias, promoter, reason))
+            except FlowpolicyError as exc:
+                errors.append({"kind": wire, "name": name, "error": str(exc)})
+    if asset is not None and kinds_defaulted and not promoted and not errors:
+        errors.append({"kind": None, "name": asset,
+                       "error": f"asset {asset!r} not found on source branch {source!r} "
+                                f"(checked: {', '.join(kinds)})"})
+    return {"promoted": promoted, "errors": errors}
+
+
+def _promote_one(reg: Registry, src_scope: Scope, dst_scope: Scope, instance: str,
+                 with_aliases: bool, alias: str | None, promoter, reason: str | None
+                 ) -> dict[str, Any]:
+    src = reg.resolve(src_scope, instance)
+    annotations = dict(src.annotations)
+    annotations["promoted_from_branch"] = src_scope.branch
+    annotations["promoted_from_instance"] = src.id
+    annotations["promoted_by"] = promoter.entity_id
+    new = reg.register(dst_scope, kind=src.kind, created_by=src.created_by,
+                       description=src.description, annotations=annotations, tags=src.tags,
+                       blobs=src.blobs)
+    why = reason or f"promoted from {src_scope.branch} {src.id}"
+    if with_aliases:
+        for name, version in reg.aliases(src_scope).items():
+            if version == src.version and name != alias:
+                reg.set_alias(dst_scope, name, new.id, by=promoter, reason=why)
+    if alias:
+        reg.set_alias(dst_scope, alias, new.id, by=promoter, reason=why)
+    return {"kind": WIRE_KIND[src_scope.asset_type], "name": src_scope.name, "alias": alias,
+            "instance": new.id, "source_instance": src.id}
