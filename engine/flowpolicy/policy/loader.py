@@ -1,0 +1,235 @@
+"""Load policy YAML into the frozen :class:`~flowpolicy.policy.model.Policy`.
+
+The only place raw policy documents exist. Loading runs in stages, each reporting every
+problem it finds before stopping: read YAML (FP0xx) -> resolve ``extends`` (FP201, FP202) ->
+JSON Schema on the merged document (FP1xx) -> fill ``defaults`` -> semantic checks (FP2xx) ->
+build the IR. Any problem raises :class:`~flowpolicy.errors.PolicyError` carrying all
+diagnostics of the first failing stage, each located in the file that wrote the node.
+
+Finding policy files (:func:`find_policy_files`): paths that are files are taken as given;
+directories are searched recursively (hidden folders, virtualenvs, ``node_modules``,
+``__pycache__``, ``build`` and ``dist`` skipped) for ``*.yaml``/``*.yml`` files that have a
+top-level ``version:`` or ``project:`` key or the ``policy.schema.json`` modeline. Stock
+presets have neither, so they are not picked up. With no paths, ``./policies/`` is searched
+if it exists, else the current directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+
+from flowpolicy.errors import Diagnostic, FlowpolicyError, PolicyError
+from flowpolicy.policy.merge import ExtendsResolver, apply_defaults
+from flowpolicy.policy.model import (
+    AssetDecl,
+    ChampionRule,
+    Check,
+    CompileSettings,
+    DriftLevel,
+    DriftRule,
+    Gate,
+    NamingRules,
+    Policy,
+    PromotionEdge,
+    frozen_map,
+)
+from flowpolicy.policy.schema import schema_diagnostics
+from flowpolicy.policy.semantic import semantic_diagnostics
+from flowpolicy.policy.source import SourceDoc, parse_text, read_file
+from flowpolicy.resources import presets_dir
+
+__all__ = [
+    "default_naming",
+    "find_policy_files",
+    "load_policy",
+    "load_policy_text",
+    "parse_duration",
+]
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SKIP_DIRS = frozenset({"node_modules", "venv", "__pycache__", "site-packages", "build", "dist"})
+_POLICY_MARKERS = re.compile(r"^(version|project)\s*:|policy\.schema\.json", re.MULTILINE)
+
+
+def parse_duration(value: int | str) -> int:
+    """Seconds of a schema-valid duration: integer seconds or ``<n><s|m|h|d|w>``."""
+    if isinstance(value, int):
+        return value
+    return int(value[:-1]) * _DURATION_UNITS[value[-1]]
+
+
+def load_policy(path: str | os.PathLike) -> Policy:
+    """Load, merge, validate and build the policy in the file at ``path``.
+
+    Raises :class:`PolicyError` with every diagnostic of the first failing stage.
+    """
+    file = Path(path)
+    display = os.fspath(path)
+    doc, problems = read_file(file, display)
+    return _load(doc, problems, display, file.resolve().parent, (file.resolve(),))
+
+
+def load_policy_text(text: str, source: str = "<string>") -> Policy:
+    """Load a policy from YAML text; ``source`` names it in messages and anchors relative
+    ``extends`` paths (the current directory when it is not a path)."""
+    doc, problems = parse_text(text.removeprefix("\ufeff"), source)
+    base = Path.cwd() if source.startswith("<") else Path(source).resolve().parent
+    return _load(doc, problems, source, base, ())
+
+
+def _raise_if(diagnostics: list[Diagnostic]) -> None:
+    if diagnostics:
+        raise PolicyError(sorted(diagnostics, key=lambda d: (d.file, d.line, d.col, d.code)))
+
+
+def _load(doc: SourceDoc | None, problems: list[Diagnostic], source: str, base_dir: Path,
+          chain: tuple[Path, ...]) -> Policy:
+    _raise_if(problems)
+    assert doc is not None  # no diagnostics means the document was built
+    resolver = ExtendsResolver(presets_dir())
+    merged = resolver.resolve(doc, base_dir, chain)
+    _raise_if(resolver.diagnostics)
+    _raise_if(schema_diagnostics(merged.data, merged.locations, source))
+    data = copy.deepcopy(merged.data)
+    locations = dict(merged.locations)
+    apply_defaults(data, locations)
+    _raise_if(semantic_diagnostics(data, locations, source))
+    return _build(data, locations, source)
+
+
+def _number(value: float | int | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _build(doc: dict, locations: dict, source: str) -> Policy:
+    """The IR of a valid, merged document with defaults applied."""
+    naming_doc = doc.get("naming") or {}
+    naming = NamingRules(
+        pattern=naming_doc.get("pattern", NamingRules.pattern),
+        forbidden_words=tuple(naming_doc.get("forbidden_words", ())),
+        declared_only=naming_doc.get("declared_only", False),
+    )
+    assets = {
+        name: AssetDecl(name=name, type=a["type"], description=a.get("description"),
+                        required_annotations=tuple(a.get("required_annotations", ())))
+        for name, a in (doc.get("assets") or {}).items()
+    }
+    gates = {
+        name: Gate(
+            name=name,
+            asset=g["asset"],
+            checks=tuple(Check(metric=c["metric"], min=_number(c.get("min")),
+                               max=_number(c.get("max"))) for c in g["checks"]),
+            on_pass=g.get("on_pass"),
+            on_fail=g.get("on_fail"),
+        )
+        for name, g in (doc.get("gates") or {}).items()
+    }
+    champions = {
+        name: ChampionRule(
+            asset=name,
+            metric=c["metric"],
+            direction=c.get("direction", "maximize"),
+            min_improvement=float(c.get("min_improvement", 0.0)),
+            alias=c.get("alias", "champion"),
+            on_promote=c.get("on_promote"),
+            on_keep=c.get("on_keep"),
+        )
+        for name, c in (doc.get("champion") or {}).items()
+    }
+    models = tuple(name for name, a in assets.items() if a.type == "model")
+    promotion = []
+    for edge in doc.get("promotion") or []:
+        edge_assets = tuple(edge["assets"]) if "assets" in edge else models
+        require = edge.get("require")
+        if require is None:
+            require = [name for name, g in gates.items() if g.asset in edge_assets]
+        promotion.append(PromotionEdge(source=edge["from"], target=edge["to"],
+                                       assets=edge_assets, require=tuple(require),
+                                       alias=edge.get("alias", "candidate")))
+    drift = {}
+    for name, rule in (doc.get("drift") or {}).items():
+        max_age = rule.get("max_age_seconds", rule.get("max_age"))
+        drift[name] = DriftRule(
+            asset=name,
+            levels=tuple(DriftLevel(level, float(t)) for level, t in rule["levels"].items()),
+            statistic=rule.get("statistic", "ks"),
+            current=rule.get("current", "latest"),
+            reference=rule.get("reference", "latest-1"),
+            columns=tuple(rule.get("columns", ())),
+            report_asset=rule.get("report_asset"),
+            events=frozen_map(rule.get("events")),
+            max_age_seconds=None if max_age is None else parse_duration(max_age),
+        )
+    compile_doc = doc.get("compile") or {}
+    return Policy(
+        project=doc["project"],
+        version=doc["version"],
+        naming=naming,
+        assets=frozen_map(assets),
+        branches=tuple(doc.get("branches", ())),
+        gates=frozen_map(gates),
+        champions=frozen_map(champions),
+        promotion=tuple(promotion),
+        drift=frozen_map(drift),
+        compile=CompileSettings(output_dir=compile_doc.get("output_dir", "flows")),
+        extends=tuple(doc.get("extends", ())),
+        source=source,
+        locations=frozen_map(locations),
+    )
+
+
+@cache
+def default_naming() -> NamingRules:
+    """The naming rules of the stock ``flowpolicy:naming`` preset (used when no policy is
+    found)."""
+    text = "version: 1\nproject: default\nextends: ['flowpolicy:naming']\n"
+    return load_policy_text(text, "<flowpolicy:naming>").naming
+
+
+def _looks_like_policy(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(65536).decode("utf-8", "replace")
+    except OSError:
+        return True  # let the loader report why it cannot be read
+    return bool(_POLICY_MARKERS.search(head))
+
+
+def _search(directory: Path) -> list[Path]:
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS)
+        for name in sorted(files):
+            if name.endswith((".yaml", ".yml")):
+                candidate = Path(root) / name
+                if _looks_like_policy(candidate):
+                    found.append(candidate)
+    return found
+
+
+def find_policy_files(paths: Sequence[str | os.PathLike] = ()) -> list[Path]:
+    """Policy files named by ``paths`` (see the module docstring for the search rules).
+
+    Raises :class:`FlowpolicyError` (exit 2) for a path that does not exist.
+    """
+    if not paths:
+        paths = [Path("policies")] if Path("policies").is_dir() else [Path(".")]
+    found: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            found.extend(_search(path))
+        else:
+            raise FlowpolicyError(f"no such file or directory: {os.fspath(given)}")
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())

@@ -1,0 +1,282 @@
+"""Semantic checks: what the schema cannot say. Runs on a schema-valid, merged document with
+defaults applied; every problem is a located :class:`Diagnostic` with a stable FP2xx code."""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections.abc import Mapping
+
+from flowpolicy.errors import Diagnostic
+from flowpolicy.policy.model import CHAMPION_REQUIREMENT, SourceLocation
+from flowpolicy.policy.schema import locate
+from flowpolicy.policy.source import child_path
+
+#: Instance aliases may not shadow the instance spec keyword.
+RESERVED_ALIASES = frozenset({"latest"})
+
+
+def name_tokens(name: str) -> list[str]:
+    """The ``_``/``-`` separated tokens of a name, lower-cased (``fraud-Model_v2`` ->
+    ``fraud``, ``model``, ``v2``)."""
+    return [token for token in re.split(r"[_\-]+", name.lower()) if token]
+
+
+def forbidden_tokens(name: str, forbidden_words) -> list[str]:
+    """The forbidden words that appear as whole tokens of ``name``."""
+    words = {word.lower() for word in forbidden_words}
+    return [token for token in name_tokens(name) if token in words]
+
+
+class _Checker:
+    def __init__(self, doc: dict, locations: Mapping[str, SourceLocation], source: str):
+        self.doc = doc
+        self.locations = locations
+        self.source = source
+        self.diagnostics: list[Diagnostic] = []
+
+    def report(self, code: str, path: str, message: str) -> None:
+        loc = locate(self.locations, path, self.source)
+        self.diagnostics.append(Diagnostic(loc.file, loc.line, loc.col, code, message, path))
+
+    # -- helpers ------------------------------------------------------------------------
+    @property
+    def assets(self) -> dict:
+        return self.doc.get("assets") or {}
+
+    def asset_ref(self, name: str, path: str, want: str | None = None, role: str = "") -> bool:
+        asset = self.assets.get(name)
+        if asset is None:
+            declared = ", ".join(self.assets) or "none"
+            self.report("FP203", path, f"asset {name!r} is not declared under assets "
+                                       f"(declared: {declared})")
+            return False
+        if want is not None and asset["type"] != want:
+            self.report("FP204", path, f"{role} needs a {want} asset, but {name!r} is "
+                                       f"declared as {asset['type']}")
+            return False
+        return True
+
+    def not_keyword(self, name: str, path: str, what: str) -> None:
+        if keyword.iskeyword(name):
+            self.report("FP217", path, f"{what} {name!r} is a Python keyword; generated flows "
+                                       "use it as a Python name")
+
+    # -- checks ---------------------------------------------------------------------------
+    def run(self) -> list[Diagnostic]:
+        self.check_naming()
+        self.check_gates()
+        self.check_champions()
+        self.check_promotion()
+        self.check_drift()
+        self.check_events()
+        return sorted(self.diagnostics, key=lambda d: (d.file, d.line, d.col, d.code))
+
+    def check_naming(self) -> None:
+        naming = self.doc.get("naming") or {}
+        pattern = None
+        if "pattern" in naming:
+            try:
+                pattern = re.compile(naming["pattern"])
+            except re.error as exc:
+                self.report("FP216", "$.naming.pattern",
+                            f"{naming['pattern']!r} is not a valid regular expression: {exc}")
+        forbidden = naming.get("forbidden_words") or []
+        for name in self.assets:
+            path = child_path("$.assets", name)
+            self.not_keyword(name, path, "asset name")
+            if pattern is not None and not pattern.search(name):
+                self.report("FP214", path, f"asset name {name!r} does not match the naming "
+                                           f"pattern {pattern.pattern!r}")
+            words = forbidden_tokens(name, forbidden)
+            if words:
+                self.report("FP215", path,
+                            f"asset name {name!r} contains the forbidden word "
+                            f"{', '.join(map(repr, words))}: environments are branches, not "
+                            "part of a name (register it on the branch instead)")
+
+    def check_gates(self) -> None:
+        for name, gate in (self.doc.get("gates") or {}).items():
+            path = child_path("$.gates", name)
+            if name == CHAMPION_REQUIREMENT:
+                self.report("FP218", path, f"a gate may not be called {name!r}: promotion "
+                                           "requirements use that word for the champion rule")
+            self.not_keyword(name, path, "gate name")
+            self.asset_ref(gate["asset"], f"{path}.asset")
+            seen: dict[str, int] = {}
+            for index, check in enumerate(gate["checks"]):
+                check_path = child_path(f"{path}.checks", index)
+                metric = check["metric"]
+                self.not_keyword(metric, f"{check_path}.metric", "metric")
+                if metric in seen:
+                    self.report("FP213", f"{check_path}.metric",
+                                f"metric {metric!r} is already checked by checks[{seen[metric]}]"
+                                "; put min and max in one check")
+                seen.setdefault(metric, index)
+                low, high = check.get("min"), check.get("max")
+                if low is not None and high is not None and low > high:
+                    self.report("FP212", check_path, f"min {low} is greater than max {high}: "
+                                                     "no value can pass")
+
+    def check_champions(self) -> None:
+        for name, rule in (self.doc.get("champion") or {}).items():
+            path = child_path("$.champion", name)
+            self.asset_ref(name, path, "model", "a champion rule")
+            if "metric" not in rule:
+                self.report("FP221", path, "champion rule has no metric (set metric here or in "
+                                           "defaults.champion)")
+            else:
+                self.not_keyword(rule["metric"], f"{path}.metric", "metric")
+            alias = rule.get("alias")
+            if alias in RESERVED_ALIASES:
+                self.report("FP218", f"{path}.alias", f"alias {alias!r} is reserved")
+
+    def check_promotion(self) -> None:
+        branches = self.doc.get("branches") or []
+        gates = self.doc.get("gates") or {}
+        champions = self.doc.get("champion") or {}
+        edges: list[tuple[str, str, int]] = []
+        promoted: dict[tuple[str, str, str], int] = {}
+        for index, edge in enumerate(self.doc.get("promotion") or []):
+            path = child_path("$.promotion", index)
+            source, target = edge["from"], edge["to"]
+            known = True
+            for end, branch in (("from", source), ("to", target)):
+                if branch not in branches:
+                    known = False
+                    self.report("FP205", f"{path}.{end}",
+                                f"branch {branch!r} is not declared under branches "
+                                f"(declared: {', '.join(branches) or 'none'})")
+            if source == target:
+                self.report("FP208", path, f"edge promotes from {source!r} to itself")
+            elif known:
+                edges.append((source, target, index))
+            assets = edge.get("assets")
+            if assets is None:
+                assets = [n for n, a in self.assets.items() if a["type"] == "model"]
+                if not assets:
+                    self.report("FP208", path, "edge names no assets and no model asset is "
+                                               "declared, so it promotes nothing")
+            for position, asset in enumerate(assets):
+                asset_path = child_path(f"{path}.assets", position)
+                if "assets" in edge and not self.asset_ref(asset, asset_path):
+                    continue
+                key = (source, target, asset)
+                if key in promoted:
+                    self.report("FP208", asset_path if "assets" in edge else path,
+                                f"{asset!r} is already promoted from {source!r} to {target!r} "
+                                f"by promotion[{promoted[key]}]")
+                promoted.setdefault(key, index)
+            for position, requirement in enumerate(edge.get("require") or []):
+                req_path = child_path(f"{path}.require", position)
+                if requirement == CHAMPION_REQUIREMENT:
+                    for asset in assets:
+                        if asset not in champions:
+                            self.report("FP206", req_path,
+                                        f"requires the champion, but {asset!r} has no "
+                                        "champion rule")
+                elif requirement not in gates:
+                    self.report("FP206", req_path,
+                                f"{requirement!r} is neither a declared gate "
+                                f"(declared: {', '.join(gates) or 'none'}) nor "
+                                f"{CHAMPION_REQUIREMENT!r}")
+                elif gates[requirement]["asset"] not in assets:
+                    self.report("FP206", req_path,
+                                f"gate {requirement!r} checks {gates[requirement]['asset']!r}, "
+                                "which this edge does not promote")
+            if edge.get("alias") in RESERVED_ALIASES:
+                self.report("FP218", f"{path}.alias", f"alias {edge['alias']!r} is reserved")
+        self._check_cycles(edges)
+
+    def _check_cycles(self, edges: list[tuple[str, str, int]]) -> None:
+        successors: dict[str, list[tuple[str, int]]] = {}
+        for source, target, index in edges:
+            successors.setdefault(source, []).append((target, index))
+        state: dict[str, str] = {}
+        stack: list[str] = []
+
+        def visit(branch: str) -> None:
+            state[branch] = "open"
+            stack.append(branch)
+            for target, index in successors.get(branch, []):
+                if state.get(target) == "open":
+                    cycle = [*stack[stack.index(target):], target]
+                    self.report("FP207", child_path("$.promotion", index),
+                                "promotion edges form a cycle: " + " -> ".join(cycle))
+                elif target not in state:
+                    visit(target)
+            stack.pop()
+            state[branch] = "done"
+
+        for branch in list(successors):
+            if branch not in state:
+                visit(branch)
+
+    def check_drift(self) -> None:
+        for name, rule in (self.doc.get("drift") or {}).items():
+            path = child_path("$.drift", name)
+            self.asset_ref(name, path, "data", "a drift rule")
+            report = rule.get("report_asset")
+            if report is not None:
+                if report == name:
+                    self.report("FP219", f"{path}.report_asset",
+                                "the drift report cannot be registered as the monitored asset "
+                                "itself (it would become the next comparison)")
+                else:
+                    self.asset_ref(report, f"{path}.report_asset", "data", "report_asset")
+            current, reference = rule.get("current", "latest"), rule.get("reference", "latest-1")
+            if current == reference:
+                self.report("FP219", f"{path}.reference",
+                            f"current and reference are both {reference!r}: an "
+                            "instance compared with itself never drifts")
+            if "max_age" in rule and "max_age_seconds" in rule:
+                self.report("FP220", f"{path}.max_age_seconds",
+                            "set max_age or max_age_seconds, not both")
+            levels = rule.get("levels")
+            if levels is None:
+                self.report("FP221", path, "drift rule has no levels (set levels here or in "
+                                           "defaults.drift)")
+                levels = {}
+            previous: tuple[str, float] | None = None
+            for level, threshold in levels.items():
+                level_path = child_path(f"{path}.levels", level)
+                self.not_keyword(level, level_path, "level name")
+                if previous is None and threshold != 0:
+                    self.report("FP210", level_path,
+                                f"the first level ({level!r}) must have threshold 0 so that "
+                                f"every statistic has a level; it has {threshold}")
+                if previous is not None and threshold <= previous[1]:
+                    self.report("FP209", level_path,
+                                f"level {level!r} ({threshold}) must be above the level "
+                                f"before it, {previous[0]!r} ({previous[1]}): list levels "
+                                "from lowest to highest threshold")
+                previous = (level, threshold)
+            for level in rule.get("events") or {}:
+                if level not in levels:
+                    self.report("FP211", child_path(f"{path}.events", level),
+                                f"{level!r} is not one of this rule's levels "
+                                f"({', '.join(levels) or 'none'})")
+
+    def check_events(self) -> None:
+        events: list[tuple[str, str]] = []
+        for name, gate in (self.doc.get("gates") or {}).items():
+            for key in ("on_pass", "on_fail"):
+                if key in gate:
+                    events.append((gate[key], f"{child_path('$.gates', name)}.{key}"))
+        for name, rule in (self.doc.get("champion") or {}).items():
+            for key in ("on_promote", "on_keep"):
+                if key in rule:
+                    events.append((rule[key], f"{child_path('$.champion', name)}.{key}"))
+        for name, rule in (self.doc.get("drift") or {}).items():
+            for level, event in (rule.get("events") or {}).items():
+                events.append((event, child_path(f"{child_path('$.drift', name)}.events",
+                                                 level)))
+        for event, path in events:
+            self.not_keyword(event, path, "event name")
+
+
+def semantic_diagnostics(
+    doc: dict, locations: Mapping[str, SourceLocation], source: str
+) -> list[Diagnostic]:
+    """Every semantic problem of a schema-valid document with defaults applied."""
+    return _Checker(doc, locations, source).run()
