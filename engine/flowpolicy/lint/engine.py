@@ -21,20 +21,19 @@ import io
 import os
 import re
 import tokenize
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from flowpolicy.errors import FlowpolicyError
 from flowpolicy.lint.callsites import CallSite, Value, find_call_sites
 from flowpolicy.lint.finding import Finding
-from flowpolicy.lint.noqa import NOQA, Suppression, parse_line
+from flowpolicy.lint.noqa import Suppression, parse_line
 from flowpolicy.lint.rule import RuleContext
 from flowpolicy.lint.rules import RULES, RULES_BY_CODE, UNPARSABLE_FILE, UNUSED_NOQA
 
 #: A file containing none of these bytes cannot hold a call site (see module docstring).
 NEEDLES: tuple[bytes, ...] = (b"prj", b"Asset", b"promote_assets")
-#: With --report-unused-noqa a file may matter only for its ``# noqa: FPL...`` comments.
+#: With --report-unused-noqa a file may matter only for its suppression comments.
 NOQA_NEEDLES: tuple[bytes, ...] = (b"FPL", b"fpl")
 
 #: Directories never entered while walking (explicitly named files are always linted).
@@ -369,19 +368,23 @@ def _count(findings: list[Finding], stats: LintStats) -> Iterator[Finding]:
 
 def lint_declared_names(
     names: Iterable[tuple[str, str, str, int, int]], context: RuleContext, config: LintConfig,
-    lines: Sequence[str] = (),
+    lines_of: Callable[[str], Sequence[str]] = lambda source: (),
 ) -> list[Finding]:
-    """Judge names declared in a policy file: (name, type, file, line, col) each, with the
-    rules that apply to declared names. ``lines`` (the YAML text) enables ``# noqa``."""
+    """Judge names declared in a policy file, ``(name, type, file, line, col)`` each, with
+    the rules that apply to declared names; ``lines_of(file)`` gives the YAML text so that
+    ``# noqa`` comments work there too."""
     findings: list[Finding] = []
     for name, asset_type, source, line, col in names:
         value = Value(parts=(name,), line=line, col=col - 1, end_line=line,
                       end_col=col - 1 + len(name), node=ast.Constant(name))
         site = CallSite(api="assets", asset_type=asset_type, name=value, instance=None,
                         line=line, col=col - 1)
+        lines = lines_of(source)
         suppression = parse_line(lines[line - 1], line) if 0 < line <= len(lines) else None
         for rule in RULES:
-            if not rule.checks_declared_names or not config.enabled(rule.code):
+            if rule.check is None or not rule.checks_declared_names:
+                continue
+            if not config.enabled(rule.code):
                 continue
             if suppression is not None and suppression.covers(rule.code):
                 continue
@@ -405,19 +408,3 @@ def ensure_codes(codes: Iterable[str]) -> tuple[str, ...]:
             )
         out.append(code)
     return tuple(out)
-
-
-def display_path(path: str, base: Path | None = None) -> str:
-    return path if base is None else os.path.relpath(path, base)
-
-
-__all__ = [
-    "NOQA",
-    "LintConfig",
-    "LintStats",
-    "Scope",
-    "iter_python_files",
-    "lint_declared_names",
-    "lint_files",
-    "lint_source",
-]

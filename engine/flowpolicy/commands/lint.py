@@ -1,0 +1,85 @@
+"""``flowpolicy lint [PATH ...]``: asset-name problems in Python source (see flowpolicy.lint)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from flowpolicy.errors import EXIT_FINDINGS, EXIT_OK, FlowpolicyError
+
+HELP = "find asset names in Python code that break the naming policy (text/json/sarif/github)"
+
+FORMATS = ("text", "json", "sarif", "github")
+
+
+def _codes(value: str) -> list[str]:
+    return [code for code in value.replace(" ", ",").split(",") if code]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="*", default=["."], metavar="PATH",
+                        help="files and folders to lint (default: the current folder)")
+    parser.add_argument("--policy", action="append", default=[], metavar="PATH",
+                        help="policy file(s) to lint against (default: policy files in the "
+                             "repository's policies/ folders, else the stock naming preset)")
+    parser.add_argument("--format", choices=FORMATS, default="text",
+                        help="report format (default: text)")
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="write the report to FILE instead of standard output")
+    parser.add_argument("--select", action="append", type=_codes, default=[], metavar="CODES",
+                        help="only these codes or code prefixes (comma-separated)")
+    parser.add_argument("--ignore", action="append", type=_codes, default=[], metavar="CODES",
+                        help="skip these codes or code prefixes (comma-separated)")
+    parser.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                        help="skip files and folders matching GLOB (name or relative path)")
+    parser.add_argument("--report-unused-noqa", action="store_true",
+                        help="report '# noqa: FPL...' codes that suppress nothing (FPL901)")
+    parser.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
+                        help="worker processes (default: all cores; 1 = no pool)")
+    parser.add_argument("--no-policy-names", action="store_true",
+                        help="do not lint the asset names declared in the policy files")
+    parser.add_argument("--list-rules", action="store_true",
+                        help="print the rule codes and summaries, then exit")
+
+
+def run(args: argparse.Namespace) -> int:
+    from flowpolicy.lint import RULES, LintRequest, prepare
+    from flowpolicy.lint.formatters import FORMATTERS
+
+    if args.jobs is not None and args.jobs < 1:
+        raise FlowpolicyError("--jobs must be at least 1")
+    if args.list_rules:
+        for rule in RULES:
+            print(f"{rule.code}  {rule.name:<22} {rule.summary}")
+        return EXIT_OK
+    request = LintRequest(
+        paths=tuple(args.paths),
+        policies=tuple(args.policy),
+        select=tuple(code for group in args.select for code in group),
+        ignore=tuple(code for group in args.ignore for code in group),
+        exclude=tuple(args.exclude),
+        report_unused_noqa=args.report_unused_noqa,
+        jobs=args.jobs,
+        lint_policy_files=not args.no_policy_names,
+    )
+    lint_run = prepare(request)
+    out = open(args.output, "w", encoding="utf-8", newline="\n") if args.output else sys.stdout
+    try:
+        formatter = FORMATTERS[args.format](out)
+        formatter.begin()
+        for finding in lint_run.findings():
+            formatter.write(finding)
+        formatter.end(lint_run.stats)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    stats = lint_run.stats
+    if args.format == "text" or args.output:
+        plural = "" if stats.findings == 1 else "s"
+        print(
+            f"flowpolicy lint: {stats.findings} finding{plural} in {stats.files} files "
+            f"({stats.parsed} parsed, {stats.bytes / 1e6:.1f} MB)",
+            file=sys.stderr,
+        )
+    return EXIT_FINDINGS if stats.findings else EXIT_OK
+

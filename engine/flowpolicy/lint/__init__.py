@@ -1,0 +1,110 @@
+"""``flowpolicy lint``: find asset-name problems in Python source without importing it.
+
+Public API::
+
+    run = prepare(LintRequest(paths=("src",)))   # loads policies, lists files (may raise)
+    for finding in run.findings():               # streams Finding records in file order
+        print(finding.format())
+    run.stats                                    # files, parsed, bytes, findings, by code
+
+Rules live one per module in :mod:`flowpolicy.lint.rules` (see :data:`RULES`); formats in
+:data:`flowpolicy.lint.formatters.FORMATTERS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flowpolicy.lint.discovery import PolicySet, resolve_policies
+from flowpolicy.lint.engine import (
+    LintConfig,
+    LintStats,
+    ensure_codes,
+    iter_python_files,
+    lint_declared_names,
+    lint_files,
+)
+from flowpolicy.lint.finding import Finding
+from flowpolicy.lint.rules import RULES, RULES_BY_CODE
+
+__all__ = ["RULES", "RULES_BY_CODE", "Finding", "LintRequest", "LintRun", "prepare"]
+
+
+@dataclass(frozen=True)
+class LintRequest:
+    """What to lint and how; the one object the CLI hands to the API."""
+
+    paths: tuple[str, ...] = (".",)
+    policies: tuple[str, ...] = ()
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    report_unused_noqa: bool = False
+    jobs: int | None = None
+    #: Lint the asset names declared in the policy files themselves.
+    lint_policy_files: bool = True
+
+
+@dataclass
+class LintRun:
+    request: LintRequest
+    policy_set: PolicySet
+    config: LintConfig
+    files: list[str]
+    stats: LintStats = field(default_factory=LintStats)
+
+    def findings(self) -> Iterator[Finding]:
+        """Findings of the policy files' declared names, then of the Python files."""
+        if self.request.lint_policy_files:
+            for policy in self.policy_set.policies:
+                for finding in _policy_findings(policy, self.config):
+                    self.stats.findings += 1
+                    self.stats.counts[finding.code] = self.stats.counts.get(finding.code, 0) + 1
+                    yield finding
+        yield from lint_files(self.files, self.config, jobs=self.request.jobs, stats=self.stats)
+
+
+def prepare(request: LintRequest) -> LintRun:
+    """Resolve policies and files up front, so configuration errors (exit 2) surface before
+    any output is written."""
+    select = ensure_codes(request.select)
+    ignore = ensure_codes(request.ignore)
+    policy_set = resolve_policies(request.policies, exclude=request.exclude)
+    config = LintConfig(
+        scopes=policy_set.scopes,
+        select=select,
+        ignore=ignore,
+        report_unused_noqa=request.report_unused_noqa,
+    )
+    files = list(iter_python_files(request.paths, request.exclude))
+    return LintRun(request=request, policy_set=policy_set, config=config, files=files)
+
+
+def _policy_findings(policy, config: LintConfig) -> list[Finding]:
+    from flowpolicy.lint.discovery import context_for_policy
+
+    cache: dict[str, list[str]] = {}
+
+    def lines_of(source: str) -> list[str]:
+        if source not in cache:
+            try:
+                cache[source] = Path(source).read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError):
+                cache[source] = []
+        return cache[source]
+
+    names = []
+    for name, decl in policy.assets.items():
+        where = policy.locate(f"$.assets.{name}")
+        names.append((name, decl.type, _shown(where.file), where.line, where.col))
+    return lint_declared_names(names, context_for_policy(policy), config, lines_of)
+
+
+def _shown(path: str) -> str:
+    """Paths under the current directory are shown relative to it, like the Python files."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return path

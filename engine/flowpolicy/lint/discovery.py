@@ -1,0 +1,110 @@
+"""Which policy applies to which file.
+
+With ``--policy PATH`` (repeatable) those files are used. Without it, the repository root
+is the nearest ancestor of the current directory holding ``.git`` or ``obproject.toml``
+(else the current directory); every folder named ``policies/`` below it is searched for
+policy files with :func:`flowpolicy.policy.loader.find_policy_files` (YAML files with a
+top-level ``version:``/``project:`` key; stock presets have neither). Hidden folders and
+the linter's excluded folders are not entered.
+
+A policy governs the Python files under its *home*: the folder holding its ``policies/``
+folder (else the policy file's own folder). A file under several homes takes the deepest.
+A single policy governs every file; files outside every home (or all files, when no
+policy is found) get the stock ``flowpolicy:naming`` preset, which declares no assets.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from flowpolicy.lint.engine import DEFAULT_EXCLUDES, Scope
+from flowpolicy.lint.rule import RuleContext
+from flowpolicy.policy.model import Policy
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """The policies in force and the scopes they give, deepest home first."""
+
+    policies: tuple[Policy, ...]
+    scopes: tuple[Scope, ...]
+
+
+def repository_root(start: Path | None = None) -> Path:
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / ".git").exists() or (candidate / "obproject.toml").is_file():
+            return candidate
+    return here
+
+
+def discover_policy_files(root: Path, exclude: Sequence[str] = ()) -> list[Path]:
+    """Policy files in the ``policies/`` folders under ``root``."""
+    from flowpolicy.policy.loader import find_policy_files
+
+    patterns = tuple(DEFAULT_EXCLUDES) + tuple(exclude)
+    folders: list[Path] = []
+    for current, dirs, _ in os.walk(root):
+        dirs[:] = sorted(
+            d for d in dirs
+            if not d.startswith(".") and not any(fnmatch.fnmatch(d, p) for p in patterns)
+            and not any(
+                fnmatch.fnmatch(os.path.relpath(os.path.join(current, d), root), p)
+                for p in exclude
+            )
+        )
+        if os.path.basename(current) == "policies":
+            folders.append(Path(current))
+    return find_policy_files(folders) if folders else []
+
+
+def policy_home(policy_file: Path) -> Path:
+    folder = policy_file.resolve().parent
+    return folder.parent if folder.name == "policies" else folder
+
+
+def context_for_policy(policy: Policy) -> RuleContext:
+    return RuleContext(
+        naming=policy.naming,
+        declared={name: decl.type for name, decl in policy.assets.items()},
+        policy_source=policy.source,
+    )
+
+
+def stock_context() -> RuleContext:
+    from flowpolicy.policy.loader import default_naming
+
+    return RuleContext(naming=default_naming(), declared=None, policy_source=None)
+
+
+def resolve_policies(
+    policy_paths: Sequence[str | os.PathLike] = (), *, exclude: Sequence[str] = (),
+    root: Path | None = None,
+) -> PolicySet:
+    """Load the policies in force (raises PolicyError/FlowpolicyError, exit 2, if one is
+    broken or missing) and the scopes they govern."""
+    from flowpolicy.policy.loader import load_policy
+
+    if policy_paths:
+        files = [Path(p) for p in policy_paths]
+        for path in files:
+            if not path.is_file():
+                from flowpolicy.errors import FlowpolicyError
+
+                raise FlowpolicyError(f"no such policy file: {os.fspath(path)}")
+    else:
+        files = discover_policy_files(root or repository_root(), exclude)
+    policies = tuple(load_policy(path) for path in files)
+    if len(policies) == 1:
+        return PolicySet(policies, (Scope("", context_for_policy(policies[0])),))
+    homed = sorted(
+        ((str(policy_home(Path(p.source))), p) for p in policies),
+        key=lambda item: -len(item[0]),
+    )
+    scopes = [Scope(home, context_for_policy(policy)) for home, policy in homed]
+    scopes.append(Scope("", stock_context()))
+    return PolicySet(policies, tuple(scopes))
