@@ -7,6 +7,7 @@ Merge rules (documented in docs/policy-reference.md):
 * Mappings merge key by key, recursively. A key only one side has is kept as it is.
 * On scalars, lists and type mismatches the extending (upper) side wins, replacing the value
   whole: ``branches``, ``promotion``, ``checks``, ``required_annotations`` are replaced.
+  Drift ``levels`` mappings are replaced whole as well: their thresholds are one ordered set.
 * ``naming.forbidden_words`` is the exception: the union, lower sides' words first.
 * The merged document keeps the top file's own ``extends`` list (for the record); extended
   files' ``extends`` are consumed.
@@ -49,7 +50,7 @@ def merge_values(
     lower: object, lower_locs: Locations, upper: object, upper_locs: Locations, path: str
 ) -> tuple[object, Locations]:
     """Merge ``upper`` over ``lower`` at ``path``; returns the value and its locations."""
-    if isinstance(lower, dict) and isinstance(upper, dict):
+    if isinstance(lower, dict) and isinstance(upper, dict) and not path.endswith(".levels"):
         value: dict = {}
         locs: Locations = {}
         if path in upper_locs or path in lower_locs:

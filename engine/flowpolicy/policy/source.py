@@ -123,8 +123,8 @@ class PolicyYAMLLoader(yaml.SafeLoader):
 
     def _bad_tag(self, node: yaml.Node, path: str) -> None:
         self._report(node, "FP006", path,
-                     f"tag {_short_tag(node.tag)!r} is not allowed in a policy; only plain strings, "
-                     "numbers, booleans, null, lists and mappings are")
+                     f"tag {_short_tag(node.tag)!r} is not allowed in a policy; only plain "
+                     "strings, numbers, booleans, null, lists and mappings are")
         return None
 
     def _scalar(self, node: yaml.ScalarNode, path: str) -> object:
