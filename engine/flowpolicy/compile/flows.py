@@ -1,0 +1,306 @@
+"""Which flows a policy compiles to, and the validated values each template receives.
+
+One flow per gate, per champion rule, per promoted asset and per drift rule. Everything a
+template prints as code comes from here: names checked by :mod:`flowpolicy.compile.names`,
+numbers, and IR objects that the ``py`` filter writes as literals.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from flowpolicy.compile import names
+from flowpolicy.errors import CompileError
+from flowpolicy.policy.model import (
+    CHAMPION_REQUIREMENT,
+    AssetDecl,
+    ChampionRule,
+    DriftRule,
+    Gate,
+    Policy,
+)
+
+
+@dataclass(frozen=True)
+class FlowPlan:
+    """One generated file: its flow class, template and the template's values."""
+
+    kind: str
+    rule: str
+    class_name: str
+    file_name: str
+    template: str
+    context: Mapping[str, object]
+
+
+#: Artifact and parameter names each template uses itself; policy-derived parameters must
+#: not take them.
+_TEMPLATE_NAMES = {
+    "gate": {
+        "instance", "policy_hash", "judged_instance", "annotations", "passed", "event", "verdict",
+    },
+    "drift": {
+        "current", "reference", "policy_hash", "current_instance", "reference_instance",
+        "level", "event", "drift_report",
+    },
+}
+
+
+def plan_flows(policy: Policy) -> list[FlowPlan]:
+    """Every flow the policy compiles to, in a stable order (gates, champions, promotions,
+    drift; each in policy order). Raises CompileError for names that cannot be used."""
+    header = _header(policy)
+    plans = [
+        *(_gate_flow(policy, gate, header) for gate in policy.gates.values()),
+        *(_champion_flow(policy, rule, header) for rule in policy.champions.values()),
+        *(_promotion_flow(policy, asset, header) for asset in _promoted_assets(policy)),
+        *(_drift_flow(policy, rule, header) for rule in policy.drift.values()),
+    ]
+    seen: dict[str, FlowPlan] = {}
+    for plan in plans:
+        for key in (plan.class_name, plan.file_name):
+            if key in seen:
+                other = seen[key]
+                raise CompileError(
+                    f"{policy.source}: {plan.kind} {plan.rule!r} and {other.kind} "
+                    f"{other.rule!r} would both generate {key}; rename one of them"
+                )
+            seen[key] = plan
+    return plans
+
+
+def source_label(policy: Policy) -> str:
+    """How generated headers name the policy file: relative to the project root (the nearest
+    folder with obproject.toml, else .git), never absolute, so output does not depend on
+    where the repository is checked out."""
+    if policy.source.startswith("<"):
+        return policy.source
+    path = Path(os.path.abspath(policy.source))
+    for folder in path.parents:
+        if (folder / "obproject.toml").is_file() or (folder / ".git").exists():
+            return path.relative_to(folder).as_posix()
+    return path.name
+
+
+def _header(policy: Policy) -> dict[str, object]:
+    return {
+        "source": source_label(policy),
+        "project": names.check_project(policy),
+        "policy_hash": policy.hash,
+    }
+
+
+def _asset_type(policy: Policy, asset: str, json_path: str) -> str:
+    decl = policy.assets.get(asset)
+    if decl is None or decl.type not in ("data", "model"):
+        raise CompileError(
+            f"{policy.locate(json_path)}: {json_path}: asset {asset!r} is not declared"
+        )
+    return decl.type
+
+
+def _finish(policy: Policy, kind: str, rule: str, class_name: str, template: str,
+            context: dict[str, object], header: dict[str, object]) -> FlowPlan:
+    file_name = f"{names.snake_case(class_name)}.py"
+    return FlowPlan(
+        kind=kind,
+        rule=rule,
+        class_name=class_name,
+        file_name=file_name,
+        template=template,
+        context={**header, **context, "class_name": class_name, "file_name": file_name},
+    )
+
+
+def _gate_flow(policy: Policy, gate: Gate, header: dict[str, object]) -> FlowPlan:
+    path = f"$.gates.{gate.name}"
+    names.check_name(policy, gate.name, path, "gate name")
+    names.check_name(policy, gate.asset, f"{path}.asset", "asset name")
+    asset_type = _asset_type(policy, gate.asset, f"{path}.asset")
+    taken = set(_TEMPLATE_NAMES["gate"])
+    parameters, checks, lines = [], [], []
+    for index, check in enumerate(gate.checks):
+        check_path = f"{path}.checks[{index}]"
+        metric = names.check_name(policy, check.metric, f"{check_path}.metric", "metric name")
+        bounds = {}
+        for bound, value in (("min", check.min), ("max", check.max)):
+            if value is None:
+                continue
+            parameter = names.parameter_name(
+                policy, f"{bound}_{metric.lower()}", f"{check_path}.{bound}", taken
+            )
+            taken.add(parameter)
+            bounds[bound] = parameter
+            word = "lower" if bound == "min" else "upper"
+            parameters.append({
+                "name": parameter,
+                "default": float(value),
+                "help": f"{word} bound for {metric} (policy: {float(value)!r})",
+            })
+        checks.append({
+            "metric": metric,
+            "min_parameter": bounds.get("min"),
+            "max_parameter": bounds.get("max"),
+        })
+        lines.append(_bound_text(metric, check.min, check.max))
+    context = {
+        "gate": gate,
+        "gate_name": gate.name,
+        "asset": gate.asset,
+        "asset_type": asset_type,
+        "parameters": parameters,
+        "checks": checks,
+        "check_lines": lines,
+        "on_pass": _event(policy, gate.on_pass, f"{path}.on_pass"),
+        "on_fail": _event(policy, gate.on_fail, f"{path}.on_fail"),
+    }
+    class_name = names.flow_class_name(policy, gate.name, "Gate", path)
+    return _finish(policy, "gate", gate.name, class_name, "quality_gate.py.j2", context, header)
+
+
+def _bound_text(metric: str, low: float | None, high: float | None) -> str:
+    if low is not None and high is not None:
+        return f"{float(low)!r} <= {metric} <= {float(high)!r}"
+    if low is not None:
+        return f"{metric} >= {float(low)!r}"
+    if high is not None:
+        return f"{metric} <= {float(high)!r}"
+    return f"{metric} present"
+
+
+def _event(policy: Policy, event: str | None, json_path: str) -> str | None:
+    if event is None:
+        return None
+    return names.check_word(policy, event, json_path, "event name")
+
+
+def _champion_flow(policy: Policy, rule: ChampionRule, header: dict[str, object]) -> FlowPlan:
+    path = f"$.champion.{rule.asset}"
+    names.check_name(policy, rule.asset, path, "asset name")
+    names.check_name(policy, rule.metric, f"{path}.metric", "metric name")
+    if rule.direction not in ("maximize", "minimize"):
+        raise CompileError(f"{policy.locate(path)}: {path}.direction: {rule.direction!r}")
+    context = {
+        "rule": rule,
+        "asset": rule.asset,
+        "asset_type": _asset_type(policy, rule.asset, path),
+        "metric": rule.metric,
+        "comparison": "above" if rule.direction == "maximize" else "below",
+        "min_improvement": float(rule.min_improvement),
+        "on_promote": _event(policy, rule.on_promote, f"{path}.on_promote"),
+        "on_keep": _event(policy, rule.on_keep, f"{path}.on_keep"),
+    }
+    class_name = names.flow_class_name(policy, rule.asset, "Champion", path)
+    return _finish(policy, "champion", rule.asset, class_name, "champion.py.j2", context, header)
+
+
+def _promoted_assets(policy: Policy) -> list[str]:
+    seen: dict[str, None] = {}
+    for edge in policy.promotion:
+        seen.update(dict.fromkeys(edge.assets))
+    return list(seen)
+
+
+def _promotion_flow(policy: Policy, asset: str, header: dict[str, object]) -> FlowPlan:
+    path = "$.promotion"
+    names.check_name(policy, asset, path, "asset name")
+    asset_type = _asset_type(policy, asset, path)
+    edges = []
+    lines = []
+    for index, edge in enumerate(policy.promotion):
+        if asset not in edge.assets:
+            continue
+        edge_path = f"{path}[{index}]"
+        names.check_word(policy, edge.source, f"{edge_path}.from", "branch name")
+        names.check_word(policy, edge.target, f"{edge_path}.to", "branch name")
+        for required in edge.require:
+            if required != CHAMPION_REQUIREMENT:
+                names.check_name(policy, required, f"{edge_path}.require", "gate name")
+        edges.append(replace(edge, assets=(asset,)))
+        requires = ", ".join(edge.require) or "nothing"
+        lines.append(f"{edge.source} -> {edge.target}, requires: {requires}")
+    required = {r for edge in edges for r in edge.require}
+    projection = Policy(
+        project=policy.project,
+        version=policy.version,
+        assets={asset: _asset_decl(policy.assets[asset])},
+        branches=policy.branches,
+        gates={name: gate for name, gate in policy.gates.items() if name in required},
+        champions={
+            name: rule for name, rule in policy.champions.items()
+            if name == asset and CHAMPION_REQUIREMENT in required
+        },
+        promotion=tuple(edges),
+    )
+    ir_imports = ["AssetDecl", "Policy", "PromotionEdge"]
+    if projection.gates:
+        ir_imports += ["Check", "Gate"]
+    if projection.champions:
+        ir_imports.append("ChampionRule")
+    champion = projection.champions.get(asset)
+    context = {
+        "asset": asset,
+        "asset_type": asset_type,
+        "wire_kind": "models" if asset_type == "model" else "data",
+        "champion_alias": champion.alias if champion is not None else None,
+        "edge_lines": lines,
+        "default_source": edges[0].source,
+        "default_target": edges[0].target,
+        "policy": projection,
+        "ir_imports": sorted(ir_imports),
+    }
+    class_name = names.flow_class_name(policy, asset, "Promotion", path)
+    return _finish(policy, "promotion", asset, class_name, "promotion.py.j2", context, header)
+
+
+def _asset_decl(decl: AssetDecl) -> AssetDecl:
+    """The declaration as promotion needs it: name and type (annotations are checked by
+    the gates, descriptions are for people)."""
+    return AssetDecl(name=decl.name, type=decl.type)
+
+
+def _drift_flow(policy: Policy, rule: DriftRule, header: dict[str, object]) -> FlowPlan:
+    path = f"$.drift.{rule.asset}"
+    names.check_name(policy, rule.asset, path, "asset name")
+    if _asset_type(policy, rule.asset, path) != "data":
+        raise CompileError(f"{policy.locate(path)}: {path}: drift needs a data asset")
+    if rule.statistic != "ks":
+        raise CompileError(f"{policy.locate(path)}: {path}.statistic: {rule.statistic!r}")
+    if rule.report_asset is not None:
+        names.check_name(policy, rule.report_asset, f"{path}.report_asset", "asset name")
+    taken = set(_TEMPLATE_NAMES["drift"])
+    levels = []
+    for level in rule.levels:
+        level_path = f"{path}.levels.{level.name}"
+        names.check_name(policy, level.name, level_path, "level name")
+        parameter = names.parameter_name(
+            policy, f"{level.name.lower()}_threshold", level_path, taken
+        )
+        taken.add(parameter)
+        levels.append({
+            "name": level.name,
+            "parameter": parameter,
+            "default": float(level.threshold),
+            "help": f"level {level.name} from max D >= this (policy: {float(level.threshold)!r})",
+        })
+    event_lines = []
+    for level_name, event in rule.events.items():
+        names.check_name(policy, level_name, f"{path}.events", "level name")
+        names.check_word(policy, event, f"{path}.events.{level_name}", "event name")
+        event_lines.append(f"Level {level_name} publishes `{event}`.")
+    context = {
+        "rule": rule,
+        "asset": rule.asset,
+        "report_asset": rule.report_asset,
+        "columns": list(rule.columns),
+        "current": rule.current,
+        "reference": rule.reference,
+        "levels": levels,
+        "event_lines": event_lines,
+        "has_events": bool(rule.events),
+    }
+    class_name = names.flow_class_name(policy, rule.asset, "Drift", path)
+    return _finish(policy, "drift", rule.asset, class_name, "drift.py.j2", context, header)

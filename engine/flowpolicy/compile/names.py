@@ -1,0 +1,111 @@
+"""Every identifier the compiler writes into a generated flow is derived and checked here.
+
+Policy strings reach generated code in two ways only: as Python literals (``repr``, see
+:mod:`flowpolicy.compile.render`) or as identifiers and docstring words built from names this
+module has validated against a strict pattern. Anything else is a :class:`CompileError`
+pointing at the policy line that holds the offending name.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+
+from flowpolicy.errors import CompileError
+from flowpolicy.policy.model import Policy
+
+#: A policy name that becomes part of a Python identifier (gate, asset, metric, level names).
+NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}")
+#: Event and branch names appear in docstrings as words, so they must not hold quotes,
+#: backslashes or line breaks; in code they are literals like every other string.
+WORD_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+#: The Metaflow ``@project`` name rule.
+PROJECT_PATTERN = re.compile(r"[a-z0-9_]{1,128}")
+PARAMETER_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,79}")
+CLASS_PATTERN = re.compile(r"[A-Z][A-Za-z0-9]{0,120}Flow")
+
+#: Names a Parameter may not take: Metaflow's reserved CLI options (``metaflow.parameters``),
+#: FlowSpec attributes, obproject's reserved Configs and the ``prj`` context of ProjectFlow.
+RESERVED_PARAMETERS = frozenset(
+    {
+        "params", "with", "tag", "namespace", "obj", "tags", "decospecs", "run_id_file",
+        "max_num_splits", "max_workers", "max_log_size", "user_namespace", "run_id",
+        "task_id", "runner_attribute_file",
+        "cmd", "foreach_stack", "index", "input", "merge_artifacts", "next", "script_name",
+        "name",
+        "project_config", "project_deps", "project_spec", "prj",
+    }
+)
+#: Step names Metaflow's linter refuses, plus ``run``, which shadows the CLI command.
+RESERVED_STEPS = frozenset({"name", "next", "input", "index", "cmd", "run"})
+
+
+def _fail(policy: Policy, json_path: str, message: str) -> CompileError:
+    return CompileError(f"{policy.locate(json_path)}: {json_path}: {message}")
+
+
+def check_name(policy: Policy, value: object, json_path: str, what: str) -> str:
+    """A policy name that will be part of an identifier: ``[A-Za-z][A-Za-z0-9_]*``."""
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
+        raise _fail(
+            policy, json_path,
+            f"{what} {value!r} cannot be used in generated code: it must match "
+            f"{NAME_PATTERN.pattern}",
+        )
+    return value
+
+
+def check_word(policy: Policy, value: object, json_path: str, what: str) -> str:
+    """An event or branch name, mentioned in docstrings: letters, digits, ``_ . -``."""
+    if not isinstance(value, str) or not WORD_PATTERN.fullmatch(value):
+        raise _fail(
+            policy, json_path,
+            f"{what} {value!r} cannot be used in generated code: it must match "
+            f"{WORD_PATTERN.pattern}",
+        )
+    return value
+
+
+def check_project(policy: Policy) -> str:
+    if not isinstance(policy.project, str) or not PROJECT_PATTERN.fullmatch(policy.project):
+        raise _fail(
+            policy, "$.project",
+            f"project {policy.project!r} is not a Metaflow project name "
+            f"({PROJECT_PATTERN.pattern})",
+        )
+    return policy.project
+
+
+def camel_case(name: str) -> str:
+    """``fraud_model`` → ``FraudModel``; the input has passed :func:`check_name`."""
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_") if part)
+
+
+def snake_case(class_name: str) -> str:
+    """``FraudModelChampionFlow`` → ``fraud_model_champion`` (file names drop ``Flow``)."""
+    stem = class_name[: -len("Flow")]
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", stem).lower()
+
+
+def flow_class_name(policy: Policy, name: str, suffix: str, json_path: str) -> str:
+    """The generated class for rule ``name``: ``quality`` + ``Gate`` → ``QualityGateFlow``."""
+    class_name = f"{camel_case(name)}{suffix}Flow"
+    if not CLASS_PATTERN.fullmatch(class_name):
+        raise _fail(policy, json_path, f"{name!r} does not give a valid flow class name")
+    return class_name
+
+
+def parameter_name(
+    policy: Policy, name: str, json_path: str, taken: set[str] | frozenset[str] = frozenset()
+) -> str:
+    """A Metaflow Parameter name: lower-case identifier, not a keyword, not reserved by
+    Metaflow or obproject, and not one of ``taken`` (the flow's other names)."""
+    if not PARAMETER_PATTERN.fullmatch(name) or keyword.iskeyword(name):
+        raise _fail(policy, json_path, f"parameter name {name!r} is not a valid identifier")
+    if name in RESERVED_PARAMETERS:
+        raise _fail(policy, json_path, f"parameter name {name!r} is reserved by Metaflow")
+    if name in taken:
+        raise _fail(
+            policy, json_path, f"parameter name {name!r} clashes with another name in the flow"
+        )
+    return name

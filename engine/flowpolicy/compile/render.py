@@ -1,0 +1,144 @@
+"""All of the compiler's Jinja lives here: one environment, its filters, one render call.
+
+Templates receive plain values that :mod:`flowpolicy.compile.flows` has already validated.
+The only way a value enters the code is a filter:
+
+- ``py``: a Python literal (``repr``) of a string, number, bool, None, tuple, list, mapping or
+  policy IR object; non-finite floats are refused, so nothing can render as a bare name.
+- ``comment``: text for a ``#`` comment with every control character escaped, so a file
+  name cannot end the comment line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from functools import cache
+
+from flowpolicy.errors import CompileError
+
+#: Where a literal breaks into one item per line.
+LINE_WIDTH = 88
+_IR_MODULE = "flowpolicy.policy.model"
+
+
+def literal(value: object, indent: int = 0, used: int | None = None) -> str:
+    """Python source for ``value``. ``indent`` is the indentation of the line the literal is
+    on and ``used`` how many characters precede it there (default: ``indent``); a literal
+    that does not fit in :data:`LINE_WIDTH` is laid out one item per line. Raises
+    CompileError for anything that is not plain data."""
+    used = indent if used is None else used
+    flat = _flat(value)
+    if used + len(flat) + 1 <= LINE_WIDTH or not _is_container(value):
+        return flat
+    inner = indent + 4
+    if isinstance(value, Mapping):
+        items = []
+        for key, item in value.items():
+            prefix = f"{_flat(key)}: "
+            items.append(prefix + literal(item, inner, inner + len(prefix)))
+        open_, close = "{", "}"
+    elif isinstance(value, (tuple, list)):
+        items = [literal(item, inner) for item in value]
+        open_, close = ("(", ")") if isinstance(value, tuple) else ("[", "]")
+    else:
+        items = [f"{name}={literal(item, inner, inner + len(name) + 1)}"
+                 for name, item in _ir_fields(value)]
+        open_, close = f"{type(value).__name__}(", ")"
+    body = "".join(f"{' ' * inner}{item},\n" for item in items)
+    return f"{open_}\n{body}{' ' * indent}{close}"
+
+
+def _is_container(value: object) -> bool:
+    return isinstance(value, (Mapping, tuple, list)) or _is_ir(value)
+
+
+def _is_ir(value: object) -> bool:
+    return dataclasses.is_dataclass(value) and type(value).__module__ == _IR_MODULE
+
+
+def _ir_fields(value: object) -> list[tuple[str, object]]:
+    """The fields of an IR object that differ from their defaults, in declaration order;
+    fields excluded from comparison (source file, locations) never reach generated code."""
+    out = []
+    for field in dataclasses.fields(value):
+        if not field.compare:
+            continue
+        current = getattr(value, field.name)
+        if field.default is not dataclasses.MISSING and current == field.default:
+            continue
+        if field.default_factory is not dataclasses.MISSING and current == field.default_factory():
+            continue
+        out.append((field.name, current))
+    return out
+
+
+def _flat(value: object) -> str:
+    if isinstance(value, str):
+        return _string(value)
+    if value is None or isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(int(value))
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise CompileError(f"{value!r} cannot be written into a flow: numbers must be finite")
+        return repr(float(value))
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_flat(k)}: {_flat(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, tuple):
+        inner = ", ".join(_flat(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, list):
+        return "[" + ", ".join(_flat(v) for v in value) + "]"
+    if _is_ir(value):
+        args = ", ".join(f"{name}={_flat(v)}" for name, v in _ir_fields(value))
+        return f"{type(value).__name__}({args})"
+    raise CompileError(f"cannot write a {type(value).__name__} into a generated flow")
+
+
+def _string(value: str) -> str:
+    """``repr``, but double-quoted when the text holds no quote at all (the house style of
+    the hand-written code around it); the characters between the quotes are repr's."""
+    text = repr(value)
+    if text[0] == "'" and '"' not in value and "'" not in value:
+        return f'"{text[1:-1]}"'
+    return text
+
+
+def comment(text: object) -> str:
+    """``text`` made safe for a ``#`` comment: control and non-ASCII characters escaped."""
+    return str(text).encode("ascii", "backslashreplace").decode("ascii").translate(_CONTROL)
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+
+
+@cache
+def _environment():
+    import jinja2
+
+    from flowpolicy.resources import templates_dir
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["py"] = literal
+    env.filters["comment"] = comment
+    return env
+
+
+def render(template: str, context: Mapping[str, object]) -> str:
+    """Render one template of ``compile/templates/`` with ``context``."""
+    import jinja2
+
+    try:
+        return _environment().get_template(template).render(**context)
+    except jinja2.UndefinedError as exc:  # a template asked for a value flows.py did not give
+        raise CompileError(f"template {template}: {exc.message}") from exc
