@@ -243,6 +243,9 @@ def _syntax_diagnostic(exc: yaml.YAMLError, text: str, source: str) -> Diagnosti
             problem += f" ({exc.context} on line {context_line})"
     else:
         line, col, problem = 1, 1, str(exc)
+    lines = text.splitlines() or [""]
+    if line > len(lines):  # "unexpected end of stream": point at the end of the last line
+        line, col = len(lines), len(lines[-1]) + 1
     message = f"YAML syntax error: {problem}\n{_snippet(text, line, col)}"
     return Diagnostic(source, line, col, "FP001", message, "")
 
