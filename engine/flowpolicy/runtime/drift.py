@@ -54,7 +54,8 @@ def ks_statistic(a: Any, b: Any) -> float:
     sizes. NaNs are dropped; an empty sample raises :class:`DriftDataError`. The result equals
     ``scipy.stats.ks_2samp(a, b).statistic``.
     """
-    return _ks(_sample(a, "first sample"), _sample(b, "second sample"))
+    statistic, _, _ = _ks(_sample(a, "the first sample"), _sample(b, "the second sample"))
+    return statistic
 
 
 def drift_level(levels: Sequence[DriftLevel], value: float) -> str:
@@ -121,10 +122,14 @@ def evaluate_drift(
     statistics: dict[str, float] = {}
     sizes: dict[str, tuple[int, int]] = {}
     for name in names:
-        cur = _sample(current_columns[name], f"column {name!r} of {rule.asset} {current_id}")
-        ref = _sample(reference_columns[name], f"column {name!r} of {rule.asset} {reference_id}")
-        statistics[name] = _ks(cur, ref)
-        sizes[name] = (cur.size, ref.size)
+        labels = (
+            f"column {name!r} of {rule.asset} {current_id}",
+            f"column {name!r} of {rule.asset} {reference_id}",
+        )
+        cur = _sample(current_columns[name], labels[0])
+        ref = _sample(reference_columns[name], labels[1])
+        statistics[name], *counts = _ks(cur, ref, labels)
+        sizes[name] = tuple(counts)
 
     # The first column wins a tie, so the report is stable across runs.
     worst = max(names, key=lambda name: statistics[name])
@@ -270,8 +275,13 @@ def _sample(values: Any, label: str) -> np.ndarray:
     return array
 
 
-def _ks(a: np.ndarray, b: np.ndarray) -> float:
-    """KS statistic of two numeric 1-D arrays (NaNs still in them)."""
+def _ks(
+    a: np.ndarray,
+    b: np.ndarray,
+    labels: tuple[str, str] = ("the first sample", "the second sample"),
+) -> tuple[float, int, int]:
+    """KS statistic of two numeric 1-D arrays (NaNs still in them) and the number of values
+    compared from each; ``labels`` name the samples in errors."""
     import numpy as np
 
     n1 = a.size
@@ -282,12 +292,12 @@ def _ks(a: np.ndarray, b: np.ndarray) -> float:
     first.sort()
     second.sort()
     m1, m2 = _count_not_nan(first), _count_not_nan(second)
-    for label, count in (("first", m1), ("second", m2)):
+    for label, count in zip(labels, (m1, m2), strict=True):
         if count == 0:
-            raise DriftDataError(f"the {label} sample is empty (after dropping NaN values)")
+            raise DriftDataError(f"{label} is empty (after dropping NaN values)")
     if m1 < first.size or m2 < second.size:
         merged = np.concatenate([first[:m1], second[:m2]])
-    return _ks_of_sorted_runs(merged, m1)
+    return _ks_of_sorted_runs(merged, m1), m1, m2
 
 
 def _count_not_nan(sorted_values: np.ndarray) -> int:
