@@ -1,0 +1,81 @@
+"""``flowpolicy compile [POLICY...] [-o DIR] [--check]``: policies → generated Metaflow flows.
+
+Without ``--check`` it writes one file per flow into the policy's ``compile.output_dir``
+(relative to the policy file) or ``-o DIR``, and removes files it generated earlier that the
+policy no longer produces. With ``--check`` it writes nothing: exit 1 and a unified diff when
+a committed file is stale, missing or left over; exit 0 when everything is current.
+An invalid policy exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from flowpolicy.errors import EXIT_FINDINGS, EXIT_OK, CompileError, FlowpolicyError
+
+HELP = "compile policies into Metaflow flows (--check: fail when committed flows are stale)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "paths", nargs="*", metavar="POLICY",
+        help="policy files or directories to search (default: ./policies/ if it exists, "
+             "else the current directory)",
+    )
+    parser.add_argument(
+        "-o", "--output-dir", metavar="DIR",
+        help="write flows here instead of each policy's compile.output_dir",
+    )
+    parser.add_argument(
+        "--check", action="store_true",
+        help="write nothing; exit 1 with a diff when generated files are not current",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from flowpolicy.compile import check_outputs, output_dir_for, write_outputs
+    from flowpolicy.compile.flows import plan_flows
+    from flowpolicy.policy.loader import find_policy_files, load_policy
+
+    files = find_policy_files(args.paths)
+    if not files:
+        searched = ", ".join(args.paths) or "policies/ or the current directory"
+        raise FlowpolicyError(f"no policy files found in {searched}")
+    policies = [load_policy(path) for path in files]
+    targets = []
+    claimed: dict[Path, str] = {}
+    for policy in policies:
+        directory = Path(args.output_dir) if args.output_dir else output_dir_for(policy)
+        for plan in plan_flows(policy):
+            name = plan.file_name
+            key = Path(os.path.abspath(directory / name))
+            if key in claimed:
+                raise CompileError(
+                    f"{policy.source} and {claimed[key]} both generate {directory / name}; "
+                    "give them different compile.output_dir settings"
+                )
+            claimed[key] = policy.source
+        targets.append((policy, directory))
+
+    if args.check:
+        diffs = [diff for policy, directory in targets for diff in check_outputs(policy, directory)]
+        for diff in diffs:
+            sys.stdout.write(diff if diff.endswith("\n") else diff + "\n")
+        if diffs:
+            print(f"{len(diffs)} generated file(s) are stale; run `flowpolicy compile`",
+                  file=sys.stderr)
+            return EXIT_FINDINGS
+        print(f"{len(claimed)} generated file(s) are current", file=sys.stderr)
+        return EXIT_OK
+
+    changed = 0
+    for policy, directory in targets:
+        for path in write_outputs(policy, directory):
+            changed += 1
+            print(f"{'wrote' if path.exists() else 'removed'} {path}")
+    print(f"{len(claimed)} flow(s) from {len(policies)} policy file(s), {changed} changed",
+          file=sys.stderr)
+    return EXIT_OK
