@@ -34,10 +34,12 @@ def sanitize_branch(branch: str) -> str:
 
 
 def git_branch(cwd: str | os.PathLike | None = None) -> str | None:
-    """The checked-out git branch, or None (not a repository, detached HEAD, no git)."""
+    """The checked-out git branch, or None (not a repository, detached HEAD, no git).
+
+    ``symbolic-ref`` rather than ``rev-parse``: it also names a branch without commits yet."""
     try:
         result = subprocess.run(
-            ["git", "rev-parse", "--abbrev-ref", "HEAD"],
+            ["git", "symbolic-ref", "--quiet", "--short", "HEAD"],
             capture_output=True, text=True, timeout=5, cwd=cwd,
         )
     except (OSError, subprocess.TimeoutExpired):

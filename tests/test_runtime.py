@@ -1,0 +1,219 @@
+"""The runtime outside flows: branch rules, the Asset client, promotion, events."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from flowpolicy import Asset
+from flowpolicy.errors import RegistryError
+from flowpolicy.registry import AliasConflict
+from flowpolicy.runtime.branch import resolve_branch, resolve_project, sanitize_branch
+from flowpolicy.runtime.events import ProjectEvent
+from flowpolicy.runtime.promote import promote_assets
+
+USER = {"entity_kind": "user", "entity_id": "tester"}
+
+
+@pytest.mark.parametrize("raw, clean", [
+    ("main", "main"),
+    ("Feature/New-Model", "feature_new_model"),
+    ("user.alice@example.com", "user_alice_at_example_com"),
+    ("__dev__", "dev"),
+    ("a--b..c", "a_b_c"),
+    ("prod", "prod"),
+    ("test.fix-42", "test_fix_42"),
+])
+def test_branch_names_are_sanitised_as_obproject_does(raw, clean):
+    assert sanitize_branch(raw) == clean
+
+
+def test_branch_with_nothing_left_is_an_error():
+    with pytest.raises(RegistryError, match="nothing left"):
+        sanitize_branch("-/-")
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"FLOWPOLICY_BRANCH": "Staging", "OB_BRANCH": "other"}, "staging"),
+    ({"OB_BRANCH": "feature/x"}, "feature_x"),
+    ({}, "git_branch_here"),
+])
+def test_branch_resolution_order(tmp_path, monkeypatch, env, expected):
+    subprocess.run(["git", "init", "-q", "-b", "git-branch-here", str(tmp_path)], check=True)
+    monkeypatch.chdir(tmp_path)
+    for var in ("FLOWPOLICY_BRANCH", "OB_BRANCH"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    assert resolve_branch() == expected
+    assert resolve_branch({"spec": {"project_branch": "deployed"}}) == (
+        expected if env else "deployed")
+
+
+def test_branch_outside_git_falls_back_to_metaflows_user_branch(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for var in ("FLOWPOLICY_BRANCH", "OB_BRANCH"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("METAFLOW_USER", "Ada.L")
+    assert resolve_branch() == "user_ada_l"
+
+
+def test_project_resolution(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for var in ("FLOWPOLICY_PROJECT", "OB_PROJECT"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(RegistryError, match="no project"):
+        resolve_project()
+    (tmp_path / "obproject.toml").write_text('project = "from_toml"\n')
+    assert resolve_project() == "from_toml"
+    monkeypatch.setenv("FLOWPOLICY_PROJECT", "from_env")
+    assert resolve_project() == "from_env"
+    assert resolve_project("explicit") == "explicit"
+
+
+@pytest.fixture
+def asset(registry_url) -> Asset:
+    return Asset(project="fraud", branch="dev", entity_ref=USER)
+
+
+def test_asset_register_consume_peek_and_list(asset):
+    response = asset.register_model_asset(
+        "fraud_model", description="m", kind="checkpoint_dir", blobs=["s3://b/ckpt"],
+        annotations={"f1_score": 0.9}, tags={"framework": "torch"})
+    assert response["id"] == "v1"
+    asset.register_model_asset("fraud_model", annotations={"f1_score": 0.95},
+                               tags={"framework": "jax"})
+    asset.register_data_asset("fraud_features", kind="parquet", blobs=["s3://b/f.parquet"])
+    ref = asset.consume_model_asset("fraud_model", instance="latest-1")
+    assert ref == {
+        "id": "v1", "created_at": ref["created_at"],
+        "created_by": USER,
+        "asset": {"name": "fraud_model", "kind": "models", "description": "m"},
+        "model_properties": {"model_kind": "checkpoint_dir",
+                             "annotations": {"f1_score": "0.9"}, "blobs": ["s3://b/ckpt"]},
+        "tags": [{"key": "framework", "value": "torch"}],
+        "project": "fraud", "branch": "dev",
+    }
+    data = asset.peek_data_asset("fraud_features")
+    assert data["data_properties"] == {"data_kind": "parquet", "annotations": {},
+                                       "blobs": ["s3://b/f.parquet"]}
+    assert data["asset"]["kind"] == "data"
+    assert [c["instance"] for c in asset.list_consumers("fraud_model")] == ["v1"]
+
+    instances = list(asset.list_model_asset_instances("fraud_model"))
+    assert [(i.id, i.kind, i.asset_kind, i.annotations["f1_score"]) for i in instances] == [
+        ("v2", "models", "generic", "0.95"), ("v1", "models", "checkpoint_dir", "0.9")]
+    assert instances[0].created_at.tzinfo is not None
+    assert instances[0].created_by.entity_id == "tester"
+
+    listed = asset.list_model_assets()
+    assert [i["asset"]["name"] for i in listed["items"]] == ["fraud_model"]
+    assert listed["items"][0]["latest_instance"]["id"] == "v2"
+    assert asset.list_model_assets(tags={"framework": "torch"})["items"] == []
+    assert len(asset.list_model_assets(tags={"framework": "jax"})["items"]) == 1
+    assert [i["asset"]["name"] for i in asset.list_data_assets()["items"]] == ["fraud_features"]
+
+
+def test_read_only_asset_never_writes(asset, registry_url):
+    asset.register_model_asset("fraud_model", annotations={"f1_score": 0.9})
+    reader = Asset(project="fraud", branch="dev", read_only=True)
+    assert reader.register_model_asset("fraud_model") is None
+    reader.consume_model_asset("fraud_model")
+    assert asset.list_consumers("fraud_model") == []
+    assert [i.id for i in reader.list_model_asset_instances("fraud_model")] == ["v1"]
+    for write in (lambda: reader.set_alias("fraud_model", "champion"),
+                  lambda: reader.publish_event("x"),
+                  lambda: reader.record_evidence("fraud_model", "v1", asset_type="model",
+                                                 kind="gate", rule="q", passed=True,
+                                                 policy_hash=None, details=None)):
+        with pytest.raises(RegistryError, match="read_only"):
+            write()
+
+
+def test_asset_aliases_and_evidence(asset):
+    for score in (0.8, 0.9):
+        asset.register_model_asset("fraud_model", annotations={"f1_score": score})
+    move = asset.set_alias("fraud_model", "champion", "v1", reason="first", expected=None)
+    assert (move["from"], move["to"], move["by"]) == (None, "v1", USER)
+    with pytest.raises(AliasConflict):
+        asset.set_alias("fraud_model", "champion", "v2", expected=None)
+    asset.set_alias("fraud_model", "champion", "v2", reason="better", expected="v1")
+    assert asset.get_alias("fraud_model", "champion") == "v2"
+    assert asset.get_alias("fraud_model", "production") is None
+    assert asset.list_aliases("fraud_model") == {"champion": "v2"}
+    assert [(h["from"], h["to"], h["reason"])
+            for h in asset.alias_history("fraud_model", "champion")] == [
+        (None, "v1", "first"), ("v1", "v2", "better")]
+    record = asset.record_evidence("fraud_model", "@champion", asset_type="model", kind="gate",
+                                   rule="quality", passed=True, policy_hash="abc",
+                                   details={"f1_score": 0.9})
+    assert record == {"kind": "gate", "rule": "quality", "passed": True, "policy_hash": "abc",
+                      "details": {"f1_score": 0.9}, "created_at": record["created_at"],
+                      "created_by": USER, "instance": "v2"}
+    assert asset.evidence("fraud_model") == [record]
+    assert asset.evidence("fraud_model", "v1") == []
+    assert asset.evidence("fraud_model", kind="drift") == []
+
+
+def test_promote_assets_between_branches(asset, registry_url):
+    asset.register_model_asset("fraud_model", kind="artifact",
+                               annotations={"f1_score": 0.9, "artifact": "model"})
+    asset.register_model_asset("fraud_model", kind="artifact",
+                               annotations={"f1_score": 0.95, "artifact": "model"})
+    asset.register_data_asset("fraud_features", kind="artifact")
+    asset.set_alias("fraud_model", "validated", "v2")
+    asset.set_alias("fraud_model", "champion", "v1")
+
+    result = promote_assets("fraud", "dev", "Staging", asset="fraud_model", instance="@validated")
+    assert result == {"promoted": [{"kind": "models", "name": "fraud_model",
+                                    "alias": "candidate", "instance": "v1",
+                                    "source_instance": "v2"}], "errors": []}
+    staging = Asset(project="fraud", branch="staging", entity_ref=USER)
+    ref = staging.peek_model_asset("fraud_model", "@candidate")
+    source = asset.peek_model_asset("fraud_model", "v2")
+    assert ref["created_by"] == source["created_by"]
+    annotations = ref["model_properties"]["annotations"]
+    assert annotations["promoted_from_branch"] == "dev"
+    assert annotations["promoted_from_instance"] == "v2"
+    assert annotations["promoted_by"] == "tester"
+    assert annotations["f1_score"] == "0.95"
+    # only aliases on the promoted instance travel with it
+    assert staging.list_aliases("fraud_model") == {"candidate": "v1", "validated": "v1"}
+    assert staging.alias_history("fraud_model", "candidate")[0]["reason"] == \
+        "promoted from dev v2"
+
+    everything = promote_assets("fraud", "dev", "prod", alias="production")
+    assert sorted((p["kind"], p["name"]) for p in everything["promoted"]) == [
+        ("data", "fraud_features"), ("models", "fraud_model")]
+    missing = promote_assets("fraud", "dev", "prod", asset="nope")
+    assert missing["promoted"] == [] and "not found on source branch" in \
+        missing["errors"][0]["error"]
+    bad = promote_assets("fraud", "dev", "prod", kinds=["models"], asset="fraud_model",
+                         instance="v9")
+    assert "v9 of model asset 'fraud_model' in fraud/dev does not exist" in \
+        bad["errors"][0]["error"]
+
+
+def test_promotion_aliases_restricted_by_obproject_toml(tmp_path, monkeypatch, asset):
+    asset.register_model_asset("fraud_model")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "obproject.toml").write_text(
+        'project = "fraud"\n[promotion]\naliases = ["candidate"]\n')
+    with pytest.raises(ValueError, match="not in the allowed promotion aliases"):
+        promote_assets("fraud", "dev", "prod", asset="fraud_model", alias="production")
+    assert promote_assets("fraud", "dev", "prod", asset="fraud_model")["errors"] == []
+
+
+def test_project_events(registry_url, monkeypatch):
+    monkeypatch.setenv("METAFLOW_USER", "tester")
+    event = ProjectEvent("retrain_required", project="fraud", branch="Prod")
+    assert event.event == "prj.fraud.prod.retrain_required"
+    published = event.publish({"statistic": 0.2})
+    assert published["event"] == "prj.fraud.prod.retrain_required"
+    assert published["producer"] == USER
+    monkeypatch.setenv("FLOWPOLICY_REGISTRY", "postgres://nowhere")
+    assert ProjectEvent("x", project="fraud", branch="prod").safe_publish() is None
+    monkeypatch.setenv("FLOWPOLICY_REGISTRY", registry_url)
+    reader = Asset(project="fraud", branch="prod", read_only=True)
+    assert [e["payload"] for e in reader.list_events()] == [{"statistic": 0.2}]
