@@ -36,6 +36,7 @@ __all__ = [
     "open_registry",
     "parse_spec",
     "project_root",
+    "registry_file",
 ]
 
 ENV_URL = "FLOWPOLICY_REGISTRY"
@@ -80,6 +81,16 @@ def open_registry(url: str | None = None) -> Registry:
                 del _cache[stale]
             _cache[key] = registry
     return registry
+
+
+def registry_file(url: str | None = None) -> Path | None:
+    """The SQLite file behind ``url`` (None: the default), or None for a non-file backend."""
+    url = url or default_registry_url()
+    if url.startswith("sqlite:"):
+        return _sqlite_path(url)
+    if "://" not in url:
+        return Path(url).expanduser().resolve()
+    return None
 
 
 def _normalise(url: str) -> str:

@@ -1,0 +1,117 @@
+"""``flowpolicy assets`` and ``flowpolicy events`` (in-process, plus one real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from flowpolicy import Asset
+from flowpolicy.cli import main
+
+USER = {"entity_kind": "user", "entity_id": "tester"}
+
+
+@pytest.fixture
+def populated(registry_url, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FLOWPOLICY_PROJECT", raising=False)
+    dev = Asset(project="fraud", branch="dev", entity_ref=USER)
+    for score in (0.8, 0.9):
+        dev.register_model_asset("fraud_model", kind="artifact",
+                                 annotations={"f1_score": score}, tags={"team": "risk"})
+    dev.register_data_asset("fraud_features", kind="parquet", blobs=["s3://b/f"])
+    dev.set_alias("fraud_model", "champion", "v1", reason="first")
+    dev.set_alias("fraud_model", "champion", "v2", reason="better f1")
+    dev.record_evidence("fraud_model", "v2", asset_type="model", kind="gate", rule="quality",
+                        passed=True, policy_hash="0123456789abcdef", details={"f1": 0.9})
+    dev.consume_model_asset("fraud_model")
+    dev.publish_event("model_promoted", {"to": "v2"})
+    Asset(project="fraud", branch="prod", entity_ref=USER).register_model_asset("fraud_model")
+    Asset(project="other", branch="dev", entity_ref=USER).publish_event("ping")
+    return registry_url
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_assets_list_text_and_json(populated, capsys):
+    code, out, _ = cli(capsys, "assets", "list")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["PROJECT", "BRANCH", "TYPE", "NAME", "LATEST", "ALIASES",
+                                "UPDATED"]
+    assert [line.split()[:6] for line in lines[1:]] == [
+        ["fraud", "dev", "data", "fraud_features", "v1", "-"],
+        ["fraud", "dev", "model", "fraud_model", "v2", "@champion→v2"],
+        ["fraud", "prod", "model", "fraud_model", "v1", "-"],
+    ]
+    code, out, _ = cli(capsys, "assets", "list", "--branch", "DEV", "--type", "model",
+                       "--format", "json")
+    [item] = json.loads(out)
+    assert (item["branch"], item["name"], item["aliases"]) == ("dev", "fraud_model",
+                                                               {"champion": "v2"})
+
+
+def test_assets_show_and_history(populated, capsys):
+    code, out, _ = cli(capsys, "assets", "show", "fraud_model", "--project", "fraud",
+                       "--branch", "dev", "--format", "json")
+    [item] = json.loads(out)
+    newest, oldest = item["instances"]
+    assert (newest["id"], newest["aliases"], newest["annotations"]) == (
+        "v2", ["champion"], {"f1_score": "0.9"})
+    assert [(e["kind"], e["rule"], e["passed"]) for e in newest["evidence"]] == [
+        ("gate", "quality", True)]
+    assert [c["consumer"] for c in newest["consumers"]] == [USER]
+    assert oldest["consumers"] == []
+
+    code, out, _ = cli(capsys, "assets", "show", "fraud_model", "--project", "fraud")
+    assert "in fraud/dev (latest v2)" in out and "in fraud/prod (latest v1)" in out
+    assert "evidence: gate quality pass" in out
+
+    code, out, _ = cli(capsys, "assets", "history", "fraud_model", "--project", "fraud",
+                       "--branch", "dev")
+    events = [line.split("  ", 2)[-1] for line in out.splitlines()[1:]]
+    assert events == [
+        "v1 registered by user tester",
+        "v2 registered by user tester",
+        "@champion (unset) → v1 by user tester: first",
+        "@champion v1 → v2 by user tester: better f1",
+    ]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["assets", "show", "nope", "--project", "fraud"],
+     "no asset 'nope' in fraud/any branch; assets there: fraud_features, fraud_model"),
+    (["assets", "history"], "needs an asset NAME"),
+    (["assets", "list", "extra"], "takes no NAME"),
+    (["assets", "show", "fraud_model"], "no project"),
+    (["events", "--registry", "sqlite:////nonexistent/dir/registry.db"], "no registry at"),
+])
+def test_assets_errors_exit_2(populated, capsys, argv, message):
+    code, _, err = cli(capsys, *argv)
+    assert code == 2
+    assert message in err
+
+
+def test_events(populated, capsys):
+    code, out, _ = cli(capsys, "events", "--format", "json")
+    assert [e["event"] for e in json.loads(out)] == ["prj.fraud.dev.model_promoted",
+                                                     "prj.other.dev.ping"]
+    code, out, _ = cli(capsys, "events", "--project", "fraud")
+    assert out.count("\n") == 1
+    assert 'prj.fraud.dev.model_promoted  by user tester  {"to": "v2"}' in out
+
+
+def test_cli_subprocess_wiring(populated):
+    done = subprocess.run([sys.executable, "-m", "flowpolicy", "assets", "list", "--format",
+                           "json", "--project", "fraud"], capture_output=True, text=True,
+                          env={**os.environ, "FLOWPOLICY_REGISTRY": populated})
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)) == 3
