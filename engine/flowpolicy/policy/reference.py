@@ -56,7 +56,7 @@ Extended files may extend others; a cycle is an error (FP202).
 _NAMES = """\
 Names that become Python names in generated flows follow one rule, checked by the schema
 (FP105) and against Python keywords (FP217): **asset, gate, level, metric, event and alias
-names** are lower-case identifiers, `^[a-z_][a-z0-9_]{0,63}$`, and not a Python keyword.
+names** are lower-case identifiers, `^[a-z][a-z0-9_]{0,62}$`, and not a Python keyword.
 Branch names are `^[a-z0-9][a-z0-9_]{0,63}$` (obproject's sanitised form), the project name
 `^[a-z0-9_]{1,128}$` (Metaflow's @project). Instance specs are `latest`, `latest-N`, `vN` or
 `@alias`. Reserved: a gate may not be called `champion` (promotion requirements use that word)
