@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -63,6 +64,23 @@ def test_ks_matches_scipy_with_ties_and_unequal_sizes(a, b):
     assert ks_statistic(a, b) == pytest.approx(scipy_d(a, b), abs=1e-12)
     # D is symmetric in its samples.
     assert ks_statistic(b, a) == ks_statistic(a, b)
+
+
+def exact_d(a, b) -> Fraction:
+    """D in rational arithmetic, straight from the definition."""
+    return max(
+        abs(Fraction(sum(x <= v for x in a), len(a)) - Fraction(sum(x <= v for x in b), len(b)))
+        for v in set(a) | set(b)
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    a=st.lists(st.integers(-2, 2), min_size=1, max_size=15),
+    b=st.lists(st.integers(-2, 2), min_size=1, max_size=15),
+)
+def test_ks_is_the_exact_ratio_correctly_rounded(a, b):
+    assert ks_statistic(a, b) == float(exact_d(a, b))
 
 
 @settings(max_examples=60, deadline=None)

@@ -320,7 +320,6 @@ def _ks_of_sorted_runs(merged: np.ndarray, n1: int) -> float:
 
     # A stable argsort of two concatenated sorted runs is a timsort merge: linear time.
     order = np.argsort(merged, kind="stable")
-    values = merged[order]
 
     # Walking the merged order, the scaled CDF gap n1*n2*(F1 - F2) = k1*n2 - k2*n1 rises by n2
     # at each value of sample 1 and falls by n1 at each value of sample 2. Integers keep it
@@ -330,15 +329,21 @@ def _ks_of_sorted_runs(merged: np.ndarray, n1: int) -> float:
     gap -= n1
     np.cumsum(gap, out=gap)
 
-    # Equal values enter together: the CDFs are only compared after the last of a run of ties.
-    run_end = np.empty(total, dtype=bool)
-    np.not_equal(values[1:], values[:-1], out=run_end[:-1])
-    run_end[-1] = True
-    if run_end.all():
-        high, low = int(gap.max()), int(gap.min())
-    else:
+    # Equal values enter together: the CDFs are compared only after the last of a run of equal
+    # values. The stable merge puts sample 1's copies of a value before sample 2's, so inside
+    # a run the gap first rises, then falls: its minimum over all positions is always at the
+    # end of a run, and so is its maximum unless the first maximum sits inside a run. Only
+    # then are the run ends found (this skips a pass over all values for tie-free data).
+    low = int(gap.min())
+    peak = int(gap.argmax())
+    if peak + 1 < total and merged[order[peak]] == merged[order[peak + 1]]:
+        values = merged[order]
+        run_end = np.empty(total, dtype=bool)
+        np.not_equal(values[1:], values[:-1], out=run_end[:-1])
+        run_end[-1] = True
         high = int(gap.max(where=run_end, initial=0))
-        low = int(gap.min(where=run_end, initial=0))
+    else:
+        high = int(gap[peak])
     # One division of exact integers: D is the float nearest to the true ratio.
     return max(high, -low) / (n1 * n2)
 
