@@ -118,7 +118,7 @@ def _create(url: str) -> Registry:
 
         path = _sqlite_path(url) if url.startswith("sqlite:") else Path(url)
         return SQLiteRegistry(path)
-    if url.startswith("outerbounds:"):
+    if url.startswith(("outerbounds:", "outerbounds+")):
         from flowpolicy.registry.outerbounds import OuterboundsRegistry
 
         return OuterboundsRegistry.from_url(url)
