@@ -1,0 +1,248 @@
+"""Benchmark ``flowpolicy lint`` on a synthetic monorepo and on the installed metaflow source.
+
+    python bench/lint.py [--files 5000] [--mb 50] [--percent 3] [--repeat 3] [--keep DIR]
+
+For each tree it times, in the same run and on the same file list (best of ``--repeat``):
+
+* ``lint``      -- flowpolicy lint end to end through the API (file walk, stock preset,
+                   prefilter, parse, rules, findings streamed and counted);
+* ``parse-all`` -- baseline (a): read and ``ast.parse`` every file, one core;
+* ``bare``      -- baseline (b): read + byte prefilter (the linter's needles) +
+                   ``ast.parse`` of the candidate files, on all cores (a fork pool over
+                   chunks of paths), no rules, no output;
+
+and prints files/s, MB/s and the ratios lint/parse-all and lint/bare. The target is
+lint/bare <= 1.5 on the synthetic tree. The page cache is warmed once before timing, so
+all three read from memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import multiprocessing
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from flowpolicy.lint import LintRequest, prepare
+from flowpolicy.lint.engine import NEEDLES, iter_python_files
+
+WORDS = (
+    "alpha beta gamma delta epsilon zeta theta kappa mu sigma omega order user account "
+    "price amount window batch record event stream table column frame vector matrix score "
+    "label sample weight index cache buffer config client server request response session"
+).split()
+
+
+def _ident(rng: random.Random) -> str:
+    return "_".join(rng.choice(WORDS) for _ in range(rng.randint(1, 3)))
+
+
+def _function(rng: random.Random) -> str:
+    name, arg, other = _ident(rng), _ident(rng), _ident(rng)
+    body = [
+        f"def {name}_{rng.randint(0, 9999)}({arg}, {other}=None, *, "
+        f"limit: int = {rng.randint(1, 99)}):",
+        f'    """Compute the {name.replace("_", " ")} of {arg} for the nightly report."""',
+        "    result = []",
+        f"    for i, item in enumerate({arg}):",
+        f"        if i > limit or item is {other}:",
+        "            break",
+        f"        value = {{'key': item, 'weight': {rng.random():.4f}, 'name': '{_ident(rng)}'}}",
+        "        result.append(value)  # keep insertion order for the report",
+        "    total = sum(v['weight'] for v in result)",
+        f"    return [{{**v, 'share': v['weight'] / total}} for v in result if total] or {other}",
+        "",
+        "",
+    ]
+    return "\n".join(body)
+
+
+def _class(rng: random.Random) -> str:
+    name = "".join(w.title() for w in _ident(rng).split("_")) + str(rng.randint(0, 999))
+    methods = []
+    for _ in range(rng.randint(2, 5)):
+        meth = _ident(rng)
+        methods.append(
+            f"    def {meth}(self, {_ident(rng)}: list[int]) -> dict[str, float]:\n"
+            f'        """Return the {meth.replace("_", " ")} table."""\n'
+            f"        out = {{str(k): float(k) * {rng.random():.3f} for k in range(10)}}\n"
+            f"        self._{meth}_cache = out\n"
+            f"        return out\n"
+        )
+    return f"class {name}:\n    \"\"\"A {name} helper.\"\"\"\n\n" + "\n".join(methods) + "\n\n"
+
+
+FLOW_TEMPLATE = '''
+from flowpolicy import ProjectFlow, Asset
+from metaflow import step
+
+FEATURES = "{features}"
+
+
+class {cls}(ProjectFlow):
+    """Train the {model} model."""
+
+    @step
+    def start(self):
+        self.prj.register_data(FEATURES, "frame")
+        self.prj.register_model("{model}", "model", annotations={{"f1_score": 0.9}})
+        self.prj.get_data(name=f"{{self.source}}_{suffix}", instance="{spec}")
+        assets = Asset(read_only=True)
+        assets.peek_model_asset(self.model_name)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+'''
+
+
+def _flow(rng: random.Random) -> str:
+    bad = rng.random() < 0.5
+    return FLOW_TEMPLATE.format(
+        features="fraud_features_prod" if bad else "fraud_features",
+        model=rng.choice(["fraud_model", "fraud_model_staging", "churn_model", "Churn Model"]),
+        cls="".join(w.title() for w in _ident(rng).split("_")) + "Flow",
+        suffix=rng.choice(["features", "prod", "uat_x"]),
+        spec=rng.choice(["latest", "latest-1", "v0", "latest-x", "@champion"]),
+    )
+
+
+def generate_tree(root: Path, files: int, megabytes: float, percent: float, seed: int = 7) -> None:
+    """A monorepo of ``files`` Python files totalling about ``megabytes``; ``percent`` of the
+    files use the registry API."""
+    rng = random.Random(seed)
+    target = int(megabytes * 1e6 / files)
+    calls = set(rng.sample(range(files), max(1, int(files * percent / 100))))
+    for index in range(files):
+        package = root / f"service_{index % 50:02d}" / f"module_{(index // 50) % 10}"
+        package.mkdir(parents=True, exist_ok=True)
+        parts = [f'"""Module {index}: {_ident(rng)} utilities."""\n\nimport os\nimport json\n\n']
+        size = len(parts[0])
+        if index in calls:
+            flow = _flow(rng)
+            parts.append(flow)
+            size += len(flow)
+        while size < target:
+            chunk = _function(rng) if rng.random() < 0.7 else _class(rng)
+            parts.append(chunk)
+            size += len(chunk)
+        (package / f"file_{index:05d}.py").write_text("".join(parts), encoding="utf-8")
+
+
+# -- the two baselines ---------------------------------------------------------------------
+
+
+def parse_all(paths: list[str]) -> int:
+    parsed = 0
+    for path in paths:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        try:
+            ast.parse(data)
+            parsed += 1
+        except (SyntaxError, ValueError):
+            pass
+    return parsed
+
+
+def _bare_chunk(paths: list[str]) -> int:
+    parsed = 0
+    for path in paths:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        if any(needle in data for needle in NEEDLES):
+            try:
+                ast.parse(data)
+                parsed += 1
+            except (SyntaxError, ValueError):
+                pass
+    return parsed
+
+
+def bare_prefilter_parse(paths: list[str]) -> int:
+    jobs = os.cpu_count() or 1
+    size = max(16, min(512, len(paths) // (jobs * 16) or 1))
+    chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        return sum(pool.imap(_bare_chunk, chunks))
+
+
+def lint_tree(root: str) -> tuple[int, int]:
+    run = prepare(LintRequest(paths=(root,), policies=(), lint_policy_files=False))
+    findings = sum(1 for _ in run.findings())
+    return findings, run.stats.parsed
+
+
+# -- measuring -----------------------------------------------------------------------------
+
+
+def best_of(repeat: int, fn: Callable[[], object]) -> tuple[float, object]:
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def measure(label: str, root: str, repeat: int) -> dict:
+    paths = list(iter_python_files([root]))
+    total = sum(os.path.getsize(p) for p in paths)
+    parse_all(paths)  # warm the page cache and the interpreter
+    t_all, n_all = best_of(repeat, lambda: parse_all(paths))
+    t_bare, n_bare = best_of(repeat, lambda: bare_prefilter_parse(paths))
+    # The linter runs from the tree's parent so policy discovery sees no repository policy.
+    t_lint, (findings, parsed) = best_of(repeat, lambda: lint_tree(root))
+    mb = total / 1e6
+    print(f"\n== {label}: {len(paths)} files, {mb:.1f} MB, {n_bare} candidate files "
+          f"({parsed} parsed by lint), {findings} findings")
+    for name, seconds in (("lint", t_lint), ("parse-all (a)", t_all), ("bare (b)", t_bare)):
+        print(f"  {name:<14} {seconds:7.3f} s  {len(paths) / seconds:9.0f} files/s  "
+              f"{mb / seconds:7.1f} MB/s")
+    print(f"  lint / parse-all = {t_lint / t_all:.2f}   lint / bare = {t_lint / t_bare:.2f}"
+          f"   (target lint / bare <= 1.5 on the synthetic tree)")
+    return {"label": label, "lint": t_lint, "parse_all": t_all, "bare": t_bare}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=5000)
+    parser.add_argument("--mb", type=float, default=50.0)
+    parser.add_argument("--percent", type=float, default=3.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", metavar="DIR", help="generate into DIR and keep it")
+    parser.add_argument("--skip-metaflow", action="store_true")
+    args = parser.parse_args(argv)
+
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
+    workdir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="fp-lint-bench-"))
+    try:
+        tree = workdir / "monorepo"
+        if not tree.is_dir():
+            start = time.perf_counter()
+            generate_tree(tree, args.files, args.mb, args.percent)
+            print(f"generated {tree} in {time.perf_counter() - start:.1f} s")
+        os.chdir(workdir)
+        measure("synthetic monorepo", "monorepo", args.repeat)
+        if not args.skip_metaflow:
+            import metaflow
+
+            source = os.path.dirname(metaflow.__file__)
+            measure(f"metaflow {metaflow.__version__} source", source, args.repeat)
+    finally:
+        if not args.keep:
+            os.chdir("/")
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
