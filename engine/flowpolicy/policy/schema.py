@@ -138,6 +138,9 @@ def _messages(error) -> Iterable[tuple[str, str, str]]:
                  (expected if isinstance(expected, list) else [expected])]
         message = f"expected {' or '.join(names)}, got {_kind(error.instance)}" \
             f" ({_short(error.instance)})"
+        if "string" in expected and isinstance(error.instance, (bool, int, float)):
+            # YAML reads yes/no/on/off as booleans and 1.0 as a number: quoting keeps text.
+            message += "; put it in quotes to make it a string"
     elif keyword == "pattern":
         described = _described(error)
         what = "key" if in_property_names else "value"
