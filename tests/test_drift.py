@@ -47,7 +47,7 @@ few_values = st.integers(min_value=-3, max_value=3).map(float)  # many ties
 any_value = st.one_of(finite, few_values, st.sampled_from([0.0, -0.0, math.inf, -math.inf]))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     a=st.lists(any_value, min_size=1, max_size=60), b=st.lists(any_value, min_size=1, max_size=60)
 )
@@ -55,7 +55,7 @@ def test_ks_matches_scipy(a, b):
     assert ks_statistic(a, b) == pytest.approx(scipy_d(a, b), abs=1e-12)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     a=st.lists(few_values, min_size=1, max_size=8),
     b=st.lists(few_values, min_size=1, max_size=200),
@@ -74,7 +74,7 @@ def exact_d(a, b) -> Fraction:
     )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     a=st.lists(st.integers(-2, 2), min_size=1, max_size=15),
     b=st.lists(st.integers(-2, 2), min_size=1, max_size=15),
@@ -83,7 +83,7 @@ def test_ks_is_the_exact_ratio_correctly_rounded(a, b):
     assert ks_statistic(a, b) == float(exact_d(a, b))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
     n1=st.integers(10_001, 30_000),
@@ -99,7 +99,7 @@ def test_ks_matches_scipy_on_larger_samples(seed, n1, n2, distinct):
     assert ks_statistic(a, b) == pytest.approx(scipy_d(a, b), abs=1e-12)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     a=st.lists(st.one_of(finite, st.just(math.nan)), min_size=1, max_size=40),
     b=st.lists(st.one_of(few_values, st.just(math.nan)), min_size=1, max_size=40),
