@@ -345,3 +345,16 @@ def test_default_registry_lives_at_the_project_root(tmp_path, monkeypatch):
     reg = open_registry()
     assert Path(reg.path) == tmp_path / ".flowpolicy" / "registry.db"
     assert reg.path.is_file()
+
+
+def test_every_resolution_is_an_index_lookup(reg):
+    """Resolution cost must not grow with history: no query plan may scan a table."""
+    from flowpolicy.registry import sqlite as backend
+
+    register_n(reg, MODEL, 3)
+    key = ("fraud", "dev", "model", "fraud_model")
+    for sql, params in [(backend._SQL_BY_BACK, (1, *key)), (backend._SQL_BY_VERSION, (2, *key)),
+                        (backend._SQL_BY_ALIAS, ("production", *key)),
+                        (backend._SQL_ASSET, key)]:
+        plan = [row[-1] for row in reg._conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+        assert plan and all(step.startswith("SEARCH") for step in plan), plan
