@@ -1,0 +1,385 @@
+"""The committed generated flows of the fraud example, run for real: Metaflow (local
+metadata and datastore) in subprocesses, against a temporary SQLite registry.
+
+One trained project is shared by every test of this module, also across pytest-xdist
+workers (built once under a file lock): three training runs (a weak model, a good one, one
+on shifted data) and one gate run per model. Tests that change registry state work on
+instance ids they own or on a branch of their own, so they can run in any order and in
+parallel; the two champion tests share Metaflow training runs (their tags), so they take a
+lock around their runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flowpolicy import Asset
+
+pytestmark = pytest.mark.flows
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO_ROOT / "examples" / "fraud_detection"
+PROJECT = "fraud_detection"
+FLOWS = ("quality_gate", "fraud_model_champion", "fraud_model_promotion", "fraud_features_drift")
+TRAININGS = {
+    "weak": ["--seed", "7", "--epochs", "5"],
+    "good": ["--seed", "8"],
+    "shifted": ["--seed", "9", "--shift", "1.0"],
+}
+
+
+class Project:
+    """A copy of the example project with its own Metaflow datastore and registry."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.dir = root / "fraud_detection"
+        self.registry = f"sqlite:///{root / 'registry.db'}"
+        self.datastore = root / "metaflow"
+
+    def env(self, branch: str = "dev") -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("FLOWPOLICY_", "METAFLOW_"))}
+        env.update({
+            "METAFLOW_USER": "tester",
+            "METAFLOW_DEFAULT_METADATA": "local",
+            "METAFLOW_DEFAULT_DATASTORE": "local",
+            "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(self.datastore),
+            "FLOWPOLICY_REGISTRY": self.registry,
+            "FLOWPOLICY_BRANCH": branch,
+        })
+        return env
+
+    def command(self, script: str, *args: str) -> list[str]:
+        return [sys.executable, script, "--quiet", "run", *args]
+
+    def run(self, script: str, *args: str, branch: str = "dev") -> dict:
+        """Run a flow; returns its exit code, output and run pathspec."""
+        run_id_file = self.root / f"run-id-{uuid.uuid4().hex}"
+        proc = subprocess.run(
+            self.command(script, "--run-id-file", str(run_id_file), *args),
+            cwd=self.dir, env=self.env(branch), capture_output=True, text=True, timeout=300,
+        )
+        return self._result(script, proc.returncode, proc.stdout + proc.stderr, run_id_file)
+
+    def start(self, script: str, *args: str, branch: str = "dev"):
+        run_id_file = self.root / f"run-id-{uuid.uuid4().hex}"
+        proc = subprocess.Popen(
+            self.command(script, "--run-id-file", str(run_id_file), *args),
+            cwd=self.dir, env=self.env(branch), stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True,
+        )
+        return proc, run_id_file
+
+    def finish(self, script: str, started) -> dict:
+        proc, run_id_file = started
+        output, _ = proc.communicate(timeout=300)
+        return self._result(script, proc.returncode, output, run_id_file)
+
+    def _result(self, script: str, returncode: int, output: str, run_id_file: Path) -> dict:
+        run_id = run_id_file.read_text().strip() if run_id_file.exists() else None
+        flow = _flow_class(self.dir / script)
+        return {"returncode": returncode, "output": output,
+                "run": f"{flow}/{run_id}" if run_id else None}
+
+    def asset(self, branch: str = "dev") -> Asset:
+        return Asset(project=PROJECT, branch=branch, registry=self.registry)
+
+    def client(self, code: str) -> object:
+        """Evaluate ``code`` with Metaflow's client in a subprocess (the client binds its
+        datastore root at import, so it must not run in the shared test process)."""
+        script = ("import json\nfrom metaflow import Run, Flow, namespace\nnamespace(None)\n"
+                  f"print(json.dumps({code}))")
+        out = subprocess.run([sys.executable, "-c", script], cwd=self.dir, env=self.env(),
+                             capture_output=True, text=True, check=True, timeout=120).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+
+def _flow_class(path: Path) -> str:
+    import ast
+
+    tree = ast.parse(path.read_text())
+    return next(n.name for n in tree.body if isinstance(n, ast.ClassDef))
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build(project: Project) -> dict:
+    shutil.copytree(EXAMPLE, project.dir, ignore=shutil.ignore_patterns(".metaflow", "__pycache__"))
+    started = {name: project.start("train_flow.py", *args) for name, args in TRAININGS.items()}
+    trainings = {name: project.finish("train_flow.py", s) for name, s in started.items()}
+    for result in trainings.values():
+        assert result["returncode"] == 0, result["output"]
+    # The three ran at once, so map instances to trainings by what each registered.
+    dev = project.asset()
+    models, features = {}, {}
+    for name, result in trainings.items():
+        run_id = result["run"].split("/")[1]
+        models[name] = next(i.id for i in dev.list_model_asset_instances("fraud_model")
+                            if i.annotations["training_run_id"] == run_id)
+        features[name] = next(i.id for i in dev.list_data_asset_instances("fraud_features")
+                              if i.annotations["run_pathspec"].split("/")[1] == run_id)
+    started = {name: project.start("flows/quality_gate.py", "--instance", models[name])
+               for name in ("weak", "good")}
+    gates = {name: project.finish("flows/quality_gate.py", s) for name, s in started.items()}
+    return {"runs": {n: r["run"] for n, r in trainings.items()},
+            "models": models, "features": features, "gates": gates}
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, request) -> tuple[Project, dict]:
+    """The trained example project, built once per session (shared by xdist workers)."""
+    base = tmp_path_factory.getbasetemp()
+    if hasattr(request.config, "workerinput"):  # xdist: the parent folder is shared
+        base = base.parent
+    project = Project(base / "flowpolicy_flows")
+    with _locked(base / "flowpolicy_flows.lock"):
+        state_file = project.root / "state.json"
+        if not state_file.exists():
+            project.root.mkdir(exist_ok=True)
+            state_file.write_text(json.dumps(_build(project)))
+    return project, json.loads(state_file.read_text())
+
+
+@pytest.fixture
+def champion_lock(trained) -> Iterator[None]:
+    project, _ = trained
+    with _locked(project.root / "champion.lock"):
+        yield
+
+
+# --- every flow is valid Metaflow -------------------------------------------------------
+
+
+@pytest.mark.parametrize("flow", FLOWS)
+def test_generated_flow_passes_metaflow_check(trained, flow):
+    project, _ = trained
+    proc = subprocess.run([sys.executable, f"flows/{flow}.py", "--quiet", "check"],
+                          cwd=project.dir, env=project.env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --- quality gate -------------------------------------------------------------------------
+
+
+def _events(project: Project, name: str, branch: str = "dev") -> list[dict]:
+    return project.asset(branch).list_events(name)
+
+
+def test_gate_failure_publishes_its_event_then_fails_the_run(trained):
+    project, state = trained
+    weak = state["models"]["weak"]
+    result = state["gates"]["weak"]
+    assert result["returncode"] != 0
+    assert f"gate quality failed for fraud_model {weak}: f1_score = " in result["output"]
+    assert "below the minimum 0.8" in result["output"]
+    events = [e for e in _events(project, "quality_gate_failed")
+              if e["payload"]["instance"] == weak]
+    assert len(events) == 1 and events[0]["event"] == "prj.fraud_detection.dev.quality_gate_failed"
+    (record,) = project.asset().evidence("fraud_model", weak, kind="gate")
+    assert record["passed"] is False and record["rule"] == "quality"
+    assert record["details"]["checks"][0]["min"] == 0.8
+    assert record["created_by"]["entity_id"].startswith(state["gates"]["weak"]["run"])
+
+
+def test_gate_pass_publishes_its_event_and_records_evidence_and_policy(trained):
+    project, state = trained
+    good = state["models"]["good"]
+    result = state["gates"]["good"]
+    assert result["returncode"] == 0, result["output"]
+    assert [e["payload"]["passed"] for e in _events(project, "promote_model")
+            if e["payload"]["instance"] == good] == [True]
+    (record,) = project.asset().evidence("fraud_model", good, kind="gate")
+    check = record["details"]["checks"][0]
+    value = float(project.asset().peek_model_asset("fraud_model", good)
+                  ["model_properties"]["annotations"]["f1_score"])
+    assert record["passed"] is True and check["value"] == value and check["min"] == 0.8
+    policy_hash = (EXAMPLE / "flows" / "quality_gate.py").read_text().split("sha256:")[1][:64]
+    assert record["policy_hash"] == policy_hash
+    seen = project.client(
+        f"[sorted(Run({result['run']!r}).user_tags), "
+        f"Run({result['run']!r})['end'].task['verdict'].data['policy_hash']]"
+    )
+    assert seen == [[f"flowpolicy_policy:{policy_hash[:12]}"], policy_hash]
+
+
+def test_gate_threshold_is_a_parameter_a_run_can_override(trained):
+    project, state = trained
+    shifted = state["models"]["shifted"]  # no other test judges this one
+    result = project.run("flows/quality_gate.py", "--instance", shifted, "--min_f1_score", "0.999")
+    assert result["returncode"] != 0 and "below the minimum 0.999" in result["output"]
+    (record,) = project.asset().evidence("fraud_model", shifted, kind="gate")
+    assert record["passed"] is False and record["details"]["checks"][0]["min"] == 0.999
+
+
+# --- promotion ----------------------------------------------------------------------------
+
+
+def _promotions_into(project: Project, branch: str, source_instance: str) -> list:
+    with contextlib.suppress(Exception):
+        return [i for i in project.asset(branch).list_model_asset_instances("fraud_model")
+                if i.annotations.get("promoted_from_instance") == source_instance]
+    return []
+
+
+def test_promotion_along_a_declared_edge(trained):
+    project, state = trained
+    good = state["models"]["good"]
+    result = project.run("flows/fraud_model_promotion.py", "--source", "dev", "--target",
+                         "staging", "--instance", good)
+    assert result["returncode"] == 0, result["output"]
+    (promoted,) = _promotions_into(project, "staging", good)
+    assert promoted.annotations["promoted_from_branch"] == "dev"
+    assert project.asset("staging").get_alias("fraud_model", "candidate") == promoted.id
+    (record,) = project.asset().evidence("fraud_model", good, kind="promotion")
+    assert record["passed"] is True and record["rule"] == "dev->staging"
+    assert record["details"]["satisfied"]
+
+
+@pytest.mark.parametrize(("model", "source", "target", "reason"), [
+    ("weak", "dev", "staging", "gate quality failed"),
+    ("good", "dev", "prod", "no promotion edge dev -> prod is declared"),
+])
+def test_promotion_is_refused(trained, model, source, target, reason):
+    project, state = trained
+    instance = state["models"][model]
+    result = project.run("flows/fraud_model_promotion.py", "--source", source, "--target",
+                         target, "--instance", instance)
+    assert result["returncode"] != 0
+    assert f"promotion of fraud_model {instance} from {source} to {target} refused" in (
+        result["output"])
+    assert reason in result["output"]
+    assert _promotions_into(project, target, instance) == []
+    refused = [r for r in project.asset().evidence("fraud_model", instance, kind="promotion")
+               if r["rule"] == f"{source}->{target}"]
+    assert [r["passed"] for r in refused] == [False]
+
+
+# --- champion / challenger ----------------------------------------------------------------
+
+
+def _register_candidates(project: Project, branch: str, scores, runs) -> list[str]:
+    """Model instances with chosen scores, each pointing at a real training run (whose
+    Metaflow tags mirror the champion)."""
+    asset = project.asset(branch)
+    return [
+        asset.register_model_asset(
+            "fraud_model", kind="artifact",
+            annotations={"f1_score": score, "run_pathspec": f"{run}/train/2"},
+        )["id"]
+        for score, run in zip(scores, runs, strict=True)
+    ]
+
+
+def _tagged_runs(project: Project) -> list[str]:
+    return project.client("sorted(r.pathspec for r in Flow('FraudTrainingFlow').runs('champion'))")
+
+
+def test_champion_first_then_keep_then_promote(trained, champion_lock):
+    project, state = trained
+    branch = f"champ_{uuid.uuid4().hex[:8]}"
+    run_a, run_b = state["runs"]["weak"], state["runs"]["good"]
+    first, close, better = _register_candidates(
+        project, branch, [0.85, 0.86, 0.9], [run_a, run_a, run_b])
+    outcomes = []
+    for candidate in (first, close, better):
+        result = project.run("flows/fraud_model_champion.py", "--candidate", candidate,
+                             branch=branch)
+        assert result["returncode"] == 0, result["output"]
+        outcomes.append(project.asset(branch).get_alias("fraud_model", "champion"))
+        if candidate == first:
+            assert _tagged_runs(project) == [run_a]
+    assert outcomes == [first, first, better]
+    asset = project.asset(branch)
+    decisions = {c: asset.evidence("fraud_model", c, kind="champion")[0] for c in outcomes}
+    decisions[close] = asset.evidence("fraud_model", close, kind="champion")[0]
+    assert decisions[first]["passed"] is True and decisions[first]["details"]["champion"] is None
+    assert decisions[close]["passed"] is False
+    assert decisions[close]["details"]["margin"] == pytest.approx(0.01)
+    assert decisions[better]["details"]["champion"] == first
+    assert decisions[better]["details"]["candidate_value"] == 0.9
+    assert [e["payload"]["candidate"] for e in _events(project, "model_promoted", branch)] == [
+        first, better]
+    assert _tagged_runs(project) == [run_b]
+
+
+def test_concurrent_champion_evaluations_leave_exactly_one_champion(trained, champion_lock):
+    project, state = trained
+    branch = f"race_{uuid.uuid4().hex[:8]}"
+    scores = [round(0.70 + 0.03 * k, 2) for k in range(8)]
+    runs = [state["runs"][name] for name in ("weak", "good", "shifted")]
+    candidates = _register_candidates(
+        project, branch, scores, [runs[k % len(runs)] for k in range(8)])
+    order = list(candidates)
+    random.Random(4).shuffle(order)
+    started = [project.start("flows/fraud_model_champion.py", "--candidate", c, branch=branch)
+               for c in order]
+    results = [project.finish("flows/fraud_model_champion.py", s) for s in started]
+    for result in results:
+        assert result["returncode"] == 0, result["output"]
+
+    asset = project.asset(branch)
+    best = candidates[-1]  # every step beats the one before by more than min_improvement
+    assert asset.get_alias("fraud_model", "champion") == best
+    history = asset.alias_history("fraud_model", "champion")
+    assert history[0]["from"] is None and history[-1]["to"] == best
+    for before, after in zip(history, history[1:], strict=False):
+        assert after["from"] == before["to"]  # no move was lost or based on a stale read
+    champions = [c for c in candidates
+                 if asset.evidence("fraud_model", c, kind="champion")[-1]["passed"]]
+    assert best in champions
+    assert _tagged_runs(project) == [runs[7 % len(runs)]]
+
+
+# --- drift --------------------------------------------------------------------------------
+
+
+def _report_for(project: Project, current: str) -> dict:
+    (report,) = [i for i in project.asset().list_data_asset_instances("drift_reports")
+                 if i.annotations["current_instance"] == current]
+    return report.annotations
+
+
+@pytest.mark.parametrize(("current", "reference", "level", "event"), [
+    ("good", "weak", "normal", None),
+    ("shifted", "good", "high", "retrain_required"),
+])
+def test_drift_monitor(trained, current, reference, level, event):
+    project, state = trained
+    current_id, reference_id = state["features"][current], state["features"][reference]
+    result = project.run("flows/fraud_features_drift.py", "--current", current_id,
+                         "--reference", reference_id)
+    assert result["returncode"] == 0, result["output"]
+    report = _report_for(project, current_id)
+    assert report["level"] == level and report["reference_instance"] == reference_id
+    columns = {"amount", "hour", "distance_km", "merchant_risk", "tx_last_24h", "foreign",
+               "is_fraud"}
+    assert {k.removeprefix("ks_") for k in report if k.startswith("ks_")} == columns
+    assert float(report["max_statistic"]) == max(
+        float(report[f"ks_{c}"]) for c in columns)
+    (record,) = project.asset().evidence("fraud_features", current_id, asset_type="data",
+                                         kind="drift")
+    assert record["details"]["level"] == level and record["passed"] is (event is None)
+    published = [e for e in _events(project, "retrain_required")
+                 if e["payload"]["current"] == current_id]
+    assert len(published) == (1 if event else 0)
