@@ -1,0 +1,141 @@
+"""``flowpolicy check`` and ``flowpolicy plan``: do the policies hold, and what would the
+generated flows decide now?
+
+Public API::
+
+    report = run_check(CheckRequest(policies=("policies/fraud.yaml",), registry=url))
+    report.exit_code          # 0 all hold, 1 a check failed, 2 a policy is invalid
+    report.to_dict()          # documented by schemas/check-report.schema.json
+
+    plan = run_plan(PlanRequest(policies=(...), registry=url, branch="staging"))
+    plan.to_dict()            # documented by schemas/plan-report.schema.json
+
+Both only read the registry (peeks, never consumption; no aliases, evidence or events are
+written) and never create a registry file: a missing one is invalid input. Every decision
+is the runtime's (:mod:`flowpolicy.runtime.decisions`, :mod:`flowpolicy.runtime.drift`), the
+compiler's (``check_outputs``) or the linter's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from flowpolicy.check.inputs import load_policies, open_registry_readonly
+from flowpolicy.check.plan import PlanReport, PlanRequest, run_plan
+from flowpolicy.check.report import (
+    CHECK_IDS,
+    CheckReport,
+    PolicyInfo,
+    Result,
+    SectionReport,
+    format_text,
+)
+from flowpolicy.errors import FlowpolicyError, PolicyError
+from flowpolicy.policy.model import Policy
+
+__all__ = [
+    "CHECK_IDS",
+    "CheckReport",
+    "CheckRequest",
+    "PlanReport",
+    "PlanRequest",
+    "Result",
+    "format_text",
+    "load_policies",
+    "open_registry_readonly",
+    "run_check",
+    "run_plan",
+]
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    """What ``flowpolicy check`` is asked to verify."""
+
+    #: Policy files or folders (default: ./policies/ if it exists, else the current folder).
+    policies: tuple[str, ...] = ()
+    #: Registry URL (default: FLOWPOLICY_REGISTRY, else .flowpolicy/registry.db at the
+    #: project root).
+    registry: str | None = None
+    #: Branches to check live (default: every branch the policy declares).
+    branches: tuple[str, ...] = ()
+    static: bool = True
+    live: bool = True
+    #: Code to lint (default: each policy's project root, the folder above policies/).
+    src: tuple[str, ...] = ()
+    #: Local Metaflow datastore root (the folder holding .metaflow) for the champion tag
+    #: check; default: Metaflow's own configuration (METAFLOW_DATASTORE_SYSROOT_LOCAL).
+    metaflow_root: str | None = None
+    #: The time drift report ages are measured against (default: now).
+    now: datetime | None = None
+
+
+def run_check(request: CheckRequest) -> CheckReport:
+    """Run the static and live checks; never raises for a failing check (those are results),
+    only for invalid input (a missing path, an unreadable registry, an unknown branch)."""
+    from flowpolicy.policy.loader import find_policy_files, load_policy
+
+    now = request.now or datetime.now(timezone.utc)
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    files = find_policy_files(list(request.policies))
+    if not files:
+        searched = ", ".join(request.policies) or "policies/ or the current directory"
+        raise FlowpolicyError(f"no policy files found in {searched}")
+    policies: list[Policy] = []
+    infos: list[PolicyInfo] = []
+    policy_results: list[Result] = []
+    for path in files:
+        try:
+            policy = load_policy(path)
+        except PolicyError as exc:
+            infos.append(PolicyInfo(str(path), None, None))
+            policy_results += [
+                Result("policy.valid", "fail", d.format(), policy=str(path), rule=d.code,
+                       evidence=d.to_dict())
+                for d in exc.diagnostics]
+            continue
+        policies.append(policy)
+        infos.append(PolicyInfo(str(path), policy.project, policy.hash))
+        policy_results.append(Result(
+            "policy.valid", "pass",
+            f"{path} is valid (project {policy.project}, {len(policy.assets)} assets, "
+            f"{len(policy.gates)} gates, {len(policy.promotion)} promotion edges)",
+            policy=str(path)))
+    sections = [SectionReport("policy", True, tuple(policy_results))]
+    if len(policies) < len(files):
+        skipped = "not run: a policy is invalid"
+        sections += [SectionReport(name, False, note=skipped)
+                     for name in ("compile", "lint", "live")]
+        return CheckReport(tuple(infos), request.registry, tuple(request.branches),
+                           tuple(sections), stamp, invalid_input=True)
+
+    if request.static:
+        from flowpolicy.check.static import compile_results, lint_results
+
+        compiled = [r for p in policies for r in compile_results(p)]
+        sections.append(SectionReport("compile", True, tuple(compiled)))
+        sections.append(SectionReport("lint", True, tuple(lint_results(policies, request.src))))
+    else:
+        sections += [SectionReport(n, False, note="not run (--no-static)")
+                     for n in ("compile", "lint")]
+
+    registry_url = None
+    branches: tuple[str, ...] = ()
+    if request.live:
+        from flowpolicy.check.live import RegistryView, check_branches, live_results
+        from flowpolicy.check.metaflow_runs import MetaflowRuns
+
+        registry = open_registry_readonly(request.registry)
+        registry_url = registry.url
+        runs = MetaflowRuns(request.metaflow_root)
+        live: list[Result] = []
+        for policy in policies:
+            policy_branches = check_branches(policy, request.branches)
+            branches += tuple(b for b in policy_branches if b not in branches)
+            view = RegistryView(registry, policy.project)
+            live += live_results(policy, view, policy_branches, now=now, runs=runs)
+        sections.append(SectionReport("live", True, tuple(live)))
+    else:
+        sections.append(SectionReport("live", False, note="not run (--no-live)"))
+    return CheckReport(tuple(infos), registry_url, branches, tuple(sections), stamp)

@@ -1,0 +1,34 @@
+"""Inputs shared by ``check`` and ``plan``: the policies, and the registry opened without
+ever creating it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from flowpolicy.errors import FlowpolicyError, RegistryError
+from flowpolicy.policy.model import Policy
+
+
+def load_policies(paths: Sequence[str]) -> list[Policy]:
+    """Load the policies named by ``paths`` (files or folders); raises PolicyError for an
+    invalid one and FlowpolicyError when a path is missing or nothing is found."""
+    from flowpolicy.policy.loader import find_policy_files, load_policy
+
+    files = find_policy_files(list(paths))
+    if not files:
+        searched = ", ".join(paths) or "policies/ or the current directory"
+        raise FlowpolicyError(f"no policy files found in {searched}")
+    return [load_policy(path) for path in files]
+
+
+def open_registry_readonly(url: str | None):
+    """The registry behind ``url``, refusing to create a file just to check it."""
+    from flowpolicy.registry import default_registry_url, open_registry, registry_file
+
+    url = url or default_registry_url()
+    path = registry_file(url)
+    if path is not None and not path.is_file():
+        raise RegistryError(
+            f"no registry at {path}: nothing to check (run the flows first, or point "
+            "--registry / FLOWPOLICY_REGISTRY at the right file)")
+    return open_registry(url)

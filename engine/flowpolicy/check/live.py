@@ -1,0 +1,458 @@
+"""Live checks: does what is in the registry satisfy the policy *now*?
+
+Every rule is the runtime's (``evaluate_gate``, ``check_promotion``); this module only
+decides what to ask about and words the results:
+
+- ``live.gate``: the instance behind each promotion alias (``candidate`` on staging,
+  ``production`` on prod, …) passes the gates of its path under the current policy, so a
+  threshold raised after promotion is caught;
+- ``live.champion.count`` / ``live.champion.tag``: where a champion is kept, the alias is set
+  and exactly one run of the training flow carries the champion tag, that of the alias;
+- ``live.lineage``: every instance of a promoted asset on a promotion target branch was
+  promoted along a declared edge, with what the edge requires recorded as passed on the
+  source instance (``live.lineage.policy_hash`` warns when that evidence was judged under
+  another policy);
+- ``live.drift.*``: drift of a data asset has been measured, recently enough;
+- ``live.declared``: with ``declared_only``, the registry holds only declared assets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from flowpolicy.check.metaflow_runs import MetaflowReadError, MetaflowRuns, training_run
+from flowpolicy.check.report import Result
+from flowpolicy.errors import FlowpolicyError
+from flowpolicy.policy.model import CHAMPION_REQUIREMENT, Gate, Policy, PromotionEdge
+from flowpolicy.registry.base import InstanceRecord, Registry, Scope
+
+PROMOTED_FROM_BRANCH = "promoted_from_branch"
+PROMOTED_FROM_INSTANCE = "promoted_from_instance"
+
+
+@dataclass
+class RegistryView:
+    """Read-only questions to one project's part of the registry. Asks only about scopes
+    that exist (the backend raises for unknown ones) and caches what it read."""
+
+    registry: Registry
+    project: str
+    _present: set[tuple[str, str, str]] = field(default_factory=set)
+    _instances: dict[Scope, list[InstanceRecord]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.summaries = self.registry.assets(self.project)
+        self._present = {(s.scope.branch, s.scope.asset_type, s.scope.name)
+                         for s in self.summaries}
+
+    def scope(self, branch: str, asset_type: str, name: str) -> Scope:
+        return Scope(self.project, branch, asset_type, name)
+
+    def exists(self, scope: Scope) -> bool:
+        return (scope.branch, scope.asset_type, scope.name) in self._present
+
+    def instances(self, scope: Scope) -> list[InstanceRecord]:
+        """Every instance, newest first; empty for an asset the branch does not hold."""
+        if not self.exists(scope):
+            return []
+        if scope not in self._instances:
+            self._instances[scope] = self.registry.instances(scope, None)
+        return self._instances[scope]
+
+    def instance(self, scope: Scope, instance_id: str) -> InstanceRecord | None:
+        return next((r for r in self.instances(scope) if r.id == instance_id), None)
+
+    def alias(self, scope: Scope, alias: str) -> str | None:
+        if not self.exists(scope):
+            return None
+        version = self.registry.aliases(scope).get(alias)
+        return None if version is None else f"v{version}"
+
+    def evidence(self, scope: Scope, instance_id: str, kind: str | None = None
+                 ) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in self.registry.evidence(scope, instance_id, kind)]
+
+
+def live_results(
+    policy: Policy,
+    view: RegistryView,
+    branches: Sequence[str],
+    *,
+    now: datetime,
+    runs: MetaflowRuns,
+) -> list[Result]:
+    results: list[Result] = []
+    for branch in branches:
+        results += _gate_results(policy, view, branch)
+        results += _lineage_results(policy, view, branch)
+        results += _champion_results(policy, view, branch, runs)
+        results += _drift_results(policy, view, branch, now)
+    results += _declared_results(policy, view, branches)
+    return [_with_policy(r, policy.source) for r in results]
+
+
+def _with_policy(result: Result, source: str) -> Result:
+    from dataclasses import replace
+
+    return replace(result, policy=source)
+
+
+def _asset_type(policy: Policy, asset: str) -> str:
+    decl = policy.assets.get(asset)
+    return decl.type if decl is not None else "model"
+
+
+# -- gates of promoted aliases ---------------------------------------------------------------
+
+
+def path_gates(policy: Policy, asset: str, edge: PromotionEdge) -> list[Gate]:
+    """The gates an instance must pass to stand behind ``edge``'s alias: those the edge
+    requires and, transitively, those of the edges that lead to its source branch."""
+    names: dict[str, None] = {}
+    pending, seen = [edge], set()
+    while pending:
+        current = pending.pop(0)
+        if (current.source, current.target) in seen:
+            continue
+        seen.add((current.source, current.target))
+        names.update(dict.fromkeys(r for r in current.require if r != CHAMPION_REQUIREMENT))
+        pending += [e for e in policy.promotion
+                    if e.target == current.source and asset in e.assets]
+    return [policy.gates[n] for n in names if n in policy.gates]
+
+
+def _gate_results(policy: Policy, view: RegistryView, branch: str) -> list[Result]:
+    from flowpolicy.runtime.decisions import MetricValueError, evaluate_gate
+
+    results = []
+    done: set[tuple[str, str]] = set()
+    for edge in policy.edges_into(branch):
+        for asset in edge.assets:
+            if (asset, edge.alias) in done:
+                continue
+            done.add((asset, edge.alias))
+            scope = view.scope(branch, _asset_type(policy, asset), asset)
+            if not view.instances(scope):
+                continue  # nothing promoted here yet
+            instance_id = view.alias(scope, edge.alias)
+            if instance_id is None:
+                results.append(Result(
+                    "live.alias", "warn",
+                    f"{asset} has {len(view.instances(scope))} instance(s) on {branch} but no "
+                    f"@{edge.alias} alias (set by promotion {edge.source} -> {edge.target})",
+                    asset=asset, branch=branch, rule=f"{edge.source}->{edge.target}"))
+                continue
+            record = view.instance(scope, instance_id)
+            annotations = dict(record.annotations) if record else {}
+            for gate in path_gates(policy, asset, edge):
+                try:
+                    verdict = evaluate_gate(gate, annotations, instance=instance_id)
+                except MetricValueError as exc:
+                    results.append(Result(
+                        "live.gate", "fail", f"@{edge.alias} -> {instance_id}: {exc}",
+                        asset=asset, branch=branch, instance=instance_id, rule=gate.name,
+                        evidence={"alias": edge.alias, "key": exc.key, "value": str(exc.value)}))
+                    continue
+                status = "pass" if verdict.passed else "fail"
+                verb = "passes" if verdict.passed else "fails"
+                results.append(Result(
+                    "live.gate", status,
+                    f"@{edge.alias} -> {instance_id} {verb} gate {gate.name} under the current "
+                    f"policy: {verdict.reason}",
+                    asset=asset, branch=branch, instance=instance_id, rule=gate.name,
+                    evidence={"alias": edge.alias, "verdict": verdict.to_dict()}))
+    return results
+
+
+# -- lineage ---------------------------------------------------------------------------------
+
+
+def _lineage_results(policy: Policy, view: RegistryView, branch: str) -> list[Result]:
+    from flowpolicy.runtime.decisions import check_promotion
+
+    results = []
+    promoted = dict.fromkeys(a for e in policy.edges_into(branch) for a in e.assets)
+    declared_edges = [f"{e.source} -> {e.target}" for e in policy.edges_into(branch)]
+    for asset in promoted:
+        asset_type = _asset_type(policy, asset)
+        for record in reversed(view.instances(view.scope(branch, asset_type, asset))):
+            subject = {"asset": asset, "branch": branch, "instance": record.id}
+            source = record.annotations.get(PROMOTED_FROM_BRANCH)
+            source_id = record.annotations.get(PROMOTED_FROM_INSTANCE)
+            if not source or not source_id:
+                results.append(Result(
+                    "live.lineage", "fail",
+                    f"{asset} {record.id} on {branch} was not promoted: it has no "
+                    f"{PROMOTED_FROM_BRANCH}/{PROMOTED_FROM_INSTANCE} annotations; {asset} "
+                    f"may reach {branch} only along {' or '.join(declared_edges)}",
+                    **subject,
+                    evidence={"created_at": record.created_at,
+                              "created_by": record.created_by.to_dict(),
+                              "annotations": dict(record.annotations)}))
+                continue
+            rule = f"{source}->{branch}"
+            source_scope = view.scope(source, asset_type, asset)
+            if view.instance(source_scope, source_id) is None:
+                results.append(Result(
+                    "live.lineage", "fail",
+                    f"{asset} {record.id} on {branch} claims to come from {source} {source_id}, "
+                    f"which the registry does not hold",
+                    **subject, rule=rule,
+                    evidence={"promoted_from": f"{source}/{source_id}"}))
+                continue
+            evidence = view.evidence(source_scope, source_id)
+            verdict = check_promotion(policy, asset=asset, source=source, target=branch,
+                                      instance=source_id, evidence=evidence)
+            judged = _judged_under(verdict.edge, evidence)
+            details = {"promoted_from": f"{source}/{source_id}",
+                       "promoted_by": record.annotations.get("promoted_by"),
+                       "verdict": verdict.to_dict(), "judged_under": judged}
+            if verdict.allowed:
+                results.append(Result(
+                    "live.lineage", "pass",
+                    f"{asset} {record.id} came from {source} {source_id} along "
+                    f"{source} -> {branch}: "
+                    + "; ".join(verdict.satisfied or ("no requirements",)),
+                    **subject, rule=rule, evidence=details))
+            else:
+                results.append(Result(
+                    "live.lineage", "fail",
+                    f"{asset} {record.id} came from {source} {source_id}, but that promotion "
+                    "does not hold under the current policy: " + "; ".join(verdict.reasons),
+                    **subject, rule=rule, evidence=details))
+            other = {req: h for req, h in judged.items() if h and h != policy.hash}
+            if other:
+                shown = ", ".join(f"{req} under {h[:12]}" for req, h in other.items())
+                results.append(Result(
+                    "live.lineage.policy_hash", "warn",
+                    f"the evidence {asset} {record.id} was promoted on was judged under another "
+                    f"policy ({shown}; current {policy.short_hash})",
+                    **subject, rule=rule, evidence={"judged_under": judged,
+                                                    "current_policy": policy.hash}))
+    return results
+
+
+def _judged_under(edge: PromotionEdge | None, evidence: Sequence[Mapping[str, Any]]
+                  ) -> dict[str, str | None]:
+    """Requirement -> policy hash of the latest evidence record it rests on."""
+    judged: dict[str, str | None] = {}
+    for requirement in edge.require if edge is not None else ():
+        if requirement == CHAMPION_REQUIREMENT:
+            records = [r for r in evidence if r.get("kind") == "champion"]
+        else:
+            records = [r for r in evidence
+                       if r.get("kind") == "gate" and r.get("rule") == requirement]
+        if records:
+            judged[requirement] = max(records, key=lambda r: str(r.get("created_at")))[
+                "policy_hash"]
+    return judged
+
+
+# -- champion --------------------------------------------------------------------------------
+
+
+def _champion_results(policy: Policy, view: RegistryView, branch: str,
+                      runs: MetaflowRuns) -> list[Result]:
+    results = []
+    for rule in policy.champions.values():
+        asset_type = _asset_type(policy, rule.asset)
+        scope = view.scope(branch, asset_type, rule.asset)
+        instances = view.instances(scope)
+        champion = view.alias(scope, rule.alias)
+        required_here = any(
+            e.source == branch and rule.asset in e.assets and CHAMPION_REQUIREMENT in e.require
+            for e in policy.promotion)
+        if champion is None:
+            if required_here and instances:
+                results.append(Result(
+                    "live.champion.count", "fail",
+                    f"no champion: {rule.asset} has {len(instances)} instance(s) on {branch} "
+                    f"but no @{rule.alias} alias, and promotion from {branch} requires one",
+                    asset=rule.asset, branch=branch, rule=rule.alias))
+            continue
+        subject = {"asset": rule.asset, "branch": branch, "instance": champion,
+                   "rule": rule.alias}
+        record = view.instance(scope, champion)
+        run = training_run(dict(record.annotations), record.created_by.entity_id) if record \
+            else ""
+        flow_name, _, run_id = run.partition("/")
+        if not run_id:
+            results.append(Result(
+                "live.champion.tag", "fail",
+                f"champion {champion} names no training run (no run_pathspec annotation and "
+                f"not created by a task)", **subject,
+                evidence={"created_by": record.created_by.to_dict() if record else None}))
+            continue
+        try:
+            known = runs.runs(flow_name)
+            tagged = runs.tagged(flow_name, rule.alias)
+        except MetaflowReadError as exc:
+            results.append(Result("live.champion.tag", "fail", str(exc), **subject))
+            continue
+        evidence = {"alias": f"@{rule.alias} -> {champion}", "training_run": run,
+                    "tagged_runs": [f"{flow_name}/{r}" for r in tagged]}
+        if len(tagged) == 1:
+            results.append(Result(
+                "live.champion.count", "pass",
+                f"one champion: @{rule.alias} -> {champion}, one {flow_name} run tagged "
+                f"{rule.alias!r}", **subject, evidence=evidence))
+        else:
+            results.append(Result(
+                "live.champion.count", "fail",
+                f"{len(tagged)} runs of {flow_name} carry the {rule.alias!r} tag "
+                f"({', '.join(tagged) or 'none'}); exactly one must: {run} "
+                f"(@{rule.alias} -> {champion})", **subject, evidence=evidence))
+        if run_id not in known:
+            results.append(Result(
+                "live.champion.tag", "fail",
+                f"champion {champion} was trained by {run}, which Metaflow does not know "
+                "(another datastore? set METAFLOW_DATASTORE_SYSROOT_LOCAL)",
+                **subject, evidence=evidence))
+        elif run_id in tagged:
+            results.append(Result(
+                "live.champion.tag", "pass",
+                f"@{rule.alias} -> {champion} and its training run {run} carries the tag",
+                **subject, evidence=evidence))
+        else:
+            results.append(Result(
+                "live.champion.tag", "fail",
+                f"@{rule.alias} -> {champion} (trained by {run}) but its training run does not "
+                f"carry the {rule.alias!r} tag"
+                + (f"; tagged instead: {', '.join(evidence['tagged_runs'])}" if tagged else ""),
+                **subject, evidence=evidence))
+    return results
+
+
+# -- drift -----------------------------------------------------------------------------------
+
+
+def _drift_results(policy: Policy, view: RegistryView, branch: str,
+                   now: datetime) -> list[Result]:
+    results = []
+    for rule in policy.drift.values():
+        scope = view.scope(branch, "data", rule.asset)
+        instances = view.instances(scope)
+        if len(instances) < 2:
+            continue  # nothing to compare yet
+        subject = {"asset": rule.asset, "branch": branch, "rule": rule.statistic}
+        records = [r for inst in instances for r in view.evidence(scope, inst.id, "drift")]
+        newest = max(records, key=lambda r: str(r["created_at"])) if records else None
+        if newest is None:
+            results.append(Result(
+                "live.drift.report", "fail",
+                f"no drift report: {rule.asset} has {len(instances)} instances on {branch} "
+                f"(latest {instances[0].id}) and none has been drift-checked",
+                **subject, instance=instances[0].id))
+            continue
+        details = newest.get("details") or {}
+        evidence = {"report": {k: details.get(k) for k in
+                               ("current", "reference", "level", "max_statistic",
+                                "worst_column", "statistics")},
+                    "created_at": newest["created_at"],
+                    "created_by": newest.get("created_by"),
+                    "policy_hash": newest.get("policy_hash")}
+        subject["instance"] = newest["instance"]
+        report_scope = view.scope(branch, "data", rule.report_asset) if rule.report_asset \
+            else None
+        if report_scope is not None and not view.instances(report_scope):
+            results.append(Result(
+                "live.drift.report", "fail",
+                f"drift of {rule.asset} was measured ({newest['created_at']}) but no "
+                f"{rule.report_asset} report is registered on {branch}",
+                **subject, evidence=evidence))
+        else:
+            results.append(Result(
+                "live.drift.report", "pass",
+                f"{rule.asset} {newest['instance']} drift-checked at {newest['created_at']}: "
+                f"level {details.get('level')}", **subject, evidence=evidence))
+        if rule.max_age_seconds is not None:
+            age = (now - _parse_time(newest["created_at"])).total_seconds()
+            evidence = {**evidence, "age_seconds": round(age, 3),
+                        "max_age_seconds": rule.max_age_seconds}
+            if age > rule.max_age_seconds:
+                results.append(Result(
+                    "live.drift.age", "fail",
+                    f"the newest drift report of {rule.asset} on {branch} is "
+                    f"{_duration(age)} old ({newest['created_at']}), older than max_age "
+                    f"{_duration(rule.max_age_seconds)}", **subject, evidence=evidence))
+            else:
+                results.append(Result(
+                    "live.drift.age", "pass",
+                    f"the newest drift report of {rule.asset} on {branch} is {_duration(age)} "
+                    f"old (max_age {_duration(rule.max_age_seconds)})",
+                    **subject, evidence=evidence))
+        if newest["instance"] != instances[0].id:
+            results.append(Result(
+                "live.drift.behind", "warn",
+                f"{rule.asset} {instances[0].id} on {branch} has not been drift-checked yet "
+                f"(newest report is of {newest['instance']})", **subject, evidence=evidence))
+    return results
+
+
+def _parse_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(seconds, 0.0)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+# -- declared assets -------------------------------------------------------------------------
+
+
+def _declared_results(policy: Policy, view: RegistryView,
+                      branches: Sequence[str]) -> list[Result]:
+    if not policy.naming.declared_only:
+        return []
+    results = []
+    checked = 0
+    for summary in view.summaries:
+        scope = summary.scope
+        if scope.branch not in branches:
+            continue
+        checked += 1
+        decl = policy.assets.get(scope.name)
+        subject = {"asset": scope.name, "branch": scope.branch,
+                   "instance": f"v{summary.latest_version}", "rule": "declared_only"}
+        evidence = {"type": scope.asset_type, "instances": summary.latest_version,
+                    "updated_at": summary.updated_at}
+        if decl is None:
+            results.append(Result(
+                "live.declared", "fail",
+                f"{scope.asset_type} asset {scope.name} is in the registry on {scope.branch} "
+                f"but not declared in the policy (declared: {', '.join(policy.assets)})",
+                **subject, evidence=evidence))
+        elif decl.type != scope.asset_type:
+            results.append(Result(
+                "live.declared", "fail",
+                f"{scope.name} is registered as a {scope.asset_type} asset on {scope.branch} "
+                f"but the policy declares it {decl.type}", **subject, evidence=evidence))
+    if checked and not results:
+        results.append(Result(
+            "live.declared", "pass",
+            f"all {checked} assets on {', '.join(branches)} are declared in the policy",
+            rule="declared_only"))
+    return results
+
+
+def check_branches(policy: Policy, requested: Sequence[str]) -> tuple[str, ...]:
+    """The branches to check: those asked for (sanitised), else the policy's."""
+    from flowpolicy.runtime.branch import sanitize_branch
+
+    if not requested:
+        return tuple(policy.branches)
+    branches = tuple(dict.fromkeys(sanitize_branch(b) for b in requested))
+    unknown = [b for b in branches if policy.branches and b not in policy.branches]
+    if unknown:
+        raise FlowpolicyError(
+            f"branch {', '.join(unknown)} is not declared in {policy.source} "
+            f"(branches: {', '.join(policy.branches)})")
+    return branches

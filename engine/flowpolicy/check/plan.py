@@ -1,0 +1,276 @@
+"""``flowpolicy plan``: what each generated flow would decide if it ran now, with its default
+parameters (the policy's thresholds), against the current registry.
+
+Nothing runs and nothing is written: instances are peeked (no lineage), aliases and
+evidence only read, drift inputs loaded through the Metaflow client. Each decision comes
+from the same runtime function the flow calls (``evaluate_gate``, ``decide_champion``,
+``check_promotion``, ``evaluate_drift``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowpolicy.check.inputs import load_policies, open_registry_readonly
+from flowpolicy.check.live import RegistryView, check_branches
+from flowpolicy.check.metaflow_runs import MetaflowReadError, MetaflowRuns
+from flowpolicy.errors import FlowpolicyError, RegistryError
+from flowpolicy.policy.model import Policy
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    policies: tuple[str, ...] = ()
+    registry: str | None = None
+    #: Only this branch (a promotion is shown when it leaves or enters it).
+    branch: str | None = None
+    #: Local Metaflow datastore root for loading drift inputs (see CheckRequest).
+    metaflow_root: str | None = None
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    """What one generated flow would decide on one branch (or along one edge)."""
+
+    flow: str
+    file: str
+    kind: str
+    rule: str
+    branch: str
+    #: "decided", "nothing" (no instance to decide on) or "error" (cannot decide).
+    status: str
+    #: pass/fail, promote/keep, allowed/refused, or the drift level.
+    outcome: str | None
+    summary: str
+    decision: Mapping[str, Any] = field(default_factory=dict)
+    policy: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"flow": self.flow, "file": self.file, "kind": self.kind, "rule": self.rule,
+                "branch": self.branch, "status": self.status, "outcome": self.outcome,
+                "summary": self.summary, "decision": dict(self.decision),
+                "policy": self.policy}
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    policies: tuple[dict[str, Any], ...]
+    registry: str
+    entries: tuple[PlanEntry, ...]
+
+    @property
+    def exit_code(self) -> int:
+        return 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": 1, "registry": self.registry, "policies": list(self.policies),
+                "entries": [e.to_dict() for e in self.entries]}
+
+    def format_text(self) -> str:
+        lines = []
+        for info in self.policies:
+            lines.append(f"policy {info['file']} (project {info['project']}, "
+                         f"policy {info['hash'][:12]})")
+        lines.append(f"registry {self.registry} (read only)")
+        current = None
+        for entry in self.entries:
+            if entry.flow != current:
+                current = entry.flow
+                lines.append("")
+                lines.append(f"{entry.flow} ({entry.file})")
+            outcome = (entry.outcome or entry.status).upper() if entry.outcome in (
+                "fail", "refused") else (entry.outcome or entry.status)
+            lines.append(f"  {entry.branch:<16} {outcome:<9} {entry.summary}")
+            for line in _detail_lines(entry):
+                lines.append(f"  {'':<16} {'':<9} {line}")
+        lines.append("")
+        lines.append("flowpolicy plan: nothing was run and nothing was written")
+        return "\n".join(lines) + "\n"
+
+
+def _detail_lines(entry: PlanEntry) -> list[str]:
+    decision = entry.decision
+    if entry.kind == "gate":
+        return [c["reason"] for c in decision.get("checks", ())]
+    if entry.kind == "promotion":
+        return [f"- {r}" for r in decision.get("reasons", ())] + [
+            f"+ {s}" for s in decision.get("satisfied", ())]
+    if entry.kind == "drift" and decision.get("statistics"):
+        return ["D " + ", ".join(f"{c}={d:.4f}" for c, d in decision["statistics"].items())]
+    return []
+
+
+def run_plan(request: PlanRequest) -> PlanReport:
+    """Plan every generated flow of every policy; raises only for invalid input."""
+    from flowpolicy.compile.flows import plan_flows
+
+    policies = load_policies(request.policies)
+    registry = open_registry_readonly(request.registry)
+    runs = MetaflowRuns(request.metaflow_root)
+    entries: list[PlanEntry] = []
+    infos = []
+    for policy in policies:
+        infos.append({"file": policy.source, "project": policy.project, "hash": policy.hash})
+        branches = check_branches(policy, (request.branch,) if request.branch else ())
+        view = RegistryView(registry, policy.project)
+        for flow in plan_flows(policy):
+            planner = _PLANNERS[flow.kind]
+            for entry in planner(policy, view, branches, flow.rule, runs):
+                entries.append(PlanEntry(flow=flow.class_name, file=flow.file_name,
+                                         kind=flow.kind, rule=flow.rule, policy=policy.source,
+                                         **entry))
+    return PlanReport(tuple(infos), registry.url, tuple(entries))
+
+
+def _plan_gate(policy: Policy, view: RegistryView, branches: Sequence[str], rule: str,
+               runs: MetaflowRuns) -> list[dict[str, Any]]:
+    from flowpolicy.runtime.decisions import evaluate_gate
+
+    gate = policy.gates[rule]
+    out = []
+    for branch in branches:
+        scope = view.scope(branch, policy.assets[gate.asset].type, gate.asset)
+        latest = _latest(view, scope)
+        if latest is None:
+            out.append(_nothing(branch, f"no {gate.asset} instance to judge"))
+            continue
+        try:
+            verdict = evaluate_gate(gate, latest.annotations, instance=latest.id)
+        except FlowpolicyError as exc:
+            out.append(_error(branch, str(exc)))
+            continue
+        outcome = "pass" if verdict.passed else "fail"
+        event = f"; publishes {verdict.event}" if verdict.event else ""
+        out.append({"branch": branch, "status": "decided", "outcome": outcome,
+                    "summary": f"{gate.asset} {latest.id} would {outcome} gate {gate.name}{event}",
+                    "decision": verdict.to_dict()})
+    return out
+
+
+def _plan_champion(policy: Policy, view: RegistryView, branches: Sequence[str], rule: str,
+                   runs: MetaflowRuns) -> list[dict[str, Any]]:
+    from flowpolicy.runtime.decisions import decide_champion
+
+    champion_rule = policy.champions[rule]
+    asset = champion_rule.asset
+    out = []
+    for branch in branches:
+        scope = view.scope(branch, policy.assets[asset].type, asset)
+        latest = _latest(view, scope)
+        if latest is None:
+            out.append(_nothing(branch, f"no {asset} candidate"))
+            continue
+        champion = view.alias(scope, champion_rule.alias)
+        record = view.instance(scope, champion) if champion else None
+        try:
+            decision = decide_champion(
+                champion_rule, candidate=latest.id, candidate_annotations=latest.annotations,
+                champion=champion,
+                champion_annotations=dict(record.annotations) if record else None)
+        except FlowpolicyError as exc:
+            out.append(_error(branch, str(exc)))
+            continue
+        margin = "" if decision.margin is None else f" (margin {decision.margin:.4g})"
+        out.append({"branch": branch, "status": "decided",
+                    "outcome": "promote" if decision.promote else "keep",
+                    "summary": decision.reason + ("" if "margin" in decision.reason else margin),
+                    "decision": decision.to_dict()})
+    return out
+
+
+def _plan_promotion(policy: Policy, view: RegistryView, branches: Sequence[str], rule: str,
+                    runs: MetaflowRuns) -> list[dict[str, Any]]:
+    from flowpolicy.runtime.decisions import check_promotion
+
+    asset = rule
+    asset_type = policy.assets[asset].type
+    champion_rule = policy.champions.get(asset)
+    out = []
+    for edge in policy.edges_for_asset(asset):
+        if edge.source not in branches and edge.target not in branches:
+            continue
+        where = f"{edge.source} -> {edge.target}"
+        scope = view.scope(edge.source, asset_type, asset)
+        latest = _latest(view, scope)
+        if latest is None:
+            out.append(_nothing(where, f"no {asset} instance on {edge.source} to promote"))
+            continue
+        champion = view.alias(scope, champion_rule.alias) if champion_rule else None
+        verdict = check_promotion(policy, asset=asset, source=edge.source, target=edge.target,
+                                  instance=latest.id, evidence=view.evidence(scope, latest.id),
+                                  current_champion=champion)
+        outcome = "allowed" if verdict.allowed else "refused"
+        then = f", then @{edge.alias} on {edge.target}" if verdict.allowed else ""
+        out.append({"branch": where, "status": "decided", "outcome": outcome,
+                    "summary": f"{asset} {latest.id} would be {outcome}{then}",
+                    "decision": verdict.to_dict()})
+    return out
+
+
+def _plan_drift(policy: Policy, view: RegistryView, branches: Sequence[str], rule: str,
+                runs: MetaflowRuns) -> list[dict[str, Any]]:
+    from flowpolicy.runtime.drift import evaluate_drift
+
+    drift_rule = policy.drift[rule]
+    asset = drift_rule.asset
+    out = []
+    for branch in branches:
+        scope = view.scope(branch, "data", asset)
+        if not view.instances(scope):
+            out.append(_nothing(branch, f"no {asset} instances"))
+            continue
+        try:
+            current = view.registry.resolve(scope, drift_rule.current)
+            reference = view.registry.resolve(scope, drift_rule.reference)
+        except RegistryError as exc:
+            out.append(_nothing(branch, f"nothing to compare: {exc}"))
+            continue
+        try:
+            result = evaluate_drift(
+                drift_rule, _load(runs, current), _load(runs, reference),
+                current_id=current.id, reference_id=reference.id)
+        except (FlowpolicyError, MetaflowReadError) as exc:
+            out.append(_error(branch, str(exc)))
+            continue
+        event = f"; publishes {result.event}" if result.event else ""
+        out.append({"branch": branch, "status": "decided", "outcome": result.level,
+                    "summary": f"{asset} {current.id} vs {reference.id}: level {result.level} "
+                               f"(max D {result.max_statistic:.4f} in {result.worst_column})"
+                               f"{event}",
+                    "decision": _json_safe(result.to_dict())})
+    return out
+
+
+_PLANNERS = {"gate": _plan_gate, "champion": _plan_champion, "promotion": _plan_promotion,
+             "drift": _plan_drift}
+
+
+def _latest(view: RegistryView, scope):
+    instances = view.instances(scope)
+    return instances[0] if instances else None
+
+
+def _nothing(branch: str, summary: str) -> dict[str, Any]:
+    return {"branch": branch, "status": "nothing", "outcome": None, "summary": summary}
+
+
+def _error(branch: str, summary: str) -> dict[str, Any]:
+    return {"branch": branch, "status": "error", "outcome": None, "summary": summary}
+
+
+def _load(runs: MetaflowRuns, record) -> Any:
+    """The data behind an artifact-kind instance, read from its producing task (as
+    ``get_data`` does, but without recording lineage)."""
+    if record.kind != "artifact" or "artifact" not in record.annotations:
+        raise MetaflowReadError(
+            f"{record.scope.name} {record.id} is a {record.kind!r} asset, not a flow artifact; "
+            "plan can only load artifact-kind data")
+    return runs.artifact(record.created_by.entity_id, record.annotations["artifact"])
+
+
+def _json_safe(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=lambda v: v.tolist() if hasattr(v, "tolist")
+                                 else str(v)))

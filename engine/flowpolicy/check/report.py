@@ -1,0 +1,236 @@
+"""The check report: one flat :class:`Result` per check made, grouped in four sections.
+
+Every result names its check id (stable: ``live.gate``, ``live.champion.count``, …), the
+asset, branch, instance and rule it is about, a message, and the evidence it rests on (plain
+JSON). ``schemas/check-report.schema.json`` documents :meth:`CheckReport.to_dict`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from flowpolicy.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+
+Status = Literal["pass", "fail", "warn"]
+
+#: Section names, in report order.
+SECTIONS: tuple[str, ...] = ("policy", "compile", "lint", "live")
+
+#: Every check id, with what it verifies (the documentation of the ids; the schema lists
+#: the same ids).
+CHECK_IDS: Mapping[str, str] = {
+    "policy.valid": "the policy file loads: schema, references, naming",
+    "compile.current": "the generated flows on disk are what the policy compiles to now",
+    "lint.clean": "asset names used in code obey the naming policy",
+    "live.gate": "the instance behind a promotion alias passes its gates under the current "
+                 "policy",
+    "live.alias": "a promotion target branch holding an asset has the edge's alias set",
+    "live.champion.count": "exactly one champion: the alias is set and exactly one training "
+                           "run carries the champion tag",
+    "live.champion.tag": "the champion alias and the training run's Metaflow tag agree",
+    "live.lineage": "an instance on a promotion target branch came along a declared edge "
+                    "with the edge's requirements recorded as passed on its source instance",
+    "live.lineage.policy_hash": "the evidence a promotion rests on was judged under the "
+                                "current policy (a warning when not)",
+    "live.drift.report": "drift of a data asset with two or more instances has been measured "
+                         "and its report registered",
+    "live.drift.age": "the newest drift report is not older than the rule's max_age",
+    "live.drift.behind": "the newest instance of the data asset has been drift-checked "
+                         "(a warning when not)",
+    "live.declared": "every asset in the registry is declared in the policy, with its type "
+                     "(when naming.declared_only)",
+}
+
+
+@dataclass(frozen=True)
+class Result:
+    """One check on one thing: passed, failed, or a warning that does not fail the run."""
+
+    check: str
+    status: Status
+    message: str
+    asset: str | None = None
+    branch: str | None = None
+    instance: str | None = None
+    rule: str | None = None
+    policy: str | None = None
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def section(self) -> str:
+        return self.check.split(".", 1)[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "status": self.status,
+            "message": self.message,
+            "asset": self.asset,
+            "branch": self.branch,
+            "instance": self.instance,
+            "rule": self.rule,
+            "policy": self.policy,
+            "evidence": _plain(self.evidence),
+        }
+
+
+@dataclass(frozen=True)
+class SectionReport:
+    name: str
+    #: False when the section was not run (``--no-static`` / ``--no-live``, or an invalid
+    #: policy stopped everything after the policy section).
+    ran: bool
+    results: tuple[Result, ...] = ()
+    note: str = ""
+
+    @property
+    def status(self) -> str:
+        if not self.ran:
+            return "skipped"
+        return "fail" if any(r.status == "fail" for r in self.results) else "pass"
+
+    def count(self, status: Status) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "note": self.note,
+            "counts": {s: self.count(s) for s in ("pass", "fail", "warn")},
+            "results": [r.to_dict() for r in self.results],
+        }
+
+
+@dataclass(frozen=True)
+class PolicyInfo:
+    file: str
+    project: str | None
+    hash: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "project": self.project, "hash": self.hash}
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    policies: tuple[PolicyInfo, ...]
+    registry: str | None
+    branches: tuple[str, ...]
+    sections: tuple[SectionReport, ...]
+    checked_at: str
+    #: True when a policy is invalid: the report is printed, the exit code is 2.
+    invalid_input: bool = False
+
+    @property
+    def results(self) -> tuple[Result, ...]:
+        return tuple(r for s in self.sections for r in s.results)
+
+    @property
+    def failures(self) -> tuple[Result, ...]:
+        return tuple(r for r in self.results if r.status == "fail")
+
+    @property
+    def exit_code(self) -> int:
+        if self.invalid_input:
+            return EXIT_USAGE
+        return EXIT_FINDINGS if self.failures else EXIT_OK
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == EXIT_OK
+
+    def section(self, name: str) -> SectionReport:
+        return next(s for s in self.sections if s.name == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        results = self.results
+        return {
+            "version": 1,
+            "ok": self.ok,
+            "exit_code": self.exit_code,
+            "checked_at": self.checked_at,
+            "policies": [p.to_dict() for p in self.policies],
+            "registry": self.registry,
+            "branches": list(self.branches),
+            "summary": {s: sum(1 for r in results if r.status == s)
+                        for s in ("pass", "fail", "warn")},
+            "sections": [s.to_dict() for s in self.sections],
+        }
+
+
+# -- text ------------------------------------------------------------------------------------
+
+_MARK = {"pass": "ok  ", "fail": "FAIL", "warn": "warn"}
+
+
+def format_text(report: CheckReport, *, verbose: bool = False) -> str:
+    """The report for a terminal: one line per section, one per result (passing results
+    only with ``verbose``), and the evidence of each failure and warning."""
+    lines = []
+    for policy in report.policies:
+        what = f"project {policy.project}, policy {policy.hash[:12]}" if policy.hash else "invalid"
+        lines.append(f"policy {policy.file} ({what})")
+    if report.registry:
+        lines.append(f"registry {report.registry}; branches {', '.join(report.branches)}")
+    lines.append("")
+    for section in report.sections:
+        counts = f"{section.count('pass')} passed, {section.count('fail')} failed" + (
+            f", {section.count('warn')} warnings" if section.count("warn") else "")
+        shown = counts if section.ran else section.note
+        status = "FAIL" if section.status == "fail" else section.status
+        lines.append(f"{section.name:<8} {status:<8} {shown}")
+        for result in section.results:
+            if result.status == "pass" and not verbose:
+                continue
+            lines.append(f"  {_MARK[result.status]} {result.check:<24} {_subject(result)}")
+            lines.append(f"       {result.message}")
+            # a lint finding or policy diagnostic is its own evidence (path:line:col)
+            if result.status != "pass" and result.evidence and result.section in (
+                    "compile", "live"):
+                for line in _evidence_lines(result.evidence):
+                    lines.append(f"       | {line}")
+    failed, warned = len(report.failures), sum(1 for r in report.results if r.status == "warn")
+    total = len(report.results)
+    verdict = "invalid input" if report.invalid_input else ("FAILED" if failed else "all hold")
+    lines.append("")
+    lines.append(f"flowpolicy check: {verdict} ({total} checks, {failed} failed, "
+                 f"{warned} warnings)")
+    return "\n".join(lines) + "\n"
+
+
+def _subject(result: Result) -> str:
+    parts = []
+    if result.branch:
+        parts.append(result.branch)
+    if result.asset:
+        parts.append(result.asset + (f" {result.instance}" if result.instance else ""))
+    if result.rule:
+        parts.append(f"rule {result.rule}")
+    if not parts and result.policy:
+        parts.append(result.policy)
+    return " / ".join(parts)
+
+
+def _evidence_lines(evidence: Mapping[str, Any], limit: int = 40) -> list[str]:
+    diff = evidence.get("diff")
+    if isinstance(diff, str):  # a unified diff reads best as itself
+        body = diff.splitlines()
+        return body[:limit] + ([f"... {len(body) - limit} more lines"] if len(body) > limit
+                               else [])
+    text = json.dumps(_plain(evidence), sort_keys=True, indent=1, default=str).splitlines()
+    return text[:limit] + ([f"... {len(text) - limit} more lines"] if len(text) > limit else [])
+
+
+def _plain(value: Any) -> Any:
+    """Evidence as JSON-safe data (tuples to lists, mappings to dicts)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return "nan"
+    return value
