@@ -67,7 +67,7 @@ def produced(tmp_path_factory):
         print(json.dumps({
             "consumer": {k: consumer.data.__getattr__(k) for k in
                          ["latest", "previous", "first", "champion", "features", "ref",
-                          "instance_ids"]},
+                          "instance_ids", "trigger_events"]},
             "consumer_task": consumer["start"].task.pathspec,
             "consumer_tags": sorted(consumer.tags),
             "producer_tasks": [r["start"].task.pathspec for r in producers],
@@ -89,6 +89,11 @@ def test_consumer_resolves_every_spec_and_loads_artifacts(produced):
     assert got["features"] == {"amount": [1.0, 2.0, 3.0], "score": 0.95}
     assert got["instance_ids"] == ["v2", "v1"]
     assert "project:runtime_demo" in data["consumer_tags"]
+
+
+def test_project_trigger_listens_on_the_project_branch_event(produced):
+    _, _, _, data = produced
+    assert data["consumer"]["trigger_events"] == ["prj.runtime_demo.dev.models_ready"]
 
 
 def test_registration_records_artifact_kind_and_producing_task(produced):

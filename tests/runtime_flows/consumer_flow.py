@@ -3,8 +3,10 @@
 from metaflow import project, step
 
 from flowpolicy import ProjectFlow
+from flowpolicy.runtime import project_trigger
 
 
+@project_trigger(event="models_ready")
 @project(name="runtime_demo")
 class ConsumerFlow(ProjectFlow):
     """Load models and data registered by ProducerFlow."""
@@ -20,6 +22,10 @@ class ConsumerFlow(ProjectFlow):
         self.ref = self.prj.asset.consume_model_asset("demo_model", instance="latest")
         self.instance_ids = [i.id for i in self.prj.list_model_instances("demo_model")]
         self.prj.publish_event("models_consumed", {"latest": self.ref["id"]})
+        from metaflow.flowspec import FlowStateItems
+
+        decorators = type(self)._flow_state[FlowStateItems.FLOW_DECORATORS]
+        self.trigger_events = [d.attributes.get("event") for d in decorators.get("trigger", [])]
         self.next(self.end)
 
     @step

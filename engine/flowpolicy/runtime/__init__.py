@@ -15,6 +15,7 @@ _LAZY = {
     "AssetInstance": "flowpolicy.runtime.assets",
     "promote_assets": "flowpolicy.runtime.promote",
     "ProjectEvent": "flowpolicy.runtime.events",
+    "project_trigger": "flowpolicy.runtime.project",
     "mirror_champion_tag": "flowpolicy.runtime.tags",
     "sanitize_branch": "flowpolicy.runtime.branch",
     "resolve_branch": "flowpolicy.runtime.branch",

@@ -65,6 +65,38 @@ class project_from_config(FlowMutator):
                                    duplicates=mutable_flow.IGNORE)
 
 
+class project_trigger(FlowMutator):
+    """``@project_trigger(event="name")``: obproject's trigger on ``prj.<project>.<branch>.name``.
+
+    The branch is the deploy-time branch (``project_spec``), else obproject.toml's
+    ``[dev-assets] branch``, else ``FLOWPOLICY_BRANCH``/``OB_BRANCH``; with none of them the
+    flow is left as it is (obproject does the same), since only a deployed flow is triggered.
+    """
+
+    def init(self, *args, **kwargs) -> None:
+        self.event_suffix = kwargs.get("event") or (args[0] if args else None)
+        if not self.event_suffix:
+            raise AttributeError("Specify an event name: @project_trigger(event=NAME)")
+
+    def pre_mutate(self, mutable_flow) -> None:
+        configs = dict(mutable_flow.configs)
+        config = _config_dict(configs.get("project_config"))
+        explicit = [kwargs.get("name") for _, _, _, kwargs
+                    in mutable_flow.get_decorator_specs("project")]
+        name = next((n for n in explicit if n), None) or config.get("project")
+        if not name:
+            raise ProjectNameMissing("@project_trigger needs a ProjectFlow with a project name")
+        branch = (deployed_branch(_config_dict(configs.get("project_spec")))
+                  or (config.get("dev-assets") or {}).get("branch")
+                  or os.environ.get("FLOWPOLICY_BRANCH") or os.environ.get("OB_BRANCH"))
+        if not branch:
+            print(f"[@project_trigger] no deployed branch for project {name}; not triggering")
+            return
+        event = f"prj.{name}.{sanitize_branch(branch)}.{self.event_suffix}"
+        mutable_flow.add_decorator("trigger", deco_kwargs={"event": event},
+                                   duplicates=mutable_flow.ERROR)
+
+
 @project_from_config
 class ProjectFlow(FlowSpec):
     """A FlowSpec in a project: ``@project`` plus ``self.prj`` for assets and events.
