@@ -28,8 +28,17 @@ from flowpolicy.lint.engine import (
 )
 from flowpolicy.lint.finding import Finding
 from flowpolicy.lint.rules import RULES, RULES_BY_CODE
+from flowpolicy.policy.model import Policy
 
-__all__ = ["RULES", "RULES_BY_CODE", "Finding", "LintRequest", "LintRun", "prepare"]
+__all__ = [
+    "RULES",
+    "RULES_BY_CODE",
+    "Finding",
+    "LintRequest",
+    "LintRun",
+    "lint_policy_names",
+    "prepare",
+]
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,7 @@ class LintRun:
         """Findings of the policy files' declared names, then of the Python files."""
         if self.request.lint_policy_files:
             for policy in self.policy_set.policies:
-                for finding in _policy_findings(policy, self.config):
+                for finding in lint_policy_names(policy, self.config):
                     self.stats.findings += 1
                     self.stats.counts[finding.code] = self.stats.counts.get(finding.code, 0) + 1
                     yield finding
@@ -82,8 +91,9 @@ def prepare(request: LintRequest) -> LintRun:
     return LintRun(request=request, policy_set=policy_set, config=config, files=files)
 
 
-def _policy_findings(policy, config: LintConfig) -> list[Finding]:
-    from flowpolicy.lint.discovery import context_for_policy
+def lint_policy_names(policy: Policy, config: LintConfig) -> list[Finding]:
+    """Findings for the asset names a policy file declares, at their YAML lines."""
+    from flowpolicy.lint.discovery import context_for_policy, shown_path
 
     cache: dict[str, list[str]] = {}
 
@@ -98,13 +108,6 @@ def _policy_findings(policy, config: LintConfig) -> list[Finding]:
     names = []
     for name, decl in policy.assets.items():
         where = policy.locate(f"$.assets.{name}")
-        names.append((name, decl.type, _shown(where.file), where.line, where.col))
+        names.append((name, decl.type, shown_path(where.file), where.line, where.col))
     return lint_declared_names(names, context_for_policy(policy), config, lines_of)
 
-
-def _shown(path: str) -> str:
-    """Paths under the current directory are shown relative to it, like the Python files."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except (ValueError, OSError):
-        return path

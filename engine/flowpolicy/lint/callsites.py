@@ -144,14 +144,15 @@ LINE_MARKERS: tuple[bytes, ...] = (
 )
 
 
-def marked_lines(source: bytes) -> list[int]:
-    """The sorted 1-based numbers of the lines containing one of :data:`LINE_MARKERS`."""
+def marked_lines(source: bytes, extra: tuple[bytes, ...] = ()) -> list[int]:
+    """The sorted 1-based numbers of the lines containing one of :data:`LINE_MARKERS` (or
+    of ``extra``: the names the module binds to the API, such as ``import ... as reg``)."""
     if b"\r" in source:
         # The parser counts \r\n and a lone \r as one line break each.
         source = source.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     # One bytes.find loop per marker beats a regex alternation by an order of magnitude.
     offsets: list[int] = []
-    for marker in LINE_MARKERS:
+    for marker in LINE_MARKERS + extra:
         at = source.find(marker)
         while at >= 0:
             offsets.append(at)
@@ -167,15 +168,15 @@ def marked_lines(source: bytes) -> list[int]:
     return lines
 
 
-def find_call_sites(tree: ast.Module, lines: list[int] | None = None) -> list[CallSite]:
+def find_call_sites(tree: ast.Module, source: bytes | None = None) -> list[CallSite]:
     """Every registry call site in a parsed module, in source order.
 
-    With ``lines`` (from :func:`marked_lines`) only the subtrees spanning one of those
-    lines are visited: a walk of the whole tree in Python costs several times the parse
-    itself, and a call site always spans a marked line. Without it the whole tree is
-    walked; both give the same sites (a test holds them to that).
+    With the module's ``source`` bytes only the subtrees spanning a marked line (see
+    :func:`marked_lines`) are visited: walking the whole tree in Python costs several times
+    the parse itself, and every call site and receiver binding spans a marked line. Without
+    it the whole tree is walked; both give the same sites (a test holds them to that).
     """
-    return _Finder(tree, lines).sites()
+    return _Finder(tree, source).sites()
 
 
 def _walk(tree: ast.Module, lines: list[int] | None) -> Iterator[ast.AST]:
@@ -196,18 +197,41 @@ def _walk(tree: ast.Module, lines: list[int] | None) -> Iterator[ast.AST]:
 
 
 class _Finder:
-    def __init__(self, tree: ast.Module, lines: list[int] | None = None):
-        self.lines = lines
+    def __init__(self, tree: ast.Module, source: bytes | None = None):
         self.imports: dict[str, str] = {}
-        self.calls: list[ast.Call] = []
-        self.bindings: list[tuple[str, ast.expr]] = []
         self.constants: dict[str, ast.expr | None] = {}
         self.class_constants: dict[str, ast.expr | None] = {}
-        self._collect(tree)
-        self.kinds = self._resolve_bindings()
+        self._collect_top_level(tree)
+        self.kinds: dict[str, str] = {}
+        if source is None:
+            self._collect(tree, None)
+            self.kinds = self._resolve_bindings()
+            return
+        # Visit the marked lines, then also those naming what the module binds to the API
+        # (``import ... as reg``, ``store = Asset()``), until nothing new is bound.
+        markers: tuple[bytes, ...] | None = None
+        for _ in range(4):
+            found = self._extra_markers()
+            if found == markers:
+                break
+            markers = found
+            self._collect(tree, marked_lines(source, markers))
+            self.kinds = self._resolve_bindings()
 
-    # -- one pass over the tree ------------------------------------------------------------
-    def _collect(self, tree: ast.Module) -> None:
+    def _extra_markers(self) -> tuple[bytes, ...]:
+        """Names bound to the API (imports, receivers) that no :data:`LINE_MARKERS` covers."""
+        names = {
+            local for local, target in self.imports.items()
+            if target.partition(".")[0] in API_PACKAGES
+        }
+        names.update(key.rpartition(".")[2] for key in self.kinds)
+        encoded = (name.encode() for name in names)
+        return tuple(sorted(
+            name for name in encoded if not any(marker in name for marker in LINE_MARKERS)
+        ))
+
+    # -- collecting ------------------------------------------------------------------------
+    def _collect_top_level(self, tree: ast.Module) -> None:
         for stmt in tree.body:
             self._note_constant(stmt, self.constants)
             if isinstance(stmt, ast.ClassDef):
@@ -215,8 +239,12 @@ class _Finder:
                     self._note_constant(inner, self.class_constants)
             elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
                 self._note_import(stmt)
+
+    def _collect(self, tree: ast.Module, lines: list[int] | None) -> None:
+        self.calls: list[ast.Call] = []
+        self.bindings: list[tuple[str, ast.expr]] = []
         top = {id(stmt) for stmt in tree.body}
-        for node in _walk(tree, self.lines):
+        for node in _walk(tree, lines):
             kind = type(node)
             if kind is ast.Call:
                 self.calls.append(node)

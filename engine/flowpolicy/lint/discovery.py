@@ -71,8 +71,16 @@ def context_for_policy(policy: Policy) -> RuleContext:
     return RuleContext(
         naming=policy.naming,
         declared={name: decl.type for name, decl in policy.assets.items()},
-        policy_source=policy.source,
+        policy_source=shown_path(policy.source),
     )
+
+
+def shown_path(path: str) -> str:
+    """Paths under the current directory are shown relative to it, like linted files."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return path
 
 
 def stock_context() -> RuleContext:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from flowpolicy.errors import FlowpolicyError
-from flowpolicy.lint.callsites import CallSite, Value, find_call_sites, marked_lines
+from flowpolicy.lint.callsites import CallSite, Value, find_call_sites
 from flowpolicy.lint.finding import Finding
 from flowpolicy.lint.noqa import Suppression, parse_line
 from flowpolicy.lint.rule import RuleContext
@@ -110,7 +110,7 @@ def lint_source(
     context = context or config.context_for(path)
     try:
         tree = ast.parse(data, filename=path)
-        sites = find_call_sites(tree, marked_lines(data))
+        sites = find_call_sites(tree, data)
     except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError) as exc:
         if not config.enabled(UNPARSABLE_FILE):
             return [], True
@@ -169,12 +169,14 @@ def _apply_noqa(
             )
         )
     if config.report_unused_noqa and config.enabled(UNUSED_NOQA):
-        findings.extend(_unused_noqa(path, lines, used))
+        findings.extend(_unused_noqa(path, lines, used, config))
     findings.sort(key=lambda f: (f.line, f.col, f.code))
     return findings
 
 
-def _unused_noqa(path: str, lines: list[str], used: set[tuple[int, str]]) -> Iterator[Finding]:
+def _unused_noqa(
+    path: str, lines: list[str], used: set[tuple[int, str]], config: LintConfig
+) -> Iterator[Finding]:
     for number, text in enumerate(lines, start=1):
         if "noqa" not in text.lower():
             continue
@@ -184,8 +186,10 @@ def _unused_noqa(path: str, lines: list[str], used: set[tuple[int, str]]) -> Ite
         for code in found.codes:
             if not code.startswith("FPL") or (number, code) in used:
                 continue
-            known = any(rule.startswith(code) for rule in RULES_BY_CODE)
-            what = "unused" if known else "unknown"
+            matching = [rule for rule in RULES_BY_CODE if rule.startswith(code)]
+            if matching and not any(config.enabled(rule) for rule in matching):
+                continue  # the rule did not run (--select/--ignore): no evidence either way
+            what = "unused" if matching else "unknown"
             yield Finding(
                 path=path,
                 line=number,

@@ -2,8 +2,9 @@
 
 **What it does.** Splits the asset name into whole tokens at ``_`` and ``-`` and reports a
 token that is one of the policy's ``naming.forbidden_words`` (case-insensitive). The stock
-``flowpolicy:naming`` preset forbids ``production``, ``prod``, ``staging``, ``preprod``,
-``uat`` and ``qa``; ``dev`` and ``test`` are allowed because they are also ML split names.
+``flowpolicy:naming`` preset forbids environment words such as ``production``, ``prod``,
+``staging`` and ``uat`` (full list in ``policies/naming.yaml``); ``dev`` and ``test`` are
+allowed because they are also ML split names.
 Only whole tokens count: ``product_embeddings`` does not contain ``prod``. In an f-string
 only the constant text is judged, and only tokens that cannot grow into another word.
 

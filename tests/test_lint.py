@@ -1,0 +1,417 @@
+"""flowpolicy lint: rule fixtures, the call-site finder, noqa, policies, formats and the CLI.
+
+Rule fixtures live in tests/fixtures/lint/<CODE>.py with trailing ``# expect: CODE``
+comments; the fixture policy is loaded with the real loader.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from flowpolicy.lint import LintRequest, lint_policy_names, prepare
+from flowpolicy.lint.callsites import find_call_sites, marked_lines
+from flowpolicy.lint.docs import render_rules_markdown
+from flowpolicy.lint.engine import LintConfig, Scope, lint_files, lint_source
+from flowpolicy.lint.noqa import parse_line
+from flowpolicy.lint.rule import CODE_PATTERN, RuleContext
+from flowpolicy.lint.rules import RULES
+from flowpolicy.policy.loader import default_naming, load_policy
+from flowpolicy.policy.model import AssetDecl, NamingRules, Policy, SourceLocation, frozen_map
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures" / "lint"
+EXPECT = re.compile(r"#\s*expect:\s*(?P<codes>FPL\d{3}(?:\s*,\s*FPL\d{3})*)")
+
+#: Extra options per fixture (FPL901 needs the rules whose noqa codes it judges).
+FIXTURE_OPTIONS = {
+    "FPL901": {"select": ("FPL001", "FPL005", "FPL901"), "report_unused_noqa": True},
+}
+
+
+def fixture_context() -> RuleContext:
+    from flowpolicy.lint.discovery import context_for_policy
+
+    return context_for_policy(load_policy(FIXTURES / "policy.yaml"))
+
+
+def expected_findings(path: Path) -> set[tuple[int, str]]:
+    expected = set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        match = EXPECT.search(line)
+        if match:
+            expected.update((number, c.strip()) for c in match.group("codes").split(","))
+    return expected
+
+
+def lint_fixture(code: str) -> list:
+    options = FIXTURE_OPTIONS.get(code, {"select": (code,)})
+    config = LintConfig(scopes=(Scope("", fixture_context()),), **options)
+    path = FIXTURES / f"{code}.py"
+    findings, _ = lint_source(path.read_bytes(), str(path), config)
+    return findings
+
+
+@pytest.mark.parametrize("code", [rule.code for rule in RULES])
+def test_rule_fixture(code):
+    findings = lint_fixture(code)
+    assert {(f.line, f.code) for f in findings} == expected_findings(FIXTURES / f"{code}.py")
+    assert all(f.col >= 1 and f.message for f in findings)
+
+
+def test_every_rule_has_a_code_docs_and_a_fixture():
+    assert len({rule.code for rule in RULES}) == len(RULES)
+    assert len({rule.name for rule in RULES}) == len(RULES)
+    for rule in RULES:
+        assert CODE_PATTERN.match(rule.code), rule.code
+        assert re.fullmatch(r"[a-z][a-z-]+", rule.name)
+        assert rule.summary and not rule.summary.endswith(".")
+        assert rule.doc.startswith(f"{rule.code} {rule.name}:"), rule.code
+        for section in ("**What it does.**", "**Why it is bad.**", "**Example.**"):
+            assert section in rule.doc, (rule.code, section)
+        fixture = FIXTURES / f"{rule.code}.py"
+        assert fixture.is_file(), fixture
+        assert any(code == rule.code for _, code in expected_findings(fixture)), rule.code
+
+
+def test_rule_docs_are_current():
+    assert (REPO / "docs" / "lint-rules.md").read_text(encoding="utf-8") == render_rules_markdown()
+
+
+# -- the call-site finder ------------------------------------------------------------------
+
+FINDER_CASES = [
+    # (source, [(api, known name or None for dynamic)])
+    ('self.prj.register_data("a_b", "df")', [("register_data", "a_b")]),
+    ('self.prj.register_model(name="m_1", artifact="m")', [("register_model", "m_1")]),
+    ('flow.prj.get_data("x_y")', [("get_data", "x_y")]),
+    ('prj.list_model_instances("m_m")', [("list_model_instances", "m_m")]),
+    ('self.prj.asset.consume_data_asset("d_d")', [("consume_data_asset", "d_d")]),
+    ('p = self.prj\na = p.asset\na.peek_model_asset("k_k")', [("peek_model_asset", "k_k")]),
+    ('from flowpolicy import Asset\nAsset().register_data_asset("q_q")',
+     [("register_data_asset", "q_q")]),
+    ('from obproject.assets import Asset as A\nx = A(read_only=True)\nx.peek_data_asset("r_r")',
+     [("peek_data_asset", "r_r")]),
+    ('import obproject\nobproject.Asset().consume_model_asset("s_s")',
+     [("consume_model_asset", "s_s")]),
+    ('import flowpolicy as fp\nfp.Asset().list_data_asset_instances("t_t")',
+     [("list_data_asset_instances", "t_t")]),
+    ('from flowpolicy.runtime.promote import promote_assets\n'
+     'promote_assets("p", "dev", "prod", None, "u_u")', [("promote_assets", "u_u")]),
+    ('from flowpolicy.runtime import promote\npromote.promote_assets("p", "a", "b", asset="v_v")',
+     [("promote_assets", "v_v")]),
+    ('from flowpolicy import Asset as Reg\nr = Reg()\nr.peek_data_asset("x_x")',
+     [("peek_data_asset", "x_x")]),
+    ('def f():\n    from flowpolicy.runtime.promote import promote_assets as go\n'
+     '    go("p", "a", "b", asset="y_y")', [("promote_assets", "y_y")]),
+    ('N = "w_w"\nself.prj.get_model(N)', [("get_model", "w_w")]),
+    ('N: str = "w_" + "x"\nself.prj.get_model(N)', [("get_model", "w_x")]),
+    ('N = "a"\nN = "b"\nself.prj.get_model(N)', [("get_model", None)]),
+    ('class F:\n    K = "k_k"\n    def s(self):\n        self.prj.get_model(self.K)',
+     [("get_model", "k_k")]),
+    # Not the registry API.
+    ('mylist.register_data("prod")', []),
+    ('self.other.get_data("prod")', []),
+    ('self.prj.publish_event("prod")', []),
+    ('Asset().consume_data_asset("prod")', []),  # Asset not imported from flowpolicy/obproject
+    ('from mylib import Asset\nAsset().consume_data_asset("prod")', []),
+    ('promote_assets("p", "a", "b", asset="prod")', []),
+    ('self.prj.asset.register_data("prod")', []),  # a ProjectContext method on an Asset
+    ('self.prj.register_data()', []),
+]
+
+
+@pytest.mark.parametrize(("source", "expected"), FINDER_CASES)
+def test_finder(source, expected):
+    sites = find_call_sites(ast.parse(source))
+    assert [(s.api, s.name.value if s.name else None) for s in sites] == expected
+    # The pruned walk (what the linter runs) finds the same sites as the full walk.
+    pruned = find_call_sites(ast.parse(source), source.encode())
+    assert [(s.api, s.line, s.col) for s in pruned] == [(s.api, s.line, s.col) for s in sites]
+
+
+def test_pruned_walk_matches_full_walk_on_fixtures_and_metaflow():
+    import metaflow
+
+    paths = sorted(FIXTURES.glob("FPL00*.py")) + sorted(Path(metaflow.__file__).parent.glob("*.py"))
+    for path in paths:
+        data = path.read_bytes()
+        tree = ast.parse(data)
+        full = [(s.api, s.line, s.col, s.name and s.name.parts) for s in find_call_sites(tree)]
+        pruned = find_call_sites(tree, data)
+        assert full == [(s.api, s.line, s.col, s.name and s.name.parts) for s in pruned], path
+
+
+def test_marked_lines_counts_carriage_returns_as_the_parser_does():
+    source = b'x = 1\r\ny = 2\rself.prj.get_data("a_b")\n'
+    assert marked_lines(source) == [3]
+    assert find_call_sites(ast.parse(source), source)[0].line == 3
+
+
+@pytest.mark.parametrize(
+    ("line", "codes"),
+    [
+        ("x  # noqa", None),
+        ("x  # NOQA", None),
+        ("x  #noqa:FPL001", ("FPL001",)),
+        ("x  # noqa: FPL001,FPL003", ("FPL001", "FPL003")),
+        ("x  # noqa: FPL001 FPL003", ("FPL001", "FPL003")),
+        ("x  # noqa: fpl001", ("FPL001",)),
+        ("x  # noqa:-bad", None),  # malformed list: blanket, as flake8
+    ],
+)
+def test_noqa_parsing(line, codes):
+    found = parse_line(line, 1)
+    assert found is not None and found.codes == codes
+
+
+def test_noqa_prefix_and_absence():
+    assert parse_line("x = 1", 1) is None
+    assert parse_line("x  # noqa: FPL00", 1).covers("FPL003")
+    assert not parse_line("x  # noqa: E501", 1).covers("FPL001")
+
+
+# -- policies ------------------------------------------------------------------------------
+
+
+def test_policy_declared_names_are_linted_at_their_yaml_lines(tmp_path):
+    # The loader refuses such names itself; an IR built directly shows the linter's side.
+    source = tmp_path / "policy.yaml"
+    source.write_text("assets:\n  fraud_model_prod: {type: model}\n"
+                      "  Bad_Name: {type: data}  # noqa: FPL002\n", encoding="utf-8")
+    policy = Policy(
+        project="p",
+        naming=NamingRules(forbidden_words=("prod",)),
+        assets=frozen_map({"fraud_model_prod": AssetDecl("fraud_model_prod", "model"),
+                           "Bad_Name": AssetDecl("Bad_Name", "data")}),
+        source=str(source),
+        locations=frozen_map({
+            "$.assets.fraud_model_prod": SourceLocation(str(source), 2, 3),
+            "$.assets.Bad_Name": SourceLocation(str(source), 3, 3),
+        }),
+    )
+    config = LintConfig(scopes=(Scope("", RuleContext(policy.naming)),))
+    findings = lint_policy_names(policy, config)
+    assert [(f.line, f.col, f.code) for f in findings] == [(2, 3, "FPL001")]
+    assert "declared asset name 'fraud_model_prod'" in findings[0].message
+
+
+POLICY = """version: 1
+project: {project}
+extends: [flowpolicy:naming]
+naming: {{declared_only: true}}
+assets:
+  {asset}: {{type: data}}
+"""
+
+
+def test_each_project_is_linted_against_its_own_policy(tmp_path, monkeypatch):
+    (tmp_path / ".git").mkdir()
+    for project, asset in (("alpha", "alpha_events"), ("beta", "beta_events")):
+        (tmp_path / project / "policies").mkdir(parents=True)
+        (tmp_path / project / "policies" / "p.yaml").write_text(
+            POLICY.format(project=project, asset=asset), encoding="utf-8")
+        (tmp_path / project / "flow.py").write_text(
+            'self.prj.get_data("alpha_events")\n', encoding="utf-8")
+    (tmp_path / "tools.py").write_text('self.prj.get_data("beta_prod")\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    run = prepare(LintRequest(paths=(".",)))
+    found = sorted((f.path, f.code) for f in run.findings())
+    # beta does not declare alpha_events; tools.py is outside both: stock preset only.
+    assert found == [("beta/flow.py", "FPL003"), ("tools.py", "FPL001")]
+
+
+def test_stock_preset_without_policy(tmp_path, monkeypatch):
+    (tmp_path / "f.py").write_text('self.prj.get_data("stg_events")\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    run = prepare(LintRequest(paths=(".",)))
+    assert run.policy_set.policies == ()
+    assert "stg" in default_naming().forbidden_words
+    assert [f.code for f in run.findings()] == ["FPL001"]
+
+
+# -- a messy tree: bad files are reported, the rest is linted ------------------------------
+
+
+def write_messy_tree(root: Path, copies: int = 1) -> dict[str, tuple[int, int]]:
+    """Good and bad files; returns the expected FPL900 location per bad file."""
+    bad = {}
+    for i in range(copies):
+        d = root / f"pkg{i}"
+        d.mkdir(parents=True)
+        (d / "good.py").write_text('self.prj.register_data("prod_features", "df")\n')
+        (d / "clean.py").write_text('import os\nprint(os.sep)\n')
+        (d / "syntax.py").write_text('self.prj.get_data("a_b")\ndef f(:\n    pass\n')
+        bad[f"pkg{i}/syntax.py"] = (2, 7)
+        (d / "latin1.py").write_bytes('x = 1\nname = "café_prj"\n'.encode("latin-1"))
+        bad[f"pkg{i}/latin1.py"] = (2, 12)
+        (d / "latin1_declared.py").write_bytes(
+            '# -*- coding: latin-1 -*-\n# café\nself.prj.get_data("uat_x")\n'.encode("latin-1"))
+        (d / "junk.py").write_bytes(b"prj" + bytes(range(256)) * 4)
+        bad[f"pkg{i}/junk.py"] = (1, 4)
+        (d / "bom.py").write_bytes(b'\xef\xbb\xbfself.prj.get_data("qa_x")\n')
+    return bad
+
+
+@pytest.mark.parametrize("copies", [1, 30])  # 30 copies: enough files for the worker pool
+def test_messy_tree(tmp_path, monkeypatch, copies):
+    bad = write_messy_tree(tmp_path, copies)
+    monkeypatch.chdir(tmp_path)
+    run = prepare(LintRequest(paths=(".",), jobs=2))
+    findings = list(run.findings())
+    errors = {f.path: (f.line, f.col) for f in findings if f.code == "FPL900"}
+    assert errors == bad
+    assert len([f for f in findings if f.code == "FPL900"]) == len(bad)
+    good = sorted((f.path.split("/")[1], f.line, f.code) for f in findings if f.code != "FPL900")
+    assert good == sorted([("bom.py", 1, "FPL001"), ("good.py", 1, "FPL001"),
+                           ("latin1_declared.py", 3, "FPL001")] * copies)
+    assert run.stats.files == 7 * copies
+    assert [f.path for f in findings] == sorted(f.path for f in findings)  # file order
+
+
+def test_columns_count_characters_not_bytes():
+    config = LintConfig(scopes=(Scope("", RuleContext(NamingRules(forbidden_words=("prod",)))),))
+    data = 'é = 1; self.prj.get_data("prod_x")\n'.encode()
+    (finding,), _ = lint_source(data, "f.py", config)
+    assert finding.col == 'é = 1; self.prj.get_data("'.index('"') + 1
+
+
+def test_pool_and_serial_give_the_same_findings(tmp_path):
+    write_messy_tree(tmp_path, 30)
+    files = sorted(str(p) for p in tmp_path.rglob("*.py"))
+    config = LintConfig(scopes=(Scope("", RuleContext(default_naming())),))
+    assert list(lint_files(files, config, jobs=2)) == list(lint_files(files, config, jobs=1))
+
+
+# -- the command line ----------------------------------------------------------------------
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "engine")}
+    return subprocess.run(
+        [sys.executable, "-m", "flowpolicy", "lint", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "policy.yaml").write_text(
+        (FIXTURES / "policy.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "train.py").write_text(
+        "from flowpolicy import ProjectFlow\n\n\nclass TrainFlow(ProjectFlow):\n"
+        "    def start(self):\n"
+        '        self.prj.register_model("fraud_model_prod", "model")\n'
+        '        self.prj.get_data("fraud_features", instance="v0")\n',
+        encoding="utf-8")
+    (tmp_path / "src" / "clean.py").write_text(
+        'self.prj.register_model("fraud_model", "model")\n', encoding="utf-8")
+    return tmp_path
+
+
+def test_cli_text(project):
+    result = run_cli("src", cwd=project)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines() == [
+        "src/train.py:6:33: FPL001 asset name 'fraud_model_prod' contains environment word "
+        "'prod'; name assets by what they are, the branch carries the environment",
+        "src/train.py:6:33: FPL003 asset 'fraud_model_prod' is not declared in "
+        "policies/policy.yaml; did you mean 'fraud_model'?",
+        "src/train.py:7:54: FPL005 malformed instance spec 'v0'; use 'latest', 'latest-N', "
+        "'vN' (N >= 1) or '@alias'",
+    ]
+    assert "3 findings in 2 files" in result.stderr
+
+
+def test_cli_clean_exit_zero(project):
+    result = run_cli("src/clean.py", cwd=project)
+    assert (result.returncode, result.stdout) == (0, ""), result.stderr
+
+
+def test_cli_json(project):
+    result = run_cli("src", "--format", "json", "--select", "FPL001,FPL005", cwd=project)
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert [(f["path"], f["line"], f["col"], f["code"]) for f in report["findings"]] == [
+        ("src/train.py", 6, 33, "FPL001"), ("src/train.py", 7, 54, "FPL005")]
+    assert report["summary"]["findings"] == 2 and report["summary"]["files"] == 2
+    assert report["summary"]["by_code"] == {"FPL001": 1, "FPL005": 1}
+
+
+def test_cli_sarif_validates_against_the_sarif_schema(project):
+    out = project / "lint.sarif"
+    result = run_cli("src", "--format", "sarif", "-o", str(out), cwd=project)
+    assert result.returncode == 1
+    sarif = json.loads(out.read_text(encoding="utf-8"))
+    schema = json.loads((FIXTURES / "sarif-schema-2.1.0.json").read_text(encoding="utf-8"))
+    jsonschema.Draft4Validator(schema).validate(sarif)
+    (run,) = sarif["runs"]
+    assert [r["id"] for r in run["tool"]["driver"]["rules"]] == [r.code for r in RULES]
+    for rule in run["tool"]["driver"]["rules"]:
+        assert rule["shortDescription"]["text"] and rule["fullDescription"]["text"]
+    first = run["results"][0]
+    assert first["ruleId"] == "FPL001"
+    assert run["tool"]["driver"]["rules"][first["ruleIndex"]]["id"] == "FPL001"
+    location = first["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"] == {"uri": "src/train.py", "uriBaseId": "%SRCROOT%"}
+    assert location["region"]["startLine"] == 6 and location["region"]["startColumn"] == 33
+
+
+def test_cli_sarif_without_findings_is_valid(project):
+    result = run_cli("src/clean.py", "--format", "sarif", cwd=project)
+    assert result.returncode == 0
+    schema = json.loads((FIXTURES / "sarif-schema-2.1.0.json").read_text(encoding="utf-8"))
+    jsonschema.Draft4Validator(schema).validate(json.loads(result.stdout))
+
+
+def test_cli_github(project):
+    result = run_cli("src", "--format", "github", "--select", "FPL005", cwd=project)
+    assert result.returncode == 1
+    assert result.stdout == (
+        "::error file=src/train.py,line=7,col=54,endLine=7,endColumn=58,title=FPL005::"
+        "malformed instance spec 'v0'; use 'latest', 'latest-N', 'vN' (N >= 1) or '@alias'\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("missing_dir",), "no such file or directory"),
+        (("src", "--select", "XYZ1"), "unknown lint code"),
+        (("src", "--policy", "nope.yaml"), "no such policy file"),
+        (("src", "--format", "xml"), "invalid choice"),
+        (("src", "--jobs", "0"), "--jobs"),
+    ],
+)
+def test_cli_usage_errors_exit_two(project, args, message):
+    result = run_cli(*args, cwd=project)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_broken_policy_exits_two(project):
+    (project / "policies" / "policy.yaml").write_text("version: 1\nproject: x\nassets: 3\n")
+    result = run_cli("src", cwd=project)
+    assert result.returncode == 2
+    assert "policies/policy.yaml" in result.stderr
+
+
+def test_cli_report_unused_noqa(project):
+    (project / "src" / "clean.py").write_text(
+        'self.prj.register_model("fraud_model", "model")  # noqa: FPL001\n', encoding="utf-8")
+    assert run_cli("src/clean.py", cwd=project).returncode == 0
+    result = run_cli("src/clean.py", "--report-unused-noqa", cwd=project)
+    assert result.returncode == 1
+    assert result.stdout.startswith("src/clean.py:1:50: FPL901 unused noqa code FPL001")
