@@ -324,8 +324,11 @@ class Registry(Protocol):
         ...
 
     def assets(
-        self, project: str, branch: str | None = None, asset_type: str | None = None
-    ) -> list[AssetSummary]: ...
+        self, project: str | None = None, branch: str | None = None,
+        asset_type: str | None = None,
+    ) -> list[AssetSummary]:
+        """Asset scopes matching the filters (None: any), sorted."""
+        ...
 
     def record_consumption(self, scope: Scope, version: int, consumer: EntityRef) -> None: ...
 
