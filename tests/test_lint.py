@@ -115,6 +115,8 @@ FINDER_CASES = [
     ('N = "w_w"\nself.prj.get_model(N)', [("get_model", "w_w")]),
     ('N: str = "w_" + "x"\nself.prj.get_model(N)', [("get_model", "w_x")]),
     ('N = "a"\nN = "b"\nself.prj.get_model(N)', [("get_model", None)]),
+    ('RULE = Gate(asset="g_g", checks=())\nself.prj.get_model(RULE.asset)', [("get_model", "g_g")]),
+    ('RULE = Gate(name="g")\nself.prj.get_model(RULE.asset)', [("get_model", None)]),
     ('class F:\n    K = "k_k"\n    def s(self):\n        self.prj.get_model(self.K)',
      [("get_model", "k_k")]),
     # Not the registry API.
@@ -415,3 +417,19 @@ def test_cli_report_unused_noqa(project):
     result = run_cli("src/clean.py", "--report-unused-noqa", cwd=project)
     assert result.returncode == 1
     assert result.stdout.startswith("src/clean.py:1:50: FPL901 unused noqa code FPL001")
+
+
+def test_pre_commit_hooks_name_real_commands():
+    import yaml
+
+    from flowpolicy.cli import build_parser
+
+    hooks = {h["id"]: h for h in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())}
+    assert set(hooks) == {"flowpolicy-lint", "flowpolicy-validate"}
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for hook in hooks.values():
+        program, command = hook["entry"].split()
+        assert program == "flowpolicy" and command in commands
+        assert hook["language"] == "python"
+    assert hooks["flowpolicy-lint"]["types"] == ["python"]
+    assert re.search(hooks["flowpolicy-validate"]["files"], "ml/policies/fraud.yaml")

@@ -432,6 +432,14 @@ class _Finder:
             value = self.constants.get(node.id)
             return self._parts(value, depth + 1) if value is not None else [DYNAMIC]
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            # ``RULE.asset`` with a module-level ``RULE = DriftRule(asset="x", ...)``: the
+            # keyword given to the constructor (how generated flows name their assets).
+            built = self.constants.get(node.value.id)
+            if isinstance(built, ast.Call):
+                for keyword in built.keywords:
+                    if keyword.arg == node.attr:
+                        return self._parts(keyword.value, depth + 1)
+                return [DYNAMIC]
             # ``self.NAME`` / ``cls.NAME`` / ``Flow.NAME``: a class-level constant.
             value = self.class_constants.get(node.attr)
             return self._parts(value, depth + 1) if value is not None else [DYNAMIC]

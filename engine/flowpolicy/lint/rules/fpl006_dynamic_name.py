@@ -2,8 +2,10 @@
 
 **What it does.** Reports a registry call whose asset name has no constant text at all: a
 variable, a function call, a parameter, ``f"{name}"``, ``*args``/``**kwargs``. Names built
-from string literals, module-level or class-level string constants, ``+`` and f-strings
-with constant text are checked by the other rules instead. A name imported from another
+from string literals, module-level or class-level string constants, keywords of a
+module-level constructor call (``GATE = Gate(asset="fraud_model")`` then ``GATE.asset``,
+as generated flows do), ``+`` and f-strings with constant text are checked by the other
+rules instead. A name imported from another
 module is not followed (the linter never imports code), so it counts as dynamic too.
 
 **Why it is bad.** A name the linter cannot see is a name no rule can check: environment
