@@ -67,7 +67,8 @@ class FraudModelPromotionFlow(ProjectFlow):
     The move must follow a declared edge, and what the edge requires (gates, champion) must
     be recorded as passed on that very instance: evidence, not a fresh guess. A refused move
     records why and ends the run with an error. An allowed move re-registers the instance on
-    the target branch (metadata only; data is not copied) and points the edge's alias at it.
+    the target branch (metadata only; data is not copied) and points the edge's alias, and
+    only that one, at it: aliases are earned per branch.
     """
 
     source = Parameter("source", default="dev", help="branch to promote from")
@@ -145,6 +146,7 @@ class FraudModelPromotionFlow(ProjectFlow):
             kinds=["models"],
             asset=ASSET,
             instance=self.promoted_instance,
+            with_aliases=False,
             alias=self.alias,
         )
         if self.promotion["errors"] or not self.promotion["promoted"]:

@@ -1,0 +1,56 @@
+"""``flowpolicy demo`` end to end: real Metaflow runs, SQLite registry, a scratch folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flowpolicy import Asset
+
+pytestmark = pytest.mark.flows
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _demo(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("FLOWPOLICY_", "METAFLOW_"))}  # the demo must default them
+    return subprocess.run([sys.executable, "-m", "flowpolicy", "demo", *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_demo_runs_the_main_job_and_reports_every_decision(tmp_path):
+    scratch = tmp_path / "demo"
+    result = _demo("--dir", str(scratch), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "METAFLOW_USER is not set" in out
+    assert out.count("refused, as the policy demands") == 2
+    assert "gate quality: FAIL - f1_score = " in out
+    assert "promotion dev->staging: REFUSED - gate quality failed on fraud_model v1" in out
+    assert "champion champion: PASS - no champion yet: v1 becomes the first champion" in out
+    assert "drift ks: HIGH" in out and "prj.fraud_detection.dev.retrain_required" in out
+
+    registry = f"sqlite:///{scratch / 'registry.db'}"
+    prod = Asset(project="fraud_detection", branch="prod", registry=registry, read_only=True)
+    staging = Asset(project="fraud_detection", branch="staging", registry=registry,
+                    read_only=True)
+    in_prod = prod.peek_model_asset("fraud_model", "@production")
+    annotations = in_prod["model_properties"]["annotations"]
+    assert annotations["promoted_from_branch"] == "staging"
+    assert staging.get_alias("fraud_model", "champion") == annotations["promoted_from_instance"]
+    assert prod.list_aliases("fraud_model") == {"production": in_prod["id"]}
+    # the generated flows of the scratch project are the committed ones
+    for flow in (REPO_ROOT / "examples" / "fraud_detection" / "flows").glob("*.py"):
+        assert (scratch / "fraud_detection" / "flows" / flow.name).read_text() == flow.read_text()
+
+
+def test_demo_refuses_a_folder_that_is_not_empty(tmp_path):
+    (tmp_path / "something").write_text("keep me")
+    result = _demo("--dir", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2 and "not empty" in result.stderr
+    assert (tmp_path / "something").read_text() == "keep me"
