@@ -1,0 +1,284 @@
+"""``flowpolicy check`` against a registry built by the fraud example's real flows, then
+broken the way it breaks in practice: a threshold raised after promotion, the champion tag
+moved by hand, an instance registered straight onto prod, a stale or missing drift report,
+an undeclared asset, a stale generated flow, a bad asset name in code, an invalid policy.
+
+The check runs in-process (``run_check``) for most cases and as the ``flowpolicy`` CLI in a
+subprocess for a few, to prove the wiring and exit codes. Every JSON report is validated
+against ``schemas/check-report.schema.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import jsonschema
+import pytest
+from test_check_support import PROJECT, REPO_ROOT, Project, shared_healthy
+
+from flowpolicy import Asset
+from flowpolicy.check import CheckRequest, run_check
+from flowpolicy.errors import FlowpolicyError, RegistryError
+
+pytestmark = pytest.mark.flows
+
+SCHEMA = json.loads((REPO_ROOT / "schemas" / "check-report.schema.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def healthy(tmp_path_factory) -> Project:
+    return shared_healthy(tmp_path_factory)
+
+
+@pytest.fixture
+def broken(healthy, tmp_path) -> Project:
+    """A private copy of the healthy project and registry to break."""
+    return healthy.copy(tmp_path)
+
+
+def check(project: Project, policy: Path | None = None, **request):
+    request.setdefault("static", False)
+    report = run_check(CheckRequest(
+        policies=(str(policy or project.policy),), registry=project.registry,
+        metaflow_root=str(project.datastore), **request))
+    jsonschema.validate(report.to_dict(), SCHEMA)
+    return report
+
+
+def failures(report, check_id: str) -> list:
+    return [r for r in report.results if r.check == check_id and r.status == "fail"]
+
+
+def edited_policy(project: Project, old: str, new: str) -> Path:
+    text = project.policy.read_text()
+    assert old in text
+    project.policy.write_text(text.replace(old, new))
+    return project.policy
+
+
+def asset(project: Project, branch: str) -> Asset:
+    return Asset(project=PROJECT, branch=branch, registry=project.registry,
+                 entity_ref={"entity_kind": "user", "entity_id": "alice"})
+
+
+# -- healthy ---------------------------------------------------------------------------------
+
+
+def test_healthy_registry_holds_cli_text_and_json(broken):
+    text = broken.cli("check")
+    assert text.returncode == 0, text.stdout + text.stderr
+    assert "flowpolicy check: all hold" in text.stdout
+    for section in ("policy", "compile", "lint", "live"):
+        assert f"\n{section:<8} pass" in text.stdout
+
+    done = broken.cli("check", "--format", "json", "--branch", "staging", "--branch", "prod")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    jsonschema.validate(report, SCHEMA)
+    assert report["ok"] and report["exit_code"] == 0
+    assert report["branches"] == ["staging", "prod"]
+    live = {(r["check"], r["branch"]): r for r in report["sections"][3]["results"]}
+    assert live[("live.gate", "prod")]["instance"] == "v1"
+    assert live[("live.gate", "prod")]["evidence"]["alias"] == "production"
+    assert live[("live.lineage", "prod")]["evidence"]["promoted_from"] == "staging/v1"
+    assert set(live[("live.lineage", "prod")]["evidence"]["judged_under"]) == {
+        "quality", "champion"}
+    assert live[("live.champion.tag", "staging")]["status"] == "pass"
+    assert all(r["status"] == "pass" for r in live.values())
+
+
+def test_healthy_registry_every_live_check_passes_in_process(broken):
+    report = check(broken)
+    assert report.exit_code == 0
+    seen = {(r.check, r.branch) for r in report.results}
+    assert {("live.gate", "staging"), ("live.gate", "prod"), ("live.lineage", "staging"),
+            ("live.lineage", "prod"), ("live.champion.count", "staging"),
+            ("live.champion.tag", "staging"), ("live.drift.report", "dev")} <= seen
+    assert not [r for r in report.results if r.status != "pass"]
+
+
+# -- live breakages --------------------------------------------------------------------------
+
+
+def test_threshold_raised_after_promotion_fails_live_gate(broken):
+    policy = edited_policy(broken, "{metric: f1_score, min: 0.8}", "{metric: f1_score, min: 0.99}")
+    report = check(broken, policy)
+    assert report.exit_code == 1
+    failed = failures(report, "live.gate")
+    assert {(r.branch, r.instance, r.rule, r.evidence["alias"]) for r in failed} == {
+        ("staging", "v1", "quality", "candidate"), ("prod", "v1", "quality", "production")}
+    for result in failed:
+        assert result.asset == "fraud_model"
+        assert "fails gate quality under the current policy" in result.message
+        assert "is below the minimum 0.99" in result.message
+        assert result.evidence["verdict"]["checks"][0]["min"] == 0.99
+    # the promotions themselves were judged under the old policy: said, but not a failure
+    warned = [r for r in report.results if r.check == "live.lineage.policy_hash"]
+    assert {r.branch for r in warned} == {"staging", "prod"}
+    assert all(r.status == "warn" for r in warned)
+
+
+@pytest.mark.parametrize(("edit", "check_id", "message"), [
+    ("moved", "live.champion.tag",
+     "does not carry the 'champion' tag; tagged instead: FraudTrainingFlow/{other}"),
+    ("duplicated", "live.champion.count", "2 runs of FraudTrainingFlow carry the 'champion' tag"),
+    ("removed", "live.champion.count", "0 runs of FraudTrainingFlow carry the 'champion' tag"),
+])
+def test_champion_tag_edited_by_hand(healthy, tmp_path, edit, check_id, message):
+    broken = healthy.copy(tmp_path, datastore=True)
+    champion, other = _training_runs(broken)
+    add = f"Run('FraudTrainingFlow/{other}').add_tag('champion')\n"
+    remove = f"Run('FraudTrainingFlow/{champion}').remove_tag('champion')\n"
+    broken.metaflow({"moved": add + remove, "duplicated": add, "removed": remove}[edit])
+
+    report = check(broken, branches=("staging",))
+    assert report.exit_code == 1
+    failed = failures(report, check_id)
+    assert len(failed) == 1
+    result = failed[0]
+    assert (result.asset, result.branch, result.instance, result.rule) == (
+        "fraud_model", "staging", "v1", "champion")
+    assert message.format(other=other) in result.message
+    assert result.evidence["training_run"] == f"FraudTrainingFlow/{champion}"
+
+
+def test_cli_reports_moved_champion_tag(healthy, tmp_path):
+    broken = healthy.copy(tmp_path, datastore=True)
+    champion, other = _training_runs(broken)
+    broken.metaflow(f"Run('FraudTrainingFlow/{other}').add_tag('champion')\n"
+                    f"Run('FraudTrainingFlow/{champion}').remove_tag('champion')\n")
+    done = broken.cli("check", "--no-static", "--branch", "staging")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAIL live.champion.tag" in done.stdout
+    assert f"tagged instead: FraudTrainingFlow/{other}" in done.stdout
+    assert "flowpolicy check: FAILED" in done.stdout
+
+
+def _training_runs(project: Project) -> tuple[str, str]:
+    """(champion run id, the other training run id), from the registry and Metaflow."""
+    champion = asset(project, "staging").peek_model_asset("fraud_model", "@champion")
+    champion_run = champion["model_properties"]["annotations"]["training_run_id"]
+    runs = project.metaflow("print(' '.join(r.id for r in Flow('FraudTrainingFlow')))").split()
+    others = [r for r in runs if r != champion_run]
+    assert len(others) == 1 and champion_run in runs
+    return champion_run, others[0]
+
+
+def test_instance_registered_straight_onto_prod_fails_lineage(broken):
+    asset(broken, "prod").register_model_asset(
+        "fraud_model", annotations={"f1_score": 0.97, "training_run_id": "manual"})
+    report = check(broken)
+    assert report.exit_code == 1
+    failed = failures(report, "live.lineage")
+    assert [(r.asset, r.branch, r.instance) for r in failed] == [("fraud_model", "prod", "v2")]
+    assert "fraud_model v2 on prod was not promoted" in failed[0].message
+    assert "only along staging -> prod" in failed[0].message
+    assert failed[0].evidence["created_by"] == {"entity_kind": "user", "entity_id": "alice"}
+    # @production still points at the promoted v1, which still passes its gate
+    assert not failures(report, "live.gate")
+
+
+def test_promotion_claimed_along_an_undeclared_edge_fails_lineage(broken):
+    asset(broken, "prod").register_model_asset(
+        "fraud_model", annotations={"f1_score": 0.97, "promoted_from_branch": "dev",
+                                    "promoted_from_instance": "v1"})
+    failed = failures(check(broken, branches=("prod",)), "live.lineage")
+    assert [(r.branch, r.instance, r.rule) for r in failed] == [("prod", "v2", "dev->prod")]
+    assert "no promotion edge dev -> prod is declared" in failed[0].message
+
+
+def test_drift_report_older_than_max_age(broken):
+    policy = edited_policy(broken, "events: {high: retrain_required}",
+                           "events: {high: retrain_required}\n    max_age: 1d")
+    fresh = check(broken, policy)
+    assert [r.status for r in fresh.results if r.check == "live.drift.age"] == ["pass"]
+
+    later = datetime.now(timezone.utc) + timedelta(days=2)
+    report = check(broken, policy, now=later)
+    assert report.exit_code == 1
+    [result] = failures(report, "live.drift.age")
+    assert (result.asset, result.branch, result.instance) == ("fraud_features", "dev", "v2")
+    assert "older than max_age 1.0d" in result.message
+    assert result.evidence["max_age_seconds"] == 86400
+    assert result.evidence["age_seconds"] > 86400
+    assert result.evidence["report"]["level"] == "high"
+
+
+def test_data_never_drift_checked_fails(broken):
+    for _ in range(2):
+        asset(broken, "staging").register_data_asset("fraud_features", kind="parquet")
+    [result] = failures(check(broken), "live.drift.report")
+    assert (result.asset, result.branch, result.instance) == ("fraud_features", "staging", "v2")
+    assert "no drift report" in result.message
+
+
+def test_undeclared_and_mistyped_assets_fail_when_declared_only(broken):
+    asset(broken, "dev").register_data_asset("fraud_labels", kind="parquet")
+    asset(broken, "dev").register_model_asset("fraud_features", kind="onnx")
+    assert not [r for r in check(broken).results if r.check == "live.declared"]
+
+    policy = edited_policy(broken, "branches: [dev, staging, prod]",
+                           "naming: {declared_only: true}\nbranches: [dev, staging, prod]")
+    failed = failures(check(broken, policy), "live.declared")
+    messages = {(r.asset, r.branch): r.message for r in failed}
+    assert set(messages) == {("fraud_labels", "dev"), ("fraud_features", "dev")}
+    assert "not declared in the policy" in messages[("fraud_labels", "dev")]
+    assert "registered as a model asset" in messages[("fraud_features", "dev")]
+
+
+def test_branch_option_limits_live_checks(broken):
+    report = check(broken, branches=("Prod",))
+    assert report.branches == ("prod",)
+    assert {r.branch for r in report.section("live").results} <= {"prod", None}
+
+
+# -- static breakages ------------------------------------------------------------------------
+
+
+def test_stale_generated_flow_and_bad_asset_name_fail_static_sections(broken):
+    flow = broken.dir / "flows" / "quality_gate.py"
+    flow.write_text(flow.read_text().replace("default=0.8", "default=0.5"))
+    (broken.dir / "score.py").write_text(
+        "class Scoring:\n"
+        "    def start(self):\n"
+        "        self.prj.register_data('prod_scores', 'scores')\n")
+    report = check(broken, static=True, live=False)
+    assert report.exit_code == 1
+    assert report.section("live").status == "skipped"
+    [stale] = failures(report, "compile.current")
+    assert stale.rule == "quality_gate.py"
+    assert "default=0.5" in stale.evidence["diff"]
+    findings = failures(report, "lint.clean")
+    assert findings and all(f.evidence["path"].endswith("score.py") for f in findings)
+    assert "FPL001" in {f.rule for f in findings}  # an environment word in an asset name
+
+
+def test_invalid_policy_is_exit_2_with_the_diagnostics(broken):
+    policy = edited_policy(broken, "asset: fraud_model", "asset: no_such_model")
+    report = check(broken, policy, static=True)
+    assert report.exit_code == 2
+    assert [s.status for s in report.sections] == ["fail", "skipped", "skipped", "skipped"]
+    diagnostics = failures(report, "policy.valid")
+    assert any("no_such_model" in d.message for d in diagnostics)
+    assert all(d.evidence["line"] > 0 and d.rule.startswith("FP") for d in diagnostics)
+
+    done = broken.cli("check", "--format", "json")
+    assert done.returncode == 2
+    jsonschema.validate(json.loads(done.stdout), SCHEMA)
+
+
+def test_missing_registry_or_path_or_branch_is_invalid_input(broken, tmp_path):
+    missing = f"sqlite:///{tmp_path / 'nowhere' / 'registry.db'}"
+    with pytest.raises(RegistryError, match="no registry at"):
+        run_check(CheckRequest(policies=(str(broken.policy),), registry=missing, static=False))
+    assert not (tmp_path / "nowhere").exists()
+    with pytest.raises(FlowpolicyError, match="not declared"):
+        check(broken, branches=("qa",))
+    with pytest.raises(FlowpolicyError, match="no such file"):
+        check(broken, tmp_path / "missing.yaml")
+
+    done = broken.cli("check", "--registry", missing)
+    assert done.returncode == 2
+    assert "no registry at" in done.stderr and "Traceback" not in done.stderr

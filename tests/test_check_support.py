@@ -1,0 +1,142 @@
+"""A healthy registry for the ``check`` and ``plan`` tests, built by running the fraud
+example's real flows (training flow and generated flows) in Metaflow subprocesses.
+
+The build (eight flow runs) happens once per test session, also across pytest-xdist
+workers (a file lock and a done-marker in the run's shared temporary folder); tests copy the
+registry file (and, to edit run tags, the Metaflow datastore) before breaking anything.
+This module holds helpers only; it has no tests of its own.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO_ROOT / "examples" / "fraud_detection"
+PROJECT = "fraud_detection"
+ROWS = ["--n_rows", "4000"]
+
+#: (branch, script, arguments): train, gate, promote to staging, gate and champion there,
+#: promote to prod, then train on shifted data and run the drift monitor on dev.
+HEALTHY_RUNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("dev", "train_flow.py", (*ROWS, "--seed", "7")),
+    ("dev", "flows/quality_gate.py", ()),
+    ("dev", "flows/fraud_model_promotion.py", ("--source", "dev", "--target", "staging")),
+    ("staging", "flows/quality_gate.py", ()),
+    ("staging", "flows/fraud_model_champion.py", ()),
+    ("staging", "flows/fraud_model_promotion.py", ("--source", "staging", "--target", "prod")),
+    ("dev", "train_flow.py", (*ROWS, "--seed", "9", "--shift", "1.0")),
+    ("dev", "flows/fraud_features_drift.py", ()),
+)
+
+
+@dataclass(frozen=True)
+class Project:
+    """A copy of the example project, its Metaflow datastore root and registry file."""
+
+    dir: Path
+    datastore: Path
+    registry_file: Path
+
+    @property
+    def policy(self) -> Path:
+        return self.dir / "policies" / "fraud.yaml"
+
+    @property
+    def registry(self) -> str:
+        return f"sqlite:///{self.registry_file}"
+
+    def env(self, branch: str | None = None, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("FLOWPOLICY_", "METAFLOW_", "OB_"))}
+        env.update(METAFLOW_USER="tester", METAFLOW_DEFAULT_METADATA="local",
+                   METAFLOW_DEFAULT_DATASTORE="local",
+                   METAFLOW_DATASTORE_SYSROOT_LOCAL=str(self.datastore),
+                   FLOWPOLICY_REGISTRY=self.registry, **extra)
+        if branch:
+            env["FLOWPOLICY_BRANCH"] = branch
+        return env
+
+    def run_flow(self, branch: str, script: str, *args: str) -> str:
+        done = subprocess.run([sys.executable, script, "--quiet", "run", *args], cwd=self.dir,
+                              env=self.env(branch), capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"{script} on {branch} failed:\n{done.stdout}{done.stderr}"
+        return done.stdout + done.stderr
+
+    def copy(self, dest: Path, *, datastore: bool = False) -> Project:
+        """A private copy to break: project folder and registry file, and the Metaflow
+        datastore too when the test edits run tags."""
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(self.dir, dest / "project",
+                        ignore=shutil.ignore_patterns("__pycache__", ".metaflow"))
+        shutil.copy2(self.registry_file, dest / "registry.db")
+        store = self.datastore
+        if datastore:
+            store = dest / "metaflow"
+            shutil.copytree(self.datastore, store)
+        return Project(dest / "project", store, dest / "registry.db")
+
+    def cli(self, *args: str, cwd: Path | None = None, **env: str
+            ) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "flowpolicy", *args], cwd=cwd or self.dir,
+                              env=self.env(**env), capture_output=True, text=True, timeout=300)
+
+    def metaflow(self, code: str) -> str:
+        """Run Metaflow client code in a subprocess (the client binds its datastore at
+        import, so it must not run in the test process)."""
+        script = "from metaflow import Flow, Run, namespace\nnamespace(None)\n" + code
+        done = subprocess.run([sys.executable, "-c", script], cwd=self.dir, env=self.env(),
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+
+def build_healthy(root: Path) -> Project:
+    project = Project(root / "project", root / "metaflow", root / "registry.db")
+    # a build that failed half-way (another worker's) leaves parts behind: start afresh
+    for leftover in (project.dir, project.datastore):
+        shutil.rmtree(leftover, ignore_errors=True)
+    project.registry_file.unlink(missing_ok=True)
+    shutil.copytree(EXAMPLE, project.dir,
+                    ignore=shutil.ignore_patterns("__pycache__", ".metaflow"))
+    for branch, script, args in HEALTHY_RUNS:
+        project.run_flow(branch, script, *args)
+    return project
+
+
+#: A folder holding a healthy project built earlier by :func:`build_healthy`, reused instead
+#: of building one (saves the eight flow runs while editing these tests).
+PREBUILT_ENV = "FLOWPOLICY_TEST_HEALTHY_PROJECT"
+
+
+def shared_healthy(tmp_path_factory) -> Project:
+    """The healthy project of this test run, built by the first worker that asks."""
+    prebuilt = os.environ.get(PREBUILT_ENV)
+    if prebuilt:
+        root = Path(prebuilt)
+        return Project(root / "project", root / "metaflow", root / "registry.db")
+    base = tmp_path_factory.getbasetemp()
+    uid = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    root = (base.parent / f"flowpolicy-check-{uid}") if uid else (base / "flowpolicy-check")
+    root.mkdir(parents=True, exist_ok=True)
+    project = Project(root / "project", root / "metaflow", root / "registry.db")
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not (root / ".done").exists():
+                build_healthy(root)
+                (root / ".done").write_text("built\n")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return project
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

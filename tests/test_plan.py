@@ -1,0 +1,105 @@
+"""``flowpolicy plan`` on the registry built by the fraud example's real flows: what each
+generated flow would decide now, and proof that planning writes nothing (the registry
+file's bytes are unchanged, no lineage is recorded)."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+from test_check_support import PROJECT, REPO_ROOT, Project, file_digest, shared_healthy
+
+from flowpolicy import Asset
+from flowpolicy.check import PlanRequest, run_plan
+
+pytestmark = pytest.mark.flows
+
+SCHEMA = json.loads((REPO_ROOT / "schemas" / "plan-report.schema.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def healthy(tmp_path_factory) -> Project:
+    return shared_healthy(tmp_path_factory)
+
+
+@pytest.fixture
+def copy(healthy, tmp_path) -> Project:
+    return healthy.copy(tmp_path)
+
+
+def plan(project: Project, **request):
+    report = run_plan(PlanRequest(policies=(str(project.policy),), registry=project.registry,
+                                  metaflow_root=str(project.datastore), **request))
+    jsonschema.validate(report.to_dict(), SCHEMA)
+    return report
+
+
+def entries(report) -> dict[tuple[str, str], dict]:
+    return {(e.kind, e.branch): e.to_dict() for e in report.entries}
+
+
+def test_cli_plan_decides_without_writing(copy):
+    before = file_digest(copy.registry_file)
+    text = copy.cli("plan")
+    assert text.returncode == 0, text.stderr
+    assert "QualityGateFlow (quality_gate.py)" in text.stdout
+    assert "nothing was run and nothing was written" in text.stdout
+    done = copy.cli("plan", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    jsonschema.validate(report, SCHEMA)
+    assert {e["flow"] for e in report["entries"]} == {
+        "QualityGateFlow", "FraudModelChampionFlow", "FraudModelPromotionFlow",
+        "FraudFeaturesDriftFlow"}
+    assert file_digest(copy.registry_file) == before
+    wal = copy.registry_file.with_name(copy.registry_file.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+
+
+def test_plan_shows_every_decision_with_its_evidence(copy):
+    before = file_digest(copy.registry_file)
+    reader = Asset(project=PROJECT, branch="dev", registry=copy.registry, read_only=True)
+    consumed = reader.list_consumers("fraud_features", asset_type="data")
+    got = entries(plan(copy))
+
+    gate = got[("gate", "dev")]
+    assert (gate["outcome"], gate["decision"]["instance"]) == ("pass", "v2")
+    assert gate["decision"]["checks"][0]["min"] == 0.8
+
+    staging = got[("champion", "staging")]["decision"]
+    assert (staging["candidate"], staging["champion"], staging["promote"]) == ("v1", "v1", False)
+    assert staging["margin"] == 0.0
+    dev = got[("champion", "dev")]
+    assert dev["outcome"] == "promote" and "first champion" in dev["summary"]
+
+    refused = got[("promotion", "dev -> staging")]
+    assert refused["outcome"] == "refused"
+    assert refused["decision"]["reasons"] == [
+        "gate quality has no recorded result on fraud_model v2"]
+    allowed = got[("promotion", "staging -> prod")]
+    assert allowed["outcome"] == "allowed" and len(allowed["decision"]["satisfied"]) == 2
+
+    drift = got[("drift", "dev")]
+    statistics = drift["decision"]["statistics"]
+    assert drift["outcome"] == drift["decision"]["level"] == "high"
+    assert {"amount", "distance_km", "tx_last_24h"} <= set(statistics)
+    assert drift["decision"]["max_statistic"] == max(statistics.values())
+    assert (drift["decision"]["current"], drift["decision"]["reference"]) == ("v2", "v1")
+    assert got[("drift", "prod")]["status"] == "nothing"
+
+    assert file_digest(copy.registry_file) == before
+    assert reader.list_consumers("fraud_features", asset_type="data") == consumed
+
+
+def test_plan_uses_the_current_policy_and_branch_filter(copy):
+    text = copy.policy.read_text()
+    copy.policy.write_text(text.replace("{metric: f1_score, min: 0.8}",
+                                        "{metric: f1_score, min: 0.99}"))
+    report = plan(copy, branch="staging")
+    got = entries(report)
+    assert {branch for _, branch in got} == {"staging", "dev -> staging", "staging -> prod"}
+    assert got[("gate", "staging")]["outcome"] == "fail"
+    assert "is below the minimum 0.99" in got[("gate", "staging")]["decision"]["reason"]
+    # promotion rests on recorded evidence, which said pass when it was judged
+    assert got[("promotion", "staging -> prod")]["outcome"] == "allowed"
