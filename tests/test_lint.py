@@ -286,11 +286,13 @@ def test_columns_count_characters_not_bytes():
     assert finding.col == 'é = 1; self.prj.get_data("'.index('"') + 1
 
 
-def test_pool_and_serial_give_the_same_findings(tmp_path):
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_pool_and_serial_give_the_same_findings(tmp_path, start_method):
     write_messy_tree(tmp_path, 30)
     files = sorted(str(p) for p in tmp_path.rglob("*.py"))
     config = LintConfig(scopes=(Scope("", RuleContext(default_naming())),))
-    assert list(lint_files(files, config, jobs=2)) == list(lint_files(files, config, jobs=1))
+    pooled = list(lint_files(files, config, jobs=2, start_method=start_method))
+    assert pooled == list(lint_files(files, config, jobs=1))
 
 
 # -- the command line ----------------------------------------------------------------------

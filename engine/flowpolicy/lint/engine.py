@@ -74,7 +74,10 @@ class LintConfig:
 
     def context_for(self, path: str) -> RuleContext:
         """The deepest scope containing ``path`` (scopes are ordered deepest first)."""
-        absolute = os.path.abspath(path)
+        if len(self.scopes) == 1:
+            return self.scopes[0].context
+        # Homes are resolved paths (symlinks followed), so the file must be too.
+        absolute = os.path.realpath(path)
         for scope in self.scopes:
             if not scope.root or absolute == scope.root or absolute.startswith(
                 scope.root.rstrip(os.sep) + os.sep
@@ -356,7 +359,7 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
 
 def lint_files(
     files: Iterable[str], config: LintConfig, *, jobs: int | None = None,
-    stats: LintStats | None = None,
+    stats: LintStats | None = None, start_method: str | None = None,
 ) -> Iterator[Finding]:
     """Stream the findings of ``files`` in file order; ``stats`` is filled as they go.
 
@@ -385,12 +388,22 @@ def lint_files(
     rest = paths[done:]
     # Small chunks balance the load (a few big files), large ones cut IPC; ~16 per worker.
     size = max(8, min(512, len(rest) // (jobs * 16) or 1))
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    context = multiprocessing.get_context(start_method or _start_method())
     with context.Pool(jobs, initializer=_init_worker, initargs=(config,)) as pool:
         for found, chunk_stats in pool.imap(_worker, _chunks(rest, size)):
             stats.add(chunk_stats)
             yield from _count(found, stats)
+
+
+def _start_method() -> str:
+    """``fork`` starts workers in milliseconds, but forking a process that runs other threads
+    (a test runner, an embedding application) can deadlock the child; then ``spawn``."""
+    import multiprocessing
+    import threading
+
+    if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
+        return "fork"
+    return "spawn"
 
 
 def _count(findings: list[Finding], stats: LintStats) -> Iterator[Finding]:
