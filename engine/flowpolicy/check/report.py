@@ -215,14 +215,21 @@ def _subject(result: Result) -> str:
     return " / ".join(parts)
 
 
-def _evidence_lines(evidence: Mapping[str, Any], limit: int = 40) -> list[str]:
+def _evidence_lines(evidence: Mapping[str, Any], *, diff_lines: int = 12,
+                    width: int = 160) -> list[str]:
+    """Evidence in a few lines: a diff's head, else one ``key: compact JSON`` line per key
+    (cut at ``width``; ``--format json`` has it whole)."""
     diff = evidence.get("diff")
-    if isinstance(diff, str):  # a unified diff reads best as itself
+    if isinstance(diff, str):
         body = diff.splitlines()
-        return body[:limit] + ([f"... {len(body) - limit} more lines"] if len(body) > limit
-                               else [])
-    text = json.dumps(_plain(evidence), sort_keys=True, indent=1, default=str).splitlines()
-    return text[:limit] + ([f"... {len(text) - limit} more lines"] if len(text) > limit else [])
+        more = len(body) - diff_lines
+        return body[:diff_lines] + ([f"... {more} more lines"] if more > 0 else [])
+    lines = []
+    for key, value in _plain(evidence).items():
+        text = json.dumps(value, sort_keys=True, separators=(", ", ": "), default=str)
+        line = f"{key}: {text}"
+        lines.append(line if len(line) <= width else line[:width - 3] + "...")
+    return lines
 
 
 def _plain(value: Any) -> Any:
