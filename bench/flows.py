@@ -1,0 +1,101 @@
+"""Wall time of each generated flow against an equivalent hand-written flow.
+
+    python bench/flows.py [--repeat 3]
+
+Builds a scratch copy of the fraud example (compiled policy, two trained models, gates run
+so promotion has evidence), then runs every generated flow and its hand-written twin from
+bench/handwritten/ (same steps, same registry reads and writes, decisions inlined, no
+evidence records or policy tag) ``--repeat`` times each, alternating which goes first.
+Prints the median wall time per flow and the ratio generated / hand-written (target <= 1.1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PAIRS = (
+    ("quality gate", "flows/quality_gate.py", "handwritten/quality_gate.py",
+     ("--instance", "v2")),
+    ("champion", "flows/fraud_model_champion.py", "handwritten/champion.py",
+     ("--candidate", "v2")),
+    ("promotion", "flows/fraud_model_promotion.py", "handwritten/promotion.py",
+     ("--source", "dev", "--target", "staging", "--instance", "v2")),
+    ("drift", "flows/fraud_features_drift.py", "handwritten/drift.py",
+     ("--current", "v2", "--reference", "v1")),
+)
+
+
+def run(project: Path, env: dict[str, str], script: str, *args: str) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, script, "--quiet", "run", *args], cwd=project,
+                          env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{script} {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    from flowpolicy.compile import write_outputs
+    from flowpolicy.demo import example_dir
+    from flowpolicy.policy.loader import load_policy
+
+    with tempfile.TemporaryDirectory(prefix="flowpolicy-bench-") as tmp:
+        scratch = Path(tmp)
+        project = scratch / "fraud_detection"
+        shutil.copytree(example_dir(), project,
+                        ignore=shutil.ignore_patterns(".metaflow", "__pycache__", "flows"))
+        shutil.copytree(HERE / "handwritten", project / "handwritten")
+        write_outputs(load_policy(project / "policies" / "fraud.yaml"))
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("FLOWPOLICY_", "METAFLOW_"))}
+        env.update({
+            "METAFLOW_USER": os.environ.get("METAFLOW_USER", "bench"),
+            "METAFLOW_DEFAULT_METADATA": "local",
+            "METAFLOW_DEFAULT_DATASTORE": "local",
+            "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(scratch),
+            "FLOWPOLICY_REGISTRY": f"sqlite:///{scratch / 'registry.db'}",
+            "FLOWPOLICY_BRANCH": "dev",
+        })
+        for seed in ("7", "8"):
+            run(project, env, "train_flow.py", "--seed", seed)
+        for instance in ("v1", "v2"):
+            run(project, env, "flows/quality_gate.py", "--instance", instance)
+
+        times: dict[str, tuple[list[float], list[float]]] = {p[0]: ([], []) for p in PAIRS}
+        for round_ in range(args.repeat):
+            for name, generated, hand, flow_args in PAIRS:
+                order = [(0, generated), (1, hand)]
+                if round_ % 2:
+                    order.reverse()
+                for slot, script in order:
+                    times[name][slot].append(run(project, env, script, *flow_args))
+
+    print(f"median of {args.repeat} runs each, wall seconds")
+    print(f"{'flow':<14}{'generated':>10}{'hand':>8}{'ratio':>8}")
+    total_generated = total_hand = 0.0
+    for name, (generated, hand) in times.items():
+        g, h = statistics.median(generated), statistics.median(hand)
+        total_generated += g
+        total_hand += h
+        print(f"{name:<14}{g:>10.2f}{h:>8.2f}{g / h:>8.2f}")
+    ratio = total_generated / total_hand
+    print(f"{'all':<14}{total_generated:>10.2f}{total_hand:>8.2f}{ratio:>8.2f}  "
+          f"target <= 1.10: {'met' if ratio <= 1.1 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
