@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 from flowpolicy.errors import RegistryError
@@ -42,8 +43,12 @@ __all__ = [
 ENV_URL = "FLOWPOLICY_REGISTRY"
 DEFAULT_RELATIVE_PATH = Path(".flowpolicy") / "registry.db"
 
-_cache: dict[tuple[int, str], Registry] = {}
+#: Backends kept open per process. Bounded so a long-lived process that opens many files
+#: (a test session) releases old ones; a dropped backend closes when its last user lets go.
+_CACHE_SIZE = 16
+_cache: OrderedDict[tuple[int, str], Registry] = OrderedDict()
 _cache_lock = threading.Lock()
+_inherited: list[Registry] = []
 
 
 def project_root(start: str | os.PathLike | None = None) -> Path:
@@ -76,10 +81,15 @@ def open_registry(url: str | None = None) -> Registry:
         registry = _cache.get(key)
         if registry is None:
             registry = _create(url)
-            # a forked child must not share its parent's SQLite connection
+            # a forked child must not use its parent's SQLite connection, nor close it
+            # (SQLite's advice); park those where nothing will touch them again
             for stale in [k for k in _cache if k[0] != key[0]]:
-                del _cache[stale]
+                _inherited.append(_cache.pop(stale))
             _cache[key] = registry
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+        else:
+            _cache.move_to_end(key)
     return registry
 
 
