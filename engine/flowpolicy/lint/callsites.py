@@ -147,16 +147,29 @@ LINE_MARKERS: tuple[bytes, ...] = (
 def marked_lines(source: bytes, extra: tuple[bytes, ...] = ()) -> list[int]:
     """The sorted 1-based numbers of the lines containing one of :data:`LINE_MARKERS` (or
     of ``extra``: the names the module binds to the API, such as ``import ... as reg``)."""
+    source = _parser_newlines(source)
+    return _line_numbers(source, _offsets(source, LINE_MARKERS) + _offsets(source, extra))
+
+
+def _parser_newlines(source: bytes) -> bytes:
     if b"\r" in source:
         # The parser counts \r\n and a lone \r as one line break each.
         source = source.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return source
+
+
+def _offsets(source: bytes, markers: tuple[bytes, ...]) -> list[int]:
     # One bytes.find loop per marker beats a regex alternation by an order of magnitude.
     offsets: list[int] = []
-    for marker in LINE_MARKERS + extra:
+    for marker in markers:
         at = source.find(marker)
         while at >= 0:
             offsets.append(at)
             at = source.find(marker, at + len(marker))
+    return offsets
+
+
+def _line_numbers(source: bytes, offsets: list[int]) -> list[int]:
     offsets.sort()
     lines: list[int] = []
     line, last = 1, 0
@@ -209,13 +222,15 @@ class _Finder:
             return
         # Visit the marked lines, then also those naming what the module binds to the API
         # (``import ... as reg``, ``store = Asset()``), until nothing new is bound.
-        markers: tuple[bytes, ...] | None = None
+        source = _parser_newlines(source)
+        base = _offsets(source, LINE_MARKERS)
+        visited: list[int] | None = None
         for _ in range(4):
-            found = self._extra_markers()
-            if found == markers:
+            lines = _line_numbers(source, base + _offsets(source, self._extra_markers()))
+            if lines == visited:
                 break
-            markers = found
-            self._collect(tree, marked_lines(source, markers))
+            visited = lines
+            self._collect(tree, lines)
             self.kinds = self._resolve_bindings()
 
     def _extra_markers(self) -> tuple[bytes, ...]:

@@ -20,7 +20,6 @@ import fnmatch
 import gc
 import io
 import os
-import re
 import tokenize
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ DEFAULT_EXCLUDES: tuple[str, ...] = (
 )
 
 #: A worker pool starts once this many files needed parsing...
-POOL_MIN_CANDIDATES = 8
+POOL_MIN_CANDIDATES = 4
 #: ...and at least this many files are left; below that a pool costs more than it saves.
 POOL_MIN_FILES = 128
 
@@ -118,7 +117,6 @@ def lint_source(
         if not config.enabled(UNPARSABLE_FILE):
             return [], True
         return [_unparsable(data, path, exc)], True
-    del tree
     raw: list[tuple[str, Value, str]] = []
     for site in sites:
         raw.extend(_check_site(site, context, config))
@@ -140,7 +138,7 @@ def _check_site(
 def _apply_noqa(
     data: bytes, path: str, raw: list[tuple[str, Value, str]], config: LintConfig
 ) -> list[Finding]:
-    lines = _decoded_lines(data)
+    lines = SourceLines(data)
     suppressions: dict[int, Suppression | None] = {}
 
     def suppression(line: int) -> Suppression | None:
@@ -178,11 +176,9 @@ def _apply_noqa(
 
 
 def _unused_noqa(
-    path: str, lines: list[str], used: set[tuple[int, str]], config: LintConfig
+    path: str, lines: SourceLines, used: set[tuple[int, str]], config: LintConfig
 ) -> Iterator[Finding]:
-    for number, text in enumerate(lines, start=1):
-        if "noqa" not in text.lower():
-            continue
+    for number, text in lines.numbered_with(b"noqa"):
         found = parse_line(text, number)
         if found is None or found.codes is None or UNUSED_NOQA in found.codes:
             continue
@@ -202,19 +198,42 @@ def _unused_noqa(
             )
 
 
-def _decoded_lines(data: bytes) -> list[str]:
-    try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-    except SyntaxError:
-        encoding = "utf-8"
-    text = data.decode(encoding, errors="replace")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    # Python's own line breaks only: str.splitlines() would also split at \f, \x1c, ...
-    return re.split(r"\r\n|\r|\n", text)
+class SourceLines:
+    """The lines of a file, decoded one at a time when asked for: most files with findings
+    need two or three of their lines, not all of them."""
+
+    def __init__(self, data: bytes):
+        try:
+            self.encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        except SyntaxError:
+            self.encoding = "utf-8"
+        if data.startswith(b"\xef\xbb\xbf"):
+            data = data[3:]
+        if b"\r" in data:
+            # Python's own line breaks only (str.splitlines() would also split at \f, ...).
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        self._raw = data.split(b"\n")
+        self._decoded: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __getitem__(self, index: int) -> str:
+        text = self._decoded.get(index)
+        if text is None:
+            text = self._raw[index].decode(self.encoding, errors="replace")
+            self._decoded[index] = text
+        return text
+
+    def numbered_with(self, word: bytes) -> Iterator[tuple[int, str]]:
+        """(1-based number, text) of the lines whose bytes contain ``word`` (any case)."""
+        lower = word.lower()
+        for index, raw in enumerate(self._raw):
+            if lower in raw.lower():
+                yield index + 1, self[index]
 
 
-def _char_col(lines: list[str], line: int, byte_col: int) -> int:
+def _char_col(lines: SourceLines, line: int, byte_col: int) -> int:
     """``ast`` columns count UTF-8 bytes; reports count characters."""
     if not 0 < line <= len(lines):
         return byte_col
