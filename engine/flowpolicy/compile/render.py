@@ -61,17 +61,31 @@ def _is_ir(value: object) -> bool:
 def _ir_fields(value: object) -> list[tuple[str, object]]:
     """The fields of an IR object that differ from their defaults, in declaration order;
     fields excluded from comparison (source file, locations) never reach generated code."""
+    fields = []
+    for name, default in _field_defaults(type(value)):
+        current = getattr(value, name)
+        if default is _REQUIRED or current != default:
+            fields.append((name, current))
+    return fields
+
+
+_REQUIRED = object()
+
+
+@cache
+def _field_defaults(cls: type) -> tuple[tuple[str, object], ...]:
     out = []
-    for field in dataclasses.fields(value):
+    for field in dataclasses.fields(cls):
         if not field.compare:
             continue
-        current = getattr(value, field.name)
-        if field.default is not dataclasses.MISSING and current == field.default:
-            continue
-        if field.default_factory is not dataclasses.MISSING and current == field.default_factory():
-            continue
-        out.append((field.name, current))
-    return out
+        if field.default is not dataclasses.MISSING:
+            default = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        else:
+            default = _REQUIRED
+        out.append((field.name, default))
+    return tuple(out)
 
 
 def _flat(value: object) -> str:
