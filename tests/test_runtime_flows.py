@@ -165,7 +165,8 @@ def test_obproject_flow_runs_after_changing_only_its_import_line(tmp_path):
     (tmp_path / "obproject.toml").write_text('project = "ob_style"\n')
     env = flow_env(tmp_path)  # no branch or project variables: obproject.toml + Metaflow
     run_flow(tmp_path / "flow.py", tmp_path, env)
-    run_flow(tmp_path / "flow.py", tmp_path, env)
+    log = run_flow(tmp_path / "flow.py", tmp_path, env)
+    assert "usm0jrb3 ob_style user_tester evals {" in log and "f1_score of v2: 0.85" in log
     runs = client("""
         import json
         from metaflow import Flow, namespace

@@ -51,6 +51,7 @@ class FraudTrainingFlow(ProjectFlow):
                             for i in self.prj.list_model_instances("fraud_classifier")]
         self.loaded = self.prj.get_model("fraud_classifier")
         self.scope = [self.prj.project, self.prj.read_branch, self.prj.write_branch]
+        self.prj.evals.log(f"f1_score of {self.latest_id}: {self.latest_f1}")
         self.prj.safe_publish_event("model_trained", payload={"id": self.latest_id})
 
 

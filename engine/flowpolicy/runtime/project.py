@@ -142,6 +142,7 @@ class ProjectContext:
         self._write_asset = (self._read_asset if self.read_branch == self.write_branch
                              else Asset(project=self.project, branch=self.write_branch))
         self.asset = self._read_asset
+        self.evals = EvalsLogger(self.project, self.write_branch, self._write_asset.meta)
         if self.read_branch != self.write_branch:
             print(f"Asset client: read from {self.project}/{self.read_branch}, "
                   f"write to {self.project}/{self.write_branch}")
@@ -241,6 +242,24 @@ class ProjectContext:
         ref = self._read_asset.consume_model_asset(name, instance=instance)
         return _load_artifact(name, "Model", ref["model_properties"]["model_kind"], ref,
                               ref["model_properties"]["annotations"])
+
+
+class EvalsLogger:
+    """``self.prj.evals.log(message)``: obproject's evaluation log line on stdout, in the
+    format the Outerbounds UI picks out of task logs."""
+
+    _MARKER = "usm0jrb3"
+
+    def __init__(self, project: str, branch: str, meta: Mapping[str, Any]):
+        self.project = project
+        self.branch = branch
+        self.meta = dict(meta)
+
+    def log(self, message: str) -> None:
+        import json
+
+        line = json.dumps({**self.meta, "content": message})
+        print(f"{self._MARKER} {self.project} {self.branch} evals {line}")
 
 
 def _load_artifact(name: str, label: str, kind: str, ref: Mapping[str, Any],
