@@ -280,7 +280,12 @@ def parse_text(text: str, source: str) -> tuple[SourceDoc | None, list[Diagnosti
             return None, [Diagnostic(source, 1, 1, "FP003",
                                      "the policy file is empty; it needs at least "
                                      "'version: 1' and 'project: <name>'", "")]
-        if not isinstance(node, yaml.MappingNode) or node.tag != f"{_TAG}map":
+        standard_tags = {f"{_TAG}map", f"{_TAG}seq", f"{_TAG}str", f"{_TAG}int",
+                         f"{_TAG}float", f"{_TAG}bool", f"{_TAG}null"}
+        if node.tag not in standard_tags:
+            loader._bad_tag(node, "$")
+            return None, loader.diagnostics
+        if not isinstance(node, yaml.MappingNode):
             loc = loader._loc(node)
             kind = {yaml.ScalarNode: "a scalar", yaml.SequenceNode: "a list"}.get(
                 type(node), f"a {_short_tag(node.tag)!r} node")
