@@ -121,8 +121,11 @@ class Asset:
 
     @property
     def meta(self) -> dict[str, Any]:
-        return {"project": self.project, "branch": self.branch,
-                "entity_ref": self.entity_ref.to_dict()}
+        """Who and where; ``entity_reg`` is obproject's spelling of the key, kept for readers
+        of its evaluation logs."""
+        ref = self.entity_ref.to_dict()
+        return {"project": self.project, "branch": self.branch, "entity_reg": ref,
+                "entity_ref": ref}
 
     def scope(self, name: str, asset_type: str = "model") -> Scope:
         return Scope(self.project, self.branch, _asset_type(asset_type), name)
