@@ -376,40 +376,45 @@ def _max_gap_at(
 def _max_gap_by_buckets(x: np.ndarray, y: np.ndarray) -> int | None:
     """The largest gap without sorting most values, or None when the data do not suit it.
 
-    Both samples are counted into equal-width buckets over their common range by a
-    monotone map, so every value of a lower bucket is smaller than every value of a higher
-    one and equal values share a bucket. The gap after each bucket is then exact from the
-    counts alone, and inside bucket j it stays within
-    [gap_before_j - n1 * count2_j, gap_before_j + n2 * count1_j]. Only buckets whose range
-    reaches beyond the largest gap seen at bucket ends can hold a larger one; their values
-    are sorted and looked up exactly. When they hold more than :data:`SUSPECT_SHARE` of the
-    values (heavy tails, few distinct values) this gives up and the caller sorts everything.
+    Both samples are counted into equal-width buckets by a monotone map, so every value of a
+    lower bucket is smaller than every value of a higher one and equal values share a bucket.
+    The gap after each bucket is then exact from the counts alone, and inside bucket j it
+    stays within [gap_before_j - n1 * count2_j, gap_before_j + n2 * count1_j]. Only buckets
+    whose range reaches beyond the largest gap seen at bucket ends can hold a larger one;
+    their values are sorted and looked up exactly. When a subsample shows few distinct values,
+    or the suspect buckets hold more than :data:`SUSPECT_SHARE` of the values (one value
+    repeated very often, say), this gives up and the caller sorts everything.
     """
     import numpy as np
 
     n1, n2 = x.size, y.size
-    low = float(min(x.min(), y.min()))
-    high = float(max(x.max(), y.max()))
-    if low == high:
-        return 0  # one value in both samples
+    # The buckets span the central 98% of a strided subsample of both samples, plus one
+    # open-ended bucket at each side: heavy tails do not stretch them, and they never split
+    # a bucket by value, so any range gives an exact result (a poor one only costs time).
+    subsample = np.sort(np.concatenate([x[:: max(1, n1 // 2048)], y[:: max(1, n2 // 2048)]]))
+    if _distinct(subsample).size <= DISTINCT_SHARE * subsample.size:
+        return None  # few distinct values: sorting and looking them up is faster
+    low = float(subsample[int(subsample.size * 0.01)])
+    high = float(subsample[int(subsample.size * 0.99)])
     # About 32 values per bucket: the per-bucket arrays stay small (cache-resident), and the
     # buckets that need sorting hold few values.
     buckets = 1 << min(16, max(8, (n1 + n2).bit_length() - 5))
-    scale = buckets / (high - low)
-    if not (math.isfinite(low) and math.isfinite(high) and math.isfinite(scale) and scale > 0):
+    scale = buckets / (high - low) if high > low else math.inf
+    if not (math.isfinite(low) and math.isfinite(scale) and scale > 0):
         return None
+    origin = low - 1 / scale
 
     def bucket_of(values: np.ndarray) -> np.ndarray:
-        # Rounding is monotone, so v <= w gives bucket_of(v) <= bucket_of(w); the largest
-        # value may land in bucket number `buckets`. The truncated product is written over
-        # the float buffer it comes from (numpy guarantees overlap-safe ufuncs), sparing a
-        # large allocation.
-        index = np.subtract(values, low, dtype=np.float64)
-        return np.multiply(index, scale, out=index.view(np.intp), casting="unsafe")
+        # Each step rounds monotonically, so v <= w gives bucket_of(v) <= bucket_of(w), and
+        # equal values share a bucket. The clipped, truncated product is written over the
+        # float buffer it comes from (numpy's ufuncs are overlap-safe), sparing an allocation.
+        index = np.subtract(values, origin, dtype=np.float64)
+        index *= scale
+        return np.clip(index, 0, buckets + 1, out=index.view(np.intp), casting="unsafe")
 
     x_bucket, y_bucket = bucket_of(x), bucket_of(y)
-    x_count = np.bincount(x_bucket, minlength=buckets + 1)
-    y_count = np.bincount(y_bucket, minlength=buckets + 1)
+    x_count = np.bincount(x_bucket, minlength=buckets + 2)
+    y_count = np.bincount(y_bucket, minlength=buckets + 2)
     rise, fall = x_count * n2, y_count * n1
     step = rise - fall
     gap_after = np.cumsum(step)
