@@ -1,10 +1,10 @@
 """A healthy registry for the ``check`` and ``plan`` tests, built by running the fraud
 example's real flows (training flow and generated flows) in Metaflow subprocesses.
 
-The build (eight flow runs) happens once per test session, also across pytest-xdist
-workers (a file lock and a done-marker in the run's shared temporary folder); tests copy the
-registry file (and, to edit run tags, the Metaflow datastore) before breaking anything.
-This module holds helpers only; it has no tests of its own.
+The build (eight flow runs, in two chains side by side) happens once per test session, also
+across pytest-xdist workers (a file lock and a done-marker in the run's shared temporary
+folder); tests copy the registry file (and, to edit run tags, the Metaflow datastore)
+before breaking anything. This module holds helpers only; it has no tests of its own.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,17 +24,24 @@ EXAMPLE = REPO_ROOT / "examples" / "fraud_detection"
 PROJECT = "fraud_detection"
 ROWS = ["--n_rows", "4000"]
 
-#: (branch, script, arguments): train, gate, promote to staging, gate and champion there,
-#: promote to prod, then train on shifted data and run the drift monitor on dev.
-HEALTHY_RUNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("dev", "train_flow.py", (*ROWS, "--seed", "7")),
-    ("dev", "flows/quality_gate.py", ()),
-    ("dev", "flows/fraud_model_promotion.py", ("--source", "dev", "--target", "staging")),
-    ("staging", "flows/quality_gate.py", ()),
-    ("staging", "flows/fraud_model_champion.py", ()),
-    ("staging", "flows/fraud_model_promotion.py", ("--source", "staging", "--target", "prod")),
-    ("dev", "train_flow.py", (*ROWS, "--seed", "9", "--shift", "1.0")),
-    ("dev", "flows/fraud_features_drift.py", ()),
+#: (branch, script, arguments) of each step; a step is a tuple of runs made at once.
+#: Train (features v1, model v1), then two chains side by side: gate v1 on dev, promote it to
+#: staging, gate it there and make it champion, promote it to prod; and train again on
+#: shifted data (v2 of both) and run the drift monitor on dev. Instances are named (v1),
+#: never "latest", because the chains race.
+FIRST = ("dev", "train_flow.py", (*ROWS, "--seed", "7"))
+PROMOTION_CHAIN: tuple[tuple[tuple[str, str, tuple[str, ...]], ...], ...] = (
+    (("dev", "flows/quality_gate.py", ("--instance", "v1")),),
+    (("dev", "flows/fraud_model_promotion.py",
+      ("--source", "dev", "--target", "staging", "--instance", "v1")),),
+    (("staging", "flows/quality_gate.py", ("--instance", "v1")),
+     ("staging", "flows/fraud_model_champion.py", ("--candidate", "v1"))),
+    (("staging", "flows/fraud_model_promotion.py",
+      ("--source", "staging", "--target", "prod", "--instance", "v1")),),
+)
+DRIFT_CHAIN: tuple[tuple[tuple[str, str, tuple[str, ...]], ...], ...] = (
+    (("dev", "train_flow.py", (*ROWS, "--seed", "9", "--shift", "1.0")),),
+    (("dev", "flows/fraud_features_drift.py", ("--current", "v2", "--reference", "v1")),),
 )
 
 
@@ -64,11 +72,17 @@ class Project:
             env["FLOWPOLICY_BRANCH"] = branch
         return env
 
-    def run_flow(self, branch: str, script: str, *args: str) -> str:
-        done = subprocess.run([sys.executable, script, "--quiet", "run", *args], cwd=self.dir,
-                              env=self.env(branch), capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, f"{script} on {branch} failed:\n{done.stdout}{done.stderr}"
-        return done.stdout + done.stderr
+    def run_flows(self, *runs: tuple[str, str, tuple[str, ...]]) -> None:
+        """Run flows at once, each ``(branch, script, args)``; all must succeed."""
+        started = [
+            (branch, script, subprocess.Popen(
+                [sys.executable, script, "--quiet", "run", *args], cwd=self.dir,
+                env=self.env(branch), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                text=True))
+            for branch, script, args in runs]
+        for branch, script, proc in started:
+            output, _ = proc.communicate(timeout=600)
+            assert proc.returncode == 0, f"{script} on {branch} failed:\n{output}"
 
     def copy(self, dest: Path, *, datastore: bool = False) -> Project:
         """A private copy to break: project folder and registry file, and the Metaflow
@@ -106,8 +120,12 @@ def build_healthy(root: Path) -> Project:
     project.registry_file.unlink(missing_ok=True)
     shutil.copytree(EXAMPLE, project.dir,
                     ignore=shutil.ignore_patterns("__pycache__", ".metaflow"))
-    for branch, script, args in HEALTHY_RUNS:
-        project.run_flow(branch, script, *args)
+    project.run_flows(FIRST)
+    with ThreadPoolExecutor(max_workers=1) as side:
+        drift = side.submit(lambda: [project.run_flows(*step) for step in DRIFT_CHAIN])
+        for step in PROMOTION_CHAIN:
+            project.run_flows(*step)
+        drift.result()
     return project
 
 

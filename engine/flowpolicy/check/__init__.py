@@ -131,9 +131,9 @@ def run_check(request: CheckRequest) -> CheckReport:
         runs = MetaflowRuns(request.metaflow_root)
         live: list[Result] = []
         for policy in policies:
-            policy_branches = check_branches(policy, request.branches)
-            branches += tuple(b for b in policy_branches if b not in branches)
             view = RegistryView(registry, policy.project)
+            policy_branches = check_branches(policy, request.branches) or view.branches
+            branches += tuple(b for b in policy_branches if b not in branches)
             live += live_results(policy, view, policy_branches, now=now, runs=runs)
         sections.append(SectionReport("live", True, tuple(live)))
     else:

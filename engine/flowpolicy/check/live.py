@@ -48,6 +48,11 @@ class RegistryView:
         self._present = {(s.scope.branch, s.scope.asset_type, s.scope.name)
                          for s in self.summaries}
 
+    @property
+    def branches(self) -> tuple[str, ...]:
+        """The branches holding assets of the project (for a policy that declares none)."""
+        return tuple(sorted({s.scope.branch for s in self.summaries}))
+
     def scope(self, branch: str, asset_type: str, name: str) -> Scope:
         return Scope(self.project, branch, asset_type, name)
 
@@ -294,6 +299,13 @@ def _champion_results(policy: Policy, view: RegistryView, branch: str,
             continue
         evidence = {"alias": f"@{rule.alias} -> {champion}", "training_run": run,
                     "tagged_runs": [f"{flow_name}/{r}" for r in tagged]}
+        if run_id not in known:  # tags cannot be judged without the run
+            results.append(Result(
+                "live.champion.tag", "fail",
+                f"champion {champion} was trained by {run}, which Metaflow does not know "
+                "(another datastore? set METAFLOW_DATASTORE_SYSROOT_LOCAL)",
+                **subject, evidence=evidence))
+            continue
         if len(tagged) == 1:
             results.append(Result(
                 "live.champion.count", "pass",
@@ -302,16 +314,10 @@ def _champion_results(policy: Policy, view: RegistryView, branch: str,
         else:
             results.append(Result(
                 "live.champion.count", "fail",
-                f"{len(tagged)} runs of {flow_name} carry the {rule.alias!r} tag "
-                f"({', '.join(tagged) or 'none'}); exactly one must: {run} "
+                f"{len(tagged)} runs of {flow_name} carry the {rule.alias!r} tag"
+                + (f" ({', '.join(tagged)})" if tagged else "") + f"; exactly one must: {run} "
                 f"(@{rule.alias} -> {champion})", **subject, evidence=evidence))
-        if run_id not in known:
-            results.append(Result(
-                "live.champion.tag", "fail",
-                f"champion {champion} was trained by {run}, which Metaflow does not know "
-                "(another datastore? set METAFLOW_DATASTORE_SYSROOT_LOCAL)",
-                **subject, evidence=evidence))
-        elif run_id in tagged:
+        if run_id in tagged:
             results.append(Result(
                 "live.champion.tag", "pass",
                 f"@{rule.alias} -> {champion} and its training run {run} carries the tag",
@@ -444,7 +450,8 @@ def _declared_results(policy: Policy, view: RegistryView,
 
 
 def check_branches(policy: Policy, requested: Sequence[str]) -> tuple[str, ...]:
-    """The branches to check: those asked for (sanitised), else the policy's."""
+    """The branches to check: those asked for (sanitised), else the policy's (empty when it
+    declares none: the caller then checks the branches the registry holds)."""
     from flowpolicy.runtime.branch import sanitize_branch
 
     if not requested:

@@ -43,16 +43,22 @@ class MetaflowRuns:
     @contextlib.contextmanager
     def client(self) -> Iterator[Any]:
         import metaflow
+        from metaflow.client import core
 
-        previous_namespace = metaflow.get_namespace()
+        # the raw value: get_namespace() would resolve a default one, which needs a user name
+        previous_namespace = core.current_namespace
         saved = _save_metadata() if self.root else None
         try:
             if self.root:
-                metaflow.metadata(f"local@{self.root}")
+                try:
+                    metaflow.metadata(f"local@{self.root}")
+                except ValueError as exc:
+                    raise MetaflowReadError(
+                        f"no Metaflow datastore at {self.root}: {exc}") from exc
             metaflow.namespace(None)
             yield metaflow
         finally:
-            metaflow.namespace(previous_namespace)
+            core.current_namespace = previous_namespace
             if saved is not None:
                 _restore_metadata(saved)
 

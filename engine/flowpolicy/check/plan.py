@@ -114,8 +114,9 @@ def run_plan(request: PlanRequest) -> PlanReport:
     infos = []
     for policy in policies:
         infos.append({"file": policy.source, "project": policy.project, "hash": policy.hash})
-        branches = check_branches(policy, (request.branch,) if request.branch else ())
         view = RegistryView(registry, policy.project)
+        branches = check_branches(policy, (request.branch,) if request.branch else ()) \
+            or view.branches
         for flow in plan_flows(policy):
             planner = _PLANNERS[flow.kind]
             for entry in planner(policy, view, branches, flow.rule, runs):
