@@ -358,3 +358,19 @@ def test_every_resolution_is_an_index_lookup(reg):
                         (backend._SQL_ASSET, key)]:
         plan = [row[-1] for row in reg._conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
         assert plan and all(step.startswith("SEARCH") for step in plan), plan
+
+
+def test_write_lock_held_too_long_is_a_registry_error(tmp_path):
+    path = tmp_path / "registry.db"
+    SQLiteRegistry(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process sitting on the write lock
+    try:
+        impatient = SQLiteRegistry(path, busy_timeout=0.05)
+        with pytest.raises(RegistryError, match="is not writable now: database is locked"):
+            impatient.register(MODEL, kind="artifact", created_by=ME)
+        assert impatient.assets() == []  # WAL: reading never waits for the writer
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert impatient.register(MODEL, kind="artifact", created_by=ME).id == "v1"

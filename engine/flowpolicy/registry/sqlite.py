@@ -240,6 +240,9 @@ class SQLiteRegistry:
             self._conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
             self._conn.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}")
             self._migrate(fresh)
+        except sqlite3.OperationalError as exc:  # locked, read-only, disk full: not corrupt
+            self._conn.close()
+            raise RegistryError(f"cannot open registry {self.path}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise RegistryError(
@@ -316,13 +319,19 @@ class SQLiteRegistry:
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise RegistryError(f"registry {self.path} is not writable now: {exc}") from exc
             try:
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise RegistryError(f"registry {self.path}: {exc}") from exc
                 raise
-            conn.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
