@@ -134,9 +134,9 @@ class ProjectContext:
         self.project: str = current.project_name or str(config.get("project") or "")
         self.write_branch = resolve_branch(spec)
         dev_read = (config.get("dev-assets") or {}).get("branch")
-        self.read_branch = (sanitize_branch(dev_read)
-                            if dev_read and self.write_branch != "main" and not
-                            deployed_branch(spec) else self.write_branch)
+        # obproject's rule: a branch other than main may read another branch's assets
+        use_dev_read = bool(dev_read) and self.write_branch != "main"
+        self.read_branch = sanitize_branch(dev_read) if use_dev_read else self.write_branch
         self.branch = self.read_branch
         self._read_asset = Asset(project=self.project, branch=self.read_branch)
         self._write_asset = (self._read_asset if self.read_branch == self.write_branch
