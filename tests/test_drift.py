@@ -113,17 +113,17 @@ def test_ks_is_the_exact_ratio_correctly_rounded(name, a, b):
         assert ks_statistic(a, b) == float(exact_d(a, b))
 
 
-@settings(max_examples=20, deadline=None)
+@pytest.mark.parametrize("shape", ["normal", "cauchy", "integers", "rounded", "spike", "infinite"])
+@settings(max_examples=4, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
-    n1=st.integers(10_001, 40_000),
-    n2=st.integers(1, 40_000),
-    shape=st.sampled_from(["normal", "cauchy", "integers", "rounded"]),
+    n1=st.integers(16_384, 24_000),
+    n2=st.integers(16_384, 24_000),
 )
-def test_ks_matches_scipy_on_larger_samples(seed, n1, n2, shape):
+def test_ks_matches_scipy_on_larger_samples(shape, seed, n1, n2):
     # Above 10,000 values scipy takes its asymptotic path, whose D carries float rounding:
-    # the two agree to far better than the 1e-12 the contract asks for. The shapes send
-    # ks_statistic down each of its methods.
+    # the two agree to far better than the 1e-12 the contract asks for. These sizes and
+    # shapes send ks_statistic down each of its methods unforced.
     rng = np.random.default_rng(seed)
     shift = rng.uniform(0, 0.1)
     if shape == "normal":
@@ -132,8 +132,15 @@ def test_ks_matches_scipy_on_larger_samples(seed, n1, n2, shape):
         a, b = rng.standard_cauchy(n1), rng.standard_cauchy(n2) + shift
     elif shape == "integers":
         a, b = rng.poisson(3, n1), rng.poisson(3 + shift, n2)
-    else:
+    elif shape == "rounded":
         a, b = rng.normal(0, 1, n1).round(2), rng.normal(shift, 1, n2).round(2)
+    elif shape == "spike":  # one value repeated very often, next to continuous values
+        a = np.where(rng.random(n1) < 0.6, 0.0, rng.normal(0, 1, n1))
+        b = np.where(rng.random(n2) < 0.6 - shift, 0.0, rng.normal(0, 1, n2))
+    else:
+        a, b = rng.normal(0, 1, n1), rng.normal(shift, 1, n2)
+        a[rng.random(n1) < 0.02] = np.inf
+        b[rng.random(n2) < 0.03] = -np.inf
     assert ks_statistic(a, b) == pytest.approx(scipy_d(a, b), abs=1e-12)
 
 
