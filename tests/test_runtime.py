@@ -217,3 +217,23 @@ def test_project_events(registry_url, monkeypatch):
     monkeypatch.setenv("FLOWPOLICY_REGISTRY", registry_url)
     reader = Asset(project="fraud", branch="prod", read_only=True)
     assert [e["payload"] for e in reader.list_events()] == [{"statistic": 0.2}]
+
+
+@pytest.mark.parametrize("branch, read, write", [
+    ("Feature-X", "main", "feature_x"),   # [dev-assets]: a feature branch reads main's assets
+    ("main", "main", "main"),
+])
+def test_project_context_dev_assets_read_branch(registry_url, monkeypatch, branch, read, write):
+    from types import SimpleNamespace
+
+    from flowpolicy.runtime.project import ProjectContext
+
+    monkeypatch.setenv("FLOWPOLICY_BRANCH", branch)
+    flow = SimpleNamespace(project_config={"project": "fraud", "dev-assets": {"branch": "Main"}},
+                           project_spec={})
+    prj = ProjectContext(flow)
+    assert (prj.project, prj.read_branch, prj.write_branch, prj.branch) == (
+        "fraud", read, write, read)
+    assert (prj.asset.branch, prj._write_asset.branch) == (read, write)
+    with pytest.raises(AttributeError, match="doesn't have an artifact 'model'"):
+        prj.register_model("fraud_model", "model")
