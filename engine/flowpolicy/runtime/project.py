@@ -131,7 +131,8 @@ class ProjectContext:
         spec = _config_dict(getattr(flow, "project_spec", None))
         self.project_config = config
         self.project_spec = spec
-        self.project: str = current.project_name or str(config.get("project") or "")
+        self.project: str = (getattr(current, "project_name", None)
+                             or str(config.get("project") or ""))
         self.write_branch = resolve_branch(spec)
         dev_read = (config.get("dev-assets") or {}).get("branch")
         # obproject's rule: a branch other than main may read another branch's assets
