@@ -156,6 +156,16 @@ def test_cli_reports_moved_champion_tag(healthy, tmp_path):
     assert "flowpolicy check: FAILED" in done.stdout
 
 
+def test_champion_run_unknown_to_metaflow_is_one_failure(broken, tmp_path):
+    (tmp_path / "elsewhere" / ".metaflow").mkdir(parents=True)
+    elsewhere = Project(broken.dir, tmp_path / "elsewhere", broken.registry_file)
+    report = check(elsewhere, branches=("staging",))
+    assert report.exit_code == 1
+    [result] = [r for r in report.results if r.status == "fail"]
+    assert result.check == "live.champion.tag"
+    assert "which Metaflow does not know" in result.message
+
+
 def _training_runs(project: Project) -> tuple[str, str]:
     """(champion run id, the other training run id), from the registry and Metaflow."""
     champion = asset(project, "staging").peek_model_asset("fraud_model", "@champion")

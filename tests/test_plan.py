@@ -79,6 +79,7 @@ def test_plan_shows_every_decision_with_its_evidence(copy):
         "gate quality has no recorded result on fraud_model v2"]
     allowed = got[("promotion", "staging -> prod")]
     assert allowed["outcome"] == "allowed" and len(allowed["decision"]["satisfied"]) == 2
+    assert "(already there as v1)" in allowed["summary"]
 
     drift = got[("drift", "dev")]
     statistics = drift["decision"]["statistics"]

@@ -205,6 +205,11 @@ def _plan_promotion(policy: Policy, view: RegistryView, branches: Sequence[str],
                                   current_champion=champion)
         outcome = "allowed" if verdict.allowed else "refused"
         then = f", then @{edge.alias} on {edge.target}" if verdict.allowed else ""
+        already = [r.id for r in view.instances(view.scope(edge.target, asset_type, asset))
+                   if r.annotations.get("promoted_from_branch") == edge.source
+                   and r.annotations.get("promoted_from_instance") == latest.id]
+        if already:
+            then += f" (already there as {', '.join(already)})"
         out.append({"branch": where, "status": "decided", "outcome": outcome,
                     "summary": f"{asset} {latest.id} would be {outcome}{then}",
                     "decision": verdict.to_dict()})
