@@ -389,8 +389,8 @@ def _max_gap_by_buckets(x: np.ndarray, y: np.ndarray) -> int | None:
 
     n1, n2 = x.size, y.size
     # The buckets span the central 98% of a strided subsample of both samples, plus one
-    # open-ended bucket at each side: heavy tails do not stretch them, and they never split
-    # a bucket by value, so any range gives an exact result (a poor one only costs time).
+    # open-ended bucket at each side, so heavy tails do not stretch them. The range only
+    # decides how evenly values spread over buckets (time), never the result.
     subsample = np.sort(np.concatenate([x[:: max(1, n1 // 2048)], y[:: max(1, n2 // 2048)]]))
     if _distinct(subsample).size <= DISTINCT_SHARE * subsample.size:
         return None  # few distinct values: sorting and looking them up is faster
