@@ -32,8 +32,8 @@ RULE = DriftRule(
 class FraudFeaturesDriftFlow(ProjectFlow):
     """Compare two instances of `fraud_features` column by column.
 
-    Statistic: the two-sample Kolmogorov-Smirnov D of every numeric column the two share. The level is the highest threshold
-    the largest D reaches (each threshold a Parameter):
+    Statistic: the two-sample Kolmogorov-Smirnov D of every numeric column both share. The
+    level is the highest threshold the largest D reaches (each threshold a Parameter):
       normal >= 0.0
       elevated >= 0.05
       high >= 0.1
