@@ -512,3 +512,11 @@ def test_cli_output_dir_option_and_invalid_policy_exit_codes(tmp_path):
     broken = _cli(str(policy_file), cwd=tmp_path)
     assert broken.returncode == 2 and "fraud.yaml:" in broken.stderr
     assert _cli(str(tmp_path / "missing.yaml"), cwd=tmp_path).returncode == 2
+
+
+def test_output_that_does_not_compile_is_refused(monkeypatch):
+    import flowpolicy.compile.render as render_module
+
+    monkeypatch.setattr(render_module, "render", lambda template, context: "def broken(:\n")
+    with pytest.raises(CompileError, match="does not parse"):
+        compile_policy(fraud_policy())
