@@ -22,7 +22,7 @@ from flowpolicy.compile import (
     output_dir_for,
     write_outputs,
 )
-from flowpolicy.compile.names import parameter_name
+from flowpolicy.compile.names import RESERVED_PARAMETERS, RESERVED_STEPS, parameter_name
 from flowpolicy.compile.render import comment, literal
 from flowpolicy.errors import CompileError
 from flowpolicy.policy.loader import load_policy
@@ -204,6 +204,8 @@ def test_generated_flow_anatomy(file_name, class_name, parameters):
     assert _parameters(source) == parameters
     steps = [n for n in flow.body if isinstance(n, ast.FunctionDef)]
     assert steps[0].name == "start" and steps[-1].name == "end"
+    assert not {s.name for s in steps} & RESERVED_STEPS
+    assert not set(parameters) & RESERVED_PARAMETERS
     for step in steps:
         assert ast.get_docstring(step), step.name
         if step.name != "end":
