@@ -435,3 +435,55 @@ def test_pre_commit_hooks_name_real_commands():
         assert hook["language"] == "python"
     assert hooks["flowpolicy-lint"]["types"] == ["python"]
     assert re.search(hooks["flowpolicy-validate"]["files"], "ml/policies/fraud.yaml")
+
+
+# Statement templates for the property below: receivers, bindings, aliases, constants.
+SNIPPETS = [
+    'self.prj.register_data("{n}", "df")',
+    'self.prj.get_model(name={c})',
+    '{v} = self.prj',
+    '{v} = {v2}.asset',
+    '{v}.peek_data_asset("{n}", "v1")',
+    '{v} = Asset(read_only=True)',
+    '{v} = Reg()',
+    '{v}.consume_model_asset(f"{{x}}_{n}")',
+    'from flowpolicy import Asset as Reg',
+    'from flowpolicy.runtime.promote import promote_assets as {v}',
+    '{v}("p", "a", "b", asset="{n}")',
+    '{c} = "{n}"',
+    'x = [i for i in range(3)]',
+    'print("{n}")',
+    'self.{v}.register_model("{n}", "m")',
+    'self.{v} = Asset()',
+]
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_pruned_walk_matches_full_walk_on_generated_modules(seed):
+    import random
+
+    rng = random.Random(seed)
+    names, variables, constants = ["a_b", "prod_x", "Bad"], ["go", "st", "p", "q"], ["K", "N"]
+    lines = ["from flowpolicy import Asset"]
+    indent = 0
+    for _ in range(rng.randint(5, 40)):
+        roll = rng.random()
+        if roll < 0.15:
+            lines.append("    " * indent + rng.choice(["def f(self):", "class C:", "if x:"]))
+            indent += 1
+        elif roll < 0.25 and indent:
+            lines.append("    " * indent + "pass")
+            indent -= 1
+        else:
+            lines.append("    " * indent + rng.choice(SNIPPETS).format(
+                n=rng.choice(names), v=rng.choice(variables), v2=rng.choice(variables),
+                c=rng.choice(constants)))
+    lines.append("    " * indent + "pass")
+    source = "\n".join(lines) + "\n"
+    tree = ast.parse(source)
+
+    def key(sites):
+        return [(s.api, s.line, s.col, s.name and s.name.parts, s.instance and s.instance.parts)
+                for s in sites]
+
+    assert key(find_call_sites(tree, source.encode())) == key(find_call_sites(tree)), source

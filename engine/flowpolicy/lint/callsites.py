@@ -7,14 +7,17 @@ attribute bound to either), and ``promote_assets(..., asset=...)`` imported from
 flowpolicy or obproject. A method call on any other receiver is not a call site, so
 ``mylist.register_data("prod")`` is left alone.
 
-Names are evaluated as far as they are statically known: string literals, module- and
-class-level string constants, ``+`` concatenation and f-strings. What cannot be known
-becomes a *dynamic part*, so rules can still judge the constant text around it.
+Names are evaluated as far as they are statically known: string literals, string
+constants of the module and of its top-level classes, keywords of module-level constructor
+calls (``GATE = Gate(asset="x")`` then ``GATE.asset``), ``+`` concatenation and f-strings.
+What cannot be known becomes a *dynamic part*, so rules can still judge the constant text
+around it.
 
 Bindings are tracked per module, not per function: ``a = Asset(...)`` anywhere in a file
-makes ``a.peek_data_asset(...)`` a call site everywhere in it. That keeps the finder to
-one ``ast.walk`` (fast), at the price of a false positive when one name is bound to an
-``Asset`` in one function and to something unrelated in another.
+makes ``a.peek_data_asset(...)`` a call site everywhere in it, and a name bound to both a
+``ProjectContext`` and an ``Asset`` is taken as either. That keeps the finder to one walk
+that does not depend on statement order, at the price of a false positive when one name is
+bound to an ``Asset`` in one function and to something unrelated in another.
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ API_PACKAGES = ("flowpolicy", "obproject")
 
 #: A part of a name that is not statically known.
 DYNAMIC = None
+
+_NONE: frozenset[str] = frozenset()
+_PRJ = frozenset({PRJ})
+_ASSET = frozenset({ASSET})
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +222,7 @@ class _Finder:
         self.constants: dict[str, ast.expr | None] = {}
         self.class_constants: dict[str, ast.expr | None] = {}
         self._collect_top_level(tree)
-        self.kinds: dict[str, str] = {}
+        self.kinds: dict[str, frozenset[str]] = {}
         if source is None:
             self._collect(tree, None)
             self.kinds = self._resolve_bindings()
@@ -272,9 +279,6 @@ class _Finder:
                     key = _binding_key(target)
                     if key is not None:
                         self.bindings.append((key, value))
-            elif kind is ast.ClassDef and id(node) not in top:
-                for stmt in node.body:
-                    self._note_constant(stmt, self.class_constants)
             elif (kind is ast.Import or kind is ast.ImportFrom) and id(node) not in top:
                 self._note_import(node)
 
@@ -330,34 +334,37 @@ class _Finder:
         package, _, rest = qualified.partition(".")
         return package in API_PACKAGES and rest.rpartition(".")[2] == name
 
-    def _resolve_bindings(self) -> dict[str, str]:
-        kinds: dict[str, str] = {}
+    def _resolve_bindings(self) -> dict[str, frozenset[str]]:
+        """What each bound name can be. A name bound to a ``ProjectContext`` in one place
+        and to an ``Asset`` in another can be either: kinds only grow, so the result does
+        not depend on the order bindings are seen in."""
+        kinds: dict[str, frozenset[str]] = {}
         # Chains such as ``p = self.prj; a = p.asset`` settle within a few rounds.
-        for _ in range(4):
+        for _ in range(6):
             changed = False
             for key, value in self.bindings:
-                kind = self._receiver_kind(value, kinds)
-                if kind is not None and kinds.get(key) != kind:
-                    kinds[key] = kind
+                found = self._receiver_kinds(value, kinds)
+                if found and not found <= kinds.get(key, _NONE):
+                    kinds[key] = kinds.get(key, _NONE) | found
                     changed = True
             if not changed:
                 break
         return kinds
 
-    def _receiver_kind(self, expr: ast.expr, kinds: dict[str, str]) -> str | None:
+    def _receiver_kinds(
+        self, expr: ast.expr, kinds: dict[str, frozenset[str]]
+    ) -> frozenset[str]:
         if isinstance(expr, ast.Attribute):
             if expr.attr == "prj":
-                return PRJ
-            if expr.attr == "asset" and self._receiver_kind(expr.value, kinds) == PRJ:
-                return ASSET
+                return _PRJ
+            if expr.attr == "asset" and PRJ in self._receiver_kinds(expr.value, kinds):
+                return _ASSET
         elif isinstance(expr, ast.Call):
-            if self._is_api(expr.func, "Asset"):
-                return ASSET
-            return None
+            return _ASSET if self._is_api(expr.func, "Asset") else _NONE
         elif isinstance(expr, ast.Name) and expr.id == "prj":
-            return PRJ
+            return _PRJ
         key = _binding_key(expr)
-        return kinds.get(key) if key is not None else None
+        return kinds.get(key, _NONE) if key is not None else _NONE
 
     # -- call sites ------------------------------------------------------------------------
     def sites(self) -> list[CallSite]:
@@ -373,7 +380,7 @@ class _Finder:
         func = call.func
         if isinstance(func, ast.Attribute) and func.attr in METHODS:
             spec = METHODS[func.attr]
-            if self._receiver_kind(func.value, self.kinds) != spec.receiver:
+            if spec.receiver not in self._receiver_kinds(func.value, self.kinds):
                 return None
             api = func.attr
         elif isinstance(func, (ast.Name, ast.Attribute)) and self._is_api(func, "promote_assets"):
