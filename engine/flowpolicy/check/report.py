@@ -178,8 +178,9 @@ def format_text(report: CheckReport, *, verbose: bool = False) -> str:
         lines.append(f"registry {report.registry}; branches {', '.join(report.branches)}")
     lines.append("")
     for section in report.sections:
+        warned = section.count("warn")
         counts = f"{section.count('pass')} passed, {section.count('fail')} failed" + (
-            f", {section.count('warn')} warnings" if section.count("warn") else "")
+            f", {warned} warning{'' if warned == 1 else 's'}" if warned else "")
         shown = counts if section.ran else section.note
         status = "FAIL" if section.status == "fail" else section.status
         lines.append(f"{section.name:<8} {status:<8} {shown}")
@@ -198,7 +199,7 @@ def format_text(report: CheckReport, *, verbose: bool = False) -> str:
     verdict = "invalid input" if report.invalid_input else ("FAILED" if failed else "all hold")
     lines.append("")
     lines.append(f"flowpolicy check: {verdict} ({total} checks, {failed} failed, "
-                 f"{warned} warnings)")
+                 f"{warned} warning{'' if warned == 1 else 's'})")
     return "\n".join(lines) + "\n"
 
 
