@@ -130,6 +130,8 @@ def evaluate_drift(
     be numeric on both sides), else every numeric column the two have in common. ``levels``
     overrides ``rule.levels`` (run-time parameters).
     """
+    if rule.statistic != "ks":
+        raise DriftDataError(f"drift of {rule.asset}: unknown statistic {rule.statistic!r}")
     current_columns = numeric_columns(current)
     reference_columns = numeric_columns(reference)
     names = _columns_to_compare(rule, current_columns, reference_columns, current, reference)
