@@ -102,7 +102,7 @@ def _asset_type(policy: Policy, asset: str, json_path: str) -> str:
     return decl.type
 
 
-def _finish(policy: Policy, kind: str, rule: str, class_name: str, template: str,
+def _finish(kind: str, rule: str, class_name: str, template: str,
             context: dict[str, object], header: dict[str, object]) -> FlowPlan:
     file_name = f"{names.snake_case(class_name)}.py"
     return FlowPlan(
@@ -158,7 +158,7 @@ def _gate_flow(policy: Policy, gate: Gate, header: dict[str, object]) -> FlowPla
         "on_fail": _event(policy, gate.on_fail, f"{path}.on_fail"),
     }
     class_name = names.flow_class_name(policy, gate.name, "Gate", path)
-    return _finish(policy, "gate", gate.name, class_name, "quality_gate.py.j2", context, header)
+    return _finish("gate", gate.name, class_name, "quality_gate.py.j2", context, header)
 
 
 def _bound_text(metric: str, low: float | None, high: float | None) -> str:
@@ -194,7 +194,7 @@ def _champion_flow(policy: Policy, rule: ChampionRule, header: dict[str, object]
         "on_keep": _event(policy, rule.on_keep, f"{path}.on_keep"),
     }
     class_name = names.flow_class_name(policy, rule.asset, "Champion", path)
-    return _finish(policy, "champion", rule.asset, class_name, "champion.py.j2", context, header)
+    return _finish("champion", rule.asset, class_name, "champion.py.j2", context, header)
 
 
 def _promoted_assets(policy: Policy) -> list[str]:
@@ -253,7 +253,7 @@ def _promotion_flow(policy: Policy, asset: str, header: dict[str, object]) -> Fl
         "ir_imports": sorted(ir_imports),
     }
     class_name = names.flow_class_name(policy, asset, "Promotion", path)
-    return _finish(policy, "promotion", asset, class_name, "promotion.py.j2", context, header)
+    return _finish("promotion", asset, class_name, "promotion.py.j2", context, header)
 
 
 def _asset_decl(decl: AssetDecl) -> AssetDecl:
@@ -303,4 +303,4 @@ def _drift_flow(policy: Policy, rule: DriftRule, header: dict[str, object]) -> F
         "has_events": bool(rule.events),
     }
     class_name = names.flow_class_name(policy, rule.asset, "Drift", path)
-    return _finish(policy, "drift", rule.asset, class_name, "drift.py.j2", context, header)
+    return _finish("drift", rule.asset, class_name, "drift.py.j2", context, header)
