@@ -13,6 +13,9 @@ _LAZY = {
     "ProjectFlow": "flowpolicy.runtime.project",
     "ProjectContext": "flowpolicy.runtime.project",
     "Asset": "flowpolicy.runtime.assets",
+    "ProjectEvent": "flowpolicy.runtime.events",
+    "project_trigger": "flowpolicy.runtime.project",
+    "promote_assets": "flowpolicy.runtime.promote",
     "load_policy": "flowpolicy.policy.loader",
 }
 
