@@ -68,7 +68,7 @@ any_value = st.one_of(finite, few_values, st.sampled_from([0.0, -0.0, math.inf, 
 
 
 @pytest.mark.parametrize("name", METHODS)
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     a=st.lists(any_value, min_size=1, max_size=60), b=st.lists(any_value, min_size=1, max_size=60)
 )
@@ -78,7 +78,7 @@ def test_ks_matches_scipy(name, a, b):
 
 
 @pytest.mark.parametrize("name", METHODS)
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(
     a=st.lists(few_values, min_size=1, max_size=8),
     b=st.lists(few_values, min_size=1, max_size=200),
@@ -99,7 +99,7 @@ def exact_d(a, b) -> Fraction:
 
 
 @pytest.mark.parametrize("name", METHODS)
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     a=st.lists(
         st.one_of(st.integers(-2, 2), st.integers(-(2**40), 2**40)), min_size=1, max_size=15
