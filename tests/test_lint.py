@@ -487,3 +487,16 @@ def test_pruned_walk_matches_full_walk_on_generated_modules(seed):
                 for s in sites]
 
     assert key(find_call_sites(tree, source.encode())) == key(find_call_sites(tree)), source
+
+
+def test_walk_skips_excluded_and_default_folders_but_not_named_files(tmp_path, monkeypatch):
+    for rel in ("src/a.py", "src/gen/b.py", ".venv/c.py", "build/d.py", "node_modules/e.py",
+                "src/notes.txt", "script"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text('self.prj.get_data("prod_x")\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    run = prepare(LintRequest(paths=(".",), exclude=("src/gen",)))
+    assert run.files == ["src/a.py"]
+    run = prepare(LintRequest(paths=("script", "build/d.py")))
+    assert run.files == ["script", "build/d.py"]
+    assert [f.path for f in run.findings()] == ["script", "build/d.py"]
