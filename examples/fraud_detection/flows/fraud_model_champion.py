@@ -135,6 +135,7 @@ class FraudModelChampionFlow(ProjectFlow):
                 continue
         else:
             raise RuntimeError(f"{RULE.alias} alias of {RULE.asset} kept moving; try again")
+        self.promoted = decision.promote
         self.is_champion = decision.candidate_is_champion
         self.event = decision.event
         self.decision = {**decision.to_dict(), "policy_hash": POLICY_HASH}
@@ -152,8 +153,8 @@ class FraudModelChampionFlow(ProjectFlow):
 
     @step
     def end(self):
-        """Mirror the champion onto its training run's tags and publish the outcome."""
-        self.champion_run = mirror_champion(self.prj.asset) if self.is_champion else None
+        """Mirror a new champion onto its training run's tags and publish the outcome."""
+        self.champion_run = mirror_champion(self.prj.asset) if self.promoted else None
         if self.event is not None:
             self.prj.publish_event(
                 self.event,
