@@ -410,6 +410,8 @@ def test_cli_broken_policy_exits_two(project):
     result = run_cli("src", cwd=project)
     assert result.returncode == 2
     assert "policies/policy.yaml" in result.stderr
+    assert "found by policy discovery" in result.stderr
+    assert run_cli("src", "--exclude", "policies", cwd=project).returncode == 1
 
 
 def test_cli_report_unused_noqa(project):

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from flowpolicy.errors import FlowpolicyError, PolicyError
 from flowpolicy.lint.engine import DEFAULT_EXCLUDES, Scope
 from flowpolicy.lint.rule import RuleContext
 from flowpolicy.policy.model import Policy
@@ -62,6 +63,17 @@ def discover_policy_files(root: Path, exclude: Sequence[str] = ()) -> list[Path]
     return find_policy_files(folders) if folders else []
 
 
+def _load_discovered(load_policy, path: Path) -> Policy:
+    try:
+        return load_policy(path)
+    except PolicyError as exc:
+        raise FlowpolicyError(
+            f"{exc}\nflowpolicy lint: {os.fspath(path)} was found by policy discovery and "
+            "does not load; fix it, name the policies to use with --policy, or skip its "
+            "folder with --exclude"
+        ) from exc
+
+
 def policy_home(policy_file: Path) -> Path:
     folder = policy_file.resolve().parent
     return folder.parent if folder.name == "policies" else folder
@@ -101,12 +113,13 @@ def resolve_policies(
         files = [Path(p) for p in policy_paths]
         for path in files:
             if not path.is_file():
-                from flowpolicy.errors import FlowpolicyError
-
                 raise FlowpolicyError(f"no such policy file: {os.fspath(path)}")
+        policies = tuple(load_policy(path) for path in files)
     else:
-        files = discover_policy_files(root or repository_root(), exclude)
-    policies = tuple(load_policy(path) for path in files)
+        policies = tuple(
+            _load_discovered(load_policy, path)
+            for path in discover_policy_files(root or repository_root(), exclude)
+        )
     if len(policies) == 1:
         return PolicySet(policies, (Scope("", context_for_policy(policies[0])),))
     homed = sorted(
