@@ -349,6 +349,7 @@ def test_cli_json(project):
     report = json.loads(result.stdout)
     assert [(f["path"], f["line"], f["col"], f["code"]) for f in report["findings"]] == [
         ("src/train.py", 6, 33, "FPL001"), ("src/train.py", 7, 54, "FPL005")]
+    assert report["findings"][0]["rule"] == "environment-word"
     assert report["summary"]["findings"] == 2 and report["summary"]["files"] == 2
     assert report["summary"]["by_code"] == {"FPL001": 1, "FPL005": 1}
 

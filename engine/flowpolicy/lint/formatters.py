@@ -13,7 +13,7 @@ from urllib.parse import quote
 from flowpolicy import __version__
 from flowpolicy.lint.engine import LintStats
 from flowpolicy.lint.finding import Finding
-from flowpolicy.lint.rules import RULES
+from flowpolicy.lint.rules import RULES, RULES_BY_CODE
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 
@@ -66,14 +66,16 @@ def _escape_property(text: str) -> str:
 
 
 class JsonFormatter(Formatter):
-    """``{"version": 1, "findings": [...], "summary": {...}}``, written incrementally."""
+    """``{"version": 1, "findings": [...], "summary": {...}}``, written incrementally; each
+    finding is :meth:`Finding.to_dict` plus the rule's name."""
 
     def begin(self) -> None:
         self.out.write('{"version": 1, "findings": [')
         self._first = True
 
     def write(self, finding: Finding) -> None:
-        self.out.write(("\n  " if self._first else ",\n  ") + json.dumps(finding.to_dict()))
+        record = {**finding.to_dict(), "rule": RULES_BY_CODE[finding.code].name}
+        self.out.write(("\n  " if self._first else ",\n  ") + json.dumps(record))
         self._first = False
 
     def end(self, stats: LintStats) -> None:
