@@ -28,22 +28,25 @@ def literal(value: object, indent: int = 0, used: int | None = None) -> str:
     on and ``used`` how many characters precede it there (default: ``indent``); a literal
     that does not fit in :data:`LINE_WIDTH` is laid out one item per line. Raises
     CompileError for anything that is not plain data."""
-    used = indent if used is None else used
-    flat = _flat(value)
+    return _layout(value, indent, indent if used is None else used, {})
+
+
+def _layout(value: object, indent: int, used: int, flat_of: dict[int, tuple[object, str]]) -> str:
+    flat = _flat(value, flat_of)
     if used + len(flat) + 1 <= LINE_WIDTH or not _is_container(value):
         return flat
     inner = indent + 4
     if isinstance(value, Mapping):
         items = []
         for key, item in value.items():
-            prefix = f"{_flat(key)}: "
-            items.append(prefix + literal(item, inner, inner + len(prefix)))
+            prefix = f"{_flat(key, flat_of)}: "
+            items.append(prefix + _layout(item, inner, inner + len(prefix), flat_of))
         open_, close = "{", "}"
     elif isinstance(value, (tuple, list)):
-        items = [literal(item, inner) for item in value]
+        items = [_layout(item, inner, inner, flat_of) for item in value]
         open_, close = ("(", ")") if isinstance(value, tuple) else ("[", "]")
     else:
-        items = [f"{name}={literal(item, inner, inner + len(name) + 1)}"
+        items = [f"{name}={_layout(item, inner, inner + len(name) + 1, flat_of)}"
                  for name, item in _ir_fields(value)]
         open_, close = f"{type(value).__name__}(", ")"
     body = "".join(f"{' ' * inner}{item},\n" for item in items)
@@ -88,7 +91,9 @@ def _field_defaults(cls: type) -> tuple[tuple[str, object], ...]:
     return tuple(out)
 
 
-def _flat(value: object) -> str:
+def _flat(value: object, flat_of: dict[int, tuple[object, str]] | None = None) -> str:
+    """``value`` on one line. ``flat_of`` remembers containers already written, so laying
+    out nested containers does not write their children again."""
     if isinstance(value, str):
         return _string(value)
     if value is None or isinstance(value, bool):
@@ -99,17 +104,26 @@ def _flat(value: object) -> str:
         if not math.isfinite(value):
             raise CompileError(f"{value!r} cannot be written into a flow: numbers must be finite")
         return repr(float(value))
+    if flat_of is not None:
+        known = flat_of.get(id(value))
+        if known is not None and known[0] is value:
+            return known[1]
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{_flat(k)}: {_flat(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, tuple):
-        inner = ", ".join(_flat(v) for v in value)
-        return f"({inner},)" if len(value) == 1 else f"({inner})"
-    if isinstance(value, list):
-        return "[" + ", ".join(_flat(v) for v in value) + "]"
-    if _is_ir(value):
-        args = ", ".join(f"{name}={_flat(v)}" for name, v in _ir_fields(value))
-        return f"{type(value).__name__}({args})"
-    raise CompileError(f"cannot write a {type(value).__name__} into a generated flow")
+        text = "{" + ", ".join(
+            f"{_flat(k, flat_of)}: {_flat(v, flat_of)}" for k, v in value.items()) + "}"
+    elif isinstance(value, tuple):
+        inner = ", ".join(_flat(v, flat_of) for v in value)
+        text = f"({inner},)" if len(value) == 1 else f"({inner})"
+    elif isinstance(value, list):
+        text = "[" + ", ".join(_flat(v, flat_of) for v in value) + "]"
+    elif _is_ir(value):
+        args = ", ".join(f"{name}={_flat(v, flat_of)}" for name, v in _ir_fields(value))
+        text = f"{type(value).__name__}({args})"
+    else:
+        raise CompileError(f"cannot write a {type(value).__name__} into a generated flow")
+    if flat_of is not None:
+        flat_of[id(value)] = (value, text)  # holding value keeps its id from being reused
+    return text
 
 
 def _string(value: str) -> str:
