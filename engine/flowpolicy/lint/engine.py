@@ -8,8 +8,12 @@ registry API, so:
   ``promote_assets``, so a file without them cannot produce a finding (other than
   FPL900 for a file that cannot be parsed — which we only learn by parsing, and do not
   for skipped files, like any prefiltering linter);
-* worker processes each take a chunk of paths and do read + prefilter + parse + rules,
-  returning only findings, so the parent never holds file contents and memory stays flat;
+* the finder visits only the subtrees that span a line naming the API
+  (:func:`flowpolicy.lint.callsites.find_call_sites`), so a parsed file costs about one
+  ``ast.parse``; the cyclic GC is off while trees are built (they hold no cycles);
+* once a few files needed parsing, worker processes take the rest in chunks of paths and
+  do read + prefilter + parse + rules, returning only findings: the parent never holds
+  file contents, memory stays flat, and a tree with almost no calls never starts a pool;
 * results come back in file order and are streamed to the formatter as they arrive.
 """
 
