@@ -381,6 +381,12 @@ VALIDATED_FIELDS = {
     "drift event": lambda p, s: _set_drift(p, events=frozen_map({"high": s})),
     "branch": lambda p, s: replace(p, promotion=(PromotionEdge(s, "prod", ("fraud_model",)),)),
     "project": lambda p, s: replace(p, project=s),
+    "gate name": lambda p, s: replace(p, gates=frozen_map({s: replace(p.gates["quality"], name=s)}),
+                                      promotion=()),
+    "drift level name": lambda p, s: _set_drift(p, levels=(DriftLevel(s, 0.1),)),
+    "drift report asset": lambda p, s: _set_drift(p, report_asset=s),
+    "promotion requirement": lambda p, s: replace(p, promotion=(
+        PromotionEdge("dev", "staging", ("fraud_model",), (s,)),)),
 }
 
 
