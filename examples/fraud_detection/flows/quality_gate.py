@@ -108,5 +108,6 @@ class QualityGateFlow(ProjectFlow):
             )
         print(f"gate {GATE.name} passed for {GATE.asset} {self.judged_instance}")
 
+
 if __name__ == "__main__":
     QualityGateFlow()
