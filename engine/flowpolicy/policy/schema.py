@@ -47,11 +47,38 @@ def policy_schema() -> dict:
     return json.loads(schema_path("policy").read_text(encoding="utf-8"))
 
 
+_ANNOTATIONS = frozenset({"description", "examples", "title", "default", "$comment"})
+
+
+def _inline_refs(node: object, defs: Mapping[str, object], trail: tuple[str, ...] = ()) -> object:
+    """``node`` with every local ``#/$defs/X`` reference replaced by its target.
+
+    Resolving a ``$ref`` is the most expensive step of jsonschema's validation (a registry
+    lookup per visit); the policy schema has no recursion, so inlining once gives the same
+    verdicts several times faster. A reference with validation keywords beside it, or one
+    that would recurse, is kept as it is.
+    """
+    if isinstance(node, list):
+        return [_inline_refs(item, defs, trail) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        name = ref.removeprefix("#/$defs/")
+        siblings = {k: v for k, v in node.items() if k != "$ref"}
+        if name in defs and name not in trail and set(siblings) <= _ANNOTATIONS:
+            target = _inline_refs(defs[name], defs, (*trail, name))
+            return {**siblings, **target} if isinstance(target, dict) else target
+    return {key: (value if key == "$defs" else _inline_refs(value, defs, trail))
+            for key, value in node.items()}
+
+
 @cache
 def _validator():
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(policy_schema())
+    schema = policy_schema()
+    return Draft202012Validator(_inline_refs(schema, schema.get("$defs", {})))
 
 
 def locate(locations: Mapping[str, SourceLocation], path: str, source: str) -> SourceLocation:
