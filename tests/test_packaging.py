@@ -1,4 +1,5 @@
-"""The wheel ships schemas/ and policies/: build it, install it into a fresh virtualenv outside
+"""The wheel ships schemas/, policies/, the compiler's templates and the demo's example project:
+build it, install it into a fresh virtualenv outside
 the checkout, and use the installed copy (not the source tree) to find both and run the CLI.
 
 Slow-ish (builds a wheel); deselect with ``-m "not packaging"``. Dependencies come from the
@@ -24,7 +25,9 @@ PROBE = """
 import json, flowpolicy
 from flowpolicy.resources import presets_dir, schema_path
 from flowpolicy.policy.loader import default_naming
+from flowpolicy.demo import example_dir
 print(json.dumps({
+    "example": str(example_dir()),
     "package": flowpolicy.__file__,
     "schema": str(schema_path()),
     "presets": sorted(p.name for p in presets_dir().glob("*.yaml")),
@@ -57,7 +60,7 @@ def test_installed_wheel_finds_schema_and_presets(tmp_path: Path) -> None:
     work.mkdir()
     probe = json.loads(run(python, "-c", PROBE, cwd=work).stdout)
     site = env_dir.resolve()
-    for key in ("package", "schema", "presets_dir"):
+    for key in ("package", "schema", "presets_dir", "example"):
         assert Path(probe[key]).resolve().is_relative_to(site), (key, probe[key])
         assert not Path(probe[key]).resolve().is_relative_to(REPO), (key, probe[key])
     assert probe["presets"] == ["champion.yaml", "drift.yaml", "naming.yaml", "promotion.yaml"]
@@ -69,3 +72,9 @@ def test_installed_wheel_finds_schema_and_presets(tmp_path: Path) -> None:
     policy.write_text((REPO / "examples/fraud_detection/policies/fraud.yaml").read_text())
     validated = run(env_dir / "bin" / "flowpolicy", "validate", policy, cwd=work)
     assert "ok (project fraud_detection" in validated.stdout
+    compiled = run(env_dir / "bin" / "flowpolicy", "compile", policy, "-o", work / "flows",
+                   cwd=work)
+    assert compiled.returncode == 0
+    assert {p.name for p in (work / "flows").glob("*.py")} == {
+        p.name for p in (REPO / "examples/fraud_detection/flows").glob("*.py")
+    }
