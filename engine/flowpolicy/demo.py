@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -110,8 +111,15 @@ def run_demo(directory: str | os.PathLike | None = None,
     echo(report(env["FLOWPOLICY_REGISTRY"], policy.branches or ("dev", "staging", "prod")))
     echo(f"demo finished in {time.perf_counter() - started:.1f}s; the scratch project stays in "
          f"{project_dir}")
-    echo(f"  try a move the policy refuses: cd {project_dir} && FLOWPOLICY_BRANCH=dev "
-         "python flows/fraud_model_promotion.py run --instance v2 --target prod")
+    exports = " ".join(f"{key}={shlex.quote(env[key])}" for key in _REPRODUCE)
+    echo("\nexplore it in a shell:\n"
+         f"  cd {shlex.quote(str(project_dir))}\n"
+         f"  export {exports}\n"
+         "  flowpolicy check                # the policy holds on this registry (exit 0)\n"
+         "  flowpolicy plan                 # what each flow would decide now; writes nothing\n"
+         "  flowpolicy assets history fraud_model --branch staging\n"
+         "  FLOWPOLICY_BRANCH=dev python flows/fraud_model_promotion.py run "
+         "--instance v2 --target prod   # refused: no dev -> prod edge")
     return project_dir
 
 
@@ -148,6 +156,10 @@ def _scratch(directory: str | os.PathLike | None) -> Path:
         raise FlowpolicyError(f"--dir {path} is not empty; give a new or empty folder")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+#: What a shell needs to see the demo's runs and registry afterwards.
+_REPRODUCE = ("METAFLOW_USER", "METAFLOW_DATASTORE_SYSROOT_LOCAL", "FLOWPOLICY_REGISTRY")
 
 
 def _environment(scratch: Path, echo: Callable[[str], None]) -> dict[str, str]:
