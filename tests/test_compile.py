@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import ast
 import functools
+import keyword
 import os
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -390,6 +392,9 @@ VALIDATED_FIELDS = {
 }
 
 
+PLAIN_NAME = re.compile(r"[a-z0-9_]{1,128}")
+
+
 @functools.cache
 def _baseline(field: str) -> dict[str, str]:
     setter = LITERAL_FIELDS.get(field) or VALIDATED_FIELDS[field]
@@ -415,6 +420,14 @@ def test_hostile_strings_never_become_code(field, payload):
         outputs = compile_policy(setter(fraud_policy(), payload))
     except CompileError:
         assert field in VALIDATED_FIELDS, f"{field} must accept any string as a literal"
+        return
+    if field in VALIDATED_FIELDS:
+        # a validated field lets through only plain names, which may rename classes, files
+        # and parameters (so the skeleton differs by design) but cannot carry code
+        assert PLAIN_NAME.fullmatch(payload) and not keyword.iskeyword(payload), payload
+        for source in outputs.values():
+            names = {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
+            assert "__import__" not in names and "os" not in names
         return
     assert outputs.keys() == baseline.keys()
     for name, source in outputs.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -176,7 +177,7 @@ def test_promote_assets_between_branches(asset, registry_url):
     annotations = ref["model_properties"]["annotations"]
     assert annotations["promoted_from_branch"] == "dev"
     assert annotations["promoted_from_instance"] == "v2"
-    assert annotations["promoted_by"] == "tester"
+    assert annotations["promoted_by"] == os.environ["METAFLOW_USER"]
     assert annotations["f1_score"] == "0.95"
     # only aliases on the promoted instance travel with it
     assert staging.list_aliases("fraud_model") == {"candidate": "v1", "validated": "v1"}

@@ -104,7 +104,7 @@ def _asset_type(policy: Policy, asset: str, json_path: str) -> str:
 
 def _finish(kind: str, rule: str, class_name: str, template: str,
             context: dict[str, object], header: dict[str, object]) -> FlowPlan:
-    file_name = f"{names.snake_case(class_name)}.py"
+    file_name = f"{rule}_{kind}.py"  # the rule's own name: `quality` gate -> quality_gate.py
     return FlowPlan(
         kind=kind,
         rule=rule,

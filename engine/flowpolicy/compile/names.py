@@ -81,12 +81,6 @@ def camel_case(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in name.split("_") if part)
 
 
-def snake_case(class_name: str) -> str:
-    """``FraudModelChampionFlow`` → ``fraud_model_champion`` (file names drop ``Flow``)."""
-    stem = class_name[: -len("Flow")]
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", stem).lower()
-
-
 def flow_class_name(policy: Policy, name: str, suffix: str, json_path: str) -> str:
     """The generated class for rule ``name``: ``quality`` + ``Gate`` → ``QualityGateFlow``."""
     class_name = f"{camel_case(name)}{suffix}Flow"
