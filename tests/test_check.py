@@ -122,16 +122,23 @@ def test_threshold_raised_after_promotion_fails_live_gate(broken):
 
 @pytest.mark.parametrize(("edit", "check_id", "message"), [
     ("moved", "live.champion.tag",
-     "does not carry the 'champion' tag; tagged instead: FraudTrainingFlow/{other}"),
-    ("duplicated", "live.champion.count", "2 runs of FraudTrainingFlow carry the 'champion' tag"),
-    ("removed", "live.champion.count", "0 runs of FraudTrainingFlow carry the 'champion' tag"),
+     "does not carry the 'champion:staging' tag; tagged instead: FraudTrainingFlow/{other}"),
+    ("duplicated", "live.champion.count",
+     "2 runs of FraudTrainingFlow carry the 'champion:staging' tag"),
+    ("removed", "live.champion.count",
+     "0 runs of FraudTrainingFlow carry the 'champion:staging' tag"),
+    ("unscoped", "live.champion.tag",
+     "does not carry the 'champion:staging' tag (it carries the unscoped 'champion' tag"),
 ])
 def test_champion_tag_edited_by_hand(healthy, tmp_path, edit, check_id, message):
     broken = healthy.copy(tmp_path, datastore=True)
     champion, other = _training_runs(broken)
-    add = f"Run('FraudTrainingFlow/{other}').add_tag('champion')\n"
-    remove = f"Run('FraudTrainingFlow/{champion}').remove_tag('champion')\n"
-    broken.metaflow({"moved": add + remove, "duplicated": add, "removed": remove}[edit])
+    add = f"Run('FraudTrainingFlow/{other}').add_tag('champion:staging')\n"
+    remove = f"Run('FraudTrainingFlow/{champion}').remove_tag('champion:staging')\n"
+    # the tag flows compiled before champion tags named their branch wrote
+    unscoped = f"Run('FraudTrainingFlow/{champion}').replace_tag('champion:staging', 'champion')\n"
+    broken.metaflow({"moved": add + remove, "duplicated": add, "removed": remove,
+                     "unscoped": unscoped}[edit])
 
     report = check(broken, branches=("staging",))
     assert report.exit_code == 1
@@ -147,13 +154,41 @@ def test_champion_tag_edited_by_hand(healthy, tmp_path, edit, check_id, message)
 def test_cli_reports_moved_champion_tag(healthy, tmp_path):
     broken = healthy.copy(tmp_path, datastore=True)
     champion, other = _training_runs(broken)
-    broken.metaflow(f"Run('FraudTrainingFlow/{other}').add_tag('champion')\n"
-                    f"Run('FraudTrainingFlow/{champion}').remove_tag('champion')\n")
+    broken.metaflow(f"Run('FraudTrainingFlow/{other}').add_tag('champion:staging')\n"
+                    f"Run('FraudTrainingFlow/{champion}').remove_tag('champion:staging')\n")
     done = broken.cli("check", "--no-static", "--branch", "staging")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "FAIL live.champion.tag" in done.stdout
     assert f"tagged instead: FraudTrainingFlow/{other}" in done.stdout
     assert "flowpolicy check: FAILED" in done.stdout
+
+
+def test_champions_of_three_branches_each_keep_their_branch_tag(healthy, tmp_path):
+    """Champion evaluations on dev and prod (real flow runs) leave staging's champion tag
+    alone: the dev champion was trained by the other training run, the prod champion (the
+    promoted copy of staging's) by the same run as staging's, which then carries both."""
+    project = healthy.copy(tmp_path, datastore=True)
+    staging_run, other = _training_runs(project)
+    project.run_flows(("dev", "flows/fraud_model_champion.py", ("--candidate", "v2")),
+                      ("prod", "flows/fraud_model_champion.py", ("--candidate", "v1")))
+    tags = json.loads(project.metaflow(
+        "import json\nprint(json.dumps({r.id: sorted(t for t in r.user_tags "
+        "if t.startswith('champion')) for r in Flow('FraudTrainingFlow')}))"))
+    assert tags == {staging_run: ["champion:prod", "champion:staging"], other: ["champion:dev"]}
+
+    report = check(project)
+    assert report.exit_code == 0, [r.message for r in report.results if r.status != "pass"]
+    champion = {(r.check, r.branch): r for r in report.results
+                if r.check.startswith("live.champion")}
+    assert {key: r.status for key, r in champion.items()} == {
+        (check_id, branch): "pass" for check_id in ("live.champion.count", "live.champion.tag")
+        for branch in ("dev", "staging", "prod")}
+    assert champion[("live.champion.tag", "dev")].evidence["tagged_runs"] == [
+        f"FraudTrainingFlow/{other}"]
+    for branch in ("staging", "prod"):
+        evidence = champion[("live.champion.tag", branch)].evidence
+        assert evidence["tag"] == f"champion:{branch}"
+        assert evidence["tagged_runs"] == [f"FraudTrainingFlow/{staging_run}"]
 
 
 def test_champion_run_unknown_to_metaflow_is_one_failure(broken, tmp_path):

@@ -5,8 +5,9 @@ One trained project is shared by every test of this module, also across pytest-x
 workers (built once under a file lock): three training runs (a weak model, a good one, one
 on shifted data) and one gate run per model. Tests that change registry state work on
 instance ids they own or on a branch of their own, so they can run in any order and in
-parallel; the two champion tests share Metaflow training runs (their tags), so they take a
-lock around their runs.
+parallel; the two champion tests tag the same Metaflow training runs (each with its own
+branch's tag, but Metaflow's local tag writes are unlocked read-modify-writes of the run),
+so they take a lock around their runs.
 """
 
 from __future__ import annotations
@@ -291,8 +292,10 @@ def _register_candidates(project: Project, branch: str, scores, runs) -> list[st
     ]
 
 
-def _tagged_runs(project: Project) -> list[str]:
-    return project.client("sorted(r.pathspec for r in Flow('FraudTrainingFlow').runs('champion'))")
+def _tagged_runs(project: Project, branch: str) -> list[str]:
+    """The training runs carrying ``branch``'s champion tag."""
+    return project.client(
+        f"sorted(r.pathspec for r in Flow('FraudTrainingFlow').runs('champion:{branch}'))")
 
 
 def test_champion_first_then_keep_then_promote(trained, champion_lock):
@@ -308,7 +311,7 @@ def test_champion_first_then_keep_then_promote(trained, champion_lock):
         assert result["returncode"] == 0, result["output"]
         outcomes.append(project.asset(branch).get_alias("fraud_model", "champion"))
         if candidate == first:
-            assert _tagged_runs(project) == [run_a]
+            assert _tagged_runs(project, branch) == [run_a]
     assert outcomes == [first, first, better]
     asset = project.asset(branch)
     decisions = {c: asset.evidence("fraud_model", c, kind="champion")[0] for c in outcomes}
@@ -320,7 +323,7 @@ def test_champion_first_then_keep_then_promote(trained, champion_lock):
     assert decisions[better]["details"]["candidate_value"] == 0.9
     assert [e["payload"]["candidate"] for e in _events(project, "model_promoted", branch)] == [
         first, better]
-    assert _tagged_runs(project) == [run_b]
+    assert _tagged_runs(project, branch) == [run_b]
 
 
 def test_concurrent_champion_evaluations_leave_exactly_one_champion(trained, champion_lock):
@@ -348,7 +351,7 @@ def test_concurrent_champion_evaluations_leave_exactly_one_champion(trained, cha
     champions = [c for c in candidates
                  if asset.evidence("fraud_model", c, kind="champion")[-1]["passed"]]
     assert best in champions
-    assert _tagged_runs(project) == [runs[7 % len(runs)]]
+    assert _tagged_runs(project, branch) == [runs[7 % len(runs)]]
 
 
 # --- drift --------------------------------------------------------------------------------

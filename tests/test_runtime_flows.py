@@ -140,17 +140,22 @@ def test_champion_tag_mirror_moves_the_tag_by_run_id(produced):
     result = client(f"""
         import json
         from metaflow import Flow, namespace
-        from flowpolicy.runtime.tags import mirror_champion_tag
-        out = [mirror_champion_tag("ProducerFlow", "{first}"),
-               mirror_champion_tag("ProducerFlow", "{second}")]
+        from flowpolicy.runtime.tags import champion_tag, mirror_champion_tag
+        dev, prod = champion_tag("champion", "dev"), champion_tag("champion", "Prod")
+        out = [mirror_champion_tag("ProducerFlow", "{first}", dev),
+               mirror_champion_tag("ProducerFlow", "{first}", prod),
+               mirror_champion_tag("ProducerFlow", "{second}", dev)]
         namespace(None)
-        out.append(sorted(r.id for r in Flow("ProducerFlow").runs("champion")))
+        out.append({{r.id: sorted(t for t in r.user_tags if t.startswith("champion"))
+                    for r in Flow("ProducerFlow")}})
         print(json.dumps(out))
     """, root, env)
     assert result == [
         {"tagged": f"ProducerFlow/{first}", "untagged": []},
+        {"tagged": f"ProducerFlow/{first}", "untagged": []},
+        # moving dev's champion leaves prod's tag on the first run alone
         {"tagged": f"ProducerFlow/{second}", "untagged": [f"ProducerFlow/{first}"]},
-        [second],
+        {first: ["champion:prod"], second: ["champion:dev"]},
     ]
 
 

@@ -7,7 +7,8 @@ decides what to ask about and words the results:
   ``production`` on prod, …) passes the gates of its path under the current policy, so a
   threshold raised after promotion is caught;
 - ``live.champion.count`` / ``live.champion.tag``: where a champion is kept, the alias is set
-  and exactly one run of the training flow carries the champion tag, that of the alias;
+  and exactly one run of the training flow carries the branch's champion tag
+  (``<alias>:<branch>``, :func:`flowpolicy.runtime.tags.champion_tag`), that of the alias;
 - ``live.lineage``: every instance of a promoted asset on a promotion target branch was
   promoted along a declared edge, with what the edge requires recorded as passed on the
   source instance (``live.lineage.policy_hash`` warns when that evidence was judged under
@@ -28,6 +29,7 @@ from flowpolicy.check.report import Result
 from flowpolicy.errors import FlowpolicyError
 from flowpolicy.policy.model import CHAMPION_REQUIREMENT, Gate, Policy, PromotionEdge
 from flowpolicy.registry.base import InstanceRecord, Registry, Scope
+from flowpolicy.runtime.tags import champion_tag
 
 PROMOTED_FROM_BRANCH = "promoted_from_branch"
 PROMOTED_FROM_INSTANCE = "promoted_from_instance"
@@ -280,6 +282,7 @@ def _champion_results(policy: Policy, view: RegistryView, branch: str,
             continue
         subject = {"asset": rule.asset, "branch": branch, "instance": champion,
                    "rule": rule.alias}
+        tag = champion_tag(rule.alias, branch)
         record = view.instance(scope, champion)
         run = training_run(dict(record.annotations), record.created_by.entity_id) if record \
             else ""
@@ -293,11 +296,11 @@ def _champion_results(policy: Policy, view: RegistryView, branch: str,
             continue
         try:
             known = runs.runs(flow_name)
-            tagged = runs.tagged(flow_name, rule.alias)
+            tagged = runs.tagged(flow_name, tag)
         except MetaflowReadError as exc:
             results.append(Result("live.champion.tag", "fail", str(exc), **subject))
             continue
-        evidence = {"alias": f"@{rule.alias} -> {champion}", "training_run": run,
+        evidence = {"alias": f"@{rule.alias} -> {champion}", "training_run": run, "tag": tag,
                     "tagged_runs": [f"{flow_name}/{r}" for r in tagged]}
         if run_id not in known:  # tags cannot be judged without the run
             results.append(Result(
@@ -310,26 +313,40 @@ def _champion_results(policy: Policy, view: RegistryView, branch: str,
             results.append(Result(
                 "live.champion.count", "pass",
                 f"one champion: @{rule.alias} -> {champion}, one {flow_name} run tagged "
-                f"{rule.alias!r}", **subject, evidence=evidence))
+                f"{tag!r}", **subject, evidence=evidence))
         else:
             results.append(Result(
                 "live.champion.count", "fail",
-                f"{len(tagged)} runs of {flow_name} carry the {rule.alias!r} tag"
+                f"{len(tagged)} runs of {flow_name} carry the {tag!r} tag"
                 + (f" ({', '.join(tagged)})" if tagged else "") + f"; exactly one must: {run} "
                 f"(@{rule.alias} -> {champion})", **subject, evidence=evidence))
         if run_id in tagged:
             results.append(Result(
                 "live.champion.tag", "pass",
-                f"@{rule.alias} -> {champion} and its training run {run} carries the tag",
+                f"@{rule.alias} -> {champion} and its training run {run} carries the tag "
+                f"{tag!r}",
                 **subject, evidence=evidence))
         else:
             results.append(Result(
                 "live.champion.tag", "fail",
                 f"@{rule.alias} -> {champion} (trained by {run}) but its training run does not "
-                f"carry the {rule.alias!r} tag"
-                + (f"; tagged instead: {', '.join(evidence['tagged_runs'])}" if tagged else ""),
+                f"carry the {tag!r} tag"
+                + (f"; tagged instead: {', '.join(evidence['tagged_runs'])}" if tagged else "")
+                + _unscoped_hint(runs, flow_name, run_id, rule.alias),
                 **subject, evidence=evidence))
     return results
+
+
+def _unscoped_hint(runs: MetaflowRuns, flow_name: str, run_id: str, alias: str) -> str:
+    """A pointer for a run still tagged the way flows compiled before tags named their
+    branch (the bare alias), which a recompiled champion flow re-tags on its next win."""
+    try:
+        unscoped = run_id in runs.tagged(flow_name, alias)
+    except MetaflowReadError:
+        return ""
+    return (f" (it carries the unscoped {alias!r} tag of flows compiled before champion tags "
+            "named their branch: recompile, then re-run the champion flow or call "
+            "flowpolicy.runtime.tags.mirror_champion_tag)") if unscoped else ""
 
 
 # -- drift -----------------------------------------------------------------------------------

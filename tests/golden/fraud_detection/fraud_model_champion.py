@@ -35,16 +35,19 @@ def training_run(ref):
 
 
 def mirror_champion(asset):
-    """Tag the champion's training run with the alias name (untagging the flow's other runs)
-    and return that run.
+    """Tag the champion's training run with ``<alias>:<branch>`` (untagging the flow's other
+    runs carrying that tag) and return that run.
 
-    The registry alias is the truth and the tag a mirror for people browsing runs. Metaflow's
+    The registry alias is the truth and the tag a mirror for people browsing runs. It names
+    the branch the alias lives on, so champions of other branches keep their tags. Metaflow's
     local tag writes are not atomic, so the mirror is written again until the alias it was
     built from is still the current one.
     """
     from metaflow.exception import MetaflowNotFound
 
-    from flowpolicy.runtime.tags import mirror_champion_tag
+    from flowpolicy.runtime.tags import champion_tag, mirror_champion_tag
+
+    tag = champion_tag(RULE.alias, asset.branch)
 
     run_pathspec = None
     for _ in range(MAX_ATTEMPTS):
@@ -53,7 +56,7 @@ def mirror_champion(asset):
         run_pathspec = training_run(ref)
         flow_name, run_id = run_pathspec.split("/")
         try:
-            mirror_champion_tag(flow_name, run_id, tag=RULE.alias)
+            mirror_champion_tag(flow_name, run_id, tag)
         except MetaflowNotFound:
             print(f"{RULE.asset} {champion} has no Metaflow run to tag ({run_pathspec})")
             return None
@@ -70,9 +73,9 @@ class FraudModelChampionFlow(ProjectFlow):
     `min_improvement`; the first candidate becomes champion when there is none. The champion
     is a registry alias moved by compare-and-set, so concurrent evaluations never lose an
     update: a run whose read went stale decides again against the new champion. The winner's
-    training run carries the alias as a Metaflow tag. The decision (both values, margin,
-    instance ids) is stored as the `decision` artifact and recorded as champion evidence on
-    the candidate.
+    training run carries the Metaflow tag `<alias>:<branch>` (`champion:staging`). The
+    decision (both values, margin, instance ids) is stored as the `decision` artifact and
+    recorded as champion evidence on the candidate.
     A new champion publishes `model_promoted`.
     """
 
