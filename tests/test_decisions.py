@@ -26,6 +26,7 @@ from flowpolicy.runtime.decisions import (
     decide_champion,
     evaluate_gate,
     metric_value,
+    missing_annotations,
     promotion_path,
 )
 
@@ -414,3 +415,20 @@ def test_promotion_path():
     assert promotion_path(POLICY, "fraud_model", "dev", "dev") == ()
     assert promotion_path(POLICY, "fraud_model", "prod", "dev") is None
     assert promotion_path(POLICY, "fraud_features", "dev", "staging") is None
+
+
+@pytest.mark.parametrize(
+    ("required", "annotations", "missing"),
+    [
+        ((), {}, ()),
+        (("f1_score", "training_run_id"), {"f1_score": "0.9", "training_run_id": "7"}, ()),
+        (("f1_score", "training_run_id"), {"f1_score": "0.9"}, ("training_run_id",)),
+        (("source", "n_rows"), {"source": " ", "n_rows": 0}, ("source",)),
+        (("source", "n_rows"), {}, ("source", "n_rows")),
+    ],
+)
+def test_missing_annotations_lists_the_unmet_contract_in_declaration_order(
+    required, annotations, missing
+):
+    asset = AssetDecl("fraud_model", "model", required_annotations=required)
+    assert missing_annotations(asset, annotations) == missing

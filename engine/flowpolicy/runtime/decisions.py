@@ -29,6 +29,8 @@ Semantics:
   from recorded evidence: for a gate, the latest ``gate`` record of that gate says passed; for
   ``champion``, the latest ``champion`` record says the instance is (became or stayed) the
   champion. Every failing reason is reported, not just the first.
+- **Asset contract**: an instance of a declared asset carries every key of the declaration's
+  ``required_annotations`` with a non-empty value (:func:`missing_annotations`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from typing import Any
 from flowpolicy.errors import FlowpolicyError
 from flowpolicy.policy.model import (
     CHAMPION_REQUIREMENT,
+    AssetDecl,
     ChampionRule,
     Check,
     Gate,
@@ -143,6 +146,15 @@ class GateVerdict:
             "event": self.event,
             "checks": [check.to_dict() for check in self.checks],
         }
+
+
+def missing_annotations(asset: AssetDecl, annotations: Mapping[str, Any]) -> tuple[str, ...]:
+    """The ``required_annotations`` of ``asset`` that ``annotations`` lacks or leaves empty,
+    in declaration order (empty when the instance honours its asset's contract)."""
+    return tuple(
+        key for key in asset.required_annotations
+        if annotations.get(key) is None or str(annotations.get(key)).strip() == ""
+    )
 
 
 def evaluate_gate(
