@@ -158,3 +158,22 @@ def shared_healthy(tmp_path_factory) -> Project:
 
 def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def downgrade_to_schema_1(path: Path) -> None:
+    """Turn a registry into the schema-1 file flowpolicy's first release wrote (no evidence
+    table, no events index), keeping its assets, aliases and events; the writer's close
+    checkpoints the WAL back into the file."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        DROP TRIGGER evidence_append_only_update;
+        DROP TRIGGER evidence_append_only_delete;
+        DROP TRIGGER alias_history_no_delete;
+        DROP INDEX evidence_by_instance;
+        DROP INDEX events_by_scope;
+        DROP TABLE evidence;
+        PRAGMA user_version = 1;
+    """)
+    conn.close()

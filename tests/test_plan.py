@@ -8,7 +8,14 @@ import json
 
 import jsonschema
 import pytest
-from test_check_support import PROJECT, REPO_ROOT, Project, file_digest, shared_healthy
+from test_check_support import (
+    PROJECT,
+    REPO_ROOT,
+    Project,
+    downgrade_to_schema_1,
+    file_digest,
+    shared_healthy,
+)
 
 from flowpolicy import Asset
 from flowpolicy.check import PlanRequest, run_plan
@@ -104,3 +111,25 @@ def test_plan_uses_the_current_policy_and_branch_filter(copy):
     assert "is below the minimum 0.99" in got[("gate", "staging")]["decision"]["reason"]
     # promotion rests on recorded evidence, which said pass when it was judged
     assert got[("promotion", "staging -> prod")]["outcome"] == "allowed"
+
+
+def test_plan_and_check_read_an_older_schema_registry_without_migrating_it(copy):
+    """Opening a schema-1 registry for writing migrates it; plan and check open it read-only
+    and read it as it is (no evidence recorded yet), leaving the file byte for byte."""
+    import sqlite3
+
+    downgrade_to_schema_1(copy.registry_file)
+    before = file_digest(copy.registry_file)
+    planned = copy.cli("plan", "--format", "json")
+    assert planned.returncode == 0, planned.stderr
+    entries = {(e["kind"], e["branch"]): e for e in json.loads(planned.stdout)["entries"]}
+    assert entries[("promotion", "staging -> prod")]["outcome"] == "refused"  # no evidence
+    checked = copy.cli("check", "--no-static", "--branch", "staging")
+    assert checked.returncode == 1, checked.stdout + checked.stderr  # findings, not an error
+    assert "FAIL live.lineage" in checked.stdout
+    assert file_digest(copy.registry_file) == before
+    wal = copy.registry_file.with_name(copy.registry_file.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+    conn = sqlite3.connect(copy.registry_file.as_uri() + "?mode=ro", uri=True)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    conn.close()

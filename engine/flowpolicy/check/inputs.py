@@ -1,5 +1,5 @@
-"""Inputs shared by ``check`` and ``plan``: the policies, and the registry opened without
-ever creating it."""
+"""Inputs shared by ``check`` and ``plan``: the policies, and the registry opened read-only
+(never created, migrated or written)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def load_policies(paths: Sequence[str]) -> list[Policy]:
 
 
 def open_registry_readonly(url: str | None):
-    """The registry behind ``url``, refusing to create a file just to check it."""
+    """The registry behind ``url`` opened read-only: never created, migrated or written (an
+    older schema is read as it is); a missing file is invalid input (RegistryError, exit 2)."""
     from flowpolicy.registry import default_registry_url, open_registry, registry_file
 
     url = url or default_registry_url()
@@ -31,4 +32,4 @@ def open_registry_readonly(url: str | None):
         raise RegistryError(
             f"no registry at {path}: nothing to check (run the flows first, or point "
             "--registry / FLOWPOLICY_REGISTRY at the right file)")
-    return open_registry(url)
+    return open_registry(url, read_only=True)

@@ -2,7 +2,9 @@
 
 ``open_registry()`` returns the backend for a URL (default: the embedded SQLite file
 ``.flowpolicy/registry.db`` at the project root, or ``FLOWPOLICY_REGISTRY``). One backend
-object (one connection) is kept per process and URL, so flows and CLIs reuse it.
+object (one connection) is kept per process, URL and mode, so flows and CLIs reuse it.
+``open_registry(url, read_only=True)`` (``flowpolicy check`` / ``plan``) never creates,
+migrates or writes the registry; its writes raise RegistryError.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ __all__ = [
     "EntityRef",
     "InstanceRecord",
     "Registry",
+    "ReadOnlyRegistry",
     "RegistryError",
     "Scope",
     "default_registry_url",
@@ -46,7 +49,7 @@ DEFAULT_RELATIVE_PATH = Path(".flowpolicy") / "registry.db"
 #: Backends kept open per process. Bounded so a long-lived process that opens many files
 #: (a test session) releases old ones; a dropped backend closes when its last user lets go.
 _CACHE_SIZE = 16
-_cache: OrderedDict[tuple[int, str], Registry] = OrderedDict()
+_cache: OrderedDict[tuple[int, str, bool], Registry] = OrderedDict()
 _cache_lock = threading.Lock()
 _inherited: list[Registry] = []
 
@@ -69,18 +72,23 @@ def default_registry_url() -> str:
     return f"sqlite:///{project_root() / DEFAULT_RELATIVE_PATH}"
 
 
-def open_registry(url: str | None = None) -> Registry:
+def open_registry(url: str | None = None, *, read_only: bool = False) -> Registry:
     """The registry backend for ``url`` (None: ``FLOWPOLICY_REGISTRY`` or the default file).
 
     ``sqlite:///relative.db`` and ``sqlite:////abs/path.db`` (SQLAlchemy style), a bare file
     path, and ``outerbounds://`` (the Outerbounds asset service) are understood.
+
+    ``read_only``: a SQLite file must exist (RegistryError otherwise) and is opened with
+    SQLite's ``mode=ro`` (no creation, no migration; older schema versions are read as they
+    are); with any backend, ``register``, ``set_alias``, ``record_consumption``,
+    ``add_evidence`` and ``publish_event`` raise RegistryError.
     """
     url = url or default_registry_url()
-    key = (os.getpid(), _normalise(url))
+    key = (os.getpid(), _normalise(url), read_only)
     with _cache_lock:
         registry = _cache.get(key)
         if registry is None:
-            registry = _create(url)
+            registry = _create(url, read_only)
             # a forked child must not use its parent's SQLite connection, nor close it
             # (SQLite's advice); park those where nothing will touch them again
             for stale in [k for k in _cache if k[0] != key[0]]:
@@ -122,18 +130,41 @@ def _sqlite_path(url: str) -> Path:
     return Path(rest).expanduser().resolve()
 
 
-def _create(url: str) -> Registry:
+def _create(url: str, read_only: bool = False) -> Registry:
     if url.startswith("sqlite:") or "://" not in url:
         from flowpolicy.registry.sqlite import SQLiteRegistry
 
         path = _sqlite_path(url) if url.startswith("sqlite:") else Path(url)
-        return SQLiteRegistry(path)
+        return SQLiteRegistry(path, read_only=read_only)
     if url.startswith(("outerbounds:", "outerbounds+")):
         from flowpolicy.registry.outerbounds import OuterboundsRegistry
 
-        return OuterboundsRegistry.from_url(url)
+        service = OuterboundsRegistry.from_url(url)
+        return ReadOnlyRegistry(service) if read_only else service
     scheme = url.split("://", 1)[0]
     raise RegistryError(
         f"unsupported registry URL {url!r} (scheme {scheme!r}); "
         "use sqlite:///path/to/registry.db or outerbounds://"
     )
+
+
+#: The Registry methods that write.
+WRITE_METHODS = frozenset(
+    {"register", "set_alias", "record_consumption", "add_evidence", "publish_event"})
+
+
+class ReadOnlyRegistry:
+    """A backend with its writes refused, for backends without a read-only mode of their own
+    (the SQLite backend has one: ``SQLiteRegistry(path, read_only=True)``)."""
+
+    def __init__(self, inner: Registry):
+        self._inner = inner
+        self.read_only = True
+
+    def __getattr__(self, name: str):
+        if name in WRITE_METHODS:
+            def refused(*args, **kwargs):
+                raise RegistryError(
+                    f"registry {self._inner.url} was opened read-only: {name} is refused")
+            return refused
+        return getattr(self._inner, name)

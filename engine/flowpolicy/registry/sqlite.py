@@ -16,6 +16,13 @@ Design notes (why, not what):
 - Instances, alias history and evidence are append-only; triggers refuse UPDATE/DELETE.
 - Migrations are numbered; ``PRAGMA user_version`` says which ran. ``PRAGMA application_id``
   marks the file as ours so a foreign database is refused, never altered.
+- ``read_only=True`` (``flowpolicy check`` / ``plan``) opens ``file:…?mode=ro``: no file or
+  folder is created, nothing is migrated, no journal mode is set, and every write raises
+  RegistryError. Older schema versions are read as they are (a table a later migration adds
+  reads as empty: a version-1 file has no evidence). Limits: the database file is never
+  written, but SQLite needs the ``-shm`` index to read a WAL database, so when ``-wal`` /
+  ``-shm`` are missing it creates them (empty) next to the file if the folder is writable;
+  they stay behind and the next writer uses and removes them as usual.
 """
 
 from __future__ import annotations
@@ -158,6 +165,9 @@ _V2 = (
 #: Never edit a released migration: append a new one.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
+#: The oldest schema a read-only handle reads without migrating. Raise it when a migration
+#: changes a table or column readers rely on (adding a table or an index does not).
+OLDEST_READABLE_VERSION = 1
 
 _INSTANCE_COLUMNS = (
     "i.version, i.kind, i.description, i.annotations, i.tags, i.blobs, i.created_at, "
@@ -213,33 +223,54 @@ def _json_default(value: Any) -> Any:
 
 
 class SQLiteRegistry:
-    """A registry in one SQLite file; one instance (one connection) per process suffices."""
+    """A registry in one SQLite file; one instance (one connection) per process suffices.
 
-    def __init__(self, path: str | os.PathLike, *, busy_timeout: float = _BUSY_TIMEOUT_S):
+    With ``read_only=True`` the file must exist and is opened with SQLite's ``mode=ro``:
+    never created, migrated or written (see the module notes for the ``-shm`` limit).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, busy_timeout: float = _BUSY_TIMEOUT_S,
+                 read_only: bool = False):
         self.path = Path(path).expanduser().resolve()
         self.url = f"sqlite:///{self.path}"
+        self.read_only = read_only
         self._lock = threading.RLock()
+        self._has_evidence = True
         _refuse_non_sqlite(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if read_only:
+            if not self.path.exists():
+                raise RegistryError(
+                    f"no registry at {self.path} (opened read-only, so it is not created); "
+                    "run the flows first, or point FLOWPOLICY_REGISTRY at the right file")
+            # a URI, percent-encoded by as_uri(), so a '?' or '#' in the path stays a path
+            target, uri = self.path.as_uri() + "?mode=ro", True
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            target, uri = str(self.path), False
         try:
             self._conn = sqlite3.connect(
-                str(self.path),
+                target,
                 timeout=busy_timeout,
                 isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
                 check_same_thread=False,
                 cached_statements=128,
+                uri=uri,
             )
         except sqlite3.Error as exc:
             raise RegistryError(f"cannot open registry {self.path}: {exc}") from exc
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             fresh = self._check_identity()
-            self._enable_wal()
-            self._conn.execute("PRAGMA synchronous = NORMAL")
+            if read_only:
+                self._check_readable(fresh)
+            else:
+                self._enable_wal()
+                self._conn.execute("PRAGMA synchronous = NORMAL")
             # reads of a large history served from memory, not one pread() per page miss
             self._conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
             self._conn.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}")
-            self._migrate(fresh)
+            if not read_only:
+                self._migrate(fresh)
         except sqlite3.OperationalError as exc:  # locked, read-only, disk full: not corrupt
             self._conn.close()
             raise RegistryError(f"cannot open registry {self.path}: {exc}") from exc
@@ -277,6 +308,22 @@ class SQLiteRegistry:
             f"(application_id={app_id:#x}, user_version={user_version}, tables: {shown}); "
             "it was left untouched — point FLOWPOLICY_REGISTRY elsewhere"
         )
+
+    def _check_readable(self, fresh: bool) -> None:
+        """Refuse, for a read-only handle, a file it cannot read without writing it first."""
+        if fresh:
+            raise RegistryError(
+                f"{self.path} is an empty database, not yet a flowpolicy registry; nothing to "
+                "read (a flow or any write command such as `flowpolicy assets list` sets it up)")
+        version = self._user_version()
+        if version < OLDEST_READABLE_VERSION:
+            raise RegistryError(
+                f"registry {self.path} has schema version {version}, too old to read without "
+                f"migrating it (oldest readable: {OLDEST_READABLE_VERSION}); run any command "
+                "that opens it for writing first, such as `flowpolicy assets list` or a flow")
+        tables = {r[0] for r in self._conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        self._has_evidence = "evidence" in tables  # added by migration 2
 
     def _enable_wal(self) -> None:
         conn = self._conn
@@ -317,6 +364,10 @@ class SQLiteRegistry:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        if self.read_only:
+            raise RegistryError(
+                f"registry {self.path} was opened read-only (as flowpolicy check and plan "
+                "open it): writes are refused")
         with self._lock:
             conn = self._conn
             try:
@@ -633,6 +684,8 @@ class SQLiteRegistry:
     ) -> list[EvidenceRecord]:
         with self._lock:
             asset_id, version = self._resolve_version(self._conn, scope, spec)
+            if not self._has_evidence:  # a schema older than evidence, read as it is
+                return []
             sql = ("SELECT kind, rule, passed, policy_hash, details, created_at, "
                    "created_by_kind, created_by_id FROM evidence "
                    "WHERE asset_id = ? AND version = ?")
