@@ -21,8 +21,10 @@ Design notes (why, not what):
   RegistryError. Older schema versions are read as they are (a table a later migration adds
   reads as empty: a version-1 file has no evidence). Limits: the database file is never
   written, but SQLite needs the ``-shm`` index to read a WAL database, so when ``-wal`` /
-  ``-shm`` are missing it creates them (empty) next to the file if the folder is writable;
-  they stay behind and the next writer uses and removes them as usual.
+  ``-shm`` are missing it creates them next to the file (``-wal`` empty); they stay behind
+  and the next writer uses and removes them as usual. In a folder the reader cannot write,
+  reading works while those files exist (even read-only ones, SQLite >= 3.22) and fails
+  with a RegistryError saying so when they are missing.
 """
 
 from __future__ import annotations
@@ -273,7 +275,12 @@ class SQLiteRegistry:
                 self._migrate(fresh)
         except sqlite3.OperationalError as exc:  # locked, read-only, disk full: not corrupt
             self._conn.close()
-            raise RegistryError(f"cannot open registry {self.path}: {exc}") from exc
+            hint = ""
+            if read_only and "readonly" in str(exc):
+                hint = (f"; reading a WAL database needs {self.path.name}-shm and "
+                        f"{self.path.name}-wal next to it, and the folder does not let SQLite "
+                        "create them: run it as a user who may write that folder, or on a copy")
+            raise RegistryError(f"cannot open registry {self.path}: {exc}{hint}") from exc
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise RegistryError(
