@@ -225,6 +225,22 @@ def test_instance_registered_straight_onto_prod_fails_lineage(broken):
     assert not failures(report, "live.gate")
 
 
+def test_instance_without_required_annotations_breaks_the_asset_contract(broken):
+    contract = [r for r in check(broken).results if r.check == "live.annotations"]
+    assert contract and {r.status for r in contract} == {"pass"}
+    assert {(r.asset, r.branch) for r in contract} >= {("fraud_model", "dev"),
+                                                       ("fraud_features", "dev")}
+
+    ref = asset(broken, "dev").register_model_asset(
+        "fraud_model", kind="onnx", annotations={"f1_score": 0.91, "training_run_id": " "})
+    report = check(broken, branches=("dev",))
+    assert report.exit_code == 1
+    [result] = failures(report, "live.annotations")
+    assert (result.asset, result.branch, result.instance) == ("fraud_model", "dev", ref["id"])
+    assert "lacks required annotation(s) training_run_id" in result.message
+    assert result.evidence["missing"] == ["training_run_id"]
+
+
 def test_promotion_claimed_along_an_undeclared_edge_fails_lineage(broken):
     asset(broken, "prod").register_model_asset(
         "fraud_model", annotations={"f1_score": 0.97, "promoted_from_branch": "dev",

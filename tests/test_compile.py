@@ -45,7 +45,7 @@ from flowpolicy.policy.model import (
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO_ROOT / "examples" / "fraud_detection"
 EXAMPLE_POLICY = EXAMPLE / "policies" / "fraud.yaml"
-GOLDEN = Path(__file__).resolve().parent / "golden" / "fraud_detection"
+GOLDEN = EXAMPLE / "flows"
 EXPECTED_FILES = {
     "quality_gate.py",
     "fraud_model_champion.py",
@@ -98,20 +98,15 @@ def fraud_policy(**changes) -> Policy:
 # --- golden files and determinism -------------------------------------------------------
 
 
-def test_example_policy_matches_golden_files_byte_for_byte():
-    outputs = compile_policy(load_policy(EXAMPLE_POLICY))
-    if os.environ.get("FLOWPOLICY_UPDATE_GOLDEN"):
-        GOLDEN.mkdir(parents=True, exist_ok=True)
-        for name, source in outputs.items():
-            (GOLDEN / name).write_text(source, encoding="utf-8", newline="\n")
+def test_example_policy_matches_the_committed_flows_byte_for_byte():
+    """The example's committed flows are the golden files: a template change shows up as a
+    reviewed diff of examples/fraud_detection/flows/ (refresh with `flowpolicy compile`)."""
+    policy = load_policy(EXAMPLE_POLICY)
+    outputs = compile_policy(policy)
+    assert output_dir_for(policy) == GOLDEN
     assert set(outputs) == EXPECTED_FILES == {p.name for p in GOLDEN.glob("*.py")}
     for name, source in outputs.items():
         assert source == (GOLDEN / name).read_text(encoding="utf-8"), name
-
-
-def test_committed_example_flows_are_current():
-    policy = load_policy(EXAMPLE_POLICY)
-    assert output_dir_for(policy) == EXAMPLE / "flows"
     assert check_outputs(policy) == []
 
 

@@ -14,7 +14,9 @@ decides what to ask about and words the results:
   source instance (``live.lineage.policy_hash`` warns when that evidence was judged under
   another policy);
 - ``live.drift.*``: drift of a data asset has been measured, recently enough;
-- ``live.declared``: with ``declared_only``, the registry holds only declared assets.
+- ``live.declared``: with ``declared_only``, the registry holds only declared assets;
+- ``live.annotations``: every instance of a declared asset carries the asset's
+  ``required_annotations``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from flowpolicy.check.report import Result
 from flowpolicy.errors import FlowpolicyError
 from flowpolicy.policy.model import CHAMPION_REQUIREMENT, Gate, Policy, PromotionEdge
 from flowpolicy.registry.base import InstanceRecord, Registry, Scope
+from flowpolicy.runtime.decisions import missing_annotations
 from flowpolicy.runtime.tags import champion_tag
 
 PROMOTED_FROM_BRANCH = "promoted_from_branch"
@@ -97,6 +100,7 @@ def live_results(
         results += _lineage_results(policy, view, branch)
         results += _champion_results(policy, view, branch, runs)
         results += _drift_results(policy, view, branch, now)
+        results += _annotation_results(policy, view, branch)
     results += _declared_results(policy, view, branches)
     return [_with_policy(r, policy.source) for r in results]
 
@@ -429,6 +433,35 @@ def _duration(seconds: float) -> str:
 
 
 # -- declared assets -------------------------------------------------------------------------
+
+
+def _annotation_results(policy: Policy, view: RegistryView, branch: str) -> list[Result]:
+    results = []
+    for decl in policy.assets.values():
+        scope = view.scope(branch, decl.type, decl.name)
+        if not decl.required_annotations or not view.exists(scope):
+            continue
+        instances = view.instances(scope)
+        failures = []
+        for record in instances:
+            missing = missing_annotations(decl, record.annotations)
+            if missing:
+                failures.append(Result(
+                    "live.annotations", "fail",
+                    f"{decl.name} {record.id} on {branch} lacks required annotation(s) "
+                    f"{', '.join(missing)} (the policy requires "
+                    f"{', '.join(decl.required_annotations)})",
+                    asset=decl.name, branch=branch, instance=record.id,
+                    rule="required_annotations",
+                    evidence={"missing": list(missing),
+                              "annotations": sorted(record.annotations),
+                              "created_by": record.created_by.entity_id}))
+        results += failures or [Result(
+            "live.annotations", "pass",
+            f"all {len(instances)} instance(s) of {decl.name} on {branch} carry "
+            f"{', '.join(decl.required_annotations)}",
+            asset=decl.name, branch=branch, rule="required_annotations")]
+    return results
 
 
 def _declared_results(policy: Policy, view: RegistryView,

@@ -42,6 +42,8 @@ CHECK_IDS: Mapping[str, str] = {
                          "(a warning when not)",
     "live.declared": "every asset in the registry is declared in the policy, with its type "
                      "(when naming.declared_only)",
+    "live.annotations": "every instance of a declared asset carries the asset's "
+                        "required_annotations",
 }
 
 
