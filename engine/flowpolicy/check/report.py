@@ -200,8 +200,8 @@ def format_text(report: CheckReport, *, verbose: bool = False) -> str:
     total = len(report.results)
     verdict = "invalid input" if report.invalid_input else ("FAILED" if failed else "all hold")
     lines.append("")
-    lines.append(f"flowpolicy check: {verdict} ({total} checks, {failed} failed, "
-                 f"{warned} warning{'' if warned == 1 else 's'})")
+    lines.append(f"flowpolicy check: {verdict} ({total} check{'' if total == 1 else 's'}, "
+                 f"{failed} failed, {warned} warning{'' if warned == 1 else 's'})")
     return "\n".join(lines) + "\n"
 
 
