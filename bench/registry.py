@@ -37,32 +37,33 @@ ANNOTATIONS = {"f1_score": 0.91, "precision": 0.88, "recall": 0.93, "artifact": 
                "run_pathspec": "TrainFlow/1795734750209445/train/4"}
 
 
-def timed(op: Callable[[int], object], samples: int, rounds: int = 3
-          ) -> tuple[float, float, float]:
-    """(p50, p99, p99 of CPU time) in milliseconds, each the best of ``rounds`` rounds.
+ROUNDS = 3
 
-    Best-of-rounds (as ``timeit`` takes the minimum) because noise from other processes
-    only ever adds time. The CPU-time p99 (this thread's CPU time per call) leaves out the
-    time the scheduler kept the process off a core, which dominates wall-clock p99 on a
-    loaded machine; it also leaves out I/O waits, so both are printed.
+
+def one_round(op: Callable[[int], object], samples: int) -> tuple[float, float, float]:
+    """(p50, p99, p99 of CPU time) in milliseconds of ``samples`` calls of ``op``.
+
+    The CPU-time p99 (this thread's CPU time per call) leaves out the time the scheduler
+    kept the process off a core, which dominates wall-clock p99 on a loaded machine; it also
+    leaves out I/O waits, so both are printed.
     """
-    for i in range(min(50, samples)):
+    wall, cpu = [], []
+    for i in range(samples):
+        cpu_start = time.thread_time_ns()
+        start = time.perf_counter_ns()
         op(i)
-    p50s, p99s, cpu99s = [], [], []
-    for _ in range(rounds):
-        wall, cpu = [], []
-        for i in range(samples):
-            cpu_start = time.thread_time_ns()
-            start = time.perf_counter_ns()
-            op(i)
-            wall.append(time.perf_counter_ns() - start)
-            cpu.append(time.thread_time_ns() - cpu_start)
-        wall.sort()
-        cpu.sort()
-        p50s.append(statistics.median(wall) / 1e6)
-        p99s.append(wall[int(len(wall) * 0.99) - 1] / 1e6)
-        cpu99s.append(cpu[int(len(cpu) * 0.99) - 1] / 1e6)
-    return min(p50s), min(p99s), min(cpu99s)
+        wall.append(time.perf_counter_ns() - start)
+        cpu.append(time.thread_time_ns() - cpu_start)
+    wall.sort()
+    cpu.sort()
+    return (statistics.median(wall) / 1e6, wall[int(len(wall) * 0.99) - 1] / 1e6,
+            cpu[int(len(cpu) * 0.99) - 1] / 1e6)
+
+
+def best_of(rounds: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """Best of each figure over the rounds (as ``timeit`` takes the minimum): noise from
+    other processes only ever adds time."""
+    return tuple(min(r[k] for r in rounds) for k in range(3))  # type: ignore[return-value]
 
 
 class Baseline:
@@ -95,35 +96,53 @@ class Baseline:
                           (1 + i % (self.next_version - 1),)).fetchone()
 
 
-def grow(reg: SQLiteRegistry, baseline: Baseline, have: int, want: int) -> None:
-    if want <= have:
-        return
-    for _ in range(have, want):
+def grow(reg: SQLiteRegistry, baseline: Baseline, size: int) -> None:
+    for _ in range(size):
         reg.register(SCOPE, kind="artifact", created_by=ME, annotations=ANNOTATIONS,
                      tags={"framework": "sklearn"})
-    baseline.fill(want - have)
+    baseline.fill(size)
 
 
-def latency(reg: SQLiteRegistry, baseline: Baseline, size: int, samples: int
-            ) -> dict[str, tuple[float, float, float]]:
+def operations(reg: SQLiteRegistry, baseline: Baseline, size: int, samples: int
+               ) -> dict[str, Callable[[int], object]]:
+    """The measured operations on a registry holding ``size`` versions, in measuring order
+    (register last: it grows the history)."""
     rng = random.Random(size)
     versions = [rng.randint(1, size) for _ in range(samples)]
     reg.set_alias(SCOPE, "champion", f"v{size // 2}", by=ME)
-    results = {
-        "resolve latest": timed(lambda i: reg.resolve(SCOPE, "latest"), samples),
-        "resolve latest-N": timed(lambda i: reg.resolve(SCOPE, f"latest-{versions[i] - 1}"),
-                                  samples),
-        "resolve vN": timed(lambda i: reg.resolve(SCOPE, f"v{versions[i]}"), samples),
-        "resolve @alias": timed(lambda i: reg.resolve(SCOPE, "@champion"), samples),
-        "alias move": timed(lambda i: reg.set_alias(SCOPE, "candidate", f"v{versions[i]}",
-                                                    by=ME, reason="bench"), samples),
-        "baseline SELECT": timed(baseline.select, samples),
+    return {
+        "resolve latest": lambda i: reg.resolve(SCOPE, "latest"),
+        "resolve latest-N": lambda i: reg.resolve(SCOPE, f"latest-{versions[i] - 1}"),
+        "resolve vN": lambda i: reg.resolve(SCOPE, f"v{versions[i]}"),
+        "resolve @alias": lambda i: reg.resolve(SCOPE, "@champion"),
+        "alias move": lambda i: reg.set_alias(SCOPE, "candidate", f"v{versions[i]}", by=ME,
+                                              reason="bench"),
+        "baseline SELECT": baseline.select,
+        "register": lambda i: reg.register(SCOPE, kind="artifact", created_by=ME,
+                                           annotations=ANNOTATIONS,
+                                           tags={"framework": "sklearn"}),
+        "baseline INSERT": baseline.insert,
     }
-    # registering grows the history; measure it last and on a scope of its own
-    results["register"] = timed(
-        lambda i: reg.register(SCOPE, kind="artifact", created_by=ME, annotations=ANNOTATIONS,
-                               tags={"framework": "sklearn"}), samples)
-    results["baseline INSERT"] = timed(baseline.insert, samples)
+
+
+def paired_latency(setups: dict[int, tuple[SQLiteRegistry, Baseline]], samples: int
+                   ) -> dict[int, dict[str, tuple[float, float, float]]]:
+    """Each operation on every size, the rounds of the sizes interleaved (small, large,
+    small, ...) so that a change of load during the run hits all sizes alike and the
+    large/small ratios compare like with like."""
+    ops = {size: operations(reg, baseline, size, samples)
+           for size, (reg, baseline) in setups.items()}
+    results: dict[int, dict[str, tuple[float, float, float]]] = {size: {} for size in setups}
+    for name in next(iter(ops.values())):
+        for size in setups:
+            for i in range(min(50, samples)):  # warm caches and statements
+                ops[size][name](i)
+        rounds: dict[int, list[tuple[float, float, float]]] = {size: [] for size in setups}
+        for _ in range(ROUNDS):
+            for size in setups:
+                rounds[size].append(one_round(ops[size][name], samples))
+        for size in setups:
+            results[size][name] = best_of(rounds[size])
     return results
 
 
@@ -186,18 +205,19 @@ def main() -> int:
           f"sqlite {sqlite3.sqlite_version}, {os.cpu_count()} cpus, load average "
           f"{os.getloadavg()[0]:.1f}, files in {folder}")
 
-    reg = SQLiteRegistry(folder / "registry.db")
-    baseline = Baseline(folder / "baseline.db")
-    have, by_size = 0, {}
+    setups: dict[int, tuple[SQLiteRegistry, Baseline]] = {}
     for size in sizes:
         started = time.perf_counter()
-        grow(reg, baseline, have, size)
-        have = size
-        print(f"\nfilled to {size} instances of one asset in {time.perf_counter() - started:.1f}s"
-              f"; best of 3 rounds of {args.samples} samples per operation (ms)")
-        results = latency(reg, baseline, size, args.samples)
-        have = reg.resolve(SCOPE, "latest").version  # register's samples grew the history
-        by_size[size] = results
+        reg = SQLiteRegistry(folder / f"registry-{size}.db")
+        baseline = Baseline(folder / f"baseline-{size}.db")
+        grow(reg, baseline, size)
+        setups[size] = (reg, baseline)
+        print(f"filled a registry with {size} instances of one asset in "
+              f"{time.perf_counter() - started:.1f}s")
+    by_size = paired_latency(setups, args.samples)
+    for size, results in by_size.items():
+        print(f"\n{size} instances: best of {ROUNDS} rounds of {args.samples} samples per "
+              "operation, rounds interleaved across sizes (ms)")
         base_read = results["baseline SELECT"][0]
         base_write = results["baseline INSERT"][0]
         print(f"  {'operation':<18}{'p50':>9}{'p99':>9}{'p99 cpu':>9}  {'×baseline p50':>14}"
@@ -232,11 +252,12 @@ def main() -> int:
     print(f"\nconcurrent writers on one asset ({args.per_writer} registrations each)")
     Baseline(folder / "throughput-bare.db")  # same layout, for the bare-sqlite writers
     for writers in sorted({1, args.writers}):
-        ours = throughput(folder / "registry.db", writers, args.per_writer, bare=False)
+        ours = throughput(folder / "contended.db", writers, args.per_writer, bare=False)
         bare = throughput(folder / "throughput-bare.db", writers, args.per_writer, bare=True)
         print(f"  {writers} writer(s): {ours:8.0f} registrations/s; bare sqlite "
               f"read-max-then-insert {bare:8.0f}/s ({ours / bare:.2f}× baseline)")
-    problems = reg.integrity_problems()
+    registries = [reg for reg, _ in setups.values()] + [SQLiteRegistry(folder / "contended.db")]
+    problems = [p for reg in registries for p in reg.integrity_problems()]
     print(f"\nintegrity after the run: {'ok' if not problems else problems}; "
           f"load average {os.getloadavg()[0]:.1f} (p99 on a loaded machine is scheduling noise)")
     return 0 if not problems else 1
