@@ -112,11 +112,8 @@ def registry_file(url: str | None = None) -> Path | None:
 
 
 def _normalise(url: str) -> str:
-    if url.startswith("sqlite:"):
-        return f"sqlite:///{_sqlite_path(url)}"
-    if "://" not in url:
-        return f"sqlite:///{Path(url).expanduser().resolve()}"
-    return url
+    path = registry_file(url)
+    return url if path is None else f"sqlite:///{path}"
 
 
 def _sqlite_path(url: str) -> Path:
@@ -131,10 +128,10 @@ def _sqlite_path(url: str) -> Path:
 
 
 def _create(url: str, read_only: bool = False) -> Registry:
-    if url.startswith("sqlite:") or "://" not in url:
+    path = registry_file(url)
+    if path is not None:
         from flowpolicy.registry.sqlite import SQLiteRegistry
 
-        path = _sqlite_path(url) if url.startswith("sqlite:") else Path(url)
         return SQLiteRegistry(path, read_only=read_only)
     if url.startswith(("outerbounds:", "outerbounds+")):
         from flowpolicy.registry.outerbounds import OuterboundsRegistry

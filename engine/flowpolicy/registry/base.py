@@ -13,12 +13,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from flowpolicy.errors import RegistryError
 
-AssetType = Literal["data", "model"]
 ASSET_TYPES: tuple[str, ...] = ("data", "model")
 
 #: obproject's wire name of an asset type (``asset.kind`` in responses, URL segment).
@@ -160,6 +160,12 @@ class Consumption:
     at: str
 
 
+def event_wire_name(project: str, branch: str, name: str) -> str:
+    """An event's name on the wire, as obproject's ``ProjectEvent`` and ``@project_trigger``
+    spell it: ``prj.<project>.<branch>.<name>``."""
+    return f"prj.{project}.{branch}.{name}"
+
+
 @dataclass(frozen=True)
 class EventRecord:
     """One published project event; ``wire_name`` is ``prj.<project>.<branch>.<name>``."""
@@ -174,7 +180,7 @@ class EventRecord:
 
     @property
     def wire_name(self) -> str:
-        return f"prj.{self.project}.{self.branch}.{self.name}"
+        return event_wire_name(self.project, self.branch, self.name)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -237,7 +243,7 @@ def parse_spec(spec: str) -> InstanceSpec:
         return InstanceSpec(spec, back=0)
     if spec.startswith("latest-"):
         digits = spec[len("latest-"):]
-        if not (digits.isascii() and digits.isdigit()):
+        if not _is_number(digits):
             raise RegistryError(
                 f"malformed instance spec {spec!r}: after 'latest-' comes a whole number of "
                 f"versions back, e.g. 'latest-1'; expected {_SPEC_FORMS}"
@@ -253,17 +259,17 @@ def parse_spec(spec: str) -> InstanceSpec:
         return InstanceSpec(spec, alias=alias)
     if spec.startswith("v"):
         digits = spec[1:]
-        if not (digits.isascii() and digits.isdigit()) or digits.startswith("0"):
-            if digits.isascii() and digits.isdigit() and int(digits) == 0:
-                raise RegistryError(
-                    f"malformed instance spec {spec!r}: versions start at v1; "
-                    f"expected {_SPEC_FORMS}"
-                )
+        if _is_number(digits) and int(digits) == 0:
             raise RegistryError(
-                f"malformed instance spec {spec!r}: expected {_SPEC_FORMS}"
+                f"malformed instance spec {spec!r}: versions start at v1; expected {_SPEC_FORMS}"
             )
-        return InstanceSpec(spec, version=int(digits))
+        if _is_number(digits) and not digits.startswith("0"):
+            return InstanceSpec(spec, version=int(digits))
     raise RegistryError(f"malformed instance spec {spec!r}: expected {_SPEC_FORMS}")
+
+
+def _is_number(digits: str) -> bool:
+    return digits.isascii() and digits.isdigit()
 
 
 def validate_alias(alias: str) -> str:
@@ -284,6 +290,11 @@ def stringify(values: Mapping[str, Any] | None, what: str = "annotations") -> di
         raise RegistryError(
             f"{what} must be a mapping of names to values, not {type(values).__name__}")
     return {str(k): str(v) for k, v in values.items()}
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC with microseconds and a ``Z``, as the asset service emits."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def version_range(latest: int) -> str:

@@ -40,9 +40,9 @@ from flowpolicy.registry.base import (
     Scope,
     parse_spec,
     stringify,
+    utc_now,
     validate_alias,
 )
-from flowpolicy.registry.sqlite import utc_now
 
 _TYPE_OF_KIND = {"models": "model", "data": "data"}
 

@@ -36,7 +36,6 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -53,9 +52,11 @@ from flowpolicy.registry.base import (
     EventRecord,
     EvidenceRecord,
     InstanceRecord,
+    InstanceSpec,
     Scope,
     parse_spec,
     stringify,
+    utc_now,
     validate_alias,
     version_range,
 )
@@ -191,6 +192,7 @@ _SQL_BY_ALIAS = (
     f"JOIN instances i ON i.asset_id = a.id AND i.version = al.version WHERE {_SCOPE_WHERE}"
 )
 _SQL_ASSET = f"SELECT a.id, a.latest_version FROM assets a WHERE {_SCOPE_WHERE}"
+_SQL_ALIAS_VERSION = "SELECT version FROM aliases WHERE asset_id = ? AND alias = ?"
 _SQL_BUMP = (
     "INSERT INTO assets (project, branch, asset_type, name, description, latest_version, "
     "created_at, updated_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?) "
@@ -204,11 +206,6 @@ _SQL_INSERT_INSTANCE = (
     "INSERT INTO instances (asset_id, version, kind, description, annotations, tags, blobs, "
     "created_at, created_by_kind, created_by_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-
-
-def utc_now() -> str:
-    """ISO-8601 UTC with microseconds and a ``Z``, as the asset service emits."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _json(value: Any) -> str:
@@ -419,10 +416,7 @@ class SQLiteRegistry:
         now = utc_now()
         created_by = EntityRef.from_any(created_by)
         with self._write() as conn:
-            asset_id, version = conn.execute(
-                _SQL_BUMP,
-                (scope.project, scope.branch, scope.asset_type, scope.name, desc, now, now),
-            ).fetchone()
+            asset_id, version = conn.execute(_SQL_BUMP, (*_key(scope), desc, now, now)).fetchone()
             conn.execute(
                 _SQL_INSERT_INSTANCE,
                 (asset_id, version, kind, desc, _json(ann), _json(tag), _json(blob_list), now,
@@ -436,7 +430,7 @@ class SQLiteRegistry:
 
     def resolve(self, scope: Scope, spec: str = "latest") -> InstanceRecord:
         parsed = parse_spec(spec)
-        key = (scope.project, scope.branch, scope.asset_type, scope.name)
+        key = _key(scope)
         with self._lock:
             if parsed.back is not None:
                 row = self._conn.execute(_SQL_BY_BACK, (parsed.back, *key)).fetchone()
@@ -445,7 +439,7 @@ class SQLiteRegistry:
             else:
                 row = self._conn.execute(_SQL_BY_ALIAS, (parsed.alias, *key)).fetchone()
             if row is None:
-                raise self._miss(scope, spec)
+                raise self._miss(scope, parsed)
         return _instance(scope, row)
 
     def _resolve_version(
@@ -453,31 +447,32 @@ class SQLiteRegistry:
     ) -> tuple[int, int]:
         """(asset_id, version) for ``spec`` inside an open transaction."""
         parsed = parse_spec(spec)
-        row = conn.execute(_SQL_ASSET, _key(scope)).fetchone()
-        if row is None:
-            raise self._miss(scope, spec)
-        asset_id, latest = row
+        asset_id, latest = self._asset_row(conn, scope)
         if parsed.back is not None:
             version = latest - parsed.back
         elif parsed.version is not None:
             version = parsed.version
         else:
-            found = conn.execute(
-                "SELECT version FROM aliases WHERE asset_id = ? AND alias = ?",
-                (asset_id, parsed.alias),
-            ).fetchone()
+            found = conn.execute(_SQL_ALIAS_VERSION, (asset_id, parsed.alias)).fetchone()
             version = found[0] if found else 0
         if not 1 <= version <= latest:
-            raise self._miss(scope, spec)
+            raise self._miss(scope, parsed)
         return asset_id, version
 
-    def _miss(self, scope: Scope, spec: str) -> RegistryError:
-        """Explain why ``spec`` found nothing, naming what does exist."""
-        parsed = parse_spec(spec)
-        row = self._conn.execute(_SQL_ASSET, _key(scope)).fetchone()
+    def _asset_row(self, conn: sqlite3.Connection, scope: Scope) -> tuple[int, int]:
+        """(asset_id, latest_version) of ``scope``. An unknown asset raises a RegistryError
+        naming what does exist, so queries call this when they find no rows: an unknown asset
+        is an error, not an empty answer."""
+        row = conn.execute(_SQL_ASSET, _key(scope)).fetchone()
         if row is None:
-            return RegistryError(self._unknown_asset_message(scope))
-        asset_id, latest = row
+            raise RegistryError(self._unknown_asset_message(scope))
+        return row
+
+    def _miss(self, scope: Scope, parsed: InstanceSpec) -> RegistryError:
+        """Explain why ``parsed`` found nothing, naming what does exist (raises at once when
+        the asset itself is unknown)."""
+        asset_id, latest = self._asset_row(self._conn, scope)
+        spec = parsed.text
         have = f"{scope.name} has {version_range(latest)}"
         if parsed.alias is not None:
             current = self._aliases_of(asset_id)
@@ -521,8 +516,8 @@ class SQLiteRegistry:
             params += (int(limit),)
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()
-            if not rows and self._conn.execute(_SQL_ASSET, _key(scope)).fetchone() is None:
-                raise RegistryError(self._unknown_asset_message(scope))
+            if not rows:
+                self._asset_row(self._conn, scope)
         return [_instance(scope, row) for row in rows]
 
     def assets(
@@ -531,17 +526,9 @@ class SQLiteRegistry:
         branch: str | None = None,
         asset_type: str | None = None,
     ) -> list[AssetSummary]:
-        where, params = [], []
-        for column, value in (("project", project), ("branch", branch),
-                              ("asset_type", asset_type)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
+        where, params = _filters(project=project, branch=branch, asset_type=asset_type)
         sql = ("SELECT project, branch, asset_type, name, description, latest_version, "
-               "updated_at FROM assets")
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY project, branch, asset_type, name"
+               f"updated_at FROM assets{where} ORDER BY project, branch, asset_type, name")
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()
         return [AssetSummary(Scope(p, b, t, n), d, v, u) for p, b, t, n, d, v, u in rows]
@@ -587,9 +574,7 @@ class SQLiteRegistry:
         now = utc_now()
         with self._write() as conn:
             asset_id, version = self._resolve_version(conn, scope, spec)
-            row = conn.execute(
-                "SELECT version FROM aliases WHERE asset_id = ? AND alias = ?", (asset_id, alias)
-            ).fetchone()
+            row = conn.execute(_SQL_ALIAS_VERSION, (asset_id, alias)).fetchone()
             current = row[0] if row else None
             if want is not ANY and current != want:
                 shown = "unset" if current is None else f"v{current}"
@@ -620,16 +605,14 @@ class SQLiteRegistry:
                 "SELECT al.version FROM assets a JOIN aliases al ON al.asset_id = a.id "
                 f"AND al.alias = ? WHERE {_SCOPE_WHERE}", (alias, *_key(scope))
             ).fetchone()
-            if row is None and self._conn.execute(_SQL_ASSET, _key(scope)).fetchone() is None:
-                raise RegistryError(self._unknown_asset_message(scope))
+            if row is None:
+                self._asset_row(self._conn, scope)
         return row[0] if row else None
 
     def aliases(self, scope: Scope) -> dict[str, int]:
         with self._lock:
-            row = self._conn.execute(_SQL_ASSET, _key(scope)).fetchone()
-            if row is None:
-                raise RegistryError(self._unknown_asset_message(scope))
-            return self._aliases_of(row[0])
+            asset_id, _ = self._asset_row(self._conn, scope)
+            return self._aliases_of(asset_id)
 
     def _aliases_of(self, asset_id: int) -> dict[str, int]:
         return dict(self._conn.execute(
@@ -644,8 +627,8 @@ class SQLiteRegistry:
             params += (validate_alias(alias),)
         with self._lock:
             rows = self._conn.execute(sql + " ORDER BY h.id", params).fetchall()
-            if not rows and self._conn.execute(_SQL_ASSET, _key(scope)).fetchone() is None:
-                raise RegistryError(self._unknown_asset_message(scope))
+            if not rows:
+                self._asset_row(self._conn, scope)
         return [AliasMove(scope, a, f, t, EntityRef(k, i), at, r)
                 for a, f, t, k, i, at, r in rows]
 
@@ -736,17 +719,11 @@ class SQLiteRegistry:
     def events(
         self, project: str | None = None, branch: str | None = None, name: str | None = None
     ) -> list[EventRecord]:
-        where, params = [], []
-        for column, value in (("project", project), ("branch", branch), ("name", name)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
+        where, params = _filters(project=project, branch=branch, name=name)
         sql = ("SELECT id, project, branch, name, payload, created_at, producer_kind, "
-               "producer_id FROM events")
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+               f"producer_id FROM events{where} ORDER BY id")
         with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY id", params).fetchall()
+            rows = self._conn.execute(sql, params).fetchall()
         return [EventRecord(i, p, b, n, None if pl is None else json.loads(pl), at,
                             EntityRef(pk, pi)) for i, p, b, n, pl, at, pk, pi in rows]
 
@@ -774,6 +751,15 @@ class SQLiteRegistry:
 
 def _key(scope: Scope) -> tuple[str, str, str, str]:
     return (scope.project, scope.branch, scope.asset_type, scope.name)
+
+
+def _filters(**columns: str | None) -> tuple[str, list[str]]:
+    """`` WHERE a = ? AND b = ?`` (empty without filters) and its parameters, for the
+    columns whose value is not None (None: any)."""
+    given = {column: value for column, value in columns.items() if value is not None}
+    if not given:
+        return "", []
+    return " WHERE " + " AND ".join(f"{c} = ?" for c in given), list(given.values())
 
 
 def _instance(scope: Scope, row: tuple) -> InstanceRecord:
