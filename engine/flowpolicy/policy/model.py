@@ -40,6 +40,18 @@ class SourceLocation:
         return f"{self.file}:{self.line}:{self.col}"
 
 
+def locate(locations: Mapping[str, SourceLocation], json_path: str, source: str) -> SourceLocation:
+    """Where ``json_path`` was written, else its nearest located ancestor, else the start of
+    ``source``."""
+    path = json_path
+    while path not in locations:
+        if path in ("$", ""):
+            return SourceLocation(source, 1, 1)
+        cut = max(path.rfind("."), path.rfind("["))
+        path = path[:cut] if cut > 0 else "$"
+    return locations[path]
+
+
 @dataclass(frozen=True)
 class NamingRules:
     pattern: str = r"^[a-z][a-z0-9_]{2,62}$"
@@ -252,14 +264,7 @@ class Policy:
 
     def locate(self, json_path: str) -> SourceLocation:
         """Best known location of a JSON path: the node itself, else its nearest ancestor."""
-        path = json_path
-        while True:
-            if path in self.locations:
-                return self.locations[path]
-            if path in ("$", ""):
-                return SourceLocation(self.source, 1, 1)
-            cut = max(path.rfind("."), path.rfind("["))
-            path = path[:cut] if cut > 0 else "$"
+        return locate(self.locations, json_path, self.source)
 
     def asset(self, name: str) -> AssetDecl | None:
         return self.assets.get(name)

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 
 from flowpolicy.errors import Diagnostic
-from flowpolicy.policy.model import SourceLocation
+from flowpolicy.policy.model import SourceLocation, locate
 from flowpolicy.policy.source import child_path
 from flowpolicy.resources import schema_path
 
@@ -79,16 +79,6 @@ def _validator():
 
     schema = policy_schema()
     return Draft202012Validator(_inline_refs(schema, schema.get("$defs", {})))
-
-
-def locate(locations: Mapping[str, SourceLocation], path: str, source: str) -> SourceLocation:
-    """Location of ``path``, else of its nearest located ancestor."""
-    while path not in locations:
-        if path in ("$", ""):
-            return SourceLocation(source, 1, 1)
-        cut = max(path.rfind("."), path.rfind("["))
-        path = path[:cut] if cut > 0 else "$"
-    return locations[path]
 
 
 def _kind(value: object) -> str:

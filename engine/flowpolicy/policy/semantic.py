@@ -8,8 +8,7 @@ import re
 from collections.abc import Mapping
 
 from flowpolicy.errors import Diagnostic
-from flowpolicy.policy.model import CHAMPION_REQUIREMENT, SourceLocation
-from flowpolicy.policy.schema import locate
+from flowpolicy.policy.model import CHAMPION_REQUIREMENT, SourceLocation, locate
 from flowpolicy.policy.source import child_path
 
 #: Instance aliases may not shadow the instance spec keyword.
