@@ -16,7 +16,6 @@ if it exists, else the current directory.
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 from collections.abc import Sequence
@@ -49,6 +48,7 @@ __all__ = [
     "load_policy",
     "load_policy_text",
     "parse_duration",
+    "require_policy_files",
 ]
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -95,8 +95,8 @@ def _load(doc: SourceDoc | None, problems: list[Diagnostic], source: str, base_d
     merged = resolver.resolve(doc, base_dir, chain)
     _raise_if(resolver.diagnostics)
     _raise_if(schema_diagnostics(merged.data, merged.locations, source))
-    data = copy.deepcopy(merged.data)
-    locations = dict(merged.locations)
+    # The merged document was parsed by this call and nothing else holds it: fill in place.
+    data, locations = merged.data, merged.locations
     apply_defaults(data, locations)
     _raise_if(semantic_diagnostics(data, locations, source))
     return _build(data, locations, source)
@@ -233,3 +233,13 @@ def find_policy_files(paths: Sequence[str | os.PathLike] = ()) -> list[Path]:
     for path in found:
         unique.setdefault(path.resolve(), path)
     return list(unique.values())
+
+
+def require_policy_files(paths: Sequence[str | os.PathLike] = (), hint: str = "") -> list[Path]:
+    """:func:`find_policy_files`, but finding none is a :class:`FlowpolicyError` (exit 2)
+    naming where it searched; ``hint`` is appended to that message."""
+    files = find_policy_files(paths)
+    if not files:
+        searched = ", ".join(map(os.fspath, paths)) or "policies/ or the current directory"
+        raise FlowpolicyError(f"no policy files found in {searched}{hint}")
+    return files
