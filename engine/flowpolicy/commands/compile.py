@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from flowpolicy.errors import EXIT_FINDINGS, EXIT_OK, CompileError, FlowpolicyError
+from flowpolicy.errors import EXIT_FINDINGS, EXIT_OK, CompileError
 
 HELP = "compile policies into Metaflow flows (--check: fail when committed flows are stale)"
 
@@ -38,13 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from flowpolicy.compile import check_outputs, output_dir_for, write_outputs
     from flowpolicy.compile.flows import plan_flows
-    from flowpolicy.policy.loader import find_policy_files, load_policy
+    from flowpolicy.policy.loader import load_policy, require_policy_files
 
-    files = find_policy_files(args.paths)
-    if not files:
-        searched = ", ".join(args.paths) or "policies/ or the current directory"
-        raise FlowpolicyError(f"no policy files found in {searched}")
-    policies = [load_policy(path) for path in files]
+    policies = [load_policy(path) for path in require_policy_files(args.paths)]
     targets = []
     claimed: dict[Path, str] = {}
     for policy in policies:

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from flowpolicy.errors import EXIT_FINDINGS, EXIT_OK, FlowpolicyError, PolicyError
+from flowpolicy.errors import EXIT_FINDINGS, EXIT_OK, PolicyError
 
 HELP = "validate policy files: schema, references, naming; every error with file:line:col"
 
@@ -26,44 +26,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowpolicy.policy.loader import find_policy_files, load_policy
+    from flowpolicy.policy.loader import load_policy, require_policy_files
 
-    files = find_policy_files(args.paths)
-    if not files:
-        searched = ", ".join(args.paths) or "policies/ or the current directory"
-        raise FlowpolicyError(f"no policy files found in {searched} (a policy file is a "
-                              "*.yaml with top-level 'version:' and 'project:' keys)")
-    results = []
+    files = require_policy_files(args.paths, hint=" (a policy file is a *.yaml with top-level "
+                                                  "'version:' and 'project:' keys)")
+    outcomes = []  # (path, the policy or None, its diagnostics)
     for path in files:
         try:
-            policy = load_policy(path)
+            outcomes.append((path, load_policy(path), ()))
         except PolicyError as exc:
-            results.append({"path": str(path), "valid": False, "project": None, "hash": None,
-                            "diagnostics": [d.to_dict() for d in exc.diagnostics],
-                            "_text": [d.format() for d in exc.diagnostics]})
-        else:
-            results.append({"path": str(path), "valid": True, "project": policy.project,
-                            "hash": policy.hash, "diagnostics": [], "_text": []})
-    valid = all(r["valid"] for r in results)
-    errors = sum(len(r["diagnostics"]) for r in results)
+            outcomes.append((path, None, exc.diagnostics))
+    invalid = sum(policy is None for _, policy, _ in outcomes)
+    errors = sum(len(diagnostics) for _, _, diagnostics in outcomes)
     if args.format == "json":
         report = {
-            "valid": valid,
+            "valid": not invalid,
             "error_count": errors,
-            "files": [{k: v for k, v in r.items() if not k.startswith("_")} for r in results],
+            "files": [
+                {
+                    "path": str(path),
+                    "valid": policy is not None,
+                    "project": policy.project if policy is not None else None,
+                    "hash": policy.hash if policy is not None else None,
+                    "diagnostics": [d.to_dict() for d in diagnostics],
+                }
+                for path, policy, diagnostics in outcomes
+            ],
         }
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        for result in results:
-            if result["valid"]:
-                print(f"{result['path']}: ok (project {result['project']}, "
-                      f"policy {result['hash'][:12]})")
-            else:
-                for line in result["_text"]:
-                    print(line)
-        bad = sum(not r["valid"] for r in results)
-        summary = (f"{len(results)} policy file(s) valid" if valid else
-                   f"{errors} error(s) in {bad} of {len(results)} policy file(s)")
+        for path, policy, diagnostics in outcomes:
+            if policy is not None:
+                print(f"{path}: ok (project {policy.project}, policy {policy.short_hash})")
+            for diagnostic in diagnostics:
+                print(diagnostic.format())
+        summary = (f"{errors} error(s) in {invalid} of {len(outcomes)} policy file(s)" if invalid
+                   else f"{len(outcomes)} policy file(s) valid")
         print(summary, file=sys.stderr)
-    return EXIT_OK if valid else EXIT_FINDINGS
+    return EXIT_FINDINGS if invalid else EXIT_OK
