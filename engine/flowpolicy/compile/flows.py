@@ -96,9 +96,7 @@ def _header(policy: Policy) -> dict[str, object]:
 def _asset_type(policy: Policy, asset: str, json_path: str) -> str:
     decl = policy.assets.get(asset)
     if decl is None or decl.type not in ("data", "model"):
-        raise CompileError(
-            f"{policy.locate(json_path)}: {json_path}: asset {asset!r} is not declared"
-        )
+        raise names.error_at(policy, json_path, f"asset {asset!r} is not declared")
     return decl.type
 
 
@@ -266,7 +264,7 @@ def _drift_flow(policy: Policy, rule: DriftRule, header: dict[str, object]) -> F
     path = f"$.drift.{rule.asset}"
     names.check_name(policy, rule.asset, path, "asset name")
     if _asset_type(policy, rule.asset, path) != "data":
-        raise CompileError(f"{policy.locate(path)}: {path}: drift needs a data asset")
+        raise names.error_at(policy, path, "drift needs a data asset")
     if rule.statistic != "ks":
         raise CompileError(f"{policy.locate(path)}: {path}.statistic: {rule.statistic!r}")
     if rule.report_asset is not None:

@@ -40,35 +40,36 @@ RESERVED_PARAMETERS = frozenset(
 RESERVED_STEPS = frozenset({"name", "next", "input", "index", "cmd", "run"})
 
 
-def _fail(policy: Policy, json_path: str, message: str) -> CompileError:
+def error_at(policy: Policy, json_path: str, message: str) -> CompileError:
+    """A CompileError for the policy node at ``json_path``: ``file:line:col: path: message``."""
     return CompileError(f"{policy.locate(json_path)}: {json_path}: {message}")
+
+
+def _check_pattern(
+    policy: Policy, value: object, pattern: re.Pattern[str], json_path: str, what: str
+) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise error_at(
+            policy, json_path,
+            f"{what} {value!r} cannot be used in generated code: it must match "
+            f"{pattern.pattern}",
+        )
+    return value
 
 
 def check_name(policy: Policy, value: object, json_path: str, what: str) -> str:
     """A policy name that will be part of an identifier: ``[A-Za-z][A-Za-z0-9_]*``."""
-    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
-        raise _fail(
-            policy, json_path,
-            f"{what} {value!r} cannot be used in generated code: it must match "
-            f"{NAME_PATTERN.pattern}",
-        )
-    return value
+    return _check_pattern(policy, value, NAME_PATTERN, json_path, what)
 
 
 def check_word(policy: Policy, value: object, json_path: str, what: str) -> str:
     """An event or branch name, mentioned in docstrings: letters, digits, ``_ . -``."""
-    if not isinstance(value, str) or not WORD_PATTERN.fullmatch(value):
-        raise _fail(
-            policy, json_path,
-            f"{what} {value!r} cannot be used in generated code: it must match "
-            f"{WORD_PATTERN.pattern}",
-        )
-    return value
+    return _check_pattern(policy, value, WORD_PATTERN, json_path, what)
 
 
 def check_project(policy: Policy) -> str:
     if not isinstance(policy.project, str) or not PROJECT_PATTERN.fullmatch(policy.project):
-        raise _fail(
+        raise error_at(
             policy, "$.project",
             f"project {policy.project!r} is not a Metaflow project name "
             f"({PROJECT_PATTERN.pattern})",
@@ -85,7 +86,7 @@ def flow_class_name(policy: Policy, name: str, suffix: str, json_path: str) -> s
     """The generated class for rule ``name``: ``quality`` + ``Gate`` → ``QualityGateFlow``."""
     class_name = f"{camel_case(name)}{suffix}Flow"
     if not CLASS_PATTERN.fullmatch(class_name):
-        raise _fail(policy, json_path, f"{name!r} does not give a valid flow class name")
+        raise error_at(policy, json_path, f"{name!r} does not give a valid flow class name")
     return class_name
 
 
@@ -95,11 +96,11 @@ def parameter_name(
     """A Metaflow Parameter name: lower-case identifier, not a keyword, not reserved by
     Metaflow or obproject, and not one of ``taken`` (the flow's other names)."""
     if not PARAMETER_PATTERN.fullmatch(name) or keyword.iskeyword(name):
-        raise _fail(policy, json_path, f"parameter name {name!r} is not a valid identifier")
+        raise error_at(policy, json_path, f"parameter name {name!r} is not a valid identifier")
     if name in RESERVED_PARAMETERS:
-        raise _fail(policy, json_path, f"parameter name {name!r} is reserved by Metaflow")
+        raise error_at(policy, json_path, f"parameter name {name!r} is reserved by Metaflow")
     if name in taken:
-        raise _fail(
+        raise error_at(
             policy, json_path, f"parameter name {name!r} clashes with another name in the flow"
         )
     return name
