@@ -43,12 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"flowpolicy.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"flowpolicy.commands.{name}":
-                raise
-            continue
+        module = importlib.import_module(f"flowpolicy.commands.{name}")
         command = sub.add_parser(name, help=module.HELP, description=module.HELP)
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show tracebacks for errors")
