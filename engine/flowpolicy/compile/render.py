@@ -91,7 +91,7 @@ def _field_defaults(cls: type) -> tuple[tuple[str, object], ...]:
     return tuple(out)
 
 
-def _flat(value: object, flat_of: dict[int, tuple[object, str]] | None = None) -> str:
+def _flat(value: object, flat_of: dict[int, tuple[object, str]]) -> str:
     """``value`` on one line. ``flat_of`` remembers containers already written, so laying
     out nested containers does not write their children again."""
     if isinstance(value, str):
@@ -104,10 +104,9 @@ def _flat(value: object, flat_of: dict[int, tuple[object, str]] | None = None) -
         if not math.isfinite(value):
             raise CompileError(f"{value!r} cannot be written into a flow: numbers must be finite")
         return repr(float(value))
-    if flat_of is not None:
-        known = flat_of.get(id(value))
-        if known is not None and known[0] is value:
-            return known[1]
+    known = flat_of.get(id(value))
+    if known is not None and known[0] is value:
+        return known[1]
     if isinstance(value, Mapping):
         text = "{" + ", ".join(
             f"{_flat(k, flat_of)}: {_flat(v, flat_of)}" for k, v in value.items()) + "}"
@@ -121,8 +120,7 @@ def _flat(value: object, flat_of: dict[int, tuple[object, str]] | None = None) -
         text = f"{type(value).__name__}({args})"
     else:
         raise CompileError(f"cannot write a {type(value).__name__} into a generated flow")
-    if flat_of is not None:
-        flat_of[id(value)] = (value, text)  # holding value keeps its id from being reused
+    flat_of[id(value)] = (value, text)  # holding value keeps its id from being reused
     return text
 
 
