@@ -23,6 +23,9 @@ ASSET_TYPES: tuple[str, ...] = ("data", "model")
 
 #: obproject's wire name of an asset type (``asset.kind`` in responses, URL segment).
 WIRE_KIND: Mapping[str, str] = MappingProxyType({"data": "data", "model": "models"})
+#: The asset type named by either spelling obproject accepts (``model`` or ``models``).
+ASSET_TYPE_OF: Mapping[str, str] = MappingProxyType(
+    {"data": "data", "model": "model", "models": "model"})
 
 EVIDENCE_KINDS: tuple[str, ...] = ("gate", "champion", "promotion", "drift")
 
@@ -37,6 +40,16 @@ class AliasConflict(RegistryError):
         super().__init__(message, exit_code=1)
         self.current = current
         self.expected = expected
+
+    @classmethod
+    def moved(cls, alias: str, scope: Scope, current: int | None, expected: int | None
+              ) -> AliasConflict:
+        """``@alias`` on ``scope`` points at version ``current``, not ``expected`` (None:
+        unset)."""
+        found, wanted = instance_id(current), instance_id(expected)
+        return cls(f"alias @{alias} on {scope} is {found or 'unset'}, expected "
+                   f"{wanted or 'unset'}; someone else moved it — re-read and retry",
+                   current=found, expected=wanted)
 
 
 class _Any:
@@ -142,7 +155,7 @@ class AliasMove:
     def to_dict(self) -> dict[str, Any]:
         return {
             "alias": self.alias,
-            "from": None if self.from_version is None else f"v{self.from_version}",
+            "from": instance_id(self.from_version),
             "to": f"v{self.to_version}",
             "by": self.by.to_dict(),
             "at": self.at,
@@ -290,6 +303,11 @@ def stringify(values: Mapping[str, Any] | None, what: str = "annotations") -> di
         raise RegistryError(
             f"{what} must be a mapping of names to values, not {type(values).__name__}")
     return {str(k): str(v) for k, v in values.items()}
+
+
+def instance_id(version: int | None) -> str | None:
+    """The instance id of a version number (``v3``); None (an unset alias) stays None."""
+    return None if version is None else f"v{version}"
 
 
 def utc_now() -> str:

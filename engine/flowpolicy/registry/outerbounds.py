@@ -238,10 +238,7 @@ class OuterboundsRegistry:
         if expected is not ANY:
             want = None if expected is None else _version_number(str(expected))
             if current != want:
-                raise AliasConflict(
-                    f"alias @{alias} on {scope} is {_vid(current) or 'unset'}, expected "
-                    f"{_vid(want) or 'unset'}",
-                    current=_vid(current), expected=_vid(want))
+                raise AliasConflict.moved(alias, scope, current, want)
         by = EntityRef.from_any(by)
         self._request("PUT", self._asset_path(scope, "aliases", alias),
                       {"instance_id": target.id, "entity_ref": by.to_dict()})
@@ -283,10 +280,6 @@ def _version_number(instance_id: str) -> int:
         return int(instance_id.lstrip("v"))
     except ValueError:
         return 0
-
-
-def _vid(version: int | None) -> str | None:
-    return None if version is None else f"v{version}"
 
 
 def _record(scope: Scope, raw: Mapping[str, Any]) -> InstanceRecord:

@@ -577,14 +577,7 @@ class SQLiteRegistry:
             row = conn.execute(_SQL_ALIAS_VERSION, (asset_id, alias)).fetchone()
             current = row[0] if row else None
             if want is not ANY and current != want:
-                shown = "unset" if current is None else f"v{current}"
-                wanted = "unset" if want is None else f"v{want}"
-                raise AliasConflict(
-                    f"alias @{alias} on {scope} is {shown}, expected {wanted}; "
-                    "someone else moved it — re-read and retry",
-                    current=None if current is None else f"v{current}",
-                    expected=None if want is None else f"v{want}",
-                )
+                raise AliasConflict.moved(alias, scope, current, want)
             conn.execute(
                 "INSERT INTO aliases (asset_id, alias, version, updated_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (asset_id, alias) DO UPDATE SET version = excluded.version, "
