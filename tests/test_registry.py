@@ -248,16 +248,21 @@ INSERT INTO aliases VALUES (1, 'production', 2, '2026-01-02T00:00:00.000000Z');
 """
 
 
-def test_older_schema_is_migrated_in_place(tmp_path):
-    path = tmp_path / "old.db"
+def v1_registry(path: Path) -> Path:
+    """A schema-1 file as the first release wrote it: WAL journal, then the writer closed
+    (its checkpoint removed -wal and -shm)."""
     conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode = WAL")
     conn.executescript(V1_SCHEMA)
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
+    return path
 
-    reg = SQLiteRegistry(path)
+
+def test_older_schema_is_migrated_in_place(tmp_path):
+    reg = SQLiteRegistry(v1_registry(tmp_path / "old.db"))
     assert reg.schema_version == SCHEMA_VERSION
     assert reg.resolve(MODEL, "@production").annotations["f1_score"] == "0.9"
     assert reg.resolve(MODEL, "latest-1").created_by.entity_id == "Train/1/start/1"

@@ -9,11 +9,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from test_registry import ME, MODEL, V1_SCHEMA
+from test_registry import ME, MODEL, v1_registry
 
 from flowpolicy.errors import RegistryError
 from flowpolicy.registry import ReadOnlyRegistry, open_registry
-from flowpolicy.registry.sqlite import APPLICATION_ID, SCHEMA_VERSION, SQLiteRegistry
+from flowpolicy.registry.sqlite import SCHEMA_VERSION, SQLiteRegistry
 
 WRITES = {
     "register": lambda r: r.register(MODEL, kind="artifact", created_by=ME),
@@ -36,19 +36,6 @@ def user_version(path: Path) -> int:
         return conn.execute("PRAGMA user_version").fetchone()[0]
     finally:
         conn.close()
-
-
-def v1_registry(path: Path) -> Path:
-    """A schema-1 file as the first release wrote it: WAL journal, then the writer closed
-    (its checkpoint removed -wal and -shm)."""
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.executescript(V1_SCHEMA)
-    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-    conn.execute("PRAGMA user_version = 1")
-    conn.commit()
-    conn.close()
-    return path
 
 
 def test_older_schema_is_read_as_it_is_and_never_migrated(tmp_path):
