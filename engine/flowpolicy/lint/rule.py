@@ -7,8 +7,8 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from types import ModuleType
+from dataclasses import dataclass
+from functools import cached_property
 
 from flowpolicy.lint.callsites import CallSite, Value
 from flowpolicy.policy.model import NamingRules
@@ -28,13 +28,10 @@ class RuleContext:
     naming: NamingRules
     declared: Mapping[str, str] | None = None
     policy_source: str | None = None
-    _pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
-    @property
+    @cached_property
     def pattern(self) -> re.Pattern[str]:
-        if self._pattern is None:
-            object.__setattr__(self, "_pattern", re.compile(self.naming.pattern))
-        return self._pattern
+        return re.compile(self.naming.pattern)
 
 
 #: A check yields (where, message) pairs; ``where`` is the argument the problem is in.
@@ -46,7 +43,8 @@ class Rule:
     code: str
     name: str
     summary: str
-    module: ModuleType
+    #: The rule module's ``__doc__`` (what / why / example); :attr:`doc` is it cleaned up.
+    docstring: str
     #: None for rules the runner applies itself (unparsable file, unused noqa).
     check: Check | None = None
     #: Whether the rule also judges the names declared in the policy YAML.
@@ -55,4 +53,4 @@ class Rule:
     @property
     def doc(self) -> str:
         """The rule's documentation: its module docstring (what / why / example)."""
-        return inspect.cleandoc(self.module.__doc__ or "")
+        return inspect.cleandoc(self.docstring)

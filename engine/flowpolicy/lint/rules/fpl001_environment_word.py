@@ -23,29 +23,23 @@ self.prj.register_model("fraud_model", "model")       # ok: the branch says prod
 
 from __future__ import annotations
 
-import re
-import sys
 from collections.abc import Iterator
 
 from flowpolicy.lint.callsites import DYNAMIC, CallSite, Value
 from flowpolicy.lint.rule import Rule, RuleContext
+from flowpolicy.policy.semantic import forbidden_tokens
 
-_SEPARATORS = re.compile(r"[_-]")
 #: Stands for a dynamic part: a token touching it may be longer than what is written.
 _UNKNOWN = "\0"
 
 
 def environment_words(value: Value, forbidden: tuple[str, ...]) -> list[str]:
-    """The forbidden words that are certainly whole tokens of ``value``."""
+    """The forbidden words that are certainly whole tokens of ``value``, each once; tokens
+    are split as the policy validator splits declared names (FP215)."""
     if not forbidden:
         return []
-    text = "".join(_UNKNOWN if p is DYNAMIC else p for p in value.parts).lower()
-    words = {w.lower() for w in forbidden}
-    found: list[str] = []
-    for token in _SEPARATORS.split(text):
-        if token in words and token not in found:
-            found.append(token)
-    return found
+    text = "".join(_UNKNOWN if p is DYNAMIC else p for p in value.parts)
+    return list(dict.fromkeys(forbidden_tokens(text, forbidden)))
 
 
 def check(site: CallSite, ctx: RuleContext) -> Iterator[tuple[Value, str]]:
@@ -65,7 +59,7 @@ RULE = Rule(
     code="FPL001",
     name="environment-word",
     summary="Asset name contains an environment word",
-    module=sys.modules[__name__],
+    docstring=__doc__,
     check=check,
     checks_declared_names=True,
 )

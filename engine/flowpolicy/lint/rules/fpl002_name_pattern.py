@@ -21,7 +21,6 @@ self.prj.register_data("fraud_features", "features")  # ok
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 
 from flowpolicy.lint.callsites import DYNAMIC, CallSite, Value
@@ -61,7 +60,7 @@ RULE = Rule(
     code="FPL002",
     name="name-pattern",
     summary="Asset name does not match the naming pattern",
-    module=sys.modules[__name__],
+    docstring=__doc__,
     check=check,
     checks_declared_names=True,
 )

@@ -27,7 +27,6 @@ self.prj.register_model("fraud_model", "model")  # ok
 from __future__ import annotations
 
 import difflib
-import sys
 from collections.abc import Iterator
 
 from flowpolicy.lint.callsites import CallSite, Value
@@ -58,6 +57,6 @@ RULE = Rule(
     code="FPL003",
     name="undeclared-asset",
     summary="Asset is not declared in the policy",
-    module=sys.modules[__name__],
+    docstring=__doc__,
     check=check,
 )

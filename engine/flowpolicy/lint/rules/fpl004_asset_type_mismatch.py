@@ -26,7 +26,6 @@ self.prj.get_data("fraud_features")   # ok
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 
 from flowpolicy.lint.callsites import CallSite, Value
@@ -61,6 +60,6 @@ RULE = Rule(
     code="FPL004",
     name="asset-type-mismatch",
     summary="Model API used on a data asset, or the reverse",
-    module=sys.modules[__name__],
+    docstring=__doc__,
     check=check,
 )

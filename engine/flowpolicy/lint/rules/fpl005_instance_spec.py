@@ -2,9 +2,10 @@
 
 **What it does.** Checks the instance argument of ``get_data``/``get_model``,
 ``consume_*``/``peek_*``, ``promote_assets(instance=...)`` and the alias and evidence
-methods, when it is statically known. The valid forms are ``latest``, ``latest-N`` (N
-versions back, N a decimal number), ``vN`` (N ≥ 1, no leading zeros) and ``@alias``
-(letters, digits, ``_``, ``-``, ``.``). Dynamic specs are not judged.
+methods, when it is statically known, with the registry's own parser. The valid forms are
+``latest``, ``latest-N`` (N versions back, N a decimal number), ``vN`` (N ≥ 1, no leading
+zeros) and ``@alias`` (letters, digits, ``_``, ``-``, ``.``, at most 128 characters).
+Dynamic specs are not judged.
 
 **Why it is bad.** The registry resolves specs at run time: ``latest-x``, ``v0``, ``V3``
 or a bare ``@`` fail only when the flow runs — possibly hours into a training run, or in
@@ -21,21 +22,21 @@ self.prj.asset.consume_model_asset("fraud_model", "@champion")  # ok
 
 from __future__ import annotations
 
-import re
-import sys
 from collections.abc import Iterator
 
+from flowpolicy.errors import RegistryError
 from flowpolicy.lint.callsites import CallSite, Value
 from flowpolicy.lint.rule import Rule, RuleContext
-
-VALID_SPEC = re.compile(r"latest(-[0-9]+)?|v[1-9][0-9]*|@[A-Za-z0-9_][A-Za-z0-9_.-]*")
+from flowpolicy.registry.base import parse_spec
 
 
 def check(site: CallSite, ctx: RuleContext) -> Iterator[tuple[Value, str]]:
     spec = site.instance
     if spec is None or spec.value is None:
         return
-    if not VALID_SPEC.fullmatch(spec.value):
+    try:
+        parse_spec(spec.value)
+    except RegistryError:
         yield spec, (
             f"malformed instance spec {spec.display()}; use 'latest', 'latest-N', "
             "'vN' (N >= 1) or '@alias'"
@@ -46,6 +47,6 @@ RULE = Rule(
     code="FPL005",
     name="instance-spec",
     summary="Malformed instance spec",
-    module=sys.modules[__name__],
+    docstring=__doc__,
     check=check,
 )

@@ -24,7 +24,6 @@ self.prj.register_data(FEATURES, "features")          # ok: a module-level const
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 
 from flowpolicy.lint.callsites import CallSite, Value
@@ -43,6 +42,6 @@ RULE = Rule(
     code="FPL006",
     name="dynamic-name",
     summary="Asset name is not statically known",
-    module=sys.modules[__name__],
+    docstring=__doc__,
     check=check,
 )

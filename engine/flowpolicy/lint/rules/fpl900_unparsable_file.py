@@ -20,13 +20,11 @@ name = "caf\xe9"   # written as Latin-1 bytes -> FPL900 'utf-8' codec can't deco
 
 from __future__ import annotations
 
-import sys
-
 from flowpolicy.lint.rule import Rule
 
 RULE = Rule(
     code="FPL900",
     name="unparsable-file",
     summary="File cannot be parsed",
-    module=sys.modules[__name__],
+    docstring=__doc__,
 )

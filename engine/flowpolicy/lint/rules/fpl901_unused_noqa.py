@@ -17,13 +17,11 @@ self.prj.register_data("fraud_features", "df")  # noqa: FPL001   <- FPL901, noth
 
 from __future__ import annotations
 
-import sys
-
 from flowpolicy.lint.rule import Rule
 
 RULE = Rule(
     code="FPL901",
     name="unused-noqa",
     summary="Unused noqa suppression",
-    module=sys.modules[__name__],
+    docstring=__doc__,
 )
