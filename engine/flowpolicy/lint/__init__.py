@@ -17,10 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flowpolicy.lint.discovery import PolicySet, resolve_policies
+from flowpolicy.lint.discovery import PolicySet, context_for_policy, resolve_policies, shown_path
 from flowpolicy.lint.engine import (
     LintConfig,
     LintStats,
+    counted,
     ensure_codes,
     iter_python_files,
     lint_declared_names,
@@ -29,6 +30,7 @@ from flowpolicy.lint.engine import (
 from flowpolicy.lint.finding import Finding
 from flowpolicy.lint.rules import RULES, RULES_BY_CODE
 from flowpolicy.policy.model import Policy
+from flowpolicy.policy.source import child_path
 
 __all__ = [
     "RULES",
@@ -68,10 +70,7 @@ class LintRun:
         """Findings of the policy files' declared names, then of the Python files."""
         if self.request.lint_policy_files:
             for policy in self.policy_set.policies:
-                for finding in lint_policy_names(policy, self.config):
-                    self.stats.findings += 1
-                    self.stats.counts[finding.code] = self.stats.counts.get(finding.code, 0) + 1
-                    yield finding
+                yield from counted(lint_policy_names(policy, self.config), self.stats)
         yield from lint_files(self.files, self.config, jobs=self.request.jobs, stats=self.stats)
 
 
@@ -93,8 +92,6 @@ def prepare(request: LintRequest) -> LintRun:
 
 def lint_policy_names(policy: Policy, config: LintConfig) -> list[Finding]:
     """Findings for the asset names a policy file declares, at their YAML lines."""
-    from flowpolicy.lint.discovery import context_for_policy, shown_path
-
     cache: dict[str, list[str]] = {}
 
     def lines_of(source: str) -> list[str]:
@@ -107,7 +104,7 @@ def lint_policy_names(policy: Policy, config: LintConfig) -> list[Finding]:
 
     names = []
     for name, decl in policy.assets.items():
-        where = policy.locate(f"$.assets.{name}")
+        where = policy.locate(child_path("$.assets", name))
         names.append((name, decl.type, shown_path(where.file), where.line, where.col))
     return lint_declared_names(names, context_for_policy(policy), config, lines_of)
 

@@ -94,8 +94,12 @@ class LintStats:
     files: int = 0
     parsed: int = 0
     bytes: int = 0
-    findings: int = 0
+    #: Findings per code, counted by :func:`counted` as they are streamed.
     counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def findings(self) -> int:
+        return sum(self.counts.values())
 
     def add(self, other: LintStats) -> None:
         self.files += other.files
@@ -106,14 +110,12 @@ class LintStats:
 # -- one file ------------------------------------------------------------------------------
 
 
-def lint_source(
-    data: bytes, path: str, config: LintConfig, context: RuleContext | None = None
-) -> tuple[list[Finding], bool]:
+def lint_source(data: bytes, path: str, config: LintConfig) -> tuple[list[Finding], bool]:
     """Findings for one file's bytes (after noqa) and whether the file was parsed."""
     needles = NEEDLES + NOQA_NEEDLES if config.report_unused_noqa else NEEDLES
     if not any(needle in data for needle in needles):
         return [], False
-    context = context or config.context_for(path)
+    context = config.context_for(path)
     try:
         tree = ast.parse(data, filename=path)
         sites = find_call_sites(tree, data)
@@ -403,7 +405,7 @@ def lint_files(
         found, file_stats = _lint_paths_chunk(paths[done : done + 1], config)
         done += 1
         stats.add(file_stats)
-        yield from _count(found, stats)
+        yield from counted(found, stats)
     if done == len(paths):
         return
     import multiprocessing
@@ -415,7 +417,7 @@ def lint_files(
     with context.Pool(jobs, initializer=_init_worker, initargs=(config,)) as pool:
         for found, chunk_stats in pool.imap(_worker, _chunks(rest, size)):
             stats.add(chunk_stats)
-            yield from _count(found, stats)
+            yield from counted(found, stats)
 
 
 def _start_method() -> str:
@@ -429,9 +431,9 @@ def _start_method() -> str:
     return "spawn"
 
 
-def _count(findings: list[Finding], stats: LintStats) -> Iterator[Finding]:
+def counted(findings: Iterable[Finding], stats: LintStats) -> Iterator[Finding]:
+    """``findings`` passed through, each counted in ``stats.counts``."""
     for finding in findings:
-        stats.findings += 1
         stats.counts[finding.code] = stats.counts.get(finding.code, 0) + 1
         yield finding
 
