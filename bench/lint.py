@@ -143,11 +143,15 @@ def generate_tree(root: Path, files: int, megabytes: float, percent: float, seed
 # -- the two baselines ---------------------------------------------------------------------
 
 
-def parse_all(paths: list[str]) -> int:
+def parse_all(paths: list[str], needles: tuple[bytes, ...] = ()) -> int:
+    """Read and ``ast.parse`` each file (with ``needles``, only those containing one);
+    returns how many parsed."""
     parsed = 0
     for path in paths:
         with open(path, "rb") as handle:
             data = handle.read()
+        if needles and not any(needle in data for needle in needles):
+            continue
         try:
             ast.parse(data)
             parsed += 1
@@ -157,17 +161,7 @@ def parse_all(paths: list[str]) -> int:
 
 
 def _bare_chunk(paths: list[str]) -> int:
-    parsed = 0
-    for path in paths:
-        with open(path, "rb") as handle:
-            data = handle.read()
-        if any(needle in data for needle in NEEDLES):
-            try:
-                ast.parse(data)
-                parsed += 1
-            except (SyntaxError, ValueError):
-                pass
-    return parsed
+    return parse_all(paths, NEEDLES)
 
 
 def bare_prefilter_parse(paths: list[str]) -> int:
