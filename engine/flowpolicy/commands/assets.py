@@ -44,12 +44,13 @@ def open_existing(url: str | None):
     """Open the registry, refusing to create a new file just to report on it."""
     from flowpolicy.registry import default_registry_url, open_registry, registry_file
 
+    url = url or default_registry_url()
     path = registry_file(url)
     if path is not None and not path.exists():
         raise RegistryError(
             f"no registry at {path} (nothing registered yet, or set FLOWPOLICY_REGISTRY / "
             "--registry to the right file)")
-    return open_registry(url or default_registry_url())
+    return open_registry(url)
 
 
 def scope_filters(args: argparse.Namespace, *, all_projects: bool) -> tuple[str | None,

@@ -15,14 +15,16 @@ from flowpolicy.errors import RegistryError
 from flowpolicy.registry import open_registry
 from flowpolicy.registry.base import (
     ANY,
+    ASSET_TYPE_OF,
     WIRE_KIND,
     EntityRef,
     InstanceRecord,
     Registry,
     Scope,
+    instance_id,
     validate_alias,
 )
-from flowpolicy.runtime.branch import resolve_branch, resolve_project, sanitize_branch
+from flowpolicy.runtime.branch import resolve_branch, resolve_project
 from flowpolicy.runtime.identity import current_entity
 
 #: obproject lists at most this many instances, newest first.
@@ -81,10 +83,8 @@ def asset_instance(record: InstanceRecord) -> AssetInstance:
 
 
 def _asset_type(value: str) -> str:
-    if value in ("model", "models"):
-        return "model"
-    if value == "data":
-        return "data"
+    if isinstance(value, str) and value in ASSET_TYPE_OF:
+        return ASSET_TYPE_OF[value]
     raise RegistryError(f"asset_type must be 'model' or 'data', not {value!r}")
 
 
@@ -108,7 +108,7 @@ class Asset:
         registry: Registry | str | None = None,
     ):
         self.project = resolve_project(project)
-        self.branch = sanitize_branch(branch) if branch else resolve_branch()
+        self.branch = resolve_branch(explicit=branch)
         self.entity_ref = EntityRef.from_any(entity_ref) if entity_ref else current_entity()
         self.read_only = read_only
         if registry is None or isinstance(registry, str):
@@ -237,8 +237,7 @@ class Asset:
 
     def get_alias(self, name: str, alias: str, *, asset_type: str = "model") -> str | None:
         """The instance id ``@alias`` points at, or None when it is not set."""
-        version = self.registry.get_alias(self.scope(name, asset_type), alias)
-        return None if version is None else f"v{version}"
+        return instance_id(self.registry.get_alias(self.scope(name, asset_type), alias))
 
     def list_aliases(self, name: str, *, asset_type: str = "model") -> dict[str, str]:
         return {a: f"v{v}" for a, v in self.registry.aliases(self.scope(name, asset_type)).items()}

@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from flowpolicy.errors import RegistryError
+from flowpolicy.runtime.identity import running_flow, username
 
 BRANCH_ENV_VARS = ("FLOWPOLICY_BRANCH", "OB_BRANCH")
 PROJECT_ENV_VARS = ("FLOWPOLICY_PROJECT", "OB_PROJECT")
@@ -50,15 +50,6 @@ def git_branch(cwd: str | os.PathLike | None = None) -> str | None:
     return name
 
 
-def _running_flow() -> Any | None:
-    """Metaflow's ``current`` inside a running task, else None (without importing Metaflow)."""
-    if "metaflow" not in sys.modules:
-        return None
-    from metaflow import current
-
-    return current if current.is_running_flow else None
-
-
 def deployed_branch(project_spec: Mapping[str, Any] | None) -> str | None:
     """The git branch recorded at deploy time in obproject's ``project_spec`` Config."""
     if not project_spec:
@@ -67,19 +58,27 @@ def deployed_branch(project_spec: Mapping[str, Any] | None) -> str | None:
     return spec.get("project_branch") or project_spec.get("branch") or None
 
 
-def resolve_branch(project_spec: Mapping[str, Any] | None = None, *, sanitize: bool = True) -> str:
-    """The write branch for assets in this process (see module docstring for the order)."""
-    branch = next((os.environ[v] for v in BRANCH_ENV_VARS if os.environ.get(v)), None)
-    branch = branch or deployed_branch(project_spec) or git_branch()
+def _first_env(names: tuple[str, ...]) -> str | None:
+    return next((os.environ[v] for v in names if os.environ.get(v)), None)
+
+
+def env_branch() -> str | None:
+    """The branch named by the environment (``FLOWPOLICY_BRANCH``, then ``OB_BRANCH``)."""
+    return _first_env(BRANCH_ENV_VARS)
+
+
+def resolve_branch(project_spec: Mapping[str, Any] | None = None, *,
+                   explicit: str | None = None) -> str:
+    """The (sanitised) write branch for assets in this process: ``explicit`` if given, else
+    the order in the module docstring."""
+    branch = explicit or env_branch() or deployed_branch(project_spec) or git_branch()
     if not branch:
-        current = _running_flow()
+        current = running_flow()
         if current is not None and current.branch_name:
             branch = current.branch_name
         else:
-            from flowpolicy.runtime.identity import username
-
             branch = f"user.{username()}"  # what Metaflow's @project calls a local run
-    return sanitize_branch(branch) if sanitize else branch
+    return sanitize_branch(branch)
 
 
 def read_project_file(folder: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -100,10 +99,10 @@ def resolve_project(explicit: str | None = None) -> str:
     (``FLOWPOLICY_PROJECT``/``OB_PROJECT``), else ``obproject.toml`` in the working directory."""
     if explicit:
         return explicit
-    current = _running_flow()
+    current = running_flow()
     if current is not None and current.project_name:
         return current.project_name
-    env = next((os.environ[v] for v in PROJECT_ENV_VARS if os.environ.get(v)), None)
+    env = _first_env(PROJECT_ENV_VARS)
     if env:
         return env
     name = read_project_file().get("project")

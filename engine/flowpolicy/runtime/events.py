@@ -12,12 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from flowpolicy.registry import open_registry
-from flowpolicy.runtime.branch import resolve_branch, resolve_project, sanitize_branch
+from flowpolicy.registry.base import event_wire_name
+from flowpolicy.runtime.branch import resolve_branch, resolve_project
 from flowpolicy.runtime.identity import current_entity
-
-
-def event_name(name: str, project: str, branch: str) -> str:
-    return f"prj.{project}.{branch}.{name}"
 
 
 class ProjectEvent:
@@ -26,8 +23,8 @@ class ProjectEvent:
     def __init__(self, name: str, project: str | None = None, branch: str | None = None):
         self.name = name
         self.project = resolve_project(project)
-        self.branch = sanitize_branch(branch) if branch else resolve_branch()
-        self.event = event_name(name, self.project, self.branch)
+        self.branch = resolve_branch(explicit=branch)
+        self.event = event_wire_name(self.project, self.branch, name)
 
     def publish(self, payload: Mapping[str, Any] | None = None,
                 ignore_errors: bool = False) -> dict[str, Any] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+from typing import Any
 
 from flowpolicy.registry.base import EntityRef
 
@@ -21,11 +22,18 @@ def username() -> str:
         return "unknown"
 
 
+def running_flow() -> Any | None:
+    """Metaflow's ``current`` inside a running task, else None (without importing Metaflow)."""
+    if "metaflow" not in sys.modules:
+        return None
+    from metaflow import current
+
+    return current if current.is_running_flow else None
+
+
 def current_entity() -> EntityRef:
     """``task Flow/run/step/task`` inside a running task, else ``user <name>``."""
-    if "metaflow" in sys.modules:
-        from metaflow import current
-
-        if current.is_running_flow and current.pathspec:
-            return EntityRef("task", current.pathspec)
+    current = running_flow()
+    if current is not None and current.pathspec:
+        return EntityRef("task", current.pathspec)
     return EntityRef("user", username())

@@ -18,10 +18,13 @@ from typing import Any
 from metaflow import Config, FlowMutator, FlowSpec, project
 from metaflow.exception import MetaflowException
 
+from flowpolicy.registry.base import event_wire_name
 from flowpolicy.runtime.assets import Asset, AssetInstance
 from flowpolicy.runtime.branch import (
     PROJECT_FILE,
     deployed_branch,
+    env_branch,
+    read_project_file,
     resolve_branch,
     sanitize_branch,
 )
@@ -34,8 +37,6 @@ def _parse_project_config(text: str) -> dict[str, Any]:
     """Config parser: the given TOML text, else obproject.toml in the working directory;
     ``FLOWPOLICY_PROJECT`` overrides the project name either way."""
     import tomllib
-
-    from flowpolicy.runtime.branch import read_project_file
 
     config = tomllib.loads(text) if text and text.strip() else read_project_file()
     if os.environ.get("FLOWPOLICY_PROJECT"):
@@ -83,16 +84,17 @@ class project_trigger(FlowMutator):
         config = _config_dict(configs.get("project_config"))
         explicit = [kwargs.get("name") for _, _, _, kwargs
                     in mutable_flow.get_decorator_specs("project")]
-        name = next((n for n in explicit if n), None) or config.get("project")
-        if not name:
+        project_name = next((n for n in explicit if n), None) or config.get("project")
+        if not project_name:
             raise ProjectNameMissing("@project_trigger needs a ProjectFlow with a project name")
         branch = (deployed_branch(_config_dict(configs.get("project_spec")))
                   or (config.get("dev-assets") or {}).get("branch")
-                  or os.environ.get("FLOWPOLICY_BRANCH") or os.environ.get("OB_BRANCH"))
+                  or env_branch())
         if not branch:
-            print(f"[@project_trigger] no deployed branch for project {name}; not triggering")
+            print(f"[@project_trigger] no deployed branch for project {project_name}; "
+                  "not triggering")
             return
-        event = f"prj.{name}.{sanitize_branch(branch)}.{self.event_suffix}"
+        event = event_wire_name(project_name, sanitize_branch(branch), self.event_suffix)
         mutable_flow.add_decorator("trigger", deco_kwargs={"event": event},
                                    duplicates=mutable_flow.ERROR)
 
@@ -178,51 +180,53 @@ class ProjectContext:
             raise AttributeError(
                 f"The flow doesn't have an artifact '{artifact}'. Is self.{artifact} set?")
 
+    def _register(self, asset_type: str, name: str, kind: str,
+                  annotations: Mapping[str, Any] | None, tags: Mapping[str, Any] | None,
+                  description: str | None, *, artifact: str | None = None,
+                  blobs: Sequence[str] | None = None) -> dict[str, Any] | None:
+        """Register flow attribute ``artifact``, or (without one) external ``blobs``."""
+        if artifact is not None:
+            self._require_artifact(artifact)
+            annotations = self._artifact_annotations(artifact, annotations)
+            what = f"Registered {asset_type} asset"
+        else:
+            what = f"Registered external {asset_type} asset (kind={kind})"
+        register = (self._write_asset.register_model_asset if asset_type == "model"
+                    else self._write_asset.register_data_asset)
+        response = register(name, kind=kind, blobs=blobs, annotations=annotations, tags=tags,
+                            description=description)
+        _report(what, name, response)
+        return response
+
     def register_data(self, name: str, artifact: str,
                       annotations: Mapping[str, Any] | None = None,
                       tags: Mapping[str, Any] | None = None,
                       description: str | None = None) -> dict[str, Any] | None:
         """Register flow attribute ``self.<artifact>`` as a new instance of data ``name``."""
-        self._require_artifact(artifact)
-        response = self._write_asset.register_data_asset(
-            name, kind="artifact", annotations=self._artifact_annotations(artifact, annotations),
-            tags=tags, description=description)
-        _report("Registered data asset", name, response)
-        return response
+        return self._register("data", name, "artifact", annotations, tags, description,
+                              artifact=artifact)
 
     def register_model(self, name: str, artifact: str,
                        annotations: Mapping[str, Any] | None = None,
                        tags: Mapping[str, Any] | None = None,
                        description: str | None = None) -> dict[str, Any] | None:
         """Register flow attribute ``self.<artifact>`` as a new instance of model ``name``."""
-        self._require_artifact(artifact)
-        response = self._write_asset.register_model_asset(
-            name, kind="artifact", annotations=self._artifact_annotations(artifact, annotations),
-            tags=tags, description=description)
-        _report("Registered model asset", name, response)
-        return response
+        return self._register("model", name, "artifact", annotations, tags, description,
+                              artifact=artifact)
 
     def register_external_data(self, name: str, blobs: Sequence[str], kind: str,
                                annotations: Mapping[str, Any] | None = None,
                                tags: Mapping[str, Any] | None = None,
                                description: str | None = None) -> dict[str, Any] | None:
         """Register data living outside Metaflow (``blobs`` are URIs, ``kind`` says what)."""
-        response = self._write_asset.register_data_asset(
-            name, kind=kind, blobs=blobs, annotations=annotations, tags=tags,
-            description=description)
-        _report(f"Registered external data asset (kind={kind})", name, response)
-        return response
+        return self._register("data", name, kind, annotations, tags, description, blobs=blobs)
 
     def register_external_model(self, name: str, blobs: Sequence[str], kind: str,
                                 annotations: Mapping[str, Any] | None = None,
                                 tags: Mapping[str, Any] | None = None,
                                 description: str | None = None) -> dict[str, Any] | None:
         """Register a model living outside Metaflow (``blobs`` are URIs, ``kind`` says what)."""
-        response = self._write_asset.register_model_asset(
-            name, kind=kind, blobs=blobs, annotations=annotations, tags=tags,
-            description=description)
-        _report(f"Registered external model asset (kind={kind})", name, response)
-        return response
+        return self._register("model", name, kind, annotations, tags, description, blobs=blobs)
 
     # -- consumption --------------------------------------------------------------------
 
@@ -234,15 +238,13 @@ class ProjectContext:
 
     def get_data(self, name: str, instance: str = "latest") -> Any:
         """Consume data ``name`` and load its artifact from the producing task."""
-        ref = self._read_asset.consume_data_asset(name, instance=instance)
-        return _load_artifact(name, "Data", ref["data_properties"]["data_kind"], ref,
-                              ref["data_properties"]["annotations"])
+        return _load_artifact("data", name,
+                              self._read_asset.consume_data_asset(name, instance=instance))
 
     def get_model(self, name: str, instance: str = "latest") -> Any:
         """Consume model ``name`` and load its artifact from the producing task."""
-        ref = self._read_asset.consume_model_asset(name, instance=instance)
-        return _load_artifact(name, "Model", ref["model_properties"]["model_kind"], ref,
-                              ref["model_properties"]["annotations"])
+        return _load_artifact("model", name,
+                              self._read_asset.consume_model_asset(name, instance=instance))
 
 
 class EvalsLogger:
@@ -263,18 +265,20 @@ class EvalsLogger:
         print(f"{self._MARKER} {self.project} {self.branch} evals {line}")
 
 
-def _load_artifact(name: str, label: str, kind: str, ref: Mapping[str, Any],
-                   annotations: Mapping[str, str]) -> Any:
+def _load_artifact(asset_type: str, name: str, ref: Mapping[str, Any]) -> Any:
+    """The artifact behind a consume response ``ref``, read from its producing task."""
+    properties = ref[f"{asset_type}_properties"]
+    kind = properties[f"{asset_type}_kind"]
     if kind != "artifact":
-        raise AttributeError(
-            f"{label} asset '{name}' doesn't seem like an artifact. It is of kind '{kind}'")
+        raise AttributeError(f"{asset_type.capitalize()} asset '{name}' doesn't seem like an "
+                             f"artifact. It is of kind '{kind}'")
     from metaflow import Task, get_namespace, namespace
 
     previous = get_namespace()
     try:
         namespace(None)  # the producer may be another user's or another branch's run
         task = Task(ref["created_by"]["entity_id"])
-        return task[annotations["artifact"]].data
+        return task[properties["annotations"]["artifact"]].data
     finally:
         namespace(previous)
 

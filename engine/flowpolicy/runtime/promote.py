@@ -18,11 +18,9 @@ from typing import Any
 
 from flowpolicy.errors import FlowpolicyError, RegistryError
 from flowpolicy.registry import open_registry
-from flowpolicy.registry.base import WIRE_KIND, Registry, Scope, validate_alias
+from flowpolicy.registry.base import ASSET_TYPE_OF, WIRE_KIND, Registry, Scope, validate_alias
 from flowpolicy.runtime.branch import read_project_file, sanitize_branch
 from flowpolicy.runtime.identity import current_entity
-
-_KIND_TO_TYPE = {"data": "data", "models": "model", "model": "model"}
 
 
 def promote_assets(
@@ -47,7 +45,7 @@ def promote_assets(
     kinds_defaulted = kinds is None
     kinds = list(kinds or ("data", "models"))
     for kind in kinds:
-        if kind not in _KIND_TO_TYPE:
+        if kind not in ASSET_TYPE_OF:
             raise RegistryError(f"kinds takes 'data' and/or 'models', not {kind!r}")
     if with_aliases is None:
         with_aliases = source != target
@@ -64,7 +62,7 @@ def promote_assets(
     promoted: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     for kind in kinds:
-        asset_type = _KIND_TO_TYPE[kind]
+        asset_type = ASSET_TYPE_OF[kind]
         wire = WIRE_KIND[asset_type]
         if asset is not None:
             # with default kinds an asset usually exists as one kind only: skip the other
