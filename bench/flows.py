@@ -49,27 +49,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    from flowpolicy.compile import write_outputs
-    from flowpolicy.demo import example_dir
-    from flowpolicy.policy.loader import load_policy
+    from flowpolicy.demo import PROJECT, copy_example, flow_environment
 
     with tempfile.TemporaryDirectory(prefix="flowpolicy-bench-") as tmp:
         scratch = Path(tmp)
-        project = scratch / "fraud_detection"
-        shutil.copytree(example_dir(), project,
-                        ignore=shutil.ignore_patterns(".metaflow", "__pycache__", "flows"))
+        project = scratch / PROJECT
+        copy_example(project)
         shutil.copytree(HERE / "handwritten", project / "handwritten")
-        write_outputs(load_policy(project / "policies" / "fraud.yaml"))
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("FLOWPOLICY_", "METAFLOW_"))}
-        env.update({
-            "METAFLOW_USER": os.environ.get("METAFLOW_USER", "bench"),
-            "METAFLOW_DEFAULT_METADATA": "local",
-            "METAFLOW_DEFAULT_DATASTORE": "local",
-            "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(scratch),
-            "FLOWPOLICY_REGISTRY": f"sqlite:///{scratch / 'registry.db'}",
-            "FLOWPOLICY_BRANCH": "dev",
-        })
+        env = flow_environment(scratch, f"sqlite:///{scratch / 'registry.db'}",
+                               user=os.environ.get("METAFLOW_USER", "bench"), branch="dev")
         for seed in ("7", "8"):
             run(project, env, "train_flow.py", "--seed", seed)
         for instance in ("v1", "v2"):

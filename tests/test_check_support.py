@@ -19,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from flowpolicy.demo import flow_environment
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO_ROOT / "examples" / "fraud_detection"
 PROJECT = "fraud_detection"
@@ -61,16 +63,8 @@ class Project:
     def registry(self) -> str:
         return f"sqlite:///{self.registry_file}"
 
-    def env(self, branch: str | None = None, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("FLOWPOLICY_", "METAFLOW_", "OB_"))}
-        env.update(METAFLOW_USER="tester", METAFLOW_DEFAULT_METADATA="local",
-                   METAFLOW_DEFAULT_DATASTORE="local",
-                   METAFLOW_DATASTORE_SYSROOT_LOCAL=str(self.datastore),
-                   FLOWPOLICY_REGISTRY=self.registry, **extra)
-        if branch:
-            env["FLOWPOLICY_BRANCH"] = branch
-        return env
+    def env(self, branch: str | None = None) -> dict[str, str]:
+        return flow_environment(self.datastore, self.registry, user="tester", branch=branch)
 
     def run_flows(self, *runs: tuple[str, str, tuple[str, ...]]) -> None:
         """Run flows at once, each ``(branch, script, args)``; all must succeed."""
@@ -97,10 +91,9 @@ class Project:
             shutil.copytree(self.datastore, store)
         return Project(dest / "project", store, dest / "registry.db")
 
-    def cli(self, *args: str, cwd: Path | None = None, **env: str
-            ) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "flowpolicy", *args], cwd=cwd or self.dir,
-                              env=self.env(**env), capture_output=True, text=True, timeout=300)
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "flowpolicy", *args], cwd=self.dir,
+                              env=self.env(), capture_output=True, text=True, timeout=300)
 
     def metaflow(self, code: str) -> str:
         """Run Metaflow client code in a subprocess (the client binds its datastore at

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import random
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from flowpolicy import Asset
+from flowpolicy.demo import flow_environment
 
 pytestmark = pytest.mark.flows
 
@@ -51,17 +51,7 @@ class Project:
         self.datastore = root / "metaflow"
 
     def env(self, branch: str = "dev") -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("FLOWPOLICY_", "METAFLOW_"))}
-        env.update({
-            "METAFLOW_USER": "tester",
-            "METAFLOW_DEFAULT_METADATA": "local",
-            "METAFLOW_DEFAULT_DATASTORE": "local",
-            "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(self.datastore),
-            "FLOWPOLICY_REGISTRY": self.registry,
-            "FLOWPOLICY_BRANCH": branch,
-        })
-        return env
+        return flow_environment(self.datastore, self.registry, user="tester", branch=branch)
 
     def command(self, script: str, *args: str) -> list[str]:
         return [sys.executable, script, "--quiet", "run", *args]

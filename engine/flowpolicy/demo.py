@@ -21,9 +21,12 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowpolicy.errors import EXIT_FINDINGS, FlowpolicyError
+
+if TYPE_CHECKING:
+    from flowpolicy.policy.model import Policy
 
 PROJECT = "fraud_detection"
 POLICY = Path("policies") / "fraud.yaml"
@@ -40,6 +43,18 @@ def example_dir() -> Path:
         if (candidate / POLICY).is_file():
             return candidate
     raise FlowpolicyError("flowpolicy installation is missing examples/fraud_detection")
+
+
+def copy_example(project_dir: Path) -> tuple[Policy, list[Path]]:
+    """Copy the fraud example into ``project_dir`` (without its runs, caches and generated
+    flows) and compile its policy there; returns the policy and the flow files written."""
+    from flowpolicy.compile import write_outputs
+    from flowpolicy.policy.loader import load_policy
+
+    shutil.copytree(example_dir(), project_dir,
+                    ignore=shutil.ignore_patterns(".metaflow", "__pycache__", "flows"))
+    policy = load_policy(project_dir / POLICY)
+    return policy, write_outputs(policy)
 
 
 @dataclass(frozen=True)
@@ -83,19 +98,13 @@ def run_demo(directory: str | os.PathLike | None = None,
 
     Raises FlowpolicyError (exit 1) when a flow's outcome is not what the policy demands.
     """
-    from flowpolicy.compile import write_outputs
-    from flowpolicy.policy.loader import load_policy
-
     started = time.perf_counter()
     scratch = _scratch(directory)
     project_dir = scratch / PROJECT
-    shutil.copytree(example_dir(), project_dir,
-                    ignore=shutil.ignore_patterns(".metaflow", "__pycache__", "flows"))
     env = _environment(scratch, echo)
     echo(f"flowpolicy demo in {project_dir}")
 
-    policy = load_policy(project_dir / POLICY)
-    written = write_outputs(policy)
+    policy, written = copy_example(project_dir)
     echo(f"compiled {POLICY} (policy {policy.short_hash}) into "
          f"{len(written)} flows: {', '.join(p.name for p in written)}\n")
 
@@ -162,23 +171,35 @@ def _scratch(directory: str | os.PathLike | None) -> Path:
 _REPRODUCE = ("METAFLOW_USER", "METAFLOW_DATASTORE_SYSROOT_LOCAL", "FLOWPOLICY_REGISTRY")
 
 
-def _environment(scratch: Path, echo: Callable[[str], None]) -> dict[str, str]:
-    """Local Metaflow and a SQLite registry, both inside the scratch folder; nothing from
-    the caller's flowpolicy or Metaflow settings leaks in except the user name."""
+def flow_environment(datastore_root: str | os.PathLike, registry: str, *, user: str,
+                     branch: str | None = None) -> dict[str, str]:
+    """The environment to run flows in on this machine: the caller's, minus its flowpolicy,
+    Metaflow and Outerbounds settings, plus Metaflow user ``user``, local Metaflow metadata
+    and datastore under ``datastore_root``, registry ``registry`` and, when given, branch
+    ``branch``. The demo, the benchmarks and the tests that run flows all use it."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("FLOWPOLICY_", "METAFLOW_", "OB_"))}
-    user = os.environ.get("METAFLOW_USER")
-    if not user:
-        user = _login() or "flowpolicy_demo"
-        echo(f"note: METAFLOW_USER is not set; the demo's Metaflow runs use {user!r}")
     env.update({
         "METAFLOW_USER": user,
         "METAFLOW_DEFAULT_METADATA": "local",
         "METAFLOW_DEFAULT_DATASTORE": "local",
-        "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(scratch),
-        "FLOWPOLICY_REGISTRY": f"sqlite:///{scratch / 'registry.db'}",
-        "PYTHONUNBUFFERED": "1",
+        "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(datastore_root),
+        "FLOWPOLICY_REGISTRY": registry,
     })
+    if branch:
+        env["FLOWPOLICY_BRANCH"] = branch
+    return env
+
+
+def _environment(scratch: Path, echo: Callable[[str], None]) -> dict[str, str]:
+    """Local Metaflow and a SQLite registry, both inside the scratch folder; nothing from
+    the caller's flowpolicy or Metaflow settings leaks in except the user name."""
+    user = os.environ.get("METAFLOW_USER")
+    if not user:
+        user = _login() or "flowpolicy_demo"
+        echo(f"note: METAFLOW_USER is not set; the demo's Metaflow runs use {user!r}")
+    env = flow_environment(scratch, f"sqlite:///{scratch / 'registry.db'}", user=user)
+    env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
