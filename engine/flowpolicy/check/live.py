@@ -22,7 +22,7 @@ decides what to ask about and words the results:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -102,13 +102,7 @@ def live_results(
         results += _drift_results(policy, view, branch, now)
         results += _annotation_results(policy, view, branch)
     results += _declared_results(policy, view, branches)
-    return [_with_policy(r, policy.source) for r in results]
-
-
-def _with_policy(result: Result, source: str) -> Result:
-    from dataclasses import replace
-
-    return replace(result, policy=source)
+    return [replace(r, policy=policy.source) for r in results]
 
 
 def _asset_type(policy: Policy, asset: str) -> str:
@@ -288,8 +282,7 @@ def _champion_results(policy: Policy, view: RegistryView, branch: str,
                    "rule": rule.alias}
         tag = champion_tag(rule.alias, branch)
         record = view.instance(scope, champion)
-        run = training_run(dict(record.annotations), record.created_by.entity_id) if record \
-            else ""
+        run = training_run(record) if record else ""
         flow_name, _, run_id = run.partition("/")
         if not run_id:
             results.append(Result(

@@ -15,30 +15,28 @@ from collections.abc import Iterator
 from typing import Any
 
 from flowpolicy.errors import FlowpolicyError
+from flowpolicy.registry.base import InstanceRecord
+from flowpolicy.runtime.tags import _run_sort_key  # the champion flow's order of run ids
 
 
 class MetaflowReadError(FlowpolicyError):
     """A run, task or artifact the check needs cannot be read from Metaflow."""
 
 
-def run_sort_key(run_id: str) -> tuple[int, int | str]:
-    return (0, int(run_id)) if run_id.isdigit() else (1, run_id)
-
-
-def training_run(ref_or_annotations: dict[str, Any], created_by: str | None = None) -> str:
+def training_run(record: InstanceRecord) -> str:
     """``Flow/run_id`` of the run that produced an instance: its ``run_pathspec``
     annotation (set by ``register_*``), else its creator's task pathspec."""
-    pathspec = ref_or_annotations.get("run_pathspec") or created_by or ""
+    pathspec = record.annotations.get("run_pathspec") or record.created_by.entity_id or ""
     return "/".join(pathspec.split("/")[:2])
 
 
 class MetaflowRuns:
-    """Tag and artifact reads through the Metaflow client, cached per flow."""
+    """Tag and artifact reads through the Metaflow client; each flow's runs are listed once."""
 
     def __init__(self, root: str | None = None):
         self.root = root
-        self._tagged: dict[tuple[str, str], list[str]] = {}
-        self._runs: dict[str, set[str]] = {}
+        #: flow name -> run id -> the run's user tags
+        self._runs: dict[str, dict[str, frozenset[str]]] = {}
 
     @contextlib.contextmanager
     def client(self) -> Iterator[Any]:
@@ -64,31 +62,28 @@ class MetaflowRuns:
 
     def runs(self, flow_name: str) -> set[str]:
         """Ids of every run of ``flow_name`` (empty when the flow is unknown)."""
-        if flow_name not in self._runs:
-            self._load(flow_name)
-        return self._runs[flow_name]
+        return set(self._tags_by_run(flow_name))
 
     def tagged(self, flow_name: str, tag: str) -> list[str]:
         """Ids of the runs of ``flow_name`` carrying user tag ``tag``, ordered by id."""
-        if (flow_name, tag) not in self._tagged:
-            self._load(flow_name, tag)
-        return self._tagged[(flow_name, tag)]
+        return sorted((run_id for run_id, tags in self._tags_by_run(flow_name).items()
+                       if tag in tags), key=_run_sort_key)
 
-    def _load(self, flow_name: str, tag: str | None = None) -> None:
+    def _tags_by_run(self, flow_name: str) -> dict[str, frozenset[str]]:
+        if flow_name in self._runs:
+            return self._runs[flow_name]
         from metaflow.exception import MetaflowNotFound
 
         with self.client() as mf:
             try:
-                runs = list(mf.Flow(flow_name).runs())
+                runs = {r.id: frozenset(r.user_tags) for r in mf.Flow(flow_name).runs()}
             except MetaflowNotFound:
-                runs = []
+                runs = {}
             except Exception as exc:  # the client raises many kinds; all mean "cannot read"
                 raise MetaflowReadError(
                     f"cannot read the runs of Metaflow flow {flow_name}: {exc}") from exc
-            self._runs[flow_name] = {r.id for r in runs}
-            if tag is not None:
-                self._tagged[(flow_name, tag)] = sorted(
-                    (r.id for r in runs if tag in r.user_tags), key=run_sort_key)
+        self._runs[flow_name] = runs
+        return runs
 
     def artifact(self, task_pathspec: str, name: str) -> Any:
         """The value of artifact ``name`` of task ``Flow/run/step/task``."""
