@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from flowpolicy.check.inputs import load_policies, open_registry_readonly
+from flowpolicy.check.inputs import find_policies, load_policies, open_registry_readonly
 from flowpolicy.check.plan import PlanReport, PlanRequest, run_plan
 from flowpolicy.check.report import (
     CHECK_IDS,
@@ -31,7 +31,7 @@ from flowpolicy.check.report import (
     SectionReport,
     format_text,
 )
-from flowpolicy.errors import FlowpolicyError, PolicyError
+from flowpolicy.errors import PolicyError
 from flowpolicy.policy.model import Policy
 
 __all__ = [
@@ -74,14 +74,11 @@ class CheckRequest:
 def run_check(request: CheckRequest) -> CheckReport:
     """Run the static and live checks; never raises for a failing check (those are results),
     only for invalid input (a missing path, an unreadable registry, an unknown branch)."""
-    from flowpolicy.policy.loader import find_policy_files, load_policy
+    from flowpolicy.policy.loader import load_policy
 
     now = request.now or datetime.now(timezone.utc)
     stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    files = find_policy_files(list(request.policies))
-    if not files:
-        searched = ", ".join(request.policies) or "policies/ or the current directory"
-        raise FlowpolicyError(f"no policy files found in {searched}")
+    files = find_policies(request.policies)
     policies: list[Policy] = []
     infos: list[PolicyInfo] = []
     policy_results: list[Result] = []

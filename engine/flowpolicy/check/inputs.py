@@ -4,21 +4,30 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from flowpolicy.errors import FlowpolicyError, RegistryError
 from flowpolicy.policy.model import Policy
 
 
-def load_policies(paths: Sequence[str]) -> list[Policy]:
-    """Load the policies named by ``paths`` (files or folders); raises PolicyError for an
-    invalid one and FlowpolicyError when a path is missing or nothing is found."""
-    from flowpolicy.policy.loader import find_policy_files, load_policy
+def find_policies(paths: Sequence[str]) -> list[Path]:
+    """The policy files named by ``paths`` (files or folders; default ./policies/, else the
+    current folder); raises FlowpolicyError when a path is missing or nothing is found."""
+    from flowpolicy.policy.loader import find_policy_files
 
     files = find_policy_files(list(paths))
     if not files:
         searched = ", ".join(paths) or "policies/ or the current directory"
         raise FlowpolicyError(f"no policy files found in {searched}")
-    return [load_policy(path) for path in files]
+    return files
+
+
+def load_policies(paths: Sequence[str]) -> list[Policy]:
+    """Load the policies named by ``paths`` (see :func:`find_policies`); raises PolicyError
+    for an invalid one."""
+    from flowpolicy.policy.loader import load_policy
+
+    return [load_policy(path) for path in find_policies(paths)]
 
 
 def open_registry_readonly(url: str | None):

@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowpolicy.check.inputs import load_policies, open_registry_readonly
-from flowpolicy.check.live import RegistryView, check_branches
+from flowpolicy.check.live import (
+    PROMOTED_FROM_BRANCH,
+    PROMOTED_FROM_INSTANCE,
+    RegistryView,
+    check_branches,
+)
 from flowpolicy.check.metaflow_runs import MetaflowReadError, MetaflowRuns
 from flowpolicy.errors import FlowpolicyError, RegistryError
 from flowpolicy.policy.model import Policy
@@ -145,9 +150,9 @@ def _plan_gate(policy: Policy, view: RegistryView, branches: Sequence[str], rule
             continue
         outcome = "pass" if verdict.passed else "fail"
         event = f"; publishes {verdict.event}" if verdict.event else ""
-        out.append({"branch": branch, "status": "decided", "outcome": outcome,
-                    "summary": f"{gate.asset} {latest.id} would {outcome} gate {gate.name}{event}",
-                    "decision": verdict.to_dict()})
+        out.append(_decided(branch, outcome,
+                            f"{gate.asset} {latest.id} would {outcome} gate {gate.name}{event}",
+                            verdict.to_dict()))
     return out
 
 
@@ -175,10 +180,9 @@ def _plan_champion(policy: Policy, view: RegistryView, branches: Sequence[str], 
             out.append(_error(branch, str(exc)))
             continue
         margin = "" if decision.margin is None else f" (margin {decision.margin:.4g})"
-        out.append({"branch": branch, "status": "decided",
-                    "outcome": "promote" if decision.promote else "keep",
-                    "summary": decision.reason + ("" if "margin" in decision.reason else margin),
-                    "decision": decision.to_dict()})
+        out.append(_decided(branch, "promote" if decision.promote else "keep",
+                            decision.reason + ("" if "margin" in decision.reason else margin),
+                            decision.to_dict()))
     return out
 
 
@@ -206,13 +210,12 @@ def _plan_promotion(policy: Policy, view: RegistryView, branches: Sequence[str],
         outcome = "allowed" if verdict.allowed else "refused"
         then = f", then @{edge.alias} on {edge.target}" if verdict.allowed else ""
         already = [r.id for r in view.instances(view.scope(edge.target, asset_type, asset))
-                   if r.annotations.get("promoted_from_branch") == edge.source
-                   and r.annotations.get("promoted_from_instance") == latest.id]
+                   if r.annotations.get(PROMOTED_FROM_BRANCH) == edge.source
+                   and r.annotations.get(PROMOTED_FROM_INSTANCE) == latest.id]
         if already:
             then += f" (already there as {', '.join(already)})"
-        out.append({"branch": where, "status": "decided", "outcome": outcome,
-                    "summary": f"{asset} {latest.id} would be {outcome}{then}",
-                    "decision": verdict.to_dict()})
+        out.append(_decided(where, outcome, f"{asset} {latest.id} would be {outcome}{then}",
+                            verdict.to_dict()))
     return out
 
 
@@ -242,11 +245,11 @@ def _plan_drift(policy: Policy, view: RegistryView, branches: Sequence[str], rul
             out.append(_error(branch, str(exc)))
             continue
         event = f"; publishes {result.event}" if result.event else ""
-        out.append({"branch": branch, "status": "decided", "outcome": result.level,
-                    "summary": f"{asset} {current.id} vs {reference.id}: level {result.level} "
-                               f"(max D {result.max_statistic:.4f} in {result.worst_column})"
-                               f"{event}",
-                    "decision": _json_safe(result.to_dict())})
+        out.append(_decided(
+            branch, result.level,
+            f"{asset} {current.id} vs {reference.id}: level {result.level} "
+            f"(max D {result.max_statistic:.4f} in {result.worst_column}){event}",
+            _json_safe(result.to_dict())))
     return out
 
 
@@ -257,6 +260,12 @@ _PLANNERS = {"gate": _plan_gate, "champion": _plan_champion, "promotion": _plan_
 def _latest(view: RegistryView, scope):
     instances = view.instances(scope)
     return instances[0] if instances else None
+
+
+def _decided(branch: str, outcome: str, summary: str, decision: Mapping[str, Any]
+             ) -> dict[str, Any]:
+    return {"branch": branch, "status": "decided", "outcome": outcome, "summary": summary,
+            "decision": decision}
 
 
 def _nothing(branch: str, summary: str) -> dict[str, Any]:

@@ -13,22 +13,39 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 
 HELP = "check that the policies hold: valid, compiled, lint clean, and true in the registry"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """What ``check`` and ``plan`` both read: the policies, the registry, the report format."""
     parser.add_argument("policies", nargs="*", metavar="POLICY",
                         help="policy files or directories (default: ./policies/ if it exists, "
                              "else the current directory)")
     parser.add_argument("--registry", metavar="URL",
                         help="registry URL (default: FLOWPOLICY_REGISTRY or "
                              ".flowpolicy/registry.db at the project root)")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="report format (default: text)")
+
+
+def write_report(args: argparse.Namespace, report, text: Callable[[], str]) -> int:
+    """Print ``report`` as ``--format`` asks (JSON from ``to_dict()``, else ``text()``) and
+    return its exit code."""
+    if args.format == "json":
+        json.dump(report.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(text())
+    return report.exit_code
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_input_arguments(parser)
     parser.add_argument("--branch", action="append", default=[], metavar="B",
                         help="check only this branch live (repeatable; default: the policy's "
                              "branches)")
-    parser.add_argument("--format", choices=("text", "json"), default="text",
-                        help="report format (default: text)")
     parser.add_argument("--no-static", action="store_true",
                         help="skip the compile and lint sections")
     parser.add_argument("--no-live", action="store_true",
@@ -50,9 +67,4 @@ def run(args: argparse.Namespace) -> int:
         live=not args.no_live,
         src=tuple(args.src),
     ))
-    if args.format == "json":
-        json.dump(report.to_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(format_text(report, verbose=args.verbose))
-    return report.exit_code
+    return write_report(args, report, lambda: format_text(report, verbose=args.verbose))

@@ -6,23 +6,16 @@ registry. Exit 0, or 2 on invalid input."""
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+
+from flowpolicy.commands.check import add_input_arguments, write_report
 
 HELP = "dry run: what each generated flow would decide now (nothing runs, nothing is written)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("policies", nargs="*", metavar="POLICY",
-                        help="policy files or directories (default: ./policies/ if it exists, "
-                             "else the current directory)")
-    parser.add_argument("--registry", metavar="URL",
-                        help="registry URL (default: FLOWPOLICY_REGISTRY or "
-                             ".flowpolicy/registry.db at the project root)")
+    add_input_arguments(parser)
     parser.add_argument("--branch", metavar="B",
                         help="only this branch (promotions leaving or entering it)")
-    parser.add_argument("--format", choices=("text", "json"), default="text",
-                        help="report format (default: text)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,9 +23,4 @@ def run(args: argparse.Namespace) -> int:
 
     report = run_plan(PlanRequest(policies=tuple(args.policies), registry=args.registry,
                                   branch=args.branch))
-    if args.format == "json":
-        json.dump(report.to_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(report.format_text())
-    return report.exit_code
+    return write_report(args, report, report.format_text)
