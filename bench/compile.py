@@ -79,7 +79,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from flowpolicy.compile import compile_policy
-    from flowpolicy.compile.render import render  # noqa: F401  (import cost outside the timing)
     from flowpolicy.policy.loader import load_policy
 
     with tempfile.TemporaryDirectory() as tmp:

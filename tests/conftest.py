@@ -27,3 +27,12 @@ def registry_url(tmp_path, monkeypatch) -> str:
     url = f"sqlite:///{tmp_path / 'registry.db'}"
     monkeypatch.setenv("FLOWPOLICY_REGISTRY", url)
     return url
+
+
+@pytest.fixture(scope="session")
+def healthy(tmp_path_factory):
+    """The healthy fraud project and registry the check and plan tests start from (built once
+    per test run by :func:`test_check_support.shared_healthy`); copy it before breaking it."""
+    from test_check_support import shared_healthy
+
+    return shared_healthy(tmp_path_factory)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from test_check_support import PROJECT, REPO_ROOT, Project, shared_healthy
+from test_check_support import PROJECT, REPO_ROOT, Project
 
 from flowpolicy import Asset
 from flowpolicy.check import CheckRequest, run_check
@@ -25,11 +25,6 @@ from flowpolicy.errors import FlowpolicyError, RegistryError
 pytestmark = pytest.mark.flows
 
 SCHEMA = json.loads((REPO_ROOT / "schemas" / "check-report.schema.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def healthy(tmp_path_factory) -> Project:
-    return shared_healthy(tmp_path_factory)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from test_check_support import (
     Project,
     downgrade_to_schema_1,
     file_digest,
-    shared_healthy,
 )
 
 from flowpolicy import Asset
@@ -23,11 +22,6 @@ from flowpolicy.check import PlanRequest, run_plan
 pytestmark = pytest.mark.flows
 
 SCHEMA = json.loads((REPO_ROOT / "schemas" / "plan-report.schema.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def healthy(tmp_path_factory) -> Project:
-    return shared_healthy(tmp_path_factory)
 
 
 @pytest.fixture
