@@ -6,20 +6,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from flowpolicy.errors import FlowpolicyError, RegistryError
 from flowpolicy.policy.model import Policy
 
 
 def find_policies(paths: Sequence[str]) -> list[Path]:
     """The policy files named by ``paths`` (files or folders; default ./policies/, else the
     current folder); raises FlowpolicyError when a path is missing or nothing is found."""
-    from flowpolicy.policy.loader import find_policy_files
+    from flowpolicy.policy.loader import require_policy_files
 
-    files = find_policy_files(list(paths))
-    if not files:
-        searched = ", ".join(paths) or "policies/ or the current directory"
-        raise FlowpolicyError(f"no policy files found in {searched}")
-    return files
+    return require_policy_files(list(paths))
 
 
 def load_policies(paths: Sequence[str]) -> list[Policy]:
@@ -33,12 +28,9 @@ def load_policies(paths: Sequence[str]) -> list[Policy]:
 def open_registry_readonly(url: str | None):
     """The registry behind ``url`` opened read-only: never created, migrated or written (an
     older schema is read as it is); a missing file is invalid input (RegistryError, exit 2)."""
-    from flowpolicy.registry import default_registry_url, open_registry, registry_file
+    from flowpolicy.registry import open_existing_registry
 
-    url = url or default_registry_url()
-    path = registry_file(url)
-    if path is not None and not path.is_file():
-        raise RegistryError(
-            f"no registry at {path}: nothing to check (run the flows first, or point "
-            "--registry / FLOWPOLICY_REGISTRY at the right file)")
-    return open_registry(url, read_only=True)
+    return open_existing_registry(
+        url, read_only=True,
+        missing="nothing to check (run the flows first, or point --registry / "
+                "FLOWPOLICY_REGISTRY at the right file)")

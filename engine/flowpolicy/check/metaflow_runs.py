@@ -16,7 +16,7 @@ from typing import Any
 
 from flowpolicy.errors import FlowpolicyError
 from flowpolicy.registry.base import InstanceRecord
-from flowpolicy.runtime.tags import _run_sort_key  # the champion flow's order of run ids
+from flowpolicy.runtime.tags import run_sort_key  # the champion flow's order of run ids
 
 
 class MetaflowReadError(FlowpolicyError):
@@ -67,7 +67,7 @@ class MetaflowRuns:
     def tagged(self, flow_name: str, tag: str) -> list[str]:
         """Ids of the runs of ``flow_name`` carrying user tag ``tag``, ordered by id."""
         return sorted((run_id for run_id, tags in self._tags_by_run(flow_name).items()
-                       if tag in tags), key=_run_sort_key)
+                       if tag in tags), key=run_sort_key)
 
     def _tags_by_run(self, flow_name: str) -> dict[str, frozenset[str]]:
         if flow_name in self._runs:

@@ -42,15 +42,11 @@ def add_scope_arguments(parser: argparse.ArgumentParser) -> None:
 
 def open_existing(url: str | None):
     """Open the registry, refusing to create a new file just to report on it."""
-    from flowpolicy.registry import default_registry_url, open_registry, registry_file
+    from flowpolicy.registry import open_existing_registry
 
-    url = url or default_registry_url()
-    path = registry_file(url)
-    if path is not None and not path.exists():
-        raise RegistryError(
-            f"no registry at {path} (nothing registered yet, or set FLOWPOLICY_REGISTRY / "
-            "--registry to the right file)")
-    return open_registry(url)
+    return open_existing_registry(
+        url, missing="nothing registered yet, or set FLOWPOLICY_REGISTRY / --registry to the "
+                     "right file")
 
 
 def scope_filters(args: argparse.Namespace, *, all_projects: bool) -> tuple[str | None,

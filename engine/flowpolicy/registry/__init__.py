@@ -111,6 +111,17 @@ def registry_file(url: str | None = None) -> Path | None:
     return None
 
 
+def open_existing_registry(url: str | None = None, *, read_only: bool = False,
+                           missing: str) -> Registry:
+    """:func:`open_registry` for commands that only report: a registry file that does not
+    exist is a :class:`RegistryError` (``no registry at PATH: <missing>``), never created."""
+    url = url or default_registry_url()
+    path = registry_file(url)
+    if path is not None and not path.is_file():
+        raise RegistryError(f"no registry at {path}: {missing}")
+    return open_registry(url, read_only=read_only)
+
+
 def _normalise(url: str) -> str:
     path = registry_file(url)
     return url if path is None else f"sqlite:///{path}"

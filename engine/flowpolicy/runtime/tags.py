@@ -26,7 +26,7 @@ def champion_tag(alias: str, branch: str) -> str:
     return f"{alias}:{sanitize_branch(branch)}"
 
 
-def _run_sort_key(run_id: str) -> tuple[int, int | str]:
+def run_sort_key(run_id: str) -> tuple[int, int | str]:
     return (0, int(run_id)) if run_id.isdigit() else (1, run_id)
 
 
@@ -48,7 +48,7 @@ def mirror_champion_tag(flow_name: str, run_id: str | int, tag: str) -> dict[str
         if tag not in champion.user_tags:
             champion.add_tag(tag)
         stale = sorted((r.id for r in Flow(flow_name).runs(tag) if r.id != run_id),
-                       key=_run_sort_key)
+                       key=run_sort_key)
         for other in stale:
             Run(f"{flow_name}/{other}").remove_tag(tag)
     finally:
