@@ -61,6 +61,7 @@ def test_parse_spec_accepts(spec, back, version, alias):
     ("@", "an alias name must follow '@'"),
     ("@-x", "invalid alias name"),
     ("@a b", "invalid alias name"),
+    ("@a\n", "invalid alias name"),
     ("", "malformed instance spec ''"),
     ("LATEST", "malformed instance spec"),
     ("3", "malformed instance spec '3'"),

@@ -33,7 +33,7 @@ _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_TAG}{name}" for name in ("str", "int", "float", "bool", "null", "timestamp")}
 _SCALAR_TAGS |= {"!", f"{_TAG}value", f"{_TAG}merge"}
 _MERGE_TAG = f"{_TAG}merge"
-_IDENTIFIER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENTIFIER_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _short_tag(tag: str) -> str:
@@ -44,7 +44,7 @@ def child_path(parent: str, key: str | int) -> str:
     """The JSON path of a mapping entry (``str`` key) or list item (``int`` index)."""
     if isinstance(key, int):
         return f"{parent}[{key}]"
-    if _IDENTIFIER_KEY.match(key):
+    if _IDENTIFIER_KEY.fullmatch(key):
         return f"{parent}.{key}"
     return f"{parent}[{key!r}]"
 

@@ -29,7 +29,7 @@ ASSET_TYPE_OF: Mapping[str, str] = MappingProxyType(
 
 EVIDENCE_KINDS: tuple[str, ...] = ("gate", "champion", "promotion", "drift")
 
-_ALIAS_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_ALIAS_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _SPEC_FORMS = "'latest', 'latest-N' (N >= 0), 'vN' (N >= 1) or '@alias'"
 
 
@@ -287,7 +287,7 @@ def _is_number(digits: str) -> bool:
 
 def validate_alias(alias: str) -> str:
     """Alias names: letters, digits, ``_ . -``, not starting with ``.``/``-``, ≤ 128 chars."""
-    if not isinstance(alias, str) or not _ALIAS_RE.match(alias):
+    if not isinstance(alias, str) or not _ALIAS_RE.fullmatch(alias):
         raise RegistryError(
             f"invalid alias name {alias!r}: use letters, digits, '_', '.', '-' "
             f"(starting with a letter, digit or '_'), at most 128 characters"
