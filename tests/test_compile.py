@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import itertools
 import keyword
 import os
 import re
@@ -530,9 +531,68 @@ def test_cli_output_dir_option_and_invalid_policy_exit_codes(tmp_path):
     assert _cli(str(tmp_path / "missing.yaml"), cwd=tmp_path).returncode == 2
 
 
-def test_output_that_does_not_compile_is_refused(monkeypatch):
-    import flowpolicy.compile.render as render_module
+def _every_template_branch() -> Policy:
+    """One policy that takes every branch of every template: each gate, champion rule,
+    promoted asset and drift rule differs from the others in what is optional."""
+    check_sets = {
+        "lo": (Check("f1_score", min=0.8),),
+        "hi": (Check("latency_ms", max=50.0),),
+        "both": (Check("f1_score", min=0.5, max=1.0),),
+        "many": (Check("f1_score", min=0.8), Check("latency_ms", max=5.0),
+                 Check("auc", min=0.6, max=0.99)),
+    }
+    assets: dict[str, AssetDecl] = {"reports": AssetDecl("reports", "data")}
+    gates, champions, edges, drift = {}, {}, [], {}
+    for index, (checks, on_pass, on_fail, kind) in enumerate(itertools.product(
+            check_sets, (None, "passed"), (None, "failed"), ("model", "data"))):
+        asset = f"gated_{index}"
+        assets[asset] = AssetDecl(asset, kind)
+        gates[f"gate_{index}"] = Gate(f"gate_{index}", asset, check_sets[checks],
+                                      on_pass=on_pass, on_fail=on_fail)
+    for index, (direction, on_promote, on_keep, kind) in enumerate(itertools.product(
+            ("maximize", "minimize"), (None, "promoted"), (None, "kept"), ("model", "data"))):
+        asset = f"ranked_{index}"
+        assets[asset] = AssetDecl(asset, kind)
+        champions[asset] = ChampionRule(asset, "f1_score", direction, 0.01, "best" if index % 2
+                                        else "champion", on_promote, on_keep)
+    for index, (require, alias, ranked, kind, two_edges) in enumerate(itertools.product(
+            ((), ("gate_0",), ("champion",), ("gate_1", "champion")), ("candidate", "live"),
+            (False, True), ("model", "data"), (False, True))):
+        asset = f"promoted_{index}"
+        assets[asset] = AssetDecl(asset, kind)
+        if ranked:
+            champions[asset] = ChampionRule(asset, "f1_score")
+        edges.append(PromotionEdge("dev", "staging", (asset,), require, alias))
+        if two_edges:
+            edges.append(PromotionEdge("staging", "prod", (asset, "gated_0"), ("champion",),
+                                       "production"))
+    for index, (levels, columns, report, events) in enumerate(itertools.product(
+            (1, 3), ((), ("amount", "age")), (None, "reports"),
+            ({}, {"high": "retrain"}, {"normal": "fine", "high": "retrain"}))):
+        asset = f"watched_{index}"
+        assets[asset] = AssetDecl(asset, "data")
+        names = ("normal", "elevated", "high")[-levels:]
+        drift[asset] = DriftRule(
+            asset, tuple(DriftLevel(name, 0.05 * i) for i, name in enumerate(names)),
+            columns=columns, report_asset=report,
+            events=frozen_map({k: v for k, v in events.items() if k in names}),
+        )
+    return Policy(
+        project="branches", assets=frozen_map(assets), branches=("dev", "staging", "prod"),
+        gates=frozen_map(gates), champions=frozen_map(champions), promotion=tuple(edges),
+        drift=frozen_map(drift),
+    )
 
-    monkeypatch.setattr(render_module, "render", lambda template, context: "def broken(:\n")
-    with pytest.raises(CompileError, match="does not parse"):
-        compile_policy(fraud_policy())
+
+def test_every_template_branch_compiles_to_valid_python():
+    """compile_policy does not re-parse its output (see its docstring): this is the proof
+    that no template branch writes code Python refuses."""
+    policy = _every_template_branch()
+    outputs = compile_policy(policy)
+    kinds = {name.rsplit("_", 1)[1] for name in outputs}
+    assert kinds == {"gate.py", "champion.py", "promotion.py", "drift.py"}
+    assert len(outputs) == (len(policy.gates) + len(policy.champions)
+                            + len({a for e in policy.promotion for a in e.assets})
+                            + len(policy.drift))
+    for name, source in outputs.items():
+        compile(source, name, "exec", dont_inherit=True)  # parser, symbol table and codegen

@@ -3,9 +3,12 @@ stock presets load; docs/policy-reference.md is generated from it and current.""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from flowpolicy.policy.loader import load_policy_text
@@ -75,3 +78,100 @@ def test_reference_doc_is_current() -> None:
     assert committed == render_reference(), (
         "docs/policy-reference.md is stale: run "
         "`python -m flowpolicy.policy.reference > docs/policy-reference.md`")
+
+
+# --- the fast verdict: a shortcut past jsonschema for valid documents ---------------------
+
+@functools.cache
+def _valid_documents() -> list[dict]:
+    """Merged documents of every valid policy in the repository."""
+    from flowpolicy.policy.loader import load_policy
+
+    paths = [*REPO.glob("examples/*/policies/*.yaml"),
+             *REPO.glob("tests/fixtures/policies/valid/*.yaml")]
+    documents = [load_policy(path).to_document() for path in sorted(paths)]
+    assert len(documents) >= 2
+    return documents
+
+
+VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([0.5, -0.1, 1.0, 2.5]),
+    st.sampled_from(["", "x", "fraud_model", "Bad Name", "dev", "ks", "maximize", "champion",
+                     "latest-1", "10d", "flowpolicy:naming", "a" * 70, "f1_score"]),
+    st.just([]), st.just({}), st.just(["a", "a"]), st.just({"unknown": 1}),
+)
+
+
+def _paths(node: object, path: tuple = ()) -> list[tuple]:
+    found = [path]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _paths(value, (*path, index))
+    return found
+
+
+@st.composite
+def mutated_documents(draw) -> dict:
+    """A valid document with a few nodes replaced, removed or added."""
+    import copy
+
+    document = copy.deepcopy(draw(st.sampled_from(_valid_documents())))
+    for _ in range(draw(st.integers(1, 4))):
+        path = draw(st.sampled_from(_paths(document)))
+        if not path:
+            continue
+        parent = document
+        for part in path[:-1]:
+            parent = parent[part]
+        action = draw(st.sampled_from(["replace", "remove", "add"]))
+        if action == "replace":
+            parent[path[-1]] = draw(VALUES)
+        elif action == "remove":
+            del parent[path[-1]]
+        elif isinstance(parent, dict):
+            parent[draw(st.sampled_from(["extra", "Bad Key", "min", "asset", "alias"]))] = \
+                draw(VALUES)
+        else:
+            parent.append(draw(VALUES))
+    return document
+
+
+@settings(max_examples=400, deadline=None)
+@given(mutated_documents())
+def test_fast_verdict_never_passes_what_jsonschema_refuses(document: dict) -> None:
+    from flowpolicy.policy.schema import fast_verdict
+
+    if fast_verdict()(document):
+        assert not list(Draft202012Validator(policy_schema()).iter_errors(document))
+
+
+def test_fast_verdict_passes_every_valid_policy() -> None:
+    """Else it would be dead code: valid documents must not need jsonschema at all."""
+    from flowpolicy.policy.schema import fast_verdict
+
+    verdict = fast_verdict()
+    assert verdict is not None, "the policy schema uses a keyword the fast verdict lacks"
+    for document in _valid_documents():
+        assert verdict(document)
+
+
+def test_fast_verdict_refuses_each_kind_of_schema_error() -> None:
+    from flowpolicy.policy.schema import fast_verdict
+
+    verdict = fast_verdict()
+    base = _valid_documents()[0]
+    broken = [
+        {**base, "extra": 1},                                    # additionalProperties
+        {k: v for k, v in base.items() if k != "project"},       # required
+        {**base, "version": "1"},                                # type
+        {**base, "project": "Not A Name"},                       # pattern
+        {**base, "branches": ["dev", "dev"]},                    # uniqueItems
+        {**base, "assets": {"Bad Key": {"type": "data"}}},       # propertyNames
+        {**base, "assets": {"thing": {"type": "table"}}},        # enum
+    ]
+    for document in broken:
+        assert not verdict(document), document
+        assert list(Draft202012Validator(policy_schema()).iter_errors(document)), document

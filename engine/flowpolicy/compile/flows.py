@@ -21,6 +21,7 @@ from flowpolicy.policy.model import (
     DriftRule,
     Gate,
     Policy,
+    PromotionEdge,
 )
 
 
@@ -53,10 +54,12 @@ def plan_flows(policy: Policy) -> list[FlowPlan]:
     """Every flow the policy compiles to, in a stable order (gates, champions, promotions,
     drift; each in policy order). Raises CompileError for names that cannot be used."""
     header = _header(policy)
+    gate_order = {name: index for index, name in enumerate(policy.gates)}
     plans = [
         *(_gate_flow(policy, gate, header) for gate in policy.gates.values()),
         *(_champion_flow(policy, rule, header) for rule in policy.champions.values()),
-        *(_promotion_flow(policy, asset, header) for asset in _promoted_assets(policy)),
+        *(_promotion_flow(policy, asset, edges, header, gate_order)
+          for asset, edges in _edges_by_asset(policy).items()),
         *(_drift_flow(policy, rule, header) for rule in policy.drift.values()),
     ]
     seen: dict[str, FlowPlan] = {}
@@ -195,22 +198,23 @@ def _champion_flow(policy: Policy, rule: ChampionRule, header: dict[str, object]
     return _finish("champion", rule.asset, class_name, "champion.py.j2", context, header)
 
 
-def _promoted_assets(policy: Policy) -> list[str]:
-    seen: dict[str, None] = {}
-    for edge in policy.promotion:
-        seen.update(dict.fromkeys(edge.assets))
-    return list(seen)
+def _edges_by_asset(policy: Policy) -> dict[str, list[tuple[int, PromotionEdge]]]:
+    """Promoted asset -> the edges (with their index) that name it, both in policy order."""
+    found: dict[str, list[tuple[int, PromotionEdge]]] = {}
+    for index, edge in enumerate(policy.promotion):
+        for asset in dict.fromkeys(edge.assets):
+            found.setdefault(asset, []).append((index, edge))
+    return found
 
 
-def _promotion_flow(policy: Policy, asset: str, header: dict[str, object]) -> FlowPlan:
+def _promotion_flow(policy: Policy, asset: str, asset_edges: list[tuple[int, PromotionEdge]],
+                    header: dict[str, object], gate_order: Mapping[str, int]) -> FlowPlan:
     path = "$.promotion"
     names.check_name(policy, asset, path, "asset name")
     asset_type = _asset_type(policy, asset, path)
     edges = []
     lines = []
-    for index, edge in enumerate(policy.promotion):
-        if asset not in edge.assets:
-            continue
+    for index, edge in asset_edges:
         edge_path = f"{path}[{index}]"
         names.check_word(policy, edge.source, f"{edge_path}.from", "branch name")
         names.check_word(policy, edge.target, f"{edge_path}.to", "branch name")
@@ -226,11 +230,11 @@ def _promotion_flow(policy: Policy, asset: str, header: dict[str, object]) -> Fl
         version=policy.version,
         assets={asset: _asset_decl(policy.assets[asset])},
         branches=policy.branches,
-        gates={name: gate for name, gate in policy.gates.items() if name in required},
-        champions={
-            name: rule for name, rule in policy.champions.items()
-            if name == asset and CHAMPION_REQUIREMENT in required
-        },
+        # looked up by name, in policy order: n promoted assets and n gates must not cost n * n
+        gates={name: policy.gates[name]
+               for name in sorted(required & gate_order.keys(), key=gate_order.__getitem__)},
+        champions={asset: policy.champions[asset]}
+        if CHAMPION_REQUIREMENT in required and asset in policy.champions else {},
         promotion=tuple(edges),
     )
     ir_imports = ["AssetDecl", "Policy", "PromotionEdge"]

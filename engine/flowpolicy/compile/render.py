@@ -28,6 +28,11 @@ def literal(value: object, indent: int = 0, used: int | None = None) -> str:
     on and ``used`` how many characters precede it there (default: ``indent``); a literal
     that does not fit in :data:`LINE_WIDTH` is laid out one item per line. Raises
     CompileError for anything that is not plain data."""
+    kind = type(value)
+    if kind is str:  # most literals are names and numbers: skip the layout machinery
+        return _string(value)
+    if kind is float and math.isfinite(value):
+        return repr(value)
     return _layout(value, indent, indent if used is None else used, {})
 
 
@@ -154,6 +159,7 @@ def _environment():
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # package data: no stat() of every template on every render
     )
     env.filters["py"] = literal
     env.filters["comment"] = comment
