@@ -38,18 +38,19 @@ def literal(value: object, indent: int = 0, used: int | None = None) -> str:
 
 def _layout(value: object, indent: int, used: int, flat_of: dict[int, tuple[object, str]]) -> str:
     flat = _flat(value, flat_of)
-    if used + len(flat) + 1 <= LINE_WIDTH or not _is_container(value):
+    shape = _shape(type(value))
+    if used + len(flat) + 1 <= LINE_WIDTH or shape not in _CONTAINERS:
         return flat
     inner = indent + 4
-    if isinstance(value, Mapping):
+    if shape == "mapping":
         items = []
         for key, item in value.items():
             prefix = f"{_flat(key, flat_of)}: "
             items.append(prefix + _layout(item, inner, inner + len(prefix), flat_of))
         open_, close = "{", "}"
-    elif isinstance(value, (tuple, list)):
+    elif shape in ("tuple", "list"):
         items = [_layout(item, inner, inner, flat_of) for item in value]
-        open_, close = ("(", ")") if isinstance(value, tuple) else ("[", "]")
+        open_, close = ("(", ")") if shape == "tuple" else ("[", "]")
     else:
         items = [f"{name}={_layout(item, inner, inner + len(name) + 1, flat_of)}"
                  for name, item in _ir_fields(value)]
@@ -58,12 +59,7 @@ def _layout(value: object, indent: int, used: int, flat_of: dict[int, tuple[obje
     return f"{open_}\n{body}{' ' * indent}{close}"
 
 
-def _is_container(value: object) -> bool:
-    return isinstance(value, (Mapping, tuple, list)) or _is_ir(value)
-
-
-def _is_ir(value: object) -> bool:
-    return dataclasses.is_dataclass(value) and type(value).__module__ == _IR_MODULE
+_CONTAINERS = frozenset({"mapping", "tuple", "list", "ir"})
 
 
 def _ir_fields(value: object) -> list[tuple[str, object]]:
@@ -99,34 +95,57 @@ def _field_defaults(cls: type) -> tuple[tuple[str, object], ...]:
 def _flat(value: object, flat_of: dict[int, tuple[object, str]]) -> str:
     """``value`` on one line. ``flat_of`` remembers containers already written, so laying
     out nested containers does not write their children again."""
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         return _string(value)
-    if value is None or isinstance(value, bool):
+    if value is None or kind is bool or kind is int:
         return repr(value)
-    if isinstance(value, int):
-        return repr(int(value))
-    if isinstance(value, float):
+    if kind is float:
         if not math.isfinite(value):
             raise CompileError(f"{value!r} cannot be written into a flow: numbers must be finite")
-        return repr(float(value))
+        return repr(value)
     known = flat_of.get(id(value))
     if known is not None and known[0] is value:
         return known[1]
-    if isinstance(value, Mapping):
+    shape = _shape(kind)
+    if shape == "mapping":
         text = "{" + ", ".join(
             f"{_flat(k, flat_of)}: {_flat(v, flat_of)}" for k, v in value.items()) + "}"
-    elif isinstance(value, tuple):
-        inner = ", ".join(_flat(v, flat_of) for v in value)
+    elif shape == "tuple":
+        inner = ", ".join([_flat(v, flat_of) for v in value])
         text = f"({inner},)" if len(value) == 1 else f"({inner})"
-    elif isinstance(value, list):
-        text = "[" + ", ".join(_flat(v, flat_of) for v in value) + "]"
-    elif _is_ir(value):
-        args = ", ".join(f"{name}={_flat(v, flat_of)}" for name, v in _ir_fields(value))
-        text = f"{type(value).__name__}({args})"
+    elif shape == "list":
+        text = "[" + ", ".join([_flat(v, flat_of) for v in value]) + "]"
+    elif shape == "ir":
+        args = ", ".join([f"{name}={_flat(v, flat_of)}" for name, v in _ir_fields(value)])
+        text = f"{kind.__name__}({args})"
+    elif shape == "scalar":  # subclasses of str, int, float: written as the base value
+        return _flat(_scalar_base(kind)(value), flat_of)
     else:
-        raise CompileError(f"cannot write a {type(value).__name__} into a generated flow")
+        raise CompileError(f"cannot write a {kind.__name__} into a generated flow")
     flat_of[id(value)] = (value, text)  # holding value keeps its id from being reused
     return text
+
+
+@cache
+def _shape(kind: type) -> str | None:
+    """How :func:`_flat` writes values of type ``kind`` (bool, int, float and str exactly
+    are handled before it is asked)."""
+    if issubclass(kind, (str, int, float)):
+        return "scalar"
+    if issubclass(kind, Mapping):
+        return "mapping"
+    if issubclass(kind, tuple):
+        return "tuple"
+    if issubclass(kind, list):
+        return "list"
+    if dataclasses.is_dataclass(kind) and kind.__module__ == _IR_MODULE:
+        return "ir"
+    return None
+
+
+def _scalar_base(kind: type) -> type:
+    return next(base for base in (str, int, float) if issubclass(kind, base))
 
 
 def _string(value: str) -> str:

@@ -85,6 +85,18 @@ class PolicyYAMLLoader(_BaseLoader):
         self.locations: dict[str, SourceLocation] = {}
         self._expanded = 0
         self._active: set[int] = set()
+        self._tags: dict[str, str] = {}
+
+    # -- tag resolution -----------------------------------------------------------------
+    # The composer asks for the tag of every node. The safe resolver has no path resolvers,
+    # so a plain scalar's tag depends on its text alone: resolve each text once.
+    def resolve(self, kind, value, implicit):
+        if kind is yaml.ScalarNode and implicit[0] and not self.yaml_path_resolvers:
+            tag = self._tags.get(value)
+            if tag is None:
+                tag = self._tags[value] = super().resolve(kind, value, implicit)
+            return tag
+        return super().resolve(kind, value, implicit)
 
     # -- locations and diagnostics ------------------------------------------------------
     def _loc(self, node: yaml.Node) -> SourceLocation:
