@@ -127,15 +127,15 @@ def mutated_documents(draw) -> dict:
         for part in path[:-1]:
             parent = parent[part]
         action = draw(st.sampled_from(["replace", "remove", "add"]))
+        value = copy.deepcopy(draw(VALUES))  # a fresh object: never the node it goes into
         if action == "replace":
-            parent[path[-1]] = draw(VALUES)
+            parent[path[-1]] = value
         elif action == "remove":
             del parent[path[-1]]
         elif isinstance(parent, dict):
-            parent[draw(st.sampled_from(["extra", "Bad Key", "min", "asset", "alias"]))] = \
-                draw(VALUES)
+            parent[draw(st.sampled_from(["extra", "Bad Key", "min", "asset", "alias"]))] = value
         else:
-            parent.append(draw(VALUES))
+            parent.append(value)
     return document
 
 
