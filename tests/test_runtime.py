@@ -13,6 +13,7 @@ from flowpolicy.registry import AliasConflict
 from flowpolicy.runtime.branch import resolve_branch, resolve_project, sanitize_branch
 from flowpolicy.runtime.events import ProjectEvent
 from flowpolicy.runtime.promote import promote_assets
+from flowpolicy.runtime.tags import mirror_champion, training_run
 
 USER = {"entity_kind": "user", "entity_id": "tester"}
 
@@ -155,6 +156,25 @@ def test_asset_aliases_and_evidence(asset):
     assert asset.evidence("fraud_model") == [record]
     assert asset.evidence("fraud_model", "v1") == []
     assert asset.evidence("fraud_model", kind="drift") == []
+
+
+@pytest.mark.parametrize(("annotations", "creator", "run"), [
+    ({"run_pathspec": "TrainFlow/12/train/5"}, "OtherFlow/1/start/2", "TrainFlow/12"),
+    ({}, "TrainFlow/7/start/1", "TrainFlow/7"),
+    ({"run_pathspec": ""}, "TrainFlow/7", "TrainFlow/7"),
+    ({}, None, ""),
+])
+def test_training_run_of_an_instance(annotations, creator, run):
+    assert training_run(annotations, creator) == run
+
+
+def test_mirror_champion_without_alias_or_run_tags_nothing(asset, capsys):
+    # registered outside a flow: the creator is a user, so there is no run to tag
+    asset.register_model_asset("fraud_model", annotations={"f1_score": 0.9})
+    assert mirror_champion(asset, "fraud_model", "champion", asset_type="model") is None
+    asset.set_alias("fraud_model", "champion", "v1")
+    assert mirror_champion(asset, "fraud_model", "champion", asset_type="model") is None
+    assert "fraud_model v1 has no Metaflow run to tag" in capsys.readouterr().out
 
 
 def test_promote_assets_between_branches(asset, registry_url):

@@ -16,6 +16,7 @@ from typing import Any
 
 from flowpolicy.errors import FlowpolicyError
 from flowpolicy.registry.base import InstanceRecord
+from flowpolicy.runtime import tags
 from flowpolicy.runtime.tags import run_sort_key  # the champion flow's order of run ids
 
 
@@ -24,10 +25,8 @@ class MetaflowReadError(FlowpolicyError):
 
 
 def training_run(record: InstanceRecord) -> str:
-    """``Flow/run_id`` of the run that produced an instance: its ``run_pathspec``
-    annotation (set by ``register_*``), else its creator's task pathspec."""
-    pathspec = record.annotations.get("run_pathspec") or record.created_by.entity_id or ""
-    return "/".join(pathspec.split("/")[:2])
+    """``Flow/run_id`` of the run that produced an instance, by the champion flow's rule."""
+    return tags.training_run(record.annotations, record.created_by.entity_id)
 
 
 class MetaflowRuns:

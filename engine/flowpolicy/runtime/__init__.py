@@ -16,6 +16,7 @@ _LAZY = {
     "promote_assets": "flowpolicy.runtime.promote",
     "ProjectEvent": "flowpolicy.runtime.events",
     "project_trigger": "flowpolicy.runtime.project",
+    "mirror_champion": "flowpolicy.runtime.tags",
     "mirror_champion_tag": "flowpolicy.runtime.tags",
     "sanitize_branch": "flowpolicy.runtime.branch",
     "resolve_branch": "flowpolicy.runtime.branch",

@@ -14,9 +14,13 @@ addressed by id, never via ``latest_run``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from flowpolicy.runtime.branch import sanitize_branch
+
+#: Times :func:`mirror_champion` rewrites the tag while other runs keep moving the alias.
+MAX_MIRROR_ATTEMPTS = 32
 
 
 def champion_tag(alias: str, branch: str) -> str:
@@ -54,3 +58,47 @@ def mirror_champion_tag(flow_name: str, run_id: str | int, tag: str) -> dict[str
     finally:
         namespace(previous)
     return {"tagged": f"{flow_name}/{run_id}", "untagged": [f"{flow_name}/{o}" for o in stale]}
+
+
+def training_run(annotations: Mapping[str, Any], creator: str | None) -> str:
+    """``Flow/run_id`` of the run that produced a registry instance: its ``run_pathspec``
+    annotation (set by ``register_*`` in a flow), else the pathspec of the task that
+    created it (``creator``); empty when neither is known."""
+    pathspec = annotations.get("run_pathspec") or creator or ""
+    return "/".join(pathspec.split("/")[:2])
+
+
+def mirror_champion(asset: Any, name: str, alias: str, *, asset_type: str) -> str | None:
+    """Tag the training run of the instance that alias ``alias`` of ``name`` points at with
+    ``<alias>:<branch>`` (untagging the flow's other runs that carry it) and return that run,
+    or None when the alias is unset or the instance has no Metaflow run to tag.
+
+    ``asset`` is the :class:`~flowpolicy.runtime.assets.Asset` of the branch the alias
+    lives on. The alias is the truth and the tag a mirror; Metaflow's local tag writes are
+    not atomic, so the mirror is written again until the alias it was built from is still
+    the current one.
+    """
+    from metaflow.exception import MetaflowNotFound
+
+    tag = champion_tag(alias, asset.branch)
+    peek = getattr(asset, f"peek_{asset_type}_asset")
+    run_pathspec = None
+    for _ in range(MAX_MIRROR_ATTEMPTS):
+        champion = asset.get_alias(name, alias, asset_type=asset_type)
+        if champion is None:
+            return None
+        ref = peek(name, instance=champion)
+        run_pathspec = training_run(ref[f"{asset_type}_properties"]["annotations"],
+                                    ref["created_by"]["entity_id"])
+        if run_pathspec.count("/") != 1:
+            print(f"{name} {champion} has no Metaflow run to tag")
+            return None
+        flow_name, run_id = run_pathspec.split("/")
+        try:
+            mirror_champion_tag(flow_name, run_id, tag)
+        except MetaflowNotFound:
+            print(f"{name} {champion} has no Metaflow run to tag ({run_pathspec})")
+            return None
+        if asset.get_alias(name, alias, asset_type=asset_type) == champion:
+            break
+    return run_pathspec

@@ -27,44 +27,6 @@ RULE = ChampionRule(
 MAX_ATTEMPTS = 32
 
 
-def training_run(ref):
-    """The Metaflow run (``Flow/run_id``) that produced a registry instance."""
-    annotations = ref["model_properties"]["annotations"]
-    pathspec = annotations.get("run_pathspec") or ref["created_by"]["entity_id"]
-    return "/".join(pathspec.split("/")[:2])
-
-
-def mirror_champion(asset):
-    """Tag the champion's training run with ``<alias>:<branch>`` (untagging the flow's other
-    runs carrying that tag) and return that run.
-
-    The registry alias is the truth and the tag a mirror for people browsing runs. It names
-    the branch the alias lives on, so champions of other branches keep their tags. Metaflow's
-    local tag writes are not atomic, so the mirror is written again until the alias it was
-    built from is still the current one.
-    """
-    from metaflow.exception import MetaflowNotFound
-
-    from flowpolicy.runtime.tags import champion_tag, mirror_champion_tag
-
-    tag = champion_tag(RULE.alias, asset.branch)
-
-    run_pathspec = None
-    for _ in range(MAX_ATTEMPTS):
-        champion = asset.get_alias(RULE.asset, RULE.alias, asset_type="model")
-        ref = asset.peek_model_asset(RULE.asset, instance=champion)
-        run_pathspec = training_run(ref)
-        flow_name, run_id = run_pathspec.split("/")
-        try:
-            mirror_champion_tag(flow_name, run_id, tag)
-        except MetaflowNotFound:
-            print(f"{RULE.asset} {champion} has no Metaflow run to tag ({run_pathspec})")
-            return None
-        if asset.get_alias(RULE.asset, RULE.alias, asset_type="model") == champion:
-            break
-    return run_pathspec
-
-
 @project(name="fraud_detection")
 class FraudModelChampionFlow(ProjectFlow):
     """Decide whether a candidate `fraud_model` instance replaces the champion.
@@ -157,7 +119,13 @@ class FraudModelChampionFlow(ProjectFlow):
     @step
     def end(self):
         """Mirror a new champion onto its training run's tags and publish the outcome."""
-        self.champion_run = mirror_champion(self.prj.asset) if self.promoted else None
+        from flowpolicy.runtime.tags import mirror_champion
+
+        self.champion_run = None
+        if self.promoted:
+            self.champion_run = mirror_champion(
+                self.prj.asset, RULE.asset, RULE.alias, asset_type="model"
+            )
         if self.event is not None:
             self.prj.publish_event(
                 self.event,
