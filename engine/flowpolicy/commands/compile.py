@@ -36,8 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowpolicy.compile import check_outputs, output_dir_for, write_outputs
-    from flowpolicy.compile.flows import plan_flows
+    from flowpolicy.compile import check_outputs, compile_policy, output_dir_for, write_outputs
     from flowpolicy.policy.loader import load_policy, require_policy_files
 
     policies = [load_policy(path) for path in require_policy_files(args.paths)]
@@ -45,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
     claimed: dict[Path, str] = {}
     for policy in policies:
         directory = Path(args.output_dir) if args.output_dir else output_dir_for(policy)
-        for plan in plan_flows(policy):
-            name = plan.file_name
+        outputs = compile_policy(policy)
+        for name in outputs:
             key = Path(os.path.abspath(directory / name))
             if key in claimed:
                 raise CompileError(
@@ -54,10 +53,11 @@ def run(args: argparse.Namespace) -> int:
                     "give them different compile.output_dir settings"
                 )
             claimed[key] = policy.source
-        targets.append((policy, directory))
+        targets.append((policy, directory, outputs))
 
     if args.check:
-        diffs = [diff for policy, directory in targets for diff in check_outputs(policy, directory)]
+        diffs = [diff for policy, directory, outputs in targets
+                 for diff in check_outputs(policy, directory, outputs)]
         for diff in diffs:
             sys.stdout.write(diff if diff.endswith("\n") else diff + "\n")
         if diffs:
@@ -68,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     changed = 0
-    for policy, directory in targets:
-        for path in write_outputs(policy, directory):
+    for policy, directory, outputs in targets:
+        for path in write_outputs(policy, directory, outputs):
             changed += 1
             print(f"{'wrote' if path.exists() else 'removed'} {path}")
     print(f"{len(claimed)} flow(s) from {len(policies)} policy file(s), {changed} changed",

@@ -50,12 +50,15 @@ def output_dir_for(policy: Policy) -> Path:
     return Path(os.path.normpath(Path(os.path.abspath(policy.source)).parent / out))
 
 
-def write_outputs(policy: Policy, output_dir: str | os.PathLike | None = None) -> list[Path]:
+def write_outputs(policy: Policy, output_dir: str | os.PathLike | None = None,
+                  outputs: dict[str, str] | None = None) -> list[Path]:
     """Write the policy's flows into ``output_dir`` (default :func:`output_dir_for`) and
     delete generated files of the same policy that it no longer produces. Files whose
-    content is already current are left untouched. Returns the paths written or deleted."""
+    content is already current are left untouched. Returns the paths written or deleted.
+    ``outputs`` is the policy's :func:`compile_policy` result when the caller has it."""
     directory = Path(output_dir) if output_dir is not None else output_dir_for(policy)
-    outputs = compile_policy(policy)
+    if outputs is None:
+        outputs = compile_policy(policy)
     directory.mkdir(parents=True, exist_ok=True)
     changed = []
     for name, source in outputs.items():
@@ -69,11 +72,14 @@ def write_outputs(policy: Policy, output_dir: str | os.PathLike | None = None) -
     return changed
 
 
-def check_outputs(policy: Policy, output_dir: str | os.PathLike | None = None) -> list[str]:
+def check_outputs(policy: Policy, output_dir: str | os.PathLike | None = None,
+                  outputs: dict[str, str] | None = None) -> list[str]:
     """Unified diffs between the committed files and what the policy compiles to now: one
-    per missing, changed or stale (no longer generated) file. Empty when all are current."""
+    per missing, changed or stale (no longer generated) file. Empty when all are current.
+    ``outputs`` is the policy's :func:`compile_policy` result when the caller has it."""
     directory = Path(output_dir) if output_dir is not None else output_dir_for(policy)
-    outputs = compile_policy(policy)
+    if outputs is None:
+        outputs = compile_policy(policy)
     diffs = []
     for name, source in outputs.items():
         path = directory / name
