@@ -109,10 +109,13 @@ def run_check(request: CheckRequest) -> CheckReport:
 
     if request.static:
         from flowpolicy.check.static import compile_results, lint_results
+        from flowpolicy.compile import compile_policy
 
-        compiled = [r for p in policies for r in compile_results(p)]
+        outputs = [compile_policy(p) for p in policies]
+        compiled = [r for p, out in zip(policies, outputs) for r in compile_results(p, out)]
         sections.append(SectionReport("compile", True, tuple(compiled)))
-        sections.append(SectionReport("lint", True, tuple(lint_results(policies, request.src))))
+        sections.append(SectionReport(
+            "lint", True, tuple(lint_results(policies, request.src, outputs))))
     else:
         sections += [SectionReport(n, False, note="not run (--no-static)")
                      for n in ("compile", "lint")]

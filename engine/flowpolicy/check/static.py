@@ -4,23 +4,24 @@ the code's asset names are lint clean (the linter's API). Both delegate every ru
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from flowpolicy.check.report import Result
 from flowpolicy.policy.model import Policy
 
 
-def compile_results(policy: Policy) -> list[Result]:
+def compile_results(policy: Policy, outputs: Mapping[str, str]) -> list[Result]:
     """One ``compile.current`` result per generated file: pass when current, fail with the
-    unified diff when changed, missing or left over."""
-    from flowpolicy.compile import check_outputs, compile_policy, output_dir_for
+    unified diff when changed, missing or left over. ``outputs``: what the policy compiles
+    to (:func:`flowpolicy.compile.compile_policy`)."""
+    from flowpolicy.compile import check_outputs, output_dir_for
 
     directory = output_dir_for(policy)
-    diffs = check_outputs(policy, directory)
+    diffs = check_outputs(policy, directory, dict(outputs))
     stale = {_diff_file(diff): diff for diff in diffs}
     results = []
-    for name in compile_policy(policy):
+    for name in outputs:
         path = (directory / name).as_posix()
         diff = stale.pop(path, None)
         if diff is None:
@@ -51,7 +52,8 @@ def _diff_file(diff: str) -> str:
     return new if new and new != "/dev/null" else old
 
 
-def lint_results(policies: Sequence[Policy], src: Sequence[str]) -> list[Result]:
+def lint_results(policies: Sequence[Policy], src: Sequence[str],
+                 outputs: Sequence[Mapping[str, str]]) -> list[Result]:
     """``lint.clean`` results: one failure per finding, or one pass for the files linted.
     ``src`` defaults to each policy's project root (the folder above ``policies/``).
 
@@ -59,16 +61,15 @@ def lint_results(policies: Sequence[Policy], src: Sequence[str]) -> list[Result]
     from the policy as constants (``GATE.asset``), which the linter rightly cannot resolve
     statically, and ``compile.current`` already proves they are what the policy says."""
     from flowpolicy.compile import output_dir_for
-    from flowpolicy.compile.flows import plan_flows
     from flowpolicy.lint import LintRequest, prepare
     from flowpolicy.lint.discovery import policy_home
 
     paths = tuple(src) or tuple(dict.fromkeys(
         str(policy_home(Path(p.source))) for p in policies if not p.source.startswith("<")))
     request = LintRequest(paths=paths, policies=tuple(p.source for p in policies), jobs=1)
-    run = prepare(request)
-    generated = {os.path.abspath(output_dir_for(p) / flow.file_name)
-                 for p in policies for flow in plan_flows(p)}
+    run = prepare(request, loaded=policies)
+    generated = {os.path.abspath(output_dir_for(policy) / name)
+                 for policy, compiled in zip(policies, outputs) for name in compiled}
     run.files = [f for f in run.files if os.path.abspath(f) not in generated]
     results = [
         Result("lint.clean", "fail", finding.format(), rule=finding.code,

@@ -13,11 +13,17 @@ Rules live one per module in :mod:`flowpolicy.lint.rules` (see :data:`RULES`); f
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flowpolicy.lint.discovery import PolicySet, context_for_policy, resolve_policies, shown_path
+from flowpolicy.lint.discovery import (
+    PolicySet,
+    context_for_policy,
+    policy_set_of,
+    resolve_policies,
+    shown_path,
+)
 from flowpolicy.lint.engine import (
     LintConfig,
     LintStats,
@@ -74,12 +80,14 @@ class LintRun:
         yield from lint_files(self.files, self.config, jobs=self.request.jobs, stats=self.stats)
 
 
-def prepare(request: LintRequest) -> LintRun:
+def prepare(request: LintRequest, loaded: Sequence[Policy] | None = None) -> LintRun:
     """Resolve policies and files up front, so configuration errors (exit 2) surface before
-    any output is written."""
+    any output is written. ``loaded``: the policies of ``request.policies`` when the caller
+    has loaded them already."""
     select = ensure_codes(request.select)
     ignore = ensure_codes(request.ignore)
-    policy_set = resolve_policies(request.policies, exclude=request.exclude)
+    policy_set = policy_set_of(loaded) if loaded is not None else \
+        resolve_policies(request.policies, exclude=request.exclude)
     config = LintConfig(
         scopes=policy_set.scopes,
         select=select,

@@ -120,6 +120,13 @@ def resolve_policies(
             _load_discovered(load_policy, path)
             for path in discover_policy_files(root or repository_root(), exclude)
         )
+    return policy_set_of(policies)
+
+
+def policy_set_of(policies: Sequence[Policy]) -> PolicySet:
+    """The scopes of policies already loaded: one policy governs everything, several each
+    govern their own project folder (the deepest wins), stock rules the rest."""
+    policies = tuple(policies)
     if len(policies) == 1:
         return PolicySet(policies, (Scope("", context_for_policy(policies[0])),))
     homed = sorted(
