@@ -1,12 +1,13 @@
 """Wall time of each generated flow against an equivalent hand-written flow.
 
-    python bench/flows.py [--repeat 3]
+    python bench/flows.py [--repeat 5]
 
 Builds a scratch copy of the fraud example (compiled policy, two trained models, gates run
 so promotion has evidence), then runs every generated flow and its hand-written twin from
 bench/handwritten/ (same steps, same registry reads and writes, decisions inlined, no
 evidence records or policy tag) ``--repeat`` times each, alternating which goes first.
-Prints the median wall time per flow and the ratio generated / hand-written (target <= 1.1).
+Prints the best and the median wall time per flow and the ratio generated / hand-written of
+the best times (target <= 1.1).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def run(project: Path, env: dict[str, str], script: str, *args: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
     from flowpolicy.demo import PROJECT, copy_example, flow_environment
@@ -72,18 +73,21 @@ def main() -> None:
                 for slot, script in order:
                     times[name][slot].append(run(project, env, script, *flow_args))
 
-    print(f"median of {args.repeat} runs each, wall seconds")
-    print(f"{'flow':<14}{'generated':>10}{'hand':>8}{'ratio':>8}")
-    total_generated = total_hand = 0.0
+    # Best of N, as timeit reports: on a shared machine noise only ever adds time, so the
+    # fastest run of each flow is the closest to its cost. Medians are printed alongside.
+    print(f"{args.repeat} runs each, wall seconds: best (median)")
+    print(f"{'flow':<14}{'generated':>16}{'hand':>16}{'ratio':>8}{'(median)':>10}")
+    best_generated = best_hand = 0.0
     for name, (generated, hand) in times.items():
-        g, h = statistics.median(generated), statistics.median(hand)
-        total_generated += g
-        total_hand += h
-        print(f"{name:<14}{g:>10.2f}{h:>8.2f}{g / h:>8.2f}")
-    ratio = total_generated / total_hand
-    print(f"{'all':<14}{total_generated:>10.2f}{total_hand:>8.2f}{ratio:>8.2f}  "
+        g, h = min(generated), min(hand)
+        gm, hm = statistics.median(generated), statistics.median(hand)
+        best_generated += g
+        best_hand += h
+        print(f"{name:<14}{g:>8.2f} ({gm:5.2f}){h:>8.2f} ({hm:5.2f}){g / h:>8.2f}"
+              f"{gm / hm:>10.2f}")
+    ratio = best_generated / best_hand
+    print(f"{'all':<14}{best_generated:>16.2f}{best_hand:>16.2f}{ratio:>8.2f}  "
           f"target <= 1.10: {'met' if ratio <= 1.1 else 'NOT met'}")
-
 
 if __name__ == "__main__":
     main()
