@@ -407,11 +407,12 @@ def _max_gap_by_buckets(x: np.ndarray, y: np.ndarray) -> int | None:
 
     def bucket_of(values: np.ndarray) -> np.ndarray:
         # Each step rounds monotonically, so v <= w gives bucket_of(v) <= bucket_of(w), and
-        # equal values share a bucket. The clipped, truncated product is written over the
-        # float buffer it comes from (numpy's ufuncs are overlap-safe), sparing an allocation.
+        # equal values share a bucket. Clipped as floats, in place, then truncated: clipping
+        # straight into an integer view of the buffer is three times slower in numpy.
         index = np.subtract(values, origin, dtype=np.float64)
         index *= scale
-        return np.clip(index, 0, buckets + 1, out=index.view(np.intp), casting="unsafe")
+        np.clip(index, 0, buckets + 1, out=index)
+        return index.astype(np.intp)
 
     x_bucket, y_bucket = bucket_of(x), bucket_of(y)
     x_count = np.bincount(x_bucket, minlength=buckets + 2)
