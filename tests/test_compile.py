@@ -251,6 +251,26 @@ def test_literals_evaluate_back_to_the_value(value):
         assert eval(literal(value, indent), namespace) == value
 
 
+def test_subclasses_of_plain_types_are_written_as_their_plain_value():
+    import enum
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    class Named(str, enum.Enum):
+        RED = "red"
+
+    class Sneaky(str):  # its own repr/str would be code
+        def __repr__(self):
+            return "__import__('os').system('x')"
+
+        __str__ = __repr__
+
+    assert literal(Level.HIGH) == "3"
+    assert literal(Named.RED) == '"red"'
+    assert literal([Sneaky("ok"), (Level.HIGH,)]) == '["ok", (3,)]'
+
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), object(), {1, 2}])
 def test_literal_refuses_what_is_not_plain_finite_data(value):
     with pytest.raises(CompileError):

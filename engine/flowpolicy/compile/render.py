@@ -119,8 +119,8 @@ def _flat(value: object, flat_of: dict[int, tuple[object, str]]) -> str:
     elif shape == "ir":
         args = ", ".join([f"{name}={_flat(v, flat_of)}" for name, v in _ir_fields(value)])
         text = f"{kind.__name__}({args})"
-    elif shape == "scalar":  # subclasses of str, int, float: written as the base value
-        return _flat(_scalar_base(kind)(value), flat_of)
+    elif shape == "scalar":  # subclasses of str, int, float: written as the plain value
+        return _flat(_plain_value(value), flat_of)
     else:
         raise CompileError(f"cannot write a {kind.__name__} into a generated flow")
     flat_of[id(value)] = (value, text)  # holding value keeps its id from being reused
@@ -144,8 +144,13 @@ def _shape(kind: type) -> str | None:
     return None
 
 
-def _scalar_base(kind: type) -> type:
-    return next(base for base in (str, int, float) if issubclass(kind, base))
+def _plain_value(value: str | int | float) -> str | int | float:
+    """The built-in value inside an instance of a subclass, read with the base type's own
+    method so no override (``__str__`` of an enum, say) decides what is written."""
+    for base, plain in ((str, str.__str__), (int, int.__int__), (float, float.__float__)):
+        if isinstance(value, base):
+            return plain(value)
+    raise TypeError(type(value).__name__)
 
 
 def _string(value: str) -> str:
