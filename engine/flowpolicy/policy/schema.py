@@ -91,7 +91,8 @@ def _validator():
 # them to that on generated documents), False only "ask jsonschema". A keyword they do not
 # know disables them altogether.
 
-#: Python types jsonschema's Draft 2020-12 type checker accepts (bool is not a number).
+#: Exact Python types per JSON type: a subset of what jsonschema's Draft 2020-12 checker
+#: accepts (1.0 is an integer there, not here); bool is never a number in either.
 _TYPE_TESTS = {
     "object": lambda v: type(v) is dict,
     "array": lambda v: type(v) is list,
