@@ -112,7 +112,8 @@ def run_check(request: CheckRequest) -> CheckReport:
         from flowpolicy.compile import compile_policy
 
         outputs = [compile_policy(p) for p in policies]
-        compiled = [r for p, out in zip(policies, outputs) for r in compile_results(p, out)]
+        compiled = [r for p, out in zip(policies, outputs, strict=True)
+                    for r in compile_results(p, out)]
         sections.append(SectionReport("compile", True, tuple(compiled)))
         sections.append(SectionReport(
             "lint", True, tuple(lint_results(policies, request.src, outputs))))

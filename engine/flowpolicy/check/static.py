@@ -18,7 +18,7 @@ def compile_results(policy: Policy, outputs: Mapping[str, str]) -> list[Result]:
     from flowpolicy.compile import check_outputs, output_dir_for
 
     directory = output_dir_for(policy)
-    diffs = check_outputs(policy, directory, dict(outputs))
+    diffs = check_outputs(policy, directory, outputs)
     stale = {_diff_file(diff): diff for diff in diffs}
     results = []
     for name in outputs:
@@ -69,7 +69,7 @@ def lint_results(policies: Sequence[Policy], src: Sequence[str],
     request = LintRequest(paths=paths, policies=tuple(p.source for p in policies), jobs=1)
     run = prepare(request, loaded=policies)
     generated = {os.path.abspath(output_dir_for(policy) / name)
-                 for policy, compiled in zip(policies, outputs) for name in compiled}
+                 for policy, compiled in zip(policies, outputs, strict=True) for name in compiled}
     run.files = [f for f in run.files if os.path.abspath(f) not in generated]
     results = [
         Result("lint.clean", "fail", finding.format(), rule=finding.code,

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
-from flowpolicy.errors import CompileError
 from flowpolicy.policy.model import Policy
 
 __all__ = [
@@ -51,7 +51,7 @@ def output_dir_for(policy: Policy) -> Path:
 
 
 def write_outputs(policy: Policy, output_dir: str | os.PathLike | None = None,
-                  outputs: dict[str, str] | None = None) -> list[Path]:
+                  outputs: Mapping[str, str] | None = None) -> list[Path]:
     """Write the policy's flows into ``output_dir`` (default :func:`output_dir_for`) and
     delete generated files of the same policy that it no longer produces. Files whose
     content is already current are left untouched. Returns the paths written or deleted.
@@ -73,7 +73,7 @@ def write_outputs(policy: Policy, output_dir: str | os.PathLike | None = None,
 
 
 def check_outputs(policy: Policy, output_dir: str | os.PathLike | None = None,
-                  outputs: dict[str, str] | None = None) -> list[str]:
+                  outputs: Mapping[str, str] | None = None) -> list[str]:
     """Unified diffs between the committed files and what the policy compiles to now: one
     per missing, changed or stale (no longer generated) file. Empty when all are current.
     ``outputs`` is the policy's :func:`compile_policy` result when the caller has it."""
@@ -103,7 +103,7 @@ def _diff(old: str, new: str, path: Path, *, exists: bool) -> str:
     )
 
 
-def _stale_files(policy: Policy, directory: Path, outputs: dict[str, str]) -> list[Path]:
+def _stale_files(policy: Policy, directory: Path, outputs: Mapping[str, str]) -> list[Path]:
     """Generated files in ``directory`` from this policy's source that it no longer makes."""
     from flowpolicy.compile.flows import source_label
     from flowpolicy.compile.render import comment
