@@ -26,13 +26,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from flowpolicy.check.metaflow_runs import MetaflowReadError, MetaflowRuns, training_run
+from flowpolicy.check.metaflow_runs import MetaflowReadError, MetaflowRuns
 from flowpolicy.check.report import Result
 from flowpolicy.errors import FlowpolicyError
 from flowpolicy.policy.model import CHAMPION_REQUIREMENT, Gate, Policy, PromotionEdge
 from flowpolicy.registry.base import InstanceRecord, Registry, Scope
 from flowpolicy.runtime.decisions import missing_annotations
-from flowpolicy.runtime.tags import champion_tag
+from flowpolicy.runtime.tags import champion_tag, training_run
 
 PROMOTED_FROM_BRANCH = "promoted_from_branch"
 PROMOTED_FROM_INSTANCE = "promoted_from_instance"
@@ -282,7 +282,7 @@ def _champion_results(policy: Policy, view: RegistryView, branch: str,
                    "rule": rule.alias}
         tag = champion_tag(rule.alias, branch)
         record = view.instance(scope, champion)
-        run = training_run(record) if record else ""
+        run = training_run(record.annotations, record.created_by.entity_id) if record else ""
         flow_name, _, run_id = run.partition("/")
         if not run_id:
             results.append(Result(

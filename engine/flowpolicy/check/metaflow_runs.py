@@ -15,18 +15,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from flowpolicy.errors import FlowpolicyError
-from flowpolicy.registry.base import InstanceRecord
-from flowpolicy.runtime import tags
 from flowpolicy.runtime.tags import run_sort_key  # the champion flow's order of run ids
 
 
 class MetaflowReadError(FlowpolicyError):
     """A run, task or artifact the check needs cannot be read from Metaflow."""
-
-
-def training_run(record: InstanceRecord) -> str:
-    """``Flow/run_id`` of the run that produced an instance, by the champion flow's rule."""
-    return tags.training_run(record.annotations, record.created_by.entity_id)
 
 
 class MetaflowRuns:

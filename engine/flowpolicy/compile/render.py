@@ -28,11 +28,8 @@ def literal(value: object, indent: int = 0, used: int | None = None) -> str:
     on and ``used`` how many characters precede it there (default: ``indent``); a literal
     that does not fit in :data:`LINE_WIDTH` is laid out one item per line. Raises
     CompileError for anything that is not plain data."""
-    kind = type(value)
-    if kind is str:  # most literals are names and numbers: skip the layout machinery
-        return _string(value)
-    if kind is float and math.isfinite(value):
-        return repr(value)
+    if type(value) in _ONE_LINE:  # most literals are names and numbers: nothing to lay out
+        return _flat(value, {})
     return _layout(value, indent, indent if used is None else used, {})
 
 
@@ -60,6 +57,7 @@ def _layout(value: object, indent: int, used: int, flat_of: dict[int, tuple[obje
 
 
 _CONTAINERS = frozenset({"mapping", "tuple", "list", "ir"})
+_ONE_LINE = frozenset({str, float, int, bool, type(None)})
 
 
 def _ir_fields(value: object) -> list[tuple[str, object]]:
