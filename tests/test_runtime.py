@@ -189,7 +189,8 @@ def test_promote_assets_between_branches(asset, registry_url):
     result = promote_assets("fraud", "dev", "Staging", asset="fraud_model", instance="@validated")
     assert result == {"promoted": [{"kind": "models", "name": "fraud_model",
                                     "alias": "candidate", "instance": "v1",
-                                    "source_instance": "v2"}], "errors": []}
+                                    "source_instance": "v2", "already_promoted": False}],
+                      "errors": []}
     staging = Asset(project="fraud", branch="staging", entity_ref=USER)
     ref = staging.peek_model_asset("fraud_model", "@candidate")
     source = asset.peek_model_asset("fraud_model", "v2")
