@@ -198,6 +198,30 @@ def test_lineage_events_and_evidence(reg):
                          details={"x": object()}, created_by=ME)
 
 
+def test_register_once_returns_the_instance_holding_the_key(reg):
+    key = {"promoted_from_branch": "dev", "promoted_from_instance": "v2"}
+    first, created = reg.register_once(MODEL, key, kind="artifact", created_by=ME,
+                                       annotations={**key, "f1_score": 0.9})
+    assert (first.id, created) == ("v1", True)
+    reg.register(MODEL, kind="artifact", created_by=ME, annotations={"f1_score": 0.7})
+    again, created = reg.register_once(MODEL, key, kind="artifact", created_by=ME,
+                                       annotations={**key, "f1_score": 0.95})
+    assert (again, created) == (first, False)
+    other, created = reg.register_once(MODEL, {**key, "promoted_from_instance": "v3"},
+                                       kind="artifact", created_by=ME,
+                                       annotations={**key, "promoted_from_instance": "v3"})
+    assert (other.id, created) == ("v3", True)
+    assert [r.id for r in reg.instances(MODEL)] == ["v3", "v2", "v1"]
+    for bad in ({}, {"promoted_from_branch": "prod"}):
+        with pytest.raises(RegistryError, match="key that is part of the annotations"):
+            reg.register_once(MODEL, bad, kind="artifact", created_by=ME, annotations=key)
+    # keys and values are compared as stored (strings), whatever characters they hold
+    odd = {'we"ird.key': "a'b\\c"}
+    made, _ = reg.register_once(DATA, odd, kind="artifact", created_by=ME, annotations=odd)
+    assert reg.register_once(DATA, odd, kind="artifact", created_by=ME,
+                             annotations=odd) == (made, False)
+
+
 def test_assets_listing(reg):
     register_n(reg, MODEL, 2, description="the model")
     reg.register(DATA, kind="artifact", created_by=ME)
