@@ -18,7 +18,8 @@ registry text (a file path, an asset name registered by hand) can break the diag
   label cannot end its string (``"``), start an entity, a comment or a directive (``#``,
   ``%``), turn into HTML or Markdown (``< > & `````) or an arrow.
 - DOT: labels are double-quoted strings with ``\\`` and ``"`` escaped, so no escape sequence
-  of Graphviz's (``\\n``, ``\\N``, ``\\G`` …) can come from the text.
+  of Graphviz's (``\\n``, ``\\N``, ``\\G`` …) can come from the text, and ``&`` written as
+  ``&amp;`` (Graphviz decodes HTML entities in labels).
 
 Control and line-separator characters are first spelled out visibly (``\\x0a``) for both, and
 comments get the same treatment, so nothing a label or comment holds starts a new line.
@@ -110,9 +111,7 @@ def _bounds(check: Check) -> str:
         return f"{_number(check.min)} ≤ {check.metric} ≤ {_number(check.max)}"
     if check.min is not None:
         return f"{check.metric} ≥ {_number(check.min)}"
-    if check.max is not None:
-        return f"{check.metric} ≤ {_number(check.max)}"
-    return f"{check.metric} present"
+    return f"{check.metric} ≤ {_number(check.max)}"  # the loader demands one bound at least
 
 
 def _number(value: float) -> str:
@@ -155,7 +154,7 @@ def mermaid_text(text: str) -> str:
 
 def dot_text(text: str) -> str:
     """``text`` as the inside of a double-quoted DOT string (see the module docstring)."""
-    return printable(text).replace("\\", "\\\\").replace('"', '\\"')
+    return printable(text).replace("\\", "\\\\").replace('"', '\\"').replace("&", "&amp;")
 
 
 # -- renderers ------------------------------------------------------------------------------

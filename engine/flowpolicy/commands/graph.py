@@ -30,6 +30,9 @@ def run(args: argparse.Namespace) -> int:
     from flowpolicy.graph import FORMATS, build_graph
     from flowpolicy.policy.loader import load_policy
 
+    if args.registry and args.registry.endswith((".yaml", ".yml")):
+        raise FlowpolicyError(f"--registry {args.registry!r} looks like a policy file; "
+                              "write it first: flowpolicy graph POLICY --registry [URL]")
     paths = find_policies([args.policy] if args.policy else [])
     if len(paths) > 1:
         raise FlowpolicyError(
@@ -41,9 +44,6 @@ def run(args: argparse.Namespace) -> int:
                               "nothing to draw", exit_code=EXIT_FINDINGS)
     registry = None
     if args.registry is not None:
-        if args.registry.endswith((".yaml", ".yml")):
-            raise FlowpolicyError(f"--registry {args.registry!r} looks like a policy file; "
-                                  "write it first: flowpolicy graph POLICY --registry [URL]")
         registry = open_registry_readonly(args.registry or None)
     graph = build_graph(policy, source_label(policy), registry)
     sys.stdout.write(FORMATS[args.format](graph))
