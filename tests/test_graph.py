@@ -106,13 +106,14 @@ def test_edges_without_requirements_and_bounds_of_every_shape():
     policy = load_policy_text("""
 version: 1
 project: shapes
+branches: [a, b, c]
 assets: {m: {type: model}, n: {type: model}}
 gates:
   g: {asset: m, checks: [{metric: auc, min: 0.5, max: 0.99}, {metric: latency_ms, max: 50},
                          {metric: size, min: 0.00001}]}
 champion: {m: {metric: loss, direction: minimize, min_improvement: 0.001}}
 promotion:
-  - {from: a, to: b, assets: [m, n]}
+  - {from: a, to: b, assets: [m, n], require: []}
   - {from: b, to: c, assets: [m], require: [g, champion], alias: live}
 """)
     graph = build_graph(policy, "<string>")

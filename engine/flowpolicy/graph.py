@@ -66,9 +66,6 @@ class PromotionGraph:
 def build_graph(policy: Policy, source: str, registry: Registry | None = None) -> PromotionGraph:
     """The promotion graph of ``policy`` (``source`` names its file in the header comment);
     with ``registry``, each branch lists the current holder of every alias on it."""
-    names = list(policy.branches)
-    for edge in policy.promotion:  # a policy without a branch list names them in its edges
-        names += [b for b in (edge.source, edge.target) if b not in names]
     comments = [f"promotion graph of project {policy.project}, drawn by flowpolicy graph",
                 f"policy {source} (policy {policy.short_hash})"]
     if registry is not None:
@@ -76,7 +73,7 @@ def build_graph(policy: Policy, source: str, registry: Registry | None = None) -
     branches = tuple(
         BranchNode(name, (name, *(() if registry is None
                                   else _alias_lines(registry, policy.project, name))))
-        for name in names)
+        for name in policy.branches)  # the loader demands every edge's branches declared
     arrows = tuple(PromotionArrow(e.source, e.target, _edge_lines(policy, e))
                    for e in policy.promotion)
     return PromotionGraph(tuple(comments), branches, arrows)

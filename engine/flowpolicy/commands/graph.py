@@ -39,9 +39,9 @@ def run(args: argparse.Namespace) -> int:
             f"found {len(paths)} policies ({', '.join(map(str, paths))}); name the one to "
             "draw: flowpolicy graph POLICY")
     policy = load_policy(paths[0])
-    if not policy.branches and not policy.promotion:
-        raise FlowpolicyError(f"{paths[0]} declares no branches and no promotion edges: "
-                              "nothing to draw", exit_code=EXIT_FINDINGS)
+    if not policy.branches:  # and so no promotion edges either
+        raise FlowpolicyError(f"{paths[0]} declares no branches: nothing to draw",
+                              exit_code=EXIT_FINDINGS)
     registry = None
     if args.registry is not None:
         registry = open_registry_readonly(args.registry or None)

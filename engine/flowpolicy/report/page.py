@@ -304,8 +304,10 @@ def _promotions(rows: Sequence[PromotionRow]) -> str:
 
 
 def _drift(rows: Sequence[DriftRow]) -> str:
-    latest = rows[-1]
-    order = [name for name, _ in latest.thresholds]
+    # the newest record that carries them (an odd newest record hides nothing older)
+    thresholds = next((r.thresholds for r in reversed(rows) if r.thresholds), ())
+    columns = next((r for r in reversed(rows) if r.statistics), None)
+    order = [name for name, _ in thresholds]
     for row in rows:
         if row.level and row.level not in order:
             order.append(row.level)
@@ -320,17 +322,17 @@ def _drift(rows: Sequence[DriftRow]) -> str:
     series = [svg.Series(level, _level_color(level, i), tuple(points))
               for i, (level, points) in enumerate(by_level.items())]
     levels = [svg.Level(name, value, _level_color(name, order.index(name)))
-              for name, value in latest.thresholds if value > 0]
+              for name, value in thresholds if value > 0]
     out = ["<h4>Drift</h4>",
            _figure("Largest KS D of each drift check over time, coloured by level"
-                   + (" (lines: the latest record's thresholds)" if levels else ""),
+                   + (" (lines: the newest recorded thresholds)" if levels else ""),
                    svg.time_chart(series, levels, y_label="max D"), series)]
-    if latest.statistics:
-        bars = list(latest.statistics[:DRIFT_COLUMNS])
-        note = (f"; the {DRIFT_COLUMNS} largest of {len(latest.statistics)} columns"
-                if len(latest.statistics) > DRIFT_COLUMNS else "")
-        out.append(_figure(f"D per column in the latest check ({latest.instance} vs "
-                           f"{latest.reference or '?'}){note}",
+    if columns is not None:
+        bars = list(columns.statistics[:DRIFT_COLUMNS])
+        note = (f"; the {DRIFT_COLUMNS} largest of {len(columns.statistics)} columns"
+                if len(columns.statistics) > DRIFT_COLUMNS else "")
+        out.append(_figure(f"D per column in the newest check that recorded them "
+                           f"({columns.instance} vs {columns.reference or '?'}){note}",
                            svg.bar_chart(bars, levels, label="KS D"), ()))
     body = [_tr([_time(r.at), escape(r.instance), escape(r.reference or "–"), _level(r),
                  _value(r.max_statistic, 4), escape(r.worst_column or "–"),
