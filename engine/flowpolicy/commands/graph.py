@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowpolicy.check.inputs import find_policies, open_registry_readonly
+    from flowpolicy.check.inputs import find_policies
     from flowpolicy.compile.flows import source_label
     from flowpolicy.graph import FORMATS, build_graph
     from flowpolicy.policy.loader import load_policy
@@ -44,7 +44,12 @@ def run(args: argparse.Namespace) -> int:
                               exit_code=EXIT_FINDINGS)
     registry = None
     if args.registry is not None:
-        registry = open_registry_readonly(args.registry or None)
+        from flowpolicy.registry import open_existing_registry
+
+        registry = open_existing_registry(
+            args.registry or None, read_only=True,
+            missing="no alias holders to show (run the flows first, or point --registry / "
+                    "FLOWPOLICY_REGISTRY at the right file)")
     graph = build_graph(policy, source_label(policy), registry)
     sys.stdout.write(FORMATS[args.format](graph))
     if not policy.promotion:
