@@ -158,12 +158,13 @@ def _show(number: int, step: Step, returncode: int, output: str, seconds: float,
 
 
 def _scratch(directory: str | os.PathLike | None) -> Path:
+    from flowpolicy.fileio import make_folder
+
     if directory is None:
         return Path(tempfile.mkdtemp(prefix="flowpolicy-demo-"))
-    path = Path(directory).resolve()
-    if path.exists() and any(path.iterdir()):
+    path = make_folder(Path(directory).resolve(), "--dir")
+    if any(path.iterdir()):
         raise FlowpolicyError(f"--dir {path} is not empty; give a new or empty folder")
-    path.mkdir(parents=True, exist_ok=True)
     return path
 
 
