@@ -48,6 +48,8 @@ def _snapshot(root: Path) -> dict[str, bytes | None]:
         (("demo", "--dir", "afile/scratch"),
          "--dir {cwd}/afile/scratch cannot be a folder: {cwd}/afile is not a folder"),
         (("demo", "--dir", "project"), "--dir {cwd}/project is not empty"),
+        (("demo", "--dir", str(EXAMPLE / "policies" / "scratch")),
+         f"--dir {EXAMPLE.resolve()}/policies/scratch is inside the example it copies"),
     ],
 )
 def test_bad_output_paths_are_usage_errors(tmp_path, args, message):
@@ -65,6 +67,7 @@ def test_bad_output_paths_are_usage_errors(tmp_path, args, message):
     expected = message.format(cwd=tmp_path.resolve())
     assert lines[0].startswith(f"flowpolicy: error: {expected}"), lines[0]
     assert _snapshot(tmp_path) == before  # nothing created, nothing changed
+    assert not (EXAMPLE / "policies" / "scratch").exists()
 
 
 @pytest.mark.parametrize("command", ["validate", "compile", "check", "plan"])

@@ -162,7 +162,13 @@ def _scratch(directory: str | os.PathLike | None) -> Path:
 
     if directory is None:
         return Path(tempfile.mkdtemp(prefix="flowpolicy-demo-"))
-    path = make_folder(Path(directory).resolve(), "--dir")
+    path = Path(directory).resolve()
+    example = example_dir().resolve()
+    if path == example or example in path.parents:
+        # the copy would contain itself, copied again at every level until the path is too long
+        raise FlowpolicyError(f"--dir {path} is inside the example it copies ({example}); "
+                              "give a folder outside it")
+    make_folder(path, "--dir")
     if any(path.iterdir()):
         raise FlowpolicyError(f"--dir {path} is not empty; give a new or empty folder")
     return path
