@@ -45,8 +45,8 @@ def atomic_write_all(files: Mapping[str | os.PathLike, str]) -> None:
             staged.append((temp, target))
             with _reported(target), handle:
                 handle.write(text)
-        # One fsync per file after all are written lets the file system commit them together
-        # (about 4x faster than writing and syncing one at a time, measured on ext4).
+        # Syncing after all are written lets the file system commit them together: 1.5-1.8x
+        # faster than syncing each as it is written (bench/compile.py, 1,999 files, ext4).
         for temp, target in staged:
             with _reported(target):
                 _sync(temp, os.O_WRONLY)
