@@ -70,6 +70,26 @@ def test_bad_output_paths_are_usage_errors(tmp_path, args, message):
     assert not (EXAMPLE / "policies" / "scratch").exists()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux's sysfs")
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("lint", "src", "-o", "/sys/flowpolicy.sarif"),
+         "cannot write /sys/flowpolicy.sarif: Permission denied"),
+        (("compile", str(EXAMPLE / "policies" / "fraud.yaml"), "-o", "/sys/flowpolicy-flows"),
+         "output folder /sys/flowpolicy-flows cannot be created: Operation not permitted"),
+    ],
+)
+def test_unwritable_places_are_usage_errors(tmp_path, args, message):
+    """/sys refuses new files and folders even to root, so this runs as any user (a folder
+    made read-only with chmod would not stop root)."""
+    (tmp_path / "src").mkdir()
+    result = flowpolicy(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [f"flowpolicy: error: {message}"]
+    assert not [p for p in os.listdir("/sys") if "flowpolicy" in p]
+
+
 @pytest.mark.parametrize("command", ["validate", "compile", "check", "plan"])
 def test_no_policy_files_found_says_what_a_policy_file_is(tmp_path, command):
     (tmp_path / "notes.yaml").write_text("title: not a policy\n")
