@@ -152,7 +152,7 @@ def _copy_mode(target: Path, fd: int) -> None:
         mode = stat.S_IMODE(os.stat(target).st_mode)
     except FileNotFoundError:
         return  # a new file: the umask already decided
-    os.chmod(fd, mode)
+    os.fchmod(fd, mode)
 
 
 @contextmanager

@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="text",
                         help="report format (default: text)")
     parser.add_argument("-o", "--output", metavar="FILE",
-                        help="write the report to FILE instead of standard output")
+                        help="write the report to FILE instead of standard output (FILE is "
+                             "replaced once the report is complete)")
     parser.add_argument("--select", action="append", type=_codes, default=[], metavar="CODES",
                         help="only these codes or code prefixes (comma-separated)")
     parser.add_argument("--ignore", action="append", type=_codes, default=[], metavar="CODES",
