@@ -20,8 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from flowpolicy.fileio import atomic_write
 from flowpolicy.registry import EntityRef, Scope, open_registry
-from flowpolicy.report import build_report, write_file_atomically
+from flowpolicy.report import build_report
 
 PROJECT = "bench"
 FLOW = EntityRef("task", "QualityGateFlow/1/evaluate/2")
@@ -114,9 +115,8 @@ def read_everything(registry) -> int:
 def write_page(registry, output: Path) -> int:
     """What ``flowpolicy report`` does after opening the registry; returns the page size."""
     _, page = build_report(registry, PROJECT)
-    data = page.encode("utf-8")
-    write_file_atomically(output, data)
-    return len(data)
+    atomic_write(output, page)
+    return len(page.encode("utf-8"))
 
 
 def best(seconds: list[float]) -> float:

@@ -13,12 +13,11 @@ migrates or writes it.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from flowpolicy.errors import EXIT_FINDINGS, FlowpolicyError
+from flowpolicy.fileio import atomic_write
 from flowpolicy.registry.base import Registry, utc_now
 from flowpolicy.report.history import RegistryHistory, read_history
 from flowpolicy.report.page import render_page
@@ -61,7 +60,8 @@ def build_report(registry: Registry, project: str | None = None,
 
 
 def write_report(request: ReportRequest) -> ReportResult:
-    """Read the registry (read-only) and write the report to ``request.output``."""
+    """Read the registry (read-only) and write the report to ``request.output`` (a temporary
+    file renamed over it: a reader sees the old page or the new one)."""
     from flowpolicy.registry import open_existing_registry
 
     registry = open_existing_registry(
@@ -69,31 +69,6 @@ def write_report(request: ReportRequest) -> ReportResult:
         missing="nothing to report (run the flows first, or point --registry / "
                 "FLOWPOLICY_REGISTRY at the right file)")
     history, page = build_report(registry, request.project, request.branch)
-    data = page.encode("utf-8")
-    write_file_atomically(request.output, data)
-    return ReportResult(request.output, len(data), history)
+    atomic_write(request.output, page)
+    return ReportResult(request.output, len(page.encode("utf-8")), history)
 
-
-def write_file_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``: a
-    reader sees the old file or the new one, never half of one."""
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise FlowpolicyError(f"cannot write {path}: folder {folder} does not exist")
-    try:
-        handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.",
-                                             suffix=".tmp")
-    except OSError as exc:
-        raise FlowpolicyError(f"cannot write {path}: {exc.strerror}") from exc
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(handle, 0o666 & ~umask)  # mkstemp's 0600 would hide the page from others
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(temporary, path)
-    except BaseException as exc:
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise FlowpolicyError(f"cannot write {path}: {exc.strerror}") from exc
-        raise
