@@ -11,9 +11,8 @@ epoch.
 import os
 import signal
 
-from metaflow import current
-
 import train_flow
+from metaflow import current
 from train_flow import FraudTrainingFlow
 
 _epoch = train_flow.gradient_descent_epoch
