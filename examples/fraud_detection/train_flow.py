@@ -114,6 +114,7 @@ def save_training_state(state, directory):
 
 
 def load_training_state(directory):
+    """The state :func:`save_training_state` wrote into ``directory``."""
     import os
 
     import numpy as np
