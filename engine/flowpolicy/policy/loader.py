@@ -35,6 +35,7 @@ from flowpolicy.policy.model import (
     NamingRules,
     Policy,
     PromotionEdge,
+    RegistrationRules,
     frozen_map,
 )
 from flowpolicy.policy.schema import schema_diagnostics
@@ -178,6 +179,8 @@ def _build(doc: dict, locations: dict, source: str) -> Policy:
         promotion=tuple(promotion),
         drift=frozen_map(drift),
         compile=CompileSettings(output_dir=compile_doc.get("output_dir", "flows")),
+        registration=RegistrationRules(max_versions_per_task=(
+            doc.get("registration") or {}).get("max_versions_per_task", 1)),
         extends=tuple(doc.get("extends", ())),
         source=source,
         locations=frozen_map(locations),
