@@ -172,8 +172,11 @@ def test_lineage_events_and_evidence(reg):
     event = reg.publish_event("fraud", "dev", "model_promoted", {"to": "v2"}, ME)
     reg.publish_event("fraud", "prod", "retrain_required", None, ME)
     assert event.wire_name == "prj.fraud.dev.model_promoted"
-    assert [e.name for e in reg.events("fraud", "dev")] == ["model_promoted"]
-    assert [e.to_dict()["event"] for e in reg.events()] == [
+    # the two registrations published their own lifecycle events first
+    assert [e.name for e in reg.events("fraud", "dev")] == [
+        "model.fraud_model.new_instance", "model.fraud_model.new_instance", "model_promoted"]
+    assert [e.to_dict()["event"] for e in reg.events(name="model_promoted")] + [
+        e.to_dict()["event"] for e in reg.events(branch="prod")] == [
         "prj.fraud.dev.model_promoted", "prj.fraud.prod.retrain_required"]
 
     import numpy as np

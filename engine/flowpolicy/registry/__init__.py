@@ -173,7 +173,8 @@ def _create(url: str, read_only: bool, origin: str) -> Registry:
 #: The Registry methods that write.
 WRITE_METHODS = frozenset(
     {"register", "register_once", "set_alias", "record_consumption", "add_evidence",
-     "publish_event"})
+     "publish_event", "claim_dispatch", "start_dispatch", "note_dispatch_run",
+     "finish_dispatch", "advance_cursor"})
 
 
 class ReadOnlyRegistry:

@@ -9,10 +9,13 @@ Outerbounds' Metaflow extension loads, or ``OBP_INTEGRATIONS_URL``/``OBP_PERIMET
 environment); ``outerbounds+http://host:port/<perimeter>`` names a server explicitly.
 
 What the service does not offer, this backend does not pretend to: alias history,
-evidence records and event listing raise :class:`RegistryError`; a compare-and-set alias
-move and ``register_once`` are each a read-then-write (the service has no CAS and no
-transactions), and events go to the platform's event bus through Metaflow's ``ArgoEvent``,
-as ``obproject.ProjectEvent`` sends them.
+evidence records, event listing and dispatch records raise :class:`RegistryError`; a
+compare-and-set alias move and ``register_once`` are each a read-then-write (the service has
+no CAS and no transactions), and events go to the platform's event bus through Metaflow's
+``ArgoEvent``, as ``obproject.ProjectEvent`` sends them. The lifecycle events (a new
+instance, an alias move) are sent right after the change succeeded, not in one transaction
+with it: a process killed in between leaves the change without its event. Flows there are
+started by Argo Events, so ``flowpolicy dispatch`` (which needs the events table) refuses.
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ from flowpolicy.registry.base import (
     EvidenceRecord,
     InstanceRecord,
     Scope,
+    alias_event,
+    alias_payload,
+    new_instance_event,
+    new_instance_payload,
     parse_spec,
     stringify,
     utc_now,
@@ -147,7 +154,7 @@ class OuterboundsRegistry:
     def register(self, scope: Scope, *, kind: str, created_by: EntityRef,
                  description: str | None = None, annotations: Mapping[str, Any] | None = None,
                  tags: Mapping[str, Any] | None = None, blobs: Sequence[str] | None = None,
-                 ) -> InstanceRecord:
+                 actor: EntityRef | None = None) -> InstanceRecord:
         payload: dict[str, Any] = {"entity_ref": EntityRef.from_any(created_by).to_dict()}
         if description:
             payload["description"] = description
@@ -161,13 +168,19 @@ class OuterboundsRegistry:
         self._request("PATCH", self._asset_path(scope), payload)
         # the service answers without the new id; read it back as obproject's promotion does
         # (a concurrent registration in between would be returned instead)
-        return self.resolve(scope, "latest")
+        record = self.resolve(scope, "latest")
+        actor = EntityRef.from_any(actor if actor is not None else created_by)
+        self.publish_event(scope.project, scope.branch,
+                           new_instance_event(scope.asset_type, scope.name),
+                           new_instance_payload(record, actor), actor)
+        return record
 
     def register_once(self, scope: Scope, key: Mapping[str, str], *, kind: str,
                       created_by: EntityRef, description: str | None = None,
                       annotations: Mapping[str, Any] | None = None,
                       tags: Mapping[str, Any] | None = None,
-                      blobs: Sequence[str] | None = None) -> tuple[InstanceRecord, bool]:
+                      blobs: Sequence[str] | None = None, actor: EntityRef | None = None,
+                      ) -> tuple[InstanceRecord, bool]:
         """Read-then-write, not one transaction (the service has none): two callers at the
         same moment may both register, and only the instances the service lists as recent
         are looked through."""
@@ -182,7 +195,8 @@ class OuterboundsRegistry:
                 if all(record.annotations.get(k) == v for k, v in match.items()):
                     return record, False
         return self.register(scope, kind=kind, created_by=created_by, description=description,
-                             annotations=annotations, tags=tags, blobs=blobs), True
+                             annotations=annotations, tags=tags, blobs=blobs,
+                             actor=actor), True
 
     def resolve(self, scope: Scope, spec: str = "latest") -> InstanceRecord:
         parse_spec(spec)
@@ -264,7 +278,11 @@ class OuterboundsRegistry:
         by = EntityRef.from_any(by)
         self._request("PUT", self._asset_path(scope, "aliases", alias),
                       {"instance_id": target.id, "entity_ref": by.to_dict()})
-        return AliasMove(scope, alias, current, target.version, by, utc_now(), reason)
+        move = AliasMove(scope, alias, current, target.version, by, utc_now(), reason)
+        self.publish_event(scope.project, scope.branch,
+                           alias_event(scope.asset_type, scope.name, alias),
+                           alias_payload(move), by)
+        return move
 
     def alias_history(self, scope: Scope, alias: str | None = None) -> list[AliasMove]:
         raise RegistryError("the Outerbounds asset service keeps no alias history")
@@ -290,8 +308,24 @@ class OuterboundsRegistry:
         return record
 
     def events(self, project: str | None = None, branch: str | None = None,
-               name: str | None = None) -> list[EventRecord]:
+               name: str | None = None, *, after: int | None = None,
+               limit: int | None = None) -> list[EventRecord]:
         raise RegistryError("the Outerbounds event bus cannot be listed from here")
+
+    def newest_event_id(self) -> int:
+        raise RegistryError("the Outerbounds event bus cannot be listed from here")
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        raise RegistryError("the Outerbounds event bus cannot be followed from here")
+
+    def _no_dispatch(self, *_: Any, **__: Any) -> Any:
+        raise RegistryError(
+            "flowpolicy dispatch needs a registry with an events table (SQLite or "
+            "PostgreSQL); on Outerbounds the platform's Argo Events starts the triggered "
+            "flows")
+
+    claim_dispatch = start_dispatch = note_dispatch_run = finish_dispatch = _no_dispatch
+    dispatch = dispatches = cursor = advance_cursor = _no_dispatch
 
     def close(self) -> None:
         """Nothing to release: every call is one HTTP request."""

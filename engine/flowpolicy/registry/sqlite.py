@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -60,6 +61,7 @@ from flowpolicy.registry.base import (
     AliasMove,
     AssetSummary,
     Consumption,
+    DispatchRecord,
     EntityRef,
     EventRecord,
     EvidenceRecord,
@@ -67,6 +69,10 @@ from flowpolicy.registry.base import (
     InstanceSpec,
     RegistryDamaged,
     Scope,
+    alias_event,
+    alias_payload,
+    new_instance_event,
+    new_instance_payload,
     parse_spec,
     stringify,
     utc_now,
@@ -78,6 +84,8 @@ from flowpolicy.registry.base import (
 APPLICATION_ID = 0x666C706F
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _BUSY_TIMEOUT_S = 60.0
+#: How often a follower looks at the file for new events (SQLite cannot notify).
+_EVENT_POLL_S = 0.01
 _CACHE_KIB = 32 * 1024
 _MMAP_BYTES = 256 * 1024 * 1024
 
@@ -177,9 +185,50 @@ _V2 = (
     "CREATE INDEX events_by_scope ON events (project, branch, name, id)",
 )
 
+#: Migration 3: what ``flowpolicy dispatch`` decided. One row per (event, flow), so a start
+#: is claimed once however many dispatchers race; the state only moves forward.
+_V3 = (
+    """CREATE TABLE dispatches (
+        id           INTEGER PRIMARY KEY,
+        event_id     INTEGER NOT NULL REFERENCES events (id),
+        flow         TEXT NOT NULL,
+        flow_name    TEXT,
+        branch       TEXT NOT NULL,
+        argv         TEXT NOT NULL,
+        cwd          TEXT NOT NULL,
+        state        TEXT NOT NULL CHECK (state IN ('claimed', 'started', 'finished')),
+        token        TEXT NOT NULL,
+        claimed_by   TEXT NOT NULL,
+        lease_until  REAL NOT NULL,
+        attempts     INTEGER NOT NULL,
+        claimed_at   TEXT NOT NULL,
+        started_at   TEXT,
+        pid          INTEGER,
+        run_pathspec TEXT,
+        log_path     TEXT,
+        finished_at  TEXT,
+        status       TEXT CHECK (status IN ('succeeded', 'failed')),
+        returncode   INTEGER,
+        reason       TEXT,
+        UNIQUE (event_id, flow)
+    )""",
+    "CREATE INDEX dispatches_by_state ON dispatches (state, lease_until)",
+    """CREATE TRIGGER dispatches_forward_only BEFORE UPDATE ON dispatches
+       WHEN OLD.state = 'finished' OR (OLD.state = 'started' AND NEW.state = 'claimed')
+            OR NEW.event_id != OLD.event_id OR NEW.flow != OLD.flow
+       BEGIN SELECT RAISE(ABORT, 'a dispatch only moves forward'); END""",
+    """CREATE TRIGGER dispatches_kept BEFORE DELETE ON dispatches
+       BEGIN SELECT RAISE(ABORT, 'dispatch records are kept'); END""",
+    """CREATE TABLE cursors (
+        name       TEXT PRIMARY KEY,
+        position   INTEGER NOT NULL,
+        updated_at TEXT NOT NULL
+    ) WITHOUT ROWID""",
+)
+
 #: Numbered schema migrations; ``MIGRATIONS[n]`` takes a file from version n to n+1.
 #: Never edit a released migration: append a new one.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The oldest schema a read-only handle reads without migrating. Raise it when a migration
 #: changes a table or column readers rely on (adding a table or an index does not).
@@ -286,6 +335,7 @@ class SQLiteRegistry:
         #: WAL on and the schema current, checked under the write lock: writes just write
         self._writes_ready = False
         self._has_evidence = False
+        self._has_dispatch = False
 
     # -- opening ------------------------------------------------------------------------
 
@@ -330,6 +380,7 @@ class SQLiteRegistry:
             conn.execute("ROLLBACK")
         self._readable = self._schema is not None and self._schema >= OLDEST_READABLE_VERSION
         self._has_evidence = "evidence" in tables  # added by migration 2
+        self._has_dispatch = "dispatches" in tables  # added by migration 3
 
     def _identify(self, conn: sqlite3.Connection) -> int | None:
         """Inside a transaction: the schema version of our registry, None for an empty
@@ -476,6 +527,7 @@ class SQLiteRegistry:
                 self._raise_failure(exc)
             if not self._writes_ready:
                 self._writes_ready = self._readable = self._has_evidence = True
+                self._has_dispatch = True
                 self._schema = SCHEMA_VERSION
 
     def close(self) -> None:
@@ -496,9 +548,10 @@ class SQLiteRegistry:
         annotations: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
         blobs: Sequence[str] | None = None,
+        actor: EntityRef | None = None,
     ) -> InstanceRecord:
         record, _ = self._register(scope, None, kind, created_by, description, annotations,
-                                   tags, blobs)
+                                   tags, blobs, actor)
         return record
 
     def register_once(
@@ -512,17 +565,20 @@ class SQLiteRegistry:
         annotations: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
         blobs: Sequence[str] | None = None,
+        actor: EntityRef | None = None,
     ) -> tuple[InstanceRecord, bool]:
         return self._register(scope, key, kind, created_by, description, annotations, tags,
-                              blobs)
+                              blobs, actor)
 
     def _register(
         self, scope: Scope, key: Mapping[str, str] | None, kind: str, created_by: EntityRef,
         description: str | None, annotations: Mapping[str, Any] | None,
         tags: Mapping[str, Any] | None, blobs: Sequence[str] | None,
+        actor: EntityRef | None,
     ) -> tuple[InstanceRecord, bool]:
-        """Append an instance, or (with ``key``) find the newest one whose annotations carry
-        every key item, in the same write transaction; True when it was registered now."""
+        """Append an instance and its lifecycle event, or (with ``key``) find the newest one
+        whose annotations carry every key item, in the same write transaction; True when it
+        was registered now."""
         if not kind or not isinstance(kind, str):
             raise RegistryError(f"{scope}: an instance needs a kind (e.g. 'artifact')")
         if isinstance(blobs, str):
@@ -533,6 +589,7 @@ class SQLiteRegistry:
         desc = description or ""
         now = utc_now()
         created_by = EntityRef.from_any(created_by)
+        actor = created_by if actor is None else EntityRef.from_any(actor)
         match = None
         if key is not None:
             match = stringify(key, "key")
@@ -556,11 +613,15 @@ class SQLiteRegistry:
                 (asset_id, version, kind, desc, _json(ann), _json(tag), _json(blob_list), now,
                  created_by.entity_kind, created_by.entity_id),
             )
-        return InstanceRecord(
-            scope=scope, version=version, kind=kind, description=desc,
-            annotations=MappingProxyType(ann), tags=MappingProxyType(tag),
-            blobs=tuple(blob_list), created_at=now, created_by=created_by,
-        ), True
+            record = InstanceRecord(
+                scope=scope, version=version, kind=kind, description=desc,
+                annotations=MappingProxyType(ann), tags=MappingProxyType(tag),
+                blobs=tuple(blob_list), created_at=now, created_by=created_by,
+            )
+            _insert_event(conn, scope.project, scope.branch,
+                          new_instance_event(scope.asset_type, scope.name),
+                          _json(new_instance_payload(record, actor)), now, actor)
+        return record, True
 
     def resolve(self, scope: Scope, spec: str = "latest") -> InstanceRecord:
         parsed = parse_spec(spec)
@@ -730,7 +791,11 @@ class SQLiteRegistry:
                 "by_id, at, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (asset_id, alias, current, version, by.entity_kind, by.entity_id, now, reason),
             )
-        return AliasMove(scope, alias, current, version, by, now, reason)
+            move = AliasMove(scope, alias, current, version, by, now, reason)
+            _insert_event(conn, scope.project, scope.branch,
+                          alias_event(scope.asset_type, scope.name, alias),
+                          _json(alias_payload(move)), now, by)
+        return move
 
     def get_alias(self, scope: Scope, alias: str) -> int | None:
         validate_alias(alias)
@@ -846,26 +911,165 @@ class SQLiteRegistry:
         producer = EntityRef.from_any(producer)
         now = utc_now()
         with self._write(creates=True) as conn:
-            event_id = conn.execute(
-                "INSERT INTO events (project, branch, name, payload, created_at, producer_kind, "
-                "producer_id) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (project, branch, name, payload_json, now, producer.entity_kind,
-                 producer.entity_id),
-            ).fetchone()[0]
+            event_id = _insert_event(conn, project, branch, name, payload_json, now, producer)
         return EventRecord(event_id, project, branch, name,
                            None if payload_json is None else json.loads(payload_json),
                            now, producer)
 
     def events(
-        self, project: str | None = None, branch: str | None = None, name: str | None = None
+        self, project: str | None = None, branch: str | None = None, name: str | None = None,
+        *, after: int | None = None, limit: int | None = None,
     ) -> list[EventRecord]:
         where, params = _filters(project=project, branch=branch, name=name)
+        if after is not None:
+            where += (" AND" if where else " WHERE") + " id > ?"
+            params.append(int(after))
         sql = ("SELECT id, project, branch, name, payload, created_at, producer_kind, "
                f"producer_id FROM events{where} ORDER BY id")
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
         with _Reading(self) as conn:
             rows = conn.execute(sql, params).fetchall()
             return [EventRecord(i, p, b, n, None if pl is None else json.loads(pl), at,
                                 EntityRef(pk, pi)) for i, p, b, n, pl, at, pk, pi in rows]
+
+    def newest_event_id(self) -> int:
+        with _Reading(self) as conn:
+            return conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        """Polls every few milliseconds (SQLite cannot notify another process); each look
+        is one primary-key range probe."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            with _Reading(self) as conn:
+                if conn.execute("SELECT EXISTS (SELECT 1 FROM events WHERE id > ?)",
+                                (int(after),)).fetchone()[0]:
+                    return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(_EVENT_POLL_S, left))
+
+    # -- dispatch -----------------------------------------------------------------------
+
+    def claim_dispatch(
+        self, event_id: int, flow: str, *, flow_name: str | None, branch: str,
+        argv: Sequence[str], cwd: str, claimer: str, lease_seconds: float,
+    ) -> DispatchRecord | None:
+        token = secrets.token_hex(8)
+        now, at = time.time(), utc_now()
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT id, state, lease_until FROM dispatches WHERE event_id = ? AND flow = ?",
+                (int(event_id), flow)).fetchone()
+            if row is None:
+                if conn.execute("SELECT id FROM events WHERE id = ?",
+                                (int(event_id),)).fetchone() is None:
+                    raise RegistryError(f"no event {event_id} in registry {self.path}")
+                conn.execute(
+                    "INSERT INTO dispatches (event_id, flow, flow_name, branch, argv, cwd, "
+                    "state, token, claimed_by, lease_until, attempts, claimed_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 'claimed', ?, ?, ?, 1, ?)",
+                    (int(event_id), flow, flow_name, branch, _json(list(argv)), cwd, token,
+                     claimer, now + lease_seconds, at))
+            elif row[1] == "claimed" and row[2] < now:
+                conn.execute(
+                    "UPDATE dispatches SET token = ?, claimed_by = ?, lease_until = ?, "
+                    "attempts = attempts + 1, claimed_at = ? WHERE id = ?",
+                    (token, claimer, now + lease_seconds, at, row[0]))
+            else:
+                return None
+            return self._dispatch_rows(conn, "WHERE event_id = ? AND flow = ?",
+                                       (int(event_id), flow))[0]
+
+    def start_dispatch(self, dispatch_id: int, token: str, *, pid: int, log_path: str | None
+                       ) -> DispatchRecord | None:
+        with self._write() as conn:
+            changed = conn.execute(
+                "UPDATE dispatches SET state = 'started', started_at = ?, pid = ?, "
+                "log_path = ? WHERE id = ? AND token = ? AND state = 'claimed'",
+                (utc_now(), int(pid), log_path, int(dispatch_id), token)).rowcount
+            if not changed:
+                return None
+            return self._dispatch_rows(conn, "WHERE id = ?", (int(dispatch_id),))[0]
+
+    def note_dispatch_run(self, dispatch_id: int, run_pathspec: str) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE dispatches SET run_pathspec = ? WHERE id = ? "
+                         "AND state = 'started'", (run_pathspec, int(dispatch_id)))
+
+    def finish_dispatch(self, dispatch_id: int, *, status: str, returncode: int | None,
+                        reason: str | None) -> None:
+        with self._write() as conn:
+            changed = conn.execute(
+                "UPDATE dispatches SET state = 'finished', finished_at = ?, status = ?, "
+                "returncode = ?, reason = ? WHERE id = ? AND state = 'started'",
+                (utc_now(), status, returncode, reason, int(dispatch_id))).rowcount
+            if not changed:
+                raise RegistryError(f"dispatch {dispatch_id} is not started; cannot finish it")
+
+    def dispatch(self, dispatch_id: int) -> DispatchRecord:
+        with _Reading(self) as conn:
+            found = (self._dispatch_rows(conn, "WHERE id = ?", (int(dispatch_id),))
+                     if self._table_exists(conn, "dispatches") else [])
+        if not found:
+            raise RegistryError(f"no dispatch {dispatch_id} in registry {self.path}")
+        return found[0]
+
+    def dispatches(self, *, event_id: int | None = None, state: str | None = None,
+                   lease_expired: bool = False, limit: int | None = None
+                   ) -> list[DispatchRecord]:
+        where, params = _filters(event_id=event_id, state=state)
+        if lease_expired:
+            where += (" AND" if where else " WHERE") + " state = 'claimed' AND lease_until < ?"
+            params.append(time.time())
+        tail = " ORDER BY id" + (" LIMIT ?" if limit is not None else "")
+        if limit is not None:
+            params.append(int(limit))
+        with _Reading(self) as conn:
+            if not self._table_exists(conn, "dispatches"):
+                return []
+            return self._dispatch_rows(conn, where + tail, params)
+
+    def _table_exists(self, conn: sqlite3.Connection, table: str) -> bool:
+        """Whether a table of a later migration exists yet: an older schema is read as it
+        is (a read-only handle, or one opened before a writer migrated the file)."""
+        if table == "dispatches" and self._has_dispatch:
+            return True
+        found = bool(conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0])
+        if table == "dispatches":
+            self._has_dispatch = found
+        return found
+
+    @staticmethod
+    def _dispatch_rows(conn: sqlite3.Connection, where: str, params: Sequence[Any]
+                       ) -> list[DispatchRecord]:
+        rows = conn.execute(
+            "SELECT id, event_id, flow, flow_name, branch, argv, cwd, state, token, "
+            "claimed_by, lease_until, attempts, claimed_at, started_at, pid, run_pathspec, "
+            f"log_path, finished_at, status, returncode, reason FROM dispatches {where}",
+            params)
+        return [DispatchRecord(*row[:5], tuple(json.loads(row[5])), *row[6:])
+                for row in rows]
+
+    def cursor(self, name: str) -> int:
+        with _Reading(self) as conn:
+            if not self._table_exists(conn, "dispatches"):  # cursors came with dispatches
+                return 0
+            row = conn.execute("SELECT position FROM cursors WHERE name = ?",
+                               (name,)).fetchone()
+        return row[0] if row else 0
+
+    def advance_cursor(self, name: str, event_id: int) -> int:
+        with self._write() as conn:
+            return conn.execute(
+                "INSERT INTO cursors (name, position, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET position = max(position, excluded.position), "
+                "updated_at = excluded.updated_at RETURNING position",
+                (name, int(event_id), utc_now())).fetchone()[0]
 
     # -- maintenance --------------------------------------------------------------------
 
@@ -914,6 +1118,16 @@ class _Reading:
         self._registry._lock.release()
         if isinstance(exc, (sqlite3.Error, json.JSONDecodeError)):
             self._registry._raise_failure(exc)
+
+
+def _insert_event(conn: sqlite3.Connection, project: str, branch: str, name: str,
+                  payload_json: str | None, at: str, producer: EntityRef) -> int:
+    """Append one event inside the caller's write transaction; its id."""
+    return conn.execute(
+        "INSERT INTO events (project, branch, name, payload, created_at, producer_kind, "
+        "producer_id) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (project, branch, name, payload_json, at, producer.entity_kind, producer.entity_id),
+    ).fetchone()[0]
 
 
 def _key(scope: Scope) -> tuple[str, str, str, str]:

@@ -118,7 +118,7 @@ def _promote_one(reg: Registry, src_scope: Scope, dst_scope: Scope, instance: st
             dst_scope, lineage, kind=src.kind, created_by=src.created_by,
             description=src.description,
             annotations={**src.annotations, **lineage, "promoted_by": promoter.entity_id},
-            tags=src.tags, blobs=src.blobs)
+            tags=src.tags, blobs=src.blobs, actor=promoter)
     why = reason or f"promoted from {src_scope.branch} {src.id}"
     wanted = []
     if with_aliases:

@@ -1,0 +1,144 @@
+"""The launcher: the process that turns one claimed dispatch into one run.
+
+``python -m flowpolicy.dispatch.launch REGISTRY_URL DISPATCH_ID TOKEN LOG_DIR`` is started by a
+dispatcher for each dispatch it claimed, in a session of its own (so it outlives the
+dispatcher, and an interrupt of the dispatcher does not reach the run). It
+
+1. moves the dispatch from ``claimed`` to ``started`` by compare-and-set on the claim's
+   token, in one registry transaction — the decision that this run happens. When the token
+   is no longer the claim's (the lease ran out and another dispatcher took it over), it
+   starts nothing and exits :data:`EXIT_TAKEN_OVER`;
+2. runs the recorded command (``python flow.py --quiet run --instance=v3 …``) on the
+   recorded branch, output appended to the dispatch's log, and notes the Metaflow run as
+   soon as the flow has written its run id;
+3. records how the run ended: ``succeeded`` (exit 0) or ``failed``, the exit code and the
+   last error line of the log.
+
+It imports nothing but the registry, so the flow starts a few tens of milliseconds after
+the dispatcher decided to start it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+#: Exit code of a launcher whose claim was taken over: it started nothing.
+EXIT_TAKEN_OVER = 3
+#: How much of the end of a log is read for the failure line.
+_TAIL_BYTES = 64 * 1024
+_REASON_CHARS = 500
+_POLL_S = 0.05
+
+
+def launcher_alive(record) -> bool | None:
+    """Whether the launcher of a ``started`` dispatch still runs: None when it cannot be
+    told from here (another host). A launcher whose dispatcher died and whose new parent
+    never reaps it lingers as a zombie, which counts as gone."""
+    host = record.claimed_by.rsplit(":", 1)[0]
+    if record.pid is None or host != socket.gethostname():
+        return None
+    try:
+        os.kill(record.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{record.pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def last_error_line(text: str) -> str:
+    """The message a failing flow ended with: the text after the last ``...Error:``, else
+    its last line; at most a few hundred characters."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if "Error:" in line:
+            return line.split("Error:", 1)[1].strip()[:_REASON_CHARS]
+    return lines[-1].strip()[:_REASON_CHARS] if lines else ""
+
+
+def run_command(argv: tuple[str, ...], run_id_file: Path) -> list[str]:
+    """``argv`` with Metaflow's ``--run-id-file`` after its ``run`` command, so the
+    launcher learns the run id as soon as the run has one."""
+    command = list(argv)
+    if "run" in command:
+        at = command.index("run") + 1
+        command[at:at] = ["--run-id-file", str(run_id_file)]
+    return command
+
+
+def launch(registry_url: str, dispatch_id: int, token: str, log_dir: Path) -> int:
+    from flowpolicy.registry import open_registry
+
+    registry = open_registry(registry_url)
+    log_path = log_dir / f"{dispatch_id}.log"
+    record = registry.start_dispatch(dispatch_id, token, pid=os.getpid(),
+                                     log_path=str(log_path))
+    if record is None:
+        return EXIT_TAKEN_OVER
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    run_id_file = log_path.with_suffix(".run-id")
+    env = {**os.environ, "FLOWPOLICY_BRANCH": record.branch,
+           "FLOWPOLICY_REGISTRY": registry.url, "PYTHONUNBUFFERED": "1"}
+    with log_path.open("ab") as log:
+        try:
+            proc = subprocess.Popen(run_command(record.argv, run_id_file), cwd=record.cwd,
+                                    env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT)
+        except OSError as exc:
+            registry.finish_dispatch(dispatch_id, status="failed", returncode=None,
+                                     reason=f"could not start {record.argv[1:2]}: {exc}")
+            return 1
+        noted = False
+        while True:
+            try:
+                returncode = proc.wait(timeout=_POLL_S)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if not noted:
+                noted = _note_run(registry, record, run_id_file)
+    if not noted:
+        _note_run(registry, record, run_id_file)
+    reason = None if returncode == 0 else last_error_line(_tail(log_path))
+    registry.finish_dispatch(dispatch_id, status="succeeded" if returncode == 0 else "failed",
+                             returncode=returncode, reason=reason)
+    return 0
+
+
+def _note_run(registry, record, run_id_file: Path) -> bool:
+    try:
+        run_id = run_id_file.read_text(encoding="utf-8").strip()
+    except OSError:
+        return False
+    if not run_id:
+        return False
+    registry.note_dispatch_run(record.id, f"{record.flow_name}/{run_id}"
+                               if record.flow_name else run_id)
+    return True
+
+
+def _tail(path: Path) -> str:
+    with path.open("rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, handle.tell() - _TAIL_BYTES))
+        return handle.read().decode("utf-8", "replace")
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 4:
+        print("usage: python -m flowpolicy.dispatch.launch REGISTRY_URL DISPATCH_ID TOKEN "
+              "LOG_DIR", file=sys.stderr)
+        return 2
+    return launch(argv[0], int(argv[1]), argv[2], Path(argv[3]))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
