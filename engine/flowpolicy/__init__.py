@@ -1,8 +1,10 @@
 """flowpolicy: declarative promotion policies for Metaflow projects.
 
-``from flowpolicy import ProjectFlow, Asset`` gives the obproject-compatible runtime; the
-names are resolved lazily so that ``import flowpolicy`` (and the CLI) does not pay for
-importing Metaflow.
+``from flowpolicy import ProjectFlow, Asset`` gives the obproject-compatible runtime: every
+name ``obproject`` exports is here, and ``flowpolicy.assets``, ``flowpolicy.projectbase``,
+``flowpolicy.project_events``, ``flowpolicy.project_schedule`` and ``flowpolicy.evals_logger``
+mirror obproject's modules. The names are resolved lazily so that ``import flowpolicy`` (and
+the CLI) does not pay for importing Metaflow.
 """
 
 from __future__ import annotations
@@ -14,7 +16,13 @@ _LAZY = {
     "ProjectContext": "flowpolicy.runtime.project",
     "Asset": "flowpolicy.runtime.assets",
     "ProjectEvent": "flowpolicy.runtime.events",
-    "project_trigger": "flowpolicy.runtime.project",
+    "project_trigger": "flowpolicy.runtime.triggers",
+    "project_schedule": "flowpolicy.runtime.triggers",
+    "ProjectTriggerException": "flowpolicy.runtime.triggers",
+    "ProjectScheduleException": "flowpolicy.runtime.triggers",
+    "highlight": "flowpolicy.runtime.highlight",
+    "AssetInstance": "flowpolicy.runtime.assets",
+    "EntityRef": "flowpolicy.registry.base",
     "promote_assets": "flowpolicy.runtime.promote",
     "load_policy": "flowpolicy.policy.loader",
 }
