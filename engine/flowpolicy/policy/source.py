@@ -14,11 +14,8 @@ A mapping entry is located at its key, a list item at the item.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import math
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,18 +85,6 @@ class PolicyYAMLLoader(_BaseLoader):
         self.locations: dict[str, SourceLocation] = {}
         self._expanded = 0
         self._active: set[int] = set()
-        self._tags: dict[str, str] = {}
-
-    # -- tag resolution -----------------------------------------------------------------
-    # The composer asks for the tag of every node. The safe resolver has no path resolvers,
-    # so a plain scalar's tag depends on its text alone: resolve each text once.
-    def resolve(self, kind, value, implicit):
-        if kind is yaml.ScalarNode and implicit[0] and not self.yaml_path_resolvers:
-            tag = self._tags.get(value)
-            if tag is None:
-                tag = self._tags[value] = super().resolve(kind, value, implicit)
-            return tag
-        return super().resolve(kind, value, implicit)
 
     # -- locations and diagnostics ------------------------------------------------------
     def _loc(self, node: yaml.Node) -> SourceLocation:
@@ -283,27 +268,7 @@ def decode(raw: bytes, source: str) -> str:
     return text.removeprefix("\ufeff")
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Composing a document allocates a node and two marks per value, and the cyclic
-    collector would traverse them again and again (nearly half the time of reading a large
-    policy). The result is a tree; anything cyclic left behind is collected afterwards."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def parse_text(text: str, source: str) -> tuple[SourceDoc | None, list[Diagnostic]]:
-    """Parse one policy document; on any problem the document may be ``None``."""
-    with _gc_paused():
-        return _parse_text(text, source)
-
-
-def _parse_text(text: str, source: str) -> tuple[SourceDoc | None, list[Diagnostic]]:
     try:
         loader = PolicyYAMLLoader(text, source)
     except yaml.YAMLError as exc:  # the reader refuses control characters up front
