@@ -13,7 +13,8 @@ from flowpolicy.lint.callsites import CallSite, Value
 from flowpolicy.policy.model import NamingRules
 
 #: Every lint code: "FPL" and three digits (policy diagnostics use "FP").
-CODE_PATTERN = re.compile(r"^FPL\d{3}$")
+#: ``\Z``, not ``$``, which would also let "FPL001" plus a newline through.
+CODE_PATTERN = re.compile(r"^FPL\d{3}\Z")
 
 
 @dataclass(frozen=True)

@@ -203,4 +203,3 @@ def apply_defaults(data: dict, locations: Locations) -> None:
                 locations.update(moved(locations,
                                        child_path(child_path("$.defaults", section), key),
                                        child_path(rule_path, key)))
-

@@ -93,7 +93,8 @@ class PolicyYAMLLoader(_BaseLoader):
         self._expanded = 0
         self._active: set[int] = set()
         self._text = text
-        self._text_left = ALIAS_TEXT_FLOOR + ALIAS_TEXT_RATIO * len(text)
+        self._text_budget = ALIAS_TEXT_FLOOR + ALIAS_TEXT_RATIO * len(text)
+        self._text_left = self._text_budget
         #: Where each node was first built; a node built again is an alias being expanded.
         self._first_path: dict[int, str] = {}
         #: The outermost alias being expanded now: (JSON path of the use, the anchored node).
@@ -121,8 +122,7 @@ class PolicyYAMLLoader(_BaseLoader):
         self._text_left -= size
         if self._text_left >= 0:
             return
-        budget = ALIAS_TEXT_FLOOR + ALIAS_TEXT_RATIO * len(self._text)
-        message = (f"aliases expand the policy to more than {budget} characters of text "
+        message = (f"aliases expand the policy to more than {self._text_budget} characters of text "
                    f"({ALIAS_TEXT_RATIO} times the file's size plus {ALIAS_TEXT_FLOOR})")
         if self._alias is None:
             raise self._abort(node, path, message)
@@ -315,6 +315,7 @@ def decode(raw: bytes, source: str) -> str:
 
 
 def parse_text(text: str, source: str) -> tuple[SourceDoc | None, list[Diagnostic]]:
+    """Parse one policy document; on any problem the document may be ``None``."""
     try:
         loader = PolicyYAMLLoader(text, source)
     except yaml.YAMLError as exc:  # the reader refuses control characters up front
