@@ -3,8 +3,9 @@ build it, install it into a fresh virtualenv outside
 the checkout, and use the installed copy (not the source tree) to find both and run the CLI.
 
 Slow-ish (builds a wheel); deselect with ``-m "not packaging"``. Dependencies come from the
-system site-packages (``--system-site-packages``) and the virtualenv running the tests; flowpolicy itself is installed ``--no-deps``
-from the wheel, and the venv's own site-packages precedes the editable checkout on sys.path.
+system site-packages (``--system-site-packages``) and the virtualenv running the tests;
+flowpolicy itself is installed ``--no-deps`` from the wheel, and the venv's own
+site-packages precedes the editable checkout on sys.path.
 """
 
 from __future__ import annotations
