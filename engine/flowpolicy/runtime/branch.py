@@ -200,23 +200,23 @@ class DeclaredBranches:
     sources: tuple[str, ...]
 
 
-def declared_branches(project: str, root: str | os.PathLike | None = None
-                      ) -> DeclaredBranches | None:
-    """The branches (sanitised) that the policies in ``<project root>/policies/`` declare for
-    ``project``; None when no policy there is about ``project`` or declares branches."""
+def declared_branches(project: str) -> DeclaredBranches | None:
+    """The branches (sanitised) that the policies in ``./policies/`` (where the run's
+    registration limits come from too) declare for ``project``; None when none of them is
+    about ``project`` or declares branches. A policy that does not load is a
+    FlowpolicyError."""
     from flowpolicy.policy.loader import find_policy_files, load_policy
-    from flowpolicy.project_root import project_root
+    from flowpolicy.runtime.registration import POLICY_DIR
 
-    folder = project_root(root) / "policies"
-    if not folder.is_dir():
+    if not Path(POLICY_DIR).is_dir():
         return None
     branches: dict[str, None] = {}
     sources = []
-    for path in find_policy_files([folder]):
+    for path in find_policy_files([POLICY_DIR]):
         policy = load_policy(path)
         if policy.project == project and policy.branches:
             branches.update(dict.fromkeys(sanitize_branch(b) for b in policy.branches))
-            sources.append(os.path.relpath(path))
+            sources.append(str(path))
     if not branches:
         return None
     return DeclaredBranches(tuple(branches), tuple(sources))
