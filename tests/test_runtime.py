@@ -260,7 +260,11 @@ def test_promote_assets_between_branches(asset, registry_url):
     annotations = ref["model_properties"]["annotations"]
     assert annotations["promoted_from_branch"] == "dev"
     assert annotations["promoted_from_instance"] == "v2"
-    assert annotations["promoted_by"] == os.environ["METAFLOW_USER"]
+    # promoted_by as obproject writes it; who promoted is kept beside it and in the history
+    assert annotations["promoted_by"] == "obproject/promote"
+    assert annotations["promoted_by_entity"] == f"user {os.environ['METAFLOW_USER']}"
+    assert staging.alias_history("fraud_model", "candidate")[0]["by"]["entity_id"] == \
+        os.environ["METAFLOW_USER"]
     assert annotations["f1_score"] == "0.95"
     # only aliases on the promoted instance travel with it
     assert staging.list_aliases("fraud_model") == {"candidate": "v1", "validated": "v1"}
@@ -323,8 +327,10 @@ def test_promotion_aliases_restricted_by_obproject_toml(tmp_path, monkeypatch, a
 
 def test_project_events(registry_url, monkeypatch):
     monkeypatch.setenv("METAFLOW_USER", "tester")
-    event = ProjectEvent("retrain_required", project="fraud", branch="Prod")
+    event = ProjectEvent("retrain_required", project="fraud", branch="prod")
     assert event.event == "prj.fraud.prod.retrain_required"
+    # an explicit branch is used as given (obproject does not sanitise it either)
+    assert ProjectEvent("x", project="fraud", branch="Feature/A").event == "prj.fraud.Feature/A.x"
     published = event.publish({"statistic": 0.2})
     assert published["event"] == "prj.fraud.prod.retrain_required"
     assert published["producer"] == USER

@@ -7,9 +7,9 @@ flowpolicy registry (README, "obproject compatibility").
 """
 
 from flowpolicy.registry.base import EntityRef
-from flowpolicy.runtime.assets import Asset, AssetInstance
+from flowpolicy.runtime.assets import Asset, AssetInstance, DeleteResult
 from flowpolicy.runtime.identity import entity_ref, task_ref, user_ref
-from flowpolicy.runtime.promote import promote_assets
+from flowpolicy.runtime.promote import DEFAULT_PROMOTION_ALIASES, promote_assets
 
-__all__ = ["Asset", "AssetInstance", "EntityRef", "entity_ref", "promote_assets", "task_ref",
-           "user_ref"]
+__all__ = ["DEFAULT_PROMOTION_ALIASES", "Asset", "AssetInstance", "DeleteResult", "EntityRef",
+           "entity_ref", "promote_assets", "task_ref", "user_ref"]
