@@ -9,6 +9,9 @@ the CLI) does not pay for importing Metaflow.
 
 from __future__ import annotations
 
+import sys
+import types
+
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -39,3 +42,20 @@ def __getattr__(name: str):
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+class _Package(types.ModuleType):
+    """``flowpolicy.project_schedule`` is the decorator, as ``obproject.project_schedule``
+    is, even after the module of that name (obproject's layout) has been imported: the
+    import system binds a submodule onto its package, and this attribute ignores that."""
+
+    @property
+    def project_schedule(self):
+        return __getattr__("project_schedule")
+
+    @project_schedule.setter
+    def project_schedule(self, value) -> None:
+        pass
+
+
+sys.modules[__name__].__class__ = _Package
