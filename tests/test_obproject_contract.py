@@ -524,17 +524,20 @@ if __name__ == "__main__":
 '''
 
 
-def run_both(tmp_path: Path, *args: str, flow_text: str = CONTRACT_FLOW) -> list[dict]:
+def run_both(tmp_path: Path, *args: str, flow_text: str = CONTRACT_FLOW,
+             **extra_env: str) -> list[dict]:
     """Run the flow with obproject and with flowpolicy (only the import changed); what each
     start step saw, and the deployment decorators' own lines."""
     (tmp_path / "obproject.toml").write_text('project = "contract"\n')
     (tmp_path / "spec_release.json").write_text(
         json.dumps({"spec": {"project_branch": "release/v2"}}))
     (tmp_path / "spec_main.json").write_text(json.dumps({"spec": {"project_branch": "main"}}))
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "contract"\ndependencies = ["requests>=2"]\n')
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("FLOWPOLICY_", "OB_", "OBPROJECT_"))}
     env.update(METAFLOW_USER="tester", METAFLOW_DATASTORE_SYSROOT_LOCAL=str(tmp_path / "mf"),
-               FLOWPOLICY_REGISTRY=f"sqlite:///{tmp_path / 'registry.db'}")
+               FLOWPOLICY_REGISTRY=f"sqlite:///{tmp_path / 'registry.db'}", **extra_env)
     seen = []
     for name, text in (("ob_flow.py", flow_text),
                        ("fp_flow.py", flow_text.replace("from obproject import",
@@ -580,3 +583,17 @@ def test_an_invalid_schedule_map_is_refused_alike(tmp_path):
     for result in (ob, fp):
         assert "Project Schedule Exception" in result["output"]
         assert "Invalid schedule keys {'nightly'} for pattern 'release/" in result["output"]
+
+
+@pytest.mark.flows
+def test_project_deps_add_pypi_base_as_obproject_does(tmp_path):
+    ob, fp = run_both(tmp_path, "--config", "project_deps", "pyproject.toml", "run")
+    assert ob["returncode"] == fp["returncode"] == 1  # @pypi_base needs a pypi environment
+    for result in (ob, fp):
+        assert "@pypi decorator requires --environment=conda or --environment=pypi" in \
+            result["output"]
+    ob, fp = run_both(tmp_path, "--config", "project_deps", "pyproject.toml", "run",
+                      OBPROJECT_SKIP_PYPI_BASE="1")
+    assert ob["returncode"] == fp["returncode"] == 0, fp["output"]
+    assert fp["seen"] == ob["seen"]
+    assert fp["seen"][0]["configs"][1]["packages"] == {"requests": ">=2"}

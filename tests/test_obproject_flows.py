@@ -5,8 +5,10 @@ obproject, which the stand-in never shadows). Also the branch rule on real runs.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -313,3 +315,34 @@ def test_branch_rule_on_real_runs(tmp_path):
                                          ["accuracy"])]
     assert [next(t for t in run_tags if t.startswith("asset_write_branch:"))
             for run_tags in tags] == [f"asset_write_branch:{b}" for b in written]
+
+
+# -- @highlight ----------------------------------------------------------------------------
+
+
+def test_highlight_is_stored_as_obproject_stores_it_and_drawn_as_a_local_card(tmp_path):
+    from highlight_card.highlight_decorator import HighlightData
+
+    folder = project_folder(tmp_path)
+    env = flow_env(folder)
+    flow = port(FLOWS / "highlight_flow.py", folder)
+    run([sys.executable, str(flow), "--no-pylint", "run"], folder, env)
+    [got] = artifacts(folder, env, "HighlightFlow", ["highlight_data"])
+    theirs = HighlightData()  # obproject's own, filled the same way
+    theirs.set_title("Model quality")
+    theirs.add_label("fraud")
+    theirs.add_line("0.93", caption="accuracy")
+    theirs.add_column(big="0.93", small="accuracy")
+    expected = theirs._serialize()
+    ours = got["highlight_data"]
+    assert ours.pop("id").startswith("highlight-") and expected.pop("id")
+    assert ours == expected
+    assert "highlight" in got["tags"]
+    # the card, as Metaflow's card command writes it (local cards go under the working
+    # folder's .metaflow/ whatever the datastore root)
+    [card_file] = (folder / ".metaflow" / "mf.cards").glob(
+        "HighlightFlow/runs/*/steps/start/tasks/*/cards/blank-highlight-*.html")
+    encoded = re.search(r'__MF_DATA__\["[^"]+"\] = "([^"]+)"', card_file.read_text())
+    card = json.dumps(json.loads(base64.b64decode(encoded.group(1))))
+    for shown in ("# Model quality", "`fraud`", "**accuracy** 0.93", '"0.93"'):
+        assert shown in card
