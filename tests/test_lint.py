@@ -163,6 +163,40 @@ def test_receiver_chains_resolve_in_any_order_without_a_round_limit():
         ("register_data", "a_b"), ("peek_data_asset", "c_d")]
 
 
+def lint_text(source: str, *codes: str) -> list:
+    config = LintConfig(scopes=(Scope("", fixture_context()),), select=codes)
+    return lint_source(source.encode(), "f.py", config)[0]
+
+
+def test_chained_fstring_constants_fold_once_and_stop_at_the_size_bound():
+    # Each constant repeats the last eight times: 8 * 8**29 characters if folded naively
+    # (the old depth cap of 20 still let this run for hours).
+    lines = ['A0 = "abcdefgh"'] + [
+        f'A{i} = f"' + f"{{A{i - 1}}}" * 8 + '"' for i in range(1, 30)]
+    lines += ['self.prj.register_data(A29, "df")', 'self.prj.register_data(A2, "df")']
+    findings = lint_text("\n".join(lines) + "\n", "FPL002", "FPL006")
+    assert [(f.line, f.col, f.code) for f in findings] == [(31, 24, "FPL006"), (32, 24, "FPL002")]
+    assert "asset name of register_data was not evaluated: its text is longer than 4096 " \
+        "characters" in findings[0].message
+    assert len(findings[1].message) < 300  # the 512-character name is shown shortened
+
+
+def test_folding_work_is_bounded_per_module():
+    # A constant of 2,000 parts referenced by 150 calls: 300,000 steps > the bound.
+    parts = "".join("{x}a" for _ in range(1000))
+    source = f'K = f"{parts}"\n' + 'self.prj.get_data(K)\n' * 150
+    findings = lint_text(source, "FPL006")
+    assert findings and {f.code for f in findings} == {"FPL006"}
+    assert "takes more than 200000 steps" in findings[0].message
+    assert findings[0].line > 50  # the first calls were evaluated
+
+
+def test_constants_defined_through_each_other_are_dynamic():
+    findings = lint_text('A = B\nB = A\nself.prj.get_data(A)\n', "FPL006")
+    assert [(f.line, f.code) for f in findings] == [(3, "FPL006")]
+    assert "not statically known" in findings[0].message
+
+
 def test_deeply_nested_code_is_walked_without_recursion_errors():
     # 2,000 levels: more than Python's recursion limit, fewer than the parser's.
     deep = " + ".join(["y"] * 2000)
@@ -564,3 +598,18 @@ def test_walk_skips_excluded_and_default_folders_but_not_named_files(tmp_path, m
     run = prepare(LintRequest(paths=("script", "build/d.py")))
     assert run.files == ["script", "build/d.py"]
     assert [f.path for f in run.findings()] == ["script", "build/d.py"]
+
+
+def test_lint_and_policy_discovery_skip_the_same_folders(tmp_path, monkeypatch):
+    from flowpolicy.lint.discovery import discover_policy_files
+    from flowpolicy.policy.loader import find_policy_files
+
+    for folder in ("src", "build", ".venv", "site-packages", "x.egg-info", "node_modules"):
+        (tmp_path / folder / "policies").mkdir(parents=True)
+        (tmp_path / folder / "policies" / "p.yaml").write_text("version: 1\nproject: p\n")
+        (tmp_path / folder / "flow.py").write_text('self.prj.get_data("prod_x")\n')
+    monkeypatch.chdir(tmp_path)
+    assert find_policy_files(["."]) == [Path("src/policies/p.yaml")]
+    assert discover_policy_files(tmp_path) == [tmp_path / "src" / "policies" / "p.yaml"]
+    assert prepare(LintRequest(paths=(".",), policies=(str(FIXTURES / "policy.yaml"),))).files \
+        == ["src/flow.py"]

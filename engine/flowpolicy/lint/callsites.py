@@ -247,14 +247,16 @@ class Step:
 
 @dataclass(frozen=True, slots=True)
 class Loop:
-    """The innermost loop around a call, inside the call's function."""
+    """The loops around a call, inside the call's function."""
 
+    #: The innermost loop over whose iterations the asset name stays the same (its name
+    #: uses none of the loop's variables), else the innermost loop.
     kind: str
     line: int
-    #: Whether this loop (or one around it in the function) calls current.checkpoint.save.
-    saves_checkpoints: bool
-    #: Whether the asset name uses a variable the loops around the call bind.
+    #: Whether the name changes with every loop around the call (``for name in NAMES``).
     name_varies: bool
+    #: The line of the innermost loop around the call that calls current.checkpoint.save.
+    training_loop_line: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -554,6 +556,9 @@ class _Finder:
     # -- call sites ------------------------------------------------------------------------
     def sites(self) -> list[CallSite]:
         found: list[CallSite] = []
+        # In source order, so that a folding bound trips at the later calls, as a reader
+        # of the file would expect.
+        self.calls.sort(key=lambda item: (item[0].lineno, item[0].col_offset))
         for call, scope in self.calls:
             site = self._site(call, scope)
             if site is not None:
@@ -625,14 +630,15 @@ class _Finder:
     def _loop(scope: _Scope, name_node: ast.expr) -> Loop | None:
         if not scope.loops:
             return None
-        targets = frozenset().union(*(loop.targets for loop in scope.loops))
         used = {n.id for n in ast.walk(name_node) if isinstance(n, ast.Name)}
-        innermost = scope.loops[-1]
+        repeating = [loop for loop in scope.loops if not loop.targets & used]
+        shown = (repeating or scope.loops)[-1]
+        training = [loop.line for loop in scope.loops if loop.saves_checkpoints]
         return Loop(
-            kind=innermost.kind,
-            line=innermost.line,
-            saves_checkpoints=any(loop.saves_checkpoints for loop in scope.loops),
-            name_varies=bool(used & targets),
+            kind=shown.kind,
+            line=shown.line,
+            name_varies=not repeating,
+            training_loop_line=training[-1] if training else None,
         )
 
     def _annotations(

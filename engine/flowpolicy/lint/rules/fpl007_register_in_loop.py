@@ -5,7 +5,8 @@
 ``while`` loop or a comprehension of a Metaflow step (a method decorated ``@step``), when
 the asset name does not use the loop's variable — so every iteration registers the same
 asset again. A loop over names (``for name in NAMES: register_data(name, ...)``) registers
-one version of each and is left alone. Only loops in the step's own body count: a
+one version of each and is left alone, unless another loop around the call repeats it
+(``for epoch ...: for name in NAMES: ...``). Only loops in the step's own body count: a
 registration in a helper function the loop calls is not seen. A registration inside the
 training loop of a ``@checkpoint`` step is FPL008's finding instead, never both.
 

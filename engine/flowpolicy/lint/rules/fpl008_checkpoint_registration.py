@@ -40,7 +40,7 @@ def in_training_loop(site: CallSite) -> bool:
     (FPL008's case, which FPL007 leaves to it)."""
     return (
         site.registers and site.step is not None and site.step.checkpoint
-        and site.loop is not None and site.loop.saves_checkpoints
+        and site.loop is not None and site.loop.training_loop_line is not None
     )
 
 
@@ -50,7 +50,7 @@ def check(site: CallSite, ctx: RuleContext) -> Iterator[tuple[Value, str]]:
     assert site.step is not None and site.loop is not None
     yield site.name, (
         f"{site.api} registers {site.name.display()} inside the training loop (line "
-        f"{site.loop.line}) of @checkpoint step {site.step.name!r}: every pass registers a "
+        f"{site.loop.training_loop_line}) of @checkpoint step {site.step.name!r}: every pass registers a "
         "partly trained version; checkpoints are for resuming, register once after the loop"
     )
 
