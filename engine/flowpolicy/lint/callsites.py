@@ -18,11 +18,13 @@ name; a name that is not imported at all (``Asset()`` defined in the same file) 
 registry's. A method call on any other receiver is not a call site, so
 ``mylist.register_data("prod")`` and ``self.prj = prj`` are left alone.
 
-**The prefilter** (:func:`could_call_registry`) follows from that rule: every call site's
-source contains the text of its method name or ``promote_assets``, so a file containing
-none of them cannot hold one and is skipped unparsed. It keys on what can be a registry call
-(``register_data``, ``peek_model``, ``set_alias``, ...), never on receivers such as ``prj`` or
-``Asset`` that appear in every flow file.
+**The prefilter** (:func:`could_call_registry`) follows from that rule: a call site's source
+contains ``promote_assets``, or the text of its method name (``register_data``,
+``peek_model``, ``set_alias``, ...) *and* of its receiver's root (``prj``, or ``Asset``, which
+must be imported under that name). A file without them cannot hold one and is skipped
+unparsed. It keys on what can be a registry call: a receiver alone is not enough, since flow
+code names ``self.prj`` everywhere without calling the registry, and a method name alone is
+not either (``self._get_data()`` in a library).
 
 Names are evaluated as far as they are statically known: string literals, string
 constants of the module and of its top-level classes, keywords of module-level constructor
@@ -144,16 +146,16 @@ def method_spec(name: str) -> MethodSpec | None:
     )
 
 
-#: Bytes that every registry method name (:data:`METHODS`, :data:`METHOD_NAMING`) or
-#: ``promote_assets`` contains; a cheap first test, :data:`CALL_TEXT` decides.
-CALL_MARKERS: tuple[bytes, ...] = (
-    b"_data", b"_model", b"_alias", b"alias_history", b"evidence", b"promote_assets",
-)
-#: The text of a registry call: a method name of :data:`METHODS` or
-#: :data:`METHOD_NAMING`, or ``promote_assets``.
-CALL_TEXT = re.compile(
+#: The roots every registry receiver is spelled with (``self.prj``, an imported ``Asset``).
+RECEIVER_MARKERS: tuple[bytes, ...] = (b"prj", b"Asset")
+#: Bytes that every registry method name (:data:`METHODS`, :data:`METHOD_NAMING`)
+#: contains; a cheap first test, :data:`METHOD_TEXT` decides.
+METHOD_MARKERS: tuple[bytes, ...] = (b"_data", b"_model", b"_alias", b"alias_history",
+                                     b"evidence")
+#: The text of a registry method name of :data:`METHODS` or :data:`METHOD_NAMING`.
+METHOD_TEXT = re.compile(
     rb"(?:register|get|peek|consume|list|delete)_(?:external_)?(?:data|model)"
-    rb"|set_alias|get_alias|alias_history|evidence|promote_assets"
+    rb"|set_alias|get_alias|alias_history|evidence"
 )
 
 
@@ -168,7 +170,13 @@ def could_call_registry(data: bytes) -> bool:
 
 
 def _has_call_text(data: bytes) -> bool:
-    return any(marker in data for marker in CALL_MARKERS) and CALL_TEXT.search(data) is not None
+    if b"promote_assets" in data:
+        return True
+    return (
+        any(marker in data for marker in RECEIVER_MARKERS)
+        and any(marker in data for marker in METHOD_MARKERS)
+        and METHOD_TEXT.search(data) is not None
+    )
 
 
 def _decoded(data: bytes) -> str:

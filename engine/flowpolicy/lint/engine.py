@@ -4,13 +4,13 @@ The cost of linting a large tree is reading it and parsing the few files that ca
 registry API, so:
 
 * a byte-level prefilter (:func:`flowpolicy.lint.callsites.could_call_registry`) skips a
-  file unless it contains the text of a registry call — a registry method name such as
-  ``register_model`` or ``peek_data_asset``, or ``promote_assets``. Every finding belongs
-  to a call site, and every call site contains that text, so skipping a file never changes
-  the findings (a test lints varied sources both ways) — except FPL900 for a file that
-  cannot be parsed, which we only learn by parsing, and do not for skipped files, like any
-  prefiltering linter. Receivers (``self.prj``, ``Asset``) are not markers: flow code
-  names them everywhere without calling the registry;
+  file unless it contains the text of a registry call — ``promote_assets``, or a registry
+  method name such as ``register_model`` or ``peek_data_asset`` together with a receiver's
+  root (``prj``, ``Asset``). Every finding belongs to a call site, and every call site
+  contains that text, so skipping a file never changes the findings (a test lints varied
+  sources both ways) — except FPL900 for a file that cannot be parsed, which we only learn
+  by parsing, and do not for skipped files, like any prefiltering linter. A receiver alone
+  is not a marker: flow code names ``self.prj`` everywhere without calling the registry;
 * a parsed file is walked once (:func:`flowpolicy.lint.callsites.find_call_sites`); the
   cyclic GC is off while trees are built and walked (they hold no cycles);
 * once a few files needed parsing, worker processes take the rest in chunks of paths and

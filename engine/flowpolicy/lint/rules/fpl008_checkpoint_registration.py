@@ -50,8 +50,9 @@ def check(site: CallSite, ctx: RuleContext) -> Iterator[tuple[Value, str]]:
     assert site.step is not None and site.loop is not None
     yield site.name, (
         f"{site.api} registers {site.name.display()} inside the training loop (line "
-        f"{site.loop.training_loop_line}) of @checkpoint step {site.step.name!r}: every pass registers a "
-        "partly trained version; checkpoints are for resuming, register once after the loop"
+        f"{site.loop.training_loop_line}) of @checkpoint step {site.step.name!r}: every pass "
+        "registers a partly trained version; checkpoints are for resuming, register once "
+        "after the loop"
     )
 
 
