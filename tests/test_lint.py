@@ -618,3 +618,16 @@ def test_lint_and_policy_discovery_skip_the_same_folders(tmp_path, monkeypatch):
     assert discover_policy_files(tmp_path) == [tmp_path / "src" / "policies" / "p.yaml"]
     assert prepare(LintRequest(paths=(".",), policies=(str(FIXTURES / "policy.yaml"),))).files \
         == ["src/flow.py"]
+
+
+def test_checkpoint_rules_on_the_example_and_the_epoch_registering_flow():
+    """The example's @checkpoint training flow registers once, after its loop: clean. The
+    run-time guard's test flow registers every epoch: FPL007 at that call."""
+    example = REPO / "examples" / "fraud_detection"
+    policy = str(example / "policies" / "fraud.yaml")
+    run = prepare(LintRequest(paths=(str(example / "train_flow.py"),), policies=(policy,)))
+    assert list(run.findings()) == [] and run.stats.parsed == 1
+    flow = REPO / "tests" / "runtime_flows" / "epoch_registering_flow.py"
+    run = prepare(LintRequest(paths=(str(flow),), policies=(policy,),
+                              select=("FPL007", "FPL008", "FPL009", "FPL010")))
+    assert [(f.line, f.code) for f in run.findings()] == [(20, "FPL007")]
