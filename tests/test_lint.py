@@ -155,6 +155,39 @@ def test_finder(source, expected):
     assert could_call_registry(source.encode()) or not expected
 
 
+def test_the_walk_reaches_every_call_the_full_ast_walk_does():
+    """The finder's walk skips fields that hold no node; it must still visit every call
+    (metaflow's own source and the fixtures: all the syntax they use), and a registry call
+    in any position is a call site."""
+    import metaflow
+
+    from flowpolicy.lint.callsites import _Finder
+
+    paths = sorted(FIXTURES.glob("FPL0*.py")) + sorted(Path(metaflow.__file__).parent.rglob("*.py"))
+    for path in paths:
+        tree = ast.parse(path.read_bytes())
+        expected = sorted(
+            (n.lineno, n.col_offset) for n in ast.walk(tree) if isinstance(n, ast.Call))
+        found = sorted((call.lineno, call.col_offset) for call, _ in _Finder(tree).calls)
+        assert found == expected, path
+    call = 'prj.get_data("a_b")'
+    positions = [
+        f"@{call}\ndef f(x={call}, *, y={call}) -> {call}:\n    return lambda z={call}: {call}",
+        f"class C({call}, metaclass={call}):\n    k = {call}",
+        f"match {call}:\n    case {{'k': v}} if {call}:\n        {call}",
+        f"try:\n    {call}\nexcept {call} as e:\n    {call}\nelse:\n    {call}\n"
+        f"finally:\n    {call}",
+        f"with {call} as w, {call}:\n    x[{call}:{call}] = f'{{{call}!r:{{{call}}}}}'",
+        f"async def g():\n    await {call}\n    async for i in {call}:\n        yield {call}",
+        f"x = {{{call}: {call} for i in {call} if {call}}}; del x[{call}]; assert {call}, {call}",
+        f"global q\nx = [*{call}], {{**{call}}}, not {call}, {call} if {call} else {call}",
+    ]
+    for source in positions:
+        tree = ast.parse(source)
+        wanted = sum(isinstance(n, ast.Call) for n in ast.walk(tree))
+        assert len(find_call_sites(tree)) == wanted, source
+
+
 def test_receiver_chains_resolve_in_any_order_without_a_round_limit():
     # Bound in reverse order: each binding is only known once the one below it is.
     chain = [f"r{i} = r{i + 1}" for i in range(300)] + ["r300 = self.prj"]

@@ -337,8 +337,29 @@ _TOP = _Scope(None, ())
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
+#: Nodes the walk notes (beside calls and attributes), and those that change the scope.
+_NOTED = frozenset({ast.Assign, ast.AnnAssign, ast.NamedExpr, ast.withitem, ast.Import,
+                    ast.ImportFrom})
+_STRUCTURAL = frozenset({*_FUNCTIONS, ast.Lambda, *_LOOPS, *_COMPREHENSIONS, ast.ClassDef})
 #: Nodes with no child the finder needs.
 _LEAVES = frozenset({ast.Name, ast.Constant, ast.Load, ast.Store, ast.Del, ast.Pass})
+#: Fields that never hold a node (skipped unread: the walk is most of the finder's time).
+_SCALAR_FIELDS = frozenset({
+    "ctx", "id", "attr", "arg", "name", "names", "level", "module", "conversion",
+    "is_async", "kind", "type_comment", "simple", "kwd_attrs", "rest", "tag", "lineno",
+    "op", "ops",
+})
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _child_fields(kind: type) -> tuple[str, ...]:
+    """The fields of a node type that can hold child nodes (as ``ast.iter_child_nodes``
+    reads them, without its generator per node)."""
+    fields = _CHILD_FIELDS.get(kind)
+    if fields is None:
+        fields = tuple(f for f in kind._fields if f not in _SCALAR_FIELDS)
+        _CHILD_FIELDS[kind] = fields
+    return fields
 
 
 class _Finder:
@@ -363,12 +384,18 @@ class _Finder:
                     self._note_constant(inner, self.class_constants)
         self._walk(tree)
         self.kinds = self._resolve_bindings()
+        #: Local names that can be ``promote_assets`` (a quick test before resolving).
+        self.promote_names = {"promote_assets"} | {
+            local for local, target in self.imports.items()
+            if target.rpartition(".")[2] == "promote_assets"
+        }
 
     # -- the walk --------------------------------------------------------------------------
     def _walk(self, tree: ast.Module) -> None:
         """One pass over every node, iterative (no recursion limit on deep expressions)."""
         stack: list[tuple[ast.AST, _Scope]] = [(tree, _TOP)]
         push = stack.append
+        child_fields = _CHILD_FIELDS
         while stack:
             node, scope = stack.pop()
             kind = type(node)
@@ -381,6 +408,8 @@ class _Finder:
                 use = _checkpoint_use(node)
                 if use is not None:
                     self.checkpoint_uses.append((node, scope, use))
+            elif kind not in _NOTED:
+                pass
             elif kind is ast.Assign or kind is ast.AnnAssign:
                 value = node.value
                 if value is not None:
@@ -395,22 +424,27 @@ class _Finder:
             elif kind is ast.Import or kind is ast.ImportFrom:
                 self._note_import(node)
                 continue
-            if kind in _FUNCTIONS or kind is ast.Lambda:
+            if kind not in _STRUCTURAL:
+                for field in child_fields.get(kind) or _child_fields(kind):
+                    child = getattr(node, field, None)
+                    if type(child) is list:
+                        for item in child:
+                            if isinstance(item, ast.AST) and type(item) not in _LEAVES:
+                                push((item, scope))
+                    elif isinstance(child, ast.AST) and type(child) not in _LEAVES:
+                        push((child, scope))
+            elif kind in _FUNCTIONS or kind is ast.Lambda:
                 self._push_function(node, scope, push)
             elif kind in _LOOPS:
                 self._push_loop(node, scope, push)
             elif kind in _COMPREHENSIONS:
                 self._push_comprehension(node, scope, push)
-            elif kind is ast.ClassDef:
+            else:  # ast.ClassDef
                 for child in (*node.decorator_list, *node.bases, *node.keywords):
                     push((child, scope))
                 inner = _Scope(None, ())
                 for child in node.body:
                     push((child, inner))
-            else:
-                for child in ast.iter_child_nodes(node):
-                    if type(child) not in _LEAVES:
-                        push((child, scope))
 
     @staticmethod
     def _push_function(node, scope: _Scope, push) -> None:
@@ -605,7 +639,7 @@ class _Finder:
             if not receiver or (spec.receiver != ANY and spec.receiver not in receiver):
                 return None
             api = func.attr
-        elif isinstance(func, (ast.Name, ast.Attribute)) and self._is_api(func, "promote_assets"):
+        elif _last_name(func) in self.promote_names and self._is_api(func, "promote_assets"):
             spec, api = PROMOTE, "promote_assets"
         else:
             return None
@@ -803,6 +837,12 @@ class _Finder:
         return parts
 
 
+def _last_name(func: ast.expr) -> str | None:
+    if isinstance(func, ast.Name):
+        return func.id
+    return func.attr if isinstance(func, ast.Attribute) else None
+
+
 def _same_constant(old: ast.expr | None, new: ast.expr) -> bool:
     """Whether a second assignment repeats the first (a literal of the same value)."""
     return (isinstance(old, ast.Constant) and isinstance(new, ast.Constant)
@@ -862,6 +902,9 @@ def _shown_code(node: ast.AST) -> str:
 
 
 def _names(target: ast.expr) -> frozenset[str]:
+    """The names a loop target binds (``i``, ``i, (a, b)``, ``self.x`` binds none)."""
+    if isinstance(target, ast.Name):
+        return frozenset((target.id,))
     return frozenset(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
 
 
