@@ -618,6 +618,14 @@ def test_the_prefilter_keys_on_calls_not_on_receivers():
     assert not could_call_registry(b"self.train_data = load_model(self.prj)\n")
     assert not could_call_registry(b"return self._get_data(task.register_model)\n")  # no receiver
     assert could_call_registry(b"prj.peek_model('x')\n")
+    from flowpolicy.lint.callsites import METHODS, method_spec
+
+    for name in (*METHODS, "peek_model", "consume_data", "get_external_data",
+                 "register_external_model_asset", "delete_model_asset_instances"):
+        assert method_spec(name) is not None, name
+        assert could_call_registry(f"x = prj\nx.{name}('a_b')\n".encode()), name
+    for name in ("load_data", "train_model", "list_data_assets"):
+        assert method_spec(name) is None, name
     assert could_call_registry(b"from .assets import promote_assets\n")
     # Identifiers are NFKC-folded by the parser: a fullwidth letter is the same name.
     source = "self.prj.\uff52egister_data('prod_x', 'df')\n".encode()

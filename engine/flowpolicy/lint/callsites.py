@@ -148,15 +148,16 @@ def method_spec(name: str) -> MethodSpec | None:
 
 #: The roots every registry receiver is spelled with (``self.prj``, an imported ``Asset``).
 RECEIVER_MARKERS: tuple[bytes, ...] = (b"prj", b"Asset")
-#: Bytes that every registry method name (:data:`METHODS`, :data:`METHOD_NAMING`)
-#: contains; a cheap first test, :data:`METHOD_TEXT` decides.
-METHOD_MARKERS: tuple[bytes, ...] = (b"_data", b"_model", b"_alias", b"alias_history",
-                                     b"evidence")
-#: The text of a registry method name of :data:`METHODS` or :data:`METHOD_NAMING`.
-METHOD_TEXT = re.compile(
-    rb"(?:register|get|peek|consume|list|delete)_(?:external_)?(?:data|model)"
-    rb"|set_alias|get_alias|alias_history|evidence"
+#: The text of every registry method name of :data:`METHODS` and :data:`METHOD_NAMING`:
+#: a verb (optionally ``_external``) right before ``_data`` / ``_model``, or one of the
+#: alias and evidence methods.
+METHOD_VERBS: tuple[bytes, ...] = tuple(
+    verb + external
+    for verb in (b"register", b"get", b"peek", b"consume", b"list", b"delete")
+    for external in (b"", b"_external")
 )
+METHOD_TYPES: tuple[bytes, ...] = (b"_data", b"_model")
+METHOD_WORDS: tuple[bytes, ...] = (b"set_alias", b"get_alias", b"alias_history", b"evidence")
 
 
 def could_call_registry(data: bytes) -> bool:
@@ -172,11 +173,20 @@ def could_call_registry(data: bytes) -> bool:
 def _has_call_text(data: bytes) -> bool:
     if b"promote_assets" in data:
         return True
-    return (
-        any(marker in data for marker in RECEIVER_MARKERS)
-        and any(marker in data for marker in METHOD_MARKERS)
-        and METHOD_TEXT.search(data) is not None
-    )
+    if not any(marker in data for marker in RECEIVER_MARKERS):
+        return False
+    if any(word in data for word in METHOD_WORDS):
+        return True
+    # Only the occurrences of _data / _model are looked at (``self.train_data`` is common in
+    # flow code); bytes.find is far faster than a regex over the whole file.
+    longest = max(len(verb) for verb in METHOD_VERBS)
+    for marker in METHOD_TYPES:
+        at = data.find(marker)
+        while at >= 0:
+            if data[max(0, at - longest) : at].endswith(METHOD_VERBS):
+                return True
+            at = data.find(marker, at + 1)
+    return False
 
 
 def _decoded(data: bytes) -> str:
