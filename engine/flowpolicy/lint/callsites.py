@@ -158,6 +158,7 @@ METHOD_VERBS: tuple[bytes, ...] = tuple(
 )
 METHOD_TYPES: tuple[bytes, ...] = (b"_data", b"_model")
 METHOD_WORDS: tuple[bytes, ...] = (b"set_alias", b"get_alias", b"alias_history", b"evidence")
+_LONGEST_VERB = max(len(verb) for verb in METHOD_VERBS)
 
 
 def could_call_registry(data: bytes) -> bool:
@@ -179,11 +180,10 @@ def _has_call_text(data: bytes) -> bool:
         return True
     # Only the occurrences of _data / _model are looked at (``self.train_data`` is common in
     # flow code); bytes.find is far faster than a regex over the whole file.
-    longest = max(len(verb) for verb in METHOD_VERBS)
     for marker in METHOD_TYPES:
         at = data.find(marker)
         while at >= 0:
-            if data[max(0, at - longest) : at].endswith(METHOD_VERBS):
+            if data[max(0, at - _LONGEST_VERB) : at].endswith(METHOD_VERBS):
                 return True
             at = data.find(marker, at + 1)
     return False
