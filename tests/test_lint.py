@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -672,3 +673,29 @@ def test_checkpoint_rules_on_the_example_and_the_epoch_registering_flow():
     run = prepare(LintRequest(paths=(str(flow),), policies=(policy,),
                               select=("FPL007", "FPL008", "FPL009", "FPL010")))
     assert [(f.line, f.code) for f in run.findings()] == [(20, "FPL007")]
+
+
+def test_partly_known_names_match_declared_names_in_linear_time(tmp_path):
+    # Fourteen dynamic parts against a 63-character declared name that none of them can
+    # match: a backtracking regex tries every split of the name (minutes); RE2 does not.
+    from flowpolicy.lint.discovery import context_for_policy
+
+    declared = "a" * 62 + "b"
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "version: 1\nproject: demo_project\n"
+        "naming: {pattern: '^[a-z][a-z0-9_]{2,62}$', declared_only: true}\n"
+        f"assets: {{{declared}: {{type: data}}}}\n", encoding="utf-8")
+    config = LintConfig(scopes=(Scope("", context_for_policy(load_policy(policy))),),
+                        select=("FPL003",))
+    name = "a".join("{x}" for _ in range(14)) + "c"
+    source = f'self.prj.register_data(f"{name}", "df")\n'
+    # in a subprocess, so the old behaviour is bounded by its timeout
+    result = subprocess.run(
+        [sys.executable, "-c",
+         "import pickle, sys; from flowpolicy.lint.engine import lint_source; "
+         "config = pickle.loads(sys.stdin.buffer.read()); "
+         f"print([f.code for f in lint_source({source.encode()!r}, 'f.py', config)[0]])"],
+        input=pickle.dumps(config), capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().strip() == "['FPL003']"
