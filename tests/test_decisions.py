@@ -406,10 +406,27 @@ def test_check_promotion(source, target, evidence, allowed, reasons):
         assert set(document["rests_on"]) == set(verdict.edge.require)
 
 
-def test_evidence_without_recorded_thresholds_does_not_count():
-    legacy = replace(GATE_PASS, details={"passed": True})  # written before thresholds were
+@pytest.mark.parametrize(("min_f1", "counts"), [(0.8, True), (0.1, False)])
+def test_records_written_before_evidence_named_its_thresholds(min_f1, counts):
+    """Gate and champion records of earlier flows carry the values the run used in the
+    decision itself: those are its thresholds (a lowered one still does not count)."""
+    checks = (Check("f1_score", min=min_f1), Check("latency_ms", max=50))
+    gate = replace(GATE_PASS, details=evaluate_gate(
+        QUALITY, {"f1_score": "0.9", "latency_ms": "1"}, instance="v3", checks=checks).to_dict())
+    champion = replace(CHAMPION, details=decide_champion(
+        F1_CHAMPION, candidate="v3", candidate_annotations={"f1_score": "0.9"}, champion=None,
+        champion_annotations=None, min_improvement=min_f1 / 40).to_dict())
+    verdict = check_promotion(RULES, source="staging", target="prod", instance="v3",
+                              evidence=[gate, champion])
+    assert verdict.allowed is counts
+    if not counts:
+        assert len(verdict.reasons) == 2 and "f1_score >= 0.1" in verdict.reasons[0]
+
+
+def test_evidence_without_any_thresholds_does_not_count():
+    bare = replace(GATE_PASS, details={"passed": True})
     verdict = check_promotion(RULES, source="dev", target="staging", instance="v3",
-                              evidence=[legacy])
+                              evidence=[bare])
     assert not verdict.allowed and "records no thresholds" in verdict.reasons[0]
 
 

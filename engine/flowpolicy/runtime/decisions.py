@@ -418,15 +418,32 @@ def threshold_mismatch(record: EvidenceRecord, thresholds: Any) -> str | None:
     """None when ``record`` was judged under exactly ``thresholds`` (the policy's own, from
     :func:`gate_thresholds` / :func:`champion_thresholds` / :func:`drift_thresholds`), so it
     counts; otherwise why it does not."""
-    used = record.details.get("thresholds")
+    used = recorded_thresholds(record)
     if used is None:
-        return ("it records no thresholds (written by a flow compiled before evidence named "
-                "them); run the flow again")
+        return "it records no thresholds it was judged under; run the flow again"
     if same_thresholds(used, thresholds):
         return None
     what_if = " in a what-if run" if record.details.get("under_policy") is False else ""
     return (f"it was judged under {describe_thresholds(record.kind, used)}{what_if}, the "
             f"policy's are {describe_thresholds(record.kind, thresholds)}")
+
+
+def recorded_thresholds(record: EvidenceRecord) -> Any | None:
+    """The thresholds ``record`` was judged under: its ``thresholds``, or for gate and
+    champion records written before evidence named them, the bounds and ``min_improvement``
+    their decision recorded (the values the run used); None when it holds neither."""
+    details = record.details
+    if "thresholds" in details:
+        return details["thresholds"]
+    checks = details.get("checks")
+    if record.kind == "gate" and isinstance(checks, list):
+        if all(isinstance(c, Mapping) for c in checks):
+            return [{"metric": c.get("metric"), "min": c.get("min"), "max": c.get("max")}
+                    for c in checks]
+    keys = ("metric", "direction", "min_improvement")
+    if record.kind == "champion" and all(key in details for key in keys):
+        return {key: details[key] for key in keys}
+    return None
 
 
 def describe_thresholds(kind: str, thresholds: Any) -> str:
