@@ -593,10 +593,13 @@ def _every_template_branch() -> Policy:
         champions[asset] = ChampionRule(asset, "f1_score", direction, 0.01, "best" if index % 2
                                         else "champion", on_promote, on_keep)
     for index, (require, alias, ranked, kind, two_edges) in enumerate(itertools.product(
-            ((), ("gate_0",), ("champion",), ("gate_1", "champion")), ("candidate", "live"),
-            (False, True), ("model", "data"), (False, True))):
+            ((), ("gate_0",), ("champion",), ("gate_1", "champion"), ("own", "champion")),
+            ("candidate", "live"), (False, True), ("model", "data"), (False, True))):
         asset = f"promoted_{index}"
         assets[asset] = AssetDecl(asset, kind)
+        if "own" in require:  # a gate that judges the promoted asset itself
+            gates[f"own_{index}"] = Gate(f"own_{index}", asset, check_sets["many"])
+            require = tuple(f"own_{index}" if r == "own" else r for r in require)
         if ranked:
             champions[asset] = ChampionRule(asset, "f1_score")
         edges.append(PromotionEdge("dev", "staging", (asset,), require, alias))
@@ -633,3 +636,13 @@ def test_every_template_branch_compiles_to_valid_python():
                             + len(policy.drift))
     for name, source in outputs.items():
         compile(source, name, "exec", dont_inherit=True)  # parser, symbol table and codegen
+    from flowpolicy.runtime.decisions import promotion_rules
+
+    promoted = {a for e in policy.promotion for a in e.assets}
+    taken = {"gates": 0, "champion": 0}
+    for asset in promoted:  # each promotion flow enforces exactly the rules check applies
+        embedded = _embedded_rules(outputs[f"{asset}_promotion.py"])
+        assert embedded == promotion_rules(policy, asset), asset
+        taken["gates"] += bool(embedded.gates)
+        taken["champion"] += embedded.champion is not None
+    assert all(taken.values()), taken
