@@ -7,7 +7,6 @@ numbers, and IR objects that the ``py`` filter writes as literals.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,16 +68,16 @@ def plan_flows(policy: Policy) -> list[FlowPlan]:
 
 
 def source_label(policy: Policy) -> str:
-    """How generated headers name the policy file: relative to the project root (the nearest
-    folder with obproject.toml, else .git), never absolute, so output does not depend on
-    where the repository is checked out."""
+    """How generated headers name the policy file: relative to its project root
+    (:mod:`flowpolicy.project_root`; with no root, just the file name), never absolute, so
+    output does not depend on where the repository is checked out."""
+    from flowpolicy.project_root import project_root
+
     if policy.source.startswith("<"):
         return policy.source
-    path = Path(os.path.abspath(policy.source))
-    for folder in path.parents:
-        if (folder / "obproject.toml").is_file() or (folder / ".git").exists():
-            return path.relative_to(folder).as_posix()
-    return path.name
+    path = Path(policy.source)
+    folder = path.parent.resolve()  # the folder, not the file: a linked policy keeps its name
+    return (folder / path.name).relative_to(project_root(folder)).as_posix()
 
 
 def _header(policy: Policy) -> dict[str, object]:
@@ -171,15 +170,13 @@ def _bound_text(metric: str, low: float | None, high: float | None) -> str:
 def _event(policy: Policy, event: str | None, json_path: str) -> str | None:
     if event is None:
         return None
-    return names.check_word(policy, event, json_path, "event name")
+    return names.check_event(policy, event, json_path, "event name")
 
 
 def _champion_flow(policy: Policy, rule: ChampionRule, header: dict[str, object]) -> FlowPlan:
     path = f"$.champion.{rule.asset}"
     names.check_name(policy, rule.asset, path, "asset name")
     names.check_name(policy, rule.metric, f"{path}.metric", "metric name")
-    if rule.direction not in ("maximize", "minimize"):
-        raise CompileError(f"{policy.locate(path)}: {path}.direction: {rule.direction!r}")
     events = []
     for event, json_key, outcome in ((rule.on_promote, "on_promote", "A new champion"),
                                      (rule.on_keep, "on_keep", "A kept champion")):
@@ -216,8 +213,8 @@ def _promotion_flow(policy: Policy, asset: str, asset_edges: list[tuple[int, Pro
     asset_type = _asset_type(policy, asset, path)
     for index, edge in asset_edges:
         edge_path = f"{path}[{index}]"
-        names.check_word(policy, edge.source, f"{edge_path}.from", "branch name")
-        names.check_word(policy, edge.target, f"{edge_path}.to", "branch name")
+        names.check_branch(policy, edge.source, f"{edge_path}.from", "branch name")
+        names.check_branch(policy, edge.target, f"{edge_path}.to", "branch name")
         for required in edge.require:
             if required != CHAMPION_REQUIREMENT:
                 names.check_name(policy, required, f"{edge_path}.require", "gate name")
@@ -245,8 +242,6 @@ def _drift_flow(policy: Policy, rule: DriftRule, header: dict[str, object]) -> F
     names.check_name(policy, rule.asset, path, "asset name")
     if _asset_type(policy, rule.asset, path) != "data":
         raise names.error_at(policy, path, "drift needs a data asset")
-    if rule.statistic != "ks":
-        raise CompileError(f"{policy.locate(path)}: {path}.statistic: {rule.statistic!r}")
     if rule.report_asset is not None:
         names.check_name(policy, rule.report_asset, f"{path}.report_asset", "asset name")
     taken = set(_TEMPLATE_NAMES["drift"])
@@ -267,7 +262,7 @@ def _drift_flow(policy: Policy, rule: DriftRule, header: dict[str, object]) -> F
     event_lines = []
     for level_name, event in rule.events.items():
         names.check_name(policy, level_name, f"{path}.events", "level name")
-        names.check_word(policy, event, f"{path}.events.{level_name}", "event name")
+        names.check_event(policy, event, f"{path}.events.{level_name}", "event name")
         event_lines.append(f"Level {level_name} publishes `{event}`.")
     context = {
         "rule": rule,
