@@ -36,6 +36,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import flowpolicy
+import flowpolicy.assets
+import flowpolicy.evals_logger
+import flowpolicy.project_events
+import flowpolicy.project_schedule
+import flowpolicy.projectbase
 from flowpolicy.runtime.branch import extract_branch, sanitize_branch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -390,6 +395,7 @@ def _target_annotations(service, fp, name="fraud_model", branch="staging"):
 
 def test_promotion_writes_what_obproject_writes(service, registry_url, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no obproject.toml: obproject's default aliases
+    monkeypatch.setenv("METAFLOW_USER", "tester")
     _promotable(service, registry_url)
     results = [impl("fraud", "dev", "staging", asset="fraud_model")
                for impl in (obproject.assets.promote_assets, flowpolicy.assets.promote_assets)]
@@ -425,6 +431,7 @@ def test_promotion_aliases_are_allowed_as_obproject_allows_them(service, registr
 
 
 def test_promotion_of_an_empty_branch_warns_as_obproject_does(service, registry_url):
+    register_catalog(flowpolicy.Asset(project="fraud", branch="dev", entity_ref=USER))
     got = []
     for impl in (obproject.assets.promote_assets, flowpolicy.assets.promote_assets):
         with warnings.catch_warnings(record=True) as caught:
@@ -436,6 +443,7 @@ def test_promotion_of_an_empty_branch_warns_as_obproject_does(service, registry_
 
 
 def test_promotion_of_an_unknown_asset_reports_it_as_obproject_does(service, registry_url):
+    register_catalog(flowpolicy.Asset(project="fraud", branch="dev", entity_ref=USER))
     results = [impl("fraud", "dev", "main", asset="nope")
                for impl in (obproject.assets.promote_assets, flowpolicy.assets.promote_assets)]
     assert results[0] == results[1]
@@ -462,8 +470,7 @@ def test_deletion_results_and_refusals_match(service, registry_url):
     assert messages[0] == messages[1]
 
 
-def test_evaluation_log_lines_match(service, registry_url, capsys, monkeypatch):
-    monkeypatch.setenv("METAFLOW_USER", "tester")
+def test_evaluation_log_lines_match(service, registry_url, capsys):
     for impl in (obproject.evals_logger.EvalsLogger, flowpolicy.evals_logger.EvalsLogger):
         impl(project="fraud", branch="dev").log("f1 0.91")
     lines = capsys.readouterr().out.splitlines()

@@ -35,7 +35,6 @@ from flowpolicy.registry.base import (
     ASSET_TYPE_OF,
     WIRE_KIND,
     AliasConflict,
-    AssetNotFound,
     EntityRef,
     InstanceRecord,
     Registry,
@@ -94,7 +93,7 @@ def promote_assets(
     for kind in kinds:
         asset_type = ASSET_TYPE_OF[kind]
         wire = WIRE_KIND[asset_type]
-        on_source = _asset_names(reg, project, source, asset_type)
+        on_source = [s.scope.name for s in reg.assets(project, source, asset_type)]
         if asset is not None:
             # with default kinds an asset usually exists as one kind only: skip the other
             if kinds_defaulted and asset not in on_source:
@@ -118,15 +117,6 @@ def promote_assets(
         warnings.warn(f"No assets found on source branch '{source}'. Was teardown-branch "
                       "already run? Promotion must happen before teardown.", stacklevel=2)
     return {"promoted": promoted, "errors": errors}
-
-
-def _asset_names(reg: Registry, project: str, branch: str, asset_type: str) -> list[str]:
-    """The assets on ``branch``; none where no registry exists yet (nothing to promote, as
-    an empty branch of the service)."""
-    try:
-        return [s.scope.name for s in reg.assets(project, branch, asset_type)]
-    except AssetNotFound:
-        return []
 
 
 def _promote_one(reg: Registry, src_scope: Scope, dst_scope: Scope, instance: str,
