@@ -359,3 +359,27 @@ def test_project_context_dev_assets_read_branch(registry_url, monkeypatch, branc
     assert (prj.asset.branch, prj._write_asset.branch) == (read, write)
     with pytest.raises(AttributeError, match="doesn't have an artifact 'model'"):
         prj.register_model("fraud_model", "model")
+
+
+def test_the_package_attribute_project_schedule_stays_the_decorator():
+    import sys
+
+    import flowpolicy
+    import flowpolicy.project_schedule  # obproject's layout: a module of that name
+    from flowpolicy.runtime.triggers import project_schedule
+
+    assert flowpolicy.project_schedule is project_schedule  # as obproject.project_schedule
+    assert sys.modules["flowpolicy.project_schedule"].project_schedule is project_schedule
+
+
+def test_flowproject_spec_is_the_running_deployments(registry_url, monkeypatch):
+    from flowpolicy.runtime.branch import note_deployment
+
+    spec = {"project": "fraud", "branch": "Feature/X",
+            "spec": {"project_name": "fraud", "project_branch": "Feature/X", "models": []}}
+    monkeypatch.setattr("flowpolicy.runtime.branch._deployment", {})
+    assert Asset(project="fraud", branch="feature_x").get_flowproject_spec() is None
+    note_deployment(spec)
+    assert Asset(project="fraud", branch="feature_x").get_flowproject_spec() == spec["spec"]
+    assert Asset(project="fraud", branch="main").get_flowproject_spec() is None
+    assert Asset(project="other", branch="feature_x").get_flowproject_spec() is None
