@@ -22,6 +22,8 @@ from flowpolicy.registry.base import (
     ANY,
     AliasConflict,
     AliasMove,
+    AssetDeletion,
+    AssetNotFound,
     EntityRef,
     InstanceRecord,
     Registry,
@@ -34,6 +36,8 @@ __all__ = [
     "ANY",
     "AliasConflict",
     "AliasMove",
+    "AssetDeletion",
+    "AssetNotFound",
     "EntityRef",
     "InstanceRecord",
     "Registry",
@@ -173,8 +177,8 @@ def _create(url: str, read_only: bool, origin: str) -> Registry:
 #: The Registry methods that write.
 WRITE_METHODS = frozenset(
     {"register", "register_once", "set_alias", "record_consumption", "add_evidence",
-     "publish_event", "claim_dispatch", "start_dispatch", "note_dispatch_run",
-     "finish_dispatch", "advance_cursor"})
+     "publish_event", "delete_asset", "claim_dispatch", "start_dispatch",
+     "note_dispatch_run", "finish_dispatch", "advance_cursor"})
 
 
 class ReadOnlyRegistry:
@@ -189,6 +193,7 @@ class ReadOnlyRegistry:
         if name in WRITE_METHODS:
             def refused(*args, **kwargs):
                 raise RegistryError(
-                    f"registry {self._inner.url} was opened read-only: {name} is refused")
+                    f"registry {self._inner.url} was opened read-only: {name} is refused",
+                    status_code=403)
             return refused
         return getattr(self._inner, name)
