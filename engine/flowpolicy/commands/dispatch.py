@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from flowpolicy.compile import output_dir_for
     from flowpolicy.policy.loader import load_policy
     from flowpolicy.project_root import project_root
-    from flowpolicy.triggers import trigger_table
+    from flowpolicy.triggers import dispatch_table
 
     for flag, value in (("--timeout", args.timeout), ("--lease", args.lease),
                         ("--for", args.follow_for)):
@@ -67,22 +67,22 @@ def run(args: argparse.Namespace) -> int:
             f"found {len(paths)} policies ({', '.join(map(str, paths))}); name the one to "
             "dispatch for: flowpolicy dispatch POLICY")
     policy = load_policy(paths[0])
-    table = trigger_table(policy)
+    root = project_root(paths[0].resolve().parent)
+    table = dispatch_table(policy, root, output_dir_for(policy))
     if args.list:
-        print(_listing(table))
+        print(_listing(table, root))
         return EXIT_OK if table.triggers else EXIT_FINDINGS
     if not table.triggers:
         raise FlowpolicyError(f"{paths[0]}: no event starts any flow (no triggers)",
                               exit_code=EXIT_FINDINGS)
-    flows_dir = output_dir_for(policy)
-    missing = sorted({t.flow for t in table.triggers if not (flows_dir / t.flow).is_file()})
+    missing = sorted({str(t.path) for t in table.targets.values() if not t.path.is_file()})
     if missing:
-        raise FlowpolicyError(f"{flows_dir} lacks generated flows {', '.join(missing)}: run "
-                              f"flowpolicy compile {paths[0]} first")
-    return _dispatch(args, table, flows_dir, project_root(paths[0].resolve().parent))
+        raise FlowpolicyError(f"the flows {', '.join(missing)} do not exist: run flowpolicy "
+                              f"compile {paths[0]} first (or fix the triggers' flow: paths)")
+    return _dispatch(args, table, root)
 
 
-def _dispatch(args: argparse.Namespace, table, flows_dir, root) -> int:
+def _dispatch(args: argparse.Namespace, table, root) -> int:
     from contextlib import nullcontext
 
     from flowpolicy.dispatch.dispatcher import Dispatcher
@@ -93,7 +93,7 @@ def _dispatch(args: argparse.Namespace, table, flows_dir, root) -> int:
         args.registry, missing="no events to dispatch yet (run a flow first, or point "
                                "--registry / FLOWPOLICY_REGISTRY at the file the flows write)")
     print(f"registry {registry.url}")
-    dispatcher = Dispatcher(registry, table, flows_dir=flows_dir, cwd=root,
+    dispatcher = Dispatcher(registry, table, cwd=root,
                             lease_seconds=args.lease, echo=_echo)
     webhook = WebhookServer(registry, args.webhook) if args.webhook is not None else None
     with webhook or nullcontext():
@@ -115,7 +115,8 @@ def _dispatch(args: argparse.Namespace, table, flows_dir, root) -> int:
         return EXIT_OK
     outcomes = list(summary.finished.values())
     print(f"dispatch: read {summary.events_read} events, started {len(summary.started)} runs "
-          f"({outcomes.count('succeeded')} succeeded, {outcomes.count('failed')} failed"
+          f"({outcomes.count('succeeded')} succeeded, {outcomes.count('refused')} refused, "
+          f"{outcomes.count('failed')} failed"
           + (f", {len(summary.taken_over)} taken over" if summary.taken_over else "")
           + f"); cursor at event {after}")
     return EXIT_OK
@@ -125,16 +126,26 @@ def _echo(line: str) -> None:
     print(line, flush=True)
 
 
-def _listing(table) -> str:
+def _listing(table, root) -> str:
+    from flowpolicy.triggers import flow_label
+
     lines = [f"triggers of project {table.project}:"]
     for trigger in table.triggers:
+        target = table.targets[trigger.flow]
+        try:
+            where = target.path.relative_to(root).as_posix()
+        except ValueError:
+            where = str(target.path)
         branches = ", ".join(trigger.branches) or "any branch"
         mapping = ", ".join(f"--{p} from {f}" for p, f in trigger.parameters.items())
-        lines.append(f"  {trigger.event} on {branches} -> {trigger.flow} ({trigger.class_name})"
+        lines.append(f"  {trigger.event} on {branches} -> {where}"
+                     + (f" ({target.class_name})" if target.class_name else "")
                      + (f"; {mapping}" if mapping else ""))
         lines.append(f"      {trigger.why}")
     for missing in table.untriggered:
-        lines.append(f"  nothing starts {missing.flow} on {missing.branch}: {missing.reason}")
+        branch = "any branch" if missing.branch == "*" else missing.branch
+        lines.append(f"  nothing starts {flow_label(missing.kind, missing.rule)} on {branch}: "
+                     f"{missing.reason}")
     if not table.triggers:
         lines.append("  none: no event starts any flow")
     return "\n".join(lines)

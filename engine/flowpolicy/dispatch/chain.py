@@ -81,6 +81,8 @@ def outcome(record: DispatchRecord) -> str:
         return "running"
     if record.status == "succeeded":
         return "succeeded"
+    if record.status == "refused":
+        return f"refused: {record.reason}"
     return f"failed: {record.reason}" if record.reason else f"failed (exit {record.returncode})"
 
 

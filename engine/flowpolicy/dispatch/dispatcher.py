@@ -47,19 +47,17 @@ class DispatchSummary:
 
 
 class Dispatcher:
-    """Starts the flows ``table`` names for the events of ``registry``.
-
-    ``flows_dir``: where the policy's generated flows are (``table`` names files in it);
-    ``cwd``: the project root the runs start in; ``log_dir``: one log per dispatch.
+    """Starts the flows ``table`` names (a :func:`~flowpolicy.triggers.dispatch_table`) for
+    the events of ``registry``. ``cwd``: the project root the runs start in; ``log_dir``: one
+    log per dispatch.
     """
 
-    def __init__(self, registry: Registry, table: TriggerTable, *, flows_dir: Path, cwd: Path,
+    def __init__(self, registry: Registry, table: TriggerTable, *, cwd: Path,
                  log_dir: Path | None = None, lease_seconds: float = 30.0,
                  echo: Callable[[str], None] = print,
                  environment: Mapping[str, str] | None = None):
         self.registry = registry
         self.table = table
-        self.flows_dir = flows_dir.resolve()
         self.cwd = cwd.resolve()
         self.log_dir = (log_dir or self.cwd / ".flowpolicy" / "dispatch").resolve()
         self.lease_seconds = lease_seconds
@@ -71,11 +69,13 @@ class Dispatcher:
 
     # -- the loop -------------------------------------------------------------------------
 
-    def run(self, *, follow: bool, timeout: float | None, max_runs: int) -> DispatchSummary:
+    def run(self, *, follow: bool, timeout: float | None, max_runs: int,
+            hold: Callable[[], bool] | None = None) -> DispatchSummary:
         """``follow=False`` (``--once``): until nothing is pending — no new event, no claim
-        anyone holds, no run started from here or by a launcher still alive. ``follow``:
-        until ``timeout`` (None: until interrupted). Raises FlowpolicyError (exit 1) when
-        ``timeout`` passes with work pending in ``--once`` mode, or ``max_runs`` is hit."""
+        anyone holds, no run started from here or by a launcher still alive — and ``hold``
+        (when given) says False. ``follow``: until ``timeout`` (None: until interrupted).
+        Raises FlowpolicyError (exit 1) when ``timeout`` passes with work pending in
+        ``--once`` mode, or ``max_runs`` is hit."""
         summary = DispatchSummary()
         deadline = None if timeout is None else time.monotonic() + timeout
         cursor = self.registry.cursor(self.cursor_name)
@@ -100,6 +100,8 @@ class Dispatcher:
                 if events:
                     continue
                 pending = self._pending()
+                if hold is not None and hold():
+                    pending = pending or "more events to come"
                 if not follow and not pending:
                     return summary
                 left = None if deadline is None else deadline - time.monotonic()
@@ -142,18 +144,22 @@ class Dispatcher:
         for trigger in triggers:
             argv = self._command(trigger, event, summary)
             record = self.registry.claim_dispatch(
-                event.id, self._flow_key(trigger), flow_name=trigger.class_name,
+                event.id, self._flow_key(trigger),
+                flow_name=self.table.targets[trigger.flow].class_name,
                 branch=event.branch, argv=argv, cwd=str(self.cwd), claimer=self.identity,
                 lease_seconds=self.lease_seconds)
             if record is None:
                 continue  # another dispatcher holds it, or started it already
             self._launch(record, summary)
             self.echo(f"event {event.id} {event.wire_name}{_about(event)} -> "
-                      f"{trigger.class_name} on {event.branch} [dispatch {record.id}]")
+                      f"{record.flow_name or record.flow} on {event.branch} "
+                      f"[dispatch {record.id}]")
         return True
 
     def _flow_key(self, trigger: Trigger) -> str:
-        path = self.flows_dir / trigger.flow
+        """The flow file, relative to the project root when inside it: what a dispatch
+        record names and runs."""
+        path = self.table.targets[trigger.flow].path.resolve()
         try:
             return path.relative_to(self.cwd).as_posix()
         except ValueError:
@@ -171,14 +177,14 @@ class Dispatcher:
             value = payload.get(source)
             if value is None:
                 summary.notes.append(f"event {event.id} has no {source!r} for --{parameter}: "
-                                     f"{trigger.class_name} uses its default")
+                                     f"{self._flow_key(trigger)} uses its default")
                 continue
             text = str(value)
             if len(text) > MAX_VALUE_CHARS or not text.isprintable():
                 raise FlowpolicyError(
                     f"event {event.id} ({event.wire_name}): payload field {source!r} is not "
                     f"a plain value of at most {MAX_VALUE_CHARS} characters; it is not "
-                    f"passed to {trigger.class_name}")
+                    f"passed to {self._flow_key(trigger)}")
             argv.append(f"--{parameter}={text}")
         return argv
 

@@ -11,8 +11,9 @@ dispatcher, and an interrupt of the dispatcher does not reach the run). It
 2. runs the recorded command (``python flow.py --quiet run --instance=v3 …``) on the
    recorded branch, output appended to the dispatch's log, and notes the Metaflow run as
    soon as the flow has written its run id;
-3. records how the run ended: ``succeeded`` (exit 0) or ``failed``, the exit code and the
-   last error line of the log.
+3. records how the run ended: ``succeeded`` (exit 0), ``refused`` (an expected refusal: a
+   failed gate, a refused promotion, nothing to compare) or ``failed``, the exit code and
+   the reason (the refusal's one line, else the last error line of the log).
 
 It imports nothing but the registry, so the flow starts a few tens of milliseconds after
 the dispatcher decided to start it.
@@ -107,10 +108,22 @@ def launch(registry_url: str, dispatch_id: int, token: str, log_dir: Path) -> in
                 noted = _note_run(registry, record, run_id_file)
     if not noted:
         _note_run(registry, record, run_id_file)
-    reason = None if returncode == 0 else last_error_line(_tail(log_path))
-    registry.finish_dispatch(dispatch_id, status="succeeded" if returncode == 0 else "failed",
-                             returncode=returncode, reason=reason)
+    status, reason = ("succeeded", None) if returncode == 0 else _why(_tail(log_path))
+    registry.finish_dispatch(dispatch_id, status=status, returncode=returncode, reason=reason)
     return 0
+
+
+def _why(output: str) -> tuple[str, str]:
+    """``refused`` and the reason for an expected refusal (a failed gate, a refused
+    promotion: :func:`flowpolicy.runtime.steps.refusal_reason`), else ``failed`` and the
+    last error line. Imported only now: it brings Metaflow, which a launcher otherwise
+    never needs."""
+    from flowpolicy.runtime.steps import refusal_reason
+
+    reason = refusal_reason(output)
+    if reason is not None:
+        return "refused", reason[:_REASON_CHARS]
+    return "failed", last_error_line(output)
 
 
 def _note_run(registry, record, run_id_file: Path) -> bool:

@@ -54,4 +54,9 @@ CODES: dict[str, str] = {
     "FP220": "both max_age and max_age_seconds are set",
     "FP221": "champion rule without a metric, or drift rule without levels (after defaults)",
     "FP222": "naming.allowed_words names a word that no forbidden_words list forbids",
+    "FP223": "triggers could start each other forever (the trigger graph has a cycle)",
+    "FP224": "trigger entry that names no flow or several, a rule the policy does not have, "
+             "an undeclared branch, or a Parameter the flow does not take from events",
+    "FP225": "two trigger entries say what starts one flow on one branch",
+    "FP226": "trigger flow path that is not a relative path inside the project",
 }

@@ -351,8 +351,9 @@ class DispatchRecord:
     ``claimed``: a dispatcher holds it until ``lease_until`` (seconds since the epoch); a
     claim whose lease ran out may be taken over, which changes ``token``. ``started``: the
     launcher holding the current token committed to run ``argv`` (``pid`` is that launcher);
-    nothing starts it again. ``finished``: the run ended with ``status`` (``succeeded`` or
-    ``failed``) and ``returncode``; ``reason`` is its last error line.
+    nothing starts it again. ``finished``: the run ended with ``status`` (``succeeded``;
+    ``refused``, an expected refusal such as a failed gate; or ``failed``) and
+    ``returncode``; ``reason`` is the refusal's one line, else the last error line.
     """
 
     id: int
@@ -643,7 +644,8 @@ class Registry(Protocol):
 
     def finish_dispatch(self, dispatch_id: int, *, status: str, returncode: int | None,
                         reason: str | None) -> None:
-        """``started`` → ``finished`` with how the run ended (``succeeded`` / ``failed``)."""
+        """``started`` → ``finished`` with how the run ended (``succeeded``, ``refused``,
+        ``failed``)."""
         ...
 
     def dispatch(self, dispatch_id: int) -> DispatchRecord:

@@ -227,7 +227,7 @@ _V4 = (
         run_pathspec TEXT,
         log_path     TEXT,
         finished_at  TEXT,
-        status       TEXT CHECK (status IN ('succeeded', 'failed')),
+        status       TEXT CHECK (status IN ('succeeded', 'refused', 'failed')),
         returncode   INTEGER,
         reason       TEXT,
         UNIQUE (event_id, flow)
