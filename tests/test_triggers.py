@@ -34,8 +34,9 @@ def test_the_example_policy_chains_every_rule():
         ("promote_model", "promotion", "fraud_model", ("dev",), {"instance": "instance"}),
         ("model_promoted", "promotion", "fraud_model", ("staging",),
          {"instance": "candidate"}),
-        ("data.fraud_features.new_instance", "drift", "fraud_features",
-         ("dev", "staging", "prod"), {"current": "instance"}),
+        # new features arrive on dev only: nothing promotes them
+        ("data.fraud_features.new_instance", "drift", "fraud_features", ("dev",),
+         {"current": "instance"}),
         ("retrain_required", "flow", "train_flow.py", ("dev",), {"train_on": "current"}),
     ]
     [off] = table.untriggered

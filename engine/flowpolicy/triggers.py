@@ -5,10 +5,12 @@ One table serves every consumer: the compiler writes it into the generated flows
 dispatch`` reads it to start the same flows locally, the loader refuses a table that could
 loop (:func:`loop_diagnostics`), and ``graph`` draws it.
 
-The defaults follow the rules, for each asset ``A`` on each branch ``B`` a rule applies to:
+The defaults follow the rules. New instances of an asset ``A`` arrive on the branches where
+work starts (the declared branches no promotion edge leads into: ``dev``), from training or
+ingestion runs, and on the branches edges carrying ``A`` promote it into; on those:
 
 - a new instance of ``A`` on ``B`` (a training run, or a promotion into ``B``) starts each
-  gate on ``A``, on every declared branch;
+  gate on ``A``;
 - the champion rule of ``A`` starts, on the branches whose edges require the champion,
   once the last gate those edges require has passed there (its ``on_pass``: a candidate that
   fails its gate never becomes champion), or on the new instance when they require no gate;
@@ -16,7 +18,7 @@ The defaults follow the rules, for each asset ``A`` on each branch ``B`` a rule 
 - a promotion edge ``B → T`` starts on the event of its last requirement: the champion's
   ``on_promote`` (else the move of its alias) when it requires the champion, else the
   ``on_pass`` of the last gate it lists, else the new instance of ``A`` on ``B``;
-- a new instance of a monitored data asset starts its drift monitor, on every declared branch.
+- a new instance of a monitored data asset starts its drift monitor.
 
 ``triggers:`` entries change a default on the branches they name, switch it off there
 (``enabled: false``), or start a hand-written flow. Each (flow, branch) has at most one
@@ -234,7 +236,7 @@ class _Defaults:
             self._promotion(asset)
         for rule in self.policy.drift.values():
             self._add("drift", rule.asset, new_instance_event("data", rule.asset),
-                      self.policy.branches, INSTANCE_FIELD,
+                      self._arrivals(rule.asset), INSTANCE_FIELD,
                       f"a new instance of {rule.asset} starts its drift monitor",
                       f"$.drift.{rule.asset}")
         return self.triggers, self.missing
@@ -249,11 +251,18 @@ class _Defaults:
         self.triggers.append(Trigger(event, kind, rule, tuple(branches), parameters, why,
                                      json_path))
 
+    def _arrivals(self, asset: str) -> tuple[str, ...]:
+        """Where new instances of ``asset`` arrive: the branches no edge leads into (where
+        training and ingestion register), and those edges carrying it lead into."""
+        targets = {e.target for e in self.policy.promotion}
+        carried = {e.target for e in self.policy.promotion if asset in e.assets}
+        return tuple(b for b in self.policy.branches if b not in targets or b in carried)
+
     def _new_instance(self, asset: str) -> str:
         return new_instance_event(self.policy.assets[asset].type, asset)
 
     def _gate(self, name: str, asset: str) -> None:
-        self._add("gate", name, self._new_instance(asset), self.policy.branches,
+        self._add("gate", name, self._new_instance(asset), self._arrivals(asset),
                   INSTANCE_FIELD, f"a new instance of {asset} starts gate {name}",
                   f"$.gates.{name}")
 

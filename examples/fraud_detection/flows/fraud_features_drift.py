@@ -27,7 +27,7 @@ RULE = DriftRule(
 @project(name="fraud_detection")
 @project_trigger(
     event="data.fraud_features.new_instance",
-    branches=["dev", "staging", "prod"],
+    branches=["dev"],
     parameters={"current": "instance"},
 )
 class FraudFeaturesDriftFlow(ProjectFlow):
