@@ -128,11 +128,36 @@ def test_a_dispatcher_killed_with_its_launchers_starts_nothing_twice(tmp_path):
             else:  # only the launcher's own window, and it says so
                 assert record.state == "started" and "launcher" in outcome(record), record
     records = _records(scratch)
-    taken_over = sum(r.attempts > 1 for r in records)
-    assert taken_over >= 1, "no kill landed between a claim and its launcher's start"
-    print(f"{taken_over} claims taken over after their lease; "
+    # the launcher is forked: its claim -> start window is a few milliseconds, so a kill
+    # seldom lands in it; the take-over itself is tested deterministically below
+    print(f"{sum(r.attempts > 1 for r in records)} claims taken over after their lease; "
           f"{sum(r.state == 'started' for r in records)} starts whose launcher died after "
           "its commit")
+
+
+def test_a_claim_left_by_a_dead_dispatcher_is_taken_over_after_its_lease(tmp_path):
+    """A dispatcher that died between its claim and its launcher's start leaves a claim:
+    the next dispatcher waits out the lease, claims it again and starts it, once."""
+    scratch = stub_project(tmp_path)
+    [instance] = _register(scratch, 1)
+    registry = SQLiteRegistry(scratch.root / "registry.db")
+    try:
+        [event] = registry.events(name="model.risk_model.new_instance")
+        stale = registry.claim_dispatch(
+            event.id, "flows/alpha_gate.py", flow_name="AlphaGateFlow", branch="dev",
+            argv=[sys.executable, "flows/alpha_gate.py", "--quiet", "run",
+                  f"--instance={instance}"],
+            cwd=str(scratch.dir.resolve()), claimer="gone:1", lease_seconds=1)
+        proc = _dispatcher(scratch, "--lease", "1")
+        output = proc.communicate(timeout=300)[0]
+        assert proc.returncode == 0, output
+        assert "taken over from gone:1, whose lease ran out" in output
+        assert ran(scratch) == {(flow, instance): 1 for flow in FLOWS}
+        taken = registry.dispatch(stale.id)
+        assert (taken.attempts, taken.state, taken.status) == (2, "finished", "succeeded")
+        assert taken.token != stale.token
+    finally:
+        registry.close()
 
 
 def _calibrate(scratch) -> float:

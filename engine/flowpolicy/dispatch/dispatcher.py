@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flowpolicy.dispatch.launch import EXIT_TAKEN_OVER, launcher_alive
+from flowpolicy.dispatch.launch import EXIT_TAKEN_OVER, fork_launcher, launcher_alive
 from flowpolicy.errors import EXIT_FINDINGS, FlowpolicyError
 from flowpolicy.registry.base import DispatchRecord, EventRecord, Registry
 from flowpolicy.triggers import Trigger, TriggerTable
@@ -65,7 +64,8 @@ class Dispatcher:
         self.environment = dict(os.environ if environment is None else environment)
         self.cursor_name = f"dispatch.{table.project}"
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
-        self._launchers: dict[int, tuple[subprocess.Popen, DispatchRecord, float]] = {}
+        #: pid of each forked launcher -> its dispatch and when it was launched
+        self._launchers: dict[int, tuple[DispatchRecord, float]] = {}
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -126,7 +126,7 @@ class Dispatcher:
                    if d.cwd == here]
         if claimed:
             parts.append(f"{len(claimed)} claimed start(s) not yet started")
-        mine = {record.id for _, record, _ in self._launchers.values()}
+        mine = {record.id for record, _ in self._launchers.values()}
         alive = [d for d in self.registry.dispatches(state="started", limit=BATCH)
                  if d.cwd == here and d.id not in mine and launcher_alive(d)]
         if alive:
@@ -191,15 +191,9 @@ class Dispatcher:
     # -- launchers ----------------------------------------------------------------------
 
     def _launch(self, record: DispatchRecord, summary: DispatchSummary) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = {**self.environment, "FLOWPOLICY_REGISTRY": self.registry.url}
-        with (self.log_dir / f"{record.id}.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "flowpolicy.dispatch.launch", self.registry.url,
-                 str(record.id), record.token, str(self.log_dir)],
-                cwd=record.cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True)
-        self._launchers[proc.pid] = (proc, record, time.monotonic())
+        pid = fork_launcher(self.registry.url, record.id, record.token,
+                            self.log_dir / f"{record.id}.log", self.environment)
+        self._launchers[pid] = (record, time.monotonic())
         summary.started.append(record.id)
 
     def _take_over(self, summary: DispatchSummary, max_runs: int) -> None:
@@ -222,10 +216,11 @@ class Dispatcher:
                       f"taken over from {stale.claimed_by}, whose lease ran out")
 
     def _reap(self, summary: DispatchSummary) -> None:
-        for pid, (proc, record, began) in list(self._launchers.items()):
-            code = proc.poll()
-            if code is None:
+        for pid, (record, began) in list(self._launchers.items()):
+            done_pid, status = os.waitpid(pid, os.WNOHANG)
+            if done_pid == 0:
                 continue
+            code = os.waitstatus_to_exitcode(status)
             del self._launchers[pid]
             if code == EXIT_TAKEN_OVER:
                 summary.finished[record.id] = "taken over"

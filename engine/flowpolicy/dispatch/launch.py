@@ -1,22 +1,20 @@
 """The launcher: the process that turns one claimed dispatch into one run.
 
-``python -m flowpolicy.dispatch.launch REGISTRY_URL DISPATCH_ID TOKEN LOG_DIR`` is started by a
-dispatcher for each dispatch it claimed, in a session of its own (so it outlives the
-dispatcher, and an interrupt of the dispatcher does not reach the run). It
+A dispatcher forks a launcher for each dispatch it claimed (:func:`fork_launcher`): a child
+that already holds every module it needs, so the flow starts a few milliseconds after the
+dispatcher decided to start it, in a session of its own (it outlives the dispatcher, and an
+interrupt of the dispatcher does not reach the run). It
 
 1. moves the dispatch from ``claimed`` to ``started`` by compare-and-set on the claim's
-   token, in one registry transaction — the decision that this run happens. When the token
-   is no longer the claim's (the lease ran out and another dispatcher took it over), it
-   starts nothing and exits :data:`EXIT_TAKEN_OVER`;
+   token, in one registry transaction of its own connection — the decision that this run
+   happens. When the token is no longer the claim's (the lease ran out and another
+   dispatcher took it over), it starts nothing and exits :data:`EXIT_TAKEN_OVER`;
 2. runs the recorded command (``python flow.py --quiet run --instance=v3 …``) on the
    recorded branch, output appended to the dispatch's log, and notes the Metaflow run as
    soon as the flow has written its run id;
 3. records how the run ended: ``succeeded`` (exit 0), ``refused`` (an expected refusal: a
    failed gate, a refused promotion, nothing to compare) or ``failed``, the exit code and
    the reason (the refusal's one line, else the last error line of the log).
-
-It imports nothing but the registry, so the flow starts a few tens of milliseconds after
-the dispatcher decided to start it.
 """
 
 from __future__ import annotations
@@ -75,37 +73,70 @@ def run_command(argv: tuple[str, ...], run_id_file: Path) -> list[str]:
     return command
 
 
-def launch(registry_url: str, dispatch_id: int, token: str, log_dir: Path) -> int:
+def fork_launcher(registry_url: str, dispatch_id: int, token: str, log_path: Path,
+                  environment: dict[str, str]) -> int:
+    """Fork the launcher of one claimed dispatch; its pid (reap it with ``os.waitpid``).
+    The child never returns: it leaves with ``os._exit`` (no parent clean-up runs in it),
+    and writes nothing but to the dispatch's log (the parent's streams may be locked by
+    another of its threads at the fork)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    pid = os.fork()
+    if pid:
+        os.close(log)
+        return pid
+    code = 1
+    try:
+        os.setsid()
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        sys.stdout = open(1, "w", closefd=False)  # both live until os._exit
+        sys.stderr = open(2, "w", closefd=False)
+        code = launch(registry_url, dispatch_id, token, log_path, environment)
+    except BaseException:  # noqa: BLE001 - a launcher reports into its log, then leaves
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+    raise AssertionError("unreachable")  # for type checkers: the child never gets here
+
+
+def launch(registry_url: str, dispatch_id: int, token: str, log_path: Path,
+           environment: dict[str, str]) -> int:
+    """Steps 1–3 of the module docstring, in the current process."""
     from flowpolicy.registry import open_registry
 
     registry = open_registry(registry_url)
-    log_path = log_dir / f"{dispatch_id}.log"
     record = registry.start_dispatch(dispatch_id, token, pid=os.getpid(),
                                      log_path=str(log_path))
     if record is None:
         return EXIT_TAKEN_OVER
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     run_id_file = log_path.with_suffix(".run-id")
-    env = {**os.environ, "FLOWPOLICY_BRANCH": record.branch,
+    env = {**environment, "FLOWPOLICY_BRANCH": record.branch,
            "FLOWPOLICY_REGISTRY": registry.url, "PYTHONUNBUFFERED": "1"}
-    with log_path.open("ab") as log:
+    try:
+        proc = subprocess.Popen(run_command(record.argv, run_id_file), cwd=record.cwd,
+                                env=env, stdin=subprocess.DEVNULL, stdout=sys.stdout,
+                                stderr=subprocess.STDOUT)
+    except OSError as exc:
+        registry.finish_dispatch(dispatch_id, status="failed", returncode=None,
+                                 reason=f"could not start {' '.join(record.argv[:2])}: {exc}")
+        return 1
+    noted = False
+    while True:
         try:
-            proc = subprocess.Popen(run_command(record.argv, run_id_file), cwd=record.cwd,
-                                    env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT)
-        except OSError as exc:
-            registry.finish_dispatch(dispatch_id, status="failed", returncode=None,
-                                     reason=f"could not start {record.argv[1:2]}: {exc}")
-            return 1
-        noted = False
-        while True:
-            try:
-                returncode = proc.wait(timeout=_POLL_S)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            if not noted:
-                noted = _note_run(registry, record, run_id_file)
+            returncode = proc.wait(timeout=_POLL_S)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if not noted:
+            noted = _note_run(registry, record, run_id_file)
     if not noted:
         _note_run(registry, record, run_id_file)
     status, reason = ("succeeded", None) if returncode == 0 else _why(_tail(log_path))
@@ -143,15 +174,3 @@ def _tail(path: Path) -> str:
         handle.seek(0, os.SEEK_END)
         handle.seek(max(0, handle.tell() - _TAIL_BYTES))
         return handle.read().decode("utf-8", "replace")
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) != 4:
-        print("usage: python -m flowpolicy.dispatch.launch REGISTRY_URL DISPATCH_ID TOKEN "
-              "LOG_DIR", file=sys.stderr)
-        return 2
-    return launch(argv[0], int(argv[1]), argv[2], Path(argv[3]))
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

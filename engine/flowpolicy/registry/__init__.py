@@ -63,6 +63,19 @@ _cache_lock = threading.Lock()
 _inherited: list[Registry] = []
 
 
+def _forked() -> None:
+    """In a forked child: another thread of the parent may have held the cache lock at the
+    fork (it stays held in the child forever), and the parent's connections are not the
+    child's to use. A new lock, and the parent's backends parked, untouched."""
+    global _cache_lock
+    _cache_lock = threading.Lock()
+    _inherited.extend(_cache.values())
+    _cache.clear()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 def default_registry_url() -> str:
     return _chosen_url(None)[0]
 
