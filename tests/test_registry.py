@@ -437,9 +437,9 @@ def test_every_resolution_is_an_index_lookup(reg):
 
     register_n(reg, MODEL, 3)
     key = ("fraud", "dev", "model", "fraud_model")
-    for sql, params in [(backend._SQL_BY_BACK, (1, *key)), (backend._SQL_BY_VERSION, (2, *key)),
-                        (backend._SQL_BY_ALIAS, ("production", *key)),
-                        (backend._SQL_ASSET, key)]:
+    statements = backend._SQL
+    for sql, params in [(statements.by_back, (1, *key)), (statements.by_version, (2, *key)),
+                        (statements.by_alias, ("production", *key)), (statements.asset, key)]:
         plan = [row[-1] for row in reg._conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
         assert plan and all(step.startswith("SEARCH") for step in plan), plan
 
