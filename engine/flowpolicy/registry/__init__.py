@@ -11,6 +11,7 @@ migrates or writes the registry; its writes raise RegistryError.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 from collections import OrderedDict
@@ -27,6 +28,7 @@ from flowpolicy.registry.base import (
     RegistryDamaged,
     Scope,
     parse_spec,
+    redact_url,
 )
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
 
 ENV_URL = "FLOWPOLICY_REGISTRY"
 DEFAULT_RELATIVE_PATH = Path(".flowpolicy") / "registry.db"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 #: Backends kept open per process. Bounded so a long-lived process that opens many files
 #: (a test session) releases old ones; a dropped backend closes when its last user lets go.
@@ -97,7 +100,8 @@ def open_registry(url: str | None = None, *, read_only: bool = False) -> Registr
     """The registry backend for ``url`` (None: ``FLOWPOLICY_REGISTRY`` or the default file).
 
     ``sqlite:///relative.db`` and ``sqlite:////abs/path.db`` (SQLAlchemy style), a bare file
-    path, and ``outerbounds://`` (the Outerbounds asset service) are understood.
+    path, ``postgresql://user@host:port/db`` (a PostgreSQL server, extra ``postgres``) and
+    ``outerbounds://`` (the Outerbounds asset service) are understood.
 
     Nothing is created by opening: a SQLite file comes into being with the first
     registration or event; until then reads raise RegistryError.
@@ -172,6 +176,13 @@ def _create(url: str, read_only: bool, origin: str) -> Registry:
         from flowpolicy.registry.sqlite import SQLiteRegistry
 
         return SQLiteRegistry(path, read_only=read_only, origin=origin)
+    if url.startswith(POSTGRES_SCHEMES):
+        if importlib.util.find_spec("psycopg") is None:
+            raise RegistryError(f"registry URL {redact_url(url)!r} needs psycopg 3: "
+                                "pip install 'flowpolicy[postgres]'")
+        from flowpolicy.registry.postgres import PostgresRegistry
+
+        return PostgresRegistry(url, read_only=read_only, origin=origin)
     if url.startswith(("outerbounds:", "outerbounds+")):
         from flowpolicy.registry.outerbounds import OuterboundsRegistry
 
@@ -180,7 +191,7 @@ def _create(url: str, read_only: bool, origin: str) -> Registry:
     scheme = url.split("://", 1)[0]
     raise RegistryError(
         f"unsupported registry URL {url!r} (scheme {scheme!r}); "
-        "use sqlite:///path/to/registry.db or outerbounds://"
+        "use sqlite:///path/to/registry.db, postgresql://user@host:5432/db or outerbounds://"
     )
 
 

@@ -11,6 +11,7 @@ into obproject-shaped responses; backends never build response dicts themselves.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -319,6 +320,19 @@ def instance_id(version: int | None) -> str | None:
 def utc_now() -> str:
     """ISO-8601 UTC with microseconds and a ``Z``, as the asset service emits."""
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def redact_url(url: str) -> str:
+    """``url`` without a password (in its user part or a ``password=`` query item), for
+    messages and reports."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        netloc = f"{userinfo.split(':', 1)[0]}@{host}"
+    query = "&".join(item for item in parts.query.split("&")
+                     if item and not item.lower().startswith("password="))
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def version_range(latest: int) -> str:

@@ -63,6 +63,7 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 _BUSY_TIMEOUT_S = 60.0
 _CACHE_KIB = 32 * 1024
 _MMAP_BYTES = 256 * 1024 * 1024
+_EVENT_POLL_S = 0.1
 
 _V1 = (
     """CREATE TABLE assets (
@@ -427,6 +428,18 @@ class SQLiteRegistry(SQLRegistry):
             if self._conn is not None:
                 self._conn.close()
             self._forget_connection()
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        """Block until an event newer than id ``after`` is there (True) or ``timeout`` seconds
+        pass (False). SQLite cannot notify another process, so this looks every 0.1 s."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            if self.newest_event_id() > after:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(_EVENT_POLL_S, left))
 
     # -- maintenance --------------------------------------------------------------------
 
