@@ -88,7 +88,7 @@ def _chosen_url(url: str | None) -> tuple[str, str]:
         return url, "the registry URL given"
     env = os.environ.get(ENV_URL)
     if env:
-        return env, f"named by {ENV_URL}={env}"
+        return env, f"named by {ENV_URL}={redact_url(env)}"
     root, marker = _find_project_root()
     why = (f"the nearest folder holding {marker}" if marker else
            "the current folder, as no obproject.toml or .git is in it or above it")

@@ -338,8 +338,7 @@ class PostgresRegistry(SQLRegistry):
     def _learn(self, conn: psycopg.Connection) -> None:
         self._schema = self._identify(conn)
         self._readable = self._schema is not None and self._schema >= OLDEST_READABLE_VERSION
-        self._has_evidence = self._readable and conn.execute(
-            "SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.evidence",)).fetchone()[0]
+        self._has_evidence = False  # looked up by the first evidence read
 
     def _unreadable(self) -> RegistryError:
         where = f" ({self.origin})" if self.origin else ""
@@ -355,6 +354,10 @@ class PostgresRegistry(SQLRegistry):
             "at the database the flows write to")
 
     def _evidence_readable(self, conn: psycopg.Connection) -> bool:
+        if not self._has_evidence:
+            # a schema older than evidence is read as it is, until some writer migrates it
+            self._has_evidence = conn.execute(
+                "SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.evidence",)).fetchone()[0]
         return self._has_evidence
 
     @property
