@@ -752,6 +752,7 @@ def copy_registry(source: SQLRegistry, destination: SQLRegistry, *, replace: boo
         if held:
             destination._replace_everything(writing)
         present = source._tables_present(reading)
+        cursor = writing.cursor()
         batch: dict[str, list[tuple[Any, ...]]] = {t: [] for t in TABLES}
         inserts = {t: f"INSERT INTO {t} ({', '.join(c)}) VALUES ({', '.join([p] * len(c))})"
                    for t, c in TABLES.items()}
@@ -760,13 +761,13 @@ def copy_registry(source: SQLRegistry, destination: SQLRegistry, *, replace: boo
             rows = batch[table]
             rows.append(row)
             if len(rows) >= 1000:
-                writing.executemany(inserts[table], rows)
+                cursor.executemany(inserts[table], rows)
                 rows.clear()
 
         def flush(table: str) -> Iterator[tuple[Any, ...]]:
             yield from source._table_rows(reading, table, present)
             if batch[table]:
-                writing.executemany(inserts[table], batch[table])
+                cursor.executemany(inserts[table], batch[table])
                 batch[table].clear()
 
         copied = RegistryDigest.of({t: flush(t) for t in TABLES}, insert)
