@@ -53,6 +53,12 @@ class AliasConflict(RegistryError):
                    current=found, expected=wanted)
 
 
+class CompareAndSetUnsupported(RegistryError):
+    """The backend cannot move an alias only if it still points where the caller saw it (the
+    Outerbounds asset service has no transactions). Callers for whom a plain move is as good
+    (the outcome of a lost race is the same) may fall back to one; the others must stop."""
+
+
 class RegistryDamaged(RegistryError):
     """The registry's storage is damaged (a corrupt SQLite page, an unreadable stored value).
     Nothing was changed; callers that treat a RegistryError as "not found" must let this one
@@ -454,9 +460,16 @@ class Registry(Protocol):
     ) -> EventRecord: ...
 
     def events(
-        self, project: str | None = None, branch: str | None = None, name: str | None = None
+        self, project: str | None = None, branch: str | None = None, name: str | None = None,
+        *, after: int | None = None,
     ) -> list[EventRecord]:
-        """Oldest first."""
+        """Oldest first; ``after``: only events with a larger id (a follower's cursor). Ids
+        grow in commit order, so a cursor never skips an event that commits late."""
+        ...
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        """Block until an event with an id larger than ``after`` exists (True) or ``timeout``
+        seconds pass (False)."""
         ...
 
     def close(self) -> None: ...
