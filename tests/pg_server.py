@@ -7,7 +7,8 @@ whose password is checked (scram-sha-256).
 
 Where the server binaries (or psycopg) are missing, the fixtures skip with the reason;
 ``FLOWPOLICY_TEST_POSTGRES=require`` (set by ``.ci/run``) makes that a failure instead.
-This module holds helpers only; it has no tests of its own.
+This module holds helpers only; it has no tests of its own (``bench/registry.py`` starts its
+server with it too).
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ import subprocess
 import tempfile
 import uuid
 from pathlib import Path
-
-import pytest
 
 PG_BIN = Path(os.environ.get("FLOWPOLICY_PG_BIN", "/usr/lib/postgresql/15/bin"))
 REQUIRE = os.environ.get("FLOWPOLICY_TEST_POSTGRES") == "require"
@@ -47,6 +46,8 @@ def unavailable() -> str | None:
 
 
 def skip_or_fail() -> None:
+    import pytest  # here, so benchmarks can start a server without pytest installed
+
     reason = unavailable()
     if reason is None:
         return
@@ -64,7 +65,10 @@ def _free_port() -> int:
 class Server:
     """The running test server."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        #: durable: PostgreSQL's default fsync and commit settings (benchmarks); otherwise
+        #: tests trade durability for speed (a crashed test server is thrown away anyway)
+        self.durable = durable
         self.root = Path(tempfile.mkdtemp(prefix="flowpolicy-pg-"))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
@@ -103,9 +107,10 @@ class Server:
 
     def start(self) -> None:
         options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "
-                   f"-c unix_socket_directories={self.data} -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
-                   "-c shared_buffers=32MB")
+                   f"-c unix_socket_directories={self.data} -c max_connections=200")
+        if not self.durable:
+            options += (" -c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                        "-c shared_buffers=32MB")
         self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o",
                   options, "-w", "-t", "60", "start")
 
@@ -150,8 +155,8 @@ class Server:
             admin.close()
 
 
-def start_server() -> Server:
-    server = Server()
+def start_server(*, durable: bool = False) -> Server:
+    server = Server(durable=durable)
     try:
         server.start_new()
     except BaseException:
