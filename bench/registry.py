@@ -124,7 +124,8 @@ class PostgresBaseline:
             "SELECT coalesce(max(version), 0) FROM t").fetchone()[0]
 
     def fill(self, n: int) -> None:
-        self.conn.execute("INSERT INTO t SELECT 1, g, 'x' FROM generate_series(%s::integer, %s::integer) g",
+        self.conn.execute("INSERT INTO t SELECT 1, g, 'x' "
+                          "FROM generate_series(%s::integer, %s::integer) g",
                           (self.next_version, self.next_version + n - 1))
         self.next_version += n
 
