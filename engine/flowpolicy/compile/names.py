@@ -25,7 +25,8 @@ PARAMETER_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,79}")
 CLASS_PATTERN = re.compile(r"[A-Z][A-Za-z0-9]{0,120}Flow")
 
 #: Names a Parameter may not take: Metaflow's reserved CLI options (``metaflow.parameters``),
-#: FlowSpec attributes, obproject's reserved Configs and the ``prj`` context of ProjectFlow.
+#: FlowSpec attributes, obproject's reserved Configs, ProjectFlow's ``registration_policy``
+#: Config and its ``prj`` context.
 RESERVED_PARAMETERS = frozenset(
     {
         "params", "with", "tag", "namespace", "obj", "tags", "decospecs", "run_id_file",
@@ -33,7 +34,7 @@ RESERVED_PARAMETERS = frozenset(
         "task_id", "runner_attribute_file",
         "cmd", "foreach_stack", "index", "input", "merge_artifacts", "next", "script_name",
         "name",
-        "project_config", "project_deps", "project_spec", "prj",
+        "project_config", "project_deps", "project_spec", "registration_policy", "prj",
     }
 )
 #: Step names Metaflow's linter refuses, plus ``run``, which shadows the CLI command.

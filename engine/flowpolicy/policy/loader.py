@@ -35,6 +35,7 @@ from flowpolicy.policy.model import (
     NamingRules,
     Policy,
     PromotionEdge,
+    RegistrationRules,
     frozen_map,
 )
 from flowpolicy.policy.schema import schema_diagnostics
@@ -178,6 +179,8 @@ def _build(doc: dict, locations: dict, source: str) -> Policy:
         promotion=tuple(promotion),
         drift=frozen_map(drift),
         compile=CompileSettings(output_dir=compile_doc.get("output_dir", "flows")),
+        registration=RegistrationRules(max_versions_per_task=(
+            doc.get("registration") or {}).get("max_versions_per_task", 1)),
         extends=tuple(doc.get("extends", ())),
         source=source,
         locations=frozen_map(locations),
@@ -235,11 +238,13 @@ def find_policy_files(paths: Sequence[str | os.PathLike] = ()) -> list[Path]:
     return list(unique.values())
 
 
-def require_policy_files(paths: Sequence[str | os.PathLike] = (), hint: str = "") -> list[Path]:
+def require_policy_files(paths: Sequence[str | os.PathLike] = ()) -> list[Path]:
     """:func:`find_policy_files`, but finding none is a :class:`FlowpolicyError` (exit 2)
-    naming where it searched; ``hint`` is appended to that message."""
+    naming where it searched and what makes a file a policy file."""
     files = find_policy_files(paths)
     if not files:
         searched = ", ".join(map(os.fspath, paths)) or "policies/ or the current directory"
-        raise FlowpolicyError(f"no policy files found in {searched}{hint}")
+        raise FlowpolicyError(
+            f"no policy files found in {searched} (searched for *.yaml and *.yml files with a "
+            "top-level 'version:' or 'project:' key, or the policy.schema.json modeline)")
     return files

@@ -215,6 +215,17 @@ class CompileSettings:
 
 
 @dataclass(frozen=True)
+class RegistrationRules:
+    """Run-time limits on registration that ``self.prj`` of a running flow enforces."""
+
+    #: Versions of one asset a single task may register before the run warns.
+    max_versions_per_task: int = 1
+
+    def to_document(self) -> dict:
+        return {"max_versions_per_task": self.max_versions_per_task}
+
+
+@dataclass(frozen=True)
 class Policy:
     """A loaded, merged, validated policy. Build it only through the loader."""
 
@@ -228,6 +239,7 @@ class Policy:
     promotion: tuple[PromotionEdge, ...] = ()
     drift: Mapping[str, DriftRule] = field(default_factory=frozen_map)
     compile: CompileSettings = field(default_factory=CompileSettings)
+    registration: RegistrationRules = field(default_factory=RegistrationRules)
     extends: tuple[str, ...] = ()
     #: The file this policy was loaded from ("<string>" when loaded from text).
     source: str = field(default="<string>", compare=False)
@@ -238,7 +250,7 @@ class Policy:
 
     def to_document(self) -> dict:
         """The merged policy as a plain document (``extends`` already applied)."""
-        return {
+        document = {
             "version": self.version,
             "project": self.project,
             "naming": self.naming.to_document(),
@@ -250,6 +262,11 @@ class Policy:
             "drift": {name: d.to_document() for name, d in self.drift.items()},
             "compile": self.compile.to_document(),
         }
+        # Written only when it differs from the default, so that policies from before this
+        # section existed keep their hash (and the evidence recorded under it stays valid).
+        if self.registration != RegistrationRules():
+            document["registration"] = self.registration.to_document()
+        return document
 
     @property
     def hash(self) -> str:

@@ -18,6 +18,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from flowpolicy.errors import RegistryError
+from flowpolicy.project_root import PROJECT_FILE, REPOSITORY_MARKER, project_root
 from flowpolicy.registry.base import (
     ANY,
     AliasConflict,
@@ -63,22 +64,6 @@ _cache_lock = threading.Lock()
 _inherited: list[Registry] = []
 
 
-def project_root(start: str | os.PathLike | None = None) -> Path:
-    """Nearest ancestor of ``start`` (default cwd) holding obproject.toml, else .git, else cwd."""
-    return _find_project_root(start)[0]
-
-
-def _find_project_root(start: str | os.PathLike | None = None) -> tuple[Path, str | None]:
-    """:func:`project_root` and the marker that decided it (None: no marker, so cwd)."""
-    here = Path(start or os.getcwd()).resolve()
-    chain = [here, *here.parents]
-    for marker in ("obproject.toml", ".git"):
-        for folder in chain:
-            if (folder / marker).exists():
-                return folder, marker
-    return here, None
-
-
 def default_registry_url() -> str:
     return _chosen_url(None)[0]
 
@@ -91,7 +76,8 @@ def _chosen_url(url: str | None) -> tuple[str, str]:
     env = os.environ.get(ENV_URL)
     if env:
         return env, f"named by {ENV_URL}={redact_url(env)}"
-    root, marker = _find_project_root()
+    root = project_root()
+    marker = next((m for m in (PROJECT_FILE, REPOSITORY_MARKER) if (root / m).exists()), None)
     why = (f"the nearest folder holding {marker}" if marker else
            "the current folder, as no obproject.toml or .git is in it or above it")
     return (f"sqlite:///{root / DEFAULT_RELATIVE_PATH}",
