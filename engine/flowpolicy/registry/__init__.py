@@ -1,7 +1,8 @@
 """The asset registry: immutable asset instances, aliases, lineage, events and evidence.
 
 ``open_registry()`` returns the backend for a URL (default: the embedded SQLite file
-``.flowpolicy/registry.db`` at the project root, or ``FLOWPOLICY_REGISTRY``). One backend
+``.flowpolicy/registry.db`` at the project root, or ``FLOWPOLICY_REGISTRY``: also
+``postgresql://…`` for a server shared by many machines, ``outerbounds://``). One backend
 object (one connection) is kept per process, URL and mode, so flows and CLIs reuse it.
 Opening creates nothing: a registry comes into being with its first registration or event,
 and a read where there is none raises RegistryError naming the path and how it was chosen.

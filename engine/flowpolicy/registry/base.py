@@ -1,7 +1,7 @@
 """The registry contract: records, instance specs and the backend :class:`Registry` Protocol.
 
-Every backend (the embedded SQLite file, the Outerbounds asset service) stores the same
-things: immutable asset *instances* ``v1, v2, …`` inside a scope
+Every backend (the embedded SQLite file, a PostgreSQL server, the Outerbounds asset service)
+stores the same things: immutable asset *instances* ``v1, v2, …`` inside a scope
 ``(project, branch, asset type, asset name)``, *aliases* pointing at one instance with an
 append-only history of their moves, *consumption lineage*, *events* and *evidence* (decision
 records attached to an instance). The runtime (``flowpolicy.runtime``) turns these records
@@ -467,9 +467,18 @@ class Registry(Protocol):
         grow in commit order, so a cursor never skips an event that commits late."""
         ...
 
+    def newest_event_id(self) -> int:
+        """The id of the newest event (0: none yet)."""
+        ...
+
     def wait_for_events(self, after: int, timeout: float) -> bool:
         """Block until an event with an id larger than ``after`` exists (True) or ``timeout``
         seconds pass (False)."""
+        ...
+
+    def info(self) -> dict[str, Any]:
+        """What ``flowpolicy registry info`` shows: backend, location, server, and (SQL
+        backends) schema version, bytes and rows per table, or (others) the guarantees kept."""
         ...
 
     def close(self) -> None: ...

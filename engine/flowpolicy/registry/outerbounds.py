@@ -406,6 +406,9 @@ class OuterboundsRegistry:
                name: str | None = None, *, after: int | None = None) -> list[EventRecord]:
         raise RegistryError("the Outerbounds event bus cannot be listed from here")
 
+    def newest_event_id(self) -> int:
+        raise RegistryError("the Outerbounds event bus cannot be listed from here")
+
     def wait_for_events(self, after: int, timeout: float) -> bool:
         raise RegistryError("the Outerbounds event bus cannot be followed from here; "
                             "deployed flows are triggered by Argo Events")
