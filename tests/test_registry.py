@@ -471,3 +471,16 @@ def test_write_lock_held_too_long_is_a_registry_error(tmp_path):
         holder.execute("ROLLBACK")
         holder.close()
     assert impatient.register(MODEL, kind="artifact", created_by=ME).id == "v1"
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("sqlite:////abs/registry.db", "sqlite:////abs/registry.db"),
+    ("postgresql://ml:s3cret@db:5432/flowpolicy", "postgresql://ml@db:5432/flowpolicy"),
+    ("postgresql://ml@db/flowpolicy?password=s3cret&sslmode=require",
+     "postgresql://ml@db/flowpolicy?sslmode=require"),
+    ("postgresql:///flowpolicy", "postgresql:///flowpolicy"),
+])
+def test_registry_urls_are_shown_without_passwords(url, shown):
+    from flowpolicy.registry.base import redact_url
+
+    assert redact_url(url) == shown

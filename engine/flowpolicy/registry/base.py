@@ -332,12 +332,14 @@ def redact_url(url: str) -> str:
     """``url`` without a password (in its user part or a ``password=`` query item), for
     messages and reports."""
     parts = urllib.parse.urlsplit(url)
+    items = parts.query.split("&")
+    if parts.password is None and not any(i.lower().startswith("password=") for i in items):
+        return url  # as given (rebuilding would change e.g. sqlite:////abs to sqlite:///abs)
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
         netloc = f"{userinfo.split(':', 1)[0]}@{host}"
-    query = "&".join(item for item in parts.query.split("&")
-                     if item and not item.lower().startswith("password="))
+    query = "&".join(item for item in items if item and not item.lower().startswith("password="))
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
