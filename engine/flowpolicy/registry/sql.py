@@ -4,8 +4,9 @@ implemented once on top of them.
 
 Each backend module keeps its own SQL: its numbered migrations (DDL, triggers, indexes), the
 statements its dialect spells differently (annotation look-up, row locks), connections,
-transactions and error mapping. The queries here are written once with ``{p}`` where a
-parameter goes (SQLite ``?``, psycopg ``%s``) and rendered by :func:`build_statements`.
+transactions and error mapping. The queries here are written once, a parameter placeholder where a
+parameter goes (SQLite ``?``, psycopg ``%s``): :func:`build_statements` for the hot ones,
+f-strings on the backend's ``_sql.param`` for the rest.
 
 Both backends keep the same tables with the same columns (:data:`TABLES`) at the same
 schema version, so a registry moves from one to the other row for row
@@ -76,7 +77,7 @@ _INSTANCE_COLUMNS = (
 
 @dataclass(frozen=True)
 class Statements:
-    """The DML of one backend, rendered for its parameter style."""
+    """The most used DML of one backend, in its parameter style."""
 
     param: str
     by_back: str
@@ -96,9 +97,6 @@ class Statements:
     #: run before an event is inserted so event ids are in commit order; None where writes
     #: are serial anyway (SQLite)
     serialise_events: str | None
-
-    def render(self, template: str) -> str:
-        return template.replace("{p}", self.param)
 
 
 def build_statements(param: str, *, has_annotation: str, lock_suffix: str = "",
