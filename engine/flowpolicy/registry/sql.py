@@ -4,9 +4,9 @@ implemented once on top of them.
 
 Each backend module keeps its own SQL: its numbered migrations (DDL, triggers, indexes), the
 statements its dialect spells differently (annotation look-up, row locks), connections,
-transactions and error mapping. The queries here are written once, a parameter placeholder where a
-parameter goes (SQLite ``?``, psycopg ``%s``): :func:`build_statements` for the hot ones,
-f-strings on the backend's ``_sql.param`` for the rest.
+transactions and error mapping. The queries here are written once, with the backend's
+parameter placeholder (SQLite ``?``, psycopg ``%s``): :func:`build_statements` renders the
+hot ones, the rest are f-strings on ``_sql.param``.
 
 Both backends keep the same tables with the same columns (:data:`TABLES`) at the same
 schema version, so a registry moves from one to the other row for row
