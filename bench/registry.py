@@ -229,7 +229,7 @@ def paired_latency(ops: dict[int, Ops], samples: int) -> dict[int, dict[str, Fig
     results: dict[int, dict[str, Figures]] = {size: {} for size in ops}
     for name in next(iter(ops.values())):
         for size in ops:
-            for i in range(min(50, samples)):  # warm caches and statements
+            for i in range(max(5, min(50, samples // 10))):  # warm caches and statements
                 ops[size][name](i)
         rounds: dict[int, list[Figures]] = {size: [] for size in ops}
         for _ in range(ROUNDS):
