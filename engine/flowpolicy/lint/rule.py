@@ -7,14 +7,14 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 
 from flowpolicy.lint.callsites import CallSite, Value
 from flowpolicy.policy.model import NamingRules
 
 #: Every lint code: "FPL" and three digits (policy diagnostics use "FP").
-CODE_PATTERN = re.compile(r"^FPL\d{3}$")
+#: ``\Z``, not ``$``, which would also let "FPL001" plus a newline through.
+CODE_PATTERN = re.compile(r"^FPL\d{3}\Z")
 
 
 @dataclass(frozen=True)
@@ -23,15 +23,14 @@ class RuleContext:
 
     ``declared`` maps declared asset names to their type ("data"/"model"); it is None when
     no policy applies (the stock naming preset only), so declaration rules stay silent.
+    ``required_annotations`` maps declared asset names to the annotation keys the policy
+    requires on each of their instances.
     """
 
     naming: NamingRules
     declared: Mapping[str, str] | None = None
     policy_source: str | None = None
-
-    @cached_property
-    def pattern(self) -> re.Pattern[str]:
-        return re.compile(self.naming.pattern)
+    required_annotations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 #: A check yields (where, message) pairs; ``where`` is the argument the problem is in.
