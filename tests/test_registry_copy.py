@@ -19,7 +19,7 @@ from flowpolicy.cli import main
 from flowpolicy.errors import RegistryError
 from flowpolicy.registry.postgres import PostgresRegistry
 from flowpolicy.registry.sql import copy_registry
-from flowpolicy.registry.sqlite import SQLiteRegistry
+from flowpolicy.registry.sqlite import SCHEMA_VERSION, SQLiteRegistry
 
 USER = {"entity_kind": "user", "entity_id": "tester"}
 
@@ -39,6 +39,8 @@ def populate(url: str) -> None:
     dev.consume_model_asset("fraud_model", "@champion")
     dev.publish_event("model_promoted", {"to": "v3"})
     dev.publish_event("no_payload")
+    dev.register_data_asset("scratch_table", kind="parquet")
+    dev.delete_data_asset("scratch_table")
 
 
 def snapshot(reg) -> dict:
@@ -65,6 +67,7 @@ def snapshot(reg) -> dict:
 def test_copy_sqlite_to_postgresql_and_back_keeps_everything(tmp_path, postgres_url, capsys):
     source = f"sqlite:///{tmp_path / 'registry.db'}"
     populate(source)
+    capsys.readouterr()
     original = SQLiteRegistry(tmp_path / "registry.db", read_only=True)
 
     done = subprocess.run([sys.executable, "-m", "flowpolicy", "registry", "copy", source,
@@ -73,8 +76,8 @@ def test_copy_sqlite_to_postgresql_and_back_keeps_everything(tmp_path, postgres_
                                if k != "FLOWPOLICY_REGISTRY"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == f"copied {source} → {postgres_url}"
-    assert "assets 2, instances 4, aliases 1, alias_history 2, consumptions 1, events 2, " \
-           "evidence 2" in done.stdout
+    assert "assets 3, instances 5, aliases 1, alias_history 2, consumptions 1, events 2, " \
+           "evidence 2, asset_deletions 1" in done.stdout
     shared = PostgresRegistry(postgres_url)
     assert snapshot(shared) == snapshot(original)
     assert shared.digest() == original.digest()
@@ -89,7 +92,7 @@ def test_copy_sqlite_to_postgresql_and_back_keeps_everything(tmp_path, postgres_
     back = tmp_path / "back.db"
     code = main(["registry", "copy", postgres_url, f"sqlite:///{back}", "--format", "json"])
     report = json.loads(capsys.readouterr().out)
-    assert code == 0 and report["rows"]["instances"] == 5 and not report["replaced"]
+    assert code == 0 and report["rows"]["instances"] == 6 and not report["replaced"]
     assert SQLiteRegistry(back).digest() == shared.digest()
     assert SQLiteRegistry(back).integrity_problems() == []
 
@@ -160,17 +163,19 @@ def test_copy_refusals(tmp_path, capsys, argv, code, message):
 
 def test_info_on_both_backends(backend, capsys):
     populate(backend.url)
+    capsys.readouterr()
     code = main(["registry", "info", "--registry", backend.url])
     out = capsys.readouterr().out.splitlines()
     assert code == 0
     assert out[0] == f"registry {backend.url}"
     assert out[1].split()[:2] == ["backend", backend.name]
-    assert out[3] == "  schema    version 2 (this flowpolicy writes 2)"
-    assert out[5] == ("  rows      assets 2, instances 4, aliases 1, alias_history 2, "
-                      "consumptions 1, events 2, evidence 2")
+    assert out[3] == (f"  schema    version {SCHEMA_VERSION} (this flowpolicy writes "
+                      f"{SCHEMA_VERSION})")
+    assert out[5] == ("  rows      assets 3, instances 5, aliases 1, alias_history 2, "
+                      "consumptions 1, events 2, evidence 2, asset_deletions 1")
     code = main(["registry", "info", "--registry", backend.url, "--format", "json"])
     info = json.loads(capsys.readouterr().out)
-    assert info["bytes"] > 0 and info["rows"]["instances"] == 4
+    assert info["bytes"] > 0 and info["rows"]["instances"] == 5
 
 
 def test_info_where_there_is_no_registry(postgres_url, capsys):

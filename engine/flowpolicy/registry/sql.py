@@ -29,6 +29,8 @@ from flowpolicy.registry.base import (
     EVIDENCE_KINDS,
     AliasConflict,
     AliasMove,
+    AssetDeletion,
+    AssetNotFound,
     AssetSummary,
     Consumption,
     EntityRef,
@@ -59,15 +61,22 @@ TABLES: Mapping[str, tuple[str, ...]] = MappingProxyType({
                "producer_id"),
     "evidence": ("id", "asset_id", "version", "kind", "rule", "passed", "policy_hash",
                  "details", "created_at", "created_by_kind", "created_by_id"),
+    "asset_deletions": ("id", "asset_id", "through_version", "aliases", "by_kind", "by_id",
+                        "at", "reason"),
 })
 #: The key each table's rows are ordered by, in copies and digests.
 TABLE_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "instances": ("asset_id", "version"), "aliases": ("asset_id", "alias"),
     **{table: ("id",) for table in ("assets", "alias_history", "consumptions", "events",
-                                    "evidence")},
+                                    "evidence", "asset_deletions")},
 })
 #: Tables whose ``id`` the database assigns (copies set it explicitly, then move the counter on).
-ID_TABLES: tuple[str, ...] = ("assets", "alias_history", "consumptions", "events", "evidence")
+ID_TABLES: tuple[str, ...] = ("assets", "alias_history", "consumptions", "events", "evidence",
+                              "asset_deletions")
+#: The newest version an asset's latest deletion took away (0: never deleted); instances up to
+#: it are no longer read. The table exists from migration 3 on.
+_FLOOR = ("coalesce((SELECT max(d.through_version) FROM asset_deletions d "
+          "WHERE d.asset_id = a.id), 0)")
 
 _INSTANCE_COLUMNS = (
     "i.version, i.kind, i.description, i.annotations, i.tags, i.blobs, i.created_at, "
@@ -192,12 +201,29 @@ class SQLRegistry:
     _location: str
     url: str
     read_only: bool
+    #: whether the schema read has the deletion marker (migration 3); backends keep it
+    _has_deletions: bool = False
 
     def _reading(self) -> AbstractContextManager[Any]:
         raise NotImplementedError
 
     def _write(self, *, creates: bool = False) -> AbstractContextManager[Any]:
         raise NotImplementedError
+
+    def _registry_exists(self) -> bool:
+        """Whether a registry is there now (looked at again; creates nothing)."""
+        raise NotImplementedError
+
+    def _live(self) -> str:
+        """The condition that leaves out deleted instances (none before migration 3)."""
+        return f" AND i.version > {_FLOOR}" if self._has_deletions else ""
+
+    def _floor(self, conn: Any, asset_id: int) -> int:
+        """The newest version deleted from ``asset_id`` (0: none)."""
+        if not self._has_deletions:
+            return 0
+        return conn.execute("SELECT coalesce(max(through_version), 0) FROM asset_deletions "
+                            f"WHERE asset_id = {self._sql.param}", (asset_id,)).fetchone()[0]
 
     def _evidence_readable(self, conn: Any) -> bool:
         """Whether the schema read has an evidence table (a read-only handle reads older
@@ -266,7 +292,7 @@ class SQLRegistry:
                 if sql.claim_asset is not None:
                     conn.execute(sql.claim_asset, (*scope_key(scope), desc, now, now))
                 query = (f"SELECT {_INSTANCE_COLUMNS} FROM assets a JOIN instances i "
-                         f"ON i.asset_id = a.id WHERE {_scope_where(sql.param)}"
+                         f"ON i.asset_id = a.id WHERE {_scope_where(sql.param)}{self._live()}"
                          + sql.has_annotation * len(match) + " ORDER BY i.version DESC LIMIT 1")
                 row = conn.execute(
                     query, (*scope_key(scope), *(part for item in match.items() for part in item))
@@ -291,20 +317,22 @@ class SQLRegistry:
         key = scope_key(scope)
         sql = self._sql
         with self._reading() as conn:
+            live = self._live()
             if parsed.back is not None:
-                row = conn.execute(sql.by_back, (parsed.back, *key)).fetchone()
+                row = conn.execute(sql.by_back + live, (parsed.back, *key)).fetchone()
             elif parsed.version is not None:
-                row = conn.execute(sql.by_version, (parsed.version, *key)).fetchone()
+                row = conn.execute(sql.by_version + live, (parsed.version, *key)).fetchone()
             else:
-                row = conn.execute(sql.by_alias, (parsed.alias, *key)).fetchone()
+                row = conn.execute(sql.by_alias + live, (parsed.alias, *key)).fetchone()
             if row is None:
                 raise self._miss(conn, scope, parsed)
             return _instance(scope, row)
 
-    def _resolve_version(self, conn: Any, scope: Scope, spec: str, *, lock: bool = False
-                         ) -> tuple[int, int]:
+    def _resolve_version(self, conn: Any, scope: Scope, spec: str, *, lock: bool = False,
+                         deleted_ok: bool = False) -> tuple[int, int]:
         """(asset_id, version) for ``spec`` inside an open transaction; ``lock``: hold the
-        asset row's lock until the transaction ends."""
+        asset row's lock until the transaction ends; a deleted instance only with
+        ``deleted_ok`` (reading the evidence that stays)."""
         parsed = parse_spec(spec)
         asset_id, latest = self._asset_row(conn, scope, lock=lock)
         if parsed.back is not None:
@@ -314,7 +342,8 @@ class SQLRegistry:
         else:
             found = conn.execute(self._sql.alias_version, (asset_id, parsed.alias)).fetchone()
             version = found[0] if found else 0
-        if not 1 <= version <= latest:
+        floor = 0 if deleted_ok else self._floor(conn, asset_id)
+        if not floor < version <= latest:
             raise self._miss(conn, scope, parsed)
         return asset_id, version
 
@@ -325,7 +354,7 @@ class SQLRegistry:
         sql = self._sql.lock_asset if lock else self._sql.asset
         row = conn.execute(sql, scope_key(scope)).fetchone()
         if row is None:
-            raise RegistryError(self._unknown_asset_message(conn, scope))
+            raise AssetNotFound(self._unknown_asset_message(conn, scope))
         return row
 
     def _miss(self, conn: Any, scope: Scope, parsed: InstanceSpec) -> RegistryError:
@@ -333,18 +362,33 @@ class SQLRegistry:
         the asset itself is unknown)."""
         asset_id, latest = self._asset_row(conn, scope)
         spec = parsed.text
-        have = f"{scope.name} has {version_range(latest)}"
+        floor = self._floor(conn, asset_id)
+        if floor >= latest:
+            return AssetNotFound(self._deleted_message(conn, scope))
+        first = floor + 1
+        have = f"{scope.name} has {version_range(latest, first)}"
+        if floor:
+            have += f" (v1…v{floor} were deleted)" if floor > 1 else " (v1 was deleted)"
         if parsed.alias is not None:
             current = self._aliases_of(conn, asset_id)
             known = ", ".join(f"@{a}→v{v}" for a, v in sorted(current.items())) or "none"
-            return RegistryError(
+            return AssetNotFound(
                 f"alias @{parsed.alias} is not set on {scope}; aliases: {known} ({have})"
             )
         if parsed.back is not None:
-            return RegistryError(
-                f"{spec} of {scope} goes back past v1: {have}, so at most latest-{latest - 1}"
+            return AssetNotFound(
+                f"{spec} of {scope} goes back past v{first}: {have}, so at most "
+                f"latest-{latest - first}"
             )
-        return RegistryError(f"{spec} of {scope} does not exist: {have}")
+        return AssetNotFound(f"{spec} of {scope} does not exist: {have}")
+
+    def _deleted_message(self, conn: Any, scope: Scope) -> str:
+        last = self._deletions(conn, scope)[-1]
+        return (f"{scope} was deleted at {last.at} by {last.by.entity_kind} "
+                f"{last.by.entity_id} (v1…v{last.through_version}); its history, evidence "
+                "and lineage are kept (`flowpolicy assets history "
+                f"{scope.name} --branch {scope.branch}`); registering it again starts at "
+                f"v{last.through_version + 1}")
 
     def _unknown_asset_message(self, conn: Any, scope: Scope) -> str:
         """Which registry was asked, what its branch holds, and where the name does exist."""
@@ -374,10 +418,12 @@ class SQLRegistry:
         return (f"unknown {scope.asset_type} asset {scope.name!r} in "
                 f"{scope.project}/{scope.branch} of registry {self._location}; {listed}{hint}")
 
-    def instances(self, scope: Scope, limit: int | None = 50) -> list[InstanceRecord]:
+    def instances(self, scope: Scope, limit: int | None = 50, *,
+                  include_deleted: bool = False) -> list[InstanceRecord]:
         p = self._sql.param
+        live = "" if include_deleted else self._live()
         sql = (f"SELECT {_INSTANCE_COLUMNS} FROM assets a JOIN instances i ON i.asset_id = a.id "
-               f"WHERE {_scope_where(p)} ORDER BY i.version DESC")
+               f"WHERE {_scope_where(p)}{live} ORDER BY i.version DESC")
         params: tuple = scope_key(scope)
         if limit is not None:
             sql += f" LIMIT {p}"
@@ -386,6 +432,7 @@ class SQLRegistry:
             rows = conn.execute(sql, params).fetchall()
             if not rows:
                 self._asset_row(conn, scope)
+                raise AssetNotFound(self._deleted_message(conn, scope))
             return [_instance(scope, row) for row in rows]
 
     def assets(
@@ -393,10 +440,15 @@ class SQLRegistry:
         project: str | None = None,
         branch: str | None = None,
         asset_type: str | None = None,
+        *,
+        include_deleted: bool = False,
     ) -> list[AssetSummary]:
         where, params = self._filters(project=project, branch=branch, asset_type=asset_type)
+        if self._has_deletions and not include_deleted:
+            # a deleted asset is listed again once it is registered again
+            where += f"{' AND' if where else ' WHERE'} a.latest_version > {_FLOOR}"
         sql = ("SELECT project, branch, asset_type, name, description, latest_version, "
-               f"updated_at FROM assets{where} ORDER BY project, branch, asset_type, name")
+               f"updated_at FROM assets a{where} ORDER BY project, branch, asset_type, name")
         with self._reading() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [AssetSummary(Scope(p, b, t, n), d, v, u) for p, b, t, n, d, v, u in rows]
@@ -553,7 +605,7 @@ class SQLRegistry:
     ) -> list[EvidenceRecord]:
         p = self._sql.param
         with self._reading() as conn:
-            asset_id, version = self._resolve_version(conn, scope, spec)
+            asset_id, version = self._resolve_version(conn, scope, spec, deleted_ok=True)
             if not self._evidence_readable(conn):
                 return []  # a schema older than evidence, read as it is
             sql = ("SELECT kind, rule, passed, policy_hash, details, created_at, "
@@ -567,6 +619,47 @@ class SQLRegistry:
             return [EvidenceRecord(scope, version, k, r, bool(ok), h,
                                    MappingProxyType(json.loads(d)), at, EntityRef(bk, bi))
                     for k, r, ok, h, d, at, bk, bi in rows]
+
+    # -- deletion -----------------------------------------------------------------------
+
+    def delete_asset(self, scope: Scope, *, by: EntityRef, reason: str | None = None
+                     ) -> AssetDeletion | None:
+        """Mark ``scope`` deleted through its newest version and drop its aliases, keeping
+        everything else; None when there is nothing (left) to delete."""
+        by = EntityRef.from_any(by)
+        if not self._registry_exists():
+            return None  # no registry there: nothing to delete, and nothing is created
+        now = utc_now()
+        p = self._sql.param
+        with self._write() as conn:
+            row = conn.execute(self._sql.lock_asset, scope_key(scope)).fetchone()
+            if row is None or row[1] <= self._floor(conn, row[0]):
+                return None
+            asset_id, latest = row
+            aliases = self._aliases_of(conn, asset_id)
+            conn.execute(f"DELETE FROM aliases WHERE asset_id = {p}", (asset_id,))
+            conn.execute(
+                "INSERT INTO asset_deletions (asset_id, through_version, aliases, by_kind, "
+                f"by_id, at, reason) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})",
+                (asset_id, latest, encode_json(aliases), by.entity_kind, by.entity_id, now,
+                 reason))
+        return AssetDeletion(scope, latest, MappingProxyType(aliases), by, now, reason)
+
+    def deletions(self, scope: Scope) -> list[AssetDeletion]:
+        with self._reading() as conn:
+            self._asset_row(conn, scope)
+            return self._deletions(conn, scope)
+
+    def _deletions(self, conn: Any, scope: Scope) -> list[AssetDeletion]:
+        if not self._has_deletions:
+            return []
+        p = self._sql.param
+        rows = conn.execute(
+            "SELECT d.through_version, d.aliases, d.by_kind, d.by_id, d.at, d.reason "
+            f"FROM assets a JOIN asset_deletions d ON d.asset_id = a.id WHERE {_scope_where(p)} "
+            "ORDER BY d.id", scope_key(scope))
+        return [AssetDeletion(scope, v, MappingProxyType(json.loads(al)), EntityRef(k, i), at, r)
+                for v, al, k, i, at, r in rows]
 
     # -- events -------------------------------------------------------------------------
 

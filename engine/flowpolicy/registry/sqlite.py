@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from flowpolicy.errors import RegistryError
-from flowpolicy.registry.base import RegistryDamaged
+from flowpolicy.registry.base import AssetNotFound, RegistryDamaged
 from flowpolicy.registry.sql import TABLES, SQLRegistry, build_statements
 
 #: "flpo": marks a SQLite file as a flowpolicy registry.
@@ -161,9 +161,27 @@ _V2 = (
     "CREATE INDEX events_by_scope ON events (project, branch, name, id)",
 )
 
+_V3 = (
+    """CREATE TABLE asset_deletions (
+        id              INTEGER PRIMARY KEY,
+        asset_id        INTEGER NOT NULL REFERENCES assets (id),
+        through_version INTEGER NOT NULL,
+        aliases         TEXT NOT NULL,
+        by_kind         TEXT NOT NULL,
+        by_id           TEXT NOT NULL,
+        at              TEXT NOT NULL,
+        reason          TEXT
+    )""",
+    "CREATE INDEX asset_deletions_by_asset ON asset_deletions (asset_id, through_version)",
+    """CREATE TRIGGER asset_deletions_append_only_update BEFORE UPDATE ON asset_deletions
+       BEGIN SELECT RAISE(ABORT, 'asset deletions are append-only'); END""",
+    """CREATE TRIGGER asset_deletions_append_only_delete BEFORE DELETE ON asset_deletions
+       BEGIN SELECT RAISE(ABORT, 'asset deletions are append-only'); END""",
+)
+
 #: Numbered schema migrations; ``MIGRATIONS[n]`` takes a file from version n to n+1.
-#: Never edit a released migration: append a new one.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+#: Never edit a released migration: append a new one (in both SQL backends).
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The oldest schema a read-only handle reads without migrating. Raise it when a migration
 #: changes a table or column readers rely on (adding a table or an index does not).
@@ -231,6 +249,7 @@ class SQLiteRegistry(SQLRegistry):
         #: WAL on and the schema current, checked under the write lock: writes just write
         self._writes_ready = False
         self._has_evidence = False
+        self._has_deletions = False
 
     # -- opening ------------------------------------------------------------------------
 
@@ -275,6 +294,7 @@ class SQLiteRegistry(SQLRegistry):
             conn.execute("ROLLBACK")
         self._readable = self._schema is not None and self._schema >= OLDEST_READABLE_VERSION
         self._has_evidence = "evidence" in tables  # added by migration 2
+        self._has_deletions = "asset_deletions" in tables  # added by migration 3
 
     def _identify(self, conn: sqlite3.Connection) -> int | None:
         """Inside a transaction: the schema version of our registry, None for an empty
@@ -322,7 +342,7 @@ class SQLiteRegistry(SQLRegistry):
             what = f"{self.path}{where} is an empty file, not yet a flowpolicy registry"
         else:
             what = f"no registry at {self.path}{where}"
-        return RegistryError(
+        return AssetNotFound(
             f"{what}; nothing to read (a read never creates a registry: the first "
             "registration or event does). If assets were expected, point FLOWPOLICY_REGISTRY "
             "(or --registry) at the file the flows write to, or run from the project folder")
@@ -342,7 +362,7 @@ class SQLiteRegistry(SQLRegistry):
                 hint = (f"; reading a WAL database needs {self.path.name}-shm and "
                         f"{self.path.name}-wal next to it, and the folder does not let SQLite "
                         "create them: run it as a user who may write that folder, or on a copy")
-            raise RegistryError(f"registry {self.path}: {exc}{hint}") from exc
+            raise RegistryError(f"registry {self.path}: {exc}{hint}", status_code=503) from exc
         raise exc
 
     # -- writing ------------------------------------------------------------------------
@@ -399,7 +419,7 @@ class SQLiteRegistry(SQLRegistry):
         if self.read_only:
             raise RegistryError(
                 f"registry {self.path} was opened read-only (as flowpolicy check and plan "
-                "open it): writes are refused")
+                "open it): writes are refused", status_code=403)
         with self._lock:
             try:
                 conn = self._conn if self._writes_ready else self._prepare_writes(creates)
@@ -407,7 +427,8 @@ class SQLiteRegistry(SQLRegistry):
                     conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.OperationalError as exc:
                     raise RegistryError(
-                        f"registry {self.path} is not writable now: {exc}") from exc
+                        f"registry {self.path} is not writable now: {exc}",
+                        status_code=503) from exc
                 try:
                     if not self._writes_ready:
                         self._claim(conn)
@@ -421,6 +442,7 @@ class SQLiteRegistry(SQLRegistry):
                 self._raise_failure(exc)
             if not self._writes_ready:
                 self._writes_ready = self._readable = self._has_evidence = True
+                self._has_deletions = True
                 self._schema = SCHEMA_VERSION
 
     def close(self) -> None:
@@ -481,6 +503,11 @@ class SQLiteRegistry(SQLRegistry):
             conn.execute(f"DROP TABLE {table}")  # its indexes and triggers go with it
         conn.execute("PRAGMA user_version = 0")
         self._claim(conn)
+
+    def _registry_exists(self) -> bool:
+        with self._lock:
+            self._connect_existing()
+            return self._schema is not None
 
     def _evidence_readable(self, conn: sqlite3.Connection) -> bool:
         if not self._has_evidence:
