@@ -26,6 +26,7 @@ COMMANDS = (
     "events",
     "graph",
     "report",
+    "serve",
     "demo",
 )
 

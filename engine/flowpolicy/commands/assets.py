@@ -211,7 +211,8 @@ def _format_history(report: list[dict[str, Any]]) -> str:
             if entry["event"] == "registered":
                 line = f"{entry['instance']} registered by {_entity(entry['by'])}"
             else:
-                line = (f"@{entry['alias']} {entry['from'] or '(unset)'} → {entry['to']} "
+                line = (f"@{entry['alias']} {entry['from'] or '(unset)'} → "
+                        f"{entry['to'] or '(unset)'} "
                         f"by {_entity(entry['by'])}"
                         + (f": {entry['reason']}" if entry["reason"] else ""))
             out.append(f"  {entry['at']}  {line}\n")

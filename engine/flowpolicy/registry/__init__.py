@@ -70,7 +70,7 @@ def open_registry(url: str | None = None, *, read_only: bool = False) -> Registr
 
     ``read_only``: a SQLite file must exist (RegistryError otherwise) and is opened with
     SQLite's ``mode=ro`` (no creation, no migration; older schema versions are read as they
-    are); with any backend, ``register``, ``set_alias``, ``record_consumption``,
+    are); with any backend, ``register``, ``set_alias``, ``unset_alias``, ``record_consumption``,
     ``add_evidence`` and ``publish_event`` raise RegistryError.
     """
     url = url or default_registry_url()
@@ -148,7 +148,8 @@ def _create(url: str, read_only: bool = False) -> Registry:
 
 #: The Registry methods that write.
 WRITE_METHODS = frozenset(
-    {"register", "set_alias", "record_consumption", "add_evidence", "publish_event"})
+    {"register", "set_alias", "unset_alias", "record_consumption", "add_evidence",
+     "publish_event"})
 
 
 class ReadOnlyRegistry:

@@ -164,9 +164,35 @@ _V2 = (
     "CREATE INDEX events_by_scope ON events (project, branch, name, id)",
 )
 
+#: Alias history records unsets too (``to_version`` NULL). SQLite cannot drop a NOT NULL
+#: constraint in place, so the table is rebuilt with its rows (ids kept), index and triggers;
+#: dropping the old table fires no trigger.
+_V3 = (
+    """CREATE TABLE alias_history_v3 (
+        id           INTEGER PRIMARY KEY,
+        asset_id     INTEGER NOT NULL REFERENCES assets (id),
+        alias        TEXT NOT NULL,
+        from_version INTEGER,
+        to_version   INTEGER,
+        by_kind      TEXT NOT NULL,
+        by_id        TEXT NOT NULL,
+        at           TEXT NOT NULL,
+        reason       TEXT
+    )""",
+    "INSERT INTO alias_history_v3 SELECT id, asset_id, alias, from_version, to_version, "
+    "by_kind, by_id, at, reason FROM alias_history",
+    "DROP TABLE alias_history",
+    "ALTER TABLE alias_history_v3 RENAME TO alias_history",
+    "CREATE INDEX alias_history_by_alias ON alias_history (asset_id, alias, id)",
+    """CREATE TRIGGER alias_history_append_only BEFORE UPDATE ON alias_history
+       BEGIN SELECT RAISE(ABORT, 'alias history is append-only'); END""",
+    """CREATE TRIGGER alias_history_no_delete BEFORE DELETE ON alias_history
+       BEGIN SELECT RAISE(ABORT, 'alias history is append-only'); END""",
+)
+
 #: Numbered schema migrations; ``MIGRATIONS[n]`` takes a file from version n to n+1.
 #: Never edit a released migration: append a new one.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The oldest schema a read-only handle reads without migrating. Raise it when a migration
 #: changes a table or column readers rely on (adding a table or an index does not).
@@ -591,6 +617,36 @@ class SQLiteRegistry:
             )
         return AliasMove(scope, alias, current, version, by, now, reason)
 
+    def unset_alias(
+        self,
+        scope: Scope,
+        alias: str,
+        *,
+        by: EntityRef,
+        reason: str | None = None,
+        expected: Any = ANY,
+    ) -> AliasMove:
+        validate_alias(alias)
+        want = ANY if expected is ANY else _expected_version(expected)
+        by = EntityRef.from_any(by)
+        now = utc_now()
+        with self._write() as conn:
+            asset_id, _ = self._asset_row(conn, scope)
+            row = conn.execute(_SQL_ALIAS_VERSION, (asset_id, alias)).fetchone()
+            current = row[0] if row else None
+            if want is not ANY and current != want:
+                raise AliasConflict.moved(alias, scope, current, want)
+            if current is None:
+                raise RegistryError(f"alias @{alias} is not set on {scope}; nothing to unset")
+            conn.execute("DELETE FROM aliases WHERE asset_id = ? AND alias = ?",
+                         (asset_id, alias))
+            conn.execute(
+                "INSERT INTO alias_history (asset_id, alias, from_version, to_version, by_kind, "
+                "by_id, at, reason) VALUES (?, ?, ?, NULL, ?, ?, ?, ?)",
+                (asset_id, alias, current, by.entity_kind, by.entity_id, now, reason),
+            )
+        return AliasMove(scope, alias, current, None, by, now, reason)
+
     def get_alias(self, scope: Scope, alias: str) -> int | None:
         validate_alias(alias)
         with self._lock:
@@ -740,6 +796,32 @@ class SQLiteRegistry:
             ):
                 problems.append(f"alias @{alias} points at missing v{version}")
         return problems
+
+
+    def change_probe(self) -> DataVersionProbe:
+        """A :class:`~flowpolicy.registry.base.ChangeProbe` on a read-only connection of its
+        own (so this handle's own writes count too)."""
+        return DataVersionProbe(self.path)
+
+
+class DataVersionProbe:
+    """SQLite's ``PRAGMA data_version`` on a private read-only connection: it changes when
+    any other connection commits, and costs no table read, so a follower can call it every
+    few milliseconds. Not thread-safe: one follower thread calls it."""
+
+    def __init__(self, path: Path):
+        try:
+            self._conn = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True,
+                                         isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error as exc:
+            raise RegistryError(f"cannot follow registry {path}: {exc}") from exc
+
+    def __call__(self) -> int:
+        return self._conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 def _key(scope: Scope) -> tuple[str, str, str, str]:

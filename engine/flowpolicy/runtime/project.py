@@ -287,15 +287,11 @@ def _load_artifact(asset_type: str, name: str, ref: Mapping[str, Any]) -> Any:
     if kind != "artifact":
         raise AttributeError(f"{asset_type.capitalize()} asset '{name}' doesn't seem like an "
                              f"artifact. It is of kind '{kind}'")
-    from metaflow import Task, get_namespace, namespace
+    from flowpolicy.runtime.loading import load_task_artifact
 
-    previous = get_namespace()
-    try:
-        namespace(None)  # the producer may be another user's or another branch's run
-        task = Task(ref["created_by"]["entity_id"])
-        return task[properties["annotations"]["artifact"]].data
-    finally:
-        namespace(previous)
+    # in every namespace: the producer may be another user's or another branch's run
+    return load_task_artifact(ref["created_by"]["entity_id"], properties["annotations"]["artifact"],
+                              what=f"{asset_type} asset {name!r} {ref['id']}")
 
 
 def _config_dict(value: Any) -> dict[str, Any]:
