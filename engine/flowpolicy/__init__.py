@@ -16,6 +16,8 @@ _LAZY = {
     "ProjectEvent": "flowpolicy.runtime.events",
     "project_trigger": "flowpolicy.runtime.project",
     "promote_assets": "flowpolicy.runtime.promote",
+    "load_model": "flowpolicy.runtime.loading",
+    "resolve_model": "flowpolicy.runtime.loading",
     "load_policy": "flowpolicy.policy.loader",
 }
 

@@ -23,6 +23,7 @@ event bus): it wakes the follower at once instead of at its next look.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections import deque
@@ -113,7 +114,7 @@ class ModelServer:
         self._probe_rows: list | None = None
         self._settled: int | None = None  # the alias target last acted on
         self._lock = threading.Lock()  # one refresh at a time
-        self._wake = threading.Event()
+        self._wakes: queue.SimpleQueue[Mapping[str, Any] | None] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._follower: threading.Thread | None = None
         self.follows = ""
@@ -147,13 +148,13 @@ class ModelServer:
 
     def stop(self) -> None:
         self._stop.set()
-        self._wake.set()
+        self._wakes.put(None)
         if self._follower is not None:
             self._follower.join(timeout=10)
 
     def notify(self, event: Mapping[str, Any] | None = None) -> None:
         """A lifecycle event (an alias move) arrived: look at the alias now."""
-        self._wake.set()
+        self._wakes.put(event)
 
     # -- serving --------------------------------------------------------------------------
 
@@ -191,8 +192,7 @@ class ModelServer:
         token = probe()
         try:
             while not self._stop.is_set():
-                woken = self._wake.wait(interval)
-                self._wake.clear()
+                woken = self._woken(interval)
                 if self._stop.is_set():
                     break
                 try:
@@ -208,6 +208,17 @@ class ModelServer:
             close = getattr(probe, "close", None)
             if close is not None:
                 close()
+
+    def _woken(self, interval: float) -> bool:
+        """Wait up to ``interval`` for a notification; True (and all pending ones taken) if
+        one came."""
+        try:
+            self._wakes.get(timeout=interval)
+        except queue.Empty:
+            return False
+        while not self._wakes.empty():
+            self._wakes.get_nowait()
+        return True
 
     def _refresh(self, trigger: str, *, forced: bool) -> dict[str, Any] | None:
         with self._lock:
