@@ -106,6 +106,7 @@ def test_edges_without_requirements_and_bounds_of_every_shape():
     policy = load_policy_text("""
 version: 1
 project: shapes
+naming: {pattern: "^[a-z][a-z0-9_]*$"}  # one-letter names; the stock pattern wants three
 branches: [a, b, c]
 assets: {m: {type: model}, n: {type: model}}
 gates:

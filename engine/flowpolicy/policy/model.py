@@ -54,16 +54,35 @@ def locate(locations: Mapping[str, SourceLocation], json_path: str, source: str)
 
 @dataclass(frozen=True)
 class NamingRules:
-    pattern: str = r"^[a-z][a-z0-9_]{2,62}$"
+    """Rules every asset name follows. The defaults here are "no rule"; a loaded policy
+    always carries the stock ``flowpolicy:naming`` rules under its own (see the loader).
+
+    ``forbidden_words`` are the words in force (``allowed_words`` already taken out);
+    ``allowed_words`` is kept so :meth:`to_document` loads back to the same rules.
+    """
+
+    pattern: str | None = None
     forbidden_words: tuple[str, ...] = ()
     declared_only: bool = False
+    allowed_words: tuple[str, ...] = ()
+
+    def matches(self, name: str) -> bool:
+        """Whether ``name`` obeys :attr:`pattern` (searched, on RE2: linear time)."""
+        if self.pattern is None:
+            return True
+        from flowpolicy.policy.patterns import search
+
+        return search(self.pattern, name)
 
     def to_document(self) -> dict:
-        return {
-            "pattern": self.pattern,
-            "forbidden_words": list(self.forbidden_words),
-            "declared_only": self.declared_only,
-        }
+        doc: dict = {}
+        if self.pattern is not None:
+            doc["pattern"] = self.pattern
+        doc["forbidden_words"] = list(self.forbidden_words)
+        doc["declared_only"] = self.declared_only
+        if self.allowed_words:
+            doc["allowed_words"] = list(self.allowed_words)
+        return doc
 
 
 @dataclass(frozen=True)

@@ -160,11 +160,12 @@ class ProjectContext:
         self.evals = EvalsLogger(self.project, self.write_branch, self._write_asset.meta)
         self._registrations = RegistrationGuard.for_project(
             _config_dict(getattr(flow, "registration_policy", None)), self.project)
+        registry = f"registry {self._write_asset.registry.url}"
         if self.read_branch != self.write_branch:
             print(f"Asset client: read from {self.project}/{self.read_branch}, "
-                  f"write to {self.project}/{self.write_branch}")
+                  f"write to {self.project}/{self.write_branch}; {registry}")
         else:
-            print(f"Asset client: {self.project}/{self.write_branch} (read-write)")
+            print(f"Asset client: {self.project}/{self.write_branch} (read-write); {registry}")
 
     # -- events -------------------------------------------------------------------------
 
