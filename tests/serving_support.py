@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import threading
 import time
 import urllib.error
@@ -51,6 +52,13 @@ def register_toy(registry, tmp_path: Path, branch: str, factor: Any, *, f1: str 
     record = registry.register(scope, kind="json", created_by=USER, blobs=[f"file://{blob}"],
                                annotations={"f1_score": f1})
     return record.id
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 now (for servers that cannot be handed a socket)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "it") -> Any:

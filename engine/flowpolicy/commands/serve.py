@@ -9,6 +9,7 @@ flag is reported by ``/model/info`` under ``overrides``. Stops on Ctrl-C / SIGTE
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from flowpolicy.errors import EXIT_OK
@@ -73,8 +74,22 @@ def run(args: argparse.Namespace) -> int:
               + (f" ({', '.join(overrides)})" if overrides else ""), flush=True)
         print(f"flowpolicy serve: following {server.follows}; Ctrl-C stops", file=sys.stderr,
               flush=True)
-        uvicorn_server(create_app(server)).run(sockets=[sock])
+        web = uvicorn_server(create_app(server))
+        # uvicorn shuts down on SIGINT / SIGTERM, then raises the signal again for the
+        # handlers it found; a stop that was asked for is a clean exit, not an interrupt
+        previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT,
+                                                                   signal.SIGTERM)}
+        try:
+            web.run(sockets=[sock])
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     finally:
         server.stop()
         sock.close()
     return EXIT_OK
+
+
+def _stopped(signum: int, frame: object) -> None:
+    """The stop signal, raised again by uvicorn after its graceful shutdown: nothing left to
+    do."""
