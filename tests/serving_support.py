@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -107,3 +109,32 @@ def running(server, *, start: bool = True) -> Iterator[str]:
         thread.join(15)
         server.stop()
         sock.close()
+
+
+def run(argv: list[str], cwd: Path, env: dict[str, str], ok: bool = True
+        ) -> subprocess.CompletedProcess:
+    """Run a command to completion (at most 300 s); with ``ok`` it must succeed."""
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    if ok:
+        assert done.returncode == 0, f"{argv}:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def train_example(root: Path) -> tuple[Path, Path, dict[str, str]]:
+    """The fraud example copied into ``root`` and compiled, with fraud_model v1 (seed 7) and
+    v2 (seed 8, 120 epochs) trained on dev by real Metaflow runs (local datastore under
+    ``root``, SQLite registry ``root/registry.db``) and both through the quality gate.
+    Returns (project folder, datastore root, environment for more runs there)."""
+    from flowpolicy.demo import copy_example, flow_environment
+
+    project = root / "fraud_detection"
+    copy_example(project)
+    env = flow_environment(root, f"sqlite:///{root / 'registry.db'}", user="tester",
+                           branch="dev")
+    env.update(PYTHONUNBUFFERED="1", FLOWPOLICY_PROJECT="fraud_detection")
+    for args in (("--seed", "7"), ("--seed", "8", "--epochs", "120")):
+        run([sys.executable, "train_flow.py", "--quiet", "run", *args], project, env)
+    for instance in ("v1", "v2"):
+        run([sys.executable, "flows/quality_gate.py", "--quiet", "run", "--instance", instance],
+            project, env)
+    return project, root, env

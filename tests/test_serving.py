@@ -13,12 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from serving_support import wait_for
+from serving_support import call, run, train_example, wait_for
 
-from flowpolicy.demo import copy_example, flow_environment
 from flowpolicy.errors import RegistryError
 from flowpolicy.registry import open_registry
-from flowpolicy.registry.base import EntityRef, Scope
+from flowpolicy.registry.base import EntityRef, Scope, instance_id
 from flowpolicy.runtime.loading import ModelLoadError, load_model, resolve_model
 
 pytestmark = pytest.mark.flows
@@ -30,30 +29,12 @@ DEV = Scope("fraud_detection", "dev", "model", "fraud_model")
 USER = EntityRef("user", "tester")
 
 
-def run(argv: list[str], cwd: Path, env: dict[str, str], ok: bool = True
-        ) -> subprocess.CompletedProcess:
-    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    if ok:
-        assert done.returncode == 0, f"{argv}:\n{done.stdout}\n{done.stderr}"
-    return done
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """The example project with fraud_model v1 (seed 7) and v2 (seed 8, 120 epochs) on dev,
-    both through the quality gate; returns (project folder, datastore root, environment)."""
+    """The example project with fraud_model v1 and v2 on dev, both through the quality gate;
+    (project folder, datastore root, environment)."""
     root = tmp_path_factory.mktemp("serving")
-    project = root / "fraud_detection"
-    copy_example(project)
-    env = flow_environment(root, f"sqlite:///{root / 'registry.db'}", user="tester",
-                           branch="dev")
-    env.update(PYTHONUNBUFFERED="1", FLOWPOLICY_PROJECT="fraud_detection")
-    for args in (("--seed", "7"), ("--seed", "8", "--epochs", "120")):
-        run([sys.executable, "train_flow.py", "--quiet", "run", *args], project, env)
-    for instance in ("v1", "v2"):
-        run([sys.executable, "flows/quality_gate.py", "--quiet", "run", "--instance", instance],
-            project, env)
-    return project, root, env
+    return train_example(root)
 
 
 def rows_that_tell_the_models_apart(project: Path, env: dict[str, str]) -> list[dict]:
@@ -282,3 +263,93 @@ def seconds_since_epoch(at: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
+
+
+def lifecycle(project: Path, env: dict[str, str], *argv: str) -> str:
+    """A lifecycle command as a user runs it; its one line of output."""
+    return run([sys.executable, "-m", "flowpolicy", *argv], project, env).stdout.strip()
+
+
+def test_serve_follows_promotions_and_rollbacks_under_continuous_load(trained, tmp_path):
+    project, root, env = trained
+    registry = open_registry(env["FLOWPOLICY_REGISTRY"])
+    staging = Scope("fraud_detection", "staging", "model", "fraud_model")
+    assert lifecycle(project, env, "promote", "fraud_model", "--from", "dev", "--to",
+                     "staging", "--instance", "v1").startswith("promoted fraud_model v1")
+    all_rows = rows_that_tell_the_models_apart(project, env)
+    expected = predictions(project, root, env, "dev", ["v1", "v2"], all_rows)
+    differ = [i for i, (a, b) in enumerate(zip(expected["v1"], expected["v2"], strict=True))
+              if a != b]
+    assert differ, "v1 and v2 answer every row alike: the test could not tell them apart"
+    picked = sorted(set(differ[:8]) | set(range(8)))
+    rows = [all_rows[i] for i in picked]
+    answers = {v: [expected[v][i] for i in picked] for v in ("v1", "v2")}  # staging v1, v2
+
+    served = Served(serve_argv(root, "--branch", "staging"), project, env)
+    assert "fraud_model v1, @candidate on fraud_detection/staging" in served.banner
+    client, out, stop = started_client(served.url, rows, tmp_path)
+    switches = []
+    try:
+        def moved(argv: tuple[str, ...], to: str) -> None:
+            lifecycle(project, env, *argv)
+            at = registry.alias_history(staging, "candidate")[-1].at
+            first = wait_for(lambda: served_after(out, seconds_since_epoch(at), to), 60,
+                             f"{to} to answer after {' '.join(argv)}")
+            switches.append((" ".join(argv[:2]), to, first["received"] - seconds_since_epoch(at)))
+
+        promote_v2 = ("promote", "fraud_model", "--from", "dev", "--to", "staging",
+                      "--instance", "v2")
+        back = ("rollback", "fraud_model", "--branch", "staging", "--reason", "test rollback")
+        moved(promote_v2, "v2")       # staging v2, @candidate v1 -> v2
+        moved(back, "v1")             # @candidate v2 -> v1
+        moved(promote_v2, "v2")       # already promoted: the same staging v2, alias moved back
+        moved(back, "v1")
+        broken = registry.register(staging, kind="artifact", created_by=USER,
+                                   annotations={"artifact": "model", "f1_score": "0.95",
+                                                "training_run_id": "1"},
+                                   description="its producing task does not exist")
+        broken_move = lifecycle(project, env, "alias", "set", "fraud_model", "candidate",
+                                "--branch", "staging", "--to", broken.id, "--reason",
+                                "broken on purpose")
+        assert broken_move == f"@candidate on staging v1 → {broken.id}"
+        error = wait_for(lambda: call(served.url, "/model/info")[2]["last_reload_error"], 60,
+                         "the broken instance to be refused")
+        assert error["to"] == broken.id and "still serving v1" in error["error"]
+        lifecycle(project, env, *back)  # broken -> v1, which is being served: nothing loads
+        moved(promote_v2, "v2")
+        attempts = call(served.url, "/model/info")[2]["reloads"]
+    finally:
+        stop.touch()
+        client.wait(60)
+        served.stop(signal.SIGINT)
+    answered = responses(out)
+    assert len(answered) > 50
+    assert [r for r in answered if r["status"] != 200] == []
+    assert all(r["header"].rsplit("/", 1)[1] == r["instance"] for r in answered)
+    assert all(r["predictions"] == answers[r["instance"]] for r in answered)
+    assert {r["instance"] for r in answered} == {"v1", "v2"}  # never the broken instance
+    info_moves = [m for m in registry.alias_history(staging, "candidate")]
+    assert [(m.from_version, m.to_version) for m in info_moves] == [
+        (None, 1), (1, 2), (2, 1), (1, 2), (2, 1), (1, broken.version), (broken.version, 1),
+        (1, 2)]
+    assert [m.by.entity_id for m in info_moves] == ["tester"] * len(info_moves)
+    assert info_moves[2].reason == "test rollback"
+    events = [e.payload for e in registry.events("fraud_detection", "staging", "alias_moved")]
+    assert [(e["from"], e["to"]) for e in events] == [
+        (instance_id(m.from_version), instance_id(m.to_version)) for m in info_moves]
+    # each move was noticed by the server within 2 s of its commit (it looks every 50 ms);
+    # the client's view of the switch adds the load and check, printed for the record
+    def delay(attempt: dict) -> float:
+        seen = seconds_since_epoch(attempt["at"])
+        committed = max(seconds_since_epoch(m.at) for m in info_moves
+                        if instance_id(m.to_version) == attempt["to"]
+                        and seconds_since_epoch(m.at) <= seen)
+        return seen - committed
+
+    noticed = [(a["to"], delay(a)) for a in attempts]
+    assert [to for to, _ in noticed] == ["v2", "v1", "v2", "v1", broken.id, "v2"]
+    assert all(seconds < 2.0 for _, seconds in noticed), noticed
+    print("\nnoticed after the commit: " + ", ".join(f"{to} {seconds * 1000:.0f} ms"
+                                                    for to, seconds in noticed))
+    print("first answer by the new instance after the commit: " + ", ".join(
+        f"{what} -> {to} {seconds * 1000:.0f} ms" for what, to, seconds in switches))

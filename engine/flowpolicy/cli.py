@@ -27,6 +27,9 @@ COMMANDS = (
     "graph",
     "report",
     "serve",
+    "promote",
+    "rollback",
+    "alias",
     "demo",
 )
 

@@ -98,3 +98,18 @@ def judge_standing(policy: Policy, record: InstanceRecord, alias: str) -> GateSt
             errors.append(f"gate {gate.name}: {exc}")
     return GateStanding(f"{scope.name} {record.id}", policy.hash, tuple(verdicts),
                         tuple(errors))
+
+
+def branch_alias(policy: Policy | None, asset: str, branch: str) -> str:
+    """The alias the policy's promotions set on ``asset`` on ``branch`` (one, or an error
+    asking for it by name)."""
+    if policy is None:
+        raise FlowpolicyError("without a policy, name the alias with --alias")
+    aliases = sorted({e.alias for e in policy.edges_into(branch) if asset in e.assets})
+    if len(aliases) == 1:
+        return aliases[0]
+    if not aliases:
+        raise FlowpolicyError(f"policy {policy.source} promotes {asset} to no alias on branch "
+                              f"{branch!r}; name the alias with --alias")
+    raise FlowpolicyError(f"promotions into {branch} set {', '.join('@' + a for a in aliases)} "
+                          f"on {asset}; name the alias with --alias")

@@ -74,7 +74,7 @@ def open_server(request: ServeRequest) -> ModelServer:
     """
     from flowpolicy.registry import open_existing_registry
     from flowpolicy.runtime.branch import resolve_branch, resolve_project
-    from flowpolicy.runtime.lifecycle import select_policy
+    from flowpolicy.runtime.lifecycle import branch_alias, select_policy
     from flowpolicy.runtime.loading import datastore_folder
     from flowpolicy.serve.loaders import default_loader, import_loader
 
@@ -83,7 +83,7 @@ def open_server(request: ServeRequest) -> ModelServer:
     policy = None
     if request.policies or not request.ignore_gates:
         policy = select_policy(request.policies, project)
-    alias = request.alias or _policy_alias(policy, request.asset, branch)
+    alias = request.alias or branch_alias(policy, request.asset, branch)
     registry = open_existing_registry(
         request.registry, read_only=True,
         missing="nothing to serve (run the flows first, or point --registry / "
@@ -95,19 +95,6 @@ def open_server(request: ServeRequest) -> ModelServer:
         ignore_gates=request.ignore_gates, allow_unset=request.allow_unset,
         probe_rows=_probe_rows(request.probe) if request.probe else None)
     return ModelServer(options, registry)
-
-
-def _policy_alias(policy: Any, asset: str, branch: str) -> str:
-    if policy is None:
-        raise FlowpolicyError("without a policy, name the alias to serve with --alias")
-    aliases = sorted({e.alias for e in policy.edges_into(branch) if asset in e.assets})
-    if len(aliases) == 1:
-        return aliases[0]
-    if not aliases:
-        raise FlowpolicyError(f"policy {policy.source} promotes {asset} to no alias on branch "
-                              f"{branch!r}; name the alias to serve with --alias")
-    raise FlowpolicyError(f"promotions into {branch} set {', '.join('@' + a for a in aliases)} "
-                          f"on {asset}; name the alias to serve with --alias")
 
 
 def _probe_rows(path: str) -> tuple[dict[str, Any], ...]:
