@@ -158,6 +158,13 @@ def test_the_seeds_fastapi_app_runs_with_only_its_import_changed(trained, tmp_pa
     assert consumers == []  # read_only: consuming is peeking, no lineage written
 
 
+def test_the_readme_shows_the_seed_app_with_only_its_import_changed():
+    readme = (TESTS.parent / "README.md").read_text(encoding="utf-8")
+    shown = SEED_APP.read_text().replace("from obproject import Asset",
+                                         "from flowpolicy import Asset")
+    assert f"```python\n{shown}```" in readme
+
+
 def _get_or_none(base: str, path: str):
     from serving_support import call
 
