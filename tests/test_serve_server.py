@@ -294,3 +294,38 @@ def test_refusal_messages_name_what_exists(tmp_path):
     registry.set_alias(SCOPE, "candidate", "v1", by=USER)
     with pytest.raises(ServeRefused, match=r"aliases there: @candidate→v1"):
         make_server(registry, load_policy_text(POLICY)).start(follow=False)
+
+
+class _FlakyProbe:
+    """A change probe that fails the follower's first looks (a registry busy past its
+    timeout); the look at start succeeds."""
+
+    def __init__(self, inner, failures: int):
+        self._inner, self._failures, self._calls = inner, failures, 0
+
+    def __call__(self):
+        self._calls += 1
+        if self._calls > 1 and self._failures > 0:
+            self._failures -= 1
+            raise RuntimeError("database is locked")
+        return self._inner()
+
+    def close(self):
+        self._inner.close()
+
+
+class _WithFlakyProbe(_WithoutProbe):
+    def __getattr__(self, name):
+        if name == "change_probe":
+            return lambda: _FlakyProbe(self._inner.change_probe(), failures=3)
+        return getattr(self._inner, name)
+
+
+def test_the_follower_outlives_a_failing_look(registry, policy, tmp_path):
+    move(registry, register_toy(registry, tmp_path, "prod", 2.0))
+    with running(make_server(_WithFlakyProbe(registry), policy)) as base:
+        error = wait_for(lambda: call(base, "/model/info")[2]["last_reload_error"],
+                         what="the failed look to be recorded")
+        assert error["outcome"] == "failed" and "database is locked" in error["error"]
+        move(registry, register_toy(registry, tmp_path, "prod", 3.0))
+        wait_for(lambda: served_instance(base) == "v2", what="v2 after the failures")

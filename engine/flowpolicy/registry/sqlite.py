@@ -983,15 +983,20 @@ class DataVersionProbe:
     few milliseconds. Not thread-safe: one follower thread calls it."""
 
     def __init__(self, path: Path):
+        self._path = path
         try:
             self._conn = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True,
-                                         isolation_level=None, check_same_thread=False)
+                                         timeout=_BUSY_TIMEOUT_S, isolation_level=None,
+                                         check_same_thread=False)
             self._conn.execute("PRAGMA data_version").fetchone()
         except sqlite3.Error as exc:
             raise RegistryError(f"cannot follow registry {path}: {exc}") from exc
 
     def __call__(self) -> int:
-        return self._conn.execute("PRAGMA data_version").fetchone()[0]
+        try:
+            return self._conn.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise RegistryError(f"cannot follow registry {self._path}: {exc}") from exc
 
     def close(self) -> None:
         self._conn.close()

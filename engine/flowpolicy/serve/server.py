@@ -125,6 +125,21 @@ class ModelServer:
         """Load what the alias points at now, then follow it. Raises :class:`ServeRefused`
         when the alias is unset (unless ``allow_unset``) or its instance fails the policy's
         gates (unless ``ignore_gates``) or cannot be loaded."""
+        probe, interval = self._change_probe() if follow else (None, 0.0)
+        try:
+            # the token is read before the alias: a move committed from then on changes it
+            token = probe() if probe is not None else None
+            self._load_at_start()
+        except BaseException:
+            _close(probe)
+            raise
+        if probe is not None:
+            self._follower = threading.Thread(target=self._follow,
+                                              args=(probe, interval, token),
+                                              name="flowpolicy-follow", daemon=True)
+            self._follower.start()
+
+    def _load_at_start(self) -> None:
         alias = self.options.alias
         version = self.registry.get_alias(self.scope, alias)
         if version is None and not self.options.allow_unset:
@@ -140,11 +155,6 @@ class ModelServer:
                 raise ServeRefused(f"will not serve {self.options.asset} v{version} "
                                    f"(@{alias} on {self.scope.branch}): {_message(exc)}") from exc
         self._settled = version
-        if follow:
-            probe, interval = self._change_probe()
-            self._follower = threading.Thread(target=self._follow, args=(probe, interval),
-                                              name="flowpolicy-follow", daemon=True)
-            self._follower.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -188,26 +198,24 @@ class ModelServer:
         return (lambda: self.registry.get_alias(self.scope, self.options.alias),
                 ALIAS_POLL_INTERVAL_S)
 
-    def _follow(self, probe: Callable[[], Any], interval: float) -> None:
-        token = probe()
+    def _follow(self, probe: Callable[[], Any], interval: float, token: Any) -> None:
         try:
             while not self._stop.is_set():
                 woken = self._woken(interval)
                 if self._stop.is_set():
                     break
+                # the follower outlives any one failure (a registry busy for longer than its
+                # timeout, a damaged page): it is recorded, and the next look tries again
                 try:
                     seen = probe()
-                except FlowpolicyError as exc:
+                    if woken or seen != token:
+                        token = seen
+                        self._refresh("event" if woken else "registry change", forced=False)
+                except Exception as exc:  # noqa: BLE001
                     self._record({"at": utc_now(), "trigger": "registry change",
-                                  "outcome": "failed", "error": str(exc)}, failed=True)
-                    continue
-                if woken or seen != token:
-                    token = seen
-                    self._refresh("event" if woken else "registry change", forced=False)
+                                  "outcome": "failed", "error": _message(exc)}, failed=True)
         finally:
-            close = getattr(probe, "close", None)
-            if close is not None:
-                close()
+            _close(probe)
 
     def _woken(self, interval: float) -> bool:
         """Wait up to ``interval`` for a notification; True (and all pending ones taken) if
@@ -315,6 +323,12 @@ class ModelServer:
                 "evidence": list(served.evidence),
             })
         return report
+
+
+def _close(probe: Any) -> None:
+    close = getattr(probe, "close", None)
+    if close is not None:
+        close()
 
 
 def _message(exc: Exception) -> str:
