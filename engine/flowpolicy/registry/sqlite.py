@@ -335,6 +335,7 @@ class SQLiteRegistry:
         # reads of a large history served from memory, not one pread() per page miss
         conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
         conn.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}")
+        _opened(self.path, +1)
         return conn
 
     def _connect_existing(self) -> None:
@@ -508,6 +509,7 @@ class SQLiteRegistry:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
+                _opened(self.path, -1)
             self._forget_connection()
 
     # -- instances ----------------------------------------------------------------------
@@ -991,6 +993,7 @@ class DataVersionProbe:
             self._conn.execute("PRAGMA data_version").fetchone()
         except sqlite3.Error as exc:
             raise RegistryError(f"cannot follow registry {path}: {exc}") from exc
+        _opened(path, +1)
 
     def __call__(self) -> int:
         try:
@@ -1000,6 +1003,25 @@ class DataVersionProbe:
 
     def close(self) -> None:
         self._conn.close()
+        _opened(self._path, -1)
+
+
+#: SQLite connections this process has open, per database file. POSIX drops every lock a
+#: process holds on a file when it closes *any* descriptor of it, so reading a file's head
+#: with open()/close() while SQLite has it open here would cancel SQLite's locks: another
+#: process could then checkpoint and reset the WAL under this one's feet, and its reads
+#: return pages of the wrong table (seen: a second handle on one registry in one process).
+_open_connections: dict[Path, int] = {}
+_open_connections_lock = threading.Lock()
+
+
+def _opened(path: Path, change: int) -> None:
+    with _open_connections_lock:
+        count = _open_connections.get(path, 0) + change
+        if count > 0:
+            _open_connections[path] = count
+        else:
+            _open_connections.pop(path, None)
 
 
 def _key(scope: Scope) -> tuple[str, str, str, str]:
@@ -1059,6 +1081,9 @@ def _holds_sqlite_data(path: Path) -> bool:
     of a new registry this very instant (a read without SQLite's locks can see the file
     grown before its bytes arrive), and SQLite, reading under its locks, then sees the whole
     page, or refuses a file that really is all zeros as "not a database"."""
+    with _open_connections_lock:
+        if path in _open_connections:  # SQLite reads it here already: no open()/close()
+            return True
     try:
         with path.open("rb") as handle:
             head = handle.read(len(_SQLITE_MAGIC))
