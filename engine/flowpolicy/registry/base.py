@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from flowpolicy.errors import RegistryError
 
@@ -33,8 +33,17 @@ _ALIAS_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _SPEC_FORMS = "'latest', 'latest-N' (N >= 0), 'vN' (N >= 1) or '@alias'"
 
 
+class AssetNotFound(RegistryError):
+    """Nothing there: an unknown or deleted asset, a version or alias that does not exist
+    (the asset service's 404)."""
+
+    status_code = 404
+
+
 class AliasConflict(RegistryError):
     """A compare-and-set alias move found the alias somewhere other than expected."""
+
+    status_code = 409
 
     def __init__(self, message: str, *, current: str | None, expected: str | None):
         super().__init__(message, exit_code=1)
@@ -57,6 +66,8 @@ class RegistryDamaged(RegistryError):
     Nothing was changed; callers that treat a RegistryError as "not found" must let this one
     through."""
 
+    status_code = 500
+
 
 class _Any:
     """Sentinel for ``set_alias(expected=ANY)``: move the alias whatever it points at now."""
@@ -75,9 +86,9 @@ class _Any:
 ANY: Any = _Any()
 
 
-@dataclass(frozen=True)
-class EntityRef:
-    """Who did something: ``("task", "Flow/run/step/task")`` or ``("user", "alice")``."""
+class EntityRef(NamedTuple):
+    """Who did something: ``("task", "Flow/run/step/task")`` or ``("user", "alice")``; a
+    NamedTuple like obproject's, so it unpacks and indexes the same way."""
 
     entity_kind: str
     entity_id: str
@@ -86,11 +97,14 @@ class EntityRef:
         return {"entity_kind": self.entity_kind, "entity_id": self.entity_id}
 
     @classmethod
-    def from_any(cls, value: EntityRef | Mapping[str, str] | None) -> EntityRef:
+    def from_any(cls, value: EntityRef | Mapping[str, str] | tuple[str, str] | None
+                 ) -> EntityRef:
         if value is None:
             return cls("user", "unknown")
         if isinstance(value, EntityRef):
             return value
+        if isinstance(value, tuple):
+            return cls(*map(str, value))
         return cls(str(value.get("entity_kind", "")), str(value.get("entity_id", "")))
 
 
@@ -178,6 +192,30 @@ class Consumption:
     version: int
     consumer: EntityRef
     at: str
+
+
+@dataclass(frozen=True)
+class AssetDeletion:
+    """An asset marked deleted: its instances up to ``through_version`` are no longer
+    resolved or listed, and the aliases it had are dropped; instances, alias history,
+    evidence and lineage are kept. Registering the name again starts after
+    ``through_version`` (an instance id never names two instances)."""
+
+    scope: Scope
+    through_version: int
+    aliases: Mapping[str, int]
+    by: EntityRef
+    at: str
+    reason: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "deleted_through": f"v{self.through_version}",
+            "aliases": {a: f"v{v}" for a, v in self.aliases.items()},
+            "by": self.by.to_dict(),
+            "at": self.at,
+            "reason": self.reason,
+        }
 
 
 def event_wire_name(project: str, branch: str, name: str) -> str:
@@ -285,7 +323,10 @@ def parse_spec(spec: str) -> InstanceSpec:
             )
         if _is_number(digits) and not digits.startswith("0"):
             return InstanceSpec(spec, version=int(digits))
-    raise RegistryError(f"malformed instance spec {spec!r}: expected {_SPEC_FORMS}")
+    # obproject passes any other string to the service as an instance id; the ids the
+    # service (and every registry here) hands out are the "id" of a response, "v<N>"
+    raise RegistryError(f"malformed instance spec {spec!r}: expected {_SPEC_FORMS}; an "
+                        "instance id is the 'id' of a response or listed instance, e.g. 'v3'")
 
 
 def _is_number(digits: str) -> bool:
@@ -322,11 +363,11 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def version_range(latest: int) -> str:
-    """``v1…v3`` / ``v1`` / ``no versions`` for error messages."""
-    if latest <= 0:
+def version_range(latest: int, first: int = 1) -> str:
+    """``v1…v3`` / ``v1`` / ``no versions`` for error messages (from ``first`` on)."""
+    if latest < first:
         return "no versions"
-    return "v1" if latest == 1 else f"v1…v{latest}"
+    return f"v{first}" if latest == first else f"v{first}…v{latest}"
 
 
 # -- the backend contract ---------------------------------------------------------------
@@ -378,15 +419,17 @@ class Registry(Protocol):
 
     def resolve(self, scope: Scope, spec: str = "latest") -> InstanceRecord: ...
 
-    def instances(self, scope: Scope, limit: int | None = 50) -> list[InstanceRecord]:
-        """Newest first."""
+    def instances(self, scope: Scope, limit: int | None = 50, *,
+                  include_deleted: bool = False) -> list[InstanceRecord]:
+        """Newest first; deleted instances (see :meth:`delete_asset`) only when asked."""
         ...
 
     def assets(
         self, project: str | None = None, branch: str | None = None,
-        asset_type: str | None = None,
+        asset_type: str | None = None, *, include_deleted: bool = False,
     ) -> list[AssetSummary]:
-        """Asset scopes matching the filters (None: any), sorted."""
+        """Asset scopes matching the filters (None: any), sorted; deleted assets only when
+        asked."""
         ...
 
     def record_consumption(self, scope: Scope, version: int, consumer: EntityRef) -> None: ...
@@ -457,6 +500,16 @@ class Registry(Protocol):
         self, project: str | None = None, branch: str | None = None, name: str | None = None
     ) -> list[EventRecord]:
         """Oldest first."""
+        ...
+
+    def delete_asset(self, scope: Scope, *, by: EntityRef, reason: str | None = None
+                     ) -> AssetDeletion | None:
+        """Mark ``scope`` deleted (see :class:`AssetDeletion`); None when there is no live
+        asset to delete (unknown, or deleted already and not registered since)."""
+        ...
+
+    def deletions(self, scope: Scope) -> list[AssetDeletion]:
+        """Every deletion of ``scope``, oldest first."""
         ...
 
     def close(self) -> None: ...

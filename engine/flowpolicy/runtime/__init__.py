@@ -1,7 +1,8 @@
 """What flows import at run time: ``ProjectFlow``, ``Asset``, ``promote_assets``, events.
 
 Names resolve lazily so importing this package stays cheap (no Metaflow import until a
-name that needs it is used). ``decisions`` and ``drift`` are imported directly by callers.
+name that needs it is used). ``decisions``, ``drift`` and ``steps`` (what the generated
+flows' steps call) are imported directly by callers.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ _LAZY = {
     "resolve_model": "flowpolicy.runtime.loading",
     "ModelInstance": "flowpolicy.runtime.loading",
     "ProjectEvent": "flowpolicy.runtime.events",
-    "project_trigger": "flowpolicy.runtime.project",
+    "project_trigger": "flowpolicy.runtime.triggers",
+    "project_schedule": "flowpolicy.runtime.triggers",
+    "highlight": "flowpolicy.runtime.highlight",
     "mirror_champion": "flowpolicy.runtime.tags",
     "mirror_champion_tag": "flowpolicy.runtime.tags",
     "sanitize_branch": "flowpolicy.runtime.branch",

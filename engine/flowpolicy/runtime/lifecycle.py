@@ -43,14 +43,14 @@ def alias_gates(policy: Policy, asset: str, branch: str, alias: str) -> tuple[Ga
     """The gates an instance of ``asset`` must pass to stand behind ``@alias`` on ``branch``:
     those of the promotion path that sets that alias there (what ``flowpolicy check``
     verifies), or every gate judging the asset when no declared edge sets it."""
-    from flowpolicy.check.live import path_gates
+    from flowpolicy.runtime.decisions import gates_on_path
 
     edges = [e for e in policy.edges_into(branch) if asset in e.assets and e.alias == alias]
     if not edges:
         return tuple(gate for gate in policy.gates.values() if gate.asset == asset)
     gates: dict[str, Gate] = {}
     for edge in edges:
-        gates.update((gate.name, gate) for gate in path_gates(policy, asset, edge))
+        gates.update((gate.name, gate) for gate in gates_on_path(policy, asset, edge))
     return tuple(gates.values())
 
 

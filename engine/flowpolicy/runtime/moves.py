@@ -101,7 +101,7 @@ def promote(policy: Policy, registry: Registry, request: MoveRequest) -> MoveOut
     promotion evidence on the source instance (as the flow does); an instance already
     promoted is returned, not copied again (:func:`~flowpolicy.runtime.promote.promote_assets`
     is idempotent)."""
-    from flowpolicy.runtime.decisions import check_promotion
+    from flowpolicy.runtime.decisions import check_promotion, promotion_rules
     from flowpolicy.runtime.promote import promote_assets
 
     if not request.source:
@@ -109,18 +109,18 @@ def promote(policy: Policy, registry: Registry, request: MoveRequest) -> MoveOut
     source = _scope(policy, request, request.source)
     target = _scope(policy, request, request.branch)
     record = registry.resolve(source, request.instance)
-    champion_rule = policy.champions.get(request.asset)
+    rules = promotion_rules(policy, request.asset)  # what the generated flow is compiled with
     champion = None
-    if champion_rule is not None:
-        champion = instance_id(registry.get_alias(source, champion_rule.alias))
-    verdict = check_promotion(
-        policy, asset=request.asset, source=source.branch, target=target.branch,
-        instance=record.id, evidence=[e.to_dict() for e in registry.evidence(source, record.id)],
-        current_champion=champion)
+    if rules.champion is not None:
+        champion = instance_id(registry.get_alias(source, rules.champion.alias))
+    verdict = check_promotion(rules, source=source.branch, target=target.branch,
+                              instance=record.id, evidence=registry.evidence(source, record.id),
+                              current_champion=champion)
     alias = verdict.edge.alias if verdict.edge is not None else None
     before = _alias_of(registry, target, alias)
     details = {"source": source.branch, "source_instance": record.id, "policy": policy.hash,
-               "verdict": {**verdict.to_dict(), "policy_hash": policy.hash}}
+               "verdict": {**verdict.to_dict(), "project": request.project,
+                           "policy_hash": policy.hash}}
     what = f"{request.asset} {record.id} from {source.branch} to {target.branch}"
     if not request.dry_run:
         registry.add_evidence(source, record.id, kind="promotion",
