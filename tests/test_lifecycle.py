@@ -41,9 +41,19 @@ def request(branch: str = "prod", **fields) -> MoveRequest:
                        **fields)
 
 
-def gate_passed(registry, policy, instance: str, passed: bool = True) -> None:
-    registry.add_evidence(DEV, instance, kind="gate", rule="quality", passed=passed,
-                          policy_hash=policy.hash, details={}, created_by=USER)
+def gate_passed(registry, policy, instance: str) -> None:
+    """Record gate quality's verdict on dev ``instance`` as the quality gate flow does: the
+    verdict of the policy's checks, with the thresholds it was judged under."""
+    from flowpolicy.runtime import decisions
+
+    gate = policy.gates["quality"]
+    record = registry.resolve(DEV, instance)
+    verdict = decisions.evaluate_gate(gate, record.annotations, instance=record.id)
+    details = decisions.judged_details(
+        verdict.to_dict(), thresholds=decisions.gate_thresholds(gate.checks),
+        policy_thresholds=decisions.gate_thresholds(gate.checks), policy_hash=policy.hash)
+    registry.add_evidence(DEV, record.id, kind="gate", rule=gate.name, passed=verdict.passed,
+                          policy_hash=policy.hash, details=details, created_by=USER)
 
 
 def counts(registry) -> tuple[int, int, int]:
@@ -87,7 +97,7 @@ def test_promote_refuses_what_no_edge_allows(registry, policy, tmp_path):
     refused = promote(policy, registry, request(branch="dev", source="prod", instance="v1"))
     assert refused.refused and refused.message == (
         "promotion of toy_model v1 from prod to dev refused: no promotion edge prod -> dev is "
-        "declared (edges: dev -> prod)")
+        "declared for toy_model (its edges: dev -> prod)")
     assert registry.assets("serve_demo", "dev") == []
 
 
