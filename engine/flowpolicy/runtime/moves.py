@@ -23,6 +23,7 @@ from typing import Any
 from flowpolicy.errors import EXIT_FINDINGS, EXIT_OK, FlowpolicyError
 from flowpolicy.policy.model import Policy
 from flowpolicy.registry.base import (
+    WIRE_KIND,
     AliasMove,
     EntityRef,
     InstanceRecord,
@@ -136,7 +137,7 @@ def promote(policy: Policy, registry: Registry, request: MoveRequest) -> MoveOut
                            f"would promote {what} and point @{alias} there (dry run: nothing "
                            "was written)", dry_run=True, details=details)
     result = promote_assets(
-        request.project, source.branch, target.branch, kinds=[_wire(source)],
+        request.project, source.branch, target.branch, kinds=[WIRE_KIND[source.asset_type]],
         asset=request.asset, instance=record.id, with_aliases=False, alias=alias,
         reason=request.reason or f"promoted from {source.branch} {record.id} "
                                  f"({', '.join(verdict.satisfied) or 'no requirements'})",
@@ -161,12 +162,6 @@ def promote(policy: Policy, registry: Registry, request: MoveRequest) -> MoveOut
                    f"{before or '(unset)'} → {new_id}")
     return MoveOutcome("promote", request.asset, target.branch, alias, before, new_id, message,
                        moved=moved, details=details)
-
-
-def _wire(scope: Scope) -> str:
-    from flowpolicy.registry.base import WIRE_KIND
-
-    return WIRE_KIND[scope.asset_type]
 
 
 # -- rollback and alias moves ---------------------------------------------------------------
