@@ -16,7 +16,7 @@ from scipy.stats import ks_2samp
 
 from flowpolicy.errors import FlowpolicyError
 from flowpolicy.policy.model import DriftLevel, DriftRule, frozen_map
-from flowpolicy.runtime import drift
+from flowpolicy.runtime import ks
 from flowpolicy.runtime.drift import (
     NO_LEVEL,
     DriftDataError,
@@ -50,6 +50,7 @@ METHODS = {
     "auto": {},
     "buckets": {"BUCKETS_FROM": 0, "SUSPECT_SHARE": 1.0, "DISTINCT_SHARE": 0.0},
     "search": {"BUCKETS_FROM": math.inf, "DISTINCT_SHARE": 1.0},
+    "subsample-search": {"BUCKETS_FROM": 0, "DISTINCT_SHARE": 1.0},
     "merge": {"BUCKETS_FROM": math.inf, "DISTINCT_SHARE": 0.0},
 }
 
@@ -58,7 +59,7 @@ METHODS = {
 def method(name: str):
     with pytest.MonkeyPatch.context() as patch:
         for attribute, value in METHODS[name].items():
-            patch.setattr(drift, attribute, value)
+            patch.setattr(ks, attribute, value)
         yield
 
 

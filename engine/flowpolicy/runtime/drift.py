@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowpolicy.errors import FlowpolicyError
 from flowpolicy.policy.model import DriftLevel, DriftRule, frozen_map
+from flowpolicy.runtime.ks import max_gap
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,13 +47,6 @@ TOLERANCE = 1e-12
 
 #: The level reported when D stays below every declared threshold.
 NO_LEVEL = "none"
-
-#: Samples with at least this many values in total try the bucketed KS path first.
-BUCKETS_FROM = 1 << 15
-#: The bucketed path gives up when more than this share of the values needs sorting.
-SUSPECT_SHARE = 0.25
-#: Sorted samples with at most this share of distinct values are searched, not merged.
-DISTINCT_SHARE = 0.125
 
 
 class DriftDataError(FlowpolicyError):
@@ -306,7 +300,7 @@ def _ks(
     if n1 * n2 >= 2**62:
         raise DriftDataError(f"samples of {n1} and {n2} values are too large to count exactly")
     # One division of exact integers: D is the float nearest to the true ratio.
-    return _max_gap(a, b) / (n1 * n2), n1, n2
+    return max_gap(a, b) / (n1 * n2), n1, n2
 
 
 def _without_nan(values: np.ndarray) -> np.ndarray:
@@ -316,160 +310,6 @@ def _without_nan(values: np.ndarray) -> np.ndarray:
     if values.dtype.kind == "f" and values.size and np.isnan(values.min()):
         return values[~np.isnan(values)]
     return values
-
-
-# The three ways to the largest gap below all compute, in exact integers,
-#
-#     max over every value v of either sample of |k1(v) * n2 - k2(v) * n1|
-#
-# where k1(v), k2(v) count the values <= v in the first (size n1) and second (size n2)
-# sample: n1 * n2 * D. Counting "<= v" is what makes ties right: equal values enter together.
-
-
-def _max_gap(x: np.ndarray, y: np.ndarray) -> int:
-    """n1 * n2 * D for two non-empty NaN-free samples."""
-    import numpy as np
-
-    n1, n2 = x.size, y.size
-    if n1 + n2 >= BUCKETS_FROM:
-        gap = _max_gap_by_buckets(x, y)
-        if gap is not None:
-            return gap
-    # One buffer in the common dtype; each half is sorted in place.
-    merged = np.concatenate([x, y])
-    xs, ys = merged[:n1], merged[n1:]
-    xs.sort()
-    ys.sort()
-    values = np.concatenate([_distinct(xs), _distinct(ys)])
-    if values.size <= DISTINCT_SHARE * (n1 + n2):
-        # Few distinct values (counts, codes, rounded data): look each one up.
-        return _max_gap_at(values, xs, ys, n1, n2)
-    return _max_gap_of_sorted_runs(merged, n1)
-
-
-def _distinct(sorted_values: np.ndarray) -> np.ndarray:
-    """The distinct values of a sorted array (the last of each run of equal values)."""
-    import numpy as np
-
-    if sorted_values.size == 0:
-        return sorted_values
-    return sorted_values[np.append(sorted_values[1:] != sorted_values[:-1], True)]
-
-
-def _max_gap_at(
-    values: np.ndarray,
-    xs: np.ndarray,
-    ys: np.ndarray,
-    n1: int,
-    n2: int,
-    x_below: np.ndarray | int = 0,
-    y_below: np.ndarray | int = 0,
-) -> int:
-    """The largest gap at ``values``, counting in the sorted ``xs`` and ``ys`` plus the
-    values known to lie below each of them but left out of ``xs`` / ``ys``."""
-    import numpy as np
-
-    k1 = np.searchsorted(xs, values, side="right") + x_below
-    k2 = np.searchsorted(ys, values, side="right") + y_below
-    return int(np.abs(k1 * n2 - k2 * n1).max())
-
-
-def _max_gap_by_buckets(x: np.ndarray, y: np.ndarray) -> int | None:
-    """The largest gap without sorting most values, or None when the data do not suit it.
-
-    Both samples are counted into equal-width buckets by a monotone map, so every value of a
-    lower bucket is smaller than every value of a higher one and equal values share a bucket.
-    The gap after each bucket is then exact from the counts alone, and inside bucket j it
-    stays within [gap_before_j - n1 * count2_j, gap_before_j + n2 * count1_j]. Only buckets
-    whose range reaches beyond the largest gap seen at bucket ends can hold a larger one;
-    their values are sorted and looked up exactly. When a subsample shows few distinct values,
-    or the suspect buckets hold more than :data:`SUSPECT_SHARE` of the values (one value
-    repeated very often, say), this gives up and the caller sorts everything.
-    """
-    import numpy as np
-
-    n1, n2 = x.size, y.size
-    # The buckets span the central 98% of a strided subsample of both samples, plus one
-    # open-ended bucket at each side, so heavy tails do not stretch them. The range only
-    # decides how evenly values spread over buckets (time), never the result.
-    subsample = np.sort(np.concatenate([x[:: max(1, n1 // 2048)], y[:: max(1, n2 // 2048)]]))
-    if _distinct(subsample).size <= DISTINCT_SHARE * subsample.size:
-        return None  # few distinct values: sorting and looking them up is faster
-    low = float(subsample[int(subsample.size * 0.01)])
-    high = float(subsample[int(subsample.size * 0.99)])
-    # About 32 values per bucket: the per-bucket arrays stay small (cache-resident), and the
-    # buckets that need sorting hold few values.
-    buckets = 1 << min(16, max(8, (n1 + n2).bit_length() - 5))
-    scale = buckets / (high - low) if high > low else math.inf
-    if not (math.isfinite(low) and math.isfinite(scale) and scale > 0):
-        return None
-    origin = low - 1 / scale
-
-    def bucket_of(values: np.ndarray) -> np.ndarray:
-        # Each step rounds monotonically, so v <= w gives bucket_of(v) <= bucket_of(w), and
-        # equal values share a bucket. Clipped as floats, in place, then truncated: clipping
-        # straight into an integer view of the buffer is three times slower in numpy.
-        index = np.subtract(values, origin, dtype=np.float64)
-        index *= scale
-        np.clip(index, 0, buckets + 1, out=index)
-        return index.astype(np.intp)
-
-    x_bucket, y_bucket = bucket_of(x), bucket_of(y)
-    x_count = np.bincount(x_bucket, minlength=buckets + 2)
-    y_count = np.bincount(y_bucket, minlength=buckets + 2)
-    rise, fall = x_count * n2, y_count * n1
-    step = rise - fall
-    gap_after = np.cumsum(step)
-    seen = max(int(gap_after.max()), -int(gap_after.min()))
-    gap_before = gap_after - step
-    suspect = (gap_before + rise > seen) | (gap_before - fall < -seen)
-    if not suspect.any():
-        return seen
-    if int(x_count[suspect].sum() + y_count[suspect].sum()) > SUSPECT_SHARE * (n1 + n2):
-        return None
-
-    # Sort the suspect buckets' values; every other value below a bucket is counted already.
-    x_pick = x[suspect[x_bucket]]
-    picked = np.concatenate([x_pick, y[suspect[y_bucket]]])
-    xs, ys = picked[: x_pick.size], picked[x_pick.size :]
-    xs.sort()
-    ys.sort()
-    values = np.concatenate([_distinct(xs), _distinct(ys)])
-    settled = ~suspect
-    x_below = np.cumsum(x_count * settled) - x_count * settled
-    y_below = np.cumsum(y_count * settled) - y_count * settled
-    at = bucket_of(values)
-    return max(seen, _max_gap_at(values, xs, ys, n1, n2, x_below[at], y_below[at]))
-
-
-def _max_gap_of_sorted_runs(merged: np.ndarray, n1: int) -> int:
-    """The largest gap for ``merged = concat(sorted sample 1 of size n1, sorted sample 2)``."""
-    import numpy as np
-
-    total = merged.size
-    # A stable argsort of two concatenated sorted runs is a timsort merge: linear time.
-    order = np.argsort(merged, kind="stable")
-
-    # Walking the merged order, the gap rises by n2 at each value of sample 1 and falls by
-    # n1 at each value of sample 2.
-    gap = (order < n1).astype(np.int64)
-    gap *= total
-    gap -= n1
-    np.cumsum(gap, out=gap)
-
-    # The gap counts only after the last of a run of equal values. The stable merge puts
-    # sample 1's copies of a value before sample 2's, so inside a run the gap first rises,
-    # then falls: its minimum over all positions is always at the end of a run, and so is
-    # its maximum unless the first maximum sits inside a run. Only then are run ends found.
-    low = int(gap.min())
-    peak = int(gap.argmax())
-    if peak + 1 < total and merged[order[peak]] == merged[order[peak + 1]]:
-        values = merged[order]
-        run_end = np.append(values[1:] != values[:-1], True)
-        high = int(gap.max(where=run_end, initial=0))
-    else:
-        high = int(gap[peak])
-    return max(high, -low)
 
 
 def _reaches(value: float, threshold: float) -> bool:

@@ -1,0 +1,275 @@
+"""The exact two-sample Kolmogorov–Smirnov kernel, and the simple reference it is tested against.
+
+Both functions return, in exact integers, the largest CDF gap scaled by both sample sizes,
+
+    n1 * n2 * D = max over every value v of either sample of |k1(v) * n2 - k2(v) * n1|
+
+where k1(v), k2(v) count the values <= v in the first (size n1) and second (size n2)
+sample. Counting "<= v" is what makes ties right: equal values enter together. The caller
+divides once, so D is the float nearest to the true ratio.
+
+:func:`reference_max_gap` is the definition written plainly: sort both, look every value up
+in both. :func:`max_gap` gives the same integer at about the cost of sorting the two samples,
+or less (``bench/drift.py`` measures it against ``np.sort``):
+
+- **Buckets** (large samples of spread-out values): both samples are counted into fine
+  equal-width buckets over their central range. The gap is then exact at every bucket end
+  from the counts alone, and only the few buckets where it could exceed the largest bucket-end
+  gap have their values sorted. Each pass goes over the data in cache-sized chunks with
+  reused buffers: whole-sample temporaries (an index per value, a mask per value) cost more
+  in memory traffic and page faults than the arithmetic, and grew faster than sorting does.
+- **Few distinct values** (counts, codes, rounded data): both samples are sorted and each
+  distinct value is looked up once.
+- **Sorted merge** (anything else, or when the buckets do not separate the data): both are
+  sorted, merged in linear time and walked once.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: Samples with at least this many values in total try the bucketed path first.
+BUCKETS_FROM = 1 << 15
+#: The bucketed path gives up when more than this share of the values needs sorting.
+SUSPECT_SHARE = 0.3
+#: Samples with at most this share of distinct values are looked up, not merged.
+DISTINCT_SHARE = 0.125
+#: Values per chunk of a bucketing pass: the chunk and its index stay in the L2 cache.
+CHUNK = 1 << 16
+#: At most this many buckets: the count arrays stay cache-resident.
+MAX_BUCKETS = 1 << 17
+
+
+def reference_max_gap(x: np.ndarray, y: np.ndarray) -> int:
+    """n1 * n2 * D straight from the definition, for two non-empty NaN-free samples."""
+    xs, ys = np.sort(x), np.sort(y)
+    return _max_gap_at(np.concatenate([xs, ys]), xs, ys)
+
+
+def max_gap(x: np.ndarray, y: np.ndarray) -> int:
+    """n1 * n2 * D for two non-empty NaN-free numeric samples (neither is modified)."""
+    n1, n2 = x.size, y.size
+    if n1 + n2 < BUCKETS_FROM:
+        xs, ys = np.sort(x), np.sort(y)
+        values = _distinct_values(xs, ys, known=None)
+        return _max_gap_of_sorted(xs, ys) if values is None else _max_gap_at(values, xs, ys)
+    # A strided subsample tells the shape of the data: few distinct values, or spread out.
+    subsample = np.sort(np.concatenate([x[:: max(1, n1 // 2048)], y[:: max(1, n2 // 2048)]]))
+    known = _distinct(subsample)
+    few_distinct = known.size <= DISTINCT_SHARE * subsample.size
+    if not few_distinct:
+        gap = _max_gap_by_buckets(x, y, subsample)
+        if gap is not None:
+            return gap
+    xs, ys = np.sort(x), np.sort(y)
+    values = _distinct_values(xs, ys, known) if few_distinct else None
+    return _max_gap_of_sorted(xs, ys) if values is None else _max_gap_at(values, xs, ys)
+
+
+def _distinct(sorted_values: np.ndarray) -> np.ndarray:
+    """The distinct values of a sorted array (the last of each run of equal values)."""
+    if sorted_values.size == 0:
+        return sorted_values
+    return sorted_values[np.append(sorted_values[1:] != sorted_values[:-1], True)]
+
+
+def _distinct_values(xs: np.ndarray, ys: np.ndarray, known: np.ndarray | None
+                     ) -> np.ndarray | None:
+    """Every distinct value of the sorted ``xs`` and ``ys``, or None when there are more than
+    :data:`DISTINCT_SHARE` of their size (then merging is faster than looking each one up).
+
+    With ``known`` (sorted distinct values, from a subsample), those are found in each
+    sample by binary search, and only the stretches between them are scanned.
+    """
+    limit = DISTINCT_SHARE * (xs.size + ys.size)
+    found: list[np.ndarray] = []
+    for sorted_values in (xs, ys):
+        if known is None:
+            found.append(_distinct(sorted_values))
+        else:
+            left = np.searchsorted(sorted_values, known, side="left")
+            right = np.searchsorted(sorted_values, known, side="right")
+            found.append(known[right > left])
+            # The stretches [0, left[0]), [right[0], left[1]), ... [right[-1], n) hold the
+            # values the subsample missed.
+            starts, ends = np.append(0, right), np.append(left, sorted_values.size)
+            rest = [sorted_values[s:e] for s, e in zip(starts, ends, strict=True) if e > s]
+            if rest:
+                found.append(_distinct(np.concatenate(rest)))
+        if sum(part.size for part in found) > limit:
+            return None
+    return np.concatenate(found)
+
+
+def _max_gap_at(values: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> int:
+    """The largest gap at ``values``, counting in the sorted samples ``xs`` and ``ys``."""
+    k1 = np.searchsorted(xs, values, side="right")
+    k2 = np.searchsorted(ys, values, side="right")
+    return int(np.abs(k1 * ys.size - k2 * xs.size).max())
+
+
+def _max_gap_of_sorted(xs: np.ndarray, ys: np.ndarray) -> int:
+    """The largest gap of two sorted samples."""
+    return _max_gap_of_merge(xs, ys, xs.size, ys.size)
+
+
+def _max_gap_of_merge(xs: np.ndarray, ys: np.ndarray, n1: int, n2: int,
+                      below: np.ndarray | None = None) -> int:
+    """The largest gap over the values of the sorted ``xs`` and ``ys``, merged in linear time.
+
+    ``xs`` and ``ys`` are the two samples (sizes ``n1`` and ``n2``), or values picked from
+    them; then ``below`` gives, per value of ``xs`` followed by ``ys``, the gap of the values
+    below it that were not picked.
+    """
+    merged = np.concatenate([xs, ys])
+    # A stable argsort of two concatenated sorted runs is a timsort merge: linear time, and
+    # it puts the first sample's copies of a value before the second's.
+    order = np.argsort(merged, kind="stable")
+    values = merged[order]
+    # Walking the merged order, the gap rises by n2 at each value of sample 1 and falls by
+    # n1 at each value of sample 2.
+    gap = np.where(order < xs.size, n2, -n1).astype(np.int64)
+    np.cumsum(gap, out=gap)
+    if below is not None:
+        gap += below[order]
+    # The gap counts only after the last of a run of equal values.
+    run_end = np.append(values[1:] != values[:-1], True)
+    return int(np.abs(gap[run_end]).max())
+
+
+class _Buckets:
+    """``buckets`` equal-width buckets over ``[low, high)`` and one open-ended bucket at each
+    side: bucket ``floor(position(v))``.
+
+    Each step rounds monotonically, so v <= w gives bucket(v) <= bucket(w), and equal values
+    share a bucket: every bucket holds one interval of values.
+    """
+
+    def __init__(self, low: float, high: float, buckets: int):
+        self.size = buckets + 2
+        self.scale = buckets / (high - low)
+        self.origin = low - 1 / self.scale
+        self._position = np.empty(CHUNK, np.float64)
+        self._index = np.empty(CHUNK, np.intp)
+
+    def position(self, chunk: np.ndarray) -> np.ndarray:
+        """Positions of at most :data:`CHUNK` values in [0, size - 1], in a reused buffer."""
+        position = np.subtract(chunk, self.origin, out=self._position[: chunk.size],
+                               dtype=np.float64)
+        position *= self.scale
+        return np.clip(position, 0, self.size - 1, out=position)
+
+    def index(self, chunk: np.ndarray) -> np.ndarray:
+        """Buckets of at most :data:`CHUNK` values, in a buffer reused by the next call
+        (clipped as floats, then truncated: clipping into an integer view is three times
+        slower in numpy)."""
+        index = self._index[: chunk.size]
+        np.copyto(index, self.position(chunk), casting="unsafe")
+        return index
+
+
+class _Slots:
+    """Each suspect bucket of ``buckets`` cut into ``parts`` equal slots (``parts`` a power of
+    two), numbered in value order: slot ``rank(bucket) * parts + floor(fraction * parts)``.
+
+    The fraction of a position past its bucket's start is exact, and so is its product with
+    a power of two, so the slots keep the buckets' order and never cross a bucket's end.
+    """
+
+    def __init__(self, buckets: _Buckets, suspect: np.ndarray, parts: int):
+        self.buckets = buckets
+        self.parts = parts
+        self.size = int(suspect.sum()) * parts
+        self.rank_start = (np.cumsum(suspect) - 1) * parts
+        self._part = np.empty(CHUNK, np.intp)
+
+    def index(self, chunk: np.ndarray) -> np.ndarray:
+        position = self.buckets.position(chunk)
+        bucket = self.buckets.index(chunk)
+        position -= bucket
+        position *= self.parts
+        part = self._part[: chunk.size]
+        np.copyto(part, position, casting="unsafe")
+        part += self.rank_start[bucket]
+        return part
+
+
+def _chunks(values: np.ndarray):
+    return (values[start : start + CHUNK] for start in range(0, values.size, CHUNK))
+
+
+def _count(values: np.ndarray, buckets: _Buckets | _Slots) -> np.ndarray:
+    counts = np.zeros(buckets.size, np.int64)
+    for chunk in _chunks(values):
+        np.add.at(counts, buckets.index(chunk), 1)
+    return counts
+
+
+def _pick(values: np.ndarray, buckets: _Buckets | _Slots, wanted: np.ndarray) -> np.ndarray:
+    """A copy of the values whose bucket is ``wanted`` (a mask over buckets)."""
+    parts = [chunk[wanted[buckets.index(chunk)]] for chunk in _chunks(values)]
+    return np.concatenate(parts) if parts else values[:0].copy()
+
+
+def _max_gap_by_buckets(x: np.ndarray, y: np.ndarray, subsample: np.ndarray) -> int | None:
+    """The largest gap without sorting most values, or None when the data do not suit it.
+
+    The gap at every bucket end is exact from the counts. Inside bucket j it stays within
+    [gap_before_j - n1 * count2_j, gap_before_j + n2 * count1_j], so only buckets whose range
+    reaches beyond the largest gap seen at bucket ends can hold a larger one ("suspect").
+    The suspects' values are counted again into finer slots, the same test runs on the slots,
+    and only the values of suspect slots are sorted and merged exactly. When the suspect
+    buckets hold more than :data:`SUSPECT_SHARE` of the values (one value repeated very
+    often, say), this gives up and the caller sorts.
+    """
+    n1, n2 = x.size, y.size
+    # The buckets span the central 98% of the subsample, so heavy tails do not stretch them.
+    # The range only decides how evenly values spread over buckets (time), never the result.
+    low = float(subsample[int(subsample.size * 0.01)])
+    high = float(subsample[int(subsample.size * 0.99)])
+    if not (math.isfinite(low) and math.isfinite(high) and high > low):
+        return None
+    # About 16 values per bucket, up to MAX_BUCKETS.
+    buckets = _Buckets(low, high, 1 << min(MAX_BUCKETS.bit_length() - 1,
+                                           max(8, (n1 + n2).bit_length() - 4)))
+    if not (math.isfinite(buckets.scale) and math.isfinite(buckets.origin)):
+        return None
+
+    # Level 1 resolves every value; level 2 the values of the suspect buckets. ``below`` is
+    # the gap of the values below each bucket that this level does not count.
+    level: _Buckets | _Slots = buckets
+    x_part, y_part, below = x, y, np.zeros(buckets.size, np.int64)
+    seen = 0
+    for depth in (1, 2):
+        x_count, y_count = _count(x_part, level), _count(y_part, level)
+        rise, fall = x_count * n2, y_count * n1
+        step = rise - fall
+        gap_after = below + np.cumsum(step)
+        seen = max(seen, int(gap_after.max()), -int(gap_after.min()))
+        gap_before = gap_after - step
+        suspect = (gap_before + rise > seen) | (gap_before - fall < -seen)
+        if not suspect.any():
+            return seen
+        picked = int(x_count[suspect].sum() + y_count[suspect].sum())
+        if depth == 1 and picked > SUSPECT_SHARE * (n1 + n2):
+            return None
+        # The values of suspect buckets are counted on; those of the others join ``below``.
+        settled_step = np.where(suspect, 0, step)
+        below = (below + np.cumsum(settled_step) - settled_step)[suspect]
+        x_part, y_part = _pick(x_part, level, suspect), _pick(y_part, level, suspect)
+        if depth == 1:
+            # About 8 values per slot.
+            parts = 1 << max(1, (picked // (8 * below.size)).bit_length())
+            level = _Slots(buckets, suspect, parts)
+            below = np.repeat(below, parts)
+
+    # ``below`` is now per suspect slot: look each picked value's slot up, then merge.
+    slot_below = np.zeros(level.size, np.int64)
+    slot_below[suspect] = below
+    x_part.sort()
+    y_part.sort()
+    picked_below = np.concatenate([slot_below[level.index(chunk)] for chunk in
+                                   _chunks(np.concatenate([x_part, y_part]))])
+    return max(seen, _max_gap_of_merge(x_part, y_part, n1, n2, picked_below))
