@@ -48,8 +48,10 @@ CODES: dict[str, str] = {
     "FP215": "declared asset name contains a forbidden word",
     "FP216": "naming.pattern is not a valid regular expression",
     "FP217": "name is a Python keyword (names become Python identifiers in generated flows)",
-    "FP218": "reserved name (gate named champion, alias latest)",
+    "FP218": "reserved name (gate named champion, alias latest, drift level none or "
+             "indeterminate)",
     "FP219": "drift rule compares an instance with itself, or reports into the monitored asset",
     "FP220": "both max_age and max_age_seconds are set",
     "FP221": "champion rule without a metric, or drift rule without levels (after defaults)",
+    "FP222": "a drift column's levels name a level that the rule does not declare",
 }

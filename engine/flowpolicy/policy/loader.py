@@ -29,6 +29,7 @@ from flowpolicy.policy.model import (
     ChampionRule,
     Check,
     CompileSettings,
+    DriftColumn,
     DriftLevel,
     DriftRule,
     Gate,
@@ -106,6 +107,18 @@ def _number(value: float | int | None) -> float | None:
     return None if value is None else float(value)
 
 
+def _drift_columns(columns: list | dict | None) -> dict[str, DriftColumn]:
+    """The declared drift columns that have settings of their own."""
+    if not isinstance(columns, dict):
+        return {}
+    return {
+        name: DriftColumn(name, statistic=settings.get("statistic", "ks"),
+                          levels=frozen_map({level: float(t) for level, t in
+                                             (settings.get("levels") or {}).items()}))
+        for name, settings in columns.items() if settings
+    }
+
+
 def _build(doc: dict, locations: dict, source: str) -> Policy:
     """The IR of a valid, merged document with defaults applied."""
     naming_doc = doc.get("naming") or {}
@@ -159,9 +172,11 @@ def _build(doc: dict, locations: dict, source: str) -> Policy:
             asset=name,
             levels=tuple(DriftLevel(level, float(t)) for level, t in rule["levels"].items()),
             statistic=rule.get("statistic", "ks"),
+            mode=rule.get("mode", "exact"),
             current=rule.get("current", "latest"),
             reference=rule.get("reference", "latest-1"),
             columns=tuple(rule.get("columns", ())),
+            column_settings=frozen_map(_drift_columns(rule.get("columns"))),
             report_asset=rule.get("report_asset"),
             events=frozen_map(rule.get("events")),
             max_age_seconds=None if max_age is None else parse_duration(max_age),

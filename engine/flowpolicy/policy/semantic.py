@@ -8,11 +8,19 @@ import re
 from collections.abc import Mapping
 
 from flowpolicy.errors import Diagnostic
-from flowpolicy.policy.model import CHAMPION_REQUIREMENT, SourceLocation, locate
+from flowpolicy.policy.model import (
+    CHAMPION_REQUIREMENT,
+    INDETERMINATE,
+    NO_LEVEL,
+    SourceLocation,
+    locate,
+)
 from flowpolicy.policy.source import child_path
 
 #: Instance aliases may not shadow the instance spec keyword.
 RESERVED_ALIASES = frozenset({"latest"})
+#: Drift verdicts that are not levels: no threshold reached, or left open by the bound.
+RESERVED_LEVELS = frozenset({NO_LEVEL, INDETERMINATE})
 
 
 def name_tokens(name: str) -> list[str]:
@@ -236,25 +244,55 @@ class _Checker:
                 self.report("FP221", path, "drift rule has no levels (set levels here or in "
                                            "defaults.drift)")
                 levels = {}
-            previous: tuple[str, float] | None = None
-            for level, threshold in levels.items():
+            for level in levels:
                 level_path = child_path(f"{path}.levels", level)
                 self.not_keyword(level, level_path, "level name")
-                if previous is None and threshold != 0:
-                    self.report("FP210", level_path,
-                                f"the first level ({level!r}) must have threshold 0 so that "
-                                f"every statistic has a level; it has {threshold}")
-                if previous is not None and threshold <= previous[1]:
-                    self.report("FP209", level_path,
-                                f"level {level!r} ({threshold}) must be above the level "
-                                f"before it, {previous[0]!r} ({previous[1]}): list levels "
-                                "from lowest to highest threshold")
-                previous = (level, threshold)
+                if level in RESERVED_LEVELS:
+                    self.report("FP218", level_path,
+                                f"a drift level may not be called {level!r}: verdicts use "
+                                "that word (no threshold reached, or a sketch verdict the "
+                                "error bound leaves open)")
+            self.check_level_order(levels, f"{path}.levels", levels)
+            columns = rule.get("columns")
+            if isinstance(columns, dict):
+                for column, settings in columns.items():
+                    overrides = (settings or {}).get("levels")
+                    if not overrides:
+                        continue
+                    column_path = f"{child_path(f'{path}.columns', column)}.levels"
+                    unknown = [level for level in overrides if level not in levels]
+                    for level in unknown:
+                        self.report("FP222", child_path(column_path, level),
+                                    f"{level!r} is not one of this rule's levels "
+                                    f"({', '.join(levels) or 'none'}); a column's levels "
+                                    "change the rule's thresholds, they add no level")
+                    if not unknown:
+                        merged = {**levels, **overrides}
+                        self.check_level_order(merged, column_path, overrides,
+                                               f" (column {column!r}: its levels over the "
+                                               "rule's)")
             for level in rule.get("events") or {}:
-                if level not in levels:
+                if level not in levels and level != INDETERMINATE:
                     self.report("FP211", child_path(f"{path}.events", level),
                                 f"{level!r} is not one of this rule's levels "
-                                f"({', '.join(levels) or 'none'})")
+                                f"({', '.join(levels) or 'none'}) nor {INDETERMINATE!r}")
+
+    def check_level_order(self, levels: dict, path: str, written: dict, where: str = "") -> None:
+        """Thresholds start at 0 and strictly increase; reported at a level of ``written``
+        (the mapping that was written at ``path``), else at ``path``."""
+        previous: tuple[str, float] | None = None
+        for level, threshold in levels.items():
+            level_path = child_path(path, level) if level in written else path
+            if previous is None and threshold != 0:
+                self.report("FP210", level_path,
+                            f"the first level ({level!r}) must have threshold 0 so that "
+                            f"every statistic has a level; it has {threshold}{where}")
+            if previous is not None and threshold <= previous[1]:
+                self.report("FP209", level_path,
+                            f"level {level!r} ({threshold}) must be above the level "
+                            f"before it, {previous[0]!r} ({previous[1]}){where}: list levels "
+                            "from lowest to highest threshold")
+            previous = (level, threshold)
 
     def check_events(self) -> None:
         events: list[tuple[str, str]] = []
