@@ -54,4 +54,5 @@ CODES: dict[str, str] = {
     "FP220": "both max_age and max_age_seconds are set",
     "FP221": "champion rule without a metric, or drift rule without levels (after defaults)",
     "FP222": "a drift column's levels name a level that the rule does not declare",
+    "FP223": "drift column_settings name a column that the rule's columns leave out",
 }

@@ -107,15 +107,12 @@ def _number(value: float | int | None) -> float | None:
     return None if value is None else float(value)
 
 
-def _drift_columns(columns: list | dict | None) -> dict[str, DriftColumn]:
-    """The declared drift columns that have settings of their own."""
-    if not isinstance(columns, dict):
-        return {}
+def _drift_columns(settings: dict | None) -> dict[str, DriftColumn]:
     return {
-        name: DriftColumn(name, statistic=settings.get("statistic", "ks"),
+        name: DriftColumn(name, statistic=column.get("statistic", "ks"),
                           levels=frozen_map({level: float(t) for level, t in
-                                             (settings.get("levels") or {}).items()}))
-        for name, settings in columns.items() if settings
+                                             column.get("levels", {}).items()}))
+        for name, column in (settings or {}).items()
     }
 
 
@@ -176,7 +173,7 @@ def _build(doc: dict, locations: dict, source: str) -> Policy:
             current=rule.get("current", "latest"),
             reference=rule.get("reference", "latest-1"),
             columns=tuple(rule.get("columns", ())),
-            column_settings=frozen_map(_drift_columns(rule.get("columns"))),
+            column_settings=frozen_map(_drift_columns(rule.get("column_settings"))),
             report_asset=rule.get("report_asset"),
             events=frozen_map(rule.get("events")),
             max_age_seconds=None if max_age is None else parse_duration(max_age),

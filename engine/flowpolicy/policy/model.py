@@ -189,13 +189,11 @@ class DriftColumn:
     statistic: DriftStatistic = "ks"
     levels: Mapping[str, float] = field(default_factory=frozen_map)
 
-    def to_document(self) -> dict | None:
-        doc: dict = {}
-        if self.statistic != "ks":
-            doc["statistic"] = self.statistic
+    def to_document(self) -> dict:
+        doc: dict = {"statistic": self.statistic}
         if self.levels:
             doc["levels"] = dict(self.levels)
-        return doc or None
+        return doc
 
 
 @dataclass(frozen=True)
@@ -211,7 +209,7 @@ class DriftRule:
     reference: str = "latest-1"
     #: Declared columns, in order (empty: every numeric column both instances have).
     columns: tuple[str, ...] = ()
-    #: Settings of the declared columns that have any (statistic, levels).
+    #: Settings of some columns (statistic, levels); every other column keeps the rule's.
     column_settings: Mapping[str, DriftColumn] = field(default_factory=frozen_map)
     report_asset: str | None = None
     events: Mapping[str, str] = field(default_factory=frozen_map)
@@ -220,6 +218,12 @@ class DriftRule:
     def column(self, name: str) -> DriftColumn:
         """The settings of column ``name``: its own, else the rule's (ks, rule levels)."""
         return self.column_settings.get(name) or DriftColumn(name)
+
+    def compared_columns(self, numeric_in_common: list[str]) -> list[str]:
+        """The columns compared, in order: the declared ones (else ``numeric_in_common``),
+        then those of ``column_settings`` not among them."""
+        names = list(self.columns or numeric_in_common)
+        return names + [name for name in self.column_settings if name not in names]
 
     def to_document(self) -> dict:
         doc: dict = {
@@ -230,10 +234,11 @@ class DriftRule:
         }
         if self.mode != "exact":
             doc["mode"] = self.mode
-        if self.column_settings:
-            doc["columns"] = {name: self.column(name).to_document() for name in self.columns}
-        elif self.columns:
+        if self.columns:
             doc["columns"] = list(self.columns)
+        if self.column_settings:
+            doc["column_settings"] = {name: column.to_document()
+                                      for name, column in self.column_settings.items()}
         if self.report_asset is not None:
             doc["report_asset"] = self.report_asset
         if self.events:

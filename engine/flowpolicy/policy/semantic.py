@@ -253,29 +253,34 @@ class _Checker:
                                 "that word (no threshold reached, or a sketch verdict the "
                                 "error bound leaves open)")
             self.check_level_order(levels, f"{path}.levels", levels)
-            columns = rule.get("columns")
-            if isinstance(columns, dict):
-                for column, settings in columns.items():
-                    overrides = (settings or {}).get("levels")
-                    if not overrides:
-                        continue
-                    column_path = f"{child_path(f'{path}.columns', column)}.levels"
-                    unknown = [level for level in overrides if level not in levels]
-                    for level in unknown:
-                        self.report("FP222", child_path(column_path, level),
-                                    f"{level!r} is not one of this rule's levels "
-                                    f"({', '.join(levels) or 'none'}); a column's levels "
-                                    "change the rule's thresholds, they add no level")
-                    if not unknown:
-                        merged = {**levels, **overrides}
-                        self.check_level_order(merged, column_path, overrides,
-                                               f" (column {column!r}: its levels over the "
-                                               "rule's)")
+            declared = rule.get("columns")
+            for column, settings in (rule.get("column_settings") or {}).items():
+                settings_path = child_path(f"{path}.column_settings", column)
+                if declared is not None and column not in declared:
+                    self.report("FP223", settings_path,
+                                f"column {column!r} is not among the rule's columns "
+                                f"({', '.join(declared)}): add it there, or drop its settings")
+                overrides = settings.get("levels")
+                if overrides:
+                    column_path = f"{settings_path}.levels"
+                    self.check_column_levels(levels, overrides, column_path, column)
             for level in rule.get("events") or {}:
                 if level not in levels and level != INDETERMINATE:
                     self.report("FP211", child_path(f"{path}.events", level),
                                 f"{level!r} is not one of this rule's levels "
                                 f"({', '.join(levels) or 'none'}) nor {INDETERMINATE!r}")
+
+    def check_column_levels(self, levels: dict, overrides: dict, path: str, column: str
+                            ) -> None:
+        unknown = [level for level in overrides if level not in levels]
+        for level in unknown:
+            self.report("FP222", child_path(path, level),
+                        f"{level!r} is not one of this rule's levels "
+                        f"({', '.join(levels) or 'none'}); a column's levels change the "
+                        "rule's thresholds, they add no level")
+        if not unknown:
+            self.check_level_order({**levels, **overrides}, path, overrides,
+                                   f" (column {column!r}: its levels over the rule's)")
 
     def check_level_order(self, levels: dict, path: str, written: dict, where: str = "") -> None:
         """Thresholds start at 0 and strictly increase; reported at a level of ``written``

@@ -412,8 +412,10 @@ class _SketchSide:
         elif isinstance(data, Mapping) and _is_profile(data):
             self.profile = DriftProfile.from_dict(data)
         else:
+            # Only what the rule compares: its declared numeric columns (else every numeric
+            # column) and its categorical ones.
             numeric = [n for n in rule.columns if rule.column(n).statistic == "ks"]
-            categorical = [n for n in rule.columns if rule.column(n).statistic != "ks"]
+            categorical = [n for n, c in rule.column_settings.items() if c.statistic != "ks"]
             self.profile = profile_data(data, numeric=numeric or None, categorical=categorical)
 
     def numeric_names(self) -> list[str]:
@@ -479,25 +481,24 @@ def _concatenate(chunks: Iterable[Any]) -> dict[str, np.ndarray]:
 
 def _columns_to_compare(rule: DriftRule, current: _ExactSide | _SketchSide,
                         reference: _ExactSide | _SketchSide) -> list[str]:
-    if rule.columns:
-        problems = []
-        for name in rule.columns:
-            statistic = rule.column(name).statistic
-            for side, data in (("current", current), ("reference", reference)):
-                why = data.has(name, statistic)
-                if why is not None:
-                    problems.append(f"column {name!r} is {why} in the {side} data")
-        if problems:
-            raise DriftDataError(f"drift of {rule.asset}: " + "; ".join(problems))
-        return list(rule.columns)
     theirs = set(reference.numeric_names())
-    names = [name for name in current.numeric_names() if name in theirs]
+    names = rule.compared_columns([] if rule.columns else
+                                  [n for n in current.numeric_names() if n in theirs])
     if not names:
         raise DriftDataError(
             f"drift of {rule.asset}: the current and reference data have no numeric column in "
             f"common (current: {sorted(current.numeric_names()) or 'none'}, reference: "
-            f"{sorted(theirs) or 'none'})"
+            f"{sorted(reference.numeric_names()) or 'none'})"
         )
+    problems = []
+    for name in names:
+        statistic = rule.column(name).statistic
+        for side, data in (("current", current), ("reference", reference)):
+            why = data.has(name, statistic)
+            if why is not None:
+                problems.append(f"column {name!r} is {why} in the {side} data")
+    if problems:
+        raise DriftDataError(f"drift of {rule.asset}: " + "; ".join(problems))
     return names
 
 
