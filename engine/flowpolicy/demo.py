@@ -158,12 +158,19 @@ def _show(number: int, step: Step, returncode: int, output: str, seconds: float,
 
 
 def _scratch(directory: str | os.PathLike | None) -> Path:
+    from flowpolicy.fileio import make_folder
+
     if directory is None:
         return Path(tempfile.mkdtemp(prefix="flowpolicy-demo-"))
     path = Path(directory).resolve()
-    if path.exists() and any(path.iterdir()):
+    example = example_dir().resolve()
+    if path == example or example in path.parents:
+        # the copy would contain itself, copied again at every level until the path is too long
+        raise FlowpolicyError(f"--dir {path} is inside the example it copies ({example}); "
+                              "give a folder outside it")
+    make_folder(path, "--dir")
+    if any(path.iterdir()):
         raise FlowpolicyError(f"--dir {path} is not empty; give a new or empty folder")
-    path.mkdir(parents=True, exist_ok=True)
     return path
 
 

@@ -68,3 +68,8 @@ class RegistryError(FlowpolicyError):
 
 class CompileError(FlowpolicyError):
     """A policy cannot be turned into flows (e.g. an identifier that is not safe)."""
+
+
+class OutputError(FlowpolicyError):
+    """A file or folder cannot be written where the user asked (a missing folder, a path
+    that is a file, no permission)."""

@@ -4,7 +4,8 @@ Without ``--check`` it writes one file per flow into the policy's ``compile.outp
 (relative to the policy file) or ``-o DIR``, and removes files it generated earlier that the
 policy no longer produces. With ``--check`` it writes nothing: exit 1 and a unified diff when
 a committed file is stale, missing or left over; exit 0 when everything is current.
-An invalid policy exits 2.
+An invalid policy, or an output folder that is a file or cannot be created, exits 2. Files
+are replaced atomically (:mod:`flowpolicy.fileio`).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import nullcontext
 
 from flowpolicy.errors import EXIT_FINDINGS, EXIT_OK, FlowpolicyError
 
@@ -25,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="text",
                         help="report format (default: text)")
     parser.add_argument("-o", "--output", metavar="FILE",
-                        help="write the report to FILE instead of standard output")
+                        help="write the report to FILE instead of standard output (FILE is "
+                             "replaced once the report is complete)")
     parser.add_argument("--select", action="append", type=_codes, default=[], metavar="CODES",
                         help="only these codes or code prefixes (comma-separated)")
     parser.add_argument("--ignore", action="append", type=_codes, default=[], metavar="CODES",
@@ -43,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from flowpolicy.fileio import atomic_writer
     from flowpolicy.lint import RULES, LintRequest, prepare
     from flowpolicy.lint.formatters import FORMATTERS
 
@@ -62,17 +65,15 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         lint_policy_files=not args.no_policy_names,
     )
-    lint_run = prepare(request)
-    out = open(args.output, "w", encoding="utf-8", newline="\n") if args.output else sys.stdout
-    try:
+    # The report file is checked before any work and replaced only once it is complete (a
+    # failed run keeps the old one).
+    with atomic_writer(args.output) if args.output else nullcontext(sys.stdout) as out:
+        lint_run = prepare(request)
         formatter = FORMATTERS[args.format](out)
         formatter.begin()
         for finding in lint_run.findings():
             formatter.write(finding)
         formatter.end(lint_run.stats)
-    finally:
-        if out is not sys.stdout:
-            out.close()
     stats = lint_run.stats
     if args.format == "text" or args.output:
         plural = "" if stats.findings == 1 else "s"

@@ -28,8 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from flowpolicy.policy.loader import load_policy, require_policy_files
 
-    files = require_policy_files(args.paths, hint=" (a policy file is a *.yaml with top-level "
-                                                  "'version:' and 'project:' keys)")
+    files = require_policy_files(args.paths)
     outcomes = []  # (path, the policy or None, its diagnostics)
     for path in files:
         try:

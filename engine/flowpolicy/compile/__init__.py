@@ -2,7 +2,8 @@
 asset and drift rule.
 
 ``compile_policy`` is pure and deterministic (same policy → byte-identical files);
-``write_outputs`` and ``check_outputs`` put them on disk and compare them with what is there.
+``write_outputs`` puts them on disk (each file replaced in one rename, see
+:mod:`flowpolicy.fileio`) and ``check_outputs`` compares them with what is there.
 Every file starts with :data:`GENERATED_MARKER`, which is how a stale generated file (one the
 policy no longer produces) is told apart from a hand-written one in the same folder.
 """
@@ -56,16 +57,16 @@ def write_outputs(policy: Policy, output_dir: str | os.PathLike | None = None,
     delete generated files of the same policy that it no longer produces. Files whose
     content is already current are left untouched. Returns the paths written or deleted.
     ``outputs`` is the policy's :func:`compile_policy` result when the caller has it."""
+    from flowpolicy.fileio import atomic_write_all, make_folder
+
     directory = Path(output_dir) if output_dir is not None else output_dir_for(policy)
     if outputs is None:
         outputs = compile_policy(policy)
-    directory.mkdir(parents=True, exist_ok=True)
-    changed = []
-    for name, source in outputs.items():
-        path = directory / name
-        if not path.is_file() or path.read_text(encoding="utf-8") != source:
-            path.write_text(source, encoding="utf-8", newline="\n")
-            changed.append(path)
+    make_folder(directory, "output folder")
+    replaced = {directory / name: source for name, source in outputs.items()
+                if _current_text(directory / name) != source}
+    atomic_write_all(replaced)
+    changed = list(replaced)
     for path in _stale_files(policy, directory, outputs):
         path.unlink()
         changed.append(path)
@@ -77,18 +78,26 @@ def check_outputs(policy: Policy, output_dir: str | os.PathLike | None = None,
     """Unified diffs between the committed files and what the policy compiles to now: one
     per missing, changed or stale (no longer generated) file. Empty when all are current.
     ``outputs`` is the policy's :func:`compile_policy` result when the caller has it."""
+    from flowpolicy.fileio import require_folder
+
     directory = Path(output_dir) if output_dir is not None else output_dir_for(policy)
     if outputs is None:
         outputs = compile_policy(policy)
+    require_folder(directory, "output folder")
     diffs = []
     for name, source in outputs.items():
         path = directory / name
-        current = path.read_text(encoding="utf-8") if path.is_file() else ""
+        current = _current_text(path)
         if current != source:
-            diffs.append(_diff(current, source, path, exists=path.is_file()))
+            diffs.append(_diff(current or "", source, path, exists=current is not None))
     for path in _stale_files(policy, directory, outputs):
         diffs.append(_diff(path.read_text(encoding="utf-8"), "", path, exists=True))
     return diffs
+
+
+def _current_text(path: Path) -> str | None:
+    """The file's text, or None when there is no such file."""
+    return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
 def _diff(old: str, new: str, path: Path, *, exists: bool) -> str:

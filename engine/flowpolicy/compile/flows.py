@@ -7,7 +7,6 @@ numbers, and IR objects that the ``py`` filter writes as literals.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -76,16 +75,16 @@ def plan_flows(policy: Policy) -> list[FlowPlan]:
 
 
 def source_label(policy: Policy) -> str:
-    """How generated headers name the policy file: relative to the project root (the nearest
-    folder with obproject.toml, else .git), never absolute, so output does not depend on
-    where the repository is checked out."""
+    """How generated headers name the policy file: relative to its project root
+    (:mod:`flowpolicy.project_root`; with no root, just the file name), never absolute, so
+    output does not depend on where the repository is checked out."""
+    from flowpolicy.project_root import project_root
+
     if policy.source.startswith("<"):
         return policy.source
-    path = Path(os.path.abspath(policy.source))
-    for folder in path.parents:
-        if (folder / "obproject.toml").is_file() or (folder / ".git").exists():
-            return path.relative_to(folder).as_posix()
-    return path.name
+    path = Path(policy.source)
+    folder = path.parent.resolve()  # the folder, not the file: a linked policy keeps its name
+    return (folder / path.name).relative_to(project_root(folder)).as_posix()
 
 
 def _header(policy: Policy) -> dict[str, object]:

@@ -1,8 +1,8 @@
 """Which policy applies to which file.
 
-With ``--policy PATH`` (repeatable) those files are used. Without it, the repository root
-is the nearest ancestor of the current directory holding ``.git`` or ``obproject.toml``
-(else the current directory); every folder named ``policies/`` below it is searched for
+With ``--policy PATH`` (repeatable) those files are used. Without it, every folder named
+``policies/`` below the project root of the current directory (nearest ``obproject.toml``,
+else ``.git``, else the current directory: :mod:`flowpolicy.project_root`) is searched for
 policy files with :func:`flowpolicy.policy.loader.find_policy_files` (YAML files with a
 top-level ``version:``/``project:`` key; stock presets have neither). Hidden folders and
 the linter's excluded folders are not entered.
@@ -25,6 +25,7 @@ from flowpolicy.errors import FlowpolicyError, PolicyError
 from flowpolicy.lint.engine import DEFAULT_EXCLUDES, Scope
 from flowpolicy.lint.rule import RuleContext
 from flowpolicy.policy.model import Policy
+from flowpolicy.project_root import project_root
 
 
 @dataclass(frozen=True)
@@ -33,14 +34,6 @@ class PolicySet:
 
     policies: tuple[Policy, ...]
     scopes: tuple[Scope, ...]
-
-
-def repository_root(start: Path | None = None) -> Path:
-    here = (start or Path.cwd()).resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / ".git").exists() or (candidate / "obproject.toml").is_file():
-            return candidate
-    return here
 
 
 def discover_policy_files(root: Path, exclude: Sequence[str] = ()) -> list[Path]:
@@ -118,7 +111,7 @@ def resolve_policies(
     else:
         policies = tuple(
             _load_discovered(load_policy, path)
-            for path in discover_policy_files(root or repository_root(), exclude)
+            for path in discover_policy_files(root or project_root(), exclude)
         )
     return policy_set_of(policies)
 

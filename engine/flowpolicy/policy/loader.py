@@ -247,11 +247,13 @@ def find_policy_files(paths: Sequence[str | os.PathLike] = ()) -> list[Path]:
     return list(unique.values())
 
 
-def require_policy_files(paths: Sequence[str | os.PathLike] = (), hint: str = "") -> list[Path]:
+def require_policy_files(paths: Sequence[str | os.PathLike] = ()) -> list[Path]:
     """:func:`find_policy_files`, but finding none is a :class:`FlowpolicyError` (exit 2)
-    naming where it searched; ``hint`` is appended to that message."""
+    naming where it searched and what makes a file a policy file."""
     files = find_policy_files(paths)
     if not files:
         searched = ", ".join(map(os.fspath, paths)) or "policies/ or the current directory"
-        raise FlowpolicyError(f"no policy files found in {searched}{hint}")
+        raise FlowpolicyError(
+            f"no policy files found in {searched} (searched for *.yaml and *.yml files with a "
+            "top-level 'version:' or 'project:' key, or the policy.schema.json modeline)")
     return files

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from flowpolicy.errors import RegistryError
+from flowpolicy.project_root import project_root
 from flowpolicy.registry.base import (
     ANY,
     AliasConflict,
@@ -52,17 +53,6 @@ _CACHE_SIZE = 16
 _cache: OrderedDict[tuple[int, str, bool], Registry] = OrderedDict()
 _cache_lock = threading.Lock()
 _inherited: list[Registry] = []
-
-
-def project_root(start: str | os.PathLike | None = None) -> Path:
-    """Nearest ancestor of ``start`` (default cwd) holding obproject.toml, else .git, else cwd."""
-    here = Path(start or os.getcwd()).resolve()
-    chain = [here, *here.parents]
-    for marker in ("obproject.toml", ".git"):
-        for folder in chain:
-            if (folder / marker).exists():
-                return folder
-    return here
 
 
 def default_registry_url() -> str:
