@@ -76,6 +76,7 @@ __all__ = [
     "DriftDataError",
     "DriftProfile",
     "DriftResult",
+    "drift_input",
     "drift_level",
     "evaluate_drift",
     "ks_statistic",
@@ -253,6 +254,8 @@ class DriftResult:
     #: The verdict's levels at the low and high ends of every bound (equal unless
     #: ``level`` is INDETERMINATE).
     level_range: tuple[str, str] = (NO_LEVEL, NO_LEVEL)
+    #: What each side was read from: "data", or "profile" (its stored drift profile).
+    inputs: tuple[str, str] = ("data", "data")
 
     def to_dict(self) -> dict:
         return {
@@ -269,6 +272,7 @@ class DriftResult:
             "event": self.event,
             "sample_sizes": {name: list(sizes) for name, sizes in self.sample_sizes.items()},
             "columns": {name: column.to_dict() for name, column in self.columns.items()},
+            "inputs": {"current": self.inputs[0], "reference": self.inputs[1]},
         }
 
 
@@ -342,7 +346,22 @@ def evaluate_drift(
         mode=rule.mode,
         columns=frozen_map(results),
         level_range=(low, high),
+        inputs=tuple("profile" if _is_profile(side) else "data" for side in (current, reference)),
     )
+
+
+def drift_input(prj: Any, rule: DriftRule, instance: str) -> Any:
+    """What a drift flow compares for one instance (``prj`` is the flow's ``self.prj``): in
+    sketch mode the drift profile stored when the instance was registered, if it has one,
+    else the instance's data. Either way the instance is consumed (lineage is recorded)."""
+    from flowpolicy.runtime.project import DRIFT_PROFILE_ANNOTATION
+
+    if rule.mode == "sketch":
+        annotations = prj.asset.peek_data_asset(rule.asset, instance=instance)[
+            "data_properties"]["annotations"]
+        if DRIFT_PROFILE_ANNOTATION in annotations:
+            return prj.get_data_profile(rule.asset, instance=instance)
+    return prj.get_data(rule.asset, instance=instance)
 
 
 def _column_levels(levels: Sequence[DriftLevel], settings: DriftColumn) -> list[DriftLevel]:

@@ -38,8 +38,8 @@ MAX_CATEGORIES = 10_000
 class QuantileSketch:
     """A mergeable quantile summary of float64 values with a deterministic rank-error bound."""
 
-    def __init__(self, capacity: int = CAPACITY):
-        self.capacity = capacity
+    def __init__(self, capacity: int | None = None):
+        self.capacity = capacity or CAPACITY
         self.count = 0
         #: Bound on |estimated - true| count of values <= v, for every v.
         self.error = 0
