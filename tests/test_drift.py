@@ -48,7 +48,7 @@ def scipy_d(a, b) -> float:
 # law runs every method on small samples by moving the thresholds that choose between them.
 METHODS = {
     "auto": {},
-    "buckets": {"BUCKETS_FROM": 0, "SUSPECT_SHARE": 1.0, "DISTINCT_SHARE": 0.0},
+    "buckets": {"BUCKETS_FROM": 0, "DISTINCT_SHARE": 0.0},
     "search": {"BUCKETS_FROM": math.inf, "DISTINCT_SHARE": 1.0},
     "subsample-search": {"BUCKETS_FROM": 0, "DISTINCT_SHARE": 1.0},
     "merge": {"BUCKETS_FROM": math.inf, "DISTINCT_SHARE": 0.0},

@@ -14,8 +14,9 @@ or less (``bench/drift.py`` measures it against ``np.sort``):
 
 - **Buckets** (large samples of spread-out values): both samples are counted into fine
   equal-width buckets over their central range. The gap is then exact at every bucket end
-  from the counts alone, and only the few buckets where it could exceed the largest bucket-end
-  gap have their values sorted. Each pass goes over the data in cache-sized chunks with
+  from the counts alone; only the buckets where it could exceed the largest bucket-end gap
+  are counted again into finer slots, and only the values of the slots where it still could
+  are sorted. Each pass goes over the data in cache-sized chunks with
   reused buffers: whole-sample temporaries (an index per value, a mask per value) cost more
   in memory traffic and page faults than the arithmetic, and grew faster than sorting does.
 - **Few distinct values** (counts, codes, rounded data): both samples are sorted and each
@@ -32,14 +33,15 @@ import numpy as np
 
 #: Samples with at least this many values in total try the bucketed path first.
 BUCKETS_FROM = 1 << 15
-#: The bucketed path gives up when more than this share of the values needs sorting.
-SUSPECT_SHARE = 0.3
 #: Samples with at most this share of distinct values are looked up, not merged.
 DISTINCT_SHARE = 0.125
 #: Values per chunk of a bucketing pass: the chunk and its index stay in the L2 cache.
 CHUNK = 1 << 16
 #: At most this many buckets: the count arrays stay cache-resident.
 MAX_BUCKETS = 1 << 17
+#: Values per bucket (about): fewer buckets cost less per bucket, but more values need the
+#: second, finer level.
+VALUES_PER_BUCKET = 1 << 3
 
 
 def reference_max_gap(x: np.ndarray, y: np.ndarray) -> int:
@@ -165,8 +167,12 @@ class _Buckets:
         """Buckets of at most :data:`CHUNK` values, in a buffer reused by the next call
         (clipped as floats, then truncated: clipping into an integer view is three times
         slower in numpy)."""
-        index = self._index[: chunk.size]
-        np.copyto(index, self.position(chunk), casting="unsafe")
+        return self.bucket_of(self.position(chunk))
+
+    def bucket_of(self, position: np.ndarray) -> np.ndarray:
+        """Buckets of positions, in the reused buffer."""
+        index = self._index[: position.size]
+        np.copyto(index, position, casting="unsafe")
         return index
 
 
@@ -181,13 +187,15 @@ class _Slots:
     def __init__(self, buckets: _Buckets, suspect: np.ndarray, parts: int):
         self.buckets = buckets
         self.parts = parts
-        self.size = int(suspect.sum()) * parts
-        self.rank_start = (np.cumsum(suspect) - 1) * parts
+        count = int(suspect.sum())
+        self.size = count * parts
+        self.rank_start = np.zeros(suspect.size, np.intp)
+        self.rank_start[suspect] = np.arange(0, self.size, parts)
         self._part = np.empty(CHUNK, np.intp)
 
     def index(self, chunk: np.ndarray) -> np.ndarray:
         position = self.buckets.position(chunk)
-        bucket = self.buckets.index(chunk)
+        bucket = self.buckets.bucket_of(position)
         position -= bucket
         position *= self.parts
         part = self._part[: chunk.size]
@@ -220,9 +228,8 @@ def _max_gap_by_buckets(x: np.ndarray, y: np.ndarray, subsample: np.ndarray) -> 
     [gap_before_j - n1 * count2_j, gap_before_j + n2 * count1_j], so only buckets whose range
     reaches beyond the largest gap seen at bucket ends can hold a larger one ("suspect").
     The suspects' values are counted again into finer slots, the same test runs on the slots,
-    and only the values of suspect slots are sorted and merged exactly. When the suspect
-    buckets hold more than :data:`SUSPECT_SHARE` of the values (one value repeated very
-    often, say), this gives up and the caller sorts.
+    and only the values of suspect slots are sorted and merged exactly. None when the
+    subsample has no spread to bucket.
     """
     n1, n2 = x.size, y.size
     # The buckets span the central 98% of the subsample, so heavy tails do not stretch them.
@@ -231,9 +238,9 @@ def _max_gap_by_buckets(x: np.ndarray, y: np.ndarray, subsample: np.ndarray) -> 
     high = float(subsample[int(subsample.size * 0.99)])
     if not (math.isfinite(low) and math.isfinite(high) and high > low):
         return None
-    # About 16 values per bucket, up to MAX_BUCKETS.
-    buckets = _Buckets(low, high, 1 << min(MAX_BUCKETS.bit_length() - 1,
-                                           max(8, (n1 + n2).bit_length() - 4)))
+    # About VALUES_PER_BUCKET values per bucket, up to MAX_BUCKETS.
+    buckets = _Buckets(low, high, 1 << min(MAX_BUCKETS.bit_length() - 1, max(
+        8, (n1 + n2).bit_length() - VALUES_PER_BUCKET.bit_length())))
     if not (math.isfinite(buckets.scale) and math.isfinite(buckets.origin)):
         return None
 
@@ -252,15 +259,14 @@ def _max_gap_by_buckets(x: np.ndarray, y: np.ndarray, subsample: np.ndarray) -> 
         suspect = (gap_before + rise > seen) | (gap_before - fall < -seen)
         if not suspect.any():
             return seen
-        picked = int(x_count[suspect].sum() + y_count[suspect].sum())
-        if depth == 1 and picked > SUSPECT_SHARE * (n1 + n2):
-            return None
-        # The values of suspect buckets are counted on; those of the others join ``below``.
-        settled_step = np.where(suspect, 0, step)
-        below = (below + np.cumsum(settled_step) - settled_step)[suspect]
+        # The values of suspect buckets are counted on; those of the others join ``below``:
+        # the gap before a suspect bucket, less what the suspects before it contributed.
+        suspect_step = step[suspect]
+        below = gap_before[suspect] - (np.cumsum(suspect_step) - suspect_step)
         x_part, y_part = _pick(x_part, level, suspect), _pick(y_part, level, suspect)
         if depth == 1:
             # About 8 values per slot.
+            picked = x_part.size + y_part.size
             parts = 1 << max(1, (picked // (8 * below.size)).bit_length())
             level = _Slots(buckets, suspect, parts)
             below = np.repeat(below, parts)
