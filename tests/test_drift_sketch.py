@@ -282,13 +282,15 @@ def test_a_settled_severe_column_decides_despite_an_open_one():
 # --- profiles and chunked data ------------------------------------------------------------
 
 
-def test_profile_round_trips_and_is_plain_data():
+def test_profile_round_trips_and_is_plain_data(monkeypatch):
+    monkeypatch.setattr(sketch_module, "MAX_CATEGORIES", 100)
     rng = np.random.default_rng(10)
     profile = profile_data(features(rng, 3000))
     document = profile.to_dict()
     assert set(document["columns"]) == {"amount", "hour", "merchant", "foreign"}
-    assert document["columns"]["amount"]["categories"] is None  # floats get no table
-    assert document["columns"]["merchant"]["sketch"] is None  # strings get no sketch
+    # A continuous column's table overflows and is dropped; strings get no sketch.
+    assert document["columns"]["amount"]["categories"] == {"overflowed": True, "counts": []}
+    assert document["columns"]["merchant"]["sketch"] is None
     again = DriftProfile.from_dict(document)
     assert again.rows == 3000
     assert again.columns["hour"].categories.counts == profile.columns["hour"].categories.counts
@@ -383,7 +385,7 @@ MERCHANT = frozen_map({"merchant": DriftColumn("merchant", "linf")})
      "a drift profile holds sketches"),
     ("sketch", MERCHANT, {"merchant": ["a"]}, profile_data({"amount": [1.0, 2.0]}).to_dict(),
      "'merchant' is missing in the reference"),
-    ("sketch", MERCHANT, {"merchant": ["a"]}, profile_data({"merchant": [1.5, 2.5]}),
+    ("sketch", MERCHANT, {"merchant": ["a"]}, profile_data({"merchant": [1.5]}, categorical=()),
      "'merchant' is not profiled as categorical in the reference"),
     ("sketch", frozen_map(), "/nonexistent/data.parquet", {"amount": [1.0]}, "no such Parquet"),
     ("sketch", frozen_map(), [{"amount": [1.0]}, 5], {"amount": [1.0]}, "not a table"),

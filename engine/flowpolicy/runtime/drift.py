@@ -166,9 +166,9 @@ def profile_data(data: Any, *, numeric: Iterable[str] | None = None,
     """Profile a table or chunked data (see :mod:`.tables`), one chunk at a time.
 
     ``numeric``: the columns that get a quantile sketch (None: every numeric column).
-    ``categorical``: the columns that get a frequency table (None: every column that is
-    not floating point: integers, booleans, strings, objects). A table past
-    :data:`~flowpolicy.runtime.sketch.MAX_CATEGORIES` values is dropped, not an error.
+    ``categorical``: the columns that get a frequency table (None: every column). A table
+    past :data:`~flowpolicy.runtime.sketch.MAX_CATEGORIES` distinct values is dropped (a
+    continuous column), not an error.
     """
     wanted_numeric = None if numeric is None else set(numeric)
     wanted_categorical = None if categorical is None else set(categorical)
@@ -183,9 +183,7 @@ def profile_data(data: Any, *, numeric: Iterable[str] | None = None,
         for name, values in found.items():
             number = as_numeric(values)
             sketched = number is not None and (wanted_numeric is None or name in wanted_numeric)
-            counted = (name in wanted_categorical if wanted_categorical is not None
-                       else values.dtype.kind != "f" and not (number is not None and
-                                                             values.dtype.kind == "O"))
+            counted = wanted_categorical is None or name in wanted_categorical
             if not (sketched or counted):
                 continue
             rows[name] = rows.get(name, 0) + values.size
@@ -256,6 +254,11 @@ class DriftResult:
     level_range: tuple[str, str] = (NO_LEVEL, NO_LEVEL)
     #: What each side was read from: "data", or "profile" (its stored drift profile).
     inputs: tuple[str, str] = ("data", "data")
+
+    @property
+    def passed(self) -> bool:
+        """A settled level that publishes no event (an indeterminate verdict never passes)."""
+        return self.event is None and self.level != INDETERMINATE
 
     def to_dict(self) -> dict:
         return {

@@ -144,12 +144,12 @@ class FrequencyTable:
         """Count non-missing values (None and NaN are missing)."""
         if self.overflowed:
             return
-        if values.dtype.kind in "iub":
-            keys, numbers = np.unique(values, return_counts=True)
-            self.counts.update(dict(zip(keys.tolist(), numbers.tolist(), strict=True)))
-        elif values.dtype.kind == "f":
-            present = values[~np.isnan(values)]
+        if values.dtype.kind in "iubf":
+            present = values[~np.isnan(values)] if values.dtype.kind == "f" else values
             keys, numbers = np.unique(present, return_counts=True)
+            if keys.size > MAX_CATEGORIES:  # a continuous column: stop before counting
+                self._overflow()
+                return
             self.counts.update(dict(zip(keys.tolist(), numbers.tolist(), strict=True)))
         else:
             self.counts.update(value for value in values.tolist() if not _is_missing(value))
@@ -163,8 +163,11 @@ class FrequencyTable:
 
     def _check_size(self) -> None:
         if len(self.counts) > MAX_CATEGORIES:
-            self.overflowed = True
-            self.counts = Counter()
+            self._overflow()
+
+    def _overflow(self) -> None:
+        self.overflowed = True
+        self.counts = Counter()
 
     def to_dict(self) -> dict[str, Any]:
         return {"overflowed": self.overflowed, "counts": [[key, count] for key, count in

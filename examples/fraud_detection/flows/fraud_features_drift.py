@@ -79,8 +79,10 @@ class FraudFeaturesDriftFlow(ProjectFlow):
 
     @step
     def measure(self):
-        """Load both instances, compute D per column, register the report as evidence."""
-        from flowpolicy.runtime.drift import evaluate_drift
+        """Load both instances (in sketch mode the drift profiles stored when they were
+        registered, where there are), compare them column by column, register the report as
+        evidence."""
+        from flowpolicy.runtime.drift import drift_input, evaluate_drift
 
         levels = (
             DriftLevel("normal", self.normal_threshold),
@@ -89,8 +91,8 @@ class FraudFeaturesDriftFlow(ProjectFlow):
         )
         result = evaluate_drift(
             RULE,
-            self.prj.get_data(RULE.asset, instance=self.current_instance),
-            self.prj.get_data(RULE.asset, instance=self.reference_instance),
+            drift_input(self.prj, RULE, self.current_instance),
+            drift_input(self.prj, RULE, self.reference_instance),
             current_id=self.current_instance,
             reference_id=self.reference_instance,
             levels=levels,
@@ -105,9 +107,10 @@ class FraudFeaturesDriftFlow(ProjectFlow):
             "current_instance": self.current_instance,
             "reference_instance": self.reference_instance,
             "statistic": RULE.statistic,
+            "mode": RULE.mode,
             "policy_hash": POLICY_HASH,
         }
-        annotations.update({f"ks_{column}": d for column, d in result.statistics.items()})
+        annotations.update({f"{c.statistic}_{name}": c.value for name, c in result.columns.items()})
         self.prj.register_data(RULE.report_asset, "drift_report", annotations=annotations)
         self.prj.asset.record_evidence(
             RULE.asset,
@@ -115,7 +118,7 @@ class FraudFeaturesDriftFlow(ProjectFlow):
             asset_type="data",
             kind="drift",
             rule=RULE.statistic,
-            passed=result.event is None,
+            passed=result.passed,
             policy_hash=POLICY_HASH,
             details=self.drift_report,
         )
