@@ -19,10 +19,10 @@ or less (``bench/drift.py`` measures it against ``np.sort``):
   are sorted. Each pass goes over the data in cache-sized chunks with
   reused buffers: whole-sample temporaries (an index per value, a mask per value) cost more
   in memory traffic and page faults than the arithmetic, and grew faster than sorting does.
-- **Few distinct values** (counts, codes, rounded data): both samples are sorted and each
-  distinct value is looked up once.
-- **Sorted merge** (anything else, or when the buckets do not separate the data): both are
-  sorted, merged in linear time and walked once.
+- **Sorted** (smaller samples, few distinct values, or data the buckets cannot spread):
+  both samples are sorted; the gap is exact at every 64th value of one by binary search,
+  and only the stretches between those where it could be larger, and that hold more than
+  one distinct value, are merged and walked.
 """
 
 from __future__ import annotations
@@ -31,10 +31,18 @@ import math
 
 import numpy as np
 
-#: Samples with at least this many values in total try the bucketed path first.
-BUCKETS_FROM = 1 << 15
-#: Samples with at most this share of distinct values are looked up, not merged.
+#: Samples with at least this many values in total try the bucketed path first: below,
+#: sorting is cheap enough (cache-resident) that passes over unsorted data do not pay.
+BUCKETS_FROM = 1 << 19
+#: Heavy-tailed samples (see max_gap) try the buckets from this many values in total.
+HEAVY_BUCKETS_FROM = 1 << 22
+#: Samples whose central 98% is this many times wider than their central 50% are heavy-tailed
+#: (normal: 3.4, lognormal: 7, Cauchy: 32).
+HEAVY_TAILS = 16
+#: A subsample with at most this share of distinct values sends the samples to be sorted.
 DISTINCT_SHARE = 0.125
+#: Sorted samples are checked exactly at every EDGE_STEP-th value of each.
+EDGE_STEP = 1 << 6
 #: Values per chunk of a bucketing pass: the chunk and its index stay in the L2 cache.
 CHUNK = 1 << 16
 #: At most this many buckets: the count arrays stay cache-resident.
@@ -53,21 +61,20 @@ def reference_max_gap(x: np.ndarray, y: np.ndarray) -> int:
 def max_gap(x: np.ndarray, y: np.ndarray) -> int:
     """n1 * n2 * D for two non-empty NaN-free numeric samples (neither is modified)."""
     n1, n2 = x.size, y.size
-    if n1 + n2 < BUCKETS_FROM:
-        xs, ys = np.sort(x), np.sort(y)
-        values = _distinct_values(xs, ys, known=None)
-        return _max_gap_of_sorted(xs, ys) if values is None else _max_gap_at(values, xs, ys)
-    # A strided subsample tells the shape of the data: few distinct values, or spread out.
-    subsample = np.sort(np.concatenate([x[:: max(1, n1 // 2048)], y[:: max(1, n2 // 2048)]]))
-    known = _distinct(subsample)
-    few_distinct = known.size <= DISTINCT_SHARE * subsample.size
-    if not few_distinct:
-        gap = _max_gap_by_buckets(x, y, subsample)
-        if gap is not None:
-            return gap
-    xs, ys = np.sort(x), np.sort(y)
-    values = _distinct_values(xs, ys, known) if few_distinct else None
-    return _max_gap_of_sorted(xs, ys) if values is None else _max_gap_at(values, xs, ys)
+    if n1 + n2 >= BUCKETS_FROM:
+        # A strided subsample tells the shape of the data: spread out, heavy-tailed (the
+        # central 98% far wider than the central 50%: the buckets then need their second
+        # level much more, which pays only for larger samples), or few distinct values.
+        subsample = np.sort(np.concatenate([x[:: max(1, n1 // 2048)],
+                                            y[:: max(1, n2 // 2048)]]))
+        q01, q25, q75, q99 = subsample[(np.array([1, 25, 75, 99]) * subsample.size) // 100]
+        heavy_tails = q99 - q01 > HEAVY_TAILS * (q75 - q25)
+        spread = _distinct(subsample).size > DISTINCT_SHARE * subsample.size
+        if spread and (not heavy_tails or n1 + n2 >= HEAVY_BUCKETS_FROM):
+            gap = _max_gap_by_buckets(x, y, subsample)
+            if gap is not None:
+                return gap
+    return _max_gap_of_sorted(np.sort(x), np.sort(y))
 
 
 def _distinct(sorted_values: np.ndarray) -> np.ndarray:
@@ -75,34 +82,6 @@ def _distinct(sorted_values: np.ndarray) -> np.ndarray:
     if sorted_values.size == 0:
         return sorted_values
     return sorted_values[np.append(sorted_values[1:] != sorted_values[:-1], True)]
-
-
-def _distinct_values(xs: np.ndarray, ys: np.ndarray, known: np.ndarray | None
-                     ) -> np.ndarray | None:
-    """Every distinct value of the sorted ``xs`` and ``ys``, or None when there are more than
-    :data:`DISTINCT_SHARE` of their size (then merging is faster than looking each one up).
-
-    With ``known`` (sorted distinct values, from a subsample), those are found in each
-    sample by binary search, and only the stretches between them are scanned.
-    """
-    limit = DISTINCT_SHARE * (xs.size + ys.size)
-    found: list[np.ndarray] = []
-    for sorted_values in (xs, ys):
-        if known is None:
-            found.append(_distinct(sorted_values))
-        else:
-            left = np.searchsorted(sorted_values, known, side="left")
-            right = np.searchsorted(sorted_values, known, side="right")
-            found.append(known[right > left])
-            # The stretches [0, left[0]), [right[0], left[1]), ... [right[-1], n) hold the
-            # values the subsample missed.
-            starts, ends = np.append(0, right), np.append(left, sorted_values.size)
-            rest = [sorted_values[s:e] for s, e in zip(starts, ends, strict=True) if e > s]
-            if rest:
-                found.append(_distinct(np.concatenate(rest)))
-        if sum(part.size for part in found) > limit:
-            return None
-    return np.concatenate(found)
 
 
 def _max_gap_at(values: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> int:
@@ -113,8 +92,56 @@ def _max_gap_at(values: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> int:
 
 
 def _max_gap_of_sorted(xs: np.ndarray, ys: np.ndarray) -> int:
-    """The largest gap of two sorted samples."""
-    return _max_gap_of_merge(xs, ys, xs.size, ys.size)
+    """The largest gap of two sorted samples, merging only where it could be the largest.
+
+    Every EDGE_STEP-th value of the larger sample is an edge; binary search in the other
+    gives the exact gap at each edge, and the gap between two edges stays within the same
+    bound as inside a bucket. Only the stretches whose bound reaches beyond the largest edge
+    gap, and that hold more than one distinct value, are merged: few values, whatever the
+    shape.
+    """
+    if xs.size < ys.size:
+        xs, ys = ys, xs  # the gap is symmetric; take the edges from the larger sample
+    n1, n2 = xs.size, ys.size
+    if n1 < 2 * EDGE_STEP:
+        return _max_gap_of_merge(xs, ys, n1, n2)
+    # The edges are every EDGE_STEP-th value of xs (the last copy where it repeats): each
+    # count in xs is its position + 1 unless the next value is equal, so only ys, and the
+    # repeated edges of xs, need a binary search.
+    position = np.arange(EDGE_STEP - 1, n1, EDGE_STEP)
+    edges = xs[position]
+    last = np.append(edges[1:] != edges[:-1], True)
+    edges, position = edges[last], position[last]
+    x_end = position + 1
+    repeated = xs[np.minimum(x_end, n1 - 1)] == edges
+    x_end[repeated] = np.searchsorted(xs, edges[repeated], side="right")
+    # Stretch j holds the values in (edge j-1, edge j]; the last one those above every edge.
+    x_end = np.append(x_end, n1)
+    y_end = np.append(np.searchsorted(ys, edges, side="right"), n2)
+    x_start, y_start = np.append(0, x_end[:-1]), np.append(0, y_end[:-1])
+    gap_after = x_end * n2 - y_end * n1
+    seen = int(np.abs(gap_after).max())
+    gap_before = np.append(0, gap_after[:-1])
+    x_count, y_count = x_end - x_start, y_end - y_start
+    suspect = (gap_before + x_count * n2 > seen) | (gap_before - y_count * n1 < -seen)
+    # A stretch whose first values already equal its edge holds that value only: its gap
+    # is the one at the edge.
+    right = np.append(edges, np.inf)
+    one_value = ((x_count == 0) | (xs[np.minimum(x_start, n1 - 1)] == right)) & (
+        (y_count == 0) | (ys[np.minimum(y_start, n2 - 1)] == right))
+    suspect &= ~one_value
+    if not suspect.any():
+        return seen
+    chosen = np.flatnonzero(suspect)
+    x_picked = np.concatenate([xs[x_start[j] : x_end[j]] for j in chosen])
+    y_picked = np.concatenate([ys[y_start[j] : y_end[j]] for j in chosen])
+    # The gap below each picked value of the values not picked: the gap before its stretch,
+    # less what the picked stretches before it contributed.
+    step = x_count[chosen] * n2 - y_count[chosen] * n1
+    below = gap_before[chosen] - (np.cumsum(step) - step)
+    picked_below = np.concatenate([np.repeat(below, x_count[chosen]),
+                                   np.repeat(below, y_count[chosen])])
+    return max(seen, _max_gap_of_merge(x_picked, y_picked, n1, n2, picked_below))
 
 
 def _max_gap_of_merge(xs: np.ndarray, ys: np.ndarray, n1: int, n2: int,
