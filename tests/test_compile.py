@@ -295,13 +295,13 @@ def test_parameter_names_reserved_or_invalid_are_refused(name):
      "gate name"),
     ({"gates": frozen_map({"q": Gate("q", "fraud_model", (Check("f1 score", 0.5),))})},
      "metric name"),
-    ({"gates": frozen_map({"q": Gate("q", "fraud_model", (Check("F1", 0.5), Check("f1", 0.2)))})},
+    ({"gates": frozen_map({"q": Gate("q", "fraud_model", (Check("f1", 0.5), Check("f1", 0.2)))})},
      "clashes"),
     ({"gates": frozen_map({"q": Gate("q", "unknown_model", (Check("f1", 0.5),))})},
      "not declared"),
     ({"gates": frozen_map({
         "fraud_model": Gate("fraud_model", "fraud_model", (Check("f1", 0.5),)),
-        "fraudModel": Gate("fraudModel", "fraud_model", (Check("f1", 0.5),)),
+        "fraud__model": Gate("fraud__model", "fraud_model", (Check("f1", 0.5),)),
     })}, "both generate"),
     ({"gates": frozen_map({"q": Gate("q", "fraud_model", (Check("f1", 0.5),),
                                      on_pass="bad event")})}, "event name"),
@@ -312,7 +312,7 @@ def test_parameter_names_reserved_or_invalid_are_refused(name):
     ({"drift": frozen_map({"fraud_model": DriftRule("fraud_model", (DriftLevel("x", 0.1),))})},
      "data asset"),
     ({"drift": frozen_map({"fraud_features": DriftRule(
-        "fraud_features", (DriftLevel("High", 0.1), DriftLevel("high", 0.2)))})},
+        "fraud_features", (DriftLevel("high", 0.1), DriftLevel("high", 0.2)))})},
      "clashes"),
 ])
 def test_unusable_names_are_compile_errors(changes, message):

@@ -54,3 +54,19 @@ def test_demo_refuses_a_folder_that_is_not_empty(tmp_path):
     result = _demo("--dir", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 2 and "not empty" in result.stderr
     assert (tmp_path / "something").read_text() == "keep me"
+
+
+def test_demo_without_metaflow_checkpoint_says_how_to_install_it(tmp_path):
+    """A plain install lacks the ``examples`` extra. It is simulated by blocking the import
+    (a None entry in sys.modules is how Python marks a module as not importable)."""
+    blocked = ("import sys\nsys.modules['metaflow_extensions.obcheckpoint'] = None\n"
+               "from flowpolicy.cli import main\nsys.exit(main(sys.argv[1:]))")
+    result = subprocess.run(
+        [sys.executable, "-c", blocked, "demo", "--dir", str(tmp_path / "demo")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "flowpolicy: error: the demo runs the fraud example's training flow, which uses "
+        "@checkpoint from metaflow-checkpoint, and that is not installed: "
+        "pip install 'flowpolicy[examples]'"]
+    assert not (tmp_path / "demo").exists()

@@ -10,7 +10,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy.stats import ks_2samp
 
@@ -234,6 +234,9 @@ def test_drift_level_below_every_threshold():
     value=st.floats(0, 1),
 )
 def test_drift_level_is_the_highest_threshold_reached(thresholds, value):
+    # within a relative 1e-12 of a threshold counts as reaching it (rounding of computed D);
+    # test_drift_level covers the boundaries themselves
+    assume(all(abs(value - t) > 1e-9 for t in thresholds))
     levels = [DriftLevel(f"l{i}", t) for i, t in enumerate(thresholds)]
     reached = [lvl for lvl in levels if value >= lvl.threshold]
     expected = max(reached, key=lambda lvl: lvl.threshold).name if reached else NO_LEVEL

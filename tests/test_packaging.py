@@ -3,8 +3,9 @@ build it, install it into a fresh virtualenv outside
 the checkout, and use the installed copy (not the source tree) to find both and run the CLI.
 
 Slow-ish (builds a wheel); deselect with ``-m "not packaging"``. Dependencies come from the
-system site-packages (``--system-site-packages``); flowpolicy itself is installed ``--no-deps``
-from the wheel, and the venv's own site-packages precedes the editable checkout on sys.path.
+system site-packages (``--system-site-packages``) and the virtualenv running the tests;
+flowpolicy itself is installed ``--no-deps`` from the wheel, and the venv's own
+site-packages precedes the editable checkout on sys.path.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import venv
 from pathlib import Path
+from site import getsitepackages
 
 import pytest
 
@@ -53,6 +55,13 @@ def test_installed_wheel_finds_schema_and_presets(tmp_path: Path) -> None:
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
+    if sys.prefix != sys.base_prefix:
+        # Run from a virtualenv (as CI does): its packages are the dependencies too. A path
+        # in a .pth file comes after the new venv's own site-packages, so the wheel wins.
+        own = run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+                  cwd=tmp_path).stdout.strip()
+        (Path(own) / "test_dependencies.pth").write_text(
+            "\n".join(getsitepackages()) + "\n", encoding="utf-8")
     run(sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index",
         "--quiet", wheel, cwd=tmp_path)
 

@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 
 from flowpolicy.policy.loader import load_policy_text
 from flowpolicy.policy.reference import render_reference
-from flowpolicy.policy.schema import policy_schema
+from flowpolicy.policy.schema import _validator, policy_schema
 from flowpolicy.resources import presets_dir
 
 REPO = Path(__file__).resolve().parent.parent
@@ -142,15 +142,15 @@ def mutated_documents(draw) -> dict:
 @settings(max_examples=400, deadline=None)
 @given(mutated_documents())
 def test_fast_verdict_never_passes_what_jsonschema_refuses(document: dict) -> None:
-    from flowpolicy.policy.schema import fast_verdict
+    from flowpolicy.policy.schema_fast import fast_verdict
 
     if fast_verdict()(document):
-        assert not list(Draft202012Validator(policy_schema()).iter_errors(document))
+        assert not list(_validator().iter_errors(document))
 
 
 def test_fast_verdict_passes_every_valid_policy() -> None:
     """Else it would be dead code: valid documents must not need jsonschema at all."""
-    from flowpolicy.policy.schema import fast_verdict
+    from flowpolicy.policy.schema_fast import fast_verdict
 
     verdict = fast_verdict()
     assert verdict is not None, "the policy schema uses a keyword the fast verdict lacks"
@@ -159,7 +159,7 @@ def test_fast_verdict_passes_every_valid_policy() -> None:
 
 
 def test_fast_verdict_refuses_each_kind_of_schema_error() -> None:
-    from flowpolicy.policy.schema import fast_verdict
+    from flowpolicy.policy.schema_fast import fast_verdict
 
     verdict = fast_verdict()
     base = _valid_documents()[0]
@@ -174,4 +174,4 @@ def test_fast_verdict_refuses_each_kind_of_schema_error() -> None:
     ]
     for document in broken:
         assert not verdict(document), document
-        assert list(Draft202012Validator(policy_schema()).iter_errors(document)), document
+        assert list(_validator().iter_errors(document)), document

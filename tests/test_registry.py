@@ -116,11 +116,14 @@ def test_resolve_specs(reg, spec, version):
     (MODEL, "latest-3", "goes back past v1: fraud_model has v1…v3, so at most latest-2"),
     (MODEL, "@production", r"alias @production is not set .*aliases: @candidate→v2"),
     (Scope("fraud", "dev", "model", "nope"), "latest",
-     "unknown model asset 'nope' in fraud/dev; model assets there: fraud_model"),
+     "unknown model asset 'nope' in fraud/dev of registry /.*/registry.db; "
+     "model assets there: fraud_model"),
     (Scope("fraud", "dev", "data", "fraud_model"), "latest",
      "no data assets are registered there .*exists there as a model asset"),
     (Scope("fraud", "qa", "model", "fraud_model"), "latest",
      "exists on branch\\(es\\): dev"),
+    (Scope("other", "dev", "model", "fraud_model"), "latest",
+     "in other/dev of registry .*exists in project\\(s\\): fraud"),
 ])
 def test_resolve_misses_name_what_exists(reg, scope, spec, message):
     register_n(reg, MODEL, 3)
@@ -195,6 +198,30 @@ def test_lineage_events_and_evidence(reg):
                          details={"x": object()}, created_by=ME)
 
 
+def test_register_once_returns_the_instance_holding_the_key(reg):
+    key = {"promoted_from_branch": "dev", "promoted_from_instance": "v2"}
+    first, created = reg.register_once(MODEL, key, kind="artifact", created_by=ME,
+                                       annotations={**key, "f1_score": 0.9})
+    assert (first.id, created) == ("v1", True)
+    reg.register(MODEL, kind="artifact", created_by=ME, annotations={"f1_score": 0.7})
+    again, created = reg.register_once(MODEL, key, kind="artifact", created_by=ME,
+                                       annotations={**key, "f1_score": 0.95})
+    assert (again, created) == (first, False)
+    other, created = reg.register_once(MODEL, {**key, "promoted_from_instance": "v3"},
+                                       kind="artifact", created_by=ME,
+                                       annotations={**key, "promoted_from_instance": "v3"})
+    assert (other.id, created) == ("v3", True)
+    assert [r.id for r in reg.instances(MODEL)] == ["v3", "v2", "v1"]
+    for bad in ({}, {"promoted_from_branch": "prod"}):
+        with pytest.raises(RegistryError, match="key that is part of the annotations"):
+            reg.register_once(MODEL, bad, kind="artifact", created_by=ME, annotations=key)
+    # keys and values are compared as stored (strings), whatever characters they hold
+    odd = {'we"ird.key': "a'b\\c"}
+    made, _ = reg.register_once(DATA, odd, kind="artifact", created_by=ME, annotations=odd)
+    assert reg.register_once(DATA, odd, kind="artifact", created_by=ME,
+                             annotations=odd) == (made, False)
+
+
 def test_assets_listing(reg):
     register_n(reg, MODEL, 2, description="the model")
     reg.register(DATA, kind="artifact", created_by=ME)
@@ -262,20 +289,26 @@ def v1_registry(path: Path) -> Path:
     return path
 
 
-def test_older_schema_is_migrated_in_place(tmp_path):
-    reg = SQLiteRegistry(v1_registry(tmp_path / "old.db"))
-    assert reg.schema_version == SCHEMA_VERSION
+def test_older_schema_is_migrated_in_place_by_the_first_write(tmp_path):
+    path = v1_registry(tmp_path / "old.db")
+    before = path.read_bytes()
+    reg = SQLiteRegistry(path)
+    assert reg.schema_version == 1  # opening and reading migrate nothing
     assert reg.resolve(MODEL, "@production").annotations["f1_score"] == "0.9"
     assert reg.resolve(MODEL, "latest-1").created_by.entity_id == "Train/1/start/1"
+    assert reg.evidence(MODEL, "@production") == []
+    assert path.read_bytes() == before
     reg.add_evidence(MODEL, "@production", kind="gate", rule="quality", passed=True,
                      policy_hash="h", details={}, created_by=ME)
+    assert reg.schema_version == SCHEMA_VERSION
+    assert [e.rule for e in reg.evidence(MODEL, "@production")] == ["quality"]
     assert reg.register(MODEL, kind="artifact", created_by=ME).id == "v3"
     assert reg.integrity_problems() == []
 
 
 @pytest.mark.parametrize("content, message", [
     (b"this is my thesis, not a database\n" * 100, "is not a SQLite database"),
-    (b"SQLite format 3\x00" + b"\xff" * 4000, "not a readable flowpolicy registry"),
+    (b"SQLite format 3\x00" + b"\xff" * 4000, "is damaged .*left untouched"),
 ])
 def test_corrupt_file_is_refused_and_left_untouched(tmp_path, content, message):
     path = tmp_path / "registry.db"
@@ -301,7 +334,7 @@ def test_foreign_sqlite_database_is_refused_and_left_untouched(tmp_path):
 
 def test_newer_schema_is_refused(tmp_path):
     path = tmp_path / "new.db"
-    SQLiteRegistry(path).close()
+    SQLiteRegistry(path).register(MODEL, kind="artifact", created_by=ME)
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.commit()
@@ -315,12 +348,50 @@ def test_directory_path_is_refused(tmp_path):
         SQLiteRegistry(tmp_path)
 
 
-def test_empty_file_becomes_a_registry_in_wal_mode(tmp_path):
-    path = tmp_path / "empty.db"
-    path.touch()
-    reg = SQLiteRegistry(path)
+@pytest.mark.parametrize("read", [
+    lambda r: r.resolve(MODEL), lambda r: r.instances(MODEL), lambda r: r.assets(),
+    lambda r: r.get_alias(MODEL, "champion"), lambda r: r.aliases(MODEL),
+    lambda r: r.alias_history(MODEL), lambda r: r.evidence(MODEL), lambda r: r.events(),
+    lambda r: r.consumers(MODEL), lambda r: r.schema_version,
+    # writes that need an existing asset create nothing either
+    lambda r: r.set_alias(MODEL, "champion", by=ME),
+    lambda r: r.record_consumption(MODEL, 1, ME),
+    lambda r: r.add_evidence(MODEL, "v1", kind="gate", rule="q", passed=True,
+                             policy_hash=None, details=None, created_by=ME),
+])
+@pytest.mark.parametrize("setup", ["missing", "zero bytes"])
+def test_reads_never_create_a_registry(tmp_path, read, setup):
+    path = tmp_path / "sub" / "registry.db"
+    if setup == "zero bytes":
+        path.parent.mkdir()
+        path.touch()
+    reg = SQLiteRegistry(path, origin="named by a test")
+    message = ("no registry at .*registry.db \\(named by a test\\)" if setup == "missing"
+               else "registry.db \\(named by a test\\) is an empty file, not yet a flowpolicy")
+    with pytest.raises(RegistryError, match=message + ".*a read never creates a registry"):
+        read(reg)
+    if setup == "missing":
+        assert not path.parent.exists()
+    else:
+        assert [(p.name, p.stat().st_size) for p in path.parent.iterdir()] == [
+            ("registry.db", 0)]
+
+
+def test_first_registration_or_event_creates_the_registry_in_wal_mode(tmp_path):
+    zero = tmp_path / "zero.db"
+    zero.touch()
+    reg = SQLiteRegistry(zero)
+    reg.register(MODEL, kind="artifact", created_by=ME)
     assert reg._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert reg._conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert reg.schema_version == SCHEMA_VERSION
+
+    path = tmp_path / "new" / "registry.db"
+    reader = SQLiteRegistry(path)  # opened before the file exists, like a long-lived process
+    with pytest.raises(RegistryError, match="no registry at"):
+        reader.events()
+    SQLiteRegistry(path).publish_event("fraud", "dev", "hello", None, ME)
+    assert [e.name for e in reader.events()] == ["hello"]  # looked at again, now it is there
 
 
 # -- open_registry ---------------------------------------------------------------------------
@@ -350,6 +421,13 @@ def test_default_registry_lives_at_the_project_root(tmp_path, monkeypatch):
     assert project_root() == tmp_path
     reg = open_registry()
     assert Path(reg.path) == tmp_path / ".flowpolicy" / "registry.db"
+    with pytest.raises(RegistryError, match=(
+            f"no registry at {tmp_path}/.flowpolicy/registry.db \\(the default "
+            f".flowpolicy/registry.db under the project root {tmp_path}: the nearest folder "
+            "holding obproject.toml\\)")):
+        reg.assets()
+    assert not (tmp_path / ".flowpolicy").exists()
+    reg.register(MODEL, kind="artifact", created_by=ME)
     assert reg.path.is_file()
 
 
@@ -368,14 +446,14 @@ def test_every_resolution_is_an_index_lookup(reg):
 
 def test_write_lock_held_too_long_is_a_registry_error(tmp_path):
     path = tmp_path / "registry.db"
-    SQLiteRegistry(path).close()
+    SQLiteRegistry(path).register(DATA, kind="artifact", created_by=ME)
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another process sitting on the write lock
     try:
         impatient = SQLiteRegistry(path, busy_timeout=0.05)
         with pytest.raises(RegistryError, match="is not writable now: database is locked"):
             impatient.register(MODEL, kind="artifact", created_by=ME)
-        assert impatient.assets() == []  # WAL: reading never waits for the writer
+        assert len(impatient.assets()) == 1  # WAL: reading never waits for the writer
     finally:
         holder.execute("ROLLBACK")
         holder.close()

@@ -45,16 +45,19 @@ def test_assets_list_text_and_json(populated, capsys):
     code, out, _ = cli(capsys, "assets", "list")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["PROJECT", "BRANCH", "TYPE", "NAME", "LATEST", "ALIASES",
+    assert lines[0] == f"registry {populated}"
+    assert lines[1].split() == ["PROJECT", "BRANCH", "TYPE", "NAME", "LATEST", "ALIASES",
                                 "UPDATED"]
-    assert [line.split()[:6] for line in lines[1:]] == [
+    assert [line.split()[:6] for line in lines[2:]] == [
         ["fraud", "dev", "data", "fraud_features", "v1", "-"],
         ["fraud", "dev", "model", "fraud_model", "v2", "@champion→v2"],
         ["fraud", "prod", "model", "fraud_model", "v1", "-"],
     ]
     code, out, _ = cli(capsys, "assets", "list", "--branch", "DEV", "--type", "model",
                        "--format", "json")
-    [item] = json.loads(out)
+    report = json.loads(out)
+    assert report["registry"] == populated
+    [item] = report["assets"]
     assert (item["branch"], item["name"], item["aliases"]) == ("dev", "fraud_model",
                                                                {"champion": "v2"})
 
@@ -62,7 +65,7 @@ def test_assets_list_text_and_json(populated, capsys):
 def test_assets_show_and_history(populated, capsys):
     code, out, _ = cli(capsys, "assets", "show", "fraud_model", "--project", "fraud",
                        "--branch", "dev", "--format", "json")
-    [item] = json.loads(out)
+    [item] = json.loads(out)["assets"]
     newest, oldest = item["instances"]
     assert (newest["id"], newest["aliases"], newest["annotations"]) == (
         "v2", ["champion"], {"f1_score": "0.9"})
@@ -72,12 +75,13 @@ def test_assets_show_and_history(populated, capsys):
     assert oldest["consumers"] == []
 
     code, out, _ = cli(capsys, "assets", "show", "fraud_model", "--project", "fraud")
+    assert out.startswith(f"registry {populated}\n")
     assert "in fraud/dev (latest v2)" in out and "in fraud/prod (latest v1)" in out
     assert "evidence: gate quality pass" in out
 
     code, out, _ = cli(capsys, "assets", "history", "fraud_model", "--project", "fraud",
                        "--branch", "dev")
-    events = [line.split("  ", 2)[-1] for line in out.splitlines()[1:]]
+    events = [line.split("  ", 2)[-1] for line in out.splitlines()[2:]]
     assert events == [
         "v1 registered by user tester",
         "v2 registered by user tester",
@@ -88,7 +92,7 @@ def test_assets_show_and_history(populated, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["assets", "show", "nope", "--project", "fraud"],
-     "no asset 'nope' in fraud/any branch; assets there: fraud_features, fraud_model"),
+     "no asset 'nope' in fraud/any branch of registry sqlite:///"),
     (["assets", "history"], "needs an asset NAME"),
     (["assets", "list", "extra"], "takes no NAME"),
     (["assets", "show", "fraud_model"], "no project"),
@@ -102,10 +106,12 @@ def test_assets_errors_exit_2(populated, capsys, argv, message):
 
 def test_events(populated, capsys):
     code, out, _ = cli(capsys, "events", "--format", "json")
-    assert [e["event"] for e in json.loads(out)] == ["prj.fraud.dev.model_promoted",
-                                                     "prj.other.dev.ping"]
+    report = json.loads(out)
+    assert report["registry"] == populated
+    assert [e["event"] for e in report["events"]] == ["prj.fraud.dev.model_promoted",
+                                                      "prj.other.dev.ping"]
     code, out, _ = cli(capsys, "events", "--project", "fraud")
-    assert out.count("\n") == 1
+    assert out.count("\n") == 2 and out.startswith(f"registry {populated}\n")
     assert 'prj.fraud.dev.model_promoted  by user tester  {"to": "v2"}' in out
 
 
@@ -114,4 +120,4 @@ def test_cli_subprocess_wiring(populated):
                            "json", "--project", "fraud"], capture_output=True, text=True,
                           env={**os.environ, "FLOWPOLICY_REGISTRY": populated})
     assert done.returncode == 0, done.stderr
-    assert len(json.loads(done.stdout)) == 3
+    assert len(json.loads(done.stdout)["assets"]) == 3

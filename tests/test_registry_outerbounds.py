@@ -165,6 +165,21 @@ def test_asset_client_on_the_outerbounds_backend(stub):
         asset.set_alias("fraud_model", "champion", "v1", expected="v1")
 
 
+def test_register_once_looks_before_it_registers(stub):
+    reg = OuterboundsRegistry.from_url(stub.url)
+    scope = Scope("fraud", "dev", "model", "fraud_model")
+    me = EntityRef("user", "tester")
+    key = {"promoted_from_branch": "staging", "promoted_from_instance": "v4"}
+    first, created = reg.register_once(scope, key, kind="artifact", created_by=me,
+                                       annotations={**key, "f1_score": 0.9})
+    assert (first.id, created) == ("v1", True)
+    reg.register(scope, kind="artifact", created_by=me)
+    again, created = reg.register_once(scope, key, kind="artifact", created_by=me,
+                                       annotations=key)
+    assert (again.id, created) == ("v1", False)
+    assert len(stub.instances[("models", "fraud_model")]) == 2
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda a: a.peek_model_asset("nope"), "latest of model asset 'nope' in fraud/dev not found"),
     (lambda a: a.peek_model_asset("fraud_model", "v7"), "v7 of model asset"),

@@ -55,7 +55,9 @@ def test_older_schema_is_read_as_it_is_and_never_migrated(tmp_path):
     assert {p.name: p.stat().st_size for p in tmp_path.iterdir() if p.name.endswith("-wal")} \
         in ({}, {"old.db-wal": 0})
 
-    writer = SQLiteRegistry(path)  # a write-mode open still migrates
+    writer = SQLiteRegistry(path)  # a write-mode handle migrates with its first write
+    assert writer.schema_version == 1
+    writer.register(MODEL, kind="artifact", created_by=ME)
     assert writer.schema_version == SCHEMA_VERSION
     writer.close()
 
@@ -94,8 +96,9 @@ def test_reader_sees_commits_of_a_writer_that_is_still_open(tmp_path):
 
 
 @pytest.mark.parametrize(("setup", "message"), [
-    ("missing", "no registry at .*opened read-only, so it is not created"),
-    ("empty", "is an empty database, not yet a flowpolicy registry"),
+    ("missing", "no registry at .*registry.db; nothing to read .*never creates a registry"),
+    ("empty", "is an empty file, not yet a flowpolicy registry"),
+    ("empty database", "is an empty SQLite database, not yet a flowpolicy registry"),
     ("newer", "newer than this flowpolicy understands"),
 ])
 def test_unreadable_files_are_refused_and_left_alone(tmp_path, setup, message):
@@ -103,8 +106,12 @@ def test_unreadable_files_are_refused_and_left_alone(tmp_path, setup, message):
     if setup != "missing":
         path.parent.mkdir()
         path.write_bytes(b"")
+    if setup == "empty database":  # what sqlite3.connect() and any first statement leave
+        sqlite3.connect(path).execute("PRAGMA journal_mode = WAL").connection.close()
     if setup == "newer":
-        SQLiteRegistry(path).close()
+        writer = SQLiteRegistry(path)
+        writer.register(MODEL, kind="artifact", created_by=ME)
+        writer.close()
         conn = sqlite3.connect(path)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
         conn.commit()

@@ -189,7 +189,8 @@ def test_promote_assets_between_branches(asset, registry_url):
     result = promote_assets("fraud", "dev", "Staging", asset="fraud_model", instance="@validated")
     assert result == {"promoted": [{"kind": "models", "name": "fraud_model",
                                     "alias": "candidate", "instance": "v1",
-                                    "source_instance": "v2"}], "errors": []}
+                                    "source_instance": "v2", "already_promoted": False}],
+                      "errors": []}
     staging = Asset(project="fraud", branch="staging", entity_ref=USER)
     ref = staging.peek_model_asset("fraud_model", "@candidate")
     source = asset.peek_model_asset("fraud_model", "v2")
@@ -214,6 +215,38 @@ def test_promote_assets_between_branches(asset, registry_url):
                          instance="v9")
     assert "v9 of model asset 'fraud_model' in fraud/dev does not exist" in \
         bad["errors"][0]["error"]
+
+
+def test_promoting_an_instance_already_on_the_target_returns_it(asset):
+    asset.register_model_asset("fraud_model", kind="artifact", annotations={"f1_score": 0.9})
+    asset.register_model_asset("fraud_model", kind="artifact", annotations={"f1_score": 0.95})
+    staging = Asset(project="fraud", branch="staging", entity_ref=USER)
+
+    def promote(instance):
+        result = promote_assets("fraud", "dev", "staging", asset="fraud_model",
+                                instance=instance)
+        assert result["errors"] == []
+        [promoted] = result["promoted"]
+        return promoted["instance"], promoted["already_promoted"]
+
+    assert promote("v1") == ("v1", False)
+    assert promote("v1") == ("v1", True)
+    assert [i.id for i in staging.list_model_asset_instances("fraud_model")] == ["v1"]
+    assert len(staging.alias_history("fraud_model", "candidate")) == 1  # nothing to move
+
+    assert promote("v2") == ("v2", False)
+    assert promote("v1") == ("v1", True)  # the alias is still pointed where it was asked
+    assert staging.get_alias("fraud_model", "candidate") == "v1"
+    assert [(h["from"], h["to"]) for h in staging.alias_history("fraud_model", "candidate")] \
+        == [(None, "v1"), ("v1", "v2"), ("v2", "v1")]
+    assert [i.id for i in staging.list_model_asset_instances("fraud_model")] == ["v2", "v1"]
+
+    # on its own branch an instance is already where it is asked to go: no copy
+    same = promote_assets("fraud", "dev", "dev", asset="fraud_model", instance="v1",
+                          alias="validated")
+    assert same["promoted"][0]["instance"] == "v1" and same["promoted"][0]["already_promoted"]
+    assert [i.id for i in asset.list_model_asset_instances("fraud_model")] == ["v2", "v1"]
+    assert asset.get_alias("fraud_model", "validated") == "v1"
 
 
 def test_promotion_aliases_restricted_by_obproject_toml(tmp_path, monkeypatch, asset):

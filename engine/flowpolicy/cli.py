@@ -24,6 +24,8 @@ COMMANDS = (
     "plan",
     "assets",
     "events",
+    "graph",
+    "report",
     "demo",
 )
 

@@ -45,6 +45,22 @@ def example_dir() -> Path:
     raise FlowpolicyError("flowpolicy installation is missing examples/fraud_detection")
 
 
+def require_example_dependencies() -> None:
+    """The example's training flow uses ``@checkpoint`` from metaflow-checkpoint (extra
+    ``examples``, part of ``dev``); without it every training run would die on an import
+    error inside Metaflow, so say so before starting anything."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("metaflow_extensions.obcheckpoint") is not None
+    except ModuleNotFoundError:  # no Metaflow extension package at all
+        found = False
+    if not found:
+        raise FlowpolicyError(
+            "the demo runs the fraud example's training flow, which uses @checkpoint from "
+            "metaflow-checkpoint, and that is not installed: pip install 'flowpolicy[examples]'")
+
+
 def copy_example(project_dir: Path) -> tuple[Policy, list[Path]]:
     """Copy the fraud example into ``project_dir`` (without its runs, caches and generated
     flows) and compile its policy there; returns the policy and the flow files written."""
@@ -99,6 +115,7 @@ def run_demo(directory: str | os.PathLike | None = None,
     Raises FlowpolicyError (exit 1) when a flow's outcome is not what the policy demands.
     """
     started = time.perf_counter()
+    require_example_dependencies()
     scratch = _scratch(directory)
     project_dir = scratch / PROJECT
     env = _environment(scratch, echo)

@@ -5,15 +5,28 @@ registers them as the data asset ``fraud_features``, trains a logistic-regressio
 with plain numpy gradient descent, measures it on a held-out split and registers it as the
 model asset ``fraud_model`` with the annotations the policy's gate and champion rule read.
 
+Checkpoints and assets are different things. The training step saves its state with
+``@checkpoint`` (metaflow-checkpoint) every ``--checkpoint_every`` epochs, so that a restart
+by ``@retry`` (a preempted machine, a crash) resumes from the last saved epoch: that is
+operational. It registers ``fraud_model`` once, after the loop: one versioned, promotable
+asset per training run, the thing gates, champion and promotion judge.
+
     python train_flow.py run                      # a good model (f1 around 0.9)
     python train_flow.py run --epochs 5           # an under-trained one (fails the gate)
     python train_flow.py run --shift 1.0          # shifted transactions (the drift monitor fires)
 """
 
-from metaflow import Parameter, current, step
+from metaflow import Parameter, current, retry, step
+
+try:
+    from metaflow import checkpoint  # from the metaflow-checkpoint package
+except ImportError as missing:
+    raise SystemExit("train_flow.py needs @checkpoint from metaflow-checkpoint: "
+                     "pip install 'flowpolicy[examples]'") from missing
 
 from flowpolicy import ProjectFlow
 
+CHECKPOINT_FILE = "training_state.npz"
 FEATURES = ("amount", "hour", "distance_km", "merchant_risk", "tx_last_24h", "foreign")
 
 
@@ -70,18 +83,45 @@ def design_matrix(columns):
     ])
 
 
-def fit_logistic_regression(x, y, epochs, learning_rate=4.0, l2=1e-3):
-    """Full-batch gradient descent on standardised inputs; returns the model as a dict."""
+def start_training(x):
+    """Training state before the first epoch: zero weights and the inputs' scaling."""
     import numpy as np
 
-    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-12
-    z = (x - mean) / scale
-    weights, bias = np.zeros(z.shape[1]), 0.0
-    for _ in range(epochs):
-        error = 1.0 / (1.0 + np.exp(-(z @ weights + bias))) - y
-        weights -= learning_rate * (z.T @ error / len(y) + l2 * weights)
-        bias -= learning_rate * float(error.mean())
-    return {"weights": weights, "bias": bias, "mean": mean, "scale": scale}
+    return {"weights": np.zeros(x.shape[1]), "bias": 0.0, "mean": x.mean(axis=0),
+            "scale": x.std(axis=0) + 1e-12, "epoch": 0}
+
+
+def gradient_descent_epoch(state, z, y, learning_rate=4.0, l2=1e-3):
+    """One full-batch gradient step of the logistic regression on standardised inputs ``z``."""
+    import numpy as np
+
+    error = 1.0 / (1.0 + np.exp(-(z @ state["weights"] + state["bias"]))) - y
+    return {**state,
+            "weights": state["weights"] - learning_rate * (z.T @ error / len(y)
+                                                           + l2 * state["weights"]),
+            "bias": state["bias"] - learning_rate * float(error.mean()),
+            "epoch": state["epoch"] + 1}
+
+
+def save_training_state(state, directory):
+    """Write ``state`` into the checkpoint directory (exact float64 values, so a resumed run
+    ends with the same model as an uninterrupted one)."""
+    import os
+
+    import numpy as np
+
+    np.savez(os.path.join(directory, CHECKPOINT_FILE), **state)
+
+
+def load_training_state(directory):
+    """The state :func:`save_training_state` wrote into ``directory``."""
+    import os
+
+    import numpy as np
+
+    with np.load(os.path.join(directory, CHECKPOINT_FILE)) as saved:
+        return {"weights": saved["weights"], "bias": float(saved["bias"]),
+                "mean": saved["mean"], "scale": saved["scale"], "epoch": int(saved["epoch"])}
 
 
 def predict(model, x):
@@ -101,10 +141,15 @@ class FraudTrainingFlow(ProjectFlow):
     epochs = Parameter(
         "epochs", default=200, type=int, help="gradient descent epochs; few give a weak model"
     )
+    checkpoint_every = Parameter(
+        "checkpoint_every", default=50, type=int, help="epochs between training checkpoints"
+    )
 
     @step
     def start(self):
         """Generate the transactions and register them as ``fraud_features``."""
+        if self.checkpoint_every < 1:
+            raise ValueError(f"--checkpoint_every must be at least 1, not {self.checkpoint_every}")
         self.features = make_transactions(self.n_rows, self.seed, self.shift)
         self.prj.register_data(
             "fraud_features",
@@ -118,14 +163,38 @@ class FraudTrainingFlow(ProjectFlow):
         )
         self.next(self.train)
 
+    # load_policy="fresh": resume from this task's earlier attempts only, never from another
+    # run's checkpoints. show_card=False: the live checkpoint card's collector thread adds
+    # seconds to every task.
+    @retry(times=2)
+    @checkpoint(load_policy="fresh", show_card=False)
     @step
     def train(self):
-        """Fit on 75% of the rows, measure on the rest, register ``fraud_model``."""
+        """Fit on 75% of the rows, measure on the rest, register ``fraud_model`` once.
+
+        The epochs are operational state: every ``checkpoint_every`` epochs the training
+        state is saved with ``@checkpoint``, and when the task is restarted (``@retry``
+        after a preemption or a crash) it resumes from the latest one. Only the finished
+        model is a lifecycle asset: one ``register_model`` after the loop, never inside it.
+        """
         import time
 
         x, y = design_matrix(self.features), self.features["is_fraud"]
         cut = int(len(y) * 0.75)
-        self.model = fit_logistic_regression(x[:cut], y[:cut], self.epochs)
+        if current.checkpoint.is_loaded:
+            state = load_training_state(current.checkpoint.directory)
+            print(f"resuming from the checkpoint of epoch {state['epoch']}")
+        else:
+            state = start_training(x[:cut])
+        self.resumed_from_epoch = state["epoch"]
+        z = (x[:cut] - state["mean"]) / state["scale"]
+        while state["epoch"] < self.epochs:
+            state = gradient_descent_epoch(state, z, y[:cut])
+            if state["epoch"] % self.checkpoint_every == 0 and state["epoch"] < self.epochs:
+                save_training_state(state, current.checkpoint.directory)
+                current.checkpoint.save(name="training_state",
+                                        metadata={"epoch": state["epoch"]})
+        self.model = {key: state[key] for key in ("weights", "bias", "mean", "scale")}
 
         started = time.perf_counter()
         predicted = predict(self.model, x[cut:])

@@ -5,7 +5,8 @@ aliases; ``show`` the instances of one asset with annotations, aliases, evidence
 consumers; ``history`` the versions and alias moves of one asset in time order. Without
 ``--branch``/``--type`` every branch and type holding the name is shown; without
 ``--project`` the project comes from FLOWPOLICY_PROJECT / obproject.toml, or (for ``list``)
-every project. The registry is never created by this command.
+every project. The registry is opened read-only: never created, migrated or written. Every
+report names the registry it read (a ``registry`` line, or key in JSON).
 """
 
 from __future__ import annotations
@@ -41,12 +42,13 @@ def add_scope_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def open_existing(url: str | None):
-    """Open the registry, refusing to create a new file just to report on it."""
+    """Open the registry read-only, refusing to create a new file just to report on it."""
     from flowpolicy.registry import open_existing_registry
 
     return open_existing_registry(
-        url, missing="nothing registered yet, or set FLOWPOLICY_REGISTRY / --registry to the "
-                     "right file")
+        url, read_only=True,
+        missing="nothing registered yet, or set FLOWPOLICY_REGISTRY / --registry to the "
+                "right file")
 
 
 def scope_filters(args: argparse.Namespace, *, all_projects: bool) -> tuple[str | None,
@@ -74,22 +76,22 @@ def run(args: argparse.Namespace) -> int:
     summaries = registry.assets(project, branch, args.asset_type)
     if args.action == "list":
         report = [_summary(registry, s) for s in summaries]
-        _emit(args.format, report, _format_list)
+        _emit(args.format, registry.url, report, _format_list)
         return EXIT_OK
     chosen = [s for s in summaries if s.scope.name == args.name]
     if not chosen:
         where = f"{project or 'any project'}/{branch or 'any branch'}"
         known = sorted({s.scope.name for s in summaries})
         raise RegistryError(
-            f"no asset {args.name!r} in {where}"
+            f"no asset {args.name!r} in {where} of registry {registry.url}"
             + (f"; assets there: {', '.join(known)}" if known else "; no assets there"))
     limit = None if args.limit == 0 else args.limit
     if args.action == "show":
         report = [_show(registry, s, limit) for s in chosen]
-        _emit(args.format, report, _format_show)
+        _emit(args.format, registry.url, report, _format_show)
     else:
         report = [_history(registry, s) for s in chosen]
-        _emit(args.format, report, _format_history)
+        _emit(args.format, registry.url, report, _format_history)
     return EXIT_OK
 
 
@@ -146,12 +148,13 @@ def _history(registry, summary) -> dict[str, Any]:
 # -- printing -------------------------------------------------------------------------------
 
 
-def _emit(fmt: str, report: list[dict[str, Any]], text) -> None:
+def _emit(fmt: str, registry_url: str, report: list[dict[str, Any]], text) -> None:
+    """``{"registry": URL, "assets": [...]}`` as JSON, or a ``registry URL`` line and text."""
     if fmt == "json":
-        json.dump(report, sys.stdout, indent=2)
+        json.dump({"registry": registry_url, "assets": report}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(text(report))
+        sys.stdout.write(f"registry {registry_url}\n" + text(report))
 
 
 def _entity(ref: dict[str, str]) -> str:

@@ -1,5 +1,6 @@
 """``flowpolicy events``: project events published by flows (``prj.<project>.<branch>.<name>``),
-oldest first. Without ``--project`` every project's events are shown."""
+oldest first. Without ``--project`` every project's events are shown. The registry is opened
+read-only and named in the output (a ``registry`` line, or key in JSON)."""
 
 from __future__ import annotations
 
@@ -27,9 +28,10 @@ def run(args: argparse.Namespace) -> int:
     branch = sanitize_branch(args.branch) if args.branch else None
     events = [e.to_dict() for e in registry.events(args.project, branch, args.name)]
     if args.format == "json":
-        json.dump(events, sys.stdout, indent=2)
+        json.dump({"registry": registry.url, "events": events}, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return EXIT_OK
+    print(f"registry {registry.url}")
     if not events:
         print("no events")
     for event in events:

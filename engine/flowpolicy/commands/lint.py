@@ -21,8 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="*", default=["."], metavar="PATH",
                         help="files and folders to lint (default: the current folder)")
     parser.add_argument("--policy", action="append", default=[], metavar="PATH",
-                        help="policy file(s) to lint against (default: policy files in the "
-                             "repository's policies/ folders, else the stock naming preset)")
+                        help="policy file(s) to lint against, or a stock preset such as "
+                             "flowpolicy:naming (default: policy files in the repository's "
+                             "policies/ folders, else the stock naming preset)")
     parser.add_argument("--format", choices=FORMATS, default="text",
                         help="report format (default: text)")
     parser.add_argument("-o", "--output", metavar="FILE",

@@ -31,16 +31,20 @@ _SOURCE_PREFIX = "# source: "
 
 def compile_policy(policy: Policy) -> dict[str, str]:
     """File name → Python source of every flow ``policy`` compiles to; raises CompileError
-    for a policy that cannot be compiled safely.
+    for a policy that cannot be compiled safely or would generate more than its
+    :class:`~flowpolicy.compile.render.OutputBudget`.
 
     Output is not re-parsed here: policy text reaches it only as ``repr`` literals and
     validated names, so whether a file parses depends on the template and the branches it
     takes, never on the values. The tests parse every output of every template branch
     (``tests/test_compile.py``), which is where a template bug is caught."""
     from flowpolicy.compile.flows import plan_flows
-    from flowpolicy.compile.render import render
+    from flowpolicy.compile.render import OutputBudget, render
 
-    return {plan.file_name: render(plan.template, plan.context) for plan in plan_flows(policy)}
+    plans = plan_flows(policy)
+    budget = OutputBudget(policy, len(plans))
+    return {plan.file_name: budget.charge(plan, render(plan.template, plan.context))
+            for plan in plans}
 
 
 def output_dir_for(policy: Policy) -> Path:

@@ -174,15 +174,13 @@ def _bound_text(metric: str, low: float | None, high: float | None) -> str:
 def _event(policy: Policy, event: str | None, json_path: str) -> str | None:
     if event is None:
         return None
-    return names.check_word(policy, event, json_path, "event name")
+    return names.check_event(policy, event, json_path, "event name")
 
 
 def _champion_flow(policy: Policy, rule: ChampionRule, header: dict[str, object]) -> FlowPlan:
     path = f"$.champion.{rule.asset}"
     names.check_name(policy, rule.asset, path, "asset name")
     names.check_name(policy, rule.metric, f"{path}.metric", "metric name")
-    if rule.direction not in ("maximize", "minimize"):
-        raise CompileError(f"{policy.locate(path)}: {path}.direction: {rule.direction!r}")
     context = {
         "rule": rule,
         "asset": rule.asset,
@@ -215,8 +213,8 @@ def _promotion_flow(policy: Policy, asset: str, asset_edges: list[tuple[int, Pro
     lines = []
     for index, edge in asset_edges:
         edge_path = f"{path}[{index}]"
-        names.check_word(policy, edge.source, f"{edge_path}.from", "branch name")
-        names.check_word(policy, edge.target, f"{edge_path}.to", "branch name")
+        names.check_branch(policy, edge.source, f"{edge_path}.from", "branch name")
+        names.check_branch(policy, edge.target, f"{edge_path}.to", "branch name")
         for required in edge.require:
             if required != CHAMPION_REQUIREMENT:
                 names.check_name(policy, required, f"{edge_path}.require", "gate name")
@@ -268,8 +266,6 @@ def _drift_flow(policy: Policy, rule: DriftRule, header: dict[str, object]) -> F
     names.check_name(policy, rule.asset, path, "asset name")
     if _asset_type(policy, rule.asset, path) != "data":
         raise names.error_at(policy, path, "drift needs a data asset")
-    if rule.statistic != "ks":
-        raise CompileError(f"{policy.locate(path)}: {path}.statistic: {rule.statistic!r}")
     if rule.report_asset is not None:
         names.check_name(policy, rule.report_asset, f"{path}.report_asset", "asset name")
     taken = set(_TEMPLATE_NAMES["drift"])
@@ -290,7 +286,7 @@ def _drift_flow(policy: Policy, rule: DriftRule, header: dict[str, object]) -> F
     event_lines = []
     for level_name, event in rule.events.items():
         names.check_name(policy, level_name, f"{path}.events", "level name")
-        names.check_word(policy, event, f"{path}.events.{level_name}", "event name")
+        names.check_event(policy, event, f"{path}.events.{level_name}", "event name")
         event_lines.append(f"Level {level_name} publishes `{event}`.")
     context = {
         "rule": rule,

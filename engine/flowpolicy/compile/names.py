@@ -2,7 +2,8 @@
 
 Policy strings reach generated code in two ways only: as Python literals (``repr``, see
 :mod:`flowpolicy.compile.render`) or as identifiers and docstring words built from names this
-module has validated against a strict pattern. Anything else is a :class:`CompileError`
+module has validated against the policy schema's own pattern for that kind of name (read
+from the schema, so the rule is written once). Anything else is a :class:`CompileError`
 pointing at the policy line that holds the offending name.
 """
 
@@ -13,19 +14,16 @@ import re
 
 from flowpolicy.errors import CompileError
 from flowpolicy.policy.model import Policy
+from flowpolicy.policy.patterns import search
+from flowpolicy.policy.schema import policy_schema
 
-#: A policy name that becomes part of a Python identifier (gate, asset, metric, level names).
-NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}")
-#: Event and branch names appear in docstrings as words, so they must not hold quotes,
-#: backslashes or line breaks; in code they are literals like every other string.
-WORD_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-#: The Metaflow ``@project`` name rule.
-PROJECT_PATTERN = re.compile(r"[a-z0-9_]{1,128}")
+#: Compiler-made names: Metaflow Parameter names and flow class names.
 PARAMETER_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,79}")
 CLASS_PATTERN = re.compile(r"[A-Z][A-Za-z0-9]{0,120}Flow")
 
 #: Names a Parameter may not take: Metaflow's reserved CLI options (``metaflow.parameters``),
-#: FlowSpec attributes, obproject's reserved Configs and the ``prj`` context of ProjectFlow.
+#: FlowSpec attributes, obproject's reserved Configs, ProjectFlow's ``registration_policy``
+#: Config and its ``prj`` context.
 RESERVED_PARAMETERS = frozenset(
     {
         "params", "with", "tag", "namespace", "obj", "tags", "decospecs", "run_id_file",
@@ -33,7 +31,7 @@ RESERVED_PARAMETERS = frozenset(
         "task_id", "runner_attribute_file",
         "cmd", "foreach_stack", "index", "input", "merge_artifacts", "next", "script_name",
         "name",
-        "project_config", "project_deps", "project_spec", "prj",
+        "project_config", "project_deps", "project_spec", "registration_policy", "prj",
     }
 )
 #: Step names Metaflow's linter refuses, plus ``run``, which shadows the CLI command.
@@ -45,36 +43,39 @@ def error_at(policy: Policy, json_path: str, message: str) -> CompileError:
     return CompileError(f"{policy.locate(json_path)}: {json_path}: {message}")
 
 
-def _check_pattern(
-    policy: Policy, value: object, pattern: re.Pattern[str], json_path: str, what: str
+def _check_schema_rule(
+    policy: Policy, value: object, definition: str, json_path: str, what: str
 ) -> str:
-    if not isinstance(value, str) or not pattern.fullmatch(value):
+    """``value`` if it obeys the policy schema's ``$defs/<definition>`` pattern (the one rule
+    for that kind of name; the IR may have been built without the loader, so it is checked
+    again before it is written as code)."""
+    pattern = policy_schema()["$defs"][definition]["pattern"]
+    if not isinstance(value, str) or not search(pattern, value):
         raise error_at(
             policy, json_path,
-            f"{what} {value!r} cannot be used in generated code: it must match "
-            f"{pattern.pattern}",
+            f"{what} {value!r} cannot be used in generated code: it must match {pattern}",
         )
     return value
 
 
 def check_name(policy: Policy, value: object, json_path: str, what: str) -> str:
-    """A policy name that will be part of an identifier: ``[A-Za-z][A-Za-z0-9_]*``."""
-    return _check_pattern(policy, value, NAME_PATTERN, json_path, what)
+    """A policy name that will be part of an identifier (asset, gate, metric, level)."""
+    return _check_schema_rule(policy, value, "identifier", json_path, what)
 
 
-def check_word(policy: Policy, value: object, json_path: str, what: str) -> str:
-    """An event or branch name, mentioned in docstrings: letters, digits, ``_ . -``."""
-    return _check_pattern(policy, value, WORD_PATTERN, json_path, what)
+def check_event(policy: Policy, value: object, json_path: str, what: str) -> str:
+    """An event name, mentioned in docstrings."""
+    return _check_schema_rule(policy, value, "eventName", json_path, what)
+
+
+def check_branch(policy: Policy, value: object, json_path: str, what: str) -> str:
+    """A branch name, mentioned in docstrings."""
+    return _check_schema_rule(policy, value, "branchName", json_path, what)
 
 
 def check_project(policy: Policy) -> str:
-    if not isinstance(policy.project, str) or not PROJECT_PATTERN.fullmatch(policy.project):
-        raise error_at(
-            policy, "$.project",
-            f"project {policy.project!r} is not a Metaflow project name "
-            f"({PROJECT_PATTERN.pattern})",
-        )
-    return policy.project
+    """The Metaflow ``@project`` name."""
+    return _check_schema_rule(policy, policy.project, "projectName", "$.project", "project")
 
 
 def camel_case(name: str) -> str:

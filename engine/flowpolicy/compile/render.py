@@ -7,6 +7,10 @@ The only way a value enters the code is a filter:
   policy IR object; non-finite floats are refused, so nothing can render as a bare name.
 - ``comment``: text for a ``#`` comment with every control character escaped, so a file
   name cannot end the comment line.
+
+:class:`OutputBudget` bounds what one policy may generate: a fixed allowance per flow for
+the template's own text plus a small multiple of the policy's size for what the policy
+supplies. Crossing it is a CompileError located at the rule of the largest flow.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Mapping
 from functools import cache
 
 from flowpolicy.errors import CompileError
+from flowpolicy.policy.source import child_path
 
 #: Where a literal breaks into one item per line.
 LINE_WIDTH = 88
@@ -186,6 +191,58 @@ def _environment():
     env.filters["py"] = literal
     env.filters["comment"] = comment
     return env
+
+
+#: Characters of generated text allowed per flow for the template's own text (the largest
+#: template writes under 6,000 for a one-rule policy).
+FLOW_ALLOWANCE = 16_000
+#: ...plus this many times the size of the policy (its canonical JSON document) for the
+#: names, numbers and literals the policy supplies: each appears in a few places of its
+#: rule's flows, never in every flow.
+OUTPUT_RATIO = 8
+
+#: Where each kind of flow's rule is written in a policy.
+_RULE_SECTIONS = {"gate": "$.gates", "champion": "$.champion", "drift": "$.drift"}
+
+
+class OutputBudget:
+    """Counts what a policy's flows add up to; :meth:`charge` each one as it is rendered."""
+
+    def __init__(self, policy, flows: int):
+        self.policy = policy
+        self.limit = FLOW_ALLOWANCE * flows + OUTPUT_RATIO * policy_size(policy)
+        self.used = 0
+        self.largest: tuple[int, object] | None = None
+
+    def charge(self, plan, source: str) -> str:
+        """``source`` (the rendered flow of ``plan``), or CompileError once the flows so far
+        exceed the budget."""
+        self.used += len(source)
+        if self.largest is None or len(source) > self.largest[0]:
+            self.largest = (len(source), plan)
+        if self.used > self.limit:
+            size, largest = self.largest
+            path = _rule_path(self.policy, largest)
+            raise CompileError(
+                f"{self.policy.locate(path)}: {path}: the generated flows would exceed "
+                f"{self.limit} characters ({FLOW_ALLOWANCE} per flow plus {OUTPUT_RATIO} times "
+                f"the policy's {policy_size(self.policy)}); the largest, {largest.file_name}, is "
+                f"{size} characters: this rule repeats more of the policy than a flow needs")
+        return source
+
+
+def policy_size(policy) -> int:
+    """Characters of the policy's canonical document (what its hash is computed from)."""
+    import json
+
+    return len(json.dumps(policy.to_document(), sort_keys=True, separators=(",", ":")))
+
+
+def _rule_path(policy, plan) -> str:
+    if plan.kind in _RULE_SECTIONS:
+        return child_path(_RULE_SECTIONS[plan.kind], plan.rule)
+    edges = [i for i, edge in enumerate(policy.promotion) if plan.rule in edge.assets]
+    return child_path("$.promotion", edges[0]) if edges else "$.promotion"
 
 
 def render(template: str, context: Mapping[str, object]) -> str:

@@ -1,16 +1,18 @@
 """Which policy applies to which file.
 
-With ``--policy PATH`` (repeatable) those files are used. Without it, every folder named
-``policies/`` below the project root of the current directory (nearest ``obproject.toml``,
-else ``.git``, else the current directory: :mod:`flowpolicy.project_root`) is searched for
-policy files with :func:`flowpolicy.policy.loader.find_policy_files` (YAML files with a
-top-level ``version:``/``project:`` key; stock presets have neither). Hidden folders and
-the linter's excluded folders are not entered.
+With ``--policy PATH`` (repeatable) those files are used; ``--policy flowpolicy:<preset>``
+names a stock preset instead of a file (rules only, no declared assets). Without it, every
+folder named ``policies/`` below the project root of the current directory (nearest
+``obproject.toml``, else ``.git``, else the current directory: :mod:`flowpolicy.project_root`)
+is searched for policy files with :func:`flowpolicy.policy.loader.find_policy_files` (YAML
+files with a top-level ``version:``/``project:`` key; stock presets have neither). Hidden
+folders and the linter's excluded folders are not entered.
 
 A policy governs the Python files under its *home*: the folder holding its ``policies/``
 folder (else the policy file's own folder). A file under several homes takes the deepest.
 A single policy governs every file; files outside every home (or all files, when no
-policy is found) get the stock ``flowpolicy:naming`` preset, which declares no assets.
+policy is found) get the stock ``flowpolicy:naming`` preset, which declares no assets, or
+the presets named with ``--policy`` (together, as one policy extending them all).
 """
 
 from __future__ import annotations
@@ -94,6 +96,14 @@ def stock_context() -> RuleContext:
     return RuleContext(naming=default_naming(), declared=None, policy_source=None)
 
 
+def preset_context(refs: Sequence[str]) -> RuleContext:
+    """The rules of the stock presets ``refs`` merged as one policy; declares no assets."""
+    from flowpolicy.policy.loader import preset_policy
+
+    naming = preset_policy(*refs).naming
+    return RuleContext(naming=naming, declared=None, policy_source=", ".join(refs))
+
+
 def resolve_policies(
     policy_paths: Sequence[str | os.PathLike] = (), *, exclude: Sequence[str] = (),
     root: Path | None = None,
@@ -101,13 +111,17 @@ def resolve_policies(
     """Load the policies in force (raises PolicyError/FlowpolicyError, exit 2, if one is
     broken or missing) and the scopes they govern."""
     from flowpolicy.policy.loader import load_policy
+    from flowpolicy.policy.merge import PRESET_PREFIX
 
     if policy_paths:
-        files = [Path(p) for p in policy_paths]
+        presets = [os.fspath(p) for p in policy_paths if os.fspath(p).startswith(PRESET_PREFIX)]
+        files = [Path(p) for p in policy_paths if not os.fspath(p).startswith(PRESET_PREFIX)]
         for path in files:
             if not path.is_file():
                 raise FlowpolicyError(f"no such policy file: {os.fspath(path)}")
         policies = tuple(load_policy(path) for path in files)
+        if presets:
+            return policy_set_of(policies, fallback=preset_context(presets))
     else:
         policies = tuple(
             _load_discovered(load_policy, path)
@@ -116,16 +130,17 @@ def resolve_policies(
     return policy_set_of(policies)
 
 
-def policy_set_of(policies: Sequence[Policy]) -> PolicySet:
+def policy_set_of(policies: Sequence[Policy], fallback: RuleContext | None = None) -> PolicySet:
     """The scopes of policies already loaded: one policy governs everything, several each
-    govern their own project folder (the deepest wins), stock rules the rest."""
+    govern their own project folder (the deepest wins), ``fallback`` (default: the stock
+    rules) the rest. With a ``fallback``, even a single policy governs only its folder."""
     policies = tuple(policies)
-    if len(policies) == 1:
+    if len(policies) == 1 and fallback is None:
         return PolicySet(policies, (Scope("", context_for_policy(policies[0])),))
     homed = sorted(
         ((str(policy_home(Path(p.source))), p) for p in policies),
         key=lambda item: -len(item[0]),
     )
     scopes = [Scope(home, context_for_policy(policy)) for home, policy in homed]
-    scopes.append(Scope("", stock_context()))
+    scopes.append(Scope("", fallback or stock_context()))
     return PolicySet(policies, tuple(scopes))

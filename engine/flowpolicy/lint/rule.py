@@ -8,13 +8,13 @@ import inspect
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import cached_property
 
 from flowpolicy.lint.callsites import CallSite, Value
 from flowpolicy.policy.model import NamingRules
 
 #: Every lint code: "FPL" and three digits (policy diagnostics use "FP").
-CODE_PATTERN = re.compile(r"^FPL\d{3}$")
+#: ``\Z``, not ``$``, which would also let "FPL001" plus a newline through.
+CODE_PATTERN = re.compile(r"^FPL\d{3}\Z")
 
 
 @dataclass(frozen=True)
@@ -28,10 +28,6 @@ class RuleContext:
     naming: NamingRules
     declared: Mapping[str, str] | None = None
     policy_source: str | None = None
-
-    @cached_property
-    def pattern(self) -> re.Pattern[str]:
-        return re.compile(self.naming.pattern)
 
 
 #: A check yields (where, message) pairs; ``where`` is the argument the problem is in.

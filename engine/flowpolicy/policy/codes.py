@@ -15,7 +15,7 @@ CODES: dict[str, str] = {
     "FP004": "the top level is not a mapping",
     "FP005": "duplicate key in a mapping",
     "FP006": "a YAML tag that would construct an object, or any other non-standard tag",
-    "FP007": "alias expansion too large, recursive alias, or nesting too deep",
+    "FP007": "alias expansion too large (nodes or text), recursive alias, or nesting too deep",
     "FP008": "a mapping key that is not a plain scalar",
     "FP009": "a number that is not finite (.inf, .nan)",
     "FP010": "the file cannot be read",
@@ -46,13 +46,15 @@ CODES: dict[str, str] = {
     "FP213": "gate checks one metric twice",
     "FP214": "declared asset name does not match naming.pattern",
     "FP215": "declared asset name contains a forbidden word",
-    "FP216": "naming.pattern is not a valid regular expression",
+    "FP216": "naming.pattern is not a valid RE2 regular expression (no backreferences or "
+             "lookaround)",
     "FP217": "name is a Python keyword (names become Python identifiers in generated flows)",
     "FP218": "reserved name (gate named champion, alias latest, drift level none or "
              "indeterminate)",
     "FP219": "drift rule compares an instance with itself, or reports into the monitored asset",
     "FP220": "both max_age and max_age_seconds are set",
     "FP221": "champion rule without a metric, or drift rule without levels (after defaults)",
-    "FP222": "a drift column's levels name a level that the rule does not declare",
-    "FP223": "drift column_settings name a column that the rule's columns leave out",
+    "FP222": "naming.allowed_words names a word that no forbidden_words list forbids",
+    "FP223": "a drift column's levels name a level that the rule does not declare",
+    "FP224": "drift column_settings name a column that the rule's columns leave out",
 }

@@ -16,6 +16,7 @@ if it exists, else the current directory.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from functools import cache
 from pathlib import Path
 
 from flowpolicy.errors import Diagnostic, FlowpolicyError, PolicyError
-from flowpolicy.policy.merge import ExtendsResolver, apply_defaults
+from flowpolicy.policy.merge import STOCK_NAMING, ExtendsResolver, apply_defaults
 from flowpolicy.policy.model import (
     AssetDecl,
     ChampionRule,
@@ -36,10 +37,16 @@ from flowpolicy.policy.model import (
     NamingRules,
     Policy,
     PromotionEdge,
+    RegistrationRules,
     frozen_map,
 )
 from flowpolicy.policy.schema import schema_diagnostics
-from flowpolicy.policy.semantic import semantic_diagnostics
+from flowpolicy.policy.semantic import (
+    edge_assets,
+    edge_requirements,
+    semantic_diagnostics,
+    words_in_force,
+)
 from flowpolicy.policy.source import SourceDoc, parse_text, read_file
 from flowpolicy.resources import presets_dir
 
@@ -49,6 +56,7 @@ __all__ = [
     "load_policy",
     "load_policy_text",
     "parse_duration",
+    "preset_policy",
     "require_policy_files",
 ]
 
@@ -93,7 +101,7 @@ def _load(doc: SourceDoc | None, problems: list[Diagnostic], source: str, base_d
     _raise_if(problems)
     assert doc is not None  # no diagnostics means the document was built
     resolver = ExtendsResolver(presets_dir())
-    merged = resolver.resolve(doc, base_dir, chain)
+    merged = resolver.resolve_policy(doc, base_dir, chain)
     _raise_if(resolver.diagnostics)
     _raise_if(schema_diagnostics(merged.data, merged.locations, source))
     # The merged document was parsed by this call and nothing else holds it: fill in place.
@@ -116,17 +124,24 @@ def _drift_columns(settings: dict | None) -> dict[str, DriftColumn]:
     }
 
 
+def _given(doc: dict, *keys: str) -> dict:
+    """The entries of ``doc`` among ``keys``: an absent key takes the IR's own default
+    (:mod:`flowpolicy.policy.model` is the one place defaults are written)."""
+    return {key: doc[key] for key in keys if key in doc}
+
+
 def _build(doc: dict, locations: dict, source: str) -> Policy:
     """The IR of a valid, merged document with defaults applied."""
-    naming_doc = doc.get("naming") or {}
+    naming_doc = doc["naming"]  # the stock naming rules lie under every policy
     naming = NamingRules(
-        pattern=naming_doc.get("pattern", NamingRules.pattern),
-        forbidden_words=tuple(naming_doc.get("forbidden_words", ())),
-        declared_only=naming_doc.get("declared_only", False),
+        forbidden_words=tuple(words_in_force(naming_doc)),
+        allowed_words=tuple(naming_doc.get("allowed_words", ())),
+        **_given(naming_doc, "pattern", "declared_only"),
     )
     assets = {
-        name: AssetDecl(name=name, type=a["type"], description=a.get("description"),
-                        required_annotations=tuple(a.get("required_annotations", ())))
+        name: AssetDecl(name=name, type=a["type"],
+                        required_annotations=tuple(a.get("required_annotations", ())),
+                        **_given(a, "description"))
         for name, a in (doc.get("assets") or {}).items()
     }
     gates = {
@@ -135,50 +150,34 @@ def _build(doc: dict, locations: dict, source: str) -> Policy:
             asset=g["asset"],
             checks=tuple(Check(metric=c["metric"], min=_number(c.get("min")),
                                max=_number(c.get("max"))) for c in g["checks"]),
-            on_pass=g.get("on_pass"),
-            on_fail=g.get("on_fail"),
+            **_given(g, "on_pass", "on_fail"),
         )
         for name, g in (doc.get("gates") or {}).items()
     }
-    champions = {
-        name: ChampionRule(
-            asset=name,
-            metric=c["metric"],
-            direction=c.get("direction", "maximize"),
-            min_improvement=float(c.get("min_improvement", 0.0)),
-            alias=c.get("alias", "champion"),
-            on_promote=c.get("on_promote"),
-            on_keep=c.get("on_keep"),
-        )
-        for name, c in (doc.get("champion") or {}).items()
-    }
-    models = tuple(name for name, a in assets.items() if a.type == "model")
-    promotion = []
-    for edge in doc.get("promotion") or []:
-        edge_assets = tuple(edge["assets"]) if "assets" in edge else models
-        require = edge.get("require")
-        if require is None:
-            require = [name for name, g in gates.items() if g.asset in edge_assets]
-        promotion.append(PromotionEdge(source=edge["from"], target=edge["to"],
-                                       assets=edge_assets, require=tuple(require),
-                                       alias=edge.get("alias", "candidate")))
+    champions = {}
+    for name, rule in (doc.get("champion") or {}).items():
+        fields = _given(rule, "direction", "alias", "on_promote", "on_keep")
+        if "min_improvement" in rule:
+            fields["min_improvement"] = float(rule["min_improvement"])
+        champions[name] = ChampionRule(asset=name, metric=rule["metric"], **fields)
+    promotion = [
+        PromotionEdge(source=edge["from"], target=edge["to"],
+                      assets=tuple(edge_assets(edge, doc)),
+                      require=tuple(edge_requirements(edge, doc)), **_given(edge, "alias"))
+        for edge in doc.get("promotion") or []
+    ]
     drift = {}
     for name, rule in (doc.get("drift") or {}).items():
         max_age = rule.get("max_age_seconds", rule.get("max_age"))
         drift[name] = DriftRule(
             asset=name,
             levels=tuple(DriftLevel(level, float(t)) for level, t in rule["levels"].items()),
-            statistic=rule.get("statistic", "ks"),
-            mode=rule.get("mode", "exact"),
-            current=rule.get("current", "latest"),
-            reference=rule.get("reference", "latest-1"),
             columns=tuple(rule.get("columns", ())),
             column_settings=frozen_map(_drift_columns(rule.get("column_settings"))),
-            report_asset=rule.get("report_asset"),
             events=frozen_map(rule.get("events")),
             max_age_seconds=None if max_age is None else parse_duration(max_age),
+            **_given(rule, "statistic", "mode", "current", "reference", "report_asset"),
         )
-    compile_doc = doc.get("compile") or {}
     return Policy(
         project=doc["project"],
         version=doc["version"],
@@ -189,7 +188,9 @@ def _build(doc: dict, locations: dict, source: str) -> Policy:
         champions=frozen_map(champions),
         promotion=tuple(promotion),
         drift=frozen_map(drift),
-        compile=CompileSettings(output_dir=compile_doc.get("output_dir", "flows")),
+        compile=CompileSettings(**_given(doc.get("compile") or {}, "output_dir")),
+        registration=RegistrationRules(
+            **_given(doc.get("registration") or {}, "max_versions_per_task")),
         extends=tuple(doc.get("extends", ())),
         source=source,
         locations=frozen_map(locations),
@@ -200,8 +201,16 @@ def _build(doc: dict, locations: dict, source: str) -> Policy:
 def default_naming() -> NamingRules:
     """The naming rules of the stock ``flowpolicy:naming`` preset (used when no policy is
     found)."""
-    text = "version: 1\nproject: default\nextends: ['flowpolicy:naming']\n"
-    return load_policy_text(text, "<flowpolicy:naming>").naming
+    return preset_policy(STOCK_NAMING).naming
+
+
+@cache
+def preset_policy(*refs: str) -> Policy:
+    """A policy made of the stock presets ``refs`` (``flowpolicy:<name>``) and nothing else:
+    what ``flowpolicy lint --policy flowpolicy:naming`` lints against. Raises PolicyError
+    (FP201) for an unknown preset."""
+    text = f"version: 1\nproject: preset\nextends: {json.dumps(list(refs))}\n"
+    return load_policy_text(text, f"<{', '.join(refs)}>")
 
 
 def _looks_like_policy(path: Path) -> bool:

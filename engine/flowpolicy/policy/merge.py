@@ -8,7 +8,12 @@ Merge rules (documented in docs/policy-reference.md):
 * On scalars, lists and type mismatches the extending (upper) side wins, replacing the value
   whole: ``branches``, ``promotion``, ``checks``, ``required_annotations`` are replaced.
   Drift ``levels`` mappings are replaced whole as well: their thresholds are one ordered set.
-* ``naming.forbidden_words`` is the exception: the union, lower sides' words first.
+* ``naming.forbidden_words`` and ``naming.allowed_words`` are the exception: the union,
+  lower sides' words first.
+* Under everything lies the stock ``flowpolicy:naming`` preset, whether or not a file extends
+  it: its pattern and environment words hold unless the policy sets its own pattern or
+  names words in ``naming.allowed_words``
+  (:func:`flowpolicy.policy.semantic.words_in_force`).
 * The merged document keeps the top file's own ``extends`` list (for the record); extended
   files' ``extends`` are consumed.
 
@@ -27,7 +32,9 @@ from flowpolicy.policy.model import SourceLocation
 from flowpolicy.policy.source import SourceDoc, child_path, read_file
 
 PRESET_PREFIX = "flowpolicy:"
-UNION_LISTS = frozenset({"$.naming.forbidden_words"})
+#: The preset merged under every policy.
+STOCK_NAMING = "flowpolicy:naming"
+UNION_LISTS = frozenset({"$.naming.forbidden_words", "$.naming.allowed_words"})
 Locations = dict[str, SourceLocation]
 
 
@@ -98,6 +105,30 @@ class ExtendsResolver:
             name = ref[len(PRESET_PREFIX):]
             return self.presets_dir / f"{name}.yaml" if name else None
         return (base_dir / ref).resolve()
+
+    def resolve_policy(self, doc: SourceDoc, base_dir: Path,
+                       chain: tuple[Path, ...]) -> SourceDoc:
+        """``doc`` with everything it extends merged under it, and the stock ``naming``
+        rules under all of that: no policy loses them by forgetting ``extends``."""
+        merged = self.resolve(doc, base_dir, chain)
+        if not isinstance(merged.data, dict):
+            return merged
+        stock = self._load(STOCK_NAMING, base_dir, chain, SourceLocation(doc.source, 1, 1), 0)
+        if stock is None:
+            return merged
+        # Only the naming section is merged: re-rooting every location of a large policy
+        # for one small section would cost more than the rest of the merge.
+        data = dict(merged.data)
+        locs = {k: v for k, v in merged.locations.items() if not within(k, "$.naming")}
+        if "naming" in data:
+            data["naming"], naming_locs = merge_values(
+                stock.data["naming"], stock.locations, data["naming"], merged.locations,
+                "$.naming")
+        else:
+            data["naming"] = stock.data["naming"]
+            naming_locs = dict(subtree(stock.locations, "$.naming"))
+        locs.update(naming_locs)
+        return SourceDoc(doc.source, data, locs)
 
     def resolve(self, doc: SourceDoc, base_dir: Path, chain: tuple[Path, ...]) -> SourceDoc:
         """``doc`` with everything it extends merged under it."""

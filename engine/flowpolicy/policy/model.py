@@ -54,16 +54,35 @@ def locate(locations: Mapping[str, SourceLocation], json_path: str, source: str)
 
 @dataclass(frozen=True)
 class NamingRules:
-    pattern: str = r"^[a-z][a-z0-9_]{2,62}$"
+    """Rules every asset name follows. The defaults here are "no rule"; a loaded policy
+    always carries the stock ``flowpolicy:naming`` rules under its own (see the loader).
+
+    ``forbidden_words`` are the words in force (``allowed_words`` already taken out);
+    ``allowed_words`` is kept so :meth:`to_document` loads back to the same rules.
+    """
+
+    pattern: str | None = None
     forbidden_words: tuple[str, ...] = ()
     declared_only: bool = False
+    allowed_words: tuple[str, ...] = ()
+
+    def matches(self, name: str) -> bool:
+        """Whether ``name`` obeys :attr:`pattern` (searched, on RE2: linear time)."""
+        if self.pattern is None:
+            return True
+        from flowpolicy.policy.patterns import search
+
+        return search(self.pattern, name)
 
     def to_document(self) -> dict:
-        return {
-            "pattern": self.pattern,
-            "forbidden_words": list(self.forbidden_words),
-            "declared_only": self.declared_only,
-        }
+        doc: dict = {}
+        if self.pattern is not None:
+            doc["pattern"] = self.pattern
+        doc["forbidden_words"] = list(self.forbidden_words)
+        doc["declared_only"] = self.declared_only
+        if self.allowed_words:
+            doc["allowed_words"] = list(self.allowed_words)
+        return doc
 
 
 @dataclass(frozen=True)
@@ -259,6 +278,17 @@ class CompileSettings:
 
 
 @dataclass(frozen=True)
+class RegistrationRules:
+    """Run-time limits on registration that ``self.prj`` of a running flow enforces."""
+
+    #: Versions of one asset a single task may register before the run warns.
+    max_versions_per_task: int = 1
+
+    def to_document(self) -> dict:
+        return {"max_versions_per_task": self.max_versions_per_task}
+
+
+@dataclass(frozen=True)
 class Policy:
     """A loaded, merged, validated policy. Build it only through the loader."""
 
@@ -272,6 +302,7 @@ class Policy:
     promotion: tuple[PromotionEdge, ...] = ()
     drift: Mapping[str, DriftRule] = field(default_factory=frozen_map)
     compile: CompileSettings = field(default_factory=CompileSettings)
+    registration: RegistrationRules = field(default_factory=RegistrationRules)
     extends: tuple[str, ...] = ()
     #: The file this policy was loaded from ("<string>" when loaded from text).
     source: str = field(default="<string>", compare=False)
@@ -282,7 +313,7 @@ class Policy:
 
     def to_document(self) -> dict:
         """The merged policy as a plain document (``extends`` already applied)."""
-        return {
+        document = {
             "version": self.version,
             "project": self.project,
             "naming": self.naming.to_document(),
@@ -294,6 +325,11 @@ class Policy:
             "drift": {name: d.to_document() for name, d in self.drift.items()},
             "compile": self.compile.to_document(),
         }
+        # Written only when it differs from the default, so that policies from before this
+        # section existed keep their hash (and the evidence recorded under it stays valid).
+        if self.registration != RegistrationRules():
+            document["registration"] = self.registration.to_document()
+        return document
 
     @property
     def hash(self) -> str:

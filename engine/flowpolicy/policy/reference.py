@@ -42,7 +42,11 @@ Extended files may extend others; a cycle is an error (FP202).
   the value whole. So `branches`, `promotion`, `checks`, `required_annotations` and
   `columns` are replaced, never appended.
 * `levels` mappings are replaced whole too (their thresholds are one ordered set).
-* Exception: `naming.forbidden_words` is the union (the extended file's words first).
+* Exception: `naming.forbidden_words` and `naming.allowed_words` are unions (the extended
+  file's words first).
+* Under everything lies the stock `flowpolicy:naming` preset, whether or not a file extends
+  it: its `pattern` holds unless the policy sets its own, its environment words unless the
+  policy lists them in `naming.allowed_words` (list them all to turn the rule off).
 * `defaults.champion` / `defaults.drift` are filled into each rule after merging: a rule's own
   key always wins; `levels` from defaults are taken whole.
 * Errors are reported in the file that wrote the offending line, preset files included.
@@ -62,11 +66,19 @@ Branch names are `^[a-z0-9][a-z0-9_]{0,63}$` (obproject's sanitised form), the p
 `@alias`. Reserved: a gate may not be called `champion` (promotion requirements use that word)
 and an alias may not be `latest` (FP218).
 
-Declared asset names must also obey the policy's own `naming`: they must match
-`naming.pattern` (FP214) and contain no `naming.forbidden_words` as a whole `_`/`-` token
-(FP215, case-insensitive). With `flowpolicy:naming`, `production_data` and `staging_features`
-are refused while `user_transactions`, `fraud_classifier`, `test_split`, `dev_set`,
-`productivity_metrics` and `devices` are fine.
+Every `pattern` in the schema matches the whole string: `$` is the end of the text (as in
+ECMA-262), so `"champion\n"` is not an identifier. flowpolicy evaluates the patterns, and
+`naming.pattern`, on RE2.
+
+Declared asset names must also obey the policy's `naming` (the stock `flowpolicy:naming`
+rules, changed by the policy's own): they must match `naming.pattern` (FP214) and contain
+no forbidden word as a whole `_`/`-` token (FP215, case-insensitive). So `production_data`
+and `staging_features` are refused while `user_transactions`, `fraud_classifier`,
+`test_split`, `dev_set`, `productivity_metrics` and `devices` are fine.
+
+`naming.pattern` is searched in the name, in RE2 syntax: Python's `re` without
+backreferences, lookahead/lookbehind, atomic groups, possessive repeats or conditionals, so
+matching takes linear time; those constructs are refused with the reason (FP216).
 """
 
 

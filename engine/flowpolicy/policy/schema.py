@@ -9,6 +9,8 @@ from functools import cache
 
 from flowpolicy.errors import Diagnostic
 from flowpolicy.policy.model import SourceLocation, locate
+from flowpolicy.policy.patterns import search
+from flowpolicy.policy.schema_fast import fast_verdict
 from flowpolicy.policy.source import child_path
 from flowpolicy.resources import schema_path
 
@@ -47,222 +49,22 @@ def policy_schema() -> dict:
     return json.loads(schema_path("policy").read_text(encoding="utf-8"))
 
 
-_ANNOTATIONS = frozenset({"description", "examples", "title", "default", "$comment"})
+def _pattern(validator, pattern, instance, schema):
+    """The ``pattern`` keyword on RE2, where ``$`` is the end of the text as in ECMA-262
+    (Python's ``re``, which jsonschema uses, also lets ``$`` match before a final newline,
+    so ``"champion\\n"`` would pass as an identifier)."""
+    from jsonschema.exceptions import ValidationError
 
-
-def _inline_refs(node: object, defs: Mapping[str, object], trail: tuple[str, ...] = ()) -> object:
-    """``node`` with every local ``#/$defs/X`` reference replaced by its target.
-
-    Resolving a ``$ref`` is the most expensive step of jsonschema's validation (a registry
-    lookup per visit); the policy schema has no recursion, so inlining once gives the same
-    verdicts several times faster. A reference with validation keywords beside it, or one
-    that would recurse, is kept as it is.
-    """
-    if isinstance(node, list):
-        return [_inline_refs(item, defs, trail) for item in node]
-    if not isinstance(node, dict):
-        return node
-    ref = node.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        name = ref.removeprefix("#/$defs/")
-        siblings = {k: v for k, v in node.items() if k != "$ref"}
-        if name in defs and name not in trail and set(siblings) <= _ANNOTATIONS:
-            target = _inline_refs(defs[name], defs, (*trail, name))
-            return {**siblings, **target} if isinstance(target, dict) else target
-    return {key: (value if key == "$defs" else _inline_refs(value, defs, trail))
-            for key, value in node.items()}
+    if validator.is_type(instance, "string") and not search(pattern, instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
 @cache
 def _validator():
-    from jsonschema import Draft202012Validator
+    from jsonschema import Draft202012Validator, validators
 
-    schema = policy_schema()
-    return Draft202012Validator(_inline_refs(schema, schema.get("$defs", {})))
-
-
-# -- the fast verdict -----------------------------------------------------------------------
-#
-# jsonschema visits every node through a generic, evolving validator: about 10 us a node,
-# a quarter of a second for a policy of 1,000 assets. Nearly every document it sees is
-# valid, so validity is first decided by closures compiled once from the same schema; only a
-# document they do not pass goes through jsonschema, which then finds and words the errors.
-# The closures are conservative: True means jsonschema accepts the document (the tests hold
-# them to that on generated documents), False only "ask jsonschema". A keyword they do not
-# know disables them altogether.
-
-#: Exact Python types per JSON type: a subset of what jsonschema's Draft 2020-12 checker
-#: accepts (1.0 is an integer there, not here); bool is never a number in either.
-_TYPE_TESTS = {
-    "object": lambda v: type(v) is dict,
-    "array": lambda v: type(v) is list,
-    "string": lambda v: type(v) is str,
-    "integer": lambda v: type(v) is int,
-    "number": lambda v: type(v) is int or type(v) is float,
-    "boolean": lambda v: type(v) is bool,
-    "null": lambda v: v is None,
-}
-_NUMERIC = (int, float)
-
-
-class _Unsupported(Exception):
-    """The schema uses a keyword the fast verdict does not implement."""
-
-
-def _fast_check(schema: object):
-    """A function deciding, conservatively, that a document is valid under ``schema``."""
-    if schema is True:
-        return lambda value: True
-    if not isinstance(schema, dict):
-        raise _Unsupported(repr(schema))
-    tests = []
-    for keyword, argument in schema.items():
-        if keyword in _ANNOTATIONS or keyword in ("$schema", "$id", "$defs"):
-            continue
-        make = _FAST_KEYWORDS.get(keyword)
-        if make is None:
-            raise _Unsupported(keyword)
-        tests.append(make(argument, schema))
-    if not tests:
-        return lambda value: True
-    if len(tests) == 1:
-        return tests[0]
-
-    def check(value):
-        for test in tests:
-            if not test(value):
-                return False
-        return True
-    return check
-
-
-def _fast_type(argument, schema):
-    names = argument if isinstance(argument, list) else [argument]
-    checks = [_TYPE_TESTS[name] for name in names]
-    return lambda value: any(check(value) for check in checks)
-
-
-def _fast_properties(argument, schema):
-    subschemas = {name: _fast_check(sub) for name, sub in argument.items()}
-
-    def check(value):
-        if type(value) is not dict:
-            return True
-        for key, item in value.items():
-            sub = subschemas.get(key)
-            if sub is not None and not sub(item):
-                return False
-        return True
-    return check
-
-
-def _fast_additional(argument, schema):
-    if "patternProperties" in schema:
-        raise _Unsupported("patternProperties")
-    known = frozenset(schema.get("properties", {}))
-    if argument is False:
-        return lambda value: type(value) is not dict or known.issuperset(value)
-    sub = _fast_check(argument)
-
-    def check(value):
-        if type(value) is not dict:
-            return True
-        return all(sub(item) for key, item in value.items() if key not in known)
-    return check
-
-
-def _fast_pattern(argument, schema):
-    import re
-
-    search = re.compile(argument).search
-    return lambda value: type(value) is not str or search(value) is not None
-
-
-def _fast_items(argument, schema):
-    if "prefixItems" in schema:
-        raise _Unsupported("prefixItems")
-    sub = _fast_check(argument)
-    return lambda value: type(value) is not list or all(sub(item) for item in value)
-
-
-def _fast_required(argument, schema):
-    names = tuple(argument)
-    return lambda value: type(value) is not dict or all(name in value for name in names)
-
-
-def _fast_unique(argument, schema):
-    if not argument:
-        return lambda value: True
-    # strings only: jsonschema's equality of 1, 1.0 and True is not Python's
-    return lambda value: type(value) is not list or (
-        all(type(item) is str for item in value) and len(set(value)) == len(value))
-
-
-def _fast_property_names(argument, schema):
-    sub = _fast_check(argument)
-    return lambda value: type(value) is not dict or all(sub(key) for key in value)
-
-
-def _fast_bound(compare):
-    def make(argument, schema):
-        return lambda value: (type(value) not in _NUMERIC) or compare(value, argument)
-    return make
-
-
-def _fast_enum(argument, schema):
-    # same type and equal: stricter than jsonschema (1 == 1.0 there), never looser
-    allowed = [(type(item), item) for item in argument]
-    return lambda value: any(type(value) is kind and value == item for kind, item in allowed)
-
-
-def _fast_const(argument, schema):
-    return _fast_enum([argument], schema)
-
-
-def _fast_min_length(argument, schema):
-    return lambda value: type(value) is not str or len(value) >= argument
-
-
-def _fast_min_size(kind):
-    def make(argument, schema):
-        return lambda value: type(value) is not kind or len(value) >= argument
-    return make
-
-
-def _fast_any_of(argument, schema):
-    subs = [_fast_check(sub) for sub in argument]
-    return lambda value: any(sub(value) for sub in subs)
-
-
-_FAST_KEYWORDS = {
-    "type": _fast_type,
-    "properties": _fast_properties,
-    "additionalProperties": _fast_additional,
-    "pattern": _fast_pattern,
-    "items": _fast_items,
-    "required": _fast_required,
-    "uniqueItems": _fast_unique,
-    "propertyNames": _fast_property_names,
-    "minimum": _fast_bound(lambda value, bound: value >= bound),
-    "maximum": _fast_bound(lambda value, bound: value <= bound),
-    "enum": _fast_enum,
-    "const": _fast_const,
-    "minLength": _fast_min_length,
-    "minItems": _fast_min_size(list),
-    "minProperties": _fast_min_size(dict),
-    "anyOf": _fast_any_of,
-}
-
-
-@cache
-def fast_verdict():
-    """The compiled validity check of the policy schema, or None when the schema uses a
-    keyword it does not implement (then every document goes through jsonschema)."""
-    schema = policy_schema()
-    try:
-        return _fast_check(_inline_refs(schema, schema.get("$defs", {})))
-    except (_Unsupported, KeyError):
-        return None
+    policy_validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
+    return policy_validator(policy_schema())
 
 
 def _kind(value: object) -> str:
@@ -361,7 +163,7 @@ def schema_diagnostics(
     """Every schema error of ``data``, located; empty when the document is valid."""
     fast = fast_verdict()
     if fast is not None and fast(data):
-        return []
+        return []  # valid: jsonschema is not even imported
     found: dict[tuple, Diagnostic] = {}
     for error in _validator().iter_errors(data):
         for code, path, message in _messages(error):

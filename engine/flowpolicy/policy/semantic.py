@@ -12,9 +12,11 @@ from flowpolicy.policy.model import (
     CHAMPION_REQUIREMENT,
     INDETERMINATE,
     NO_LEVEL,
+    DriftRule,
     SourceLocation,
     locate,
 )
+from flowpolicy.policy.patterns import PatternError, compile_pattern, search
 from flowpolicy.policy.source import child_path
 
 #: Instance aliases may not shadow the instance spec keyword.
@@ -27,6 +29,28 @@ def name_tokens(name: str) -> list[str]:
     """The ``_``/``-`` separated tokens of a name, lower-cased (``fraud-Model_v2`` ->
     ``fraud``, ``model``, ``v2``)."""
     return [token for token in re.split(r"[_\-]+", name.lower()) if token]
+
+
+def words_in_force(naming: Mapping) -> list[str]:
+    """A ``naming`` document's forbidden words less its ``allowed_words``."""
+    allowed = set(naming.get("allowed_words", ()))
+    return [word for word in naming.get("forbidden_words", ()) if word not in allowed]
+
+
+def edge_assets(edge: Mapping, doc: Mapping) -> list[str]:
+    """What a promotion edge promotes: its ``assets``, else every declared model asset."""
+    if "assets" in edge:
+        return list(edge["assets"])
+    return [name for name, a in (doc.get("assets") or {}).items() if a["type"] == "model"]
+
+
+def edge_requirements(edge: Mapping, doc: Mapping) -> list[str]:
+    """What a promotion edge requires: its ``require``, else every gate declared on the
+    assets it promotes."""
+    if "require" in edge:
+        return list(edge["require"])
+    assets = set(edge_assets(edge, doc))
+    return [name for name, g in (doc.get("gates") or {}).items() if g["asset"] in assets]
 
 
 def forbidden_tokens(name: str, forbidden_words) -> list[str]:
@@ -81,26 +105,34 @@ class _Checker:
 
     def check_naming(self) -> None:
         naming = self.doc.get("naming") or {}
-        pattern = None
-        if "pattern" in naming:
+        pattern = naming.get("pattern")
+        if pattern is not None:
             try:
-                pattern = re.compile(naming["pattern"])
-            except re.error as exc:
+                compile_pattern(pattern)
+            except PatternError as exc:
                 self.report("FP216", "$.naming.pattern",
-                            f"{naming['pattern']!r} is not a valid regular expression: {exc}")
-        forbidden = naming.get("forbidden_words") or []
+                            f"{pattern!r} is not a valid regular expression: {exc}")
+                pattern = None
+        forbidden = naming.get("forbidden_words", ())
+        for index, word in enumerate(naming.get("allowed_words", ())):
+            if word not in forbidden:
+                self.report("FP222", child_path("$.naming.allowed_words", index),
+                            f"{word!r} is not a forbidden word, so allowing it changes "
+                            f"nothing (forbidden: {', '.join(forbidden) or 'none'})")
+        in_force = words_in_force(naming)
         for name in self.assets:
             path = child_path("$.assets", name)
             self.not_keyword(name, path, "asset name")
-            if pattern is not None and not pattern.search(name):
+            if pattern is not None and not search(pattern, name):
                 self.report("FP214", path, f"asset name {name!r} does not match the naming "
-                                           f"pattern {pattern.pattern!r}")
-            words = forbidden_tokens(name, forbidden)
+                                           f"pattern {pattern!r}")
+            words = forbidden_tokens(name, in_force)
             if words:
                 self.report("FP215", path,
                             f"asset name {name!r} contains the forbidden word "
                             f"{', '.join(map(repr, words))}: environments are branches, not "
-                            "part of a name (register it on the branch instead)")
+                            "part of a name (register it on the branch instead, or list the "
+                            "word in naming.allowed_words)")
 
     def check_gates(self) -> None:
         for name, gate in (self.doc.get("gates") or {}).items():
@@ -158,12 +190,10 @@ class _Checker:
                 self.report("FP208", path, f"edge promotes from {source!r} to itself")
             elif known:
                 edges.append((source, target, index))
-            assets = edge.get("assets")
-            if assets is None:
-                assets = [n for n, a in self.assets.items() if a["type"] == "model"]
-                if not assets:
-                    self.report("FP208", path, "edge names no assets and no model asset is "
-                                               "declared, so it promotes nothing")
+            assets = edge_assets(edge, self.doc)
+            if "assets" not in edge and not assets:
+                self.report("FP208", path, "edge names no assets and no model asset is "
+                                           "declared, so it promotes nothing")
             for position, asset in enumerate(assets):
                 asset_path = child_path(f"{path}.assets", position)
                 if "assets" in edge and not self.asset_ref(asset, asset_path):
@@ -231,7 +261,8 @@ class _Checker:
                                 "itself (it would become the next comparison)")
                 else:
                     self.asset_ref(report, f"{path}.report_asset", "data", "report_asset")
-            current, reference = rule.get("current", "latest"), rule.get("reference", "latest-1")
+            current = rule.get("current", DriftRule.current)
+            reference = rule.get("reference", DriftRule.reference)
             if current == reference:
                 self.report("FP219", f"{path}.reference",
                             f"current and reference are both {reference!r}: an "
@@ -257,7 +288,7 @@ class _Checker:
             for column, settings in (rule.get("column_settings") or {}).items():
                 settings_path = child_path(f"{path}.column_settings", column)
                 if declared is not None and column not in declared:
-                    self.report("FP223", settings_path,
+                    self.report("FP224", settings_path,
                                 f"column {column!r} is not among the rule's columns "
                                 f"({', '.join(declared)}): add it there, or drop its settings")
                 overrides = settings.get("levels")
@@ -274,7 +305,7 @@ class _Checker:
                             ) -> None:
         unknown = [level for level in overrides if level not in levels]
         for level in unknown:
-            self.report("FP222", child_path(path, level),
+            self.report("FP223", child_path(path, level),
                         f"{level!r} is not one of this rule's levels "
                         f"({', '.join(levels) or 'none'}); a column's levels change the "
                         "rule's thresholds, they add no level")

@@ -14,11 +14,8 @@ A mapping entry is located at its key, a list item at the item.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import math
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,12 +28,19 @@ from flowpolicy.policy.model import SourceLocation
 MAX_NODES = 50_000
 #: Nesting depth allowed; policies are a few levels deep.
 MAX_DEPTH = 48
+#: Characters of text (scalars and keys) a document may expand to through aliases: this many
+#: times the file's own size, plus :data:`ALIAS_TEXT_FLOOR`. A file without aliases never
+#: comes near it; one long string aliased into thousands of places (which ``compile`` would
+#: write out again and again) does.
+ALIAS_TEXT_RATIO = 16
+ALIAS_TEXT_FLOOR = 64_000
 
 _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_TAG}{name}" for name in ("str", "int", "float", "bool", "null", "timestamp")}
 _SCALAR_TAGS |= {"!", f"{_TAG}value", f"{_TAG}merge"}
 _MERGE_TAG = f"{_TAG}merge"
 _IDENTIFIER_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ANCHOR = re.compile(r"&[^\s,\[\]{}]+")
 
 
 def _short_tag(tag: str) -> str:
@@ -88,18 +92,13 @@ class PolicyYAMLLoader(_BaseLoader):
         self.locations: dict[str, SourceLocation] = {}
         self._expanded = 0
         self._active: set[int] = set()
-        self._tags: dict[str, str] = {}
-
-    # -- tag resolution -----------------------------------------------------------------
-    # The composer asks for the tag of every node. The safe resolver has no path resolvers,
-    # so a plain scalar's tag depends on its text alone: resolve each text once.
-    def resolve(self, kind, value, implicit):
-        if kind is yaml.ScalarNode and implicit[0] and not self.yaml_path_resolvers:
-            tag = self._tags.get(value)
-            if tag is None:
-                tag = self._tags[value] = super().resolve(kind, value, implicit)
-            return tag
-        return super().resolve(kind, value, implicit)
+        self._text = text
+        self._text_budget = ALIAS_TEXT_FLOOR + ALIAS_TEXT_RATIO * len(text)
+        self._text_left = self._text_budget
+        #: Where each node was first built; a node built again is an alias being expanded.
+        self._first_path: dict[int, str] = {}
+        #: The outermost alias being expanded now: (JSON path of the use, the anchored node).
+        self._alias: tuple[str, yaml.Node] | None = None
 
     # -- locations and diagnostics ------------------------------------------------------
     def _loc(self, node: yaml.Node) -> SourceLocation:
@@ -114,6 +113,26 @@ class PolicyYAMLLoader(_BaseLoader):
         return _Abort(Diagnostic(loc.file, loc.line, loc.col, "FP007", message, path))
 
     # -- building -------------------------------------------------------------------------
+    def _anchor(self, node: yaml.Node) -> str:
+        """``&name`` of an anchored node, read where the node starts (the anchor is there)."""
+        found = _ANCHOR.match(self._text, node.start_mark.index)
+        return found.group(0) if found else "an anchor"
+
+    def _charge_text(self, node: yaml.Node, path: str, size: int) -> None:
+        self._text_left -= size
+        if self._text_left >= 0:
+            return
+        message = (f"aliases expand the policy to more than {self._text_budget} characters of text "
+                   f"({ALIAS_TEXT_RATIO} times the file's size plus {ALIAS_TEXT_FLOOR})")
+        if self._alias is None:
+            raise self._abort(node, path, message)
+        use, anchored = self._alias
+        loc = self.locations.get(use) or self._loc(node)
+        raise _Abort(Diagnostic(
+            loc.file, loc.line, loc.col, "FP007",
+            f"{message}; the alias here repeats {self._anchor(anchored)} (line "
+            f"{anchored.start_mark.line + 1}): write that value in fewer places", use))
+
     def build(self, node: yaml.Node, path: str = "$", depth: int = 0) -> object:
         """Plain value of ``node``; problems are appended to :attr:`diagnostics`."""
         self._expanded += 1
@@ -123,7 +142,17 @@ class PolicyYAMLLoader(_BaseLoader):
             raise self._abort(node, path, f"nesting deeper than {MAX_DEPTH} levels")
         if id(node) in self._active:
             raise self._abort(node, path, "recursive alias: a node contains itself")
+        outer_alias = self._alias
+        if self._first_path.setdefault(id(node), path) != path and outer_alias is None:
+            self._alias = (path, node)
+        try:
+            return self._build(node, path, depth)
+        finally:
+            self._alias = outer_alias
+
+    def _build(self, node: yaml.Node, path: str, depth: int) -> object:
         if isinstance(node, yaml.ScalarNode):
+            self._charge_text(node, path, len(node.value))
             return self._scalar(node, path)
         self._active.add(id(node))
         try:
@@ -199,6 +228,7 @@ class PolicyYAMLLoader(_BaseLoader):
                 continue
             first_seen[key] = key_node
             self.locations[key_path] = self._loc(key_node)
+            self._charge_text(key_node, key_path, len(key))
             result[key] = self.build(value_node, key_path, depth + 1)
         # ``<<: *base`` entries fill keys the mapping does not set itself.
         for key_node, value_node in merged:
@@ -207,6 +237,7 @@ class PolicyYAMLLoader(_BaseLoader):
                 continue
             key_path = child_path(path, key)
             self.locations[key_path] = self._loc(key_node)
+            self._charge_text(key_node, key_path, len(key))
             result[key] = self.build(value_node, key_path, depth + 1)
         return result
 
@@ -283,27 +314,8 @@ def decode(raw: bytes, source: str) -> str:
     return text.removeprefix("\ufeff")
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Composing a document allocates a node and two marks per value, and the cyclic
-    collector would traverse them again and again (nearly half the time of reading a large
-    policy). The result is a tree; anything cyclic left behind is collected afterwards."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def parse_text(text: str, source: str) -> tuple[SourceDoc | None, list[Diagnostic]]:
     """Parse one policy document; on any problem the document may be ``None``."""
-    with _gc_paused():
-        return _parse_text(text, source)
-
-
-def _parse_text(text: str, source: str) -> tuple[SourceDoc | None, list[Diagnostic]]:
     try:
         loader = PolicyYAMLLoader(text, source)
     except yaml.YAMLError as exc:  # the reader refuses control characters up front

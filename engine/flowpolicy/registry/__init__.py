@@ -3,6 +3,8 @@
 ``open_registry()`` returns the backend for a URL (default: the embedded SQLite file
 ``.flowpolicy/registry.db`` at the project root, or ``FLOWPOLICY_REGISTRY``). One backend
 object (one connection) is kept per process, URL and mode, so flows and CLIs reuse it.
+Opening creates nothing: a registry comes into being with its first registration or event,
+and a read where there is none raises RegistryError naming the path and how it was chosen.
 ``open_registry(url, read_only=True)`` (``flowpolicy check`` / ``plan``) never creates,
 migrates or writes the registry; its writes raise RegistryError.
 """
@@ -15,7 +17,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from flowpolicy.errors import RegistryError
-from flowpolicy.project_root import project_root
+from flowpolicy.project_root import PROJECT_FILE, REPOSITORY_MARKER, project_root
 from flowpolicy.registry.base import (
     ANY,
     AliasConflict,
@@ -23,6 +25,7 @@ from flowpolicy.registry.base import (
     EntityRef,
     InstanceRecord,
     Registry,
+    RegistryDamaged,
     Scope,
     parse_spec,
 )
@@ -35,6 +38,7 @@ __all__ = [
     "InstanceRecord",
     "Registry",
     "ReadOnlyRegistry",
+    "RegistryDamaged",
     "RegistryError",
     "Scope",
     "default_registry_url",
@@ -56,10 +60,23 @@ _inherited: list[Registry] = []
 
 
 def default_registry_url() -> str:
+    return _chosen_url(None)[0]
+
+
+def _chosen_url(url: str | None) -> tuple[str, str]:
+    """The registry URL to open and how it was chosen, for the message a read gives when no
+    registry is there (most often: a mistyped variable, or a run from another folder)."""
+    if url:
+        return url, "the registry URL given"
     env = os.environ.get(ENV_URL)
     if env:
-        return env
-    return f"sqlite:///{project_root() / DEFAULT_RELATIVE_PATH}"
+        return env, f"named by {ENV_URL}={env}"
+    root = project_root()
+    marker = next((m for m in (PROJECT_FILE, REPOSITORY_MARKER) if (root / m).exists()), None)
+    why = (f"the nearest folder holding {marker}" if marker else
+           "the current folder, as no obproject.toml or .git is in it or above it")
+    return (f"sqlite:///{root / DEFAULT_RELATIVE_PATH}",
+            f"the default {DEFAULT_RELATIVE_PATH} under the project root {root}: {why}")
 
 
 def open_registry(url: str | None = None, *, read_only: bool = False) -> Registry:
@@ -68,17 +85,23 @@ def open_registry(url: str | None = None, *, read_only: bool = False) -> Registr
     ``sqlite:///relative.db`` and ``sqlite:////abs/path.db`` (SQLAlchemy style), a bare file
     path, and ``outerbounds://`` (the Outerbounds asset service) are understood.
 
-    ``read_only``: a SQLite file must exist (RegistryError otherwise) and is opened with
-    SQLite's ``mode=ro`` (no creation, no migration; older schema versions are read as they
-    are); with any backend, ``register``, ``set_alias``, ``record_consumption``,
-    ``add_evidence`` and ``publish_event`` raise RegistryError.
+    Nothing is created by opening: a SQLite file comes into being with the first
+    registration or event; until then reads raise RegistryError.
+
+    ``read_only``: a SQLite file must already be a registry (RegistryError otherwise) and is
+    opened with SQLite's ``mode=ro`` (no creation, no migration; older schema versions are
+    read as they are); with any backend, every write (:data:`WRITE_METHODS`) raises
+    RegistryError.
     """
-    url = url or default_registry_url()
+    return _open(*_chosen_url(url), read_only)
+
+
+def _open(url: str, origin: str, read_only: bool) -> Registry:
     key = (os.getpid(), _normalise(url), read_only)
     with _cache_lock:
         registry = _cache.get(key)
         if registry is None:
-            registry = _create(url, read_only)
+            registry = _create(url, read_only, origin)
             # a forked child must not use its parent's SQLite connection, nor close it
             # (SQLite's advice); park those where nothing will touch them again
             for stale in [k for k in _cache if k[0] != key[0]]:
@@ -104,12 +127,13 @@ def registry_file(url: str | None = None) -> Path | None:
 def open_existing_registry(url: str | None = None, *, read_only: bool = False,
                            missing: str) -> Registry:
     """:func:`open_registry` for commands that only report: a registry file that does not
-    exist is a :class:`RegistryError` (``no registry at PATH: <missing>``), never created."""
-    url = url or default_registry_url()
+    exist is a :class:`RegistryError` (``no registry at PATH (how PATH was chosen):
+    <missing>``), never created."""
+    url, origin = _chosen_url(url)
     path = registry_file(url)
     if path is not None and not path.is_file():
-        raise RegistryError(f"no registry at {path}: {missing}")
-    return open_registry(url, read_only=read_only)
+        raise RegistryError(f"no registry at {path} ({origin}): {missing}")
+    return _open(url, origin, read_only)
 
 
 def _normalise(url: str) -> str:
@@ -128,12 +152,12 @@ def _sqlite_path(url: str) -> Path:
     return Path(rest).expanduser().resolve()
 
 
-def _create(url: str, read_only: bool = False) -> Registry:
+def _create(url: str, read_only: bool, origin: str) -> Registry:
     path = registry_file(url)
     if path is not None:
         from flowpolicy.registry.sqlite import SQLiteRegistry
 
-        return SQLiteRegistry(path, read_only=read_only)
+        return SQLiteRegistry(path, read_only=read_only, origin=origin)
     if url.startswith(("outerbounds:", "outerbounds+")):
         from flowpolicy.registry.outerbounds import OuterboundsRegistry
 
@@ -148,7 +172,8 @@ def _create(url: str, read_only: bool = False) -> Registry:
 
 #: The Registry methods that write.
 WRITE_METHODS = frozenset(
-    {"register", "set_alias", "record_consumption", "add_evidence", "publish_event"})
+    {"register", "register_once", "set_alias", "record_consumption", "add_evidence",
+     "publish_event"})
 
 
 class ReadOnlyRegistry:

@@ -52,6 +52,12 @@ class AliasConflict(RegistryError):
                    current=found, expected=wanted)
 
 
+class RegistryDamaged(RegistryError):
+    """The registry's storage is damaged (a corrupt SQLite page, an unreadable stored value).
+    Nothing was changed; callers that treat a RegistryError as "not found" must let this one
+    through."""
+
+
 class _Any:
     """Sentinel for ``set_alias(expected=ANY)``: move the alias whatever it points at now."""
 
@@ -328,7 +334,12 @@ def version_range(latest: int) -> str:
 @runtime_checkable
 class Registry(Protocol):
     """What every registry backend provides. ``spec`` arguments take ``latest``, ``latest-N``,
-    ``vN`` or ``@alias`` and raise :class:`RegistryError` naming what exists when they miss."""
+    ``vN`` or ``@alias`` and raise :class:`RegistryError` naming what exists when they miss.
+
+    Reads never create storage: where nothing is stored yet they raise RegistryError naming
+    the place looked at; only ``register``, ``register_once`` and ``publish_event`` bring a
+    registry into being. Damaged storage raises :class:`RegistryDamaged` from any method and
+    is left as it is."""
 
     url: str
 
@@ -344,6 +355,24 @@ class Registry(Protocol):
         blobs: Sequence[str] | None = None,
     ) -> InstanceRecord:
         """Append a new immutable instance ``v<latest+1>`` to ``scope`` (creating the asset)."""
+        ...
+
+    def register_once(
+        self,
+        scope: Scope,
+        key: Mapping[str, str],
+        *,
+        kind: str,
+        created_by: EntityRef,
+        description: str | None = None,
+        annotations: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        blobs: Sequence[str] | None = None,
+    ) -> tuple[InstanceRecord, bool]:
+        """:meth:`register`, unless ``scope`` already holds an instance whose annotations
+        carry every ``key`` item: then the newest such instance and False (True: registered
+        now). ``key`` must be part of ``annotations``. Decided in the registering transaction,
+        so concurrent callers with the same key get one instance."""
         ...
 
     def resolve(self, scope: Scope, spec: str = "latest") -> InstanceRecord: ...

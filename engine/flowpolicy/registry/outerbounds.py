@@ -10,8 +10,9 @@ environment); ``outerbounds+http://host:port/<perimeter>`` names a server explic
 
 What the service does not offer, this backend does not pretend to: alias history,
 evidence records and event listing raise :class:`RegistryError`; a compare-and-set alias
-move is a read-then-write (the service has no CAS), and events go to the platform's event
-bus through Metaflow's ``ArgoEvent``, as ``obproject.ProjectEvent`` sends them.
+move and ``register_once`` are each a read-then-write (the service has no CAS and no
+transactions), and events go to the platform's event bus through Metaflow's ``ArgoEvent``,
+as ``obproject.ProjectEvent`` sends them.
 """
 
 from __future__ import annotations
@@ -161,6 +162,27 @@ class OuterboundsRegistry:
         # the service answers without the new id; read it back as obproject's promotion does
         # (a concurrent registration in between would be returned instead)
         return self.resolve(scope, "latest")
+
+    def register_once(self, scope: Scope, key: Mapping[str, str], *, kind: str,
+                      created_by: EntityRef, description: str | None = None,
+                      annotations: Mapping[str, Any] | None = None,
+                      tags: Mapping[str, Any] | None = None,
+                      blobs: Sequence[str] | None = None) -> tuple[InstanceRecord, bool]:
+        """Read-then-write, not one transaction (the service has none): two callers at the
+        same moment may both register, and only the instances the service lists as recent
+        are looked through."""
+        match = stringify(key, "key")
+        if not match or any(stringify(annotations).get(k) != v for k, v in match.items()):
+            raise RegistryError(
+                f"{scope}: register_once needs a non-empty key that is part of the "
+                f"annotations, not {match!r}")
+        listed = self.assets(scope.project, scope.branch, scope.asset_type)
+        if any(summary.scope == scope for summary in listed):
+            for record in self.instances(scope, None):
+                if all(record.annotations.get(k) == v for k, v in match.items()):
+                    return record, False
+        return self.register(scope, kind=kind, created_by=created_by, description=description,
+                             annotations=annotations, tags=tags, blobs=blobs), True
 
     def resolve(self, scope: Scope, spec: str = "latest") -> InstanceRecord:
         parse_spec(spec)

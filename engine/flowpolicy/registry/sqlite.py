@@ -16,6 +16,18 @@ Design notes (why, not what):
 - Instances, alias history and evidence are append-only; triggers refuse UPDATE/DELETE.
 - Migrations are numbered; ``PRAGMA user_version`` says which ran. ``PRAGMA application_id``
   marks the file as ours so a foreign database is refused, never altered.
+- Opening only reads. The registry comes into being with the first registration or event
+  (an alias move, evidence or consumption needs an asset, so a registry must exist), and an
+  older schema is migrated by the first write. Reads never create or set up anything: a
+  missing, zero-byte or empty file is a RegistryError naming the path (and how it was
+  chosen), looked at again on each read, since another process may create it meanwhile.
+- Race-free creation: what the file holds is read in one read transaction (one snapshot,
+  never half of another process's set-up), and checked again under the write lock of the
+  transaction that sets the schema up, together with the first write.
+- Damage: every query runs through one guard that turns SQLite's "malformed" / "not a
+  database" (and a stored JSON value that no longer parses) into RegistryDamaged, so no
+  caller sees a raw sqlite3 traceback; a write that meets damage is rolled back, so the file
+  is left as it was.
 - ``read_only=True`` (``flowpolicy check`` / ``plan``) opens ``file:…?mode=ro``: no file or
   folder is created, nothing is migrated, no journal mode is set, and every write raises
   RegistryError. Older schema versions are read as they are (a table a later migration adds
@@ -38,7 +50,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NoReturn
 
 from flowpolicy.errors import RegistryError
 from flowpolicy.registry.base import (
@@ -53,6 +65,7 @@ from flowpolicy.registry.base import (
     EvidenceRecord,
     InstanceRecord,
     InstanceSpec,
+    RegistryDamaged,
     Scope,
     parse_spec,
     stringify,
@@ -202,6 +215,9 @@ _SQL_BUMP = (
     "ELSE excluded.description END "
     "RETURNING id, latest_version"
 )
+#: One more condition on an instance: its annotations hold key ? with value ? (register_once).
+_SQL_HAS_ANNOTATION = (
+    " AND EXISTS (SELECT 1 FROM json_each(i.annotations) WHERE key = ? AND value = ?)")
 _SQL_INSERT_INSTANCE = (
     "INSERT INTO instances (asset_id, version, kind, description, annotations, tags, blobs, "
     "created_at, created_by_kind, created_by_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -221,78 +237,103 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+#: SQLite's primary result codes for a damaged file: SQLITE_CORRUPT, SQLITE_NOTADB.
+_DAMAGE_CODES = frozenset({11, 26})
+_DAMAGE_MESSAGES = ("database disk image is malformed", "file is not a database")
+
+
 class SQLiteRegistry:
     """A registry in one SQLite file; one instance (one connection) per process suffices.
 
-    With ``read_only=True`` the file must exist and is opened with SQLite's ``mode=ro``:
-    never created, migrated or written (see the module notes for the ``-shm`` limit).
+    Opening only reads: a missing or zero-byte file is left as it is (reads raise
+    RegistryError naming the path) until the first ``register``, ``register_once`` or
+    ``publish_event`` creates the registry, and an older schema is migrated by the first
+    write. A file holding anything else is refused at once and never written.
+
+    With ``read_only=True`` the file is opened with SQLite's ``mode=ro`` and must already be
+    a registry: never created, migrated or written (see the module notes for the ``-shm``
+    limit). ``origin`` says how the path was chosen (e.g. ``named by FLOWPOLICY_REGISTRY``),
+    for the message when no registry is there.
     """
 
     def __init__(self, path: str | os.PathLike, *, busy_timeout: float = _BUSY_TIMEOUT_S,
-                 read_only: bool = False):
+                 read_only: bool = False, origin: str | None = None):
         self.path = Path(path).expanduser().resolve()
         self.url = f"sqlite:///{self.path}"
         self.read_only = read_only
+        self.origin = origin
+        self._busy_timeout = busy_timeout
         self._lock = threading.RLock()
-        self._has_evidence = True
-        _refuse_non_sqlite(self.path)
-        if read_only:
-            if not self.path.exists():
-                raise RegistryError(
-                    f"no registry at {self.path} (opened read-only, so it is not created); "
-                    "run the flows first, or point FLOWPOLICY_REGISTRY at the right file")
-            # a URI, percent-encoded by as_uri(), so a '?' or '#' in the path stays a path
-            target, uri = self.path.as_uri() + "?mode=ro", True
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            target, uri = str(self.path), False
-        try:
-            self._conn = sqlite3.connect(
-                target,
-                timeout=busy_timeout,
-                isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
-                check_same_thread=False,
-                cached_statements=128,
-                uri=uri,
-            )
-        except sqlite3.Error as exc:
-            raise RegistryError(f"cannot open registry {self.path}: {exc}") from exc
-        try:
-            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            fresh = self._check_identity()
-            if read_only:
-                self._check_readable(fresh)
-            else:
-                self._enable_wal()
-                self._conn.execute("PRAGMA synchronous = NORMAL")
-            # reads of a large history served from memory, not one pread() per page miss
-            self._conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
-            self._conn.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}")
-            if not read_only:
-                self._migrate(fresh)
-        except sqlite3.OperationalError as exc:  # locked, read-only, disk full: not corrupt
-            self._conn.close()
-            hint = ""
-            if read_only and "readonly" in str(exc):
-                hint = (f"; reading a WAL database needs {self.path.name}-shm and "
-                        f"{self.path.name}-wal next to it, and the folder does not let SQLite "
-                        "create them: run it as a user who may write that folder, or on a copy")
-            raise RegistryError(f"cannot open registry {self.path}: {exc}{hint}") from exc
-        except sqlite3.DatabaseError as exc:
-            self._conn.close()
-            raise RegistryError(
-                f"{self.path} is not a readable flowpolicy registry ({exc}); "
-                "it was left untouched — move it away or point FLOWPOLICY_REGISTRY elsewhere"
-            ) from exc
-        except BaseException:
-            self._conn.close()
-            raise
+        self._forget_connection()
+        with self._lock:
+            try:
+                self._connect_existing()
+                if read_only and not self._readable:
+                    raise self._unreadable()
+            except sqlite3.Error as exc:
+                self.close()
+                self._raise_failure(exc)
+            except BaseException:
+                self.close()
+                raise
+
+    def _forget_connection(self) -> None:
+        self._conn: sqlite3.Connection | None = None
+        #: the file's schema version; None: no registry there (yet)
+        self._schema: int | None = None
+        #: a registry this flowpolicy reads as it is
+        self._readable = False
+        #: WAL on and the schema current, checked under the write lock: writes just write
+        self._writes_ready = False
+        self._has_evidence = False
 
     # -- opening ------------------------------------------------------------------------
 
-    def _check_identity(self) -> bool:
-        """True for an empty database we may initialise; raise for a foreign or newer one."""
+    def _connect(self, mode: str) -> sqlite3.Connection:
+        """A connection with ``mode`` ``ro``, ``rw`` (never creates the file) or ``rwc``
+        (only for the write that creates the registry)."""
+        try:
+            # a URI, percent-encoded by as_uri(), so a '?' or '#' in the path stays a path
+            conn = sqlite3.connect(
+                f"{self.path.as_uri()}?mode={mode}",
+                uri=True,
+                timeout=self._busy_timeout,
+                isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
+                check_same_thread=False,
+                cached_statements=128,
+            )
+        except sqlite3.Error as exc:
+            raise RegistryError(f"cannot open registry {self.path}: {exc}") from exc
+        if mode != "ro":
+            conn.execute("PRAGMA synchronous = NORMAL")
+        # reads of a large history served from memory, not one pread() per page miss
+        conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
+        conn.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}")
+        return conn
+
+    def _connect_existing(self) -> None:
+        """Connect to the file if it holds SQLite data and learn what it holds; a missing or
+        zero-byte file is left alone (only a write may create a registry)."""
+        if self._conn is None:
+            if not _holds_sqlite_data(self.path):
+                return
+            self._conn = self._connect("ro" if self.read_only else "rw")
         conn = self._conn
+        # one read transaction, so one consistent snapshot: another process may be setting
+        # the file up at this very moment, and separate reads could see half of that
+        conn.execute("BEGIN")
+        try:
+            self._schema = self._identify(conn)
+            tables = {r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.execute("ROLLBACK")
+        self._readable = self._schema is not None and self._schema >= OLDEST_READABLE_VERSION
+        self._has_evidence = "evidence" in tables  # added by migration 2
+
+    def _identify(self, conn: sqlite3.Connection) -> int | None:
+        """Inside a transaction: the schema version of our registry, None for an empty
+        database (ours to set up); raises for a foreign or newer database."""
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         user_version = conn.execute("PRAGMA user_version").fetchone()[0]
         if app_id == APPLICATION_ID:
@@ -301,11 +342,11 @@ class SQLiteRegistry:
                     f"registry {self.path} has schema version {user_version}, newer than this "
                     f"flowpolicy understands ({SCHEMA_VERSION}); upgrade flowpolicy"
                 )
-            return False
+            return user_version
         tables = [r[0] for r in conn.execute(
             "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name")]
         if app_id == 0 and user_version == 0 and not tables:
-            return True
+            return None
         shown = ", ".join(tables[:8]) or "none"
         raise RegistryError(
             f"{self.path} is a SQLite database but not a flowpolicy registry "
@@ -313,27 +354,71 @@ class SQLiteRegistry:
             "it was left untouched — point FLOWPOLICY_REGISTRY elsewhere"
         )
 
-    def _check_readable(self, fresh: bool) -> None:
-        """Refuse, for a read-only handle, a file it cannot read without writing it first."""
-        if fresh:
-            raise RegistryError(
-                f"{self.path} is an empty database, not yet a flowpolicy registry; nothing to "
-                "read (a flow or any write command such as `flowpolicy assets list` sets it up)")
-        version = self._user_version()
-        if version < OLDEST_READABLE_VERSION:
-            raise RegistryError(
-                f"registry {self.path} has schema version {version}, too old to read without "
-                f"migrating it (oldest readable: {OLDEST_READABLE_VERSION}); run any command "
-                "that opens it for writing first, such as `flowpolicy assets list` or a flow")
-        tables = {r[0] for r in self._conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        self._has_evidence = "evidence" in tables  # added by migration 2
+    def _reader(self) -> sqlite3.Connection:
+        """The connection for a read. Until the file holds a readable registry it is looked
+        at again on every read (another process may have created it since)."""
+        if not self._readable:
+            self._connect_existing()
+            if not self._readable:
+                raise self._unreadable()
+        return self._conn
 
-    def _enable_wal(self) -> None:
-        conn = self._conn
+    def _unreadable(self) -> RegistryError:
+        """Why there is nothing to read: no file, an empty one, or a schema too old."""
+        where = f" ({self.origin})" if self.origin else ""
+        if self._schema is not None:
+            return RegistryError(
+                f"registry {self.path} has schema version {self._schema}, too old to read "
+                f"without migrating it (oldest readable: {OLDEST_READABLE_VERSION}); the next "
+                "write (a flow registering an asset) migrates it")
+        if self._conn is not None:
+            what = f"{self.path}{where} is an empty SQLite database, not yet a flowpolicy registry"
+        elif self.path.exists():
+            what = f"{self.path}{where} is an empty file, not yet a flowpolicy registry"
+        else:
+            what = f"no registry at {self.path}{where}"
+        return RegistryError(
+            f"{what}; nothing to read (a read never creates a registry: the first "
+            "registration or event does). If assets were expected, point FLOWPOLICY_REGISTRY "
+            "(or --registry) at the file the flows write to, or run from the project folder")
+
+    def _raise_failure(self, exc: Exception) -> NoReturn:
+        """Raise what a user should see for ``exc`` from SQLite (or from decoding a stored
+        value): RegistryDamaged for a damaged file, RegistryError for one that cannot be
+        read or written now; anything else (a flowpolicy bug) as it is."""
+        if _is_damage(exc):
+            raise RegistryDamaged(
+                f"registry {self.path} is damaged ({exc}); it was left untouched — restore it "
+                f"from a backup, or salvage what is readable with `sqlite3 {self.path} .recover "
+                "| sqlite3 recovered.db`") from exc
+        if isinstance(exc, sqlite3.OperationalError):
+            hint = ""
+            if self.read_only and "readonly" in str(exc):
+                hint = (f"; reading a WAL database needs {self.path.name}-shm and "
+                        f"{self.path.name}-wal next to it, and the folder does not let SQLite "
+                        "create them: run it as a user who may write that folder, or on a copy")
+            raise RegistryError(f"registry {self.path}: {exc}{hint}") from exc
+        raise exc
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _prepare_writes(self, creates: bool) -> sqlite3.Connection:
+        """Connect for the first write and turn WAL on; :meth:`_claim` then sets the schema
+        up inside the write transaction. Only a write that ``creates`` (a registration or an
+        event) may bring a registry into being; the others need an asset that exists."""
+        self._connect_existing()
+        if self._schema is None and not creates:
+            raise self._unreadable()
+        if self._conn is None:  # missing or zero bytes: this write creates the registry
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = self._connect("rwc")
+        self._enable_wal(self._conn)
+        return self._conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
             return
-        deadline = time.monotonic() + _BUSY_TIMEOUT_S
+        deadline = time.monotonic() + self._busy_timeout
         while True:
             try:
                 conn.execute("PRAGMA journal_mode = WAL")
@@ -344,53 +429,60 @@ class SQLiteRegistry:
                     raise
                 time.sleep(0.01)
 
-    def _migrate(self, fresh: bool) -> None:
-        if not fresh and self._user_version() == SCHEMA_VERSION:
-            return
-        with self._write() as conn:
-            current = self._user_version()  # another process may have migrated meanwhile
-            if current == 0:
-                # the empty file may have been claimed by a foreign writer since we looked
-                if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-                    self._check_identity()
-                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            for number in range(current, SCHEMA_VERSION):
-                for statement in MIGRATIONS[number]:
-                    conn.execute(statement)
+    def _claim(self, conn: sqlite3.Connection) -> None:
+        """Under the write lock, before the first write: look at the file again (another
+        process may have set it up, or written something foreign into it, since we did),
+        then set the schema up or migrate it, in the same transaction as the write."""
+        version = self._identify(conn)
+        if version is None:
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            version = 0
+        for number in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[number]:
+                conn.execute(statement)
+        if version != SCHEMA_VERSION:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    def _user_version(self) -> int:
-        return self._conn.execute("PRAGMA user_version").fetchone()[0]
 
     @property
     def schema_version(self) -> int:
-        return self._user_version()
+        with _Reading(self) as conn:
+            return conn.execute("PRAGMA user_version").fetchone()[0]
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, creates: bool = False) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction; ``creates``: see :meth:`_prepare_writes`."""
         if self.read_only:
             raise RegistryError(
                 f"registry {self.path} was opened read-only (as flowpolicy check and plan "
                 "open it): writes are refused")
         with self._lock:
-            conn = self._conn
             try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise RegistryError(f"registry {self.path} is not writable now: {exc}") from exc
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.OperationalError):
-                    raise RegistryError(f"registry {self.path}: {exc}") from exc
-                raise
+                conn = self._conn if self._writes_ready else self._prepare_writes(creates)
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    raise RegistryError(
+                        f"registry {self.path} is not writable now: {exc}") from exc
+                try:
+                    if not self._writes_ready:
+                        self._claim(conn)
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                self._raise_failure(exc)
+            if not self._writes_ready:
+                self._writes_ready = self._readable = self._has_evidence = True
+                self._schema = SCHEMA_VERSION
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            if self._conn is not None:
+                self._conn.close()
+            self._forget_connection()
 
     # -- instances ----------------------------------------------------------------------
 
@@ -405,6 +497,32 @@ class SQLiteRegistry:
         tags: Mapping[str, Any] | None = None,
         blobs: Sequence[str] | None = None,
     ) -> InstanceRecord:
+        record, _ = self._register(scope, None, kind, created_by, description, annotations,
+                                   tags, blobs)
+        return record
+
+    def register_once(
+        self,
+        scope: Scope,
+        key: Mapping[str, str],
+        *,
+        kind: str,
+        created_by: EntityRef,
+        description: str | None = None,
+        annotations: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        blobs: Sequence[str] | None = None,
+    ) -> tuple[InstanceRecord, bool]:
+        return self._register(scope, key, kind, created_by, description, annotations, tags,
+                              blobs)
+
+    def _register(
+        self, scope: Scope, key: Mapping[str, str] | None, kind: str, created_by: EntityRef,
+        description: str | None, annotations: Mapping[str, Any] | None,
+        tags: Mapping[str, Any] | None, blobs: Sequence[str] | None,
+    ) -> tuple[InstanceRecord, bool]:
+        """Append an instance, or (with ``key``) find the newest one whose annotations carry
+        every key item, in the same write transaction; True when it was registered now."""
         if not kind or not isinstance(kind, str):
             raise RegistryError(f"{scope}: an instance needs a kind (e.g. 'artifact')")
         if isinstance(blobs, str):
@@ -415,7 +533,23 @@ class SQLiteRegistry:
         desc = description or ""
         now = utc_now()
         created_by = EntityRef.from_any(created_by)
-        with self._write() as conn:
+        match = None
+        if key is not None:
+            match = stringify(key, "key")
+            if not match or any(ann.get(k) != v for k, v in match.items()):
+                raise RegistryError(
+                    f"{scope}: register_once needs a non-empty key that is part of the "
+                    f"annotations, not {match!r}")
+        with self._write(creates=True) as conn:
+            if match:
+                sql = (f"SELECT {_INSTANCE_COLUMNS} FROM assets a JOIN instances i "
+                       f"ON i.asset_id = a.id WHERE {_SCOPE_WHERE}"
+                       + _SQL_HAS_ANNOTATION * len(match) + " ORDER BY i.version DESC LIMIT 1")
+                row = conn.execute(
+                    sql, (*_key(scope), *(part for item in match.items() for part in item))
+                ).fetchone()
+                if row is not None:
+                    return _instance(scope, row), False
             asset_id, version = conn.execute(_SQL_BUMP, (*_key(scope), desc, now, now)).fetchone()
             conn.execute(
                 _SQL_INSERT_INSTANCE,
@@ -426,21 +560,21 @@ class SQLiteRegistry:
             scope=scope, version=version, kind=kind, description=desc,
             annotations=MappingProxyType(ann), tags=MappingProxyType(tag),
             blobs=tuple(blob_list), created_at=now, created_by=created_by,
-        )
+        ), True
 
     def resolve(self, scope: Scope, spec: str = "latest") -> InstanceRecord:
         parsed = parse_spec(spec)
         key = _key(scope)
-        with self._lock:
+        with _Reading(self) as conn:
             if parsed.back is not None:
-                row = self._conn.execute(_SQL_BY_BACK, (parsed.back, *key)).fetchone()
+                row = conn.execute(_SQL_BY_BACK, (parsed.back, *key)).fetchone()
             elif parsed.version is not None:
-                row = self._conn.execute(_SQL_BY_VERSION, (parsed.version, *key)).fetchone()
+                row = conn.execute(_SQL_BY_VERSION, (parsed.version, *key)).fetchone()
             else:
-                row = self._conn.execute(_SQL_BY_ALIAS, (parsed.alias, *key)).fetchone()
+                row = conn.execute(_SQL_BY_ALIAS, (parsed.alias, *key)).fetchone()
             if row is None:
-                raise self._miss(scope, parsed)
-        return _instance(scope, row)
+                raise self._miss(conn, scope, parsed)
+            return _instance(scope, row)
 
     def _resolve_version(
         self, conn: sqlite3.Connection, scope: Scope, spec: str
@@ -456,7 +590,7 @@ class SQLiteRegistry:
             found = conn.execute(_SQL_ALIAS_VERSION, (asset_id, parsed.alias)).fetchone()
             version = found[0] if found else 0
         if not 1 <= version <= latest:
-            raise self._miss(scope, parsed)
+            raise self._miss(conn, scope, parsed)
         return asset_id, version
 
     def _asset_row(self, conn: sqlite3.Connection, scope: Scope) -> tuple[int, int]:
@@ -465,17 +599,18 @@ class SQLiteRegistry:
         is an error, not an empty answer."""
         row = conn.execute(_SQL_ASSET, _key(scope)).fetchone()
         if row is None:
-            raise RegistryError(self._unknown_asset_message(scope))
+            raise RegistryError(self._unknown_asset_message(conn, scope))
         return row
 
-    def _miss(self, scope: Scope, parsed: InstanceSpec) -> RegistryError:
+    def _miss(self, conn: sqlite3.Connection, scope: Scope, parsed: InstanceSpec
+              ) -> RegistryError:
         """Explain why ``parsed`` found nothing, naming what does exist (raises at once when
         the asset itself is unknown)."""
-        asset_id, latest = self._asset_row(self._conn, scope)
+        asset_id, latest = self._asset_row(conn, scope)
         spec = parsed.text
         have = f"{scope.name} has {version_range(latest)}"
         if parsed.alias is not None:
-            current = self._aliases_of(asset_id)
+            current = self._aliases_of(conn, asset_id)
             known = ", ".join(f"@{a}→v{v}" for a, v in sorted(current.items())) or "none"
             return RegistryError(
                 f"alias @{parsed.alias} is not set on {scope}; aliases: {known} ({have})"
@@ -486,26 +621,32 @@ class SQLiteRegistry:
             )
         return RegistryError(f"{spec} of {scope} does not exist: {have}")
 
-    def _unknown_asset_message(self, scope: Scope) -> str:
-        names = [r[0] for r in self._conn.execute(
+    def _unknown_asset_message(self, conn: sqlite3.Connection, scope: Scope) -> str:
+        """Which registry was asked, what its branch holds, and where the name does exist."""
+        names = [r[0] for r in conn.execute(
             "SELECT name FROM assets WHERE project = ? AND branch = ? AND asset_type = ? "
             "ORDER BY name", (scope.project, scope.branch, scope.asset_type))]
         listed = (f"{scope.asset_type} assets there: {', '.join(names)}" if names
                   else f"no {scope.asset_type} assets are registered there")
         hints = []
-        other = [r[0] for r in self._conn.execute(
+        other = [r[0] for r in conn.execute(
             "SELECT DISTINCT asset_type FROM assets WHERE project = ? AND branch = ? AND name = ?",
             (scope.project, scope.branch, scope.name))]
         if other:
             hints.append(f"{scope.name!r} exists there as a {other[0]} asset")
-        branches = [r[0] for r in self._conn.execute(
+        branches = [r[0] for r in conn.execute(
             "SELECT branch FROM assets WHERE project = ? AND asset_type = ? AND name = ? "
             "ORDER BY branch", (scope.project, scope.asset_type, scope.name))]
         if branches:
             hints.append(f"{scope.name!r} exists on branch(es): {', '.join(branches)}")
+        projects = [r[0] for r in conn.execute(
+            "SELECT DISTINCT project FROM assets WHERE project != ? AND name = ? "
+            "ORDER BY project", (scope.project, scope.name))]
+        if projects:
+            hints.append(f"{scope.name!r} exists in project(s): {', '.join(projects)}")
         hint = f" ({'; '.join(hints)})" if hints else ""
         return (f"unknown {scope.asset_type} asset {scope.name!r} in "
-                f"{scope.project}/{scope.branch}; {listed}{hint}")
+                f"{scope.project}/{scope.branch} of registry {self.path}; {listed}{hint}")
 
     def instances(self, scope: Scope, limit: int | None = 50) -> list[InstanceRecord]:
         sql = (f"SELECT {_INSTANCE_COLUMNS} FROM assets a JOIN instances i ON i.asset_id = a.id "
@@ -514,11 +655,11 @@ class SQLiteRegistry:
         if limit is not None:
             sql += " LIMIT ?"
             params += (int(limit),)
-        with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
+        with _Reading(self) as conn:
+            rows = conn.execute(sql, params).fetchall()
             if not rows:
-                self._asset_row(self._conn, scope)
-        return [_instance(scope, row) for row in rows]
+                self._asset_row(conn, scope)
+            return [_instance(scope, row) for row in rows]
 
     def assets(
         self,
@@ -529,8 +670,8 @@ class SQLiteRegistry:
         where, params = _filters(project=project, branch=branch, asset_type=asset_type)
         sql = ("SELECT project, branch, asset_type, name, description, latest_version, "
                f"updated_at FROM assets{where} ORDER BY project, branch, asset_type, name")
-        with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
+        with _Reading(self) as conn:
+            rows = conn.execute(sql, params).fetchall()
         return [AssetSummary(Scope(p, b, t, n), d, v, u) for p, b, t, n, d, v, u in rows]
 
     # -- lineage ------------------------------------------------------------------------
@@ -552,8 +693,8 @@ class SQLiteRegistry:
         if version is not None:
             sql += " AND c.version = ?"
             params += (int(version),)
-        with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY c.id", params).fetchall()
+        with _Reading(self) as conn:
+            rows = conn.execute(sql + " ORDER BY c.id", params).fetchall()
         return [Consumption(scope, v, EntityRef(k, i), at) for v, k, i, at in rows]
 
     # -- aliases ------------------------------------------------------------------------
@@ -593,22 +734,23 @@ class SQLiteRegistry:
 
     def get_alias(self, scope: Scope, alias: str) -> int | None:
         validate_alias(alias)
-        with self._lock:
-            row = self._conn.execute(
+        with _Reading(self) as conn:
+            row = conn.execute(
                 "SELECT al.version FROM assets a JOIN aliases al ON al.asset_id = a.id "
                 f"AND al.alias = ? WHERE {_SCOPE_WHERE}", (alias, *_key(scope))
             ).fetchone()
             if row is None:
-                self._asset_row(self._conn, scope)
+                self._asset_row(conn, scope)
         return row[0] if row else None
 
     def aliases(self, scope: Scope) -> dict[str, int]:
-        with self._lock:
-            asset_id, _ = self._asset_row(self._conn, scope)
-            return self._aliases_of(asset_id)
+        with _Reading(self) as conn:
+            asset_id, _ = self._asset_row(conn, scope)
+            return self._aliases_of(conn, asset_id)
 
-    def _aliases_of(self, asset_id: int) -> dict[str, int]:
-        return dict(self._conn.execute(
+    @staticmethod
+    def _aliases_of(conn: sqlite3.Connection, asset_id: int) -> dict[str, int]:
+        return dict(conn.execute(
             "SELECT alias, version FROM aliases WHERE asset_id = ? ORDER BY alias", (asset_id,)))
 
     def alias_history(self, scope: Scope, alias: str | None = None) -> list[AliasMove]:
@@ -618,10 +760,10 @@ class SQLiteRegistry:
         if alias is not None:
             sql += " AND h.alias = ?"
             params += (validate_alias(alias),)
-        with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY h.id", params).fetchall()
+        with _Reading(self) as conn:
+            rows = conn.execute(sql + " ORDER BY h.id", params).fetchall()
             if not rows:
-                self._asset_row(self._conn, scope)
+                self._asset_row(conn, scope)
         return [AliasMove(scope, a, f, t, EntityRef(k, i), at, r)
                 for a, f, t, k, i, at, r in rows]
 
@@ -665,10 +807,14 @@ class SQLiteRegistry:
     def evidence(
         self, scope: Scope, spec: str = "latest", kind: str | None = None
     ) -> list[EvidenceRecord]:
-        with self._lock:
-            asset_id, version = self._resolve_version(self._conn, scope, spec)
-            if not self._has_evidence:  # a schema older than evidence, read as it is
-                return []
+        with _Reading(self) as conn:
+            asset_id, version = self._resolve_version(conn, scope, spec)
+            if not self._has_evidence:
+                # a schema older than evidence is read as it is, until some writer migrates it
+                self._has_evidence = bool(conn.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'evidence'").fetchone()[0])
+                if not self._has_evidence:
+                    return []
             sql = ("SELECT kind, rule, passed, policy_hash, details, created_at, "
                    "created_by_kind, created_by_id FROM evidence "
                    "WHERE asset_id = ? AND version = ?")
@@ -676,9 +822,10 @@ class SQLiteRegistry:
             if kind is not None:
                 sql += " AND kind = ?"
                 params += (kind,)
-            rows = self._conn.execute(sql + " ORDER BY id", params).fetchall()
-        return [EvidenceRecord(scope, version, k, r, bool(p), h, MappingProxyType(json.loads(d)),
-                               at, EntityRef(bk, bi)) for k, r, p, h, d, at, bk, bi in rows]
+            rows = conn.execute(sql + " ORDER BY id", params).fetchall()
+            return [EvidenceRecord(scope, version, k, r, bool(p), h,
+                                   MappingProxyType(json.loads(d)), at, EntityRef(bk, bi))
+                    for k, r, p, h, d, at, bk, bi in rows]
 
     # -- events -------------------------------------------------------------------------
 
@@ -698,7 +845,7 @@ class SQLiteRegistry:
             raise RegistryError(f"payload of event {name!r} is not JSON: {exc}") from exc
         producer = EntityRef.from_any(producer)
         now = utc_now()
-        with self._write() as conn:
+        with self._write(creates=True) as conn:
             event_id = conn.execute(
                 "INSERT INTO events (project, branch, name, payload, created_at, producer_kind, "
                 "producer_id) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -715,17 +862,16 @@ class SQLiteRegistry:
         where, params = _filters(project=project, branch=branch, name=name)
         sql = ("SELECT id, project, branch, name, payload, created_at, producer_kind, "
                f"producer_id FROM events{where} ORDER BY id")
-        with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
-        return [EventRecord(i, p, b, n, None if pl is None else json.loads(pl), at,
-                            EntityRef(pk, pi)) for i, p, b, n, pl, at, pk, pi in rows]
+        with _Reading(self) as conn:
+            rows = conn.execute(sql, params).fetchall()
+            return [EventRecord(i, p, b, n, None if pl is None else json.loads(pl), at,
+                                EntityRef(pk, pi)) for i, p, b, n, pl, at, pk, pi in rows]
 
     # -- maintenance --------------------------------------------------------------------
 
     def integrity_problems(self) -> list[str]:
         """SQLite's integrity check plus flowpolicy's own invariants; empty means healthy."""
-        with self._lock:
-            conn = self._conn
+        with _Reading(self) as conn:
             problems = [r[0] for r in conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
             for name, latest, count, top in conn.execute(
                 "SELECT a.name, a.latest_version, count(i.version), max(i.version) FROM assets a "
@@ -740,6 +886,34 @@ class SQLiteRegistry:
             ):
                 problems.append(f"alias @{alias} points at missing v{version}")
         return problems
+
+
+class _Reading:
+    """``with _Reading(registry) as conn``: the connection lock held, the file known to hold a
+    registry, and what SQLite (or decoding a stored value) raises for a damaged or unreadable
+    file turned into RegistryError. A plain class, not @contextmanager: every lookup goes
+    through it, and this costs a fraction of a generator's set-up."""
+
+    __slots__ = ("_registry",)
+
+    def __init__(self, registry: SQLiteRegistry):
+        self._registry = registry
+
+    def __enter__(self) -> sqlite3.Connection:
+        registry = self._registry
+        registry._lock.acquire()
+        try:
+            return registry._conn if registry._readable else registry._reader()
+        except BaseException as exc:
+            registry._lock.release()
+            if isinstance(exc, sqlite3.Error):
+                registry._raise_failure(exc)
+            raise
+
+    def __exit__(self, kind, exc, traceback) -> None:
+        self._registry._lock.release()
+        if isinstance(exc, (sqlite3.Error, json.JSONDecodeError)):
+            self._registry._raise_failure(exc)
 
 
 def _key(scope: Scope) -> tuple[str, str, str, str]:
@@ -778,19 +952,39 @@ def _expected_version(expected: Any) -> int | None:
     return parsed.version
 
 
-def _refuse_non_sqlite(path: Path) -> None:
-    """Refuse (without opening it through SQLite) a non-empty file that is not SQLite."""
+def _is_damage(exc: Exception) -> bool:
+    """Whether ``exc`` says the file's contents are damaged (not busy, not unwritable)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return True  # a stored value that flowpolicy wrote as JSON no longer parses
+    if not isinstance(exc, sqlite3.DatabaseError) or isinstance(exc, sqlite3.IntegrityError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
+    if code is not None:
+        return code & 0xFF in _DAMAGE_CODES
+    return str(exc) in _DAMAGE_MESSAGES
+
+
+def _holds_sqlite_data(path: Path) -> bool:
+    """Whether ``path`` holds data for SQLite to read; False when it is missing or empty
+    (nothing to read yet). Raises, without opening it through SQLite, for a directory or a
+    file that is something else.
+
+    A head of zero bytes is left to SQLite: another process may be writing the first page
+    of a new registry this very instant (a read without SQLite's locks can see the file
+    grown before its bytes arrive), and SQLite, reading under its locks, then sees the whole
+    page, or refuses a file that really is all zeros as "not a database"."""
     try:
         with path.open("rb") as handle:
             head = handle.read(len(_SQLITE_MAGIC))
     except FileNotFoundError:
-        return
+        return False
     except IsADirectoryError as exc:
         raise RegistryError(f"registry path {path} is a directory, not a file") from exc
     except OSError as exc:
         raise RegistryError(f"cannot read registry {path}: {exc}") from exc
-    if head and head != _SQLITE_MAGIC:
+    if head != _SQLITE_MAGIC and head.strip(b"\0"):
         raise RegistryError(
             f"{path} exists but is not a SQLite database (corrupt or foreign file); "
             "it was left untouched — move it away or point FLOWPOLICY_REGISTRY elsewhere"
         )
+    return bool(head)

@@ -95,7 +95,10 @@ class Asset:
     the branch is sanitised as obproject does. ``read_only`` turns registration into a
     no-op and consumption into a peek (no lineage), as obproject does; flowpolicy's own
     writes (aliases, evidence, events) raise instead of silently doing nothing.
-    ``registry`` (a backend or URL) defaults to :func:`flowpolicy.registry.open_registry`.
+    ``registry`` (a backend or URL) defaults to :func:`flowpolicy.registry.open_registry`;
+    with ``read_only`` a URL is opened read-only, so a registry that is not there (a
+    mistyped ``FLOWPOLICY_REGISTRY``, a run from another folder) is a RegistryError naming
+    the path at once, and nothing is ever created. Reads never create a registry either way.
     """
 
     def __init__(
@@ -112,7 +115,7 @@ class Asset:
         self.entity_ref = EntityRef.from_any(entity_ref) if entity_ref else current_entity()
         self.read_only = read_only
         if registry is None or isinstance(registry, str):
-            registry = open_registry(registry)
+            registry = open_registry(registry, read_only=read_only)
         self.registry: Registry = registry
 
     def __repr__(self) -> str:

@@ -29,6 +29,7 @@ from flowpolicy.runtime.branch import (
     sanitize_branch,
 )
 from flowpolicy.runtime.events import ProjectEvent
+from flowpolicy.runtime.registration import RegistrationGuard, policy_limits
 
 _context: ProjectContext | None = None
 
@@ -45,6 +46,14 @@ def _parse_project_config(text: str) -> dict[str, Any]:
     if os.environ.get("FLOWPOLICY_PROJECT"):
         config["project"] = os.environ["FLOWPOLICY_PROJECT"]
     return config
+
+
+def _parse_registration_policy(text: str) -> dict[str, Any]:
+    """Config parser: the given JSON, else the registration limits of ./policies/ by project
+    (see :mod:`flowpolicy.runtime.registration`)."""
+    import json
+
+    return json.loads(text) if text and text.strip() else policy_limits()
 
 
 class ProjectNameMissing(MetaflowException):
@@ -106,11 +115,14 @@ class project_trigger(FlowMutator):
 class ProjectFlow(FlowSpec):
     """A FlowSpec in a project: ``@project`` plus ``self.prj`` for assets and events.
 
-    The Configs ``project_config`` and ``project_spec`` are reserved (as in obproject).
+    The Configs ``project_config`` and ``project_spec`` are reserved (as in obproject), and
+    so is flowpolicy's ``registration_policy``.
     """
 
     project_config = Config("project_config", default_value="", parser=_parse_project_config)
     project_spec = Config("project_spec", default_value="{}")
+    registration_policy = Config("registration_policy", default_value="",
+                                 parser=_parse_registration_policy)
 
     @property
     def prj(self) -> ProjectContext:
@@ -149,11 +161,14 @@ class ProjectContext:
                              else Asset(project=self.project, branch=self.write_branch))
         self.asset = self._read_asset
         self.evals = EvalsLogger(self.project, self.write_branch, self._write_asset.meta)
+        self._registrations = RegistrationGuard.for_project(
+            _config_dict(getattr(flow, "registration_policy", None)), self.project)
+        registry = f"registry {self._write_asset.registry.url}"
         if self.read_branch != self.write_branch:
             print(f"Asset client: read from {self.project}/{self.read_branch}, "
-                  f"write to {self.project}/{self.write_branch}")
+                  f"write to {self.project}/{self.write_branch}; {registry}")
         else:
-            print(f"Asset client: {self.project}/{self.write_branch} (read-write)")
+            print(f"Asset client: {self.project}/{self.write_branch} (read-write); {registry}")
 
     # -- events -------------------------------------------------------------------------
 
@@ -194,6 +209,7 @@ class ProjectContext:
             what = f"Registered {asset_type} asset"
         else:
             what = f"Registered external {asset_type} asset (kind={kind})"
+        self._registrations.note(asset_type, name)
         register = (self._write_asset.register_model_asset if asset_type == "model"
                     else self._write_asset.register_data_asset)
         response = register(name, kind=kind, blobs=blobs, annotations=annotations, tags=tags,

@@ -5,6 +5,15 @@ producing task's ``created_by`` are kept, so ``get_model`` still loads the same 
 plus annotations ``promoted_from_branch``, ``promoted_from_instance`` and ``promoted_by``,
 and then points an alias (default ``candidate``) at the new instance.
 
+Promotion is idempotent. An instance is *already promoted* when the target branch holds an
+instance whose ``promoted_from_branch`` and ``promoted_from_instance`` name the source
+branch and instance (whoever promoted it), or when source and target are the same branch:
+then that instance is returned (``already_promoted: True``) instead of a copy, and the
+aliases are still pointed at it. The look-up and the registration are one registry
+transaction (:meth:`Registry.register_once`), so two promotions of the same instance at the
+same moment give one instance; an alias already in place is left alone, so repeating a
+promotion adds nothing to the alias history.
+
 Differences from obproject, both deliberate: any valid alias name is allowed unless
 obproject.toml restricts them under ``[promotion] aliases``; and ``with_aliases`` copies
 only the aliases that point at the promoted source instance (obproject re-points every
@@ -18,7 +27,16 @@ from typing import Any
 
 from flowpolicy.errors import FlowpolicyError, RegistryError
 from flowpolicy.registry import open_registry
-from flowpolicy.registry.base import ASSET_TYPE_OF, WIRE_KIND, Registry, Scope, validate_alias
+from flowpolicy.registry.base import (
+    ASSET_TYPE_OF,
+    WIRE_KIND,
+    AliasConflict,
+    EntityRef,
+    InstanceRecord,
+    Registry,
+    Scope,
+    validate_alias,
+)
 from flowpolicy.runtime.branch import read_project_file, sanitize_branch
 from flowpolicy.runtime.identity import current_entity
 
@@ -38,8 +56,9 @@ def promote_assets(
 ) -> dict[str, list[dict[str, Any]]]:
     """Promote ``instance`` of ``asset`` (every asset if None) from ``source`` to ``target``.
 
-    Returns ``{"promoted": [{kind, name, alias, instance, source_instance}], "errors":
-    [{kind, name, error}]}``; one asset failing does not stop the others.
+    Returns ``{"promoted": [{kind, name, alias, instance, source_instance,
+    already_promoted}], "errors": [{kind, name, error}]}``; one asset failing does not stop
+    the others.
     """
     source, target = sanitize_branch(source), sanitize_branch(target)
     kinds_defaulted = kinds is None
@@ -88,22 +107,43 @@ def promote_assets(
 
 
 def _promote_one(reg: Registry, src_scope: Scope, dst_scope: Scope, instance: str,
-                 with_aliases: bool, alias: str | None, promoter, reason: str | None
-                 ) -> dict[str, Any]:
+                 with_aliases: bool, alias: str | None, promoter: EntityRef,
+                 reason: str | None) -> dict[str, Any]:
     src = reg.resolve(src_scope, instance)
-    annotations = dict(src.annotations)
-    annotations["promoted_from_branch"] = src_scope.branch
-    annotations["promoted_from_instance"] = src.id
-    annotations["promoted_by"] = promoter.entity_id
-    new = reg.register(dst_scope, kind=src.kind, created_by=src.created_by,
-                       description=src.description, annotations=annotations, tags=src.tags,
-                       blobs=src.blobs)
+    if src_scope == dst_scope:
+        target, created = src, False  # already on the target branch: nothing to copy
+    else:
+        lineage = {"promoted_from_branch": src_scope.branch, "promoted_from_instance": src.id}
+        target, created = reg.register_once(
+            dst_scope, lineage, kind=src.kind, created_by=src.created_by,
+            description=src.description,
+            annotations={**src.annotations, **lineage, "promoted_by": promoter.entity_id},
+            tags=src.tags, blobs=src.blobs)
     why = reason or f"promoted from {src_scope.branch} {src.id}"
+    wanted = []
     if with_aliases:
-        for name, version in reg.aliases(src_scope).items():
-            if version == src.version and name != alias:
-                reg.set_alias(dst_scope, name, new.id, by=promoter, reason=why)
+        wanted = [name for name, version in reg.aliases(src_scope).items()
+                  if version == src.version and name != alias]
     if alias:
-        reg.set_alias(dst_scope, alias, new.id, by=promoter, reason=why)
+        wanted.append(alias)
+    for name in wanted:
+        _point_alias(reg, dst_scope, name, target, promoter, why)
     return {"kind": WIRE_KIND[src_scope.asset_type], "name": src_scope.name, "alias": alias,
-            "instance": new.id, "source_instance": src.id}
+            "instance": target.id, "source_instance": src.id, "already_promoted": not created}
+
+
+def _point_alias(reg: Registry, scope: Scope, alias: str, target: InstanceRecord,
+                 by: EntityRef, reason: str) -> None:
+    """Point ``@alias`` at ``target`` unless it is there already (so a repeated promotion
+    adds no history). Compare-and-set, so a concurrent promotion of the same instance that
+    moved it first is not moved again; a move to another instance meanwhile is overtaken,
+    as a plain move would."""
+    current = reg.get_alias(scope, alias)
+    if current == target.version:
+        return
+    try:
+        reg.set_alias(scope, alias, target.id, by=by, reason=reason,
+                      expected=None if current is None else f"v{current}")
+    except AliasConflict as conflict:
+        if conflict.current != target.id:
+            reg.set_alias(scope, alias, target.id, by=by, reason=reason)

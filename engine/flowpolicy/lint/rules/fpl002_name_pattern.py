@@ -1,7 +1,8 @@
 """FPL002 name-pattern: an asset name does not match the policy's naming pattern.
 
 **What it does.** Checks the asset name against ``naming.pattern`` (a regular expression,
-searched as JSON Schema does; the stock preset uses ``^[a-z][a-z0-9_]{2,62}$``). An
+searched as JSON Schema does, on RE2 like the policy validator, so a pattern cannot make
+the linter backtrack; the stock preset uses ``^[a-z][a-z0-9_]{2,62}$``). An
 f-string is reported when its constant text already rules a match out: the dynamic parts
 are replaced by a few sample values (empty, ``a``, ``A``, ``1``, ``a1``, ``abc``, ``a_b``,
 ``a-b``) and none of the results matches.
@@ -33,9 +34,9 @@ PROBES = ("", "a", "A", "1", "a1", "abc", "a_b", "a-b")
 def can_match(value: Value, ctx: RuleContext) -> bool:
     known = value.value
     if known is not None:
-        return ctx.pattern.search(known) is not None
+        return ctx.naming.matches(known)
     return any(
-        ctx.pattern.search("".join(probe if p is DYNAMIC else p for p in value.parts))
+        ctx.naming.matches("".join(probe if p is DYNAMIC else p for p in value.parts))
         for probe in PROBES
     )
 
