@@ -61,7 +61,7 @@ from flowpolicy.runtime.tables import (
     as_numeric,
     columns,
     has_column,
-    is_path,
+    is_table,
     iter_chunks,
     numeric_columns,
     without_nan,
@@ -375,16 +375,16 @@ class _ExactSide:
     """One side of an exact comparison: all values of every column, in memory."""
 
     def __init__(self, rule: DriftRule, data: Any, label: str):
-        if isinstance(data, (DriftProfile, Mapping)) and _is_profile(data):
+        if _is_profile(data):
             raise DriftDataError(f"drift of {label}: a drift profile holds sketches, not the "
                                  "values that exact mode compares; set mode: sketch, or give "
                                  "the data")
         self.label = label
         self.data = data
-        if is_path(data) or not _is_whole_table(data):
+        if not is_table(data):
             self.data = _concatenate(iter_chunks(data))
         self.numeric = numeric_columns(self.data)
-        self.all = None
+        self._columns: dict[str, np.ndarray] | None = None
 
     def numeric_names(self) -> list[str]:
         return list(self.numeric)
@@ -398,9 +398,9 @@ class _ExactSide:
         return None if name in self._all() else "missing"
 
     def _all(self) -> dict[str, np.ndarray]:
-        if self.all is None:
-            self.all = columns(self.data)
-        return self.all
+        if self._columns is None:
+            self._columns = columns(self.data)
+        return self._columns
 
     def ks(self, name: str, other: _ExactSide) -> tuple[float, float, tuple[int, int]]:
         labels = (f"column {name!r} of {self.label}", f"column {name!r} of {other.label}")
@@ -486,11 +486,6 @@ def _is_profile(data: Any) -> bool:
     return isinstance(data, DriftProfile) or (
         isinstance(data, Mapping) and str(data.get("format", "")).startswith(
             "flowpolicy.drift_profile/"))
-
-
-def _is_whole_table(data: Any) -> bool:
-    return isinstance(data, (Mapping, np.ndarray)) or (
-        (type(data).__module__ or "").startswith("pandas"))
 
 
 def _concatenate(chunks: Iterable[Any]) -> dict[str, np.ndarray]:

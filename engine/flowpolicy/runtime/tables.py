@@ -33,17 +33,22 @@ def is_path(data: Any) -> bool:
     return isinstance(data, (str, os.PathLike))
 
 
+def is_table(data: Any) -> bool:
+    """A whole table (not chunked data): a mapping of columns, an array or a DataFrame."""
+    return isinstance(data, (Mapping, np.ndarray)) or _is_dataframe(data)
+
+
 def iter_chunks(data: Any, rows: int = CHUNK_ROWS) -> Iterator[Any]:
     """The tables of ``data``, each of at most ``rows`` rows (see the module docstring)."""
     if is_path(data):
         yield from _parquet_chunks(Path(data), rows)
-    elif _is_table(data):
+    elif is_table(data):
         size = _row_count(data)
         for start in range(0, max(size, 1), rows):
             yield _rows(data, start, start + rows)
     else:
         for part in data:
-            if not _is_table(part):
+            if not is_table(part):
                 raise DriftDataError(f"a chunk of the data is a {type(part).__name__}, not a "
                                      "table (a mapping of columns, an array or a DataFrame)")
             yield from iter_chunks(part, rows)
@@ -133,10 +138,6 @@ def _is_dataframe(data: Any) -> bool:
     # Duck-typed so pandas is never imported unless the caller already uses it.
     module = type(data).__module__ or ""
     return module.startswith("pandas") and hasattr(data, "columns") and hasattr(data, "dtypes")
-
-
-def _is_table(data: Any) -> bool:
-    return isinstance(data, (Mapping, np.ndarray)) or _is_dataframe(data)
 
 
 def _row_count(data: Any) -> int:
