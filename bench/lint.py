@@ -1,22 +1,40 @@
-"""Benchmark ``flowpolicy lint`` on a synthetic monorepo and on the installed metaflow source.
+"""Benchmark ``flowpolicy lint`` on two synthetic monorepos and on the installed metaflow source.
 
     python bench/lint.py [--files 5000] [--mb 50] [--percent 3] [--repeat 5] [--keep DIR]
+                         [--semgrep PATH]
 
-For each tree it times, in the same run and on the same file list (best of ``--repeat``
-rounds; parse-all, 20-50x slower than the rest, one round):
+The trees, generated in the same run:
+
+* ``synthetic monorepo`` -- library code; ``--percent`` of the files are flows that call the
+  registry;
+* ``self.prj monorepo``  -- every file is flow code that references ``self.prj`` (``self.prj
+  = prj``, ``self.prj.branch``, events, ``self.train_data``) but only ``--percent`` call the
+  registry: a prefilter keyed on receivers would parse all of it;
+* metaflow's own source (``--skip-metaflow`` leaves it out).
+
+For each tree it times, on the same file list (best of ``--repeat`` rounds; parse-all and
+Semgrep, far slower than the rest, one round):
 
 * ``lint``      -- the linter on the file list (prefilter, parse, rules, noqa, findings
                    streamed and counted; the stock preset's rules);
 * ``lint end-to-end`` -- the same through the API as the CLI runs it, adding the file walk,
                    policy discovery and loading the stock preset;
-* ``parse-all`` -- baseline (a): read and ``ast.parse`` every file, one core;
-* ``bare``      -- baseline (b): read + byte prefilter (the linter's needles) +
-                   ``ast.parse`` of the candidate files, on all cores (a fork pool over
-                   chunks of paths), no rules, no output;
+* ``bare (floor)`` -- read + the bytes prefilter on registry call text
+                   (:func:`~flowpolicy.lint.callsites.could_call_registry`: ``in`` tests on
+                   a few markers, a regex on the files that have one) + ``ast.parse`` of the
+                   matches, on all cores (a fork pool over chunks of paths), no walk, no
+                   rules, no output;
+* ``parse-all`` -- read and ``ast.parse`` every file, one core;
+* ``semgrep``   -- with ``--semgrep PATH`` (a ``semgrep`` executable, e.g. from a separate
+                   venv: ``python -m venv /tmp/sg && /tmp/sg/bin/pip install semgrep``),
+                   ``semgrep scan`` with ``bench/semgrep-lint.yaml`` (the environment-word
+                   rule on the registry calls), ``--jobs`` = cores, wall time as a user sees;
 
-and prints files/s, MB/s and the ratios lint/parse-all and lint/bare. The target is
-lint/bare <= 1.5 on the synthetic tree. The page cache is warmed before timing, so all
-read from memory; rounds interleave the contenders and each keeps its best.
+and prints files/s, MB/s, lint/floor, lint/parse-all, Semgrep/lint, and the finder walk's
+share of the lint time (the walk is timed alone over the parsed files' trees). Targets:
+lint/floor <= 1.5 on both synthetic trees, Semgrep/lint >= 10. The page cache is warmed
+before timing, so all read from memory; rounds interleave the contenders and each keeps
+its best.
 """
 
 from __future__ import annotations
@@ -27,6 +45,7 @@ import multiprocessing
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +53,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from flowpolicy.lint import LintRequest, prepare
-from flowpolicy.lint.engine import NEEDLES, LintConfig, LintStats, iter_python_files, lint_files
+from flowpolicy.lint.callsites import could_call_registry, find_call_sites
+from flowpolicy.lint.engine import LintConfig, LintStats, iter_python_files, lint_files
+
+SEMGREP_RULES = Path(__file__).with_name("semgrep-lint.yaml")
 
 WORDS = (
     "alpha beta gamma delta epsilon zeta theta kappa mu sigma omega order user account "
@@ -118,9 +140,52 @@ def _flow(rng: random.Random) -> str:
     )
 
 
-def generate_tree(root: Path, files: int, megabytes: float, percent: float, seed: int = 7) -> None:
+PRJ_FLOW_TEMPLATE = '''
+from flowpolicy import Asset, ProjectFlow
+from metaflow import current, step
+
+
+class {cls}(ProjectFlow):
+    """Score the {what} batch with the team's shared helpers."""
+
+    @step
+    def start(self):
+        print(f"project {{self.prj.project}} on branch {{self.prj.branch}}")
+        self.helper = {helper}(self.prj)
+        self.prj.safe_publish_event("{what}_started")
+        self.train_data = self.helper.rows(self.prj.read_branch, current.run_id)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.prj.publish_event("{what}_done", {{"rows": len(self.train_data)}})
+
+
+class {helper}:
+    """Keeps the project context for the {what} helpers (the registry type: {{Asset}})."""
+
+    def __init__(self, prj):
+        self.prj = prj
+
+    def rows(self, branch, run_id):
+        return [(self.prj.project, branch, run_id)]
+'''
+
+
+def _prj_flow(rng: random.Random) -> str:
+    what = _ident(rng)
+    return PRJ_FLOW_TEMPLATE.format(
+        cls="".join(w.title() for w in what.split("_")) + "Flow",
+        helper="".join(w.title() for w in _ident(rng).split("_")) + "Helper",
+        what=what,
+    )
+
+
+def generate_tree(root: Path, files: int, megabytes: float, percent: float, seed: int = 7,
+                  prj_everywhere: bool = False) -> None:
     """A monorepo of ``files`` Python files totalling about ``megabytes``; ``percent`` of the
-    files use the registry API."""
+    files use the registry API. With ``prj_everywhere`` every other file is flow code that
+    references ``self.prj`` without calling the registry."""
     rng = random.Random(seed)
     target = int(megabytes * 1e6 / files)
     calls = set(rng.sample(range(files), max(1, int(files * percent / 100))))
@@ -129,8 +194,8 @@ def generate_tree(root: Path, files: int, megabytes: float, percent: float, seed
         package.mkdir(parents=True, exist_ok=True)
         parts = [f'"""Module {index}: {_ident(rng)} utilities."""\n\nimport os\nimport json\n\n']
         size = len(parts[0])
-        if index in calls:
-            flow = _flow(rng)
+        if index in calls or prj_everywhere:
+            flow = _flow(rng) if index in calls else _prj_flow(rng)
             parts.append(flow)
             size += len(flow)
         while size < target:
@@ -143,14 +208,14 @@ def generate_tree(root: Path, files: int, megabytes: float, percent: float, seed
 # -- the two baselines ---------------------------------------------------------------------
 
 
-def parse_all(paths: list[str], needles: tuple[bytes, ...] = ()) -> int:
-    """Read and ``ast.parse`` each file (with ``needles``, only those containing one);
-    returns how many parsed."""
+def parse_all(paths: list[str], prefilter: Callable[[bytes], bool] | None = None) -> int:
+    """Read and ``ast.parse`` each file (with ``prefilter``, only those it passes); returns
+    how many parsed."""
     parsed = 0
     for path in paths:
         with open(path, "rb") as handle:
             data = handle.read()
-        if needles and not any(needle in data for needle in needles):
+        if prefilter is not None and not prefilter(data):
             continue
         try:
             ast.parse(data)
@@ -161,7 +226,7 @@ def parse_all(paths: list[str], needles: tuple[bytes, ...] = ()) -> int:
 
 
 def _bare_chunk(paths: list[str]) -> int:
-    return parse_all(paths, NEEDLES)
+    return parse_all(paths, could_call_registry)
 
 
 def bare_prefilter_parse(paths: list[str]) -> int:
@@ -184,6 +249,41 @@ def lint_end_to_end(root: str) -> tuple[int, int]:
     return findings, run.stats.parsed
 
 
+def semgrep(executable: str, root: str) -> int:
+    """Run Semgrep as a user would; returns its number of results."""
+    import json
+
+    result = subprocess.run(
+        [executable, "scan", "--config", str(SEMGREP_RULES), "--metrics=off", "--quiet",
+         "--json", "--jobs", str(os.cpu_count() or 1), "--no-git-ignore", root],
+        capture_output=True, text=True, check=False,
+    )
+    if result.returncode not in (0, 1):
+        raise SystemExit(f"semgrep failed ({result.returncode}): {result.stderr[-2000:]}")
+    return len(json.loads(result.stdout)["results"])
+
+
+def walk_seconds(paths: list[str]) -> tuple[float, int]:
+    """The finder's walk alone over the trees of the files lint parses, on one core."""
+    import gc
+
+    trees = []
+    for path in paths:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        if could_call_registry(data):
+            try:
+                trees.append(ast.parse(data))
+            except (SyntaxError, ValueError):
+                pass
+    gc.disable()
+    try:
+        seconds, _ = timed(lambda: [find_call_sites(tree) for tree in trees])
+    finally:
+        gc.enable()
+    return seconds, len(trees)
+
+
 # -- measuring -----------------------------------------------------------------------------
 
 
@@ -193,7 +293,7 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
-def measure(label: str, root: str, repeat: int) -> dict:
+def measure(label: str, root: str, repeat: int, semgrep_path: str | None = None) -> dict:
     paths = list(iter_python_files([root]))
     total = sum(os.path.getsize(p) for p in paths)
     for path in paths:  # warm the page cache
@@ -207,25 +307,35 @@ def measure(label: str, root: str, repeat: int) -> dict:
     contenders = {
         "lint": lambda: lint_engine(paths, config),
         "lint end-to-end": lambda: lint_end_to_end(root),
-        "bare (b)": lambda: bare_prefilter_parse(paths),
-        "parse-all (a)": lambda: parse_all(paths),
+        "bare (floor)": lambda: bare_prefilter_parse(paths),
+        "parse-all": lambda: parse_all(paths),
     }
+    if semgrep_path:
+        contenders["semgrep"] = lambda: semgrep(semgrep_path, root)
     for round_ in range(repeat):
         for name, fn in contenders.items():
-            if name == "parse-all (a)" and round_ >= 1:
+            if name in ("parse-all", "semgrep") and round_ >= 1:
                 continue
             seconds, results[name] = timed(fn)
             best[name] = min(best.get(name, float("inf")), seconds)
     findings, parsed = results["lint"]
     mb = total / 1e6
-    print(f"\n== {label}: {len(paths)} files, {mb:.1f} MB, {results['bare (b)']} candidate "
-          f"files ({parsed} parsed by lint), {findings} findings")
+    print(f"\n== {label}: {len(paths)} files, {mb:.1f} MB, {results['bare (floor)']} files "
+          f"pass the prefilter ({parsed} parsed by lint), {findings} findings"
+          + (f", {results['semgrep']} Semgrep results" if semgrep_path else ""))
     for name, seconds in best.items():
         print(f"  {name:<16} {seconds:7.3f} s  {len(paths) / seconds:9.0f} files/s  "
               f"{mb / seconds:7.1f} MB/s")
-    print(f"  lint / parse-all = {best['lint'] / best['parse-all (a)']:.2f}   "
-          f"lint / bare = {best['lint'] / best['bare (b)']:.2f}   "
-          f"end-to-end / bare = {best['lint end-to-end'] / best['bare (b)']:.2f}")
+    walk, walked = walk_seconds(paths)
+    jobs = os.cpu_count() or 1
+    print(f"  finder walk alone: {walk:.3f} s on one core over {walked} trees, about "
+          f"{100 * walk / jobs / best['lint']:.0f}% of lint's time at {jobs} workers")
+    line = (f"  lint / floor = {best['lint'] / best['bare (floor)']:.2f}   "
+            f"end-to-end / floor = {best['lint end-to-end'] / best['bare (floor)']:.2f}   "
+            f"lint / parse-all = {best['lint'] / best['parse-all']:.2f}")
+    if semgrep_path:
+        line += f"   semgrep / lint = {best['semgrep'] / best['lint']:.1f}"
+    print(line)
     return best
 
 
@@ -237,23 +347,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", metavar="DIR", help="generate into DIR and keep it")
     parser.add_argument("--skip-metaflow", action="store_true")
+    parser.add_argument("--semgrep", metavar="PATH",
+                        help="a semgrep executable to compare with (install it in its own venv)")
     args = parser.parse_args(argv)
 
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
     workdir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="fp-lint-bench-"))
     try:
-        tree = workdir / "monorepo"
-        if not tree.is_dir():
-            start = time.perf_counter()
-            generate_tree(tree, args.files, args.mb, args.percent)
-            print(f"generated {tree} in {time.perf_counter() - start:.1f} s")
+        trees = {"monorepo": False, "prj-monorepo": True}
+        for name, prj_everywhere in trees.items():
+            tree = workdir / name
+            if not tree.is_dir():
+                start = time.perf_counter()
+                generate_tree(tree, args.files, args.mb, args.percent,
+                              prj_everywhere=prj_everywhere)
+                print(f"generated {tree} in {time.perf_counter() - start:.1f} s")
         os.chdir(workdir)
-        measure("synthetic monorepo", "monorepo", args.repeat)
+        measure("synthetic monorepo", "monorepo", args.repeat, args.semgrep)
+        measure("self.prj monorepo", "prj-monorepo", args.repeat, args.semgrep)
         if not args.skip_metaflow:
             import metaflow
 
             source = os.path.dirname(metaflow.__file__)
-            measure(f"metaflow {metaflow.__version__} source", source, args.repeat)
+            measure(f"metaflow {metaflow.__version__} source", source, args.repeat, args.semgrep)
     finally:
         if not args.keep:
             os.chdir("/")

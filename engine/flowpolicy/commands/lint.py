@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         raise FlowpolicyError("--jobs must be at least 1")
     if args.list_rules:
         for rule in RULES:
-            print(f"{rule.code}  {rule.name:<22} {rule.summary}")
+            print(f"{rule.code}  {rule.name:<24} {rule.summary}")
         return EXIT_OK
     request = LintRequest(
         paths=tuple(args.paths),

@@ -17,17 +17,17 @@ the presets named with ``--policy`` (together, as one policy extending them all)
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from flowpolicy.errors import FlowpolicyError, PolicyError
-from flowpolicy.lint.engine import DEFAULT_EXCLUDES, Scope
+from flowpolicy.lint.engine import Scope
 from flowpolicy.lint.rule import RuleContext
 from flowpolicy.policy.model import Policy
 from flowpolicy.project_root import project_root
+from flowpolicy.walk import walk_files
 
 
 @dataclass(frozen=True)
@@ -42,20 +42,13 @@ def discover_policy_files(root: Path, exclude: Sequence[str] = ()) -> list[Path]
     """Policy files in the ``policies/`` folders under ``root``."""
     from flowpolicy.policy.loader import find_policy_files
 
-    patterns = tuple(DEFAULT_EXCLUDES) + tuple(exclude)
-    folders: list[Path] = []
-    for current, dirs, _ in os.walk(root):
-        dirs[:] = sorted(
-            d for d in dirs
-            if not d.startswith(".") and not any(fnmatch.fnmatch(d, p) for p in patterns)
-            and not any(
-                fnmatch.fnmatch(os.path.relpath(os.path.join(current, d), root), p)
-                for p in exclude
-            )
-        )
-        if os.path.basename(current) == "policies":
-            folders.append(Path(current))
-    return find_policy_files(folders) if folders else []
+    # The outermost policies/ folder above each YAML file the shared walker finds.
+    folders: dict[Path, None] = {}
+    for found in walk_files(root, (".yaml", ".yml"), exclude):
+        parts = Path(os.path.relpath(found, root)).parts[:-1]
+        if "policies" in parts:
+            folders.setdefault(Path(root, *parts[: parts.index("policies") + 1]))
+    return find_policy_files(list(folders)) if folders else []
 
 
 def _load_discovered(load_policy, path: Path) -> Policy:
@@ -79,6 +72,10 @@ def context_for_policy(policy: Policy) -> RuleContext:
         naming=policy.naming,
         declared={name: decl.type for name, decl in policy.assets.items()},
         policy_source=shown_path(policy.source),
+        required_annotations={
+            name: decl.required_annotations
+            for name, decl in policy.assets.items() if decl.required_annotations
+        },
     )
 
 

@@ -1,16 +1,18 @@
 """Lint files: walk the tree, skip what cannot contain a call, parse the rest on all cores.
 
-The cost of linting a large tree is reading it and parsing the few files that use the
+The cost of linting a large tree is reading it and parsing the few files that call the
 registry API, so:
 
-* a byte-level prefilter skips a file unless it contains one of :data:`NEEDLES` — every
-  call site the finder recognises has a receiver spelled with ``prj``, ``Asset`` or
-  ``promote_assets``, so a file without them cannot produce a finding (other than
-  FPL900 for a file that cannot be parsed — which we only learn by parsing, and do not
-  for skipped files, like any prefiltering linter);
-* the finder visits only the subtrees that span a line naming the API
-  (:func:`flowpolicy.lint.callsites.find_call_sites`), so a parsed file costs about one
-  ``ast.parse``; the cyclic GC is off while trees are built (they hold no cycles);
+* a byte-level prefilter (:func:`flowpolicy.lint.callsites.could_call_registry`) skips a
+  file unless it contains the text of a registry call — ``promote_assets``, or a registry
+  method name such as ``register_model`` or ``peek_data_asset`` together with a receiver's
+  root (``prj``, ``Asset``). Every finding belongs to a call site, and every call site
+  contains that text, so skipping a file never changes the findings (a test lints varied
+  sources both ways) — except FPL900 for a file that cannot be parsed, which we only learn
+  by parsing, and do not for skipped files, like any prefiltering linter. A receiver alone
+  is not a marker: flow code names ``self.prj`` everywhere without calling the registry;
+* a parsed file is walked once (:func:`flowpolicy.lint.callsites.find_call_sites`); the
+  cyclic GC is off while trees are built and walked (they hold no cycles);
 * once a few files needed parsing, worker processes take the rest in chunks of paths and
   do read + prefilter + parse + rules, returning only findings: the parent never holds
   file contents, memory stays flat, and a tree with almost no calls never starts a pool;
@@ -20,7 +22,6 @@ registry API, so:
 from __future__ import annotations
 
 import ast
-import fnmatch
 import gc
 import io
 import os
@@ -29,23 +30,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from flowpolicy.errors import FlowpolicyError
-from flowpolicy.lint.callsites import CallSite, Value, find_call_sites
+from flowpolicy.lint.callsites import CallSite, Value, could_call_registry, find_call_sites
 from flowpolicy.lint.finding import Finding
 from flowpolicy.lint.noqa import Suppression, parse_line
 from flowpolicy.lint.rule import RuleContext
 from flowpolicy.lint.rules import RULES, RULES_BY_CODE, UNPARSABLE_FILE, UNUSED_NOQA
+from flowpolicy.walk import walk_files
 
-#: A file containing none of these bytes cannot hold a call site (see module docstring).
-NEEDLES: tuple[bytes, ...] = (b"prj", b"Asset", b"promote_assets")
 #: With --report-unused-noqa a file may matter only for its suppression comments.
 NOQA_NEEDLES: tuple[bytes, ...] = (b"FPL", b"fpl")
-
-#: Directories never entered while walking (explicitly named files are always linted).
-DEFAULT_EXCLUDES: tuple[str, ...] = (
-    ".git", ".hg", ".svn", ".bzr", "__pycache__", ".venv", "venv", ".tox", ".nox",
-    ".eggs", "*.egg-info", "node_modules", ".mypy_cache", ".pytest_cache", ".ruff_cache",
-    "build", "dist", ".metaflow", ".flowpolicy",
-)
 
 #: A worker pool starts once this many files needed parsing...
 POOL_MIN_CANDIDATES = 4
@@ -112,23 +105,29 @@ class LintStats:
 
 def lint_source(data: bytes, path: str, config: LintConfig) -> tuple[list[Finding], bool]:
     """Findings for one file's bytes (after noqa) and whether the file was parsed."""
-    needles = NEEDLES + NOQA_NEEDLES if config.report_unused_noqa else NEEDLES
-    if not any(needle in data for needle in needles):
+    if not could_call_registry(data) and not (
+        config.report_unused_noqa and any(needle in data for needle in NOQA_NEEDLES)
+    ):
         return [], False
+    return lint_parsed(data, path, config), True
+
+
+def lint_parsed(data: bytes, path: str, config: LintConfig) -> list[Finding]:
+    """Findings for one file's bytes, parsing it whatever the prefilter would say."""
     context = config.context_for(path)
     try:
         tree = ast.parse(data, filename=path)
-        sites = find_call_sites(tree, data)
+        sites = find_call_sites(tree)
     except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError) as exc:
         if not config.enabled(UNPARSABLE_FILE):
-            return [], True
-        return [_unparsable(data, path, exc)], True
+            return []
+        return [_unparsable(data, path, exc)]
     raw: list[tuple[str, Value, str]] = []
     for site in sites:
         raw.extend(_check_site(site, context, config))
     if not raw and not config.report_unused_noqa:
-        return [], True
-    return _apply_noqa(data, path, raw, config), True
+        return []
+    return _apply_noqa(data, path, raw, config)
 
 
 def _check_site(
@@ -294,38 +293,17 @@ def _byte_position(data: bytes, offset: int) -> tuple[int, int]:
 def iter_python_files(
     paths: Sequence[str | os.PathLike], exclude: Sequence[str] = ()
 ) -> Iterator[str]:
-    """Python files under ``paths`` in a stable order. A named file is always yielded, even
-    if excluded or not ending in ``.py``: the caller asked for it (pre-commit passes files)."""
-    patterns = tuple(DEFAULT_EXCLUDES) + tuple(exclude)
+    """Python files under ``paths`` in a stable order (:func:`flowpolicy.walk.walk_files`).
+    A named file is always yielded, even if excluded or not ending in ``.py``: the caller
+    asked for it (pre-commit passes files)."""
     for given in paths:
         path = os.fspath(given)
         if os.path.isfile(path):
             yield path
         elif os.path.isdir(path):
-            yield from _walk(path, patterns, tuple(exclude))
+            yield from walk_files(path, (".py",), exclude)
         else:
             raise FlowpolicyError(f"no such file or directory: {path}")
-
-
-def _walk(top: str, patterns: tuple[str, ...], user_patterns: tuple[str, ...]) -> Iterator[str]:
-    try:
-        entries = sorted(os.scandir(top), key=lambda e: e.name)
-    except OSError:
-        return
-    for entry in entries:
-        name = entry.name
-        if any(fnmatch.fnmatch(name, p) for p in patterns):
-            continue
-        full = os.path.join(top, name) if top != "." else name
-        if user_patterns and any(fnmatch.fnmatch(full, p) for p in user_patterns):
-            continue
-        try:
-            if entry.is_dir(follow_symlinks=False):
-                yield from _walk(full, patterns, user_patterns)
-            elif name.endswith(".py") and entry.is_file():
-                yield full
-        except OSError:
-            continue
 
 
 def _lint_paths_chunk(

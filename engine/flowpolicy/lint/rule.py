@@ -7,7 +7,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flowpolicy.lint.callsites import CallSite, Value
 from flowpolicy.policy.model import NamingRules
@@ -23,11 +23,14 @@ class RuleContext:
 
     ``declared`` maps declared asset names to their type ("data"/"model"); it is None when
     no policy applies (the stock naming preset only), so declaration rules stay silent.
+    ``required_annotations`` maps declared asset names to the annotation keys the policy
+    requires on each of their instances.
     """
 
     naming: NamingRules
     declared: Mapping[str, str] | None = None
     policy_source: str | None = None
+    required_annotations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 #: A check yields (where, message) pairs; ``where`` is the argument the problem is in.

@@ -7,11 +7,11 @@ build the IR. Any problem raises :class:`~flowpolicy.errors.PolicyError` carryin
 diagnostics of the first failing stage, each located in the file that wrote the node.
 
 Finding policy files (:func:`find_policy_files`): paths that are files are taken as given;
-directories are searched recursively (hidden folders, virtualenvs, ``node_modules``,
-``__pycache__``, ``build`` and ``dist`` skipped) for ``*.yaml``/``*.yml`` files that have a
-top-level ``version:`` or ``project:`` key or the ``policy.schema.json`` modeline. Stock
-presets have neither, so they are not picked up. With no paths, ``./policies/`` is searched
-if it exists, else the current directory.
+directories are searched recursively (by :func:`flowpolicy.walk.walk_files`, which skips
+hidden folders, virtualenvs, ``node_modules``, ``build``, ``dist`` and the like) for
+``*.yaml``/``*.yml`` files that have a top-level ``version:`` or ``project:`` key or the
+``policy.schema.json`` modeline. Stock presets have neither, so they are not picked up.
+With no paths, ``./policies/`` is searched if it exists, else the current directory.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from flowpolicy.policy.semantic import (
 )
 from flowpolicy.policy.source import SourceDoc, parse_text, read_file
 from flowpolicy.resources import presets_dir
+from flowpolicy.walk import walk_files
 
 __all__ = [
     "default_naming",
@@ -61,7 +62,6 @@ __all__ = [
 ]
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_SKIP_DIRS = frozenset({"node_modules", "venv", "__pycache__", "site-packages", "build", "dist"})
 _POLICY_MARKERS = re.compile(r"^(version|project)\s*:|policy\.schema\.json", re.MULTILINE)
 
 
@@ -223,15 +223,8 @@ def _looks_like_policy(path: Path) -> bool:
 
 
 def _search(directory: Path) -> list[Path]:
-    found = []
-    for root, dirs, files in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS)
-        for name in sorted(files):
-            if name.endswith((".yaml", ".yml")):
-                candidate = Path(root) / name
-                if _looks_like_policy(candidate):
-                    found.append(candidate)
-    return found
+    candidates = (Path(found) for found in walk_files(directory, (".yaml", ".yml")))
+    return [candidate for candidate in candidates if _looks_like_policy(candidate)]
 
 
 def find_policy_files(paths: Sequence[str | os.PathLike] = ()) -> list[Path]:

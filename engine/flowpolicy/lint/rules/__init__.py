@@ -11,6 +11,10 @@ from flowpolicy.lint.rules import (
     fpl004_asset_type_mismatch,
     fpl005_instance_spec,
     fpl006_dynamic_name,
+    fpl007_register_in_loop,
+    fpl008_checkpoint_registration,
+    fpl009_checkpoint_as_model,
+    fpl010_missing_annotations,
     fpl900_unparsable_file,
     fpl901_unused_noqa,
 )
@@ -22,6 +26,10 @@ RULES: tuple[Rule, ...] = (
     fpl004_asset_type_mismatch.RULE,
     fpl005_instance_spec.RULE,
     fpl006_dynamic_name.RULE,
+    fpl007_register_in_loop.RULE,
+    fpl008_checkpoint_registration.RULE,
+    fpl009_checkpoint_as_model.RULE,
+    fpl010_missing_annotations.RULE,
     fpl900_unparsable_file.RULE,
     fpl901_unused_noqa.RULE,
 )
