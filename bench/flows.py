@@ -7,7 +7,7 @@ so promotion has evidence), then runs every generated flow and its hand-written 
 bench/handwritten/ (same steps, same registry reads and writes, decisions inlined, no
 evidence records or policy tag) ``--repeat`` times each, alternating which goes first.
 Prints the best and the median wall time per flow and the ratio generated / hand-written of
-the best times (target <= 1.1).
+the best times (target <= 1.1), and each pair's line counts (target: generated <= 1.5x).
 """
 
 from __future__ import annotations
@@ -45,6 +45,18 @@ def run(project: Path, env: dict[str, str], script: str, *args: str) -> float:
     return elapsed
 
 
+def line_counts(project: Path) -> None:
+    """Lines of each generated flow against its hand-written twin."""
+    print(f"{'flow':<14}{'generated':>10}{'hand':>6}{'ratio':>7}  lines (target <= 1.50)")
+    worst = 0.0
+    for name, generated, hand, _ in PAIRS:
+        g = len((project / generated).read_text().splitlines())
+        h = len((HERE / hand).read_text().splitlines())
+        worst = max(worst, g / h)
+        print(f"{name:<14}{g:>10}{h:>6}{g / h:>7.2f}")
+    print(f"{'worst':<14}{'':>16}{worst:>7.2f}  {'met' if worst <= 1.5 else 'NOT met'}\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -56,6 +68,7 @@ def main() -> None:
         scratch = Path(tmp)
         project = scratch / PROJECT
         copy_example(project)
+        line_counts(project)
         shutil.copytree(HERE / "handwritten", project / "handwritten")
         env = flow_environment(scratch, f"sqlite:///{scratch / 'registry.db'}",
                                user=os.environ.get("METAFLOW_USER", "bench"), branch="dev")

@@ -109,10 +109,52 @@ def test_threshold_raised_after_promotion_fails_live_gate(broken):
         assert "fails gate quality under the current policy" in result.message
         assert "is below the minimum 0.99" in result.message
         assert result.evidence["verdict"]["checks"][0]["min"] == 0.99
-    # the promotions themselves were judged under the old policy: said, but not a failure
+    # the gate results the promotions rest on were judged under 0.8: they no longer count,
+    # and the promoted instances, judged again under 0.99, fail; the policy change is said
+    lineage = failures(report, "live.lineage")
+    assert {(r.branch, r.instance) for r in lineage} == {("staging", "v1"), ("prod", "v1")}
+    for result in lineage:
+        assert "gate quality fails on fraud_model v1 judged again under the policy's " \
+               "thresholds" in result.message
+        assert "it was judged under f1_score >= 0.8, the policy's are f1_score >= 0.99" in (
+            result.message)
     warned = [r for r in report.results if r.check == "live.lineage.policy_hash"]
     assert {r.branch for r in warned} == {"staging", "prod"}
     assert all(r.status == "warn" for r in warned)
+
+
+def test_threshold_lowered_after_promotion_still_holds_judged_again(broken):
+    policy = edited_policy(broken, "{metric: f1_score, min: 0.8}", "{metric: f1_score, min: 0.5}")
+    report = check(broken, policy, branches=("staging",))
+    assert report.exit_code == 0, [r.message for r in report.failures]
+    [lineage] = [r for r in report.results if r.check == "live.lineage"]
+    assert "gate quality passes on fraud_model v1 judged again under the policy's " \
+           "thresholds" in lineage.message
+
+
+def test_gate_bypassed_by_a_threshold_override_fails_lineage(healthy, tmp_path):
+    """The bypass, end to end on the real flows: a weak model passes a gate run whose
+    threshold was overridden, and gets promoted on that verdict (as the promotion flow used
+    to; it now refuses). check must not say the gate passed."""
+    from flowpolicy.runtime.promote import promote_assets
+
+    project = healthy.copy(tmp_path, datastore=True)
+    weak = asset(project, "dev").register_model_asset(
+        "fraud_model", annotations={"f1_score": "0.5", "training_run_id": "manual"})["id"]
+    project.run_flows(("dev", "flows/quality_gate.py",
+                       ("--instance", weak, "--min_f1_score", "0.1")))
+    [record] = asset(project, "dev").evidence("fraud_model", weak, kind="gate")
+    assert record["passed"] is True and record["details"]["under_policy"] is False
+    promote_assets(PROJECT, "dev", "staging", kinds=["models"], asset="fraud_model",
+                   instance=weak, with_aliases=False, registry=project.registry)
+
+    report = check(project, branches=("staging",))
+    assert report.exit_code == 1
+    [result] = failures(report, "live.lineage")
+    assert result.evidence["promoted_from"] == f"dev/{weak}"
+    assert (f"gate quality fails on fraud_model {weak} judged again under the policy's "
+            "thresholds: f1_score = 0.5 is below the minimum 0.8") in result.message
+    assert "judged under f1_score >= 0.1 in a what-if run" in result.message
 
 
 @pytest.mark.parametrize(("edit", "check_id", "message"), [
@@ -282,6 +324,65 @@ def test_undeclared_and_mistyped_assets_fail_when_declared_only(broken):
     assert set(messages) == {("fraud_labels", "dev"), ("fraud_features", "dev")}
     assert "not declared in the policy" in messages[("fraud_labels", "dev")]
     assert "registered as a model asset" in messages[("fraud_features", "dev")]
+
+
+def test_project_other_than_obproject_toml_is_not_all_hold(broken):
+    """obproject.toml names fraud_detection, the policy another project: no live check can
+    run, and zero checks is not a pass."""
+    policy = edited_policy(broken, "project: fraud_detection", "project: fraud_renamed")
+    report = check(broken, policy)
+    assert report.exit_code == 1
+    [coverage] = failures(report, "live.coverage")
+    assert coverage.message == (
+        "no live check ran: the registry holds no assets of project fraud_renamed on dev, "
+        "staging, prod; it holds project(s) fraud_detection")
+    [project] = failures(report, "policy.project")
+    assert "names project 'fraud_detection' but the policy is for 'fraud_renamed'" in (
+        project.message)
+
+    done = broken.cli("check", "--no-static")
+    assert done.returncode == 1 and "all hold" not in done.stdout
+    assert "FAIL live.coverage" in done.stdout and "flowpolicy check: FAILED" in done.stdout
+
+
+def test_assets_only_on_undeclared_branches_are_reported_not_passed(tmp_path):
+    """Flows run without a branch land on Metaflow's user branch, which the policy does not
+    declare: nothing there is checked, and the check says so."""
+    project = Project(tmp_path / "project", tmp_path / "metaflow", tmp_path / "registry.db")
+    project.dir.mkdir(parents=True)
+    (project.dir / "policies").mkdir()
+    project.policy.write_text((REPO_ROOT / "examples" / "fraud_detection" / "policies" /
+                               "fraud.yaml").read_text())
+    scratch = asset(project, "user_tester")
+    scratch.register_model_asset("fraud_model", annotations={"f1_score": 0.9})
+    scratch.register_data_asset("fraud_features")
+    report = check(project)
+    assert report.exit_code == 1
+    [warned] = [r for r in report.results if r.check == "live.branches"]
+    assert (warned.status, warned.branch) == ("warn", "user_tester")
+    assert warned.message.startswith(
+        "2 asset(s) of project fraud_detection are on branch user_tester (fraud_features, "
+        "fraud_model), which the policy does not declare")
+    [coverage] = failures(report, "live.coverage")
+    assert "the project's assets are on user_tester, which the policy does not declare" in (
+        coverage.message)
+
+
+def test_assets_on_an_undeclared_branch_beside_checked_ones_are_a_warning(broken):
+    asset(broken, "user_alice").register_model_asset("fraud_model", annotations={"f1_score": 1})
+    report = check(broken)
+    assert report.exit_code == 0, [r.message for r in report.failures]
+    assert [r.branch for r in report.results if r.check == "live.branches"] == ["user_alice"]
+    # a branch chosen with --branch is what was asked for: the others are not reported
+    assert not [r for r in check(broken, branches=("prod",)).results
+                if r.check == "live.branches"]
+
+
+def test_every_check_id_is_in_the_report_schema():
+    from flowpolicy.check import CHECK_IDS
+
+    enum = SCHEMA["$defs"]["result"]["properties"]["check"]["enum"]
+    assert sorted(enum) == sorted(CHECK_IDS)
 
 
 def test_branch_option_limits_live_checks(broken):

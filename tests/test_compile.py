@@ -210,32 +210,49 @@ def test_generated_flow_anatomy(file_name, class_name, parameters):
         if step.name != "end":
             last = step.body[-1]
             assert isinstance(last, ast.Expr) and last.value.func.attr == "next", step.name
-    # heavy imports live inside steps: the module imports only metaflow, flowpolicy and its IR
+    # the module imports only metaflow, flowpolicy, its IR and the light step helpers (which
+    # import what is heavy, numpy for drift, only when a step needs it)
     top_imports = {n.module for n in tree.body if isinstance(n, ast.ImportFrom)}
-    assert top_imports <= {"metaflow", "flowpolicy", "flowpolicy.policy.model"}
+    assert top_imports <= {"metaflow", "flowpolicy", "flowpolicy.policy.model",
+                           "flowpolicy.runtime", "flowpolicy.runtime.decisions"}
     assert source.rstrip().endswith(f"{class_name}()")
 
 
+def _embedded_rules(source: str):
+    """The ``RULES`` a generated promotion flow builds, evaluated from its literal."""
+    tree = ast.parse(source)
+    assign = next(n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "RULES")
+    namespace: dict = {}
+    exec(  # the literal is plain IR construction; evaluating it proves what the flow enforces
+        "from flowpolicy.policy.model import *\n"
+        "from flowpolicy.runtime.decisions import PromotionRules\n"
+        "RULES = " + ast.unparse(assign.value), namespace
+    )
+    return namespace["RULES"]
+
+
 def test_promotion_flow_embeds_only_what_governs_its_asset():
+    from flowpolicy.runtime.decisions import promotion_rules
+
     policy = fraud_policy(
         assets=frozen_map({**fraud_policy().assets,
                            "other_model": AssetDecl("other_model", "model")}),
-        promotion=(PromotionEdge("dev", "staging", ("fraud_model", "other_model"), ("quality",)),),
+        promotion=(PromotionEdge("dev", "staging", ("fraud_model", "other_model"), ("quality",)),
+                   PromotionEdge("staging", "prod", ("fraud_model",), ("quality", "champion"),
+                                 alias="production")),
     )
     outputs = compile_policy(policy)
     assert {"fraud_model_promotion.py", "other_model_promotion.py"} <= set(outputs)
-    namespace: dict = {}
-    tree = ast.parse(outputs["other_model_promotion.py"])
-    assign = next(n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "POLICY")
-    exec(  # the literal is plain IR construction; evaluating it proves it rebuilds the policy
-        "from flowpolicy.policy.model import *\nPOLICY = " + ast.unparse(assign.value), namespace
-    )
-    embedded = namespace["POLICY"]
-    assert embedded.promotion == (
-        PromotionEdge("dev", "staging", ("other_model",), ("quality",)),
-    )
-    assert set(embedded.assets) == {"other_model"}
-    assert set(embedded.gates) == {"quality"} and not embedded.champions
+    for asset in ("fraud_model", "other_model"):
+        embedded = _embedded_rules(outputs[f"{asset}_promotion.py"])
+        assert embedded == promotion_rules(policy, asset)  # the rule check and plan apply
+    other = _embedded_rules(outputs["other_model_promotion.py"])
+    assert other.edges == (PromotionEdge("dev", "staging", ("other_model",), ("quality",)),)
+    assert not other.gates and other.champion is None  # quality judges fraud_model
+    fraud = _embedded_rules(outputs["fraud_model_promotion.py"])
+    assert fraud.gates["quality"].checks == policy.gates["quality"].checks
+    assert fraud.gates["quality"].on_pass is None  # promotion publishes no gate events
+    assert (fraud.champion.min_improvement, fraud.champion.on_promote) == (0.02, None)
 
 
 @pytest.mark.parametrize("value", [
@@ -579,10 +596,13 @@ def _every_template_branch() -> Policy:
         champions[asset] = ChampionRule(asset, "f1_score", direction, 0.01, "best" if index % 2
                                         else "champion", on_promote, on_keep)
     for index, (require, alias, ranked, kind, two_edges) in enumerate(itertools.product(
-            ((), ("gate_0",), ("champion",), ("gate_1", "champion")), ("candidate", "live"),
-            (False, True), ("model", "data"), (False, True))):
+            ((), ("gate_0",), ("champion",), ("gate_1", "champion"), ("own", "champion")),
+            ("candidate", "live"), (False, True), ("model", "data"), (False, True))):
         asset = f"promoted_{index}"
         assets[asset] = AssetDecl(asset, kind)
+        if "own" in require:  # a gate that judges the promoted asset itself
+            gates[f"own_{index}"] = Gate(f"own_{index}", asset, check_sets["many"])
+            require = tuple(f"own_{index}" if r == "own" else r for r in require)
         if ranked:
             champions[asset] = ChampionRule(asset, "f1_score")
         edges.append(PromotionEdge("dev", "staging", (asset,), require, alias))
@@ -621,3 +641,13 @@ def test_every_template_branch_compiles_to_valid_python():
                             + len(policy.drift))
     for name, source in outputs.items():
         compile(source, name, "exec", dont_inherit=True)  # parser, symbol table and codegen
+    from flowpolicy.runtime.decisions import promotion_rules
+
+    promoted = {a for e in policy.promotion for a in e.assets}
+    taken = {"gates": 0, "champion": 0}
+    for asset in promoted:  # each promotion flow enforces exactly the rules check applies
+        embedded = _embedded_rules(outputs[f"{asset}_promotion.py"])
+        assert embedded == promotion_rules(policy, asset), asset
+        taken["gates"] += bool(embedded.gates)
+        taken["champion"] += embedded.champion is not None
+    assert all(taken.values()), taken

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flowpolicy.errors import FlowpolicyError
+from flowpolicy.errors import FlowpolicyError, RegistryError
 from flowpolicy.policy.model import (
     AssetDecl,
     ChampionRule,
@@ -20,14 +21,23 @@ from flowpolicy.policy.model import (
     PromotionEdge,
     frozen_map,
 )
+from flowpolicy.registry.base import EntityRef, EvidenceRecord, Scope
 from flowpolicy.runtime.decisions import (
     MetricValueError,
+    NothingToCompare,
+    PromotionRules,
+    champion_thresholds,
     check_promotion,
     decide_champion,
+    drift_pair,
     evaluate_gate,
+    gate_thresholds,
+    gates_on_path,
+    latest_evidence,
     metric_value,
     missing_annotations,
-    promotion_path,
+    promotion_rules,
+    same_thresholds,
 )
 
 QUALITY = Gate(
@@ -309,26 +319,36 @@ POLICY = Policy(
         PromotionEdge("staging", "prod", ("fraud_model",), ("quality", "champion"), "production"),
     ),
 )
+RULES = promotion_rules(POLICY, "fraud_model")
+SCOPE = Scope("fraud_detection", "dev", "model", "fraud_model")
+UNDER_POLICY = {
+    "gate": gate_thresholds(QUALITY.checks),
+    "champion": champion_thresholds(F1_CHAMPION),
+}
 
 
-def record(kind, rule, passed, at, instance="v3"):
-    return {
-        "kind": kind,
-        "rule": rule,
-        "passed": passed,
-        "policy_hash": "abc",
-        "details": {},
-        "created_at": at,
-        "created_by": {"entity_kind": "task", "entity_id": "F/1/s/2"},
-        "instance": instance,
-    }
+def record(kind, rule, passed, at, instance="v3", thresholds=None, asset="fraud_model"):
+    """An evidence record as the registry returns it, judged under the policy's thresholds
+    unless ``thresholds`` says otherwise."""
+    used = UNDER_POLICY[kind] if thresholds is None else thresholds
+    return EvidenceRecord(
+        scope=replace(SCOPE, name=asset), version=int(instance[1:]), kind=kind, rule=rule,
+        passed=passed, policy_hash="abc",
+        details={"thresholds": used, "policy_thresholds": UNDER_POLICY[kind],
+                 "under_policy": same_thresholds(used, UNDER_POLICY[kind])},
+        created_at=at, created_by=EntityRef("task", "F/1/s/2"))
 
 
 GATE_PASS = record("gate", "quality", True, "2026-11-26T10:00:00Z")
 GATE_FAIL = record("gate", "quality", False, "2026-11-26T09:00:00Z")
 GATE_FAIL_LATER = record("gate", "quality", False, "2026-11-26T11:00:00Z")
-CHAMPION = record("champion", "fraud_model", True, "2026-11-26T10:30:00Z")
-NOT_CHAMPION = record("champion", "fraud_model", False, "2026-11-26T10:30:00Z")
+WHAT_IF_PASS = record("gate", "quality", True, "2026-11-26T12:00:00Z",
+                      thresholds=gate_thresholds((Check("f1_score", min=0.1),
+                                                  Check("latency_ms", max=50))))
+CHAMPION = record("champion", "champion", True, "2026-11-26T10:30:00Z")
+NOT_CHAMPION = record("champion", "champion", False, "2026-11-26T10:30:00Z")
+WHAT_IF_CHAMPION = record("champion", "champion", True, "2026-11-26T10:40:00Z",
+                          thresholds=champion_thresholds(F1_CHAMPION, 0.0))
 
 
 @pytest.mark.parametrize(
@@ -339,11 +359,25 @@ NOT_CHAMPION = record("champion", "fraud_model", False, "2026-11-26T10:30:00Z")
         ("dev", "staging", [GATE_PASS, GATE_FAIL_LATER], False, ["gate quality failed"]),
         ("dev", "staging", [GATE_FAIL], False, ["gate quality failed on fraud_model v3"]),
         ("dev", "staging", [], False, ["gate quality has no recorded result"]),
-        ("dev", "staging", [{**GATE_PASS, "instance": "v2"}], False, ["no recorded result"]),
-        ("dev", "staging", [{**GATE_PASS, "passed": "yes"}], False, ["gate quality failed"]),
+        ("dev", "staging", [replace(GATE_PASS, version=2)], False, ["no recorded result"]),
+        ("dev", "staging", [record("gate", "quality", True, "x", asset="other")], False,
+         ["no recorded result"]),
+        # a what-if pass never counts, and never hides the result that does
+        ("dev", "staging", [WHAT_IF_PASS], False,
+         ["gate quality has no result on fraud_model v3 judged under the policy's thresholds: "
+          "the latest at 2026-11-26T12:00:00Z it was judged under f1_score >= 0.1, "
+          "latency_ms <= 50 in a what-if run, the policy's are f1_score >= 0.8, "
+          "latency_ms <= 50"]),
+        ("dev", "staging", [GATE_FAIL, WHAT_IF_PASS], False, ["gate quality failed"]),
+        ("dev", "staging", [GATE_PASS, WHAT_IF_PASS], True, []),
         ("staging", "prod", [GATE_PASS, CHAMPION], True, []),
         ("staging", "prod", [GATE_PASS], False, ["no champion decision is recorded"]),
         ("staging", "prod", [GATE_PASS, NOT_CHAMPION], False, ["is not the champion"]),
+        ("staging", "prod", [GATE_PASS, WHAT_IF_CHAMPION], False,
+         ["judged under min_improvement 0 in a what-if run, the policy's are "
+          "min_improvement 0.02"]),
+        ("staging", "prod", [GATE_PASS, NOT_CHAMPION, WHAT_IF_CHAMPION], False,
+         ["is not the champion"]),
         (
             "staging",
             "prod",
@@ -351,19 +385,14 @@ NOT_CHAMPION = record("champion", "fraud_model", False, "2026-11-26T10:30:00Z")
             False,
             ["gate quality failed", "is not the champion"],
         ),
-        ("dev", "prod", [GATE_PASS, CHAMPION], False, ["no promotion edge dev -> prod"]),
-        ("prod", "qa", [], False, ["branch 'qa' is not declared", "no promotion edge"]),
+        ("dev", "prod", [GATE_PASS, CHAMPION], False,
+         ["no promotion edge dev -> prod is declared for fraud_model (its edges: "
+          "dev -> staging, staging -> prod)"]),
     ],
 )
 def test_check_promotion(source, target, evidence, allowed, reasons):
-    verdict = check_promotion(
-        POLICY,
-        asset="fraud_model",
-        source=source,
-        target=target,
-        instance="v3",
-        evidence=evidence,
-    )
+    verdict = check_promotion(RULES, source=source, target=target, instance="v3",
+                              evidence=evidence)
     assert verdict.allowed is allowed
     assert len(verdict.reasons) == len(reasons)
     for expected, actual in zip(reasons, verdict.reasons, strict=True):
@@ -374,47 +403,147 @@ def test_check_promotion(source, target, evidence, allowed, reasons):
     if allowed:
         assert verdict.edge is not None and len(verdict.satisfied) == len(verdict.edge.require)
         assert document["edge"]["from"] == source and document["edge"]["to"] == target
+        assert set(document["rests_on"]) == set(verdict.edge.require)
 
 
-def test_promotion_of_an_asset_not_on_the_edge():
-    verdict = check_promotion(
-        POLICY,
-        asset="fraud_features",
-        source="dev",
-        target="staging",
-        instance="v1",
-        evidence=[],
-    )
+@pytest.mark.parametrize(("min_f1", "counts"), [(0.8, True), (0.1, False)])
+def test_records_written_before_evidence_named_its_thresholds(min_f1, counts):
+    """Gate and champion records of earlier flows carry the values the run used in the
+    decision itself: those are its thresholds (a lowered one still does not count)."""
+    checks = (Check("f1_score", min=min_f1), Check("latency_ms", max=50))
+    gate = replace(GATE_PASS, details=evaluate_gate(
+        QUALITY, {"f1_score": "0.9", "latency_ms": "1"}, instance="v3", checks=checks).to_dict())
+    champion = replace(CHAMPION, details=decide_champion(
+        F1_CHAMPION, candidate="v3", candidate_annotations={"f1_score": "0.9"}, champion=None,
+        champion_annotations=None, min_improvement=min_f1 / 40).to_dict())
+    verdict = check_promotion(RULES, source="staging", target="prod", instance="v3",
+                              evidence=[gate, champion])
+    assert verdict.allowed is counts
+    if not counts:
+        assert len(verdict.reasons) == 2 and "f1_score >= 0.1" in verdict.reasons[0]
+
+
+def test_evidence_without_any_thresholds_does_not_count():
+    bare = replace(GATE_PASS, details={"passed": True})
+    verdict = check_promotion(RULES, source="dev", target="staging", instance="v3",
+                              evidence=[bare])
+    assert not verdict.allowed and "records no thresholds" in verdict.reasons[0]
+
+
+def test_latest_evidence_takes_the_later_record_on_a_timestamp_tie():
+    first, second = (replace(GATE_PASS, passed=p) for p in (True, False))
+    assert latest_evidence([first, second]) is second
+    assert latest_evidence([second, first]) is first
+    assert latest_evidence([GATE_FAIL_LATER, GATE_PASS]) is GATE_FAIL_LATER
+    assert latest_evidence([]) is None
+
+
+def test_check_rejudges_a_gate_on_the_instance_annotations_when_asked():
+    """What check's lineage does for a gate whose result was judged under other thresholds:
+    judge the immutable annotations again with the policy's checks."""
+    kwargs = dict(source="dev", target="staging", instance="v3", evidence=[WHAT_IF_PASS])
+    good = check_promotion(RULES, **kwargs, annotations={"f1_score": "0.9", "latency_ms": "9"})
+    assert good.allowed and "judged again under the policy's thresholds" in good.satisfied[0]
+    weak = check_promotion(RULES, **kwargs, annotations={"f1_score": "0.5", "latency_ms": "9"})
+    assert not weak.allowed
+    assert "f1_score = 0.5 is below the minimum 0.8" in weak.reasons[0]
+    assert "in a what-if run" in weak.reasons[0]
+    # with no gate result recorded at all there is nothing to judge again
+    none = check_promotion(RULES, **{**kwargs, "evidence": []},
+                           annotations={"f1_score": "0.9", "latency_ms": "9"})
+    assert none.reasons == ("gate quality has no recorded result on fraud_model v3",)
+
+
+def test_promotion_rules_keep_only_what_decides_the_asset():
+    assert RULES.edges == POLICY.promotion
+    assert RULES.gates["quality"].checks == QUALITY.checks
+    assert RULES.gates["quality"].on_pass is None and RULES.champion.on_promote is None
+    features = promotion_rules(POLICY, "fraud_features")
+    assert features.edges == () and not features.gates and features.champion is None
+    built = PromotionRules.of(
+        "fraud_model", "model",
+        edges=[(e.source, e.target, e.require, e.alias) for e in POLICY.promotion],
+        gates={"quality": QUALITY.checks}, champion=RULES.champion)
+    assert built == RULES
+
+
+def test_promotion_of_an_asset_without_edges():
+    verdict = check_promotion(promotion_rules(POLICY, "fraud_features"), source="dev",
+                              target="staging", instance="v1", evidence=[])
     assert not verdict.allowed and verdict.edge is None
     assert verdict.reasons == (
-        "fraud_features may not be promoted along dev -> staging (assets allowed: fraud_model)",
+        "no promotion edge dev -> staging is declared for fraud_features (its edges: none)",
     )
 
 
-def test_promotion_of_an_undeclared_asset():
-    verdict = check_promotion(
-        POLICY, asset="other", source="dev", target="staging", instance="v1", evidence=[]
-    )
-    assert verdict.reasons[0] == "asset 'other' is not declared in the policy"
+def test_required_gate_judging_another_asset_never_holds():
+    policy = replace(POLICY, promotion=(
+        PromotionEdge("dev", "staging", ("fraud_model", "fraud_features"), ("quality",)),))
+    verdict = check_promotion(promotion_rules(policy, "fraud_features"), source="dev",
+                              target="staging", instance="v1", evidence=[])
+    assert verdict.reasons == (
+        "required gate 'quality' is not a gate that judges fraud_features",)
 
 
 def test_champion_requirement_checks_the_current_champion_when_known():
-    kwargs = dict(asset="fraud_model", source="staging", target="prod", instance="v3")
+    kwargs = dict(source="staging", target="prod", instance="v3")
     evidence = [GATE_PASS, CHAMPION]
-    assert check_promotion(POLICY, **kwargs, evidence=evidence, current_champion="v3").allowed
-    verdict = check_promotion(POLICY, **kwargs, evidence=evidence, current_champion="v4")
+    assert check_promotion(RULES, **kwargs, evidence=evidence, current_champion="v3").allowed
+    verdict = check_promotion(RULES, **kwargs, evidence=evidence, current_champion="v4")
     assert verdict.reasons == (
         "fraud_model v3 was champion at 2026-11-26T10:30:00Z but the champion is now v4",
     )
 
 
-def test_promotion_path():
-    edges = POLICY.promotion
-    assert promotion_path(POLICY, "fraud_model", "dev", "prod") == edges
-    assert promotion_path(POLICY, "fraud_model", "staging", "prod") == edges[1:]
-    assert promotion_path(POLICY, "fraud_model", "dev", "dev") == ()
-    assert promotion_path(POLICY, "fraud_model", "prod", "dev") is None
-    assert promotion_path(POLICY, "fraud_features", "dev", "staging") is None
+def test_gates_on_path_collects_every_way_into_the_source():
+    policy = replace(POLICY, gates=frozen_map({
+        "quality": QUALITY, "latency": Gate("latency", "fraud_model", (Check("p99", max=9),)),
+        "fairness": Gate("fairness", "fraud_model", (Check("gap", max=0.1),))}),
+        promotion=(
+            PromotionEdge("dev", "staging", ("fraud_model",), ("quality",)),
+            PromotionEdge("qa", "staging", ("fraud_model",), ("latency",)),
+            PromotionEdge("staging", "prod", ("fraud_model",), ("fairness", "champion")),
+        ))
+    prod = policy.promotion[2]
+    assert [g.name for g in gates_on_path(policy, "fraud_model", prod)] == [
+        "fairness", "quality", "latency"]
+    assert [g.name for g in gates_on_path(policy, "fraud_model", policy.promotion[0])] == [
+        "quality"]
+
+
+@pytest.mark.parametrize(("ids", "current", "reference", "message"), [
+    ({"latest": "v1"}, "latest", "latest-1", "nothing to compare: no latest-1"),
+    ({"latest": "v2", "latest-1": "v2"}, "latest", "latest-1",
+     "nothing to compare: current 'latest' and reference 'latest-1' are both fraud_features v2"),
+])
+def test_drift_pair_with_nothing_to_compare(ids, current, reference, message):
+    def resolve(spec):
+        if spec not in ids:
+            raise RegistryError(f"no {spec}")
+        return ids[spec]
+
+    with pytest.raises(NothingToCompare) as caught:
+        drift_pair(resolve, "fraud_features", current, reference)
+    assert str(caught.value) == message and caught.value.exit_code == 1
+    assert drift_pair(lambda spec: {"a": "v3", "b": "v2"}[spec], "x", "a", "b") == ("v3", "v2")
+
+
+@pytest.mark.parametrize(("used", "policy", "same"), [
+    ([{"metric": "m", "min": 0.8, "max": None}], [{"metric": "m", "min": 0.8, "max": None}], True),
+    ([{"metric": "m", "min": 50, "max": None}], [{"metric": "m", "min": 50.0, "max": None}], True),
+    ([{"metric": "m", "min": 0.8000000000000001, "max": None}],
+     [{"metric": "m", "min": 0.8, "max": None}], False),
+    ([{"metric": "m", "min": "nan", "max": None}], [{"metric": "m", "min": 0.8, "max": None}],
+     False),
+    ([{"metric": "m", "min": float("nan"), "max": None}],
+     [{"metric": "m", "min": float("nan"), "max": None}], False),
+    ({"normal": 0.0, "high": 0.1}, {"high": 0.1, "normal": 0.0}, True),
+    ({"normal": 0.0, "high": 0.1}, {"normal": 0.0}, False),
+    ({"metric": "m", "direction": "maximize", "min_improvement": True},
+     {"metric": "m", "direction": "maximize", "min_improvement": 1.0}, False),
+])
+def test_same_thresholds(used, policy, same):
+    assert same_thresholds(used, policy) is same
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ import pytest
 
 from flowpolicy import Asset
 from flowpolicy.demo import flow_environment
+from flowpolicy.runtime.steps import refusal_reason
 
 pytestmark = pytest.mark.flows
 
@@ -182,9 +183,10 @@ def test_gate_failure_publishes_its_event_then_fails_the_run(trained):
     project, state = trained
     weak = state["models"]["weak"]
     result = state["gates"]["weak"]
-    assert result["returncode"] != 0
-    assert f"gate quality failed for fraud_model {weak}: f1_score = " in result["output"]
-    assert "below the minimum 0.8" in result["output"]
+    assert result["returncode"] == 1
+    reason = refusal_reason(result["output"])
+    assert reason.startswith(f"gate quality failed for fraud_model {weak}: f1_score = ")
+    assert reason.endswith("is below the minimum 0.8")
     events = [e for e in _events(project, "quality_gate_failed")
               if e["payload"]["instance"] == weak]
     assert len(events) == 1 and events[0]["event"] == "prj.fraud_detection.dev.quality_gate_failed"
@@ -219,9 +221,44 @@ def test_gate_threshold_is_a_parameter_a_run_can_override(trained):
     project, state = trained
     shifted = state["models"]["shifted"]  # no other test judges this one
     result = project.run("flows/quality_gate.py", "--instance", shifted, "--min_f1_score", "0.999")
-    assert result["returncode"] != 0 and "below the minimum 0.999" in result["output"]
+    assert result["returncode"] == 1
+    assert refusal_reason(result["output"]).startswith(
+        f"gate quality failed for fraud_model {shifted} (what-if run under f1_score >= 0.999, "
+        "the policy's f1_score >= 0.8: recorded, never accepted): f1_score = ")
     (record,) = project.asset().evidence("fraud_model", shifted, kind="gate")
     assert record["passed"] is False and record["details"]["checks"][0]["min"] == 0.999
+    assert record["details"]["under_policy"] is False
+    assert [e for e in _events(project, "quality_gate_failed")
+            if e["payload"]["instance"] == shifted] == []  # a what-if publishes nothing
+
+
+def test_threshold_override_is_a_what_if_that_promotion_refuses(trained):
+    """The bypass: a gate run with a lowered threshold passes a weak model. Its evidence says
+    so (the thresholds used and the policy's), and promotion refuses to rest on it."""
+    project, _ = trained
+    weak = project.asset().register_model_asset(
+        "fraud_model", annotations={"f1_score": "0.5", "training_run_id": "manual"})["id"]
+    gate = project.run("flows/quality_gate.py", "--instance", weak, "--min_f1_score", "0.1")
+    assert gate["returncode"] == 0, gate["output"]
+    assert "what-if run: event promote_model not published" in gate["output"]
+    assert (f"gate quality passed for fraud_model {weak} (what-if run under f1_score >= 0.1, "
+            "the policy's f1_score >= 0.8: recorded, never accepted)") in gate["output"]
+    (record,) = project.asset().evidence("fraud_model", weak, kind="gate")
+    details = record["details"]
+    assert record["passed"] is True and details["under_policy"] is False
+    assert details["thresholds"] == [{"metric": "f1_score", "min": 0.1, "max": None}]
+    assert details["policy_thresholds"] == [{"metric": "f1_score", "min": 0.8, "max": None}]
+    assert [e for e in _events(project, "promote_model") if e["payload"]["instance"] == weak] == []
+
+    promotion = project.run("flows/fraud_model_promotion.py", "--source", "dev", "--target",
+                            "staging", "--instance", weak)
+    assert promotion["returncode"] == 1, promotion["output"]
+    assert refusal_reason(promotion["output"]) == (
+        f"promotion of fraud_model {weak} from dev to staging refused: gate quality has no "
+        f"result on fraud_model {weak} judged under the policy's thresholds: the latest at "
+        f"{record['created_at']} it was judged under f1_score >= 0.1 in a what-if run, the "
+        "policy's are f1_score >= 0.8")
+    assert _promotions_into(project, "staging", weak) == []
 
 
 # --- promotion ----------------------------------------------------------------------------
@@ -257,10 +294,10 @@ def test_promotion_is_refused(trained, model, source, target, reason):
     instance = state["models"][model]
     result = project.run("flows/fraud_model_promotion.py", "--source", source, "--target",
                          target, "--instance", instance)
-    assert result["returncode"] != 0
-    assert f"promotion of fraud_model {instance} from {source} to {target} refused" in (
-        result["output"])
-    assert reason in result["output"]
+    assert result["returncode"] == 1
+    said = refusal_reason(result["output"])
+    assert said.startswith(f"promotion of fraud_model {instance} from {source} to {target} "
+                           "refused: ") and reason in said
     assert _promotions_into(project, target, instance) == []
     refused = [r for r in project.asset().evidence("fraud_model", instance, kind="promotion")
                if r["rule"] == f"{source}->{target}"]
@@ -345,6 +382,77 @@ def test_concurrent_champion_evaluations_leave_exactly_one_champion(trained, cha
     assert _tagged_runs(project, branch) == [runs[7 % len(runs)]]
 
 
+def test_min_improvement_override_decides_but_moves_no_champion(trained, champion_lock):
+    project, state = trained
+    branch = f"whatif_{uuid.uuid4().hex[:8]}"
+    run_a, run_b = state["runs"]["weak"], state["runs"]["good"]
+    first, close = _register_candidates(project, branch, [0.85, 0.86], [run_a, run_b])
+    assert project.run("flows/fraud_model_champion.py", "--candidate", first,
+                       branch=branch)["returncode"] == 0
+    result = project.run("flows/fraud_model_champion.py", "--candidate", close,
+                         "--min_improvement", "0", branch=branch)
+    assert result["returncode"] == 0, result["output"]
+    assert "what-if run under min_improvement 0, the policy's min_improvement 0.02" in (
+        result["output"])
+    asset = project.asset(branch)
+    assert asset.get_alias("fraud_model", "champion") == first
+    (record,) = asset.evidence("fraud_model", close, kind="champion")
+    assert record["details"]["promote"] is True and record["details"]["under_policy"] is False
+    assert [e["payload"]["candidate"] for e in _events(project, "model_promoted", branch)] == [
+        first]
+    assert _tagged_runs(project, branch) == [run_a]
+
+
+# --- expected refusals ---------------------------------------------------------------------
+
+
+def _refusal_block(output: str, headline: str) -> list[str]:
+    """The failing step's ``<flow X step Y> failed:`` line, then the headline and the line
+    under it, prefixes removed (a line the step printed may come between the first two:
+    Metaflow reads a task's stdout and stderr one line of each at a time)."""
+    lines = [line.split("] ", 1)[1] if "] " in line else line for line in output.splitlines()]
+    failed = next(i for i, line in enumerate(lines) if line.endswith("> failed:"))
+    at = lines.index(f"{headline}:", failed)
+    assert at - failed <= 2, lines[failed:at]
+    return [lines[failed], *lines[at:at + 2]]
+
+
+def test_expected_refusals_end_the_run_with_one_line_and_no_traceback(trained):
+    """What Metaflow 2.19 prints for flowpolicy's refusals (a MetaflowException subclass
+    raised in a step): the step, a headline and the reason, no traceback; exit code 1."""
+    project, state = trained
+    lonely = f"lonely_{uuid.uuid4().hex[:8]}"
+    project.asset(lonely).register_data_asset("fraud_features", kind="parquet")
+    ungated = project.asset().register_model_asset(
+        "fraud_model", annotations={"f1_score": "0.95", "training_run_id": "manual"})["id"]
+    cases = {
+        "failed gate": (state["gates"]["weak"], "QualityGateFlow step end", "Gate failed",
+                        f"gate quality failed for fraud_model {state['models']['weak']}: "),
+        "missing instance": (
+            project.run("flows/quality_gate.py", "--instance", "v999"),
+            "QualityGateFlow step start", "No such instance",
+            "v999 of model asset 'fraud_model' in fraud_detection/dev does not exist: "),
+        "refused promotion": (
+            project.run("flows/fraud_model_promotion.py", "--instance", ungated),
+            "FraudModelPromotionFlow step decide", "Promotion refused",
+            f"promotion of fraud_model {ungated} from dev to staging refused: gate quality has "
+            f"no recorded result on fraud_model {ungated}"),
+        "nothing to compare": (
+            project.run("flows/fraud_features_drift.py", branch=lonely),
+            "FraudFeaturesDriftFlow step start", "Nothing to compare",
+            f"nothing to compare: latest-1 of data asset 'fraud_features' in "
+            f"fraud_detection/{lonely} goes back past v1"),
+    }
+    for name, (result, step_name, headline, reason) in cases.items():
+        output = result["output"]
+        assert result["returncode"] == 1, (name, output)
+        assert "Traceback" not in output and "Internal error" not in output, (name, output)
+        block = _refusal_block(output, headline)
+        assert block[:2] == [f"<flow {step_name}> failed:", f"{headline}:"], (name, block)
+        assert block[2].startswith(reason), (name, block)
+        assert refusal_reason(output) == block[2]
+
+
 # --- drift --------------------------------------------------------------------------------
 
 
@@ -426,11 +534,16 @@ def test_sketch_mode_drift_with_categorical_columns_and_column_levels(trained):
     assert report["mode"] == "sketch" and report["level"] == "high"
     assert {"linf_foreign", "chi2_tx_last_24h", "psi_hour", "ks_amount", "ks_distance_km",
             "ks_merchant_risk", "ks_is_fraud"} <= set(report)
-    (record,) = project.asset().evidence("fraud_features", current_id, asset_type="data",
-                                         kind="drift")
+    # the what-if test also judges weak against shifted, with the example's own rule
+    (record,) = [r for r in project.asset().evidence("fraud_features", current_id,
+                                                     asset_type="data", kind="drift")
+                 if r["details"]["mode"] == "sketch"]
     details = record["details"]
     assert details["inputs"] == {"current": "profile", "reference": "profile"}
     assert record["passed"] is False  # high publishes an event
+    assert details["under_policy"] is True
+    assert details["thresholds"]["columns"]["amount"] == {"statistic": "ks",
+                                                          "levels": {"high": 0.9}}
     published = [e for e in _events(project, "features_drifted")
                  if e["payload"]["current"] == current_id]
     assert len(published) == 1
@@ -457,3 +570,28 @@ def test_sketch_mode_drift_with_categorical_columns_and_column_levels(trained):
     assert 0.1 < columns["amount"]["value"] < 0.9
     assert columns["amount"]["level"] == "elevated"
     assert columns["distance_km"]["level"] == "high"
+
+
+def test_drift_level_override_is_labelled_and_acts_on_nothing(trained):
+    project, state = trained
+    current, reference = state["features"]["weak"], state["features"]["shifted"]
+    result = project.run("flows/fraud_features_drift.py", "--current", current,
+                         "--reference", reference, "--high_threshold", "0.99")
+    assert result["returncode"] == 0, result["output"]
+    assert "what-if run under normal >= 0, elevated >= 0.05, high >= 0.99, the policy's " \
+           "normal >= 0, elevated >= 0.05, high >= 0.1" in result["output"]
+    # the sketch-mode test also judges weak against shifted, under a variant's rule
+    (record,) = [r for r in project.asset().evidence("fraud_features", current,
+                                                     asset_type="data", kind="drift")
+                 if r["details"]["mode"] == "exact"]
+    details = record["details"]
+    assert details["under_policy"] is False and details["level"] == "elevated"
+    assert details["thresholds"]["levels"]["high"] == 0.99
+    assert details["policy_thresholds"]["levels"]["high"] == 0.1
+    reports = []
+    with contextlib.suppress(Exception):  # no report registered yet by any test
+        reports = [i for i in project.asset().list_data_asset_instances("drift_reports")
+                   if i.annotations["current_instance"] == current]
+    assert reports == []  # a what-if registers no report
+    assert [e for e in _events(project, "retrain_required")
+            if e["payload"]["current"] == current] == []

@@ -71,6 +71,8 @@ def test_plan_shows_every_decision_with_its_evidence(copy):
     staging = got[("champion", "staging")]["decision"]
     assert (staging["candidate"], staging["champion"], staging["promote"]) == ("v1", "v1", False)
     assert staging["margin"] == 0.0
+    # the summary is the decision's own reason, margin included when one was compared
+    assert got[("champion", "staging")]["summary"] == staging["reason"]
     dev = got[("champion", "dev")]
     assert dev["outcome"] == "promote" and "first champion" in dev["summary"]
 
@@ -98,13 +100,19 @@ def test_plan_uses_the_current_policy_and_branch_filter(copy):
     text = copy.policy.read_text()
     copy.policy.write_text(text.replace("{metric: f1_score, min: 0.8}",
                                         "{metric: f1_score, min: 0.99}"))
-    report = plan(copy, branch="staging")
+    report = plan(copy, branches=("staging",))
     got = entries(report)
     assert {branch for _, branch in got} == {"staging", "dev -> staging", "staging -> prod"}
     assert got[("gate", "staging")]["outcome"] == "fail"
     assert "is below the minimum 0.99" in got[("gate", "staging")]["decision"]["reason"]
-    # promotion rests on recorded evidence, which said pass when it was judged
-    assert got[("promotion", "staging -> prod")]["outcome"] == "allowed"
+    # promotion rests on recorded evidence, and the gate result recorded under 0.8 does not
+    # count under 0.99: the promotion flow would refuse, and plan says so in its words
+    promotion = got[("promotion", "staging -> prod")]
+    assert promotion["outcome"] == "refused"
+    assert ("gate quality has no result on fraud_model v1 judged under the policy's thresholds"
+            in promotion["decision"]["reasons"][0])
+    assert "judged under f1_score >= 0.8, the policy's are f1_score >= 0.99" in (
+        promotion["decision"]["reasons"][0])
 
 
 def test_plan_and_check_read_an_older_schema_registry_without_migrating_it(copy):
@@ -127,3 +135,32 @@ def test_plan_and_check_read_an_older_schema_registry_without_migrating_it(copy)
     conn = sqlite3.connect(copy.registry_file.as_uri() + "?mode=ro", uri=True)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
     conn.close()
+
+
+def test_plan_branch_option_is_repeatable(copy):
+    done = copy.cli("plan", "--format", "json", "--branch", "dev", "--branch", "prod")
+    assert done.returncode == 0, done.stderr
+    shown = {(e["kind"], e["branch"]) for e in json.loads(done.stdout)["entries"]}
+    assert {("gate", "dev"), ("gate", "prod"), ("promotion", "dev -> staging"),
+            ("promotion", "staging -> prod")} <= shown
+    assert ("gate", "staging") not in shown
+
+
+def test_plan_and_the_drift_flow_agree_when_there_is_nothing_to_compare(healthy, tmp_path):
+    import subprocess
+    import sys
+
+    from flowpolicy.runtime.steps import refusal_reason
+
+    project = healthy.copy(tmp_path, datastore=True)
+    Asset(project=PROJECT, branch="staging", registry=project.registry).register_data_asset(
+        "fraud_features", kind="parquet")
+    [entry] = [e for e in plan(project).entries if (e.kind, e.branch) == ("drift", "staging")]
+    assert entry.status == "nothing"
+    run = subprocess.run([sys.executable, "flows/fraud_features_drift.py", "--quiet", "run"],
+                         cwd=project.dir, env=project.env("staging"), capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert refusal_reason(run.stdout + run.stderr) == entry.summary
+    assert entry.summary.startswith("nothing to compare: latest-1 of data asset "
+                                    "'fraud_features' in fraud_detection/staging")

@@ -128,19 +128,33 @@ def test_honest_aliases_stay_within_the_bound() -> None:
 
 
 def test_compile_output_is_bounded_by_the_policy_size() -> None:
-    """Every asset's promotion flow carries every gate its edges require; with one edge over
-    all models that is quadratic, and the budget stops it at a located error."""
+    """One edge over all models requires every gate; each asset's promotion flow names the
+    requirements but carries the checks only of the gate that judges its asset, so the output
+    stays linear in the policy."""
     n = 200
     assets = "".join(f"  model_{i:03d}: {{type: model}}\n" for i in range(n))
     gates = "".join(f"  gate_{i:03d}: {{asset: model_{i:03d}, checks: [{{metric: f1, min: 1}}]}}\n"
                     for i in range(n))
     policy = load_policy_text(HEAD + "extends: [flowpolicy:promotion]\n"
                               f"assets:\n{assets}gates:\n{gates}")
+    outputs = compile_policy(policy)
+    assert outputs["model_000_promotion.py"].count("Check(") == 1
+    policy_part = sum(map(len, outputs.values())) - FLOW_ALLOWANCE * len(outputs)
+    assert policy_part <= OUTPUT_RATIO * policy_size(policy)
+
+
+def test_output_over_the_budget_is_a_located_error() -> None:
+    from flowpolicy.compile.flows import plan_flows
+    from flowpolicy.compile.render import OutputBudget
+
+    policy = load_policy_text(HEAD + "extends: [flowpolicy:promotion]\n"
+                              "assets:\n  model_a: {type: model}\n")
+    plan = next(p for p in plan_flows(policy) if p.kind == "promotion")
+    budget = OutputBudget(policy, flows=1)
     with pytest.raises(CompileError) as caught:
-        compile_policy(policy)
-    message = str(caught.value)
-    assert message.startswith(str(policy.locate("$.promotion[0]")) + ": $.promotion[0]: ")
-    assert "_promotion.py" in message
+        budget.charge(plan, "x" * (budget.limit + 1))
+    assert str(caught.value).startswith(str(policy.locate("$.promotion[0]")) + ": $.promotion[0]: ")
+    assert "model_a_promotion.py" in str(caught.value)
 
 
 # -- whole-string patterns -----------------------------------------------------------------

@@ -236,10 +236,12 @@ def _login() -> str | None:
 
 
 def _failure_line(output: str) -> str:
-    """The exception message a refusing flow ended with."""
-    for line in reversed(output.splitlines()):
-        if "Error:" in line:
-            return line.split("Error:", 1)[1].strip()
+    """The one-line reason a refusing flow printed (its last line when it printed none)."""
+    from flowpolicy.runtime.steps import refusal_reason
+
+    reason = refusal_reason(output)
+    if reason is not None:
+        return reason
     return output.strip().splitlines()[-1] if output.strip() else ""
 
 
@@ -329,4 +331,5 @@ def _decision(record: Mapping[str, Any]) -> str:
     else:
         why = ""
     policy = (record.get("policy_hash") or "")[:12]
-    return f"{kind} {record['rule']}: {verdict} - {why} [policy {policy}]"
+    what_if = " (what-if run: never accepted)" if details.get("under_policy") is False else ""
+    return f"{kind} {record['rule']}: {verdict}{what_if} - {why} [policy {policy}]"

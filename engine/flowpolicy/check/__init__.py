@@ -7,7 +7,7 @@ Public API::
     report.exit_code          # 0 all hold, 1 a check failed, 2 a policy is invalid
     report.to_dict()          # documented by schemas/check-report.schema.json
 
-    plan = run_plan(PlanRequest(policies=(...), registry=url, branch="staging"))
+    plan = run_plan(PlanRequest(policies=(...), registry=url, branches=("staging",)))
     plan.to_dict()            # documented by schemas/plan-report.schema.json
 
 Both only read the registry (peeks, never consumption; no aliases, evidence or events are
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 from flowpolicy.check.inputs import find_policies, load_policies, open_registry_readonly
 from flowpolicy.check.plan import PlanReport, PlanRequest, run_plan
@@ -99,6 +100,7 @@ def run_check(request: CheckRequest) -> CheckReport:
             f"{path} is valid (project {policy.project}, {len(policy.assets)} assets, "
             f"{len(policy.gates)} gates, {len(policy.promotion)} promotion edges)",
             policy=str(path)))
+        policy_results += _project_results(policy, path)
     sections = [SectionReport("policy", True, tuple(policy_results))]
     if len(policies) < len(files):
         skipped = "not run: a policy is invalid"
@@ -135,8 +137,44 @@ def run_check(request: CheckRequest) -> CheckReport:
             view = RegistryView(registry, policy.project)
             policy_branches = check_branches(policy, request.branches) or view.branches
             branches += tuple(b for b in policy_branches if b not in branches)
-            live += live_results(policy, view, policy_branches, now=now, runs=runs)
+            live += live_results(policy, view, policy_branches, now=now, runs=runs,
+                                 all_branches=not request.branches)
         sections.append(SectionReport("live", True, tuple(live)))
     else:
         sections.append(SectionReport("live", False, note="not run (--no-live)"))
     return CheckReport(tuple(infos), registry_url, branches, tuple(sections), stamp)
+
+
+def _project_results(policy: Policy, path: Path) -> list[Result]:
+    """``policy.project``: the project's obproject.toml (the nearest one above the policy,
+    within its repository) names the policy's project. When it names another, a hand-written
+    ProjectFlow registers under that name while the generated flows use the policy's, and
+    neither sees the other's assets."""
+    import tomllib
+
+    from flowpolicy.runtime.branch import PROJECT_FILE
+
+    for folder in Path(path).resolve().parents:
+        toml = folder / PROJECT_FILE
+        if toml.is_file():
+            break
+        if (folder / ".git").exists():
+            return []
+    else:
+        return []
+    try:
+        named = tomllib.loads(toml.read_text(encoding="utf-8")).get("project")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        return [Result("policy.project", "fail", f"{toml} cannot be read: {exc}",
+                       policy=str(path), rule="project")]
+    if named == policy.project:
+        return [Result("policy.project", "pass",
+                       f"{toml} names the policy's project {policy.project}",
+                       policy=str(path), rule="project")]
+    return [Result(
+        "policy.project", "fail",
+        f"{toml} names project {named!r} but the policy is for {policy.project!r}: flows "
+        f"that take the project from {PROJECT_FILE} register under {named!r}, the generated "
+        f"flows under {policy.project!r}, and neither sees the other's assets",
+        policy=str(path), rule="project", evidence={"obproject_toml": str(toml),
+                                                    "named": named})]

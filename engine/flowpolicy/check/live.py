@@ -1,7 +1,8 @@
 """Live checks: does what is in the registry satisfy the policy *now*?
 
-Every rule is the runtime's (``evaluate_gate``, ``check_promotion``); this module only
-decides what to ask about and words the results:
+Every rule is the runtime's (``evaluate_gate``, ``check_promotion``, ``gates_on_path``,
+``threshold_mismatch``, ``latest_evidence``), applied to the registry's typed records; this
+module only decides what to ask about and words the results:
 
 - ``live.gate``: the instance behind each promotion alias (``candidate`` on staging,
   ``production`` on prod, …) passes the gates of its path under the current policy, so a
@@ -11,12 +12,18 @@ decides what to ask about and words the results:
   (``<alias>:<branch>``, :func:`flowpolicy.runtime.tags.champion_tag`), that of the alias;
 - ``live.lineage``: every instance of a promoted asset on a promotion target branch was
   promoted along a declared edge, with what the edge requires recorded as passed on the
-  source instance (``live.lineage.policy_hash`` warns when that evidence was judged under
-  another policy);
-- ``live.drift.*``: drift of a data asset has been measured, recently enough;
+  source instance under the policy's thresholds (a gate whose results were judged under
+  other thresholds, e.g. a what-if run or a threshold changed since, is judged again on the
+  source instance's annotations; ``live.lineage.policy_hash`` warns when the evidence was
+  judged under another policy);
+- ``live.drift.*``: drift of a data asset has been measured under the policy's drift
+  thresholds (mode, levels, each column's own statistic and levels), recently enough;
 - ``live.declared``: with ``declared_only``, the registry holds only declared assets;
 - ``live.annotations``: every instance of a declared asset carries the asset's
-  ``required_annotations``.
+  ``required_annotations``;
+- ``live.branches`` warns about assets of the project on branches the policy does not
+  declare (nothing there is checked), and ``live.coverage`` fails when no live check ran for
+  a policy at all: zero checks is not a pass.
 """
 
 from __future__ import annotations
@@ -24,14 +31,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any
 
 from flowpolicy.check.metaflow_runs import MetaflowReadError, MetaflowRuns
 from flowpolicy.check.report import Result
 from flowpolicy.errors import FlowpolicyError
-from flowpolicy.policy.model import CHAMPION_REQUIREMENT, Gate, Policy, PromotionEdge
-from flowpolicy.registry.base import InstanceRecord, Registry, Scope
-from flowpolicy.runtime.decisions import missing_annotations
+from flowpolicy.policy.model import CHAMPION_REQUIREMENT, Policy
+from flowpolicy.registry.base import EvidenceRecord, InstanceRecord, Registry, Scope
+from flowpolicy.runtime.decisions import (
+    MetricValueError,
+    check_promotion,
+    drift_thresholds,
+    evaluate_gate,
+    gates_on_path,
+    latest_evidence,
+    missing_annotations,
+    promotion_rules,
+    threshold_mismatch,
+)
 from flowpolicy.runtime.tags import champion_tag, training_run
 
 PROMOTED_FROM_BRANCH = "promoted_from_branch"
@@ -82,8 +98,11 @@ class RegistryView:
         return None if version is None else f"v{version}"
 
     def evidence(self, scope: Scope, instance_id: str, kind: str | None = None
-                 ) -> list[dict[str, Any]]:
-        return [r.to_dict() for r in self.registry.evidence(scope, instance_id, kind)]
+                 ) -> list[EvidenceRecord]:
+        """The records on one instance, in append order (empty for an unknown scope)."""
+        if not self.exists(scope):
+            return []
+        return self.registry.evidence(scope, instance_id, kind)
 
 
 def live_results(
@@ -93,7 +112,10 @@ def live_results(
     *,
     now: datetime,
     runs: MetaflowRuns,
+    all_branches: bool = True,
 ) -> list[Result]:
+    """Every live check of ``policy`` on ``branches``. ``all_branches`` is False when the
+    caller chose the branches (``--branch``): branches left out are then not reported."""
     results: list[Result] = []
     for branch in branches:
         results += _gate_results(policy, view, branch)
@@ -102,6 +124,10 @@ def live_results(
         results += _drift_results(policy, view, branch, now)
         results += _annotation_results(policy, view, branch)
     results += _declared_results(policy, view, branches)
+    undeclared = _undeclared_branches(policy, view) if all_branches else {}
+    results += _undeclared_results(policy, undeclared)
+    if not any(r.status in ("pass", "fail") for r in results):
+        results.append(_nothing_checked(policy, view, branches, undeclared))
     return [replace(r, policy=policy.source) for r in results]
 
 
@@ -113,25 +139,7 @@ def _asset_type(policy: Policy, asset: str) -> str:
 # -- gates of promoted aliases ---------------------------------------------------------------
 
 
-def path_gates(policy: Policy, asset: str, edge: PromotionEdge) -> list[Gate]:
-    """The gates an instance must pass to stand behind ``edge``'s alias: those the edge
-    requires and, transitively, those of the edges that lead to its source branch."""
-    names: dict[str, None] = {}
-    pending, seen = [edge], set()
-    while pending:
-        current = pending.pop(0)
-        if (current.source, current.target) in seen:
-            continue
-        seen.add((current.source, current.target))
-        names.update(dict.fromkeys(r for r in current.require if r != CHAMPION_REQUIREMENT))
-        pending += [e for e in policy.promotion
-                    if e.target == current.source and asset in e.assets]
-    return [policy.gates[n] for n in names if n in policy.gates]
-
-
 def _gate_results(policy: Policy, view: RegistryView, branch: str) -> list[Result]:
-    from flowpolicy.runtime.decisions import MetricValueError, evaluate_gate
-
     results = []
     done: set[tuple[str, str]] = set()
     for edge in policy.edges_into(branch):
@@ -152,7 +160,7 @@ def _gate_results(policy: Policy, view: RegistryView, branch: str) -> list[Resul
                 continue
             record = view.instance(scope, instance_id)
             annotations = dict(record.annotations) if record else {}
-            for gate in path_gates(policy, asset, edge):
+            for gate in gates_on_path(policy, asset, edge):
                 try:
                     verdict = evaluate_gate(gate, annotations, instance=instance_id)
                 except MetricValueError as exc:
@@ -176,13 +184,12 @@ def _gate_results(policy: Policy, view: RegistryView, branch: str) -> list[Resul
 
 
 def _lineage_results(policy: Policy, view: RegistryView, branch: str) -> list[Result]:
-    from flowpolicy.runtime.decisions import check_promotion
-
     results = []
     promoted = dict.fromkeys(a for e in policy.edges_into(branch) for a in e.assets)
     declared_edges = [f"{e.source} -> {e.target}" for e in policy.edges_into(branch)]
     for asset in promoted:
-        asset_type = _asset_type(policy, asset)
+        rules = promotion_rules(policy, asset)
+        asset_type = rules.asset_type
         for record in reversed(view.instances(view.scope(branch, asset_type, asset))):
             subject = {"asset": asset, "branch": branch, "instance": record.id}
             source = record.annotations.get(PROMOTED_FROM_BRANCH)
@@ -200,7 +207,8 @@ def _lineage_results(policy: Policy, view: RegistryView, branch: str) -> list[Re
                 continue
             rule = f"{source}->{branch}"
             source_scope = view.scope(source, asset_type, asset)
-            if view.instance(source_scope, source_id) is None:
+            source_record = view.instance(source_scope, source_id)
+            if source_record is None:
                 results.append(Result(
                     "live.lineage", "fail",
                     f"{asset} {record.id} on {branch} claims to come from {source} {source_id}, "
@@ -208,10 +216,10 @@ def _lineage_results(policy: Policy, view: RegistryView, branch: str) -> list[Re
                     **subject, rule=rule,
                     evidence={"promoted_from": f"{source}/{source_id}"}))
                 continue
-            evidence = view.evidence(source_scope, source_id)
-            verdict = check_promotion(policy, asset=asset, source=source, target=branch,
-                                      instance=source_id, evidence=evidence)
-            judged = _judged_under(verdict.edge, evidence)
+            verdict = check_promotion(rules, source=source, target=branch, instance=source_id,
+                                      evidence=view.evidence(source_scope, source_id),
+                                      annotations=source_record.annotations)
+            judged = {req: r.policy_hash for req, r in verdict.rests_on.items()}
             details = {"promoted_from": f"{source}/{source_id}",
                        "promoted_by": record.annotations.get("promoted_by"),
                        "verdict": verdict.to_dict(), "judged_under": judged}
@@ -238,22 +246,6 @@ def _lineage_results(policy: Policy, view: RegistryView, branch: str) -> list[Re
                     **subject, rule=rule, evidence={"judged_under": judged,
                                                     "current_policy": policy.hash}))
     return results
-
-
-def _judged_under(edge: PromotionEdge | None, evidence: Sequence[Mapping[str, Any]]
-                  ) -> dict[str, str | None]:
-    """Requirement -> policy hash of the latest evidence record it rests on."""
-    judged: dict[str, str | None] = {}
-    for requirement in edge.require if edge is not None else ():
-        if requirement == CHAMPION_REQUIREMENT:
-            records = [r for r in evidence if r.get("kind") == "champion"]
-        else:
-            records = [r for r in evidence
-                       if r.get("kind") == "gate" and r.get("rule") == requirement]
-        if records:
-            judged[requirement] = max(records, key=lambda r: str(r.get("created_at")))[
-                "policy_hash"]
-    return judged
 
 
 # -- champion --------------------------------------------------------------------------------
@@ -358,45 +350,54 @@ def _drift_results(policy: Policy, view: RegistryView, branch: str,
         if len(instances) < 2:
             continue  # nothing to compare yet
         subject = {"asset": rule.asset, "branch": branch, "rule": rule.statistic}
-        records = [r for inst in instances for r in view.evidence(scope, inst.id, "drift")]
-        newest = max(records, key=lambda r: str(r["created_at"])) if records else None
+        # oldest instance first, each instance's records in append order
+        records = [r for inst in reversed(instances)
+                   for r in view.evidence(scope, inst.id, "drift")]
+        thresholds = drift_thresholds(rule)
+        newest = latest_evidence(r for r in records if threshold_mismatch(r, thresholds) is None)
         if newest is None:
+            latest = latest_evidence(records)
+            why = "" if latest is None else (
+                f"; the latest report, of {rule.asset} v{latest.version}, does not count: "
+                + str(threshold_mismatch(latest, thresholds)))
             results.append(Result(
                 "live.drift.report", "fail",
                 f"no drift report: {rule.asset} has {len(instances)} instances on {branch} "
-                f"(latest {instances[0].id}) and none has been drift-checked",
+                f"(latest {instances[0].id}) and none has been drift-checked under the "
+                f"policy's drift thresholds{why}",
                 **subject, instance=instances[0].id))
             continue
-        details = newest.get("details") or {}
+        details = newest.details
+        newest_id = f"v{newest.version}"
         evidence = {"report": {k: details.get(k) for k in
                                ("current", "reference", "level", "max_statistic",
                                 "worst_column", "statistics")},
-                    "created_at": newest["created_at"],
-                    "created_by": newest.get("created_by"),
-                    "policy_hash": newest.get("policy_hash")}
-        subject["instance"] = newest["instance"]
+                    "created_at": newest.created_at,
+                    "created_by": newest.created_by.to_dict(),
+                    "policy_hash": newest.policy_hash}
+        subject["instance"] = newest_id
         report_scope = view.scope(branch, "data", rule.report_asset) if rule.report_asset \
             else None
         if report_scope is not None and not view.instances(report_scope):
             results.append(Result(
                 "live.drift.report", "fail",
-                f"drift of {rule.asset} was measured ({newest['created_at']}) but no "
+                f"drift of {rule.asset} was measured ({newest.created_at}) but no "
                 f"{rule.report_asset} report is registered on {branch}",
                 **subject, evidence=evidence))
         else:
             results.append(Result(
                 "live.drift.report", "pass",
-                f"{rule.asset} {newest['instance']} drift-checked at {newest['created_at']}: "
+                f"{rule.asset} {newest_id} drift-checked at {newest.created_at}: "
                 f"level {details.get('level')}", **subject, evidence=evidence))
         if rule.max_age_seconds is not None:
-            age = (now - _parse_time(newest["created_at"])).total_seconds()
+            age = (now - _parse_time(newest.created_at)).total_seconds()
             evidence = {**evidence, "age_seconds": round(age, 3),
                         "max_age_seconds": rule.max_age_seconds}
             if age > rule.max_age_seconds:
                 results.append(Result(
                     "live.drift.age", "fail",
                     f"the newest drift report of {rule.asset} on {branch} is "
-                    f"{_duration(age)} old ({newest['created_at']}), older than max_age "
+                    f"{_duration(age)} old ({newest.created_at}), older than max_age "
                     f"{_duration(rule.max_age_seconds)}", **subject, evidence=evidence))
             else:
                 results.append(Result(
@@ -404,11 +405,11 @@ def _drift_results(policy: Policy, view: RegistryView, branch: str,
                     f"the newest drift report of {rule.asset} on {branch} is {_duration(age)} "
                     f"old (max_age {_duration(rule.max_age_seconds)})",
                     **subject, evidence=evidence))
-        if newest["instance"] != instances[0].id:
+        if newest_id != instances[0].id:
             results.append(Result(
                 "live.drift.behind", "warn",
                 f"{rule.asset} {instances[0].id} on {branch} has not been drift-checked yet "
-                f"(newest report is of {newest['instance']})", **subject, evidence=evidence))
+                f"(newest report is of {newest_id})", **subject, evidence=evidence))
     return results
 
 
@@ -490,6 +491,47 @@ def _declared_results(policy: Policy, view: RegistryView,
             f"all {checked} assets on {', '.join(branches)} are declared in the policy",
             rule="declared_only"))
     return results
+
+
+def _undeclared_branches(policy: Policy, view: RegistryView) -> dict[str, list[str]]:
+    """Branch -> names of the project's assets on it, for branches the policy does not
+    declare (none when it declares no branches: then every branch is checked)."""
+    if not policy.branches:
+        return {}
+    found: dict[str, list[str]] = {}
+    for summary in view.summaries:
+        if summary.scope.branch not in policy.branches:
+            found.setdefault(summary.scope.branch, []).append(summary.scope.name)
+    return found
+
+
+def _undeclared_results(policy: Policy, undeclared: Mapping[str, Sequence[str]]
+                        ) -> list[Result]:
+    return [Result(
+        "live.branches", "warn",
+        f"{len(names)} asset(s) of project {policy.project} are on branch {branch} "
+        f"({', '.join(sorted(set(names)))}), which the policy does not declare "
+        f"(branches: {', '.join(policy.branches)}); nothing there was checked",
+        branch=branch, rule="branches", evidence={"assets": sorted(set(names))})
+        for branch, names in sorted(undeclared.items())]
+
+
+def _nothing_checked(policy: Policy, view: RegistryView, branches: Sequence[str],
+                     undeclared: Mapping[str, Sequence[str]]) -> Result:
+    """Zero live checks is not a pass: say what the registry holds instead."""
+    projects = sorted({s.scope.project for s in view.registry.assets()} - {policy.project})
+    where = ", ".join(branches) or "any branch"
+    message = (f"no live check ran: the registry holds no assets of project "
+               f"{policy.project} on {where}")
+    if undeclared:
+        message += (f"; the project's assets are on {', '.join(sorted(undeclared))}, which "
+                    "the policy does not declare")
+    if projects:
+        message += f"; it holds project(s) {', '.join(projects)}"
+    return Result("live.coverage", "fail", message, rule="coverage",
+                  evidence={"project": policy.project, "branches": list(branches),
+                            "other_projects": projects,
+                            "undeclared_branches": sorted(undeclared)})
 
 
 def check_branches(policy: Policy, requested: Sequence[str]) -> tuple[str, ...]:

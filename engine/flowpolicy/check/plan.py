@@ -4,7 +4,9 @@ parameters (the policy's thresholds), against the current registry.
 Nothing runs and nothing is written: instances are peeked (no lineage), aliases and
 evidence only read, drift inputs loaded through the Metaflow client. Each decision comes
 from the same runtime function the flow calls (``evaluate_gate``, ``decide_champion``,
-``check_promotion``, ``evaluate_drift``).
+``check_promotion`` on the registry's typed evidence, ``drift_pair``, ``evaluate_drift``), so
+a flow and its plan entry agree, down to the words of a refusal: an entry whose status is
+``nothing`` is a flow that would find nothing to act on and end with that message.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from flowpolicy.check.live import (
     check_branches,
 )
 from flowpolicy.check.metaflow_runs import MetaflowReadError, MetaflowRuns
-from flowpolicy.errors import FlowpolicyError, RegistryError
+from flowpolicy.errors import FlowpolicyError
 from flowpolicy.policy.model import Policy
 
 
@@ -30,8 +32,8 @@ from flowpolicy.policy.model import Policy
 class PlanRequest:
     policies: tuple[str, ...] = ()
     registry: str | None = None
-    #: Only this branch (a promotion is shown when it leaves or enters it).
-    branch: str | None = None
+    #: Only these branches (a promotion is shown when it leaves or enters one of them).
+    branches: tuple[str, ...] = ()
     #: Local Metaflow datastore root for loading drift inputs (see CheckRequest).
     metaflow_root: str | None = None
 
@@ -45,7 +47,8 @@ class PlanEntry:
     kind: str
     rule: str
     branch: str
-    #: "decided", "nothing" (no instance to decide on) or "error" (cannot decide).
+    #: "decided", "nothing" (no instance to decide on: the flow would end with ``summary``)
+    #: or "error" (cannot decide).
     status: str
     #: pass/fail, promote/keep, allowed/refused, or the drift level.
     outcome: str | None
@@ -103,9 +106,16 @@ def _detail_lines(entry: PlanEntry) -> list[str]:
     if entry.kind == "promotion":
         return [f"- {r}" for r in decision.get("reasons", ())] + [
             f"+ {s}" for s in decision.get("satisfied", ())]
-    if entry.kind == "drift" and decision.get("statistics"):
-        return ["D " + ", ".join(f"{c}={d:.4f}" for c, d in decision["statistics"].items())]
+    if entry.kind == "drift" and decision.get("columns"):
+        return [", ".join(f"{column['statistic']} {name}={_figure(column)}"
+                          for name, column in decision["columns"].items())]
     return []
+
+
+def _figure(column: Mapping[str, Any]) -> str:
+    """A column's statistic, with its bound when sketch mode left one."""
+    bound = f" ±{column['bound']:.4f}" if column["bound"] else ""
+    return f"{column['value']:.4f}{bound}"
 
 
 def run_plan(request: PlanRequest) -> PlanReport:
@@ -120,8 +130,7 @@ def run_plan(request: PlanRequest) -> PlanReport:
     for policy in policies:
         infos.append({"file": policy.source, "project": policy.project, "hash": policy.hash})
         view = RegistryView(registry, policy.project)
-        branches = check_branches(policy, (request.branch,) if request.branch else ()) \
-            or view.branches
+        branches = check_branches(policy, request.branches) or view.branches
         for flow in plan_flows(policy):
             planner = _PLANNERS[flow.kind]
             for entry in planner(policy, view, branches, flow.rule, runs):
@@ -179,22 +188,19 @@ def _plan_champion(policy: Policy, view: RegistryView, branches: Sequence[str], 
         except FlowpolicyError as exc:
             out.append(_error(branch, str(exc)))
             continue
-        margin = "" if decision.margin is None else f" (margin {decision.margin:.4g})"
         out.append(_decided(branch, "promote" if decision.promote else "keep",
-                            decision.reason + ("" if "margin" in decision.reason else margin),
-                            decision.to_dict()))
+                            decision.reason, decision.to_dict()))
     return out
 
 
 def _plan_promotion(policy: Policy, view: RegistryView, branches: Sequence[str], rule: str,
                     runs: MetaflowRuns) -> list[dict[str, Any]]:
-    from flowpolicy.runtime.decisions import check_promotion
+    from flowpolicy.runtime.decisions import check_promotion, promotion_rules
 
-    asset = rule
-    asset_type = policy.assets[asset].type
-    champion_rule = policy.champions.get(asset)
+    rules = promotion_rules(policy, rule)
+    asset, asset_type = rules.asset, rules.asset_type
     out = []
-    for edge in policy.edges_for_asset(asset):
+    for edge in rules.edges:
         if edge.source not in branches and edge.target not in branches:
             continue
         where = f"{edge.source} -> {edge.target}"
@@ -203,8 +209,8 @@ def _plan_promotion(policy: Policy, view: RegistryView, branches: Sequence[str],
         if latest is None:
             out.append(_nothing(where, f"no {asset} instance on {edge.source} to promote"))
             continue
-        champion = view.alias(scope, champion_rule.alias) if champion_rule else None
-        verdict = check_promotion(policy, asset=asset, source=edge.source, target=edge.target,
+        champion = view.alias(scope, rules.champion.alias) if rules.champion else None
+        verdict = check_promotion(rules, source=edge.source, target=edge.target,
                                   instance=latest.id, evidence=view.evidence(scope, latest.id),
                                   current_champion=champion)
         outcome = "allowed" if verdict.allowed else "refused"
@@ -221,34 +227,40 @@ def _plan_promotion(policy: Policy, view: RegistryView, branches: Sequence[str],
 
 def _plan_drift(policy: Policy, view: RegistryView, branches: Sequence[str], rule: str,
                 runs: MetaflowRuns) -> list[dict[str, Any]]:
-    from flowpolicy.runtime.drift import evaluate_drift
+    from flowpolicy.runtime.decisions import NothingToCompare, drift_pair
+    from flowpolicy.runtime.drift import INDETERMINATE, evaluate_drift, profile_artifact
 
     drift_rule = policy.drift[rule]
     asset = drift_rule.asset
     out = []
     for branch in branches:
         scope = view.scope(branch, "data", asset)
-        if not view.instances(scope):
-            out.append(_nothing(branch, f"no {asset} instances"))
+        try:  # the specs resolved as the flow's peeks resolve them
+            current_id, reference_id = drift_pair(
+                lambda spec, scope=scope: view.registry.resolve(scope, spec).id, asset,
+                drift_rule.current, drift_rule.reference)
+        except NothingToCompare as exc:
+            out.append(_nothing(branch, str(exc)))
             continue
-        try:
-            current = view.registry.resolve(scope, drift_rule.current)
-            reference = view.registry.resolve(scope, drift_rule.reference)
-        except RegistryError as exc:
-            out.append(_nothing(branch, f"nothing to compare: {exc}"))
-            continue
-        try:
+        current, reference = view.instance(scope, current_id), view.instance(scope, reference_id)
+        try:  # what the flow reads: in sketch mode a stored drift profile, else the data
             result = evaluate_drift(
-                drift_rule, _load(runs, current), _load(runs, reference),
+                drift_rule,
+                _load(runs, current, profile_artifact(drift_rule, current.annotations)),
+                _load(runs, reference, profile_artifact(drift_rule, reference.annotations)),
                 current_id=current.id, reference_id=reference.id)
         except (FlowpolicyError, MetaflowReadError) as exc:
             out.append(_error(branch, str(exc)))
             continue
+        worst = result.columns[result.worst_column]
         event = f"; publishes {result.event}" if result.event else ""
+        unsettled = (f" (between {result.level_range[0]} and {result.level_range[1]} within "
+                     "the sketch bound; never passes)") if result.level == INDETERMINATE else ""
         out.append(_decided(
             branch, result.level,
-            f"{asset} {current.id} vs {reference.id}: level {result.level} "
-            f"(max D {result.max_statistic:.4f} in {result.worst_column}){event}",
+            f"{asset} {current.id} vs {reference.id}: level {result.level}{unsettled} "
+            f"(max {worst.statistic} {_figure(worst.to_dict())} in {result.worst_column})"
+            f"{event}",
             _json_safe(result.to_dict())))
     return out
 
@@ -276,14 +288,15 @@ def _error(branch: str, summary: str) -> dict[str, Any]:
     return {"branch": branch, "status": "error", "outcome": None, "summary": summary}
 
 
-def _load(runs: MetaflowRuns, record) -> Any:
-    """The data behind an artifact-kind instance, read from its producing task (as
-    ``get_data`` does, but without recording lineage)."""
+def _load(runs: MetaflowRuns, record, artifact: str | None = None) -> Any:
+    """The data behind an artifact-kind instance (or ``artifact``, another artifact of the
+    same task, such as its drift profile), read from its producing task (as ``get_data`` /
+    ``get_data_profile`` do, but without recording lineage)."""
     if record.kind != "artifact" or "artifact" not in record.annotations:
         raise MetaflowReadError(
             f"{record.scope.name} {record.id} is a {record.kind!r} asset, not a flow artifact; "
             "plan can only load artifact-kind data")
-    return runs.artifact(record.created_by.entity_id, record.annotations["artifact"])
+    return runs.artifact(record.created_by.entity_id, artifact or record.annotations["artifact"])
 
 
 def _json_safe(value: Any) -> Any:

@@ -23,6 +23,7 @@ SECTIONS: tuple[str, ...] = ("policy", "compile", "lint", "live")
 #: the same ids).
 CHECK_IDS: Mapping[str, str] = {
     "policy.valid": "the policy file loads: schema, references, naming",
+    "policy.project": "the project's obproject.toml names the policy's project",
     "compile.current": "the generated flows on disk are what the policy compiles to now",
     "lint.clean": "asset names used in code obey the naming policy",
     "live.gate": "the instance behind a promotion alias passes its gates under the current "
@@ -32,11 +33,12 @@ CHECK_IDS: Mapping[str, str] = {
                            "run carries the champion tag",
     "live.champion.tag": "the champion alias and the training run's Metaflow tag agree",
     "live.lineage": "an instance on a promotion target branch came along a declared edge "
-                    "with the edge's requirements recorded as passed on its source instance",
+                    "with the edge's requirements recorded as passed on its source instance "
+                    "under the policy's thresholds",
     "live.lineage.policy_hash": "the evidence a promotion rests on was judged under the "
                                 "current policy (a warning when not)",
     "live.drift.report": "drift of a data asset with two or more instances has been measured "
-                         "and its report registered",
+                         "under the policy's drift thresholds and its report registered",
     "live.drift.age": "the newest drift report is not older than the rule's max_age",
     "live.drift.behind": "the newest instance of the data asset has been drift-checked "
                          "(a warning when not)",
@@ -44,6 +46,9 @@ CHECK_IDS: Mapping[str, str] = {
                      "(when naming.declared_only)",
     "live.annotations": "every instance of a declared asset carries the asset's "
                         "required_annotations",
+    "live.branches": "the project's assets are on branches the policy declares (a warning "
+                     "naming the others, which are not checked)",
+    "live.coverage": "at least one live check ran for the policy: zero checks is not a pass",
 }
 
 

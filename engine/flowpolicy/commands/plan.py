@@ -14,13 +14,14 @@ HELP = "dry run: what each generated flow would decide now (nothing runs, nothin
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_arguments(parser)
-    parser.add_argument("--branch", metavar="B",
-                        help="only this branch (promotions leaving or entering it)")
+    parser.add_argument("--branch", action="append", default=[], metavar="B",
+                        help="only this branch (repeatable; promotions leaving or entering "
+                             "it are shown too)")
 
 
 def run(args: argparse.Namespace) -> int:
     from flowpolicy.check import PlanRequest, run_plan
 
     report = run_plan(PlanRequest(policies=tuple(args.policies), registry=args.registry,
-                                  branch=args.branch))
+                                  branches=tuple(args.branch)))
     return write_report(args, report, report.format_text)

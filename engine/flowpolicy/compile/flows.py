@@ -8,14 +8,13 @@ numbers, and IR objects that the ``py`` filter writes as literals.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from flowpolicy.compile import names
 from flowpolicy.errors import CompileError
 from flowpolicy.policy.model import (
     CHAMPION_REQUIREMENT,
-    AssetDecl,
     ChampionRule,
     DriftRule,
     Gate,
@@ -39,13 +38,8 @@ class FlowPlan:
 #: Artifact and parameter names each template uses itself; policy-derived parameters must
 #: not take them.
 _TEMPLATE_NAMES = {
-    "gate": {
-        "instance", "policy_hash", "judged_instance", "annotations", "passed", "event", "verdict",
-    },
-    "drift": {
-        "current", "reference", "policy_hash", "current_instance", "reference_instance",
-        "level", "event", "drift_report",
-    },
+    "gate": {"instance", "policy_hash", "judged", "verdict"},
+    "drift": {"current", "reference", "policy_hash", "pair", "drift_report"},
 }
 
 
@@ -53,11 +47,10 @@ def plan_flows(policy: Policy) -> list[FlowPlan]:
     """Every flow the policy compiles to, in a stable order (gates, champions, promotions,
     drift; each in policy order). Raises CompileError for names that cannot be used."""
     header = _header(policy)
-    gate_order = {name: index for index, name in enumerate(policy.gates)}
     plans = [
         *(_gate_flow(policy, gate, header) for gate in policy.gates.values()),
         *(_champion_flow(policy, rule, header) for rule in policy.champions.values()),
-        *(_promotion_flow(policy, asset, edges, header, gate_order)
+        *(_promotion_flow(policy, asset, edges, header)
           for asset, edges in _edges_by_asset(policy).items()),
         *(_drift_flow(policy, rule, header) for rule in policy.drift.values()),
     ]
@@ -138,7 +131,7 @@ def _gate_flow(policy: Policy, gate: Gate, header: dict[str, object]) -> FlowPla
             parameters.append({
                 "name": parameter,
                 "default": float(value),
-                "help": f"{word} bound for {metric} (policy: {float(value)!r})",
+                "help": f"{word} bound for {metric}",
             })
         checks.append({
             "metric": metric,
@@ -146,6 +139,10 @@ def _gate_flow(policy: Policy, gate: Gate, header: dict[str, object]) -> FlowPla
             "max_parameter": bounds.get("max"),
         })
         lines.append(_bound_text(metric, check.min, check.max))
+    on_pass = _event(policy, gate.on_pass, f"{path}.on_pass")
+    on_fail = _event(policy, gate.on_fail, f"{path}.on_fail")
+    passing = f"A pass publishes `{on_pass}`; " if on_pass else ""
+    failing = f"publishes `{on_fail}`, then ends the run" if on_fail else "ends the run"
     context = {
         "gate": gate,
         "gate_name": gate.name,
@@ -154,8 +151,7 @@ def _gate_flow(policy: Policy, gate: Gate, header: dict[str, object]) -> FlowPla
         "parameters": parameters,
         "checks": checks,
         "check_lines": lines,
-        "on_pass": _event(policy, gate.on_pass, f"{path}.on_pass"),
-        "on_fail": _event(policy, gate.on_fail, f"{path}.on_fail"),
+        "outcome_text": f"{passing}{'a' if passing else 'A'} failure {failing}.",
     }
     class_name = names.flow_class_name(policy, gate.name, "Gate", path)
     return _finish("gate", gate.name, class_name, "quality_gate.py.j2", context, header)
@@ -181,6 +177,11 @@ def _champion_flow(policy: Policy, rule: ChampionRule, header: dict[str, object]
     path = f"$.champion.{rule.asset}"
     names.check_name(policy, rule.asset, path, "asset name")
     names.check_name(policy, rule.metric, f"{path}.metric", "metric name")
+    events = []
+    for event, json_key, outcome in ((rule.on_promote, "on_promote", "A new champion"),
+                                     (rule.on_keep, "on_keep", "A kept champion")):
+        if event is not None:
+            events.append(f"{outcome} publishes `{_event(policy, event, f'{path}.{json_key}')}`.")
     context = {
         "rule": rule,
         "asset": rule.asset,
@@ -188,8 +189,7 @@ def _champion_flow(policy: Policy, rule: ChampionRule, header: dict[str, object]
         "metric": rule.metric,
         "comparison": "above" if rule.direction == "maximize" else "below",
         "min_improvement": float(rule.min_improvement),
-        "on_promote": _event(policy, rule.on_promote, f"{path}.on_promote"),
-        "on_keep": _event(policy, rule.on_keep, f"{path}.on_keep"),
+        "event_text": " ".join(events),
     }
     class_name = names.flow_class_name(policy, rule.asset, "Champion", path)
     return _finish("champion", rule.asset, class_name, "champion.py.j2", context, header)
@@ -205,12 +205,12 @@ def _edges_by_asset(policy: Policy) -> dict[str, list[tuple[int, PromotionEdge]]
 
 
 def _promotion_flow(policy: Policy, asset: str, asset_edges: list[tuple[int, PromotionEdge]],
-                    header: dict[str, object], gate_order: Mapping[str, int]) -> FlowPlan:
+                    header: dict[str, object]) -> FlowPlan:
+    from flowpolicy.runtime.decisions import promotion_rules
+
     path = "$.promotion"
     names.check_name(policy, asset, path, "asset name")
     asset_type = _asset_type(policy, asset, path)
-    edges = []
-    lines = []
     for index, edge in asset_edges:
         edge_path = f"{path}[{index}]"
         names.check_branch(policy, edge.source, f"{edge_path}.from", "branch name")
@@ -218,47 +218,23 @@ def _promotion_flow(policy: Policy, asset: str, asset_edges: list[tuple[int, Pro
         for required in edge.require:
             if required != CHAMPION_REQUIREMENT:
                 names.check_name(policy, required, f"{edge_path}.require", "gate name")
-        edges.append(replace(edge, assets=(asset,)))
-        requires = ", ".join(edge.require) or "nothing"
-        lines.append(f"{edge.source} -> {edge.target}, requires: {requires}")
-    required = {r for edge in edges for r in edge.require}
-    projection = Policy(
-        project=policy.project,
-        version=policy.version,
-        assets={asset: _asset_decl(policy.assets[asset])},
-        branches=policy.branches,
-        # looked up by name, in policy order: n promoted assets and n gates must not cost n * n
-        gates={name: policy.gates[name]
-               for name in sorted(required & gate_order.keys(), key=gate_order.__getitem__)},
-        champions={asset: policy.champions[asset]}
-        if CHAMPION_REQUIREMENT in required and asset in policy.champions else {},
-        promotion=tuple(edges),
-    )
-    ir_imports = ["AssetDecl", "Policy", "PromotionEdge"]
-    if projection.gates:
-        ir_imports += ["Check", "Gate"]
-    if projection.champions:
-        ir_imports.append("ChampionRule")
-    champion = projection.champions.get(asset)
+    rules = promotion_rules(policy, asset, [edge for _, edge in asset_edges])
+    gates = {name: gate.checks for name, gate in rules.gates.items()}
+    ir_imports = (["ChampionRule"] if rules.champion is not None else []) + (
+        ["Check"] if any(gates.values()) else [])
     context = {
         "asset": asset,
         "asset_type": asset_type,
-        "wire_kind": "models" if asset_type == "model" else "data",
-        "champion_alias": champion.alias if champion is not None else None,
-        "edge_lines": lines,
-        "default_source": edges[0].source,
-        "default_target": edges[0].target,
-        "policy": projection,
-        "ir_imports": sorted(ir_imports),
+        # the literal PromotionRules.of() reads: (from, to, requirements, alias) per edge
+        "edges": tuple((e.source, e.target, e.require, e.alias) for e in rules.edges),
+        "gates": gates,
+        "champion": rules.champion,
+        "default_source": rules.edges[0].source,
+        "default_target": rules.edges[0].target,
+        "ir_imports": ir_imports,
     }
     class_name = names.flow_class_name(policy, asset, "Promotion", path)
     return _finish("promotion", asset, class_name, "promotion.py.j2", context, header)
-
-
-def _asset_decl(decl: AssetDecl) -> AssetDecl:
-    """The declaration as promotion needs it: name and type (annotations are checked by
-    the gates, descriptions are for people)."""
-    return AssetDecl(name=decl.name, type=decl.type)
 
 
 def _drift_flow(policy: Policy, rule: DriftRule, header: dict[str, object]) -> FlowPlan:
@@ -281,7 +257,7 @@ def _drift_flow(policy: Policy, rule: DriftRule, header: dict[str, object]) -> F
             "name": level.name,
             "parameter": parameter,
             "default": float(level.threshold),
-            "help": f"level {level.name} from max D >= this (policy: {float(level.threshold)!r})",
+            "help": f"level {level.name} from this max D on",
         })
     event_lines = []
     for level_name, event in rule.events.items():
@@ -298,8 +274,7 @@ def _drift_flow(policy: Policy, rule: DriftRule, header: dict[str, object]) -> F
         "current": rule.current,
         "reference": rule.reference,
         "levels": levels,
-        "event_lines": event_lines,
-        "has_events": bool(rule.events),
+        "event_text": " ".join(event_lines),
     }
     class_name = names.flow_class_name(policy, rule.asset, "Drift", path)
     return _finish("drift", rule.asset, class_name, "drift.py.j2", context, header)

@@ -1,7 +1,8 @@
 """What flows import at run time: ``ProjectFlow``, ``Asset``, ``promote_assets``, events.
 
 Names resolve lazily so importing this package stays cheap (no Metaflow import until a
-name that needs it is used). ``decisions`` and ``drift`` are imported directly by callers.
+name that needs it is used). ``decisions``, ``drift`` and ``steps`` (what the generated
+flows' steps call) are imported directly by callers.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""The decisions a policy makes: quality gates, champion/challenger, promotion legality.
+"""The decisions a policy makes: quality gates, champion/challenger, promotion legality,
+and which recorded evidence counts for them.
 
-Plain functions over the frozen :class:`~flowpolicy.policy.model.Policy` IR and the
-annotations / evidence records the registry returns; the generated flows and
-``flowpolicy check`` / ``plan`` call the same functions, so each rule has one implementation.
+Plain functions over the frozen :class:`~flowpolicy.policy.model.Policy` IR, annotations and
+the registry's typed evidence records (:class:`~flowpolicy.registry.base.EvidenceRecord`);
+the generated flows (through :mod:`flowpolicy.runtime.steps`) and ``flowpolicy check`` /
+``plan`` call the same functions, so each rule has one implementation.
 Every result is a frozen dataclass whose ``to_dict()`` is JSON-safe, ready to be stored as
 evidence.
 
@@ -24,33 +26,52 @@ Semantics:
   of :data:`TOLERANCE`. The first candidate with a value becomes champion when there is
   none; a champion without a comparable value (missing or NaN, e.g. after the policy switched
   metric) is replaced by a candidate that has one; the champion itself as candidate is kept.
-- **Promotion** from ``source`` to ``target`` is legal when an edge ``source -> target`` is
-  declared, lists the asset, and each requirement holds on the very instance being promoted,
-  from recorded evidence: for a gate, the latest ``gate`` record of that gate says passed; for
-  ``champion``, the latest ``champion`` record says the instance is (became or stayed) the
-  champion. Every failing reason is reported, not just the first.
+- **Evidence that counts**: a flow run may override a threshold (a what-if run); its evidence
+  records the thresholds it used (``thresholds``), the policy's (``policy_thresholds``) and
+  ``under_policy``. A record counts for a requirement only when its recorded thresholds are
+  the policy's own (:func:`threshold_mismatch`; for drift also the mode and each column's own
+  statistic and thresholds, :func:`drift_thresholds`), so no override can produce evidence
+  that a promotion, ``check`` or ``plan`` accepts, and a policy change makes earlier evidence
+  stop counting. Of the records that count, the latest decides
+  (:func:`latest_evidence`: latest ``created_at``, the later record on a tie).
+- **Promotion** from ``source`` to ``target`` is legal when the asset has an edge
+  ``source -> target`` (:class:`PromotionRules`) and each requirement holds on the very
+  instance being promoted, from recorded evidence that counts: for a gate, the latest such
+  ``gate`` record of that gate says passed; for ``champion``, the latest such ``champion``
+  record says the instance is (became or stayed) the champion, and the alias still points at
+  it. Every failing reason is reported, not just the first.
+- **Drift inputs**: the current and reference specs must name two different existing
+  instances (:func:`drift_pair`); otherwise there is nothing to compare, which the flow
+  reports as its refusal and ``plan`` with the same words.
 - **Asset contract**: an instance of a declared asset carries every key of the declaration's
   ``required_annotations`` with a non-empty value (:func:`missing_annotations`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
-from flowpolicy.errors import FlowpolicyError
+from flowpolicy.errors import FlowpolicyError, RegistryError
 from flowpolicy.policy.model import (
     CHAMPION_REQUIREMENT,
     AssetDecl,
     ChampionRule,
     Check,
+    DriftLevel,
+    DriftRule,
     Gate,
     Policy,
     PromotionEdge,
+    frozen_map,
 )
+
+if TYPE_CHECKING:
+    from flowpolicy.registry.base import EvidenceRecord
 
 #: Relative tolerance for comparisons of computed (not recorded) numbers, such as margins.
 TOLERANCE = 1e-12
@@ -342,7 +363,224 @@ def decide_champion(
     )
 
 
+# --- thresholds and the evidence that counts ------------------------------------------------
+#
+# A flow run may override a threshold Parameter (a what-if run). Its evidence then records
+# the thresholds it used beside the policy's, and counts for nothing: a requirement holds only
+# on evidence whose recorded thresholds are the policy's own, compared by the one function
+# below, whoever asks (the promotion flow, `check`, `plan`).
+
+
+def gate_thresholds(checks: Sequence[Check]) -> list[dict[str, Any]]:
+    """The bounds of ``checks`` as evidence records them: ``[{"metric", "min", "max"}]`` in
+    check order."""
+    return [{"metric": c.metric, "min": _json_number(_bound(c.min)),
+             "max": _json_number(_bound(c.max))} for c in checks]
+
+
+def champion_thresholds(rule: ChampionRule, min_improvement: float | None = None
+                        ) -> dict[str, Any]:
+    """What a champion decision is judged under: the rule's metric and direction and
+    ``min_improvement`` (the rule's unless a run gave another)."""
+    required = rule.min_improvement if min_improvement is None else min_improvement
+    return {"metric": rule.metric, "direction": rule.direction,
+            "min_improvement": _json_number(float(required))}
+
+
+def drift_thresholds(rule: DriftRule, levels: Sequence[DriftLevel] | None = None
+                     ) -> dict[str, Any]:
+    """What a drift verdict is judged under: the mode, the levels (the rule's unless a run
+    gave others, as level name -> threshold) and each column's own settings (its statistic
+    and the thresholds that replace the levels' for it). Changing any of them changes the
+    verdict, so evidence judged under other ones does not count."""
+    return {
+        "mode": rule.mode,
+        "levels": {level.name: _json_number(float(level.threshold))
+                   for level in (rule.levels if levels is None else levels)},
+        "columns": {name: {"statistic": column.statistic,
+                           "levels": {level: _json_number(float(threshold))
+                                      for level, threshold in column.levels.items()}}
+                    for name, column in rule.column_settings.items()},
+    }
+
+
+def same_thresholds(used: Any, policy: Any) -> bool:
+    """True when two recorded threshold sets are the same: the same names and structure, the
+    same numbers (``50`` equals ``50.0``; NaN equals nothing; ``True`` is not a number)."""
+    if isinstance(used, bool) or isinstance(policy, bool):
+        return type(used) is type(policy) and used == policy
+    if isinstance(used, (int, float)) and isinstance(policy, (int, float)):
+        return float(used) == float(policy)
+    if isinstance(used, Mapping) and isinstance(policy, Mapping):
+        return (used.keys() == policy.keys()
+                and all(same_thresholds(used[k], policy[k]) for k in used))
+    if isinstance(used, (list, tuple)) and isinstance(policy, (list, tuple)):
+        return len(used) == len(policy) and all(map(same_thresholds, used, policy))
+    return type(used) is type(policy) and used == policy
+
+
+def judged_details(decision: Mapping[str, Any], *, thresholds: Any, policy_thresholds: Any,
+                   policy_hash: str) -> dict[str, Any]:
+    """The evidence details of a decision: the decision itself, the thresholds the run used,
+    the policy's, whether they are the same (``under_policy``; False marks a what-if run),
+    and the policy hash."""
+    return {**decision, "thresholds": thresholds, "policy_thresholds": policy_thresholds,
+            "under_policy": same_thresholds(thresholds, policy_thresholds),
+            "policy_hash": policy_hash}
+
+
+def threshold_mismatch(record: EvidenceRecord, thresholds: Any) -> str | None:
+    """None when ``record`` was judged under exactly ``thresholds`` (the policy's own, from
+    :func:`gate_thresholds` / :func:`champion_thresholds` / :func:`drift_thresholds`), so it
+    counts; otherwise why it does not."""
+    used = recorded_thresholds(record)
+    if used is None:
+        return "it records no thresholds it was judged under; run the flow again"
+    if same_thresholds(used, thresholds):
+        return None
+    what_if = " in a what-if run" if record.details.get("under_policy") is False else ""
+    return (f"it was judged under {describe_thresholds(record.kind, used)}{what_if}, the "
+            f"policy's are {describe_thresholds(record.kind, thresholds)}")
+
+
+def recorded_thresholds(record: EvidenceRecord) -> Any | None:
+    """The thresholds ``record`` was judged under: its ``thresholds``, or for gate and
+    champion records written before evidence named them, the bounds and ``min_improvement``
+    their decision recorded (the values the run used); None when it holds neither. Drift
+    records that name their levels alone (level name -> threshold) were written before drift
+    rules had a mode and column settings: they were judged in exact mode with none."""
+    details = record.details
+    if "thresholds" in details:
+        thresholds = details["thresholds"]
+        if record.kind == "drift" and _levels_alone(thresholds):
+            return {"mode": "exact", "levels": dict(thresholds), "columns": {}}
+        return thresholds
+    checks = details.get("checks")
+    if record.kind == "gate" and isinstance(checks, list):
+        if all(isinstance(c, Mapping) for c in checks):
+            return [{"metric": c.get("metric"), "min": c.get("min"), "max": c.get("max")}
+                    for c in checks]
+    keys = ("metric", "direction", "min_improvement")
+    if record.kind == "champion" and all(key in details for key in keys):
+        return {key: details[key] for key in keys}
+    return None
+
+
+def _levels_alone(thresholds: Any) -> bool:
+    return isinstance(thresholds, Mapping) and bool(thresholds) and all(
+        isinstance(value, (int, float)) and not isinstance(value, bool)
+        for value in thresholds.values())
+
+
+def describe_thresholds(kind: str, thresholds: Any) -> str:
+    """Recorded thresholds in words: ``f1_score >= 0.8``, ``min_improvement 0.02``,
+    ``elevated >= 0.05, high >= 0.1; sketch mode; column hour: psi, high >= 0.25``."""
+    try:
+        if kind == "gate":
+            return ", ".join(_bounds_text(t["metric"], t["min"], t["max"]) for t in thresholds)
+        if kind == "champion":
+            return f"min_improvement {_show_recorded(thresholds['min_improvement'])}"
+        if kind == "drift":
+            parts = [_levels_text(thresholds["levels"])]
+            if thresholds["mode"] != "exact":
+                parts.append(f"{thresholds['mode']} mode")
+            for name, column in thresholds["columns"].items():
+                own = f", {_levels_text(column['levels'])}" if column["levels"] else ""
+                parts.append(f"column {name}: {column['statistic']}{own}")
+            return "; ".join(parts)
+    except (AttributeError, KeyError, TypeError):
+        pass  # not the shape flowpolicy records: show it as it is
+    return json.dumps(thresholds, sort_keys=True, default=str)
+
+
+def _levels_text(levels: Mapping[str, Any]) -> str:
+    return ", ".join(f"{name} >= {_show_recorded(value)}" for name, value in levels.items())
+
+
+def latest_evidence(records: Iterable[EvidenceRecord]) -> EvidenceRecord | None:
+    """The most recent of ``records``: the latest ``created_at``, and on a tie the later one
+    in the order given (the registry returns an instance's records in append order)."""
+    best = None
+    for record in records:
+        if best is None or record.created_at >= best.created_at:
+            best = record
+    return best
+
+
+def _bound(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _show_recorded(value: Any) -> str:
+    return _show(float(value)) if isinstance(value, (int, float)) else str(value)
+
+
+def _bounds_text(metric: str, low: Any, high: Any) -> str:
+    if low is not None and high is not None:
+        return f"{_show_recorded(low)} <= {metric} <= {_show_recorded(high)}"
+    if low is not None:
+        return f"{metric} >= {_show_recorded(low)}"
+    if high is not None:
+        return f"{metric} <= {_show_recorded(high)}"
+    return f"{metric} present"
+
+
 # --- promotion -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PromotionRules:
+    """What decides the promotion of one asset: its declared edges, and the gates and
+    champion rule those edges require (only what a requirement is judged by: no events)."""
+
+    asset: str
+    asset_type: str
+    edges: tuple[PromotionEdge, ...]
+    #: The required gates that judge this asset, by name.
+    gates: Mapping[str, Gate] = field(default_factory=frozen_map)
+    #: The asset's champion rule, when an edge requires the champion.
+    champion: ChampionRule | None = None
+
+    @classmethod
+    def of(cls, asset: str, asset_type: str, *, edges: Sequence[Sequence[Any]],
+           gates: Mapping[str, Sequence[Check]] | None = None,
+           champion: ChampionRule | None = None) -> PromotionRules:
+        """The rules as a generated promotion flow writes them: each edge as
+        ``(from, to, requirements, alias)`` and each gate as its checks."""
+        return cls(
+            asset=asset,
+            asset_type=asset_type,
+            edges=tuple(PromotionEdge(source=source, target=target, assets=(asset,),
+                                      require=tuple(require), alias=alias)
+                        for source, target, require, alias in edges),
+            gates=frozen_map({name: Gate(name=name, asset=asset, checks=tuple(checks))
+                              for name, checks in (gates or {}).items()}),
+            champion=champion,
+        )
+
+
+def promotion_rules(policy: Policy, asset: str,
+                    edges: Sequence[PromotionEdge] | None = None) -> PromotionRules:
+    """The part of ``policy`` that decides promotions of ``asset``. ``edges`` are the
+    policy's edges that list ``asset`` (in policy order), when the caller has them."""
+    if edges is None:
+        edges = policy.edges_for_asset(asset)
+    own = tuple(replace(e, assets=(asset,)) for e in edges)
+    required = dict.fromkeys(r for e in own for r in e.require)
+    gates = {}
+    for name in required:  # looked up by name: n assets and n gates must not cost n * n
+        gate = policy.gates.get(name)
+        if gate is not None and gate.asset == asset:
+            gates[name] = Gate(name=gate.name, asset=asset, checks=gate.checks)
+    champion = policy.champions.get(asset) if CHAMPION_REQUIREMENT in required else None
+    decl = policy.assets.get(asset)
+    return PromotionRules(
+        asset=asset,
+        asset_type=decl.type if decl is not None else "model",
+        edges=own,
+        gates=frozen_map(gates),
+        champion=None if champion is None else replace(champion, on_promote=None, on_keep=None),
+    )
 
 
 @dataclass(frozen=True)
@@ -360,6 +598,8 @@ class PromotionVerdict:
     edge: PromotionEdge | None
     #: The requirements that hold, each with the evidence it rests on.
     satisfied: tuple[str, ...] = ()
+    #: Requirement -> the evidence record it was decided on (held or not).
+    rests_on: Mapping[str, EvidenceRecord] = field(default_factory=frozen_map)
 
     def to_dict(self) -> dict:
         return {
@@ -371,64 +611,62 @@ class PromotionVerdict:
             "reasons": list(self.reasons),
             "satisfied": list(self.satisfied),
             "edge": None if self.edge is None else self.edge.to_document(),
+            "rests_on": {requirement: {"policy_hash": r.policy_hash, "created_at": r.created_at,
+                                       "created_by": r.created_by.entity_id}
+                         for requirement, r in self.rests_on.items()},
         }
 
 
 def check_promotion(
-    policy: Policy,
+    rules: PromotionRules,
     *,
-    asset: str,
     source: str,
     target: str,
     instance: str,
-    evidence: Sequence[Mapping[str, Any]],
+    evidence: Sequence[EvidenceRecord],
     current_champion: str | None = None,
+    annotations: Mapping[str, Any] | None = None,
 ) -> PromotionVerdict:
-    """Is promoting ``instance`` of ``asset`` from ``source`` to ``target`` legal?
+    """Is promoting ``instance`` of ``rules.asset`` from ``source`` to ``target`` legal?
 
     ``instance`` is a resolved instance id (``"v3"``, not ``"latest"``) and ``evidence`` the
-    records stored on it (``Asset.evidence(asset, instance)``); records naming another
-    instance are ignored. ``current_champion``, when given (the instance the champion alias
-    points at now), must also be ``instance`` for a ``champion`` requirement: evidence says the
-    instance *became* champion, the alias says it still is.
+    registry's records on it, in append order (records of another asset or instance are
+    ignored). A requirement holds on the latest record that was judged under the policy's
+    own thresholds (:func:`threshold_mismatch`); what-if records are never counted.
+    ``current_champion``, when given (where the champion alias points now), must also be
+    ``instance`` for a ``champion`` requirement: evidence says the instance *became*
+    champion, the alias says it still is. ``annotations``, when given, are the instance's
+    own (immutable) annotations: a gate that was run on it, but whose results were judged
+    under other thresholds, is then judged again on them with the policy's checks (how
+    ``check`` audits instances promoted before a threshold changed); the promotion flow and
+    ``plan`` do not pass them, so a new promotion rests on evidence only.
     """
     reasons: list[str] = []
     satisfied: list[str] = []
-    if asset not in policy.assets:
-        reasons.append(f"asset {asset!r} is not declared in the policy")
-    for branch in dict.fromkeys((source, target)):
-        if policy.branches and branch not in policy.branches:
-            reasons.append(
-                f"branch {branch!r} is not declared (branches: {', '.join(policy.branches)})"
-            )
+    rests_on: dict[str, EvidenceRecord] = {}
+    edge = next((e for e in rules.edges if e.source == source and e.target == target), None)
+    if edge is None:
+        declared = ", ".join(f"{e.source} -> {e.target}" for e in rules.edges) or "none"
+        reasons.append(f"no promotion edge {source} -> {target} is declared for {rules.asset} "
+                       f"(its edges: {declared})")
 
-    edges = [e for e in policy.promotion if e.source == source and e.target == target]
-    edge = next((e for e in edges if asset in e.assets), None)
-    if not edges:
-        declared = ", ".join(f"{e.source} -> {e.target}" for e in policy.promotion) or "none"
-        reasons.append(f"no promotion edge {source} -> {target} is declared (edges: {declared})")
-    elif edge is None:
-        allowed = sorted({a for e in edges for a in e.assets})
-        reasons.append(
-            f"{asset} may not be promoted along {source} -> {target} "
-            f"(assets allowed: {', '.join(allowed) or 'none'})"
-        )
-
-    records = [r for r in evidence if r.get("instance") in (None, instance)]
+    records = [r for r in evidence if r.scope.name == rules.asset and f"v{r.version}" == instance]
     for requirement in edge.require if edge is not None else ():
         if requirement == CHAMPION_REQUIREMENT:
-            problem, proof = _champion_requirement(
-                policy, asset, instance, records, current_champion
-            )
+            problem, proof, record = _champion_requirement(rules, instance, records,
+                                                           current_champion)
         else:
-            problem, proof = _gate_requirement(policy, requirement, asset, instance, records)
+            problem, proof, record = _gate_requirement(rules, requirement, instance, records,
+                                                       annotations)
+        if record is not None:
+            rests_on[requirement] = record
         if problem:
             reasons.append(problem)
         else:
             satisfied.append(proof)
 
     return PromotionVerdict(
-        asset=asset,
+        asset=rules.asset,
         instance=instance,
         source=source,
         target=target,
@@ -436,95 +674,123 @@ def check_promotion(
         reasons=tuple(reasons),
         edge=edge,
         satisfied=tuple(satisfied),
+        rests_on=frozen_map(rests_on),
     )
 
 
-def _gate_requirement(
-    policy: Policy, name: str, asset: str, instance: str, records: Sequence[Mapping[str, Any]]
-) -> tuple[str | None, str]:
-    gate = policy.gates.get(name)
+def _counted(records: Sequence[EvidenceRecord], thresholds: Any, what: str, subject: str
+             ) -> tuple[str | None, EvidenceRecord | None]:
+    """The latest record judged under ``thresholds``, or why there is none."""
+    record = latest_evidence(r for r in records if threshold_mismatch(r, thresholds) is None)
+    if record is not None:
+        return None, record
+    latest = latest_evidence(records)
+    if latest is None:
+        return f"{what} has no recorded result on {subject}", None
+    return (f"{what} has no result on {subject} judged under the policy's thresholds: the "
+            f"latest{_when(latest)} {threshold_mismatch(latest, thresholds)}"), None
+
+
+def _gate_requirement(rules: PromotionRules, name: str, instance: str,
+                      records: Sequence[EvidenceRecord], annotations: Mapping[str, Any] | None
+                      ) -> tuple[str | None, str, EvidenceRecord | None]:
+    gate = rules.gates.get(name)
+    subject = f"{rules.asset} {instance}"
     if gate is None:
-        return f"required gate {name!r} is not declared in the policy", ""
-    if gate.asset != asset:
-        return f"required gate {name} judges {gate.asset}, not {asset}", ""
-    record = _latest(r for r in records if r.get("kind") == "gate" and r.get("rule") == name)
+        return f"required gate {name!r} is not a gate that judges {rules.asset}", "", None
+    mine = [r for r in records if r.kind == "gate" and r.rule == name]
+    problem, record = _counted(mine, gate_thresholds(gate.checks), f"gate {name}", subject)
     if record is None:
-        return f"gate {name} has no recorded result on {asset} {instance}", ""
+        if annotations is None or not mine:
+            return problem, "", None
+        return _rejudged(gate, subject, instance, annotations, latest_evidence(mine))
     when = _when(record)
-    if not _passed(record):
-        return f"gate {name} failed on {asset} {instance} (latest result{when})", ""
-    return None, f"gate {name} passed on {asset} {instance}{when}"
+    if not record.passed:
+        return f"gate {name} failed on {subject} (latest result{when})", "", record
+    return None, f"gate {name} passed on {subject}{when}", record
 
 
-def _champion_requirement(
-    policy: Policy,
-    asset: str,
-    instance: str,
-    records: Sequence[Mapping[str, Any]],
-    current_champion: str | None,
-) -> tuple[str | None, str]:
-    if asset not in policy.champions:
-        return f"champion is required but the policy has no champion rule for {asset}", ""
-    record = _latest(r for r in records if r.get("kind") == "champion")
+def _rejudged(gate: Gate, subject: str, instance: str, annotations: Mapping[str, Any],
+              recorded: EvidenceRecord) -> tuple[str | None, str, EvidenceRecord]:
+    why = threshold_mismatch(recorded, gate_thresholds(gate.checks))
+    try:
+        verdict = evaluate_gate(gate, annotations, instance=instance)
+    except MetricValueError as exc:
+        return f"gate {gate.name} cannot be judged again on {subject}: {exc}", "", recorded
+    if not verdict.passed:
+        return (f"gate {gate.name} fails on {subject} judged again under the policy's "
+                f"thresholds: {verdict.reason} (its recorded result does not count: {why})",
+                "", recorded)
+    return None, (f"gate {gate.name} passes on {subject} judged again under the policy's "
+                  f"thresholds (its recorded result does not count: {why})"), recorded
+
+
+def _champion_requirement(rules: PromotionRules, instance: str,
+                          records: Sequence[EvidenceRecord], current_champion: str | None
+                          ) -> tuple[str | None, str, EvidenceRecord | None]:
+    rule = rules.champion
+    subject = f"{rules.asset} {instance}"
+    if rule is None:
+        return (f"champion is required but the policy has no champion rule for {rules.asset}",
+                "", None)
+    mine = [r for r in records if r.kind == "champion" and r.rule == rule.alias]
+    if not mine:
+        return f"no champion decision is recorded on {subject}", "", None
+    problem, record = _counted(mine, champion_thresholds(rule), "the champion rule", subject)
     if record is None:
-        return f"no champion decision is recorded on {asset} {instance}", ""
+        return problem, "", None
     when = _when(record)
-    if not _passed(record):
-        return f"{asset} {instance} is not the champion (latest decision{when})", ""
+    if not record.passed:
+        return f"{subject} is not the champion (latest decision{when})", "", record
     if current_champion is not None and current_champion != instance:
-        return (
-            f"{asset} {instance} was champion{when} but the champion is now {current_champion}",
-            "",
-        )
-    return None, f"{asset} {instance} is the champion (decision{when})"
+        return (f"{subject} was champion{when} but the champion is now {current_champion}",
+                "", record)
+    return None, f"{subject} is the champion (decision{when})", record
 
 
-def _latest(records: Any) -> Mapping[str, Any] | None:
-    """The most recent record: latest ``created_at``, later position on a tie."""
-    best = None
-    best_key: tuple[str, int] | None = None
-    for position, record in enumerate(records):
-        key = (str(record.get("created_at") or ""), position)
-        if best_key is None or key >= best_key:
-            best, best_key = record, key
-    return best
+def _when(record: EvidenceRecord) -> str:
+    return f" at {record.created_at}" if record.created_at else ""
 
 
-def _passed(record: Mapping[str, Any]) -> bool:
-    # Accept the booleans a JSON or SQLite round trip may give back (True / 1), nothing else.
-    value = record.get("passed")
-    return value is True or (type(value) is int and value == 1)
+def gates_on_path(policy: Policy, asset: str, edge: PromotionEdge) -> tuple[Gate, ...]:
+    """The gates an instance must pass to stand behind ``edge``'s alias: those the edge
+    requires and, transitively, those of every edge of ``asset`` that leads to its source."""
+    names: dict[str, None] = {}
+    pending, seen = deque([edge]), set()
+    while pending:
+        current = pending.popleft()
+        if (current.source, current.target) in seen:
+            continue
+        seen.add((current.source, current.target))
+        names.update(dict.fromkeys(r for r in current.require if r != CHAMPION_REQUIREMENT))
+        pending.extend(e for e in policy.edges_for_asset(asset) if e.target == current.source)
+    return tuple(policy.gates[n] for n in names if n in policy.gates)
 
 
-def _when(record: Mapping[str, Any]) -> str:
-    created = record.get("created_at")
-    return f" at {created}" if created else ""
+# --- drift inputs ----------------------------------------------------------------------------
 
 
-def promotion_path(
-    policy: Policy, asset: str, source: str, target: str
-) -> tuple[PromotionEdge, ...] | None:
-    """The shortest chain of declared edges that carries ``asset`` from ``source`` to
-    ``target`` (``()`` when they are the same branch), or None when there is none."""
-    if source == target:
-        return ()
-    came_by: dict[str, PromotionEdge] = {}
-    queue = deque([source])
-    seen = {source}
-    while queue:
-        branch = queue.popleft()
-        for edge in policy.promotion:
-            if edge.source != branch or asset not in edge.assets or edge.target in seen:
-                continue
-            came_by[edge.target] = edge
-            if edge.target == target:
-                path = [edge]
-                while path[-1].source != source:
-                    path.append(came_by[path[-1].source])
-                return tuple(reversed(path))
-            seen.add(edge.target)
-            queue.append(edge.target)
-    return None
+class NothingToCompare(FlowpolicyError):
+    """A drift rule's two instance specs do not name two different existing instances."""
+
+
+def drift_pair(resolve: Callable[[str], str], asset: str, current: str, reference: str
+               ) -> tuple[str, str]:
+    """The instance ids that ``current`` and ``reference`` name, through ``resolve`` (a spec
+    to an instance id, raising RegistryError on a miss). Raises :class:`NothingToCompare`
+    when either names nothing or both name the same instance: the drift flow then ends with
+    that message and ``plan`` shows the same one."""
+    ids = []
+    for spec in (current, reference):
+        try:
+            ids.append(resolve(spec))
+        except RegistryError as exc:
+            raise NothingToCompare(f"nothing to compare: {exc}", exit_code=1) from exc
+    if ids[0] == ids[1]:
+        raise NothingToCompare(
+            f"nothing to compare: current {current!r} and reference {reference!r} are both "
+            f"{asset} {ids[0]}", exit_code=1)
+    return ids[0], ids[1]
 
 
 # --- formatting ----------------------------------------------------------------------------

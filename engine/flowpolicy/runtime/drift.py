@@ -81,6 +81,7 @@ __all__ = [
     "evaluate_drift",
     "ks_statistic",
     "numeric_columns",
+    "profile_artifact",
     "profile_data",
 ]
 
@@ -273,6 +274,7 @@ class DriftResult:
             "level": self.level,
             "level_range": list(self.level_range),
             "event": self.event,
+            "passed": self.passed,
             "sample_sizes": {name: list(sizes) for name, sizes in self.sample_sizes.items()},
             "columns": {name: column.to_dict() for name, column in self.columns.items()},
             "inputs": {"current": self.inputs[0], "reference": self.inputs[1]},
@@ -353,16 +355,24 @@ def evaluate_drift(
     )
 
 
-def drift_input(prj: Any, rule: DriftRule, instance: str) -> Any:
-    """What a drift flow compares for one instance (``prj`` is the flow's ``self.prj``): in
-    sketch mode the drift profile stored when the instance was registered, if it has one,
-    else the instance's data. Either way the instance is consumed (lineage is recorded)."""
+def profile_artifact(rule: DriftRule, annotations: Mapping[str, Any]) -> str | None:
+    """The artifact a comparison under ``rule`` reads for an instance with ``annotations``
+    instead of its data: in sketch mode the drift profile stored when it was registered (the
+    ``drift_profile`` annotation names it), else None (its data). The drift flow
+    (:func:`drift_input`) and ``plan`` both choose by this."""
     from flowpolicy.runtime.project import DRIFT_PROFILE_ANNOTATION
 
-    if rule.mode == "sketch":
+    return annotations.get(DRIFT_PROFILE_ANNOTATION) if rule.mode == "sketch" else None
+
+
+def drift_input(prj: Any, rule: DriftRule, instance: str) -> Any:
+    """What a drift flow compares for one instance (``prj`` is the flow's ``self.prj``): its
+    stored drift profile when :func:`profile_artifact` names one, else its data. Either way
+    the instance is consumed (lineage is recorded)."""
+    if rule.mode == "sketch":  # only sketch mode reads profiles: exact mode skips the peek
         annotations = prj.asset.peek_data_asset(rule.asset, instance=instance)[
             "data_properties"]["annotations"]
-        if DRIFT_PROFILE_ANNOTATION in annotations:
+        if profile_artifact(rule, annotations) is not None:
             return prj.get_data_profile(rule.asset, instance=instance)
     return prj.get_data(rule.asset, instance=instance)
 

@@ -2,20 +2,16 @@
 # source: policies/fraud.yaml
 # policy: fraud_detection sha256:44f711843c51bff1137811d7461eb7e4548b244df5f12c32f1bf6f19a58005d3
 # Change the policy and run `flowpolicy compile`; CI runs `flowpolicy compile --check`.
-"""Drift monitor for data asset `fraud_features` of project fraud_detection.
-
-Run it after new data is registered, on the branch that holds it:
-
-    python fraud_features_drift.py run --current latest --reference latest-1
-"""
+"""Drift monitor for data asset `fraud_features` of project fraud_detection:
+`python fraud_features_drift.py run --current latest --reference latest-1`."""
 
 from metaflow import Parameter, project, step
 
 from flowpolicy import ProjectFlow
 from flowpolicy.policy.model import DriftLevel, DriftRule
+from flowpolicy.runtime import steps
 
 POLICY_HASH = "44f711843c51bff1137811d7461eb7e4548b244df5f12c32f1bf6f19a58005d3"
-
 RULE = DriftRule(
     asset="fraud_features",
     levels=(
@@ -30,115 +26,49 @@ RULE = DriftRule(
 
 @project(name="fraud_detection")
 class FraudFeaturesDriftFlow(ProjectFlow):
-    """Compare two instances of `fraud_features` column by column.
-
-    Statistic: the two-sample Kolmogorov-Smirnov D of every numeric column both share. The
-    level is the highest threshold the largest D reaches (each threshold a Parameter):
-      normal >= 0.0
-      elevated >= 0.05
-      high >= 0.1
-    The report (D per column, level, both instance ids) is the `drift_report` artifact,
-    registered as data asset `drift_reports` and recorded as drift evidence on the
-    current instance.
+    """Compare two instances of `fraud_features` column by column: the two-sample
+    Kolmogorov-Smirnov D of every numeric column both share. The level is the highest threshold
+    the largest D reaches.
+    The report is the `drift_report` artifact, registered as data asset `drift_reports` and
+    recorded as drift evidence on the current instance.
     Level high publishes `retrain_required`.
+    Other thresholds make a what-if run: recorded, never counted, nothing registered or published.
     """
 
-    current = Parameter(
-        "current", default="latest", help="fraud_features instance to check"
-    )
-    reference = Parameter(
-        "reference", default="latest-1", help="fraud_features instance to compare with"
-    )
+    current = Parameter("current", default="latest", help="fraud_features instance to check")
+    reference = Parameter("reference", default="latest-1", help="instance to compare with")
     normal_threshold = Parameter(
-        "normal_threshold", default=0.0, type=float,
-        help="level normal from max D >= this (policy: 0.0)",
+        "normal_threshold", default=0.0, type=float, help="level normal from this max D on"
     )
     elevated_threshold = Parameter(
-        "elevated_threshold", default=0.05, type=float,
-        help="level elevated from max D >= this (policy: 0.05)",
+        "elevated_threshold", default=0.05, type=float, help="level elevated from this max D on"
     )
     high_threshold = Parameter(
-        "high_threshold", default=0.1, type=float,
-        help="level high from max D >= this (policy: 0.1)",
+        "high_threshold", default=0.1, type=float, help="level high from this max D on"
     )
 
     @step
     def start(self):
-        """Record the policy and pin both instances to ids, so every step compares the same
-        data even if new instances arrive meanwhile."""
-        from metaflow import Run, current
-
-        self.policy_hash = POLICY_HASH
-        Run(f"{current.flow_name}/{current.run_id}", _namespace_check=False).add_tag(
-            "flowpolicy_policy:" + POLICY_HASH[:12]
-        )
-        assets = self.prj.asset
-        self.current_instance = assets.peek_data_asset(RULE.asset, instance=self.current)["id"]
-        self.reference_instance = assets.peek_data_asset(RULE.asset, instance=self.reference)["id"]
+        """Record the policy and pin both instances, so every step compares the same data."""
+        self.policy_hash = steps.record_policy(POLICY_HASH)
+        self.pair = steps.pin_pair(self.prj.asset, RULE, self.current, self.reference)
         self.next(self.measure)
 
     @step
     def measure(self):
-        """Load both instances (in sketch mode the drift profiles stored when they were
-        registered, where there are), compare them column by column, register the report as
-        evidence."""
-        from flowpolicy.runtime.drift import drift_input, evaluate_drift
-
+        """Load both instances, compare them per column and record the report as evidence."""
         levels = (
             DriftLevel("normal", self.normal_threshold),
             DriftLevel("elevated", self.elevated_threshold),
             DriftLevel("high", self.high_threshold),
         )
-        result = evaluate_drift(
-            RULE,
-            drift_input(self.prj, RULE, self.current_instance),
-            drift_input(self.prj, RULE, self.reference_instance),
-            current_id=self.current_instance,
-            reference_id=self.reference_instance,
-            levels=levels,
-        )
-        self.level = result.level
-        self.event = result.event
-        self.drift_report = {**result.to_dict(), "policy_hash": POLICY_HASH}
-        annotations = {
-            "level": result.level,
-            "max_statistic": result.max_statistic,
-            "worst_column": result.worst_column,
-            "current_instance": self.current_instance,
-            "reference_instance": self.reference_instance,
-            "statistic": RULE.statistic,
-            "mode": RULE.mode,
-            "policy_hash": POLICY_HASH,
-        }
-        annotations.update({f"{c.statistic}_{name}": c.value for name, c in result.columns.items()})
-        self.prj.register_data(RULE.report_asset, "drift_report", annotations=annotations)
-        self.prj.asset.record_evidence(
-            RULE.asset,
-            self.current_instance,
-            asset_type="data",
-            kind="drift",
-            rule=RULE.statistic,
-            passed=result.passed,
-            policy_hash=POLICY_HASH,
-            details=self.drift_report,
-        )
+        self.drift_report = steps.measure_drift(self.prj, RULE, levels, self.pair, POLICY_HASH)
         self.next(self.end)
 
     @step
     def end(self):
-        """Publish the event the policy names for this level, if any."""
-        if self.event is not None:
-            self.prj.publish_event(
-                self.event,
-                {
-                    "asset": RULE.asset,
-                    "level": self.level,
-                    "current": self.current_instance,
-                    "reference": self.reference_instance,
-                    "policy_hash": POLICY_HASH,
-                },
-            )
-        print(f"{RULE.asset} {self.current_instance} vs {self.reference_instance}: {self.level}")
+        """Register the report and publish the event the policy names for its level, if any."""
+        steps.conclude_drift(self.prj, RULE, self.drift_report)
 
 
 if __name__ == "__main__":

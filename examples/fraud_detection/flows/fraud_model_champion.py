@@ -2,20 +2,16 @@
 # source: policies/fraud.yaml
 # policy: fraud_detection sha256:44f711843c51bff1137811d7461eb7e4548b244df5f12c32f1bf6f19a58005d3
 # Change the policy and run `flowpolicy compile`; CI runs `flowpolicy compile --check`.
-"""Champion/challenger evaluation of model asset `fraud_model` of project fraud_detection.
-
-Run it after a candidate passed its gates, on the branch that holds it:
-
-    python fraud_model_champion.py run --candidate latest
-"""
+"""Champion/challenger evaluation of model asset `fraud_model` of project fraud_detection:
+`python fraud_model_champion.py run --candidate latest`."""
 
 from metaflow import Parameter, project, step
 
 from flowpolicy import ProjectFlow
 from flowpolicy.policy.model import ChampionRule
+from flowpolicy.runtime import steps
 
 POLICY_HASH = "44f711843c51bff1137811d7461eb7e4548b244df5f12c32f1bf6f19a58005d3"
-
 RULE = ChampionRule(
     asset="fraud_model",
     metric="f1_score",
@@ -23,120 +19,43 @@ RULE = ChampionRule(
     on_promote="model_promoted",
 )
 
-#: Decisions retried when another run moved the champion alias between read and write.
-MAX_ATTEMPTS = 32
-
 
 @project(name="fraud_detection")
 class FraudModelChampionFlow(ProjectFlow):
-    """Decide whether a candidate `fraud_model` instance replaces the champion.
-
-    The candidate wins when its f1_score is above the champion's by at least
-    `min_improvement`; the first candidate becomes champion when there is none. The champion
-    is a registry alias moved by compare-and-set, so concurrent evaluations never lose an
-    update: a run whose read went stale decides again against the new champion. The winner's
-    training run carries the Metaflow tag `<alias>:<branch>` (`champion:staging`). The
-    decision (both values, margin, instance ids) is stored as the `decision` artifact and
-    recorded as champion evidence on the candidate.
+    """Decide whether a candidate `fraud_model` instance replaces the champion: it wins when
+    its f1_score is above the champion's by at least `min_improvement` (the first
+    candidate wins when there is none). The champion is a registry alias moved by
+    compare-and-set, so concurrent evaluations never lose an update; the winner's training run
+    carries the Metaflow tag `<alias>:<branch>`. The decision is the `decision` artifact and
+    champion evidence on the candidate.
     A new champion publishes `model_promoted`.
+    Another `min_improvement` makes a what-if run: recorded, never accepted, nothing moved.
     """
 
-    candidate = Parameter(
-        "candidate", default="latest", help="fraud_model instance to evaluate (latest, vN, @alias)"
-    )
+    candidate = Parameter("candidate", default="latest", help="fraud_model instance to evaluate")
     min_improvement = Parameter(
-        "min_improvement", default=0.02, type=float,
-        help="margin by which the candidate must beat the champion",
+        "min_improvement", default=0.02, type=float, help="margin to beat the champion by"
     )
 
     @step
     def start(self):
-        """Record the policy this run enforces and read the candidate instance."""
-        from metaflow import Run, current
-
-        self.policy_hash = POLICY_HASH
-        Run(f"{current.flow_name}/{current.run_id}", _namespace_check=False).add_tag(
-            "flowpolicy_policy:" + POLICY_HASH[:12]
-        )
-        ref = self.prj.asset.peek_model_asset(RULE.asset, instance=self.candidate)
-        self.candidate_instance = ref["id"]
-        self.candidate_annotations = ref["model_properties"]["annotations"]
+        """Record the policy and pin the candidate instance."""
+        self.policy_hash = steps.record_policy(POLICY_HASH)
+        self.challenger = steps.pin(self.prj.asset, RULE.asset, "model", self.candidate)
         self.next(self.decide)
 
     @step
     def decide(self):
-        """Compare the candidate with the current champion and move the alias if it wins."""
-        from flowpolicy.registry import AliasConflict
-        from flowpolicy.runtime.decisions import decide_champion
-
-        asset = self.prj.asset
-        for _ in range(MAX_ATTEMPTS):
-            champion = asset.get_alias(RULE.asset, RULE.alias, asset_type="model")
-            champion_annotations = None
-            if champion is not None:
-                champion_ref = asset.peek_model_asset(RULE.asset, instance=champion)
-                champion_annotations = champion_ref["model_properties"]["annotations"]
-            decision = decide_champion(
-                RULE,
-                candidate=self.candidate_instance,
-                candidate_annotations=self.candidate_annotations,
-                champion=champion,
-                champion_annotations=champion_annotations,
-                min_improvement=self.min_improvement,
-            )
-            if champion == self.candidate_instance or not decision.promote:
-                break
-            try:
-                asset.set_alias(
-                    RULE.asset,
-                    RULE.alias,
-                    instance=self.candidate_instance,
-                    asset_type="model",
-                    reason=decision.reason,
-                    expected=champion,
-                )
-                break
-            except AliasConflict:
-                continue
-        else:
-            raise RuntimeError(f"{RULE.alias} alias of {RULE.asset} kept moving; try again")
-        self.promoted = decision.promote
-        self.is_champion = decision.candidate_is_champion
-        self.event = decision.event
-        self.decision = {**decision.to_dict(), "policy_hash": POLICY_HASH}
-        asset.record_evidence(
-            RULE.asset,
-            self.candidate_instance,
-            asset_type="model",
-            kind="champion",
-            rule=RULE.alias,
-            passed=self.is_champion,
-            policy_hash=POLICY_HASH,
-            details=self.decision,
+        """Compare it with the current champion and move the alias if it wins."""
+        self.decision = steps.elect_champion(
+            self.prj.asset, RULE, self.challenger, self.min_improvement, POLICY_HASH
         )
         self.next(self.end)
 
     @step
     def end(self):
         """Mirror a new champion onto its training run's tags and publish the outcome."""
-        from flowpolicy.runtime.tags import mirror_champion
-
-        self.champion_run = None
-        if self.promoted:
-            self.champion_run = mirror_champion(
-                self.prj.asset, RULE.asset, RULE.alias, asset_type="model"
-            )
-        if self.event is not None:
-            self.prj.publish_event(
-                self.event,
-                {
-                    "asset": RULE.asset,
-                    "candidate": self.candidate_instance,
-                    "champion": self.decision["champion_after"],
-                    "policy_hash": POLICY_HASH,
-                },
-            )
-        print(self.decision["reason"])
+        self.champion_run = steps.conclude_champion(self.prj, RULE, self.decision)
 
 
 if __name__ == "__main__":

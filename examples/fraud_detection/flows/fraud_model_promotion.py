@@ -2,156 +2,62 @@
 # source: policies/fraud.yaml
 # policy: fraud_detection sha256:44f711843c51bff1137811d7461eb7e4548b244df5f12c32f1bf6f19a58005d3
 # Change the policy and run `flowpolicy compile`; CI runs `flowpolicy compile --check`.
-"""Promotion of model asset `fraud_model` between branches of project fraud_detection.
-
-Declared edges:
-    dev -> staging, requires: quality
-    staging -> prod, requires: quality, champion
-
-    python fraud_model_promotion.py run --source dev --target staging --instance latest
-"""
+"""Promotion of model asset `fraud_model` of project fraud_detection between branches:
+`python fraud_model_promotion.py run --source dev --target staging --instance latest`."""
 
 from metaflow import Parameter, project, step
 
-from flowpolicy import ProjectFlow
-from flowpolicy.policy.model import AssetDecl, ChampionRule, Check, Gate, Policy, PromotionEdge
+from flowpolicy import Asset, ProjectFlow
+from flowpolicy.policy.model import ChampionRule, Check
+from flowpolicy.runtime import steps
+from flowpolicy.runtime.decisions import PromotionRules
 
 POLICY_HASH = "44f711843c51bff1137811d7461eb7e4548b244df5f12c32f1bf6f19a58005d3"
-
-#: The part of the policy that governs promotion of `fraud_model`.
-POLICY = Policy(
-    project="fraud_detection",
-    assets={"fraud_model": AssetDecl(name="fraud_model", type="model")},
-    branches=("dev", "staging", "prod"),
-    gates={
-        "quality": Gate(
-            name="quality",
-            asset="fraud_model",
-            checks=(Check(metric="f1_score", min=0.8),),
-            on_pass="promote_model",
-            on_fail="quality_gate_failed",
-        ),
-    },
-    champions={
-        "fraud_model": ChampionRule(
-            asset="fraud_model",
-            metric="f1_score",
-            min_improvement=0.02,
-            on_promote="model_promoted",
-        ),
-    },
-    promotion=(
-        PromotionEdge(
-            source="dev",
-            target="staging",
-            assets=("fraud_model",),
-            require=("quality",),
-        ),
-        PromotionEdge(
-            source="staging",
-            target="prod",
-            assets=("fraud_model",),
-            require=("quality", "champion"),
-            alias="production",
-        ),
+#: Where `fraud_model` may go, as (from, to, what must be recorded as passed, alias set there),
+#: and what the requirements are judged by: evidence counts only under these thresholds.
+RULES = PromotionRules.of(
+    "fraud_model",
+    "model",
+    edges=(
+        ("dev", "staging", ("quality",), "candidate"),
+        ("staging", "prod", ("quality", "champion"), "production"),
     ),
+    gates={"quality": (Check(metric="f1_score", min=0.8),)},
+    champion=ChampionRule(asset="fraud_model", metric="f1_score", min_improvement=0.02),
 )
-
-ASSET = "fraud_model"
 
 
 @project(name="fraud_detection")
 class FraudModelPromotionFlow(ProjectFlow):
-    """Promote one `fraud_model` instance from a source branch to a target branch.
-
-    The move must follow a declared edge, and what the edge requires (gates, champion) must
-    be recorded as passed on that very instance: evidence, not a fresh guess. A refused move
-    records why and ends the run with an error. An allowed move re-registers the instance on
-    the target branch (metadata only; data is not copied) and points the edge's alias, and
-    only that one, at it: aliases are earned per branch.
+    """Promote one `fraud_model` instance along a declared edge. What the edge requires must be
+    recorded as passed on that very instance, judged under the policy's thresholds: evidence,
+    not a fresh guess. A refusal is recorded and ends the run with every reason. An allowed move
+    re-registers the instance on the target branch (metadata only) and points the edge's alias,
+    and only that one, at it.
     """
 
     source = Parameter("source", default="dev", help="branch to promote from")
     target = Parameter("target", default="staging", help="branch to promote to")
-    instance = Parameter(
-        "instance", default="latest", help="fraud_model instance on the source branch"
-    )
+    instance = Parameter("instance", default="latest", help="fraud_model instance to promote")
 
     @step
     def start(self):
-        """Record the policy; resolve the instance on the source branch and read its evidence."""
-        from metaflow import Run, current
-
-        from flowpolicy import Asset
-
-        self.policy_hash = POLICY_HASH
-        Run(f"{current.flow_name}/{current.run_id}", _namespace_check=False).add_tag(
-            "flowpolicy_policy:" + POLICY_HASH[:12]
-        )
-        source_assets = Asset(project=POLICY.project, branch=self.source)
-        ref = source_assets.peek_model_asset(ASSET, instance=self.instance)
-        self.promoted_instance = ref["id"]
-        self.evidence = source_assets.evidence(
-            ASSET, self.promoted_instance, asset_type="model"
-        )
-        self.current_champion = source_assets.get_alias(
-            ASSET, "champion", asset_type="model"
-        )
+        """Record the policy and pin the instance on the source branch."""
+        self.policy_hash = steps.record_policy(POLICY_HASH)
+        source = Asset(project=self.prj.project, branch=self.source)
+        self.promoted = steps.pin(source, RULES.asset, RULES.asset_type, self.instance)
         self.next(self.decide)
 
     @step
     def decide(self):
-        """Check the edge and its requirements, record the verdict, refuse if not allowed."""
-        from flowpolicy import Asset
-        from flowpolicy.runtime.decisions import check_promotion
-
-        verdict = check_promotion(
-            POLICY,
-            asset=ASSET,
-            source=self.source,
-            target=self.target,
-            instance=self.promoted_instance,
-            evidence=self.evidence,
-            current_champion=self.current_champion,
-        )
-        self.allowed = verdict.allowed
-        self.verdict = {**verdict.to_dict(), "policy_hash": POLICY_HASH}
-        self.alias = verdict.edge.alias if verdict.edge is not None else None
-        Asset(project=POLICY.project, branch=self.source).record_evidence(
-            ASSET,
-            self.promoted_instance,
-            asset_type="model",
-            kind="promotion",
-            rule=f"{self.source}->{self.target}",
-            passed=self.allowed,
-            policy_hash=POLICY_HASH,
-            details=self.verdict,
-        )
-        if not self.allowed:
-            raise RuntimeError(
-                f"promotion of {ASSET} {self.promoted_instance} from {self.source} to "
-                f"{self.target} refused: " + "; ".join(verdict.reasons)
-            )
+        """Check the edge and what it requires against the evidence on that instance."""
+        self.verdict = steps.judge_promotion(RULES, self.promoted, self.target, POLICY_HASH)
         self.next(self.end)
 
     @step
     def end(self):
         """Re-register the instance on the target branch and point the edge's alias at it."""
-        from flowpolicy.runtime.promote import promote_assets
-
-        self.promotion = promote_assets(
-            POLICY.project,
-            self.source,
-            self.target,
-            kinds=["models"],
-            asset=ASSET,
-            instance=self.promoted_instance,
-            with_aliases=False,
-            alias=self.alias,
-        )
-        if self.promotion["errors"] or not self.promotion["promoted"]:
-            raise RuntimeError(f"promotion of {ASSET} failed: {self.promotion['errors']}")
-        print(f"{ASSET} {self.promoted_instance} promoted from {self.source} to {self.target}")
+        self.promotion = steps.promote(RULES, self.verdict)
 
 
 if __name__ == "__main__":

@@ -2,20 +2,16 @@
 # source: policies/fraud.yaml
 # policy: fraud_detection sha256:44f711843c51bff1137811d7461eb7e4548b244df5f12c32f1bf6f19a58005d3
 # Change the policy and run `flowpolicy compile`; CI runs `flowpolicy compile --check`.
-"""Quality gate `quality` on model asset `fraud_model` of project fraud_detection.
-
-Run it after training, on the branch that holds the instance:
-
-    python quality_gate.py run --instance latest
-"""
+"""Quality gate `quality` on model asset `fraud_model` of project fraud_detection:
+`python quality_gate.py run --instance latest`."""
 
 from metaflow import Parameter, project, step
 
 from flowpolicy import ProjectFlow
 from flowpolicy.policy.model import Check, Gate
+from flowpolicy.runtime import steps
 
 POLICY_HASH = "44f711843c51bff1137811d7461eb7e4548b244df5f12c32f1bf6f19a58005d3"
-
 GATE = Gate(
     name="quality",
     asset="fraud_model",
@@ -27,86 +23,38 @@ GATE = Gate(
 
 @project(name="fraud_detection")
 class QualityGateFlow(ProjectFlow):
-    """Judge one instance of `fraud_model` against gate `quality`.
-
-    Checks (bounds inclusive, each a Parameter so a run can override and record it):
+    """Judge one instance of `fraud_model` against gate `quality`, bounds inclusive:
       f1_score >= 0.8
-
-    The verdict, with every value and bound, is stored as the `verdict` artifact and
-    recorded as gate evidence on the judged instance in the registry.
-    A pass publishes `promote_model`.
-    A failure publishes `quality_gate_failed`, then ends the run with an error.
+    The verdict is the `verdict` artifact and gate evidence on the instance.
+    A pass publishes `promote_model`; a failure publishes `quality_gate_failed`, then ends the run.
+    Other thresholds make a what-if run: recorded as such, never accepted, nothing published.
     """
 
-    instance = Parameter(
-        "instance", default="latest", help="fraud_model instance to judge (latest, vN, @alias)"
-    )
+    instance = Parameter("instance", default="latest", help="fraud_model instance to judge")
     min_f1_score = Parameter(
-        "min_f1_score", default=0.8, type=float,
-        help="lower bound for f1_score (policy: 0.8)",
+        "min_f1_score", default=0.8, type=float, help="lower bound for f1_score"
     )
 
     @step
     def start(self):
-        """Record the policy this run enforces and read the instance to judge (a peek: judging
-        is not consuming, so no lineage is recorded)."""
-        from metaflow import Run, current
-
-        self.policy_hash = POLICY_HASH
-        Run(f"{current.flow_name}/{current.run_id}", _namespace_check=False).add_tag(
-            "flowpolicy_policy:" + POLICY_HASH[:12]
-        )
-        ref = self.prj.asset.peek_model_asset(GATE.asset, instance=self.instance)
-        self.judged_instance = ref["id"]
-        self.annotations = ref["model_properties"]["annotations"]
+        """Record the policy and pin the instance to judge (a peek: judging is not consuming)."""
+        self.policy_hash = steps.record_policy(POLICY_HASH)
+        self.judged = steps.pin(self.prj.asset, GATE.asset, "model", self.instance)
         self.next(self.evaluate)
 
     @step
     def evaluate(self):
         """Evaluate every check and record the verdict as evidence on the instance."""
-        from flowpolicy.runtime.decisions import evaluate_gate
-
         checks = (
             Check("f1_score", min=self.min_f1_score),
         )
-        verdict = evaluate_gate(
-            GATE, self.annotations, instance=self.judged_instance, checks=checks
-        )
-        self.passed = verdict.passed
-        self.event = verdict.event
-        self.verdict = {**verdict.to_dict(), "policy_hash": POLICY_HASH}
-        self.prj.asset.record_evidence(
-            GATE.asset,
-            self.judged_instance,
-            asset_type="model",
-            kind="gate",
-            rule=GATE.name,
-            passed=self.passed,
-            policy_hash=POLICY_HASH,
-            details=self.verdict,
-        )
+        self.verdict = steps.judge_gate(self.prj.asset, GATE, checks, self.judged, POLICY_HASH)
         self.next(self.end)
 
     @step
     def end(self):
-        """Publish the outcome; a failed gate ends the run with an error after its event."""
-        if self.event is not None:
-            self.prj.publish_event(
-                self.event,
-                {
-                    "gate": GATE.name,
-                    "asset": GATE.asset,
-                    "instance": self.judged_instance,
-                    "passed": self.passed,
-                    "policy_hash": POLICY_HASH,
-                },
-            )
-        if not self.passed:
-            raise RuntimeError(
-                f"gate {GATE.name} failed for {GATE.asset} {self.judged_instance}: "
-                + self.verdict["reason"]
-            )
-        print(f"gate {GATE.name} passed for {GATE.asset} {self.judged_instance}")
+        """Publish the outcome; a failed gate then ends the run with its reason."""
+        steps.conclude_gate(self.prj, GATE, self.verdict)
 
 
 if __name__ == "__main__":
