@@ -119,9 +119,9 @@ def test_an_older_registry_is_migrated_by_a_deletion(tmp_path):
     registry.register(Scope("fraud", "dev", "data", "features"), kind="table",
                       created_by=USER)
     registry.close()
-    with sqlite3.connect(path) as conn:  # back to the schema before deletions existed
+    with sqlite3.connect(path) as conn:  # back to schema 2, before deletions (migration 3)
         conn.execute("DROP TABLE asset_deletions")
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+        conn.execute("PRAGMA user_version = 2")
     old = open_registry(f"sqlite:///{path}", read_only=True)
     assert [s.scope.name for s in old.assets()] == ["features"]  # read as it is
     fresh = type(registry)(path)

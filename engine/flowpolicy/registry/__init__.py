@@ -190,8 +190,8 @@ def _create(url: str, read_only: bool, origin: str) -> Registry:
 
 #: The Registry methods that write.
 WRITE_METHODS = frozenset(
-    {"register", "register_once", "set_alias", "record_consumption", "add_evidence",
-     "publish_event", "delete_asset"})
+    {"register", "register_once", "set_alias", "unset_alias", "record_consumption",
+     "add_evidence", "publish_event", "delete_asset"})
 
 
 class ReadOnlyRegistry:

@@ -169,12 +169,13 @@ class AssetSummary:
 
 @dataclass(frozen=True)
 class AliasMove:
-    """One append-only alias history entry; ``from_version`` is None for a first set."""
+    """One append-only alias history entry; ``from_version`` is None for a first set,
+    ``to_version`` None when the alias was unset."""
 
     scope: Scope
     alias: str
     from_version: int | None
-    to_version: int
+    to_version: int | None
     by: EntityRef
     at: str
     reason: str | None
@@ -183,7 +184,7 @@ class AliasMove:
         return {
             "alias": self.alias,
             "from": instance_id(self.from_version),
-            "to": f"v{self.to_version}",
+            "to": instance_id(self.to_version),
             "by": self.by.to_dict(),
             "at": self.at,
             "reason": self.reason,
@@ -468,6 +469,19 @@ class Registry(Protocol):
         expected: Any = ANY,
     ) -> AliasMove: ...
 
+    def unset_alias(
+        self,
+        scope: Scope,
+        alias: str,
+        *,
+        by: EntityRef,
+        reason: str | None = None,
+        expected: Any = ANY,
+    ) -> AliasMove:
+        """Remove ``@alias`` and append the move (to None) to its history; unsetting an
+        alias that is not set raises RegistryError. ``expected`` as for ``set_alias``."""
+        ...
+
     def get_alias(self, scope: Scope, alias: str) -> int | None: ...
 
     def aliases(self, scope: Scope) -> dict[str, int]: ...
@@ -535,5 +549,17 @@ class Registry(Protocol):
     def deletions(self, scope: Scope) -> list[AssetDeletion]:
         """Every deletion of ``scope``, oldest first."""
         ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class ChangeProbe(Protocol):
+    """What a backend that can tell cheaply that *something* was committed hands out
+    (``registry.change_probe()``): each call returns a token that differs from the previous
+    one once another connection has committed a write. Readers that follow an alias (the
+    model server) call it often and look the alias up only when the token moved."""
+
+    def __call__(self) -> Any: ...
 
     def close(self) -> None: ...

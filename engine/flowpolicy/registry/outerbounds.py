@@ -339,6 +339,11 @@ class OuterboundsRegistry:
                       {"instance_id": target.id, "entity_ref": by.to_dict()})
         return AliasMove(scope, alias, current, target.version, by, utc_now(), reason)
 
+    def unset_alias(self, scope: Scope, alias: str, *, by: EntityRef,
+                    reason: str | None = None, expected: Any = ANY) -> AliasMove:
+        raise RegistryError("the Outerbounds asset service has no way to unset an alias from "
+                            "here; point it at another instance with set_alias")
+
     def alias_history(self, scope: Scope, alias: str | None = None) -> list[AliasMove]:
         raise RegistryError("the Outerbounds asset service keeps no alias history")
 

@@ -197,10 +197,13 @@ _V3 = (
             "asset deletions are append-only"),
 )
 
+#: Alias history records unsets too (``to_version`` NULL).
+_V4 = ("ALTER TABLE alias_history ALTER COLUMN to_version DROP NOT NULL",)
+
 #: Numbered schema migrations; ``MIGRATIONS[n]`` takes a database from version n to n+1, to
 #: the same tables as the SQLite backend's migration n+1. Never edit a released migration:
 #: append a new one (in both backends).
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The oldest schema a read-only handle reads without migrating (see the SQLite backend).
 OLDEST_READABLE_VERSION = 1

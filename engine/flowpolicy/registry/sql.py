@@ -525,6 +525,37 @@ class SQLRegistry:
             )
         return AliasMove(scope, alias, current, version, by, now, reason)
 
+    def unset_alias(
+        self,
+        scope: Scope,
+        alias: str,
+        *,
+        by: EntityRef,
+        reason: str | None = None,
+        expected: Any = ANY,
+    ) -> AliasMove:
+        validate_alias(alias)
+        want = ANY if expected is ANY else _expected_version(expected)
+        by = EntityRef.from_any(by)
+        now = utc_now()
+        p = self._sql.param
+        with self._write() as conn:
+            asset_id, _ = self._asset_row(conn, scope, lock=True)
+            row = conn.execute(self._sql.alias_version, (asset_id, alias)).fetchone()
+            current = row[0] if row else None
+            if want is not ANY and current != want:
+                raise AliasConflict.moved(alias, scope, current, want)
+            if current is None:
+                raise RegistryError(f"alias @{alias} is not set on {scope}; nothing to unset")
+            conn.execute(f"DELETE FROM aliases WHERE asset_id = {p} AND alias = {p}",
+                         (asset_id, alias))
+            conn.execute(
+                "INSERT INTO alias_history (asset_id, alias, from_version, to_version, by_kind, "
+                f"by_id, at, reason) VALUES ({p}, {p}, {p}, NULL, {p}, {p}, {p}, {p})",
+                (asset_id, alias, current, by.entity_kind, by.entity_id, now, reason),
+            )
+        return AliasMove(scope, alias, current, None, by, now, reason)
+
     def get_alias(self, scope: Scope, alias: str) -> int | None:
         validate_alias(alias)
         p = self._sql.param

@@ -179,9 +179,35 @@ _V3 = (
        BEGIN SELECT RAISE(ABORT, 'asset deletions are append-only'); END""",
 )
 
+#: Alias history records unsets too (``to_version`` NULL). SQLite cannot drop a NOT NULL
+#: constraint in place, so the table is rebuilt with its rows (ids kept), index and triggers;
+#: dropping the old table fires no trigger.
+_V4 = (
+    """CREATE TABLE alias_history_rebuilt (
+        id           INTEGER PRIMARY KEY,
+        asset_id     INTEGER NOT NULL REFERENCES assets (id),
+        alias        TEXT NOT NULL,
+        from_version INTEGER,
+        to_version   INTEGER,
+        by_kind      TEXT NOT NULL,
+        by_id        TEXT NOT NULL,
+        at           TEXT NOT NULL,
+        reason       TEXT
+    )""",
+    "INSERT INTO alias_history_rebuilt SELECT id, asset_id, alias, from_version, to_version, "
+    "by_kind, by_id, at, reason FROM alias_history",
+    "DROP TABLE alias_history",
+    "ALTER TABLE alias_history_rebuilt RENAME TO alias_history",
+    "CREATE INDEX alias_history_by_alias ON alias_history (asset_id, alias, id)",
+    """CREATE TRIGGER alias_history_append_only BEFORE UPDATE ON alias_history
+       BEGIN SELECT RAISE(ABORT, 'alias history is append-only'); END""",
+    """CREATE TRIGGER alias_history_no_delete BEFORE DELETE ON alias_history
+       BEGIN SELECT RAISE(ABORT, 'alias history is append-only'); END""",
+)
+
 #: Numbered schema migrations; ``MIGRATIONS[n]`` takes a file from version n to n+1.
 #: Never edit a released migration: append a new one (in both SQL backends).
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The oldest schema a read-only handle reads without migrating. Raise it when a migration
 #: changes a table or column readers rely on (adding a table or an index does not).
@@ -273,6 +299,7 @@ class SQLiteRegistry(SQLRegistry):
         # reads of a large history served from memory, not one pread() per page miss
         conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
         conn.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}")
+        _opened(self.path, +1)
         return conn
 
     def _connect_existing(self) -> None:
@@ -449,6 +476,7 @@ class SQLiteRegistry(SQLRegistry):
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
+                _opened(self.path, -1)
             self._forget_connection()
 
     def wait_for_events(self, after: int, timeout: float) -> bool:
@@ -516,6 +544,11 @@ class SQLiteRegistry(SQLRegistry):
                 "SELECT count(*) FROM sqlite_master WHERE name = 'evidence'").fetchone()[0])
         return self._has_evidence
 
+    def change_probe(self) -> DataVersionProbe:
+        """A :class:`~flowpolicy.registry.base.ChangeProbe` on a read-only connection of its
+        own (so this handle's own writes count too)."""
+        return DataVersionProbe(self.path)
+
 
 class _Reading:
     """``with _Reading(registry) as conn``: the connection lock held, the file known to hold a
@@ -545,6 +578,51 @@ class _Reading:
             self._registry._raise_failure(exc)
 
 
+class DataVersionProbe:
+    """SQLite's ``PRAGMA data_version`` on a private read-only connection: it changes when
+    any other connection commits, and costs no table read, so a follower can call it every
+    few milliseconds. Not thread-safe: one follower thread calls it."""
+
+    def __init__(self, path: Path):
+        self._path = path
+        try:
+            self._conn = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True,
+                                         timeout=_BUSY_TIMEOUT_S, isolation_level=None,
+                                         check_same_thread=False)
+            self._conn.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error as exc:
+            raise RegistryError(f"cannot follow registry {path}: {exc}") from exc
+        _opened(path, +1)
+
+    def __call__(self) -> int:
+        try:
+            return self._conn.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise RegistryError(f"cannot follow registry {self._path}: {exc}") from exc
+
+    def close(self) -> None:
+        self._conn.close()
+        _opened(self._path, -1)
+
+
+#: SQLite connections this process has open, per database file. POSIX drops every lock a
+#: process holds on a file when it closes *any* descriptor of it, so reading a file's head
+#: with open()/close() while SQLite has it open here would cancel SQLite's locks: another
+#: process could then checkpoint and reset the WAL under this one's feet, and its reads
+#: return pages of the wrong table (seen: a second handle on one registry in one process).
+_open_connections: dict[Path, int] = {}
+_open_connections_lock = threading.Lock()
+
+
+def _opened(path: Path, change: int) -> None:
+    with _open_connections_lock:
+        count = _open_connections.get(path, 0) + change
+        if count > 0:
+            _open_connections[path] = count
+        else:
+            _open_connections.pop(path, None)
+
+
 def _is_damage(exc: Exception) -> bool:
     """Whether ``exc`` says the file's contents are damaged (not busy, not unwritable)."""
     if isinstance(exc, json.JSONDecodeError):
@@ -566,6 +644,9 @@ def _holds_sqlite_data(path: Path) -> bool:
     of a new registry this very instant (a read without SQLite's locks can see the file
     grown before its bytes arrive), and SQLite, reading under its locks, then sees the whole
     page, or refuses a file that really is all zeros as "not a database"."""
+    with _open_connections_lock:
+        if path in _open_connections:  # SQLite reads it here already: no open()/close()
+            return True
     try:
         with path.open("rb") as handle:
             head = handle.read(len(_SQLITE_MAGIC))
