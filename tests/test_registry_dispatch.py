@@ -1,5 +1,6 @@
 """The registry's own lifecycle events, and the dispatch records and cursors ``flowpolicy
-dispatch`` keeps in it (a real SQLite file; in-process)."""
+dispatch`` keeps in it, on both SQL backends (a real SQLite file, a real PostgreSQL server;
+in-process)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 import pytest
 
 from flowpolicy.errors import RegistryError
-from flowpolicy.registry import AliasConflict, EntityRef, Scope, open_registry
+from flowpolicy.registry import AliasConflict, EntityRef, Scope
 from flowpolicy.registry.base import parse_wire_name
 from flowpolicy.registry.sqlite import SQLiteRegistry
 from flowpolicy.runtime.promote import promote_assets
@@ -20,13 +21,25 @@ MODEL = Scope("fraud", "dev", "model", "fraud_model")
 
 
 @pytest.fixture
-def reg(tmp_path):
-    registry = SQLiteRegistry(tmp_path / "registry.db")
+def reg(backend):
+    registry = backend.open()
     yield registry
     registry.close()
 
 
-def test_a_registration_publishes_its_new_instance_in_the_same_transaction(reg):
+def _refuse_inserts_into(backend, table: str) -> None:
+    """Break the next insert into ``table`` (as a full disk would), past flowpolicy."""
+    if backend.name == "sqlite":
+        backend.execute_raw(f"CREATE TRIGGER no_more BEFORE INSERT ON {table} "
+                            "BEGIN SELECT RAISE(ABORT, 'disk full, say'); END")
+        return
+    backend.execute_raw("CREATE FUNCTION no_more() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                        "BEGIN RAISE EXCEPTION 'disk full, say'; END $$")
+    backend.execute_raw(f"CREATE TRIGGER no_more BEFORE INSERT ON {table} FOR EACH ROW "
+                        "EXECUTE FUNCTION no_more()")
+
+
+def test_a_registration_publishes_its_new_instance_in_the_same_transaction(reg, backend):
     record = reg.register(MODEL, kind="artifact", created_by=TRAINER,
                           annotations={"f1_score": 0.9})
     [event] = reg.events()
@@ -36,12 +49,20 @@ def test_a_registration_publishes_its_new_instance_in_the_same_transaction(reg):
                              "kind": "artifact", "created_by": TRAINER.entity_id,
                              "actor": TRAINER.entity_id}
     assert event.created_at == record.created_at  # one transaction, one clock reading
-    # a registration that is rolled back leaves no event either: break the next insert
-    reg._conn.execute("CREATE TRIGGER no_more BEFORE INSERT ON instances "
-                      "BEGIN SELECT RAISE(ABORT, 'disk full, say'); END")
-    with pytest.raises(sqlite3.IntegrityError, match="disk full"):
+    # an event that cannot be written takes its registration with it: one transaction
+    _refuse_inserts_into(backend, "events")
+    with pytest.raises(Exception, match="disk full"):
         reg.register(MODEL, kind="artifact", created_by=TRAINER)
-    assert len(reg.events()) == 1 and reg.resolve(MODEL).version == 1
+    assert len(reg.events()) == 1 and [r.version for r in reg.instances(MODEL)] == [1]
+
+
+def test_an_alias_unset_publishes_its_move_to_nothing(reg):
+    reg.register(MODEL, kind="artifact", created_by=TRAINER)
+    reg.set_alias(MODEL, "candidate", "v1", by=PROMOTER)
+    reg.unset_alias(MODEL, "candidate", by=PROMOTER, reason="withdrawn")
+    last = reg.events(name="model.fraud_model.alias.candidate")[-1]
+    assert (last.payload["from"], last.payload["to"], last.payload["instance"],
+            last.payload["reason"]) == ("v1", None, None, "withdrawn")
 
 
 def test_an_alias_move_publishes_from_and_to_and_a_refused_move_publishes_nothing(reg):
@@ -103,7 +124,7 @@ def _claim(reg, event_id: int, flow: str = "flows/quality_gate.py", lease: float
                               cwd="/project", claimer=claimer, lease_seconds=lease)
 
 
-def test_a_dispatch_is_claimed_once_started_once_and_only_moves_forward(reg):
+def test_a_dispatch_is_claimed_once_started_once_and_only_moves_forward(reg, backend):
     event = reg.publish_event("fraud", "dev", "promote_model", {"instance": "v1"}, TRAINER)
     first = _claim(reg, event.id)
     assert (first.state, first.attempts, first.argv[-1]) == ("claimed", 1, "--instance=v1")
@@ -120,10 +141,10 @@ def test_a_dispatch_is_claimed_once_started_once_and_only_moves_forward(reg):
         "finished", "refused", "QualityGateFlow/17", "gate failed")
     with pytest.raises(RegistryError, match="not started"):
         reg.finish_dispatch(first.id, status="succeeded", returncode=0, reason=None)
-    with pytest.raises(sqlite3.IntegrityError, match="only moves forward"):
-        reg._conn.execute("UPDATE dispatches SET state = 'claimed' WHERE id = ?", (first.id,))
-    with pytest.raises(sqlite3.IntegrityError, match="kept"):
-        reg._conn.execute("DELETE FROM dispatches")
+    with pytest.raises(backend.IntegrityError, match="only moves forward"):
+        backend.execute_raw(f"UPDATE dispatches SET state = 'claimed' WHERE id = {first.id}")
+    with pytest.raises(backend.IntegrityError, match="kept"):
+        backend.execute_raw("DELETE FROM dispatches")
     with pytest.raises(RegistryError, match="no event 99"):
         _claim(reg, 99)
     with pytest.raises(RegistryError, match="no dispatch 42"):
@@ -147,35 +168,34 @@ def test_an_expired_claim_is_taken_over_with_a_new_token(reg):
     assert reg.dispatches(lease_expired=True) == []
 
 
-def test_cursors_only_move_forward_and_reading_one_creates_nothing(tmp_path):
-    path = tmp_path / "registry.db"
-    writer = SQLiteRegistry(path)
+def test_cursors_only_move_forward_and_reading_one_creates_nothing(reg, backend):
+    writer = reg
     writer.publish_event("fraud", "dev", "e", None, TRAINER)
     assert writer.cursor("dispatch.fraud") == 0
     assert writer.advance_cursor("dispatch.fraud", 7) == 7
     assert writer.advance_cursor("dispatch.fraud", 3) == 7
     assert writer.cursor("dispatch.fraud") == 7 and writer.cursor("other") == 0
-    reader = open_registry(f"sqlite:///{path}", read_only=True)
+    reader = backend.open(read_only=True)
     assert reader.cursor("dispatch.fraud") == 7
     with pytest.raises(RegistryError, match="read-only"):
         reader.advance_cursor("dispatch.fraud", 9)
     with pytest.raises(RegistryError, match="read-only"):
         reader.claim_dispatch(1, "f", flow_name=None, branch="dev", argv=[], cwd="/",
                               claimer="x", lease_seconds=1)
-    writer.close()
+    reader.close()
 
 
 def test_a_schema_from_before_dispatch_reads_as_having_none(tmp_path):
-    """A version-3 file (before dispatch records), opened read-only, is read as it is."""
+    """A version-4 file (before dispatch records), opened read-only, is read as it is."""
     from flowpolicy.registry import sqlite as backend
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA application_id = {backend.APPLICATION_ID}")
-    for migration in backend.MIGRATIONS[:3]:
+    for migration in backend.MIGRATIONS[:4]:
         for statement in migration:
             conn.execute(statement)
-    conn.execute("PRAGMA user_version = 3")
+    conn.execute("PRAGMA user_version = 4")
     conn.commit()
     conn.close()
     reader = SQLiteRegistry(path, read_only=True)

@@ -161,7 +161,7 @@ def test_loops_are_found_through_any_chain_and_named_step_by_step():
     with pytest.raises(PolicyError) as caught:
         load_policy_text(looping)
     [error] = caught.value.diagnostics
-    assert (error.code, error.line, error.json_path) == ("FP223", 10, "$.triggers[0]")
+    assert (error.code, error.line, error.json_path) == ("FP225", 10, "$.triggers[0]")
     assert ("gate quality on dev; passes: good -> flow publish_features.py on dev; "
             "registers risk_model -> gate quality on dev") in error.message
 
@@ -177,7 +177,7 @@ def test_loop_check_scales_with_the_policy():
     with pytest.raises(PolicyError) as caught:
         load_policy_text(text)
     [error] = caught.value.diagnostics
-    assert error.code == "FP223" and f"({n - 12} more steps)" in error.message
+    assert error.code == "FP225" and f"({n - 12} more steps)" in error.message
     assert len(error.message) < 2000
 
 

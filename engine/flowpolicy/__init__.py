@@ -27,6 +27,8 @@ _LAZY = {
     "AssetInstance": "flowpolicy.runtime.assets",
     "EntityRef": "flowpolicy.registry.base",
     "promote_assets": "flowpolicy.runtime.promote",
+    "load_model": "flowpolicy.runtime.loading",
+    "resolve_model": "flowpolicy.runtime.loading",
     "load_policy": "flowpolicy.policy.loader",
 }
 

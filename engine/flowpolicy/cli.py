@@ -27,6 +27,11 @@ COMMANDS = (
     "dispatch",
     "graph",
     "report",
+    "serve",
+    "promote",
+    "rollback",
+    "alias",
+    "registry",
     "demo",
 )
 

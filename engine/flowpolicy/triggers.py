@@ -279,7 +279,7 @@ class _Defaults:
                       f"a promotion of {asset} into the branch starts its champion rule", path)
             return
         for branch, edges in needing.items():
-            gates = [r for e in edges for r in e.require if r != CHAMPION_REQUIREMENT]
+            gates = [r for e in edges for r in e.require if r in self.policy.gates]
             if not gates:
                 self._add("champion", asset, self._new_instance(asset), (branch,),
                           INSTANCE_FIELD,
@@ -320,7 +320,8 @@ class _Defaults:
                     INSTANCE_FIELD,
                     f"the move of @{rule.alias} of {asset} on {source} starts promotion "
                     f"{route}", None)
-        gates = [r for r in edge.require if r != CHAMPION_REQUIREMENT]
+        # (a requirement naming no gate is the loader's error to report, not a trigger)
+        gates = [r for r in edge.require if r in self.policy.gates]
         if gates:
             gate = self.policy.gates[gates[-1]]
             return (gate.on_pass, INSTANCE_FIELD,
@@ -376,7 +377,7 @@ def publications(policy: Policy, kind: str, rule: str, branch: str
 
 
 def loop_diagnostics(policy: Policy) -> list[Diagnostic]:
-    """FP223 for each way the triggers could start each other forever: a flow whose events
+    """FP225 for each way the triggers could start each other forever: a flow whose events
     start, through any chain of triggers on any branches, the same flow on the same branch
     again. Located at the first ``triggers:`` entry in the loop, else at the rule of its
     first flow."""
@@ -435,7 +436,7 @@ def _loop_error(policy: Policy, table: TriggerTable, first: tuple[str, str, str]
     triggers = [trigger for _, _, trigger in steps]
     blamed = next((t for t in triggers if t.explicit), triggers[-1])
     location = policy.locate(blamed.json_path)
-    return Diagnostic(location.file, location.line, location.col, "FP223",
+    return Diagnostic(location.file, location.line, location.col, "FP225",
                       "triggers could start each other forever: " + "; ".join(parts)
                       + ". Switch one of them off (triggers: ... enabled: false) or have a "
                         "flow in the loop not produce what starts the next",

@@ -223,7 +223,8 @@ def _format_history(report: list[dict[str, Any]]) -> str:
                         + f") by {_entity(entry['by'])}"
                         + (f": {entry['reason']}" if entry["reason"] else ""))
             else:
-                line = (f"@{entry['alias']} {entry['from'] or '(unset)'} → {entry['to']} "
+                line = (f"@{entry['alias']} {entry['from'] or '(unset)'} → "
+                        f"{entry['to'] or '(unset)'} "
                         f"by {_entity(entry['by'])}"
                         + (f": {entry['reason']}" if entry["reason"] else ""))
             out.append(f"  {entry['at']}  {line}\n")

@@ -4,7 +4,7 @@ read-only and named in the output (a ``registry`` line, or key in JSON).
 
 ``--follow`` then waits for new events and prints each as it is published (JSON: one object
 a line), until interrupted or ``--for SECONDS`` have passed. On PostgreSQL the wait is woken
-by the server's notification; the SQLite file is looked at every few milliseconds.
+by the server's notification; the SQLite file is looked at every 10 ms.
 
 ``--runs`` shows the chains instead: every event with the runs ``flowpolicy dispatch``
 started for it and how each ended, and the events those runs published in turn."""

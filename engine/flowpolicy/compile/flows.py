@@ -54,7 +54,6 @@ def plan_flows(policy: Policy) -> list[FlowPlan]:
           for asset, edges in _edges_by_asset(policy).items()),
         *(_drift_flow(policy, rule, header) for rule in policy.drift.values()),
     ]
-    plans = _with_triggers(policy, plans)
     seen: dict[str, FlowPlan] = {}
     for plan in plans:
         for key in (plan.class_name, plan.file_name):
@@ -65,7 +64,7 @@ def plan_flows(policy: Policy) -> list[FlowPlan]:
                     f"{other.rule!r} would both generate {key}; rename one of them"
                 )
             seen[key] = plan
-    return plans
+    return _with_triggers(policy, plans)
 
 
 def _with_triggers(policy: Policy, plans: list[FlowPlan]) -> list[FlowPlan]:
@@ -290,6 +289,8 @@ def _drift_flow(policy: Policy, rule: DriftRule, header: dict[str, object]) -> F
         "asset": rule.asset,
         "report_asset": rule.report_asset,
         "columns": list(rule.columns),
+        "column_settings": len(rule.column_settings),
+        "sketch": rule.mode == "sketch",
         "current": rule.current,
         "reference": rule.reference,
         "levels": levels,

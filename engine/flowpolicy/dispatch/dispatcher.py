@@ -143,6 +143,8 @@ class Dispatcher:
             return False
         for trigger in triggers:
             argv = self._command(trigger, event, summary)
+            if argv is None:
+                continue
             record = self.registry.claim_dispatch(
                 event.id, self._flow_key(trigger),
                 flow_name=self.table.targets[trigger.flow].class_name,
@@ -166,15 +168,20 @@ class Dispatcher:
             return str(path)
 
     def _command(self, trigger: Trigger, event: EventRecord, summary: DispatchSummary
-                 ) -> list[str]:
+                 ) -> list[str] | None:
         """``python <flow> --quiet run --param=value …``: each value from the payload field
         the trigger maps, as one ``--name=value`` word (no shell, and a value can never be
         read as another option). A missing field leaves the flow's default, as an Argo
-        Events sensor does."""
+        Events sensor does; a field that is there but empty (an alias unset names no
+        instance) starts nothing: None, and a note."""
         argv = [sys.executable, self._flow_key(trigger), "--quiet", "run"]
         payload = event.payload or {}
         for parameter, source in trigger.parameters.items():
             value = payload.get(source)
+            if value is None and source in payload:
+                summary.notes.append(f"event {event.id} ({event.name}) names no {source}: "
+                                     f"{self._flow_key(trigger)} not started")
+                return None
             if value is None:
                 summary.notes.append(f"event {event.id} has no {source!r} for --{parameter}: "
                                      f"{self._flow_key(trigger)} uses its default")

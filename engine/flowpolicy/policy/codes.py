@@ -49,14 +49,17 @@ CODES: dict[str, str] = {
     "FP216": "naming.pattern is not a valid RE2 regular expression (no backreferences or "
              "lookaround)",
     "FP217": "name is a Python keyword (names become Python identifiers in generated flows)",
-    "FP218": "reserved name (gate named champion, alias latest)",
+    "FP218": "reserved name (gate named champion, alias latest, drift level none or "
+             "indeterminate)",
     "FP219": "drift rule compares an instance with itself, or reports into the monitored asset",
     "FP220": "both max_age and max_age_seconds are set",
     "FP221": "champion rule without a metric, or drift rule without levels (after defaults)",
     "FP222": "naming.allowed_words names a word that no forbidden_words list forbids",
-    "FP223": "triggers could start each other forever (the trigger graph has a cycle)",
-    "FP224": "trigger entry that names no flow or several, a rule the policy does not have, "
+    "FP223": "a drift column's levels name a level that the rule does not declare",
+    "FP224": "drift column_settings name a column that the rule's columns leave out",
+    "FP225": "triggers could start each other forever (the trigger graph has a cycle)",
+    "FP226": "trigger entry that names no flow or several, a rule the policy does not have, "
              "an undeclared branch, or a Parameter the flow does not take from events",
-    "FP225": "two trigger entries say what starts one flow on one branch",
-    "FP226": "trigger flow path that is not a relative path inside the project",
+    "FP227": "two trigger entries say what starts one flow on one branch",
+    "FP228": "trigger flow path that is not a relative path inside the project",
 }

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from flowpolicy.errors import Diagnostic
 from flowpolicy.policy.model import (
     CHAMPION_REQUIREMENT,
+    INDETERMINATE,
+    NO_LEVEL,
     TRIGGER_TARGETS,
     DriftRule,
     SourceLocation,
@@ -20,6 +22,8 @@ from flowpolicy.policy.source import child_path
 
 #: Instance aliases may not shadow the instance spec keyword.
 RESERVED_ALIASES = frozenset({"latest"})
+#: Drift verdicts that are not levels: no threshold reached, or left open by the bound.
+RESERVED_LEVELS = frozenset({NO_LEVEL, INDETERMINATE})
 
 #: The Parameters of each generated flow an event may set: instance specs and branches.
 TRIGGER_PARAMETERS: dict[str, tuple[str, ...]] = {
@@ -281,25 +285,60 @@ class _Checker:
                 self.report("FP221", path, "drift rule has no levels (set levels here or in "
                                            "defaults.drift)")
                 levels = {}
-            previous: tuple[str, float] | None = None
-            for level, threshold in levels.items():
+            for level in levels:
                 level_path = child_path(f"{path}.levels", level)
                 self.not_keyword(level, level_path, "level name")
-                if previous is None and threshold != 0:
-                    self.report("FP210", level_path,
-                                f"the first level ({level!r}) must have threshold 0 so that "
-                                f"every statistic has a level; it has {threshold}")
-                if previous is not None and threshold <= previous[1]:
-                    self.report("FP209", level_path,
-                                f"level {level!r} ({threshold}) must be above the level "
-                                f"before it, {previous[0]!r} ({previous[1]}): list levels "
-                                "from lowest to highest threshold")
-                previous = (level, threshold)
+                if level in RESERVED_LEVELS:
+                    self.report("FP218", level_path,
+                                f"a drift level may not be called {level!r}: verdicts use "
+                                "that word (no threshold reached, or a sketch verdict the "
+                                "error bound leaves open)")
+            self.check_level_order(levels, f"{path}.levels", levels)
+            declared = rule.get("columns")
+            for column, settings in (rule.get("column_settings") or {}).items():
+                settings_path = child_path(f"{path}.column_settings", column)
+                if declared is not None and column not in declared:
+                    self.report("FP224", settings_path,
+                                f"column {column!r} is not among the rule's columns "
+                                f"({', '.join(declared)}): add it there, or drop its settings")
+                overrides = settings.get("levels")
+                if overrides:
+                    column_path = f"{settings_path}.levels"
+                    self.check_column_levels(levels, overrides, column_path, column)
             for level in rule.get("events") or {}:
-                if level not in levels:
+                if level not in levels and level != INDETERMINATE:
                     self.report("FP211", child_path(f"{path}.events", level),
                                 f"{level!r} is not one of this rule's levels "
-                                f"({', '.join(levels) or 'none'})")
+                                f"({', '.join(levels) or 'none'}) nor {INDETERMINATE!r}")
+
+    def check_column_levels(self, levels: dict, overrides: dict, path: str, column: str
+                            ) -> None:
+        unknown = [level for level in overrides if level not in levels]
+        for level in unknown:
+            self.report("FP223", child_path(path, level),
+                        f"{level!r} is not one of this rule's levels "
+                        f"({', '.join(levels) or 'none'}); a column's levels change the "
+                        "rule's thresholds, they add no level")
+        if not unknown:
+            self.check_level_order({**levels, **overrides}, path, overrides,
+                                   f" (column {column!r}: its levels over the rule's)")
+
+    def check_level_order(self, levels: dict, path: str, written: dict, where: str = "") -> None:
+        """Thresholds start at 0 and strictly increase; reported at a level of ``written``
+        (the mapping that was written at ``path``), else at ``path``."""
+        previous: tuple[str, float] | None = None
+        for level, threshold in levels.items():
+            level_path = child_path(path, level) if level in written else path
+            if previous is None and threshold != 0:
+                self.report("FP210", level_path,
+                            f"the first level ({level!r}) must have threshold 0 so that "
+                            f"every statistic has a level; it has {threshold}{where}")
+            if previous is not None and threshold <= previous[1]:
+                self.report("FP209", level_path,
+                            f"level {level!r} ({threshold}) must be above the level "
+                            f"before it, {previous[0]!r} ({previous[1]}){where}: list levels "
+                            "from lowest to highest threshold")
+            previous = (level, threshold)
 
     def check_events(self) -> None:
         events: list[tuple[str, str]] = []
@@ -331,7 +370,7 @@ class _Checker:
             path = child_path("$.triggers", index)
             kinds = [kind for kind in TRIGGER_TARGETS if kind in entry]
             if len(kinds) != 1:
-                self.report("FP224", path, "a trigger names exactly one flow: one of "
+                self.report("FP226", path, "a trigger names exactly one flow: one of "
                             + ", ".join(TRIGGER_TARGETS)
                             + (f" (this one names {', '.join(kinds)})" if kinds else ""))
                 continue
@@ -341,40 +380,40 @@ class _Checker:
                 self._check_flow_path(target, f"{path}.flow")
             elif target not in rules[kind]:
                 known = ", ".join(sorted(rules[kind])) or "none"
-                self.report("FP224", f"{path}.{kind}",
+                self.report("FP226", f"{path}.{kind}",
                             f"no {kind} flow {target!r}: the policy generates {kind} flows "
                             f"for {known}")
             enabled = entry.get("enabled", True)
             if enabled and "event" not in entry:
-                self.report("FP224", path, "name the event that starts the flow "
+                self.report("FP226", path, "name the event that starts the flow "
                                            "(event: ...), or switch it off (enabled: false)")
             if not enabled and "event" in entry:
-                self.report("FP224", f"{path}.event", "a switched-off trigger (enabled: false) "
+                self.report("FP226", f"{path}.event", "a switched-off trigger (enabled: false) "
                                                       "names no event")
             if kind != "flow":
                 allowed = TRIGGER_PARAMETERS[kind]
                 for parameter in entry.get("parameters") or {}:
                     if parameter not in allowed:
-                        self.report("FP224", child_path(f"{path}.parameters", parameter),
+                        self.report("FP226", child_path(f"{path}.parameters", parameter),
                                     f"{kind} flows take {', '.join(allowed)} from an event "
                                     f"(thresholds come from the policy), not {parameter!r}")
                 for key in ("registers", "publishes"):
                     if key in entry:
-                        self.report("FP224", f"{path}.{key}",
+                        self.report("FP226", f"{path}.{key}",
                                     f"{key} is for flow: entries; what a generated flow "
                                     "registers and publishes follows from its rule")
             for position, asset in enumerate(entry.get("registers") or []):
                 self.asset_ref(asset, child_path(f"{path}.registers", position))
             for position, branch in enumerate(entry.get("branches") or []):
                 if branches and branch not in branches:
-                    self.report("FP224", child_path(f"{path}.branches", position),
+                    self.report("FP226", child_path(f"{path}.branches", position),
                                 f"branch {branch!r} is not declared under branches "
                                 f"(declared: {', '.join(branches)})")
             for branch in entry.get("branches") or branches or ["*"]:
                 key = (kind, target, branch)
                 if key in seen:
                     where = "every branch" if branch == "*" else f"branch {branch!r}"
-                    self.report("FP225", path,
+                    self.report("FP227", path,
                                 f"triggers[{seen[key]}] already says what starts the {kind} "
                                 f"flow {target!r} on {where}; one deployed flow listens to "
                                 "one event")
@@ -383,7 +422,7 @@ class _Checker:
     def _check_flow_path(self, target: str, path: str) -> None:
         parts = target.split("/")
         if target.startswith("/") or any(part in ("", ".", "..") for part in parts):
-            self.report("FP226", path, f"flow {target!r} must be a relative path inside the "
+            self.report("FP228", path, f"flow {target!r} must be a relative path inside the "
                                        "project (no leading /, no . or .. parts)")
 
 

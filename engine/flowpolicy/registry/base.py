@@ -1,7 +1,7 @@
 """The registry contract: records, instance specs and the backend :class:`Registry` Protocol.
 
-Every backend (the embedded SQLite file, the Outerbounds asset service) stores the same
-things: immutable asset *instances* ``v1, v2, …`` inside a scope
+Every backend (the embedded SQLite file, a PostgreSQL server, the Outerbounds asset service)
+stores the same things: immutable asset *instances* ``v1, v2, …`` inside a scope
 ``(project, branch, asset type, asset name)``, *aliases* pointing at one instance with an
 append-only history of their moves, *consumption lineage*, *events* and *evidence* (decision
 records attached to an instance). The runtime (``flowpolicy.runtime``) turns these records
@@ -11,6 +11,7 @@ into obproject-shaped responses; backends never build response dicts themselves.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -59,6 +60,12 @@ class AliasConflict(RegistryError):
         return cls(f"alias @{alias} on {scope} is {found or 'unset'}, expected "
                    f"{wanted or 'unset'}; someone else moved it — re-read and retry",
                    current=found, expected=wanted)
+
+
+class CompareAndSetUnsupported(RegistryError):
+    """The backend cannot move an alias only if it still points where the caller saw it (the
+    Outerbounds asset service has no transactions). Callers for whom a plain move is as good
+    (the outcome of a lost race is the same) may fall back to one; the others must stop."""
 
 
 class RegistryDamaged(RegistryError):
@@ -162,12 +169,13 @@ class AssetSummary:
 
 @dataclass(frozen=True)
 class AliasMove:
-    """One append-only alias history entry; ``from_version`` is None for a first set."""
+    """One append-only alias history entry; ``from_version`` is None for a first set,
+    ``to_version`` None when the alias was unset."""
 
     scope: Scope
     alias: str
     from_version: int | None
-    to_version: int
+    to_version: int | None
     by: EntityRef
     at: str
     reason: str | None
@@ -176,7 +184,7 @@ class AliasMove:
         return {
             "alias": self.alias,
             "from": instance_id(self.from_version),
-            "to": f"v{self.to_version}",
+            "to": instance_id(self.to_version),
             "by": self.by.to_dict(),
             "at": self.at,
             "reason": self.reason,
@@ -271,14 +279,15 @@ def new_instance_payload(record: InstanceRecord, actor: EntityRef) -> dict[str, 
 
 def alias_payload(move: AliasMove) -> dict[str, Any]:
     """What an alias-move event carries: ``from`` / ``to`` (``instance`` repeats ``to``, so
-    every lifecycle event names the instance it is about under the same key)."""
+    every lifecycle event names the instance it is about under the same key; an unset moves
+    to None)."""
     return {
         "asset": move.scope.name,
         "asset_type": move.scope.asset_type,
         "alias": move.alias,
         "from": instance_id(move.from_version),
-        "to": f"v{move.to_version}",
-        "instance": f"v{move.to_version}",
+        "to": instance_id(move.to_version),
+        "instance": instance_id(move.to_version),
         "actor": move.by.entity_id,
         "reason": move.reason,
     }
@@ -474,6 +483,21 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def redact_url(url: str) -> str:
+    """``url`` without a password (in its user part or a ``password=`` query item), for
+    messages and reports."""
+    parts = urllib.parse.urlsplit(url)
+    items = parts.query.split("&")
+    if parts.password is None and not any(i.lower().startswith("password=") for i in items):
+        return url  # as given (rebuilding would change e.g. sqlite:////abs to sqlite:///abs)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        netloc = f"{userinfo.split(':', 1)[0]}@{host}"
+    query = "&".join(item for item in items if item and not item.lower().startswith("password="))
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
 def version_range(latest: int, first: int = 1) -> str:
     """``v1…v3`` / ``v1`` / ``no versions`` for error messages (from ``first`` on)."""
     if latest < first:
@@ -562,6 +586,19 @@ class Registry(Protocol):
         expected: Any = ANY,
     ) -> AliasMove:
         """Move ``@alias`` and, in the same transaction, publish its :func:`alias_event`."""
+        ...
+
+    def unset_alias(
+        self,
+        scope: Scope,
+        alias: str,
+        *,
+        by: EntityRef,
+        reason: str | None = None,
+        expected: Any = ANY,
+    ) -> AliasMove:
+        """Remove ``@alias`` and append the move (to None) to its history; unsetting an
+        alias that is not set raises RegistryError. ``expected`` as for ``set_alias``."""
         ...
 
     def get_alias(self, scope: Scope, alias: str) -> int | None: ...
@@ -667,6 +704,11 @@ class Registry(Protocol):
         """Move cursor ``name`` forward to ``event_id`` (never back); its position now."""
         ...
 
+    def info(self) -> dict[str, Any]:
+        """What ``flowpolicy registry info`` shows: backend, location, server, and (SQL
+        backends) schema version, bytes and rows per table, or (others) the guarantees kept."""
+        ...
+
     def delete_asset(self, scope: Scope, *, by: EntityRef, reason: str | None = None
                      ) -> AssetDeletion | None:
         """Mark ``scope`` deleted (see :class:`AssetDeletion`); None when there is no live
@@ -676,5 +718,17 @@ class Registry(Protocol):
     def deletions(self, scope: Scope) -> list[AssetDeletion]:
         """Every deletion of ``scope``, oldest first."""
         ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class ChangeProbe(Protocol):
+    """What a backend that can tell cheaply that *something* was committed hands out
+    (``registry.change_probe()``): each call returns a token that differs from the previous
+    one once another connection has committed a write. Readers that follow an alias (the
+    model server) call it often and look the alias up only when the token moved."""
+
+    def __call__(self) -> Any: ...
 
     def close(self) -> None: ...

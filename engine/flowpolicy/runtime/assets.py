@@ -290,6 +290,15 @@ class Asset:
                                        expected=expected)
         return move.to_dict()
 
+    def unset_alias(self, name: str, alias: str, *, asset_type: str = "model",
+                    reason: str | None = None, expected: Any = ANY) -> dict[str, Any]:
+        """Remove ``@alias`` and append the move (to None) to its history; ``expected`` as
+        for :meth:`set_alias`."""
+        self._require_writable(f"unset alias @{alias}")
+        move = self.registry.unset_alias(self.scope(name, asset_type), validate_alias(alias),
+                                         by=self.entity_ref, reason=reason, expected=expected)
+        return move.to_dict()
+
     def get_alias(self, name: str, alias: str, *, asset_type: str = "model") -> str | None:
         """The instance id ``@alias`` points at, or None when it is not set."""
         return instance_id(self.registry.get_alias(self.scope(name, asset_type), alias))
