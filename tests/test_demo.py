@@ -74,8 +74,12 @@ def test_demo_runs_end_to_end_on_postgresql(tmp_path, postgres_url):
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert f"Registry {postgres_url}" in out
-    assert out.count("refused, as the policy demands") == 2
+    # the same chain, dispatched from PostgreSQL's events table
+    tree = out[out.index("the chain (event -> run -> event):"):out.index("Registry ")]
+    assert "refused: gate quality failed for fraud_model v1: f1_score = " in tree
+    assert tree.count("FraudModelChampionFlow/") == 2 and "retrain_required [dev] v2" in tree
     assert "champion champion: PASS - no champion yet: v1 becomes the first champion" in out
+    assert "champion champion: PASS - v2 beats champion v1" in out
     assert "drift ks: HIGH" in out
     assert not (scratch / "registry.db").exists()
 
