@@ -25,6 +25,10 @@ Conventions, chosen so results are reproducible evidence:
   ``D >= threshold``, compared with a relative tolerance of :data:`TOLERANCE`, so that a D
   that is mathematically equal to a threshold (say 1/20 against 0.05) reaches it whatever the
   last bit of its floating-point rounding.
+- Distributions: the result keeps, for the :data:`PICTURED_COLUMNS` columns with the largest
+  D, both sides' empirical quantiles at :data:`QUANTILE_POINTS` evenly spaced probabilities
+  (finite values only): a bounded summary that draws both ECDFs on the drift card, not the
+  data.
 """
 
 from __future__ import annotations
@@ -46,6 +50,11 @@ TOLERANCE = 1e-12
 
 #: The level reported when D stays below every declared threshold.
 NO_LEVEL = "none"
+
+#: How many of the most drifted columns keep a summary of both distributions.
+PICTURED_COLUMNS = 3
+#: Quantiles kept per side of each pictured column, at probabilities 0, 1/(n-1), ..., 1.
+QUANTILE_POINTS = 51
 
 #: Samples with at least this many values in total try the bucketed KS path first.
 BUCKETS_FROM = 1 << 15
@@ -97,6 +106,9 @@ class DriftResult:
     event: str | None
     #: column -> (values compared in current, in reference), after NaNs were dropped.
     sample_sizes: Mapping[str, tuple[int, int]] = field(default_factory=frozen_map)
+    #: column -> (quantiles of current, of reference), for the most drifted columns.
+    distributions: Mapping[str, tuple[tuple[float, ...], tuple[float, ...]]] = field(
+        default_factory=frozen_map)
 
     def to_dict(self) -> dict:
         return {
@@ -110,6 +122,9 @@ class DriftResult:
             "level": self.level,
             "event": self.event,
             "sample_sizes": {name: list(sizes) for name, sizes in self.sample_sizes.items()},
+            "distributions": {"points": QUANTILE_POINTS, "columns": {
+                name: {"current": list(current), "reference": list(reference)}
+                for name, (current, reference) in self.distributions.items()}},
         }
 
 
@@ -151,6 +166,10 @@ def evaluate_drift(
     worst = max(names, key=lambda name: statistics[name])
     top = statistics[worst]
     level = drift_level(rule.levels if levels is None else levels, top)
+    pictured = sorted(names, key=lambda name: -statistics[name])[:PICTURED_COLUMNS]
+    distributions = {
+        name: (quantile_summary(current_columns[name]), quantile_summary(reference_columns[name]))
+        for name in pictured}
     return DriftResult(
         asset=rule.asset,
         current=current_id,
@@ -161,7 +180,26 @@ def evaluate_drift(
         level=level,
         event=rule.events.get(level),
         sample_sizes=frozen_map(sizes),
+        distributions=frozen_map(distributions),
     )
+
+
+def quantile_summary(values: Any) -> tuple[float, ...]:
+    """The empirical quantiles of the finite values of a numeric column at the
+    :data:`QUANTILE_POINTS` shares ``k / (QUANTILE_POINTS - 1)``: for each share, the smallest
+    value whose ECDF reaches it (its rank counted in integers, so a share is never missed by
+    a rounding), a value of the sample itself, so a column of 0s and 1s keeps its two steps.
+    Empty when the column has no finite value."""
+    import numpy as np
+
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return ()
+    steps = QUANTILE_POINTS - 1
+    ranks = [max(0, -(-k * finite.size // steps) - 1) for k in range(QUANTILE_POINTS)]
+    ordered = np.partition(finite, ranks)
+    return tuple(float(ordered[rank]) for rank in ranks)
 
 
 def numeric_columns(data: Any) -> dict[str, np.ndarray]:
