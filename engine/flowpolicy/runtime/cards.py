@@ -44,15 +44,16 @@ def show(build: Callable[[Mapping[str, Any]], list], decision: Mapping[str, Any]
     collector = current.get("card")
     if collector is None:
         return
+    # The card is a picture of the decision, never a reason to fail it: nothing escapes.
+    failure = None
     try:
         components = build(decision)
-    except Exception as exc:  # the card is a picture of the decision, never a reason to fail it
-        why = f"{type(exc).__name__}: {exc}"
-        print(f"the decision card could not be built ({why}); the decision and its evidence "
-              "are recorded", file=sys.stderr)
-        components = _failure_note(why)
+    except Exception as exc:
+        failure = f"{type(exc).__name__}: {exc}"
+        print(f"the decision card could not be built ({failure}); the decision and its "
+              "evidence are recorded", file=sys.stderr)
     try:
-        collector[CARD_ID].extend(components)
+        collector[CARD_ID].extend(components if failure is None else _failure_note(failure))
     except Exception as exc:
         print(f"the decision card could not be filled ({type(exc).__name__}: {exc})",
               file=sys.stderr)
@@ -82,8 +83,7 @@ def gate_card(verdict: Mapping[str, Any]) -> list:
         _judged_under("gate", verdict),
         Table(rows, headers=headers),
         Markdown(f"{verdict['reason']}."),
-        _identity(verdict, [("instance", verdict["instance"])],
-                  _event(verdict)),
+        _identity(verdict, [("instance", verdict["instance"])], _event(verdict)),
     ]
 
 
@@ -286,10 +286,11 @@ def _statistics_chart(statistics: Mapping[str, float], column_levels: Mapping[st
                           "tooltip": [{"field": "column"}, {"field": "value", "title": "D"},
                                       {"field": "level"}]}},
             {"data": {"values": thresholds},
-             "mark": {"type": "rule", "strokeDash": [4, 3], "color": "black"},
+             "mark": {"type": "rule", "strokeDash": [4, 3], "color": "black", "clip": True},
              "encoding": {"x": {**x, "field": "threshold"}}},
             {"data": {"values": thresholds},
-             "mark": {"type": "text", "align": "left", "dx": 3, "y": 0, "baseline": "top"},
+             "mark": {"type": "text", "align": "left", "dx": 3, "y": 0, "baseline": "top",
+                      "clip": True},
              "encoding": {"x": {**x, "field": "threshold"}, "text": {"field": "level"}}},
         ],
     }
