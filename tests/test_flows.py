@@ -20,9 +20,11 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from flowpolicy import Asset
@@ -268,7 +270,8 @@ def test_gate_pass_publishes_its_event_and_records_evidence_and_policy(trained):
         f"[sorted(Run({result['run']!r}).user_tags), "
         f"Run({result['run']!r})['end'].task['verdict'].data['policy_hash']]"
     )
-    assert seen == [[f"flowpolicy_policy:{policy_hash[:12]}"], policy_hash]
+    assert seen == [["asset_write_branch:dev", f"flowpolicy_policy:{policy_hash[:12]}"],
+                    policy_hash]
     card = project.card(result["run"], "evaluate")
     assert card["type"] == "flowpolicy" and card["fonts"] is False
     assert "Judged under the policy's thresholds: f1_score >= 0.8." in _text(card)
@@ -584,22 +587,142 @@ def test_drift_monitor(trained, current, reference, level, event):
     details = record["details"]
     assert (f"## Drift of `fraud_features` {current_id} against {reference_id}: {level}"
             in _text(card))
-    shown = {row[0]: row[1:] for row in _tables(card)["column"]}
-    assert {name: float(d) for name, (d, *_) in shown.items()} == details["statistics"]
-    assert shown[details["worst_column"]][1] == level
+    _shows_drift(card, details)
+    assert _tables(card)["column"][0][0] == details["worst_column"]
     bars, *ecdfs = _charts(card)
-    assert {v["column"]: v["value"] for v in bars["layer"][0]["data"]["values"]} == (
-        details["statistics"])
-    assert {v["level"]: v["threshold"] for v in bars["layer"][1]["data"]["values"]} == {
-        "elevated": 0.05, "high": 0.1}
+    assert {(v["column"], v["level"]): v["threshold"]
+            for v in bars["layer"][2]["data"]["values"]} == {
+        (column, name): threshold for column in columns
+        for name, threshold in (("elevated", 0.05), ("high", 0.1))}
     pictured = details["distributions"]["columns"]
     assert len(ecdfs) == len(pictured) == 3 and details["worst_column"] in pictured
     for spec, (column, sides) in zip(ecdfs, pictured.items(), strict=True):
         assert spec["encoding"]["x"]["title"] == column
         drawn = [v["value"] for v in spec["data"]["values"]
                  if v["instance"] == f"current {current_id}"]
-        assert drawn == sides["current"]
+        assert drawn == sides["current"] and len(drawn) == 51
     _shows_identity(card, record, current=current_id, reference=reference_id)
+
+
+def _shows_drift(card: dict, details: dict) -> None:
+    """The card's table and bars show each column's statistic, value, bound and level as the
+    drift evidence recorded them."""
+    columns, bounded = details["columns"], details["mode"] == "sketch"
+    for name, statistic, value, *bound, level, n_current, n_reference in _tables(card)["column"]:
+        column = columns[name]
+        assert (statistic, float(value), level) == (
+            column["statistic"], column["value"], column["level"])
+        assert bound == ([f"± {column['bound']!r}"] if bounded else [])
+        assert [int(n_current), int(n_reference)] == column["sizes"]
+    bars = _charts(card)[0]["layer"][0]["data"]["values"]
+    assert {v["column"]: (v["value"], v["level"]) for v in bars} == {
+        name: (column["value"], column["level"]) for name, column in columns.items()}
+
+
+SKETCH_POLICY = """\
+version: 1
+project: fraud_detection
+extends: ["../policies/fraud.yaml"]
+assets:
+  sketch_reports: {type: data}
+drift:
+  fraud_features:
+    mode: sketch
+    report_asset: sketch_reports
+    column_settings:
+      foreign: {statistic: linf}
+      tx_last_24h: {statistic: chi2, levels: {elevated: 0.95, high: 0.99}}
+      hour: {statistic: psi}
+      amount: {levels: {high: 0.9}}
+    events: {high: features_drifted, indeterminate: drift_unclear}
+compile: {output_dir: flows}
+"""
+
+
+def test_sketch_mode_drift_with_categorical_columns_and_column_levels(trained):
+    """The example's policy with its drift rule in sketch mode, three categorical columns
+    and one column's own thresholds, compiled and run for real: the run reads the drift
+    profiles stored at registration (never the data) and every figure agrees with the exact
+    statistics of the data within its stated bound."""
+    from scipy.stats import ks_2samp
+
+    from flowpolicy.runtime.categorical import categorical_statistic
+
+    project, state = trained
+    variant = project.dir / "sketch_variant"
+    variant.mkdir(exist_ok=True)
+    (variant / "fraud.yaml").write_text(SKETCH_POLICY)
+    compiled = subprocess.run([sys.executable, "-m", "flowpolicy", "compile", "sketch_variant"],
+                              cwd=project.dir, env=project.env(), capture_output=True,
+                              text=True, timeout=120)
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    current_id, reference_id = state["features"]["weak"], state["features"]["shifted"]
+    result = project.run("sketch_variant/flows/fraud_features_drift.py", "--current",
+                         current_id, "--reference", reference_id)
+    assert result["returncode"] == 0, result["output"]
+
+    (report,) = [i.annotations for i in project.asset().list_data_asset_instances(
+        "sketch_reports") if i.annotations["current_instance"] == current_id]
+    assert report["mode"] == "sketch" and report["level"] == "high"
+    assert {"linf_foreign", "chi2_tx_last_24h", "psi_hour", "ks_amount", "ks_distance_km",
+            "ks_merchant_risk", "ks_is_fraud"} <= set(report)
+    # the what-if test also judges weak against shifted, with the example's own rule
+    (record,) = [r for r in project.asset().evidence("fraud_features", current_id,
+                                                     asset_type="data", kind="drift")
+                 if r["details"]["mode"] == "sketch"]
+    details = record["details"]
+    assert details["inputs"] == {"current": "profile", "reference": "profile"}
+    assert record["passed"] is False  # high publishes an event
+    assert details["under_policy"] is True
+    assert details["thresholds"]["columns"]["amount"] == {"statistic": "ks",
+                                                          "levels": {"high": 0.9}}
+    published = [e for e in _events(project, "features_drifted")
+                 if e["payload"]["current"] == current_id]
+    assert len(published) == 1
+
+    runs = {name: state["runs"][name] for name in ("weak", "shifted")}
+    data = project.client("{name: {k: v.tolist() for k, v in Run(path)['start'].task"
+                          "['features'].data.items()} for name, path in "
+                          f"{runs!r}.items()}}")
+    current, reference = data["weak"], data["shifted"]
+    columns = details["columns"]
+    for name, column in columns.items():
+        if column["statistic"] == "ks":
+            exact = ks_2samp(current[name], reference[name]).statistic
+            # 20,000 rows fit in a sketch's first level, so here the bound is 0 and D exact.
+            assert column["bound"] == 0
+            assert column["value"] == pytest.approx(exact, abs=1e-12)
+        else:
+            counts = [dict(zip(*np.unique(side[name], return_counts=True), strict=True))
+                      for side in (current, reference)]
+            value, _ = categorical_statistic(column["statistic"], *counts)
+            assert column["value"] == pytest.approx(value, rel=1e-12)
+            assert column["bound"] == 0
+    # amount's own high threshold (0.9) is far above its D; the rule's (0.1) is not.
+    assert 0.1 < columns["amount"]["value"] < 0.9
+    assert columns["amount"]["level"] == "elevated"
+    assert columns["distance_km"]["level"] == "high"
+
+    card = project.card(result["run"], "measure")
+    assert (f"Sketch mode (current {current_id} from its profile, reference {reference_id} "
+            "from its profile)") in _text(card)
+    _shows_drift(card, details)
+    ticks = {(v["column"], v["level"]): v["threshold"]
+             for v in _charts(card)[0]["layer"][2]["data"]["values"]}
+    assert ticks[("amount", "high")] == 0.9 and ticks[("tx_last_24h", "high")] == 0.99
+    pictured = details["distributions"]["columns"]
+    drawn = _charts(card)[1:]
+    assert len(drawn) == len(pictured) == 3
+    for spec, (name, summary) in zip(drawn, pictured.items(), strict=True):
+        kind = "quantiles" if columns[name]["statistic"] == "ks" else "categories"
+        assert summary["kind"] == kind
+        if kind == "categories":  # the shares of each value on both sides
+            shares = [v["share"] for v in spec["data"]["values"]
+                      if v["instance"] == f"current {current_id}"]
+            assert shares == summary["current"]
+            counts = {str(value): n for value, n in Counter(current[name]).items()}
+            assert shares == [counts.get(value, 0) / len(current[name])
+                              for value in summary["categories"]]
 
 
 def test_drift_level_override_is_labelled_and_acts_on_nothing(trained):
@@ -610,11 +733,14 @@ def test_drift_level_override_is_labelled_and_acts_on_nothing(trained):
     assert result["returncode"] == 0, result["output"]
     assert "what-if run under normal >= 0, elevated >= 0.05, high >= 0.99, the policy's " \
            "normal >= 0, elevated >= 0.05, high >= 0.1" in result["output"]
-    (record,) = project.asset().evidence("fraud_features", current, asset_type="data",
-                                         kind="drift")
+    # the sketch-mode test also judges weak against shifted, under a variant's rule
+    (record,) = [r for r in project.asset().evidence("fraud_features", current,
+                                                     asset_type="data", kind="drift")
+                 if r["details"]["mode"] == "exact"]
     details = record["details"]
     assert details["under_policy"] is False and details["level"] == "elevated"
-    assert details["thresholds"]["high"] == 0.99 and details["policy_thresholds"]["high"] == 0.1
+    assert details["thresholds"]["levels"]["high"] == 0.99
+    assert details["policy_thresholds"]["levels"]["high"] == 0.1
     reports = []
     with contextlib.suppress(Exception):  # no report registered yet by any test
         reports = [i for i in project.asset().list_data_asset_instances("drift_reports")
@@ -626,7 +752,7 @@ def test_drift_level_override_is_labelled_and_acts_on_nothing(trained):
     assert ("**What-if run** under normal >= 0, elevated >= 0.05, high >= 0.99; the policy's "
             "are normal >= 0, elevated >= 0.05, high >= 0.1") in _text(card)
     top = _tables(card)["column"][0]  # the rows go from the largest D down
-    assert (top[0], top[2]) == (details["worst_column"], "elevated")
+    assert (top[0], top[3]) == (details["worst_column"], "elevated")
 
 
 # --- cards --------------------------------------------------------------------------------

@@ -1,11 +1,16 @@
 """flowpolicy: declarative promotion policies for Metaflow projects.
 
-``from flowpolicy import ProjectFlow, Asset`` gives the obproject-compatible runtime; the
-names are resolved lazily so that ``import flowpolicy`` (and the CLI) does not pay for
-importing Metaflow.
+``from flowpolicy import ProjectFlow, Asset`` gives the obproject-compatible runtime: every
+name ``obproject`` exports is here, and ``flowpolicy.assets``, ``flowpolicy.projectbase``,
+``flowpolicy.project_events``, ``flowpolicy.project_schedule`` and ``flowpolicy.evals_logger``
+mirror obproject's modules. The names are resolved lazily so that ``import flowpolicy`` (and
+the CLI) does not pay for importing Metaflow.
 """
 
 from __future__ import annotations
+
+import sys
+import types
 
 __version__ = "0.1.0"
 
@@ -14,8 +19,16 @@ _LAZY = {
     "ProjectContext": "flowpolicy.runtime.project",
     "Asset": "flowpolicy.runtime.assets",
     "ProjectEvent": "flowpolicy.runtime.events",
-    "project_trigger": "flowpolicy.runtime.project",
+    "project_trigger": "flowpolicy.runtime.triggers",
+    "project_schedule": "flowpolicy.runtime.triggers",
+    "ProjectTriggerException": "flowpolicy.runtime.triggers",
+    "ProjectScheduleException": "flowpolicy.runtime.triggers",
+    "highlight": "flowpolicy.runtime.highlight",
+    "AssetInstance": "flowpolicy.runtime.assets",
+    "EntityRef": "flowpolicy.registry.base",
     "promote_assets": "flowpolicy.runtime.promote",
+    "load_model": "flowpolicy.runtime.loading",
+    "resolve_model": "flowpolicy.runtime.loading",
     "load_policy": "flowpolicy.policy.loader",
 }
 
@@ -31,3 +44,20 @@ def __getattr__(name: str):
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+class _Package(types.ModuleType):
+    """``flowpolicy.project_schedule`` is the decorator, as ``obproject.project_schedule``
+    is, even after the module of that name (obproject's layout) has been imported: the
+    import system binds a submodule onto its package, and this attribute ignores that."""
+
+    @property
+    def project_schedule(self):
+        return __getattr__("project_schedule")
+
+    @project_schedule.setter
+    def project_schedule(self, value) -> None:
+        pass
+
+
+sys.modules[__name__].__class__ = _Package

@@ -73,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
         raise RegistryError("flowpolicy assets list takes no NAME (use show NAME)")
     registry = open_existing(args.registry)
     project, branch = scope_filters(args, all_projects=args.action == "list")
-    summaries = registry.assets(project, branch, args.asset_type)
+    # history also tells of deleted assets: a deletion keeps what it hides
+    summaries = registry.assets(project, branch, args.asset_type,
+                                include_deleted=args.action == "history")
     if args.action == "list":
         report = [_summary(registry, s) for s in summaries]
         _emit(args.format, registry.url, report, _format_list)
@@ -137,9 +139,10 @@ def _history(registry, summary) -> dict[str, Any]:
     scope = summary.scope
     entries = [{"at": r.created_at, "event": "registered", "instance": r.id,
                 "by": r.created_by.to_dict()}
-               for r in registry.instances(scope, None)]
+               for r in registry.instances(scope, None, include_deleted=True)]
     entries += [{"at": m.at, "event": "alias", **m.to_dict()}
                 for m in registry.alias_history(scope)]
+    entries += [{"event": "deleted", **d.to_dict()} for d in registry.deletions(scope)]
     # registrations before alias moves at the same instant: a move needs its target first
     entries.sort(key=lambda e: (e["at"], e["event"] != "registered"))
     return {**_scope_dict(scope), "history": entries}
@@ -213,8 +216,15 @@ def _format_history(report: list[dict[str, Any]]) -> str:
         for entry in item["history"]:
             if entry["event"] == "registered":
                 line = f"{entry['instance']} registered by {_entity(entry['by'])}"
+            elif entry["event"] == "deleted":
+                dropped = ", ".join(f"@{a}→{v}" for a, v in entry["aliases"].items())
+                line = (f"deleted (through {entry['deleted_through']}"
+                        + (f"; aliases {dropped} dropped" if dropped else "")
+                        + f") by {_entity(entry['by'])}"
+                        + (f": {entry['reason']}" if entry["reason"] else ""))
             else:
-                line = (f"@{entry['alias']} {entry['from'] or '(unset)'} → {entry['to']} "
+                line = (f"@{entry['alias']} {entry['from'] or '(unset)'} → "
+                        f"{entry['to'] or '(unset)'} "
                         f"by {_entity(entry['by'])}"
                         + (f": {entry['reason']}" if entry["reason"] else ""))
             out.append(f"  {entry['at']}  {line}\n")

@@ -57,7 +57,7 @@ class FraudFeaturesDriftFlow(ProjectFlow):
     @card(type="flowpolicy", id="decision")
     @step
     def measure(self):
-        """Load both instances, compute D per column and record the report as evidence."""
+        """Load both instances, compare them per column and record the report as evidence."""
         levels = (
             DriftLevel("normal", self.normal_threshold),
             DriftLevel("elevated", self.elevated_threshold),
