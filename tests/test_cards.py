@@ -16,9 +16,18 @@ from hypothesis import strategies as st
 from metaflow import current
 
 from flowpolicy import Asset
-from flowpolicy.policy.model import ChampionRule, Check, DriftLevel, DriftRule, Gate, frozen_map
+from flowpolicy.policy.model import (
+    ChampionRule,
+    Check,
+    DriftColumn,
+    DriftLevel,
+    DriftRule,
+    Gate,
+    frozen_map,
+)
 from flowpolicy.runtime import cards, decisions, drift, steps
 from flowpolicy.runtime.decisions import PromotionRules
+from flowpolicy.runtime.sketch import QuantileSketch
 
 PROJECT = "fraud_detection"
 QUALITY = Gate("quality", "fraud_model", (Check("f1_score", min=0.8),),
@@ -133,44 +142,88 @@ def test_promotion_card_shows_the_edge_and_the_evidence_each_requirement_rests_o
     assert f"- {refused['reasons'][0]}" in text(card)
 
 
-def drift_report(current: dict, reference: dict, levels=LEVELS) -> dict:
-    result = drift.evaluate_drift(DRIFT, current, reference, current_id="v2",
+def drift_report(current: dict, reference: dict, levels=LEVELS, rule=DRIFT) -> dict:
+    result = drift.evaluate_drift(rule, current, reference, current_id="v2",
                                   reference_id="v1", levels=levels)
     return decisions.judged_details(
-        result.to_dict(), thresholds=decisions.drift_thresholds(levels),
-        policy_thresholds=decisions.drift_thresholds(DRIFT.levels), policy_hash=HASH)
+        result.to_dict(), thresholds=decisions.drift_thresholds(rule, levels),
+        policy_thresholds=decisions.drift_thresholds(rule), policy_hash=HASH)
 
 
-def test_drift_card_draws_d_per_column_against_the_thresholds_and_the_worst_ecdfs():
+def charts(components: list) -> list[dict]:
+    return [c["spec"] for c in rendered(components) if c["type"] == "vegaChart"]
+
+
+def test_drift_card_draws_each_column_against_its_thresholds_and_the_worst_ecdfs():
     rng = np.random.default_rng(3)
-    columns = ("a", "b", "c", "d")
-    reference = {name: rng.normal(size=500) for name in columns}
+    names = ("a", "b", "c", "d")
+    reference = {name: rng.normal(size=500) for name in names}
     current = {name: rng.normal(shift, size=400)
-               for name, shift in zip(columns, (0.0, 1.0, 0.3, 0.1), strict=True)}
-    report = drift_report(current, reference)
+               for name, shift in zip(names, (0.0, 1.0, 0.3, 0.1), strict=True)}
+    rule = DriftRule("fraud_features", LEVELS,
+                     column_settings=frozen_map({"c": DriftColumn("c", levels={"high": 0.5})}))
+    report = drift_report(current, reference, rule=rule)
     card = cards.drift_card(report)
-    assert "## Drift of `fraud_features` v2 against v1: high" in text(card)
+    assert f"## Drift of `fraud_features` v2 against v1: {report['level']}" in text(card)
     (statistics_table, *_rest) = tables(card)
-    ranked = sorted(report["statistics"], key=lambda name: -report["statistics"][name])
+    columns = report["columns"]
+    ranked = report["ranking"]
+    # the most severe level first, the largest statistic among equals
+    severity = ["none", "normal", "elevated", "high"]
+    keys = [(severity.index(columns[name]["level"]), columns[name]["value"]) for name in ranked]
+    assert keys == sorted(keys, reverse=True) and ranked[0] == report["worst_column"]
+    assert columns["c"]["level"] == "elevated"  # above the rule's high, below its own
+    assert statistics_table[0] == ["column", "statistic", "value", "level", "values in v2",
+                                   "values in v1"]
     assert [row[0] for row in statistics_table[1]] == ranked
-    for name, d, level, n_current, n_reference in statistics_table[1]:
-        assert float(d) == report["statistics"][name]
-        assert level == drift.drift_level(LEVELS, report["statistics"][name])
+    for name, statistic, value, level, n_current, n_reference in statistics_table[1]:
+        assert (statistic, float(value), level) == (
+            "ks", columns[name]["value"], columns[name]["level"])
         assert (int(n_current), int(n_reference)) == (400, 500)
 
-    bars, *ecdfs = [c["spec"] for c in rendered(card) if c["type"] == "vegaChart"]
-    assert {v["column"]: v["value"] for v in bars["layer"][0]["data"]["values"]} == (
-        report["statistics"])
-    assert bars["layer"][1]["data"]["values"] == [
-        {"level": "elevated", "threshold": 0.05}, {"level": "high", "threshold": 0.1}]
+    bars, *ecdfs = charts(card)
+    drawn = {v["column"]: (v["value"], v["level"]) for v in bars["layer"][0]["data"]["values"]}
+    assert drawn == {name: (c["value"], c["level"]) for name, c in columns.items()}
+    ticks = {(v["column"], v["level"]): v["threshold"] for v in bars["layer"][2]["data"]["values"]}
+    assert ticks[("c", "high")] == 0.5 and ticks[("a", "high")] == 0.1  # c's own threshold
+    assert ticks[("c", "elevated")] == 0.05 and ("a", "normal") not in ticks  # 0 is the axis
     pictured = report["distributions"]["columns"]
     assert list(pictured) == ranked[:drift.PICTURED_COLUMNS] and len(ecdfs) == len(pictured)
     for spec, (name, sides) in zip(ecdfs, pictured.items(), strict=True):
-        assert spec["encoding"]["x"]["title"] == name
+        assert spec["encoding"]["x"]["title"] == name and sides["kind"] == "quantiles"
         for side, instance in (("current", "v2"), ("reference", "v1")):
             drawn = [v["value"] for v in spec["data"]["values"]
                      if v["instance"] == f"{side} {instance}"]
-            assert drawn == sides[side]
+            assert drawn == sides[side] == drift.quantile_summary(
+                (current if side == "current" else reference)[name])
+
+
+def test_drift_card_of_a_categorical_column_draws_the_shares_of_its_values():
+    rule = DriftRule("fraud_features", LEVELS, column_settings=frozen_map(
+        {"country": DriftColumn("country", statistic="psi")}))
+    current = {"country": ["fr"] * 6 + ["de"] * 3 + ["it"], "x": [0.0] * 10}
+    reference = {"country": ["fr"] * 2 + ["de"] * 8, "x": [0.0] * 10}
+    report = drift_report(current, reference, rule=rule)
+    summary = report["distributions"]["columns"]["country"]
+    assert summary == {"kind": "categories", "categories": ["de", "fr", "it"],
+                       "current": [0.3, 0.6, 0.1], "reference": [0.8, 0.2, 0.0]}
+    card = cards.drift_card(report)
+    (shares,) = [spec for spec in charts(card) if spec.get("mark") == "bar"]
+    assert {(v["instance"], v["value"]): v["share"] for v in shares["data"]["values"]} == {
+        ("current v2", "de"): 0.3, ("current v2", "fr"): 0.6, ("current v2", "it"): 0.1,
+        ("reference v1", "de"): 0.8, ("reference v1", "fr"): 0.2, ("reference v1", "it"): 0.0}
+    assert "### `country`: psi = " in text(card)
+
+
+def test_sketch_mode_drift_card_shows_the_bounds():
+    rule = DriftRule("fraud_features", LEVELS, mode="sketch")
+    rng = np.random.default_rng(8)
+    report = drift_report({"a": rng.normal(size=1000)}, {"a": rng.normal(0.5, size=1000)},
+                          rule=rule)
+    card = cards.drift_card(report)
+    assert "Sketch mode (current v2 from its data, reference v1 from its data)" in text(card)
+    (row,) = tables(card)[0][1]
+    assert row[3] == f"± {report['columns']['a']['bound']!r}"
 
 
 def test_what_if_drift_card_says_so():
@@ -246,7 +299,7 @@ def test_quantile_summary_is_the_empirical_quantile_of_the_finite_values(values)
     summary = drift.quantile_summary(values)
     finite = sorted(float(v) for v in values if math.isfinite(v))
     if not finite:
-        assert summary == ()
+        assert summary == []
         return
     assert len(summary) == drift.QUANTILE_POINTS
     for index, quantile in enumerate(summary):
@@ -260,6 +313,24 @@ def test_quantile_summary_keeps_the_steps_of_a_binary_column():
     summary = drift.quantile_summary([0] * 90 + [1] * 10)
     assert set(summary) == {0.0, 1.0}
     assert summary.index(1.0) == 46  # the first share above 0.9 is 46/50
+
+
+@pytest.mark.parametrize("size", [100, 3000, 200_000])
+def test_sketch_quantiles_are_within_the_sketchs_rank_error(size):
+    values = np.random.default_rng(size).lognormal(size=size)
+    sketch = QuantileSketch(capacity=256)
+    sketch.update(values)
+    summary = drift._sketch_quantiles(sketch)
+    exact = drift.quantile_summary(values)
+    assert (sketch.error == 0) is (size < 2 * 256)  # past that, it keeps a part of them
+    if sketch.error == 0:
+        assert summary == exact  # everything kept: the sketch is the sample
+    ordered = np.sort(values)
+    for index, quantile in enumerate(summary):
+        wanted = max(1, math.ceil(Fraction(index, drift.QUANTILE_POINTS - 1) * size))
+        below = np.searchsorted(ordered, quantile, side="left")
+        at_or_below = np.searchsorted(ordered, quantile, side="right")
+        assert below - sketch.error <= wanted <= at_or_below + sketch.error
 
 
 def test_drift_result_pictures_the_most_drifted_columns_with_a_bounded_summary():
@@ -277,5 +348,5 @@ def test_drift_result_pictures_the_most_drifted_columns_with_a_bounded_summary()
     summary = json.loads(json.dumps(large.to_dict()["distributions"]))
     assert summary["points"] == drift.QUANTILE_POINTS
     # what the report keeps does not grow with the data
-    assert {len(side) for sides in summary["columns"].values() for side in sides.values()} == {
-        drift.QUANTILE_POINTS}
+    assert {len(sides[side]) for sides in summary["columns"].values()
+            for side in ("current", "reference")} == {drift.QUANTILE_POINTS}

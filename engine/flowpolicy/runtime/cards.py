@@ -25,9 +25,8 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from flowpolicy.policy.model import DriftLevel
+from flowpolicy.policy.model import INDETERMINATE, NO_LEVEL
 from flowpolicy.runtime import decisions
-from flowpolicy.runtime.drift import NO_LEVEL, drift_level
 
 #: The ``id`` of the card on every generated flow's deciding step.
 CARD_ID = "decision"
@@ -158,29 +157,44 @@ def promotion_card(verdict: Mapping[str, Any]) -> list:
 
 
 def drift_card(report: Mapping[str, Any]) -> list:
-    """Drift: D per column as bars against the level thresholds, and the ECDFs of both
-    instances for the most drifted columns (from the report's quantile summary)."""
+    """Drift: each column's statistic as a bar, coloured by its level, against that column's
+    thresholds (and its bound in sketch mode); the table of the same; both instances'
+    distributions of the most drifted columns (the report's bounded summary)."""
     from metaflow.cards import Markdown, Table, VegaChart
 
-    levels = [DriftLevel(name, float(value)) for name, value in report["thresholds"].items()]
-    statistics = report["statistics"]
-    column_levels = {name: drift_level(levels, d) for name, d in statistics.items()}
-    sizes = report.get("sample_sizes", {})
-    rows = [[name, _number(d), column_levels[name],
-             *(str(n) for n in sizes.get(name, ("", "")))]
-            for name, d in sorted(statistics.items(), key=lambda item: -item[1])]
+    columns, ranked = report["columns"], report["ranking"]
+    bounded = report["mode"] == "sketch"
+    rows = [[name, column["statistic"], _number(column["value"]),
+             *([f"± {_number(column['bound'])}"] if bounded else []), column["level"],
+             *(str(n) for n in column["sizes"])]
+            for name, column in ((name, columns[name]) for name in ranked)]
     parts = [
         Markdown(f"## Drift of `{report['asset']}` {report['current']} against "
                  f"{report['reference']}: {report['level']}"),
         _judged_under("drift", report),
-        VegaChart(_statistics_chart(statistics, column_levels, levels)),
-        Table(rows, headers=["column", "D", "level", f"values in {report['current']}",
+    ]
+    if report["mode"] == "sketch":
+        read = ", ".join(f"{side} {report[side]} from its {what}"
+                         for side, what in report["inputs"].items())
+        parts.append(Markdown(f"Sketch mode ({read}): each value is within its bound of the "
+                              "exact one; a level the bound leaves open is indeterminate."))
+    parts += [
+        VegaChart(_statistics_chart(report, ranked)),
+        Markdown("Each column's statistic, coloured by its level, against its thresholds (the "
+                 "black ticks: the rule's, or the column's own)"
+                 + ("; the black line is its bound." if bounded else ".")),
+        Table(rows, headers=["column", "statistic", "value", *(["bound"] if bounded else []),
+                             "level", f"values in {report['current']}",
                              f"values in {report['reference']}"]),
     ]
-    pictured = report.get("distributions", {}).get("columns", {})
-    for name, sides in pictured.items():
-        parts.append(Markdown(f"### `{name}`: D = {_number(statistics[name])}"))
-        parts.append(VegaChart(_ecdf_chart(report, name, sides)))
+    for name, summary in report["distributions"]["columns"].items():
+        column = columns[name]
+        parts.append(Markdown(f"### `{name}`: {column['statistic']} = "
+                              f"{_number(column['value'])}, {column['level']}"))
+        if summary["kind"] == "quantiles":
+            parts.append(VegaChart(_ecdf_chart(report, name, summary)))
+        else:
+            parts.append(VegaChart(_shares_chart(report, name, summary)))
     parts.append(_identity(report, [("current", report["current"]),
                                     ("reference", report["reference"])], _event(report)))
     return parts
@@ -259,52 +273,63 @@ def _bound(check: Mapping[str, Any]) -> str:
 
 # --- charts (Vega-Lite, drawn by the vega bundled in Metaflow's card page) -----------------
 
+#: Level colours from calm to alarming (ColorBrewer RdYlGn, reversed); levels take evenly
+#: spaced ones in the order of their thresholds, whatever they are called.
+_LEVEL_COLOURS = ("#1a9850", "#66bd63", "#a6d96a", "#d9ef8b", "#fee08b", "#fdae61", "#f46d43",
+                  "#d73027")
 
-def _statistics_chart(statistics: Mapping[str, float], column_levels: Mapping[str, str],
-                      levels: Sequence[DriftLevel]) -> dict[str, Any]:
-    order = sorted(statistics, key=lambda name: -statistics[name])
-    ranked = sorted(levels, key=lambda lvl: lvl.threshold)
-    thresholds = [{"level": lvl.name, "threshold": lvl.threshold} for lvl in ranked
-                  if lvl.threshold > 0]
-    # Colours from green to red in the order of the levels, whatever they are called.
-    below = [NO_LEVEL] if NO_LEVEL in column_levels.values() else []
-    severity = {"domain": [*below, *(lvl.name for lvl in ranked)],
-                "scheme": "redyellowgreen", "reverse": True}
-    top = max([*statistics.values(), *(t["threshold"] for t in thresholds), 0.0])
-    x = {"field": "value", "type": "quantitative", "title": "D",
-         "scale": {"domain": [0, min(1.0, top * 1.1) or 1.0]}}
+
+def _level_scale(report: Mapping[str, Any]) -> dict[str, Any]:
+    levels = report["thresholds"]["levels"]
+    ordered = [NO_LEVEL, *sorted(levels, key=lambda name: levels[name])]
+    last = len(_LEVEL_COLOURS) - 1
+    colours = [_LEVEL_COLOURS[round(i * last / max(1, len(ordered) - 1))]
+               for i in range(len(ordered))]
+    return {"domain": [*ordered, INDETERMINATE], "range": [*colours, "#969696"]}
+
+
+def _statistics_chart(report: Mapping[str, Any], ranked: Sequence[str]) -> dict[str, Any]:
+    columns, thresholds = report["columns"], report["thresholds"]
+    bars = [{"column": name, "statistic": columns[name]["statistic"],
+             "value": columns[name]["value"], "level": columns[name]["level"],
+             "low": max(0.0, columns[name]["value"] - columns[name]["bound"]),
+             "high": columns[name]["value"] + columns[name]["bound"]} for name in ranked]
+    # Each column against its own thresholds: the rule's, where the column has none.
+    ticks = [{"column": name, "level": level, "threshold": threshold}
+             for name in ranked
+             for level, threshold in {**thresholds["levels"], **thresholds["columns"].get(
+                 name, {}).get("levels", {})}.items() if threshold > 0]
+    y = {"field": "column", "type": "nominal", "sort": list(ranked), "title": None}
+    x = {"type": "quantitative", "title": "statistic"}
     return {
-        "height": {"step": 22},
+        "height": {"step": 24},
         "layer": [
-            {"data": {"values": [{"column": name, "value": statistics[name],
-                                  "level": column_levels[name]} for name in order]},
-             "mark": "bar",
-             "encoding": {"y": {"field": "column", "type": "nominal", "sort": order,
-                                "title": None},
-                          "x": x,
-                          "color": {"field": "level", "type": "ordinal", "scale": severity},
-                          "tooltip": [{"field": "column"}, {"field": "value", "title": "D"},
-                                      {"field": "level"}]}},
-            {"data": {"values": thresholds},
-             "mark": {"type": "rule", "strokeDash": [4, 3], "color": "black", "clip": True},
-             "encoding": {"x": {**x, "field": "threshold"}}},
-            {"data": {"values": thresholds},
-             "mark": {"type": "text", "align": "left", "dx": 3, "y": 0, "baseline": "top",
-                      "clip": True},
-             "encoding": {"x": {**x, "field": "threshold"}, "text": {"field": "level"}}},
+            {"data": {"values": bars}, "mark": "bar",
+             "encoding": {"y": y, "x": {**x, "field": "value"},
+                          "color": {"field": "level", "type": "nominal",
+                                    "scale": _level_scale(report)},
+                          "tooltip": [{"field": "column"}, {"field": "statistic"},
+                                      {"field": "value"}, {"field": "level"}]}},
+            {"data": {"values": bars}, "mark": {"type": "rule", "color": "black"},
+             "encoding": {"y": y, "x": {**x, "field": "low"}, "x2": {"field": "high"}}},
+            {"data": {"values": ticks},
+             "mark": {"type": "tick", "color": "black", "thickness": 2},
+             "encoding": {"y": y, "x": {**x, "field": "threshold"},
+                          "tooltip": [{"field": "level"}, {"field": "threshold"}]}},
         ],
     }
 
 
-def _ecdf_chart(report: Mapping[str, Any], column: str, sides: Mapping[str, Sequence[float]]
+def _sides(report: Mapping[str, Any]) -> list[tuple[str, str]]:
+    return [(side, f"{side} {report[side]}") for side in ("current", "reference")]
+
+
+def _ecdf_chart(report: Mapping[str, Any], column: str, summary: Mapping[str, Any]
                 ) -> dict[str, Any]:
-    points = report["distributions"]["points"]
-    values = []
-    for side in ("current", "reference"):
-        label = f"{side} {report[side]}"
-        for index, quantile in enumerate(sides[side]):
-            values.append({"instance": label, "value": quantile,
-                           "share": index / (points - 1)})
+    steps = report["distributions"]["points"] - 1
+    values = [{"instance": label, "value": quantile, "share": index / steps}
+              for side, label in _sides(report)
+              for index, quantile in enumerate(summary[side])]
     return {
         "height": 160,
         "data": {"values": values},
@@ -314,6 +339,25 @@ def _ecdf_chart(report: Mapping[str, Any], column: str, sides: Mapping[str, Sequ
                   "scale": {"zero": False}},
             "y": {"field": "share", "type": "quantitative", "title": "share of values ≤ x",
                   "scale": {"domain": [0, 1]}},
+            "color": {"field": "instance", "type": "nominal"},
+        },
+    }
+
+
+def _shares_chart(report: Mapping[str, Any], column: str, summary: Mapping[str, Any]
+                  ) -> dict[str, Any]:
+    values = [{"instance": label, "value": category, "share": share}
+              for side, label in _sides(report)
+              for category, share in zip(summary["categories"], summary[side], strict=True)]
+    return {
+        "height": {"step": 12},
+        "data": {"values": values},
+        "mark": "bar",
+        "encoding": {
+            "y": {"field": "value", "type": "nominal", "title": column,
+                  "sort": list(summary["categories"])},
+            "yOffset": {"field": "instance"},
+            "x": {"field": "share", "type": "quantitative", "title": "share of values"},
             "color": {"field": "instance", "type": "nominal"},
         },
     }

@@ -269,8 +269,11 @@ class DriftResult:
     level_range: tuple[str, str] = (NO_LEVEL, NO_LEVEL)
     #: What each side was read from: "data", or "profile" (its stored drift profile).
     inputs: tuple[str, str] = ("data", "data")
+    #: The columns from the most drifted: the most severe level first, the largest statistic
+    #: among equals (``worst_column`` is the first).
+    ranking: tuple[str, ...] = ()
     #: column -> what the drift card draws of both sides (see :func:`_distribution`), for the
-    #: most drifted columns.
+    #: first columns of the ranking.
     distributions: Mapping[str, Mapping[str, Any]] = field(default_factory=frozen_map)
 
     @property
@@ -295,6 +298,7 @@ class DriftResult:
             "sample_sizes": {name: list(sizes) for name, sizes in self.sample_sizes.items()},
             "columns": {name: column.to_dict() for name, column in self.columns.items()},
             "inputs": {"current": self.inputs[0], "reference": self.inputs[1]},
+            "ranking": list(self.ranking),
             "distributions": {"points": QUANTILE_POINTS,
                               "columns": {name: dict(summary)
                                           for name, summary in self.distributions.items()}},
@@ -373,6 +377,7 @@ def evaluate_drift(
         columns=frozen_map(results),
         level_range=(low, high),
         inputs=tuple("profile" if _is_profile(side) else "data" for side in (current, reference)),
+        ranking=tuple(ranked),
         distributions=frozen_map({
             name: _distribution(results[name].statistic, name, current_side, reference_side)
             for name in ranked[:PICTURED_COLUMNS]}),
