@@ -166,6 +166,9 @@ def run_demo(directory: str | os.PathLike | None = None,
          "  flowpolicy check                # the policy holds on this registry (exit 0)\n"
          "  flowpolicy plan                 # what each flow would decide now; writes nothing\n"
          "  flowpolicy assets history fraud_model --branch staging\n"
+         "  python flows/fraud_features_drift.py card view measure   # the drift decision's card\n"
+         "  FLOWPOLICY_BRANCH=dev python flows/fraud_model_promotion.py run "
+         "--instance v2 --target prod   # refused: no dev -> prod edge\n"
          "  FLOWPOLICY_BRANCH=dev python train_flow.py run --seed 10 && flowpolicy dispatch "
          "--once   # another chain")
     return project_dir
