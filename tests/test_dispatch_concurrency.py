@@ -192,3 +192,27 @@ def test_a_lease_must_be_positive(tmp_path, lease):
     proc = _dispatcher(scratch, "--lease", lease)
     output = proc.communicate(timeout=60)[0]
     assert proc.returncode == 2 and "--lease takes a positive number of seconds" in output
+
+
+def test_two_dispatchers_on_postgresql_start_each_event_and_flow_once(tmp_path, postgres_url):
+    """The same race on the shared registry: the claim is decided by the unique key and a
+    compare-and-set there too, and the dispatchers wait on LISTEN/NOTIFY."""
+    from flowpolicy.registry.postgres import PostgresRegistry
+
+    scratch = stub_project(tmp_path)
+    scratch.registry = postgres_url
+    registry = PostgresRegistry(postgres_url)
+    try:
+        instances = [registry.register(MODEL, kind="artifact", created_by=TRAINER).id
+                     for _ in range(30)]
+        racing = [_dispatcher(scratch), _dispatcher(scratch)]
+        outputs = [proc.communicate(timeout=600)[0] for proc in racing]
+        assert [proc.returncode for proc in racing] == [0, 0], outputs
+        counts = ran(scratch)
+        assert set(counts) == {(flow, i) for flow in FLOWS for i in instances}
+        assert set(counts.values()) == {1}, [key for key, n in counts.items() if n > 1]
+        records = registry.dispatches()
+        assert len(records) == 60
+        assert {(r.state, r.status) for r in records} == {("finished", "succeeded")}
+    finally:
+        registry.close()
