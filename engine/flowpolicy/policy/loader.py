@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
-from flowpolicy.errors import Diagnostic, FlowpolicyError, PolicyError
+from flowpolicy.diagnostics import Diagnostic
+from flowpolicy.errors import FlowpolicyError, PolicyError
 from flowpolicy.policy.merge import STOCK_NAMING, ExtendsResolver, apply_defaults
 from flowpolicy.policy.model import (
     AssetDecl,
@@ -92,7 +93,7 @@ def load_policy_text(text: str, source: str = "<string>") -> Policy:
 
 def _raise_if(diagnostics: list[Diagnostic]) -> None:
     if diagnostics:
-        raise PolicyError(sorted(diagnostics, key=lambda d: (d.file, d.line, d.col, d.code)))
+        raise PolicyError(sorted(diagnostics, key=lambda d: (d.path, d.line, d.col, d.code)))
 
 
 def _load(doc: SourceDoc | None, problems: list[Diagnostic], source: str, base_dir: Path,

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable, Mapping
 from functools import cache
 
-from flowpolicy.errors import Diagnostic
+from flowpolicy.diagnostics import Diagnostic
 from flowpolicy.policy.model import SourceLocation, locate
 from flowpolicy.policy.patterns import search
 from flowpolicy.policy.schema_fast import fast_verdict
@@ -168,6 +168,6 @@ def schema_diagnostics(
     for error in _validator().iter_errors(data):
         for code, path, message in _messages(error):
             loc = locate(locations, path, source)
-            diagnostic = Diagnostic(loc.file, loc.line, loc.col, code, message, path)
-            found.setdefault((diagnostic.file, path, code, message), diagnostic)
-    return sorted(found.values(), key=lambda d: (d.file, d.line, d.col, d.code))
+            diagnostic = loc.diagnostic(code, message, path)
+            found.setdefault((diagnostic.path, path, code, message), diagnostic)
+    return sorted(found.values(), key=lambda d: (d.path, d.line, d.col, d.code))

@@ -40,6 +40,11 @@ from flowpolicy.registry.base import (
 from flowpolicy.runtime.branch import read_project_file, sanitize_branch
 from flowpolicy.runtime.identity import current_entity
 
+#: The lineage annotations a promoted instance carries (what ``check`` and ``plan`` read).
+PROMOTED_FROM_BRANCH = "promoted_from_branch"
+PROMOTED_FROM_INSTANCE = "promoted_from_instance"
+PROMOTED_BY = "promoted_by"
+
 
 def promote_assets(
     project: str,
@@ -113,11 +118,11 @@ def _promote_one(reg: Registry, src_scope: Scope, dst_scope: Scope, instance: st
     if src_scope == dst_scope:
         target, created = src, False  # already on the target branch: nothing to copy
     else:
-        lineage = {"promoted_from_branch": src_scope.branch, "promoted_from_instance": src.id}
+        lineage = {PROMOTED_FROM_BRANCH: src_scope.branch, PROMOTED_FROM_INSTANCE: src.id}
         target, created = reg.register_once(
             dst_scope, lineage, kind=src.kind, created_by=src.created_by,
             description=src.description,
-            annotations={**src.annotations, **lineage, "promoted_by": promoter.entity_id},
+            annotations={**src.annotations, **lineage, PROMOTED_BY: promoter.entity_id},
             tags=src.tags, blobs=src.blobs)
     why = reason or f"promoted from {src_scope.branch} {src.id}"
     wanted = []

@@ -1,0 +1,232 @@
+"""What the registry holds, as plain data: ``flowpolicy assets list | show | history`` and
+``flowpolicy events``.
+
+``list`` gives every asset scope (project, branch, type, name) with its newest version and
+aliases; ``show`` the instances of one asset with annotations, aliases, evidence and
+consumers; ``history`` its versions and alias moves in time order; ``events`` the published
+project events, oldest first. The registry is read through its Protocol and never written;
+every report names the registry it read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flowpolicy.errors import EXIT_OK, FlowpolicyError, RegistryError
+from flowpolicy.registry import Registry, open_existing_registry
+from flowpolicy.registry.base import AssetSummary, Scope
+from flowpolicy.requests import AssetsAction, AssetsRequest, EventsRequest
+from flowpolicy.runtime.branch import resolve_project, sanitize_branch
+
+#: What a report says when there is no registry file to read.
+NO_REGISTRY = "nothing registered yet, or set FLOWPOLICY_REGISTRY / --registry to the right file"
+
+
+@dataclass(frozen=True)
+class AssetsReport:
+    registry: str
+    action: AssetsAction
+    assets: tuple[dict[str, Any], ...]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"registry": self.registry, "assets": list(self.assets)}
+
+    def format_text(self) -> str:
+        text = {"list": _format_list, "show": _format_show, "history": _format_history}
+        return f"registry {self.registry}\n" + text[self.action](self.assets)
+
+
+@dataclass(frozen=True)
+class EventsReport:
+    registry: str
+    events: tuple[dict[str, Any], ...]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"registry": self.registry, "events": list(self.events)}
+
+    def format_text(self) -> str:
+        lines = [f"registry {self.registry}"] + [event_line(e) for e in self.events]
+        return "\n".join(lines if self.events else [*lines, "no events"]) + "\n"
+
+
+def list_assets(request: AssetsRequest) -> AssetsReport:
+    """The ``request.action`` report on the assets matching its filters."""
+    if request.action != "list" and not request.name:
+        raise FlowpolicyError(f"flowpolicy assets {request.action} needs an asset NAME")
+    if request.action == "list" and request.name:
+        raise FlowpolicyError("flowpolicy assets list takes no NAME (use show NAME)")
+    registry = open_existing_registry(request.registry, read_only=True, missing=NO_REGISTRY)
+    project = default_project(request.project, all_projects=request.action == "list")
+    branch = sanitize_branch(request.branch) if request.branch else None
+    summaries = registry.assets(project, branch, request.asset_type)
+    if request.action == "list":
+        return AssetsReport(registry.url, request.action,
+                            tuple(_summary(registry, s) for s in summaries))
+    chosen = [s for s in summaries if s.scope.name == request.name]
+    if not chosen:
+        where = f"{project or 'any project'}/{branch or 'any branch'}"
+        known = sorted({s.scope.name for s in summaries})
+        raise RegistryError(
+            f"no asset {request.name!r} in {where} of registry {registry.url}"
+            + (f"; assets there: {', '.join(known)}" if known else "; no assets there"))
+    if request.action == "show":
+        return AssetsReport(registry.url, request.action,
+                            tuple(_show(registry, s, request.limit) for s in chosen))
+    return AssetsReport(registry.url, request.action,
+                        tuple(_history(registry, s) for s in chosen))
+
+
+def list_events(request: EventsRequest) -> EventsReport:
+    registry = open_existing_registry(request.registry, read_only=True, missing=NO_REGISTRY)
+    branch = sanitize_branch(request.branch) if request.branch else None
+    return EventsReport(registry.url, tuple(
+        e.to_dict() for e in registry.events(request.project, branch, request.name)))
+
+
+def default_project(project: str | None, *, all_projects: bool) -> str | None:
+    """``project``, else the one FLOWPOLICY_PROJECT / obproject.toml names; with none named,
+    None (every project) when ``all_projects``, else RegistryError."""
+    if project:
+        return project
+    try:
+        return resolve_project()
+    except RegistryError:
+        if all_projects:
+            return None
+        raise
+
+
+def event_line(event: dict[str, Any]) -> str:
+    """``created_at  name  by kind id  {payload}``: one event on one line."""
+    payload = "" if event["payload"] is None else "  " + json.dumps(
+        event["payload"], sort_keys=True)
+    producer = event["producer"]
+    return (f"{event['created_at']}  {event['event']}  "
+            f"by {producer['entity_kind']} {producer['entity_id']}{payload}")
+
+
+# -- gathering -------------------------------------------------------------------------------
+
+
+def _scope_dict(scope: Scope) -> dict[str, str]:
+    return {"project": scope.project, "branch": scope.branch, "type": scope.asset_type,
+            "name": scope.name}
+
+
+def _summary(registry: Registry, summary: AssetSummary) -> dict[str, Any]:
+    return {**_scope_dict(summary.scope), "latest": f"v{summary.latest_version}",
+            "description": summary.description, "updated_at": summary.updated_at,
+            "aliases": {a: f"v{v}" for a, v in registry.aliases(summary.scope).items()}}
+
+
+def _show(registry: Registry, summary: AssetSummary, limit: int | None) -> dict[str, Any]:
+    scope = summary.scope
+    by_version: dict[int, list[str]] = {}
+    for alias, version in registry.aliases(scope).items():
+        by_version.setdefault(version, []).append(alias)
+    consumers: dict[int, list[dict[str, Any]]] = {}
+    for use in registry.consumers(scope):
+        consumers.setdefault(use.version, []).append(
+            {"consumer": use.consumer.to_dict(), "at": use.at})
+    instances = []
+    for record in registry.instances(scope, limit):
+        instances.append({
+            "id": record.id, "created_at": record.created_at,
+            "created_by": record.created_by.to_dict(), "kind": record.kind,
+            "description": record.description, "annotations": dict(record.annotations),
+            "tags": dict(record.tags), "blobs": list(record.blobs),
+            "aliases": sorted(by_version.get(record.version, [])),
+            "evidence": [e.to_dict() for e in registry.evidence(scope, record.id)],
+            "consumers": consumers.get(record.version, []),
+        })
+    return {**_summary(registry, summary), "instances": instances}
+
+
+def _history(registry: Registry, summary: AssetSummary) -> dict[str, Any]:
+    scope = summary.scope
+    entries = [{"at": r.created_at, "event": "registered", "instance": r.id,
+                "by": r.created_by.to_dict()}
+               for r in registry.instances(scope, None)]
+    entries += [{"at": m.at, "event": "alias", **m.to_dict()}
+                for m in registry.alias_history(scope)]
+    # registrations before alias moves at the same instant: a move needs its target first
+    entries.sort(key=lambda e: (e["at"], e["event"] != "registered"))
+    return {**_scope_dict(scope), "history": entries}
+
+
+# -- text ------------------------------------------------------------------------------------
+
+
+def _entity(ref: dict[str, str]) -> str:
+    return f"{ref['entity_kind']} {ref['entity_id']}"
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                   + "\n" for row in rows)
+
+
+def _format_list(report: Sequence[dict[str, Any]]) -> str:
+    if not report:
+        return "no assets registered\n"
+    rows = [["PROJECT", "BRANCH", "TYPE", "NAME", "LATEST", "ALIASES", "UPDATED"]]
+    for item in report:
+        aliases = ", ".join(f"@{a}→{v}" for a, v in item["aliases"].items()) or "-"
+        rows.append([item["project"], item["branch"], item["type"], item["name"],
+                     item["latest"], aliases, item["updated_at"]])
+    return _table(rows)
+
+
+def _format_show(report: Sequence[dict[str, Any]]) -> str:
+    out = []
+    for item in report:
+        out.append(f"{item['type']} asset {item['name']} in {item['project']}/{item['branch']}"
+                   f" (latest {item['latest']})"
+                   + (f": {item['description']}" if item["description"] else "") + "\n")
+        for inst in item["instances"]:
+            aliases = " ".join(f"@{a}" for a in inst["aliases"])
+            out.append(f"  {inst['id']:<6} {inst['created_at']}  {inst['kind']}  "
+                       f"by {_entity(inst['created_by'])}{'  ' + aliases if aliases else ''}\n")
+            if inst["annotations"]:
+                pairs = ", ".join(f"{k}={v}" for k, v in inst["annotations"].items())
+                out.append(f"         annotations: {pairs}\n")
+            if inst["tags"]:
+                out.append("         tags: "
+                           + ", ".join(f"{k}={v}" for k, v in inst["tags"].items()) + "\n")
+            if inst["blobs"]:
+                out.append(f"         blobs: {', '.join(inst['blobs'])}\n")
+            for ev in inst["evidence"]:
+                verdict = "pass" if ev["passed"] else "FAIL"
+                out.append(f"         evidence: {ev['kind']} {ev['rule']} {verdict} "
+                           f"({ev['created_at']}, policy {str(ev['policy_hash'])[:12]})\n")
+            if inst["consumers"]:
+                out.append(f"         consumed {len(inst['consumers'])}x, last by "
+                           f"{_entity(inst['consumers'][-1]['consumer'])}\n")
+    return "".join(out)
+
+
+def _format_history(report: Sequence[dict[str, Any]]) -> str:
+    out = []
+    for item in report:
+        out.append(f"{item['type']} asset {item['name']} in {item['project']}/{item['branch']}\n")
+        for entry in item["history"]:
+            if entry["event"] == "registered":
+                line = f"{entry['instance']} registered by {_entity(entry['by'])}"
+            else:
+                line = (f"@{entry['alias']} {entry['from'] or '(unset)'} → {entry['to']} "
+                        f"by {_entity(entry['by'])}"
+                        + (f": {entry['reason']}" if entry["reason"] else ""))
+            out.append(f"  {entry['at']}  {line}\n")
+    return "".join(out)
