@@ -54,10 +54,15 @@ class Diagnostic:
         parts = [self.path, *(str(n) for n in (self.line, self.col) if n is not None)]
         return ":".join(parts)
 
+    @property
+    def text(self) -> str:
+        """The message, after the JSON path it is about when there is one."""
+        return f"{self.json_path}: {self.message}" if self.json_path else self.message
+
     def format(self) -> str:
         """``path:line:col: CODE [json.path: ]message``, flake8's default line."""
-        text = f"{self.json_path}: {self.message}" if self.json_path else self.message
-        return f"{self.location}: {self.code} {text}" if self.path else f"{self.code} {text}"
+        where = f"{self.location}: " if self.path else ""
+        return f"{where}{self.code} {self.text}"
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON: position, code, severity and message always; the subject

@@ -127,7 +127,7 @@ def _sarif_result(diagnostic: Diagnostic, index: Mapping[str, int]) -> dict[str,
     if diagnostic.severity == "pass":
         result["kind"] = "pass"
     result["level"] = _SARIF_LEVEL[diagnostic.severity]
-    result["message"] = {"text": diagnostic.message}
+    result["message"] = {"text": diagnostic.text}
     if diagnostic.path is not None:
         location: dict[str, Any] = {"artifactLocation": sarif_uri(diagnostic.path)}
         if diagnostic.line is not None:
@@ -144,14 +144,22 @@ def _sarif_result(diagnostic: Diagnostic, index: Mapping[str, int]) -> dict[str,
 def sarif_uri(path: str) -> dict[str, str]:
     """A SARIF artifactLocation: repository-relative when possible (what code scanning
     wants), else an absolute file URI."""
+    relative = _relative(path)
+    if relative is None:
+        return {"uri": Path(path).as_uri()}
+    return {"uri": quote(relative), "uriBaseId": "%SRCROOT%"}
+
+
+def _relative(path: str) -> str | None:
+    """``path`` relative to the current folder (the checkout CI runs in), or None when it
+    is outside it."""
     candidate = Path(path)
     if not candidate.is_absolute():
-        return {"uri": quote(candidate.as_posix()), "uriBaseId": "%SRCROOT%"}
+        return candidate.as_posix()
     try:
-        relative = candidate.relative_to(Path.cwd())
+        return candidate.relative_to(Path.cwd()).as_posix()
     except ValueError:
-        return {"uri": candidate.as_uri()}
-    return {"uri": quote(relative.as_posix()), "uriBaseId": "%SRCROOT%"}
+        return None
 
 
 # -- GitHub workflow commands ----------------------------------------------------------------
@@ -164,7 +172,7 @@ def github_annotation(diagnostic: Diagnostic, command: str) -> str:
     """``::error file=…,line=…,col=…,title=CODE::message``: an annotation on the PR."""
     props: dict[str, object] = {}
     if diagnostic.path is not None:
-        props["file"] = diagnostic.path.replace(os.sep, "/")
+        props["file"] = _relative(diagnostic.path) or diagnostic.path.replace(os.sep, "/")
         for key, value in (("line", diagnostic.line), ("col", diagnostic.col),
                            ("endLine", diagnostic.end_line)):
             if value is not None:
@@ -173,7 +181,7 @@ def github_annotation(diagnostic: Diagnostic, command: str) -> str:
             props["endColumn"] = diagnostic.end_col
     props["title"] = diagnostic.code
     joined = ",".join(f"{k}={_escape_property(str(v))}" for k, v in props.items())
-    return f"::{command} {joined}::{_escape_data(diagnostic.message)}"
+    return f"::{command} {joined}::{_escape_data(diagnostic.text)}"
 
 
 def _escape_data(text: str) -> str:

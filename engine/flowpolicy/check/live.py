@@ -36,6 +36,7 @@ from flowpolicy.check.metaflow_runs import MetaflowReadError, MetaflowRuns
 from flowpolicy.diagnostics import Diagnostic
 from flowpolicy.errors import FlowpolicyError
 from flowpolicy.policy.model import CHAMPION_REQUIREMENT, Policy
+from flowpolicy.policy.source import child_path
 from flowpolicy.registry.base import EvidenceRecord, InstanceRecord, Registry, Scope
 from flowpolicy.runtime.branch import sanitize_branch
 from flowpolicy.runtime.decisions import (
@@ -127,8 +128,36 @@ def live_results(
     results += _undeclared_results(policy, undeclared)
     if not any(r.severity in ("pass", "error") for r in results):
         results.append(_nothing_checked(policy, view, branches, undeclared))
-    # a result is about the policy file too: SARIF and GitHub annotations point at it
-    return [replace(r, path=policy.source, policy=policy.source) for r in results]
+    return [_located(policy, r) for r in results]
+
+
+def _located(policy: Policy, result: Diagnostic) -> Diagnostic:
+    """``result`` placed at the policy line of the rule it checks, where SARIF and GitHub
+    annotations point."""
+    where = policy.locate(_rule_path(policy, result))
+    return replace(result, path=where.file, line=where.line, col=where.col,
+                   policy=policy.source)
+
+
+def _rule_path(policy: Policy, result: Diagnostic) -> str:
+    """The JSON path of the policy rule a live result checks."""
+    check, asset, rule = result.code, result.asset or "", result.rule or ""
+    if check == "live.gate":
+        return child_path("$.gates", rule)
+    if check.startswith("live.champion."):
+        return child_path("$.champion", asset)
+    if check.startswith("live.drift."):
+        return child_path("$.drift", asset)
+    if check == "live.annotations":
+        return child_path(child_path("$.assets", asset), "required_annotations")
+    if check == "live.declared":
+        return child_path("$.assets", asset) if asset in policy.assets else "$.assets"
+    if check == "live.branches":
+        return "$.branches"
+    if check == "live.coverage":
+        return "$.project"
+    edges = [f"{e.source}->{e.target}" for e in policy.promotion]  # alias and lineage
+    return child_path("$.promotion", edges.index(rule)) if rule in edges else "$.promotion"
 
 
 def _asset_type(policy: Policy, asset: str) -> str:
