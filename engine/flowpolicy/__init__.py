@@ -9,25 +9,22 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "ProjectFlow": "flowpolicy.runtime.project",
-    "ProjectContext": "flowpolicy.runtime.project",
-    "Asset": "flowpolicy.runtime.assets",
-    "ProjectEvent": "flowpolicy.runtime.events",
-    "project_trigger": "flowpolicy.runtime.project",
-    "promote_assets": "flowpolicy.runtime.promote",
-    "load_policy": "flowpolicy.policy.loader",
-}
+#: What ``from flowpolicy import ...`` gives beside the version: the runtime's names (each
+#: imported where :mod:`flowpolicy.runtime` says it lives) and the policy loader.
+_RUNTIME = ("ProjectFlow", "ProjectContext", "Asset", "ProjectEvent", "project_trigger",
+            "promote_assets")
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", *_RUNTIME, "load_policy"]
 
 
 def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'flowpolicy' has no attribute {name!r}")
-    import importlib
+    if name in _RUNTIME:
+        from flowpolicy import runtime
 
-    value = getattr(importlib.import_module(module), name)
+        value = getattr(runtime, name)
+    elif name == "load_policy":
+        from flowpolicy.policy.loader import load_policy as value
+    else:
+        raise AttributeError(f"module 'flowpolicy' has no attribute {name!r}")
     globals()[name] = value
     return value

@@ -1,5 +1,5 @@
 """flowpolicy's public Python API: one function per command, one request object in
-(:mod:`flowpolicy.requests`), one typed result out.
+(:mod:`flowpolicy.request`), one typed result out.
 
 ::
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flowpolicy.requests import (
+from flowpolicy.request import (
     AssetsRequest,
     CheckRequest,
     CompileRequest,
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from flowpolicy.compile import CompileReport
     from flowpolicy.diagnostics import CodeDoc
     from flowpolicy.graph import GraphResult
-    from flowpolicy.inventory import AssetsReport, EventsReport
+    from flowpolicy.inventory import InventoryReport
     from flowpolicy.lint import LintReport
     from flowpolicy.policy.validation import ValidateReport
     from flowpolicy.report import ReportResult
@@ -119,14 +119,14 @@ def plan(request: PlanRequest) -> PlanReport:
     return run_plan(request)
 
 
-def assets(request: AssetsRequest) -> AssetsReport:
+def assets(request: AssetsRequest) -> InventoryReport:
     """What the registry holds (:mod:`flowpolicy.inventory`); it is opened read-only."""
     from flowpolicy.inventory import list_assets  # on call: see above
 
     return list_assets(request)
 
 
-def events(request: EventsRequest) -> EventsReport:
+def events(request: EventsRequest) -> InventoryReport:
     """The project events published to the registry, oldest first."""
     from flowpolicy.inventory import list_events  # on call: see above
 

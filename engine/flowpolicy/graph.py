@@ -27,7 +27,6 @@ comments get the same treatment, so nothing a label or comment holds starts a ne
 
 from __future__ import annotations
 
-import math
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,7 +38,8 @@ from flowpolicy.policy.loader import load_policy, require_policy_files
 from flowpolicy.policy.model import CHAMPION_REQUIREMENT, Check, Policy, PromotionEdge
 from flowpolicy.registry import open_existing_registry
 from flowpolicy.registry.base import Registry, Scope
-from flowpolicy.requests import GraphRequest
+from flowpolicy.request import GraphRequest
+from flowpolicy.runtime.decisions import show_number
 
 
 @dataclass(frozen=True)
@@ -105,22 +105,16 @@ def _champion_line(policy: Policy, asset: str, name_asset: bool) -> str:
     whose = f" of {asset}" if name_asset else ""
     if rule is None:
         return f"champion{whose}: no champion rule"
-    return f"champion{whose}: {rule.direction} {rule.metric}, by ≥ {_number(rule.min_improvement)}"
+    by = show_number(rule.min_improvement)
+    return f"champion{whose}: {rule.direction} {rule.metric}, by ≥ {by}"
 
 
 def _bounds(check: Check) -> str:
     if check.min is not None and check.max is not None:
-        return f"{_number(check.min)} ≤ {check.metric} ≤ {_number(check.max)}"
+        return f"{show_number(check.min)} ≤ {check.metric} ≤ {show_number(check.max)}"
     if check.min is not None:
-        return f"{check.metric} ≥ {_number(check.min)}"
-    return f"{check.metric} ≤ {_number(check.max)}"  # the loader demands one bound at least
-
-
-def _number(value: float) -> str:
-    """A bound as the policy wrote it: 0.8, 50, 1e-05."""
-    if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)
+        return f"{check.metric} ≥ {show_number(check.min)}"
+    return f"{check.metric} ≤ {show_number(check.max)}"  # the loader demands one bound at least
 
 
 def _alias_lines(registry: Registry, project: str, branch: str) -> tuple[str, ...]:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from flowpolicy.errors import EXIT_OK, FlowpolicyError, RegistryError
 from flowpolicy.registry import Registry, open_existing_registry
 from flowpolicy.registry.base import AssetSummary, Scope
-from flowpolicy.requests import AssetsAction, AssetsRequest, EventsRequest
+from flowpolicy.request import AssetsRequest, EventsRequest
 from flowpolicy.runtime.branch import resolve_project, sanitize_branch
 
 #: What a report says when there is no registry file to read.
@@ -26,41 +26,29 @@ NO_REGISTRY = "nothing registered yet, or set FLOWPOLICY_REGISTRY / --registry t
 
 
 @dataclass(frozen=True)
-class AssetsReport:
+class InventoryReport:
+    """What one read of the registry found: assets (``list``, ``show``, ``history``) or
+    ``events``, as plain dicts."""
+
     registry: str
-    action: AssetsAction
-    assets: tuple[dict[str, Any], ...]
+    view: Literal["list", "show", "history", "events"]
+    items: tuple[dict[str, Any], ...]
 
     @property
     def exit_code(self) -> int:
         return EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
-        return {"registry": self.registry, "assets": list(self.assets)}
+        return {"registry": self.registry,
+                "events" if self.view == "events" else "assets": list(self.items)}
 
     def format_text(self) -> str:
-        text = {"list": _format_list, "show": _format_show, "history": _format_history}
-        return f"registry {self.registry}\n" + text[self.action](self.assets)
+        text = {"list": _format_list, "show": _format_show, "history": _format_history,
+                "events": _format_events}
+        return f"registry {self.registry}\n" + text[self.view](self.items)
 
 
-@dataclass(frozen=True)
-class EventsReport:
-    registry: str
-    events: tuple[dict[str, Any], ...]
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_OK
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"registry": self.registry, "events": list(self.events)}
-
-    def format_text(self) -> str:
-        lines = [f"registry {self.registry}"] + [event_line(e) for e in self.events]
-        return "\n".join(lines if self.events else [*lines, "no events"]) + "\n"
-
-
-def list_assets(request: AssetsRequest) -> AssetsReport:
+def list_assets(request: AssetsRequest) -> InventoryReport:
     """The ``request.action`` report on the assets matching its filters."""
     if request.action != "list" and not request.name:
         raise FlowpolicyError(f"flowpolicy assets {request.action} needs an asset NAME")
@@ -71,8 +59,8 @@ def list_assets(request: AssetsRequest) -> AssetsReport:
     branch = sanitize_branch(request.branch) if request.branch else None
     summaries = registry.assets(project, branch, request.asset_type)
     if request.action == "list":
-        return AssetsReport(registry.url, request.action,
-                            tuple(_summary(registry, s) for s in summaries))
+        return InventoryReport(registry.url, request.action,
+                               tuple(_summary(registry, s) for s in summaries))
     chosen = [s for s in summaries if s.scope.name == request.name]
     if not chosen:
         where = f"{project or 'any project'}/{branch or 'any branch'}"
@@ -81,16 +69,16 @@ def list_assets(request: AssetsRequest) -> AssetsReport:
             f"no asset {request.name!r} in {where} of registry {registry.url}"
             + (f"; assets there: {', '.join(known)}" if known else "; no assets there"))
     if request.action == "show":
-        return AssetsReport(registry.url, request.action,
-                            tuple(_show(registry, s, request.limit) for s in chosen))
-    return AssetsReport(registry.url, request.action,
-                        tuple(_history(registry, s) for s in chosen))
+        return InventoryReport(registry.url, request.action,
+                               tuple(_show(registry, s, request.limit) for s in chosen))
+    return InventoryReport(registry.url, request.action,
+                           tuple(_history(registry, s) for s in chosen))
 
 
-def list_events(request: EventsRequest) -> EventsReport:
+def list_events(request: EventsRequest) -> InventoryReport:
     registry = open_existing_registry(request.registry, read_only=True, missing=NO_REGISTRY)
     branch = sanitize_branch(request.branch) if request.branch else None
-    return EventsReport(registry.url, tuple(
+    return InventoryReport(registry.url, "events", tuple(
         e.to_dict() for e in registry.events(request.project, branch, request.name)))
 
 
@@ -105,6 +93,10 @@ def default_project(project: str | None, *, all_projects: bool) -> str | None:
         if all_projects:
             return None
         raise
+
+
+def _format_events(events: Sequence[dict[str, Any]]) -> str:
+    return "".join(f"{event_line(e)}\n" for e in events) if events else "no events\n"
 
 
 def event_line(event: dict[str, Any]) -> str:

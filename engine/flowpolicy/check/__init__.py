@@ -35,7 +35,7 @@ from flowpolicy.errors import PolicyError
 from flowpolicy.policy.loader import load_policy
 from flowpolicy.policy.model import Policy
 from flowpolicy.project_root import PROJECT_FILE
-from flowpolicy.requests import CheckRequest, PlanRequest
+from flowpolicy.request import CheckRequest, PlanRequest
 
 __all__ = [
     "CHECK_IDS",

@@ -327,17 +327,14 @@ def _champion_results(policy: Policy, view: RegistryView, branch: str,
                 "(another datastore? set METAFLOW_DATASTORE_SYSROOT_LOCAL)",
                 **subject, evidence=evidence))
             continue
-        if len(tagged) == 1:
-            results.append(Diagnostic(
-                "live.champion.count", "pass",
-                f"one champion: @{rule.alias} -> {champion}, one {flow_name} run tagged "
-                f"{tag!r}", **subject, evidence=evidence))
-        else:
-            results.append(Diagnostic(
-                "live.champion.count", "error",
-                f"{len(tagged)} runs of {flow_name} carry the {tag!r} tag"
-                + (f" ({', '.join(tagged)})" if tagged else "") + f"; exactly one must: {run} "
-                f"(@{rule.alias} -> {champion})", **subject, evidence=evidence))
+        one = len(tagged) == 1
+        counted = (f"one champion: @{rule.alias} -> {champion}, one {flow_name} run tagged "
+                   f"{tag!r}") if one else (
+            f"{len(tagged)} runs of {flow_name} carry the {tag!r} tag"
+            + (f" ({', '.join(tagged)})" if tagged else "")
+            + f"; exactly one must: {run} (@{rule.alias} -> {champion})")
+        results.append(Diagnostic("live.champion.count", "pass" if one else "error", counted,
+                                  **subject, evidence=evidence))
         if run_id in tagged:
             results.append(Diagnostic(
                 "live.champion.tag", "pass",
@@ -422,18 +419,14 @@ def _drift_results(policy: Policy, view: RegistryView, branch: str,
             age = (now - _parse_time(newest.created_at)).total_seconds()
             evidence = {**evidence, "age_seconds": round(age, 3),
                         "max_age_seconds": rule.max_age_seconds}
-            if age > rule.max_age_seconds:
-                results.append(Diagnostic(
-                    "live.drift.age", "error",
-                    f"the newest drift report of {rule.asset} on {branch} is "
-                    f"{_duration(age)} old ({newest.created_at}), older than max_age "
-                    f"{_duration(rule.max_age_seconds)}", **subject, evidence=evidence))
-            else:
-                results.append(Diagnostic(
-                    "live.drift.age", "pass",
-                    f"the newest drift report of {rule.asset} on {branch} is {_duration(age)} "
-                    f"old (max_age {_duration(rule.max_age_seconds)})",
-                    **subject, evidence=evidence))
+            stale = age > rule.max_age_seconds
+            limit = _duration(rule.max_age_seconds)
+            results.append(Diagnostic(
+                "live.drift.age", "error" if stale else "pass",
+                f"the newest drift report of {rule.asset} on {branch} is {_duration(age)} old "
+                + (f"({newest.created_at}), older than max_age {limit}" if stale
+                   else f"(max_age {limit})"),
+                **subject, evidence=evidence))
         if newest_id != instances[0].id:
             results.append(Diagnostic(
                 "live.drift.behind", "warning",

@@ -12,7 +12,7 @@ a flow and its plan entry agree, down to the words of a refusal: an entry whose 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,8 @@ from flowpolicy.compile.flows import plan_flows
 from flowpolicy.diagnostics import Diagnostic, Severity, plain
 from flowpolicy.errors import FlowpolicyError
 from flowpolicy.policy.model import Policy
-from flowpolicy.requests import PlanRequest
+from flowpolicy.registry.base import InstanceRecord, Scope
+from flowpolicy.request import PlanRequest
 from flowpolicy.runtime.decisions import (
     NothingToCompare,
     check_promotion,
@@ -132,49 +133,51 @@ def run_plan(request: PlanRequest) -> PlanReport:
 def _plan_gate(policy: Policy, view: RegistryView, branches: Sequence[str], rule: str,
                runs: MetaflowRuns) -> list[dict[str, Any]]:
     gate = policy.gates[rule]
-    out = []
-    for branch in branches:
-        scope = view.scope(branch, policy.assets[gate.asset].type, gate.asset)
-        latest = _latest(view, scope)
-        if latest is None:
-            out.append(_nothing(branch, f"no {gate.asset} instance to judge"))
-            continue
-        try:
-            verdict = evaluate_gate(gate, latest.annotations, instance=latest.id)
-        except FlowpolicyError as exc:
-            out.append(_error(branch, str(exc)))
-            continue
+
+    def decide(scope: Scope, latest: InstanceRecord) -> dict[str, Any]:
+        verdict = evaluate_gate(gate, latest.annotations, instance=latest.id)
         outcome = "pass" if verdict.passed else "fail"
         event = f"; publishes {verdict.event}" if verdict.event else ""
-        out.append(_decided(branch, outcome,
-                            f"{gate.asset} {latest.id} would {outcome} gate {gate.name}{event}",
-                            verdict.to_dict()))
-    return out
+        return _decided(outcome, f"{gate.asset} {latest.id} would {outcome} gate "
+                                 f"{gate.name}{event}", verdict.to_dict())
+
+    return _on_latest(policy, view, branches, gate.asset, f"no {gate.asset} instance to judge",
+                      decide)
 
 
 def _plan_champion(policy: Policy, view: RegistryView, branches: Sequence[str], rule: str,
                    runs: MetaflowRuns) -> list[dict[str, Any]]:
     champion_rule = policy.champions[rule]
-    asset = champion_rule.asset
+
+    def decide(scope: Scope, latest: InstanceRecord) -> dict[str, Any]:
+        champion = view.alias(scope, champion_rule.alias)
+        record = view.instance(scope, champion) if champion else None
+        decision = decide_champion(
+            champion_rule, candidate=latest.id, candidate_annotations=latest.annotations,
+            champion=champion, champion_annotations=dict(record.annotations) if record else None)
+        return _decided("promote" if decision.promote else "keep", decision.reason,
+                        decision.to_dict())
+
+    return _on_latest(policy, view, branches, champion_rule.asset,
+                      f"no {champion_rule.asset} candidate", decide)
+
+
+def _on_latest(policy: Policy, view: RegistryView, branches: Sequence[str], asset: str,
+               nothing: str, decide: Callable[[Scope, InstanceRecord], dict[str, Any]]
+               ) -> list[dict[str, Any]]:
+    """``decide`` on the newest instance of ``asset`` on each branch: a branch without one
+    is ``nothing``, a decision that cannot be made an ``error``."""
     out = []
     for branch in branches:
         scope = view.scope(branch, policy.assets[asset].type, asset)
         latest = _latest(view, scope)
         if latest is None:
-            out.append(_nothing(branch, f"no {asset} candidate"))
+            out.append(_nothing(branch, nothing))
             continue
-        champion = view.alias(scope, champion_rule.alias)
-        record = view.instance(scope, champion) if champion else None
         try:
-            decision = decide_champion(
-                champion_rule, candidate=latest.id, candidate_annotations=latest.annotations,
-                champion=champion,
-                champion_annotations=dict(record.annotations) if record else None)
+            out.append({"branch": branch, **decide(scope, latest)})
         except FlowpolicyError as exc:
             out.append(_error(branch, str(exc)))
-            continue
-        out.append(_decided(branch, "promote" if decision.promote else "keep",
-                            decision.reason, decision.to_dict()))
     return out
 
 
@@ -203,8 +206,8 @@ def _plan_promotion(policy: Policy, view: RegistryView, branches: Sequence[str],
                    and r.annotations.get(PROMOTED_FROM_INSTANCE) == latest.id]
         if already:
             then += f" (already there as {', '.join(already)})"
-        out.append(_decided(where, outcome, f"{asset} {latest.id} would be {outcome}{then}",
-                            verdict.to_dict()))
+        out.append({"branch": where, **_decided(
+            outcome, f"{asset} {latest.id} would be {outcome}{then}", verdict.to_dict())})
     return out
 
 
@@ -231,11 +234,11 @@ def _plan_drift(policy: Policy, view: RegistryView, branches: Sequence[str], rul
             out.append(_error(branch, str(exc)))
             continue
         event = f"; publishes {result.event}" if result.event else ""
-        out.append(_decided(
-            branch, result.level,
+        out.append({"branch": branch, **_decided(
+            result.level,
             f"{asset} {current.id} vs {reference.id}: level {result.level} "
             f"(max D {result.max_statistic:.4f} in {result.worst_column}){event}",
-            _json_safe(result.to_dict())))
+            _json_safe(result.to_dict()))})
     return out
 
 
@@ -248,10 +251,8 @@ def _latest(view: RegistryView, scope):
     return instances[0] if instances else None
 
 
-def _decided(branch: str, outcome: str, summary: str, decision: Mapping[str, Any]
-             ) -> dict[str, Any]:
-    return {"branch": branch, "status": "decided", "outcome": outcome, "summary": summary,
-            "evidence": decision}
+def _decided(outcome: str, summary: str, decision: Mapping[str, Any]) -> dict[str, Any]:
+    return {"status": "decided", "outcome": outcome, "summary": summary, "evidence": decision}
 
 
 def _nothing(branch: str, summary: str) -> dict[str, Any]:

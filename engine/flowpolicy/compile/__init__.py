@@ -24,7 +24,7 @@ from flowpolicy.errors import EXIT_FINDINGS, EXIT_OK, CompileError
 from flowpolicy.fileio import atomic_write_all, make_folder, require_folder
 from flowpolicy.policy.loader import load_policy, require_policy_files
 from flowpolicy.policy.model import Policy
-from flowpolicy.requests import CompileRequest
+from flowpolicy.request import CompileRequest
 
 __all__ = [
     "GENERATED_MARKER",

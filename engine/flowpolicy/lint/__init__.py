@@ -41,7 +41,7 @@ from flowpolicy.lint.engine import (
 from flowpolicy.lint.rules import RULES, RULES_BY_CODE
 from flowpolicy.policy.model import Policy
 from flowpolicy.policy.source import child_path
-from flowpolicy.requests import LintRequest
+from flowpolicy.request import LintRequest
 
 __all__ = [
     "RULES",

@@ -11,7 +11,7 @@ from flowpolicy.errors import EXIT_FINDINGS, EXIT_OK, PolicyError
 from flowpolicy.policy.codes import CODES
 from flowpolicy.policy.loader import load_policy, require_policy_files
 from flowpolicy.policy.model import Policy
-from flowpolicy.requests import ValidateRequest
+from flowpolicy.request import ValidateRequest
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from flowpolicy.registry import open_existing_registry
 from flowpolicy.registry.base import Registry, utc_now
 from flowpolicy.report.history import RegistryHistory, read_history
 from flowpolicy.report.page import render_page
-from flowpolicy.requests import ReportRequest
+from flowpolicy.request import ReportRequest
 
 __all__ = ["ReportRequest", "ReportResult", "build_report", "read_history", "render_page",
            "write_report"]
