@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from flowpolicy.diagnostics import Diagnostic
+from flowpolicy.policy.patterns import search
 
 AssetType = Literal["data", "model"]
 Direction = Literal["maximize", "minimize"]
@@ -77,7 +78,6 @@ class NamingRules:
         """Whether ``name`` obeys :attr:`pattern` (searched, on RE2: linear time)."""
         if self.pattern is None:
             return True
-        from flowpolicy.policy.patterns import search
 
         return search(self.pattern, name)
 

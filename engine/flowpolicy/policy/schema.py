@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Iterable, Mapping
 from functools import cache
 
@@ -12,7 +11,7 @@ from flowpolicy.policy.model import SourceLocation, locate
 from flowpolicy.policy.patterns import search
 from flowpolicy.policy.schema_fast import fast_verdict
 from flowpolicy.policy.source import child_path
-from flowpolicy.resources import schema_path
+from flowpolicy.resources import policy_schema
 
 _CODES = {
     "additionalProperties": "FP101",
@@ -41,12 +40,6 @@ _TYPE_NAMES = {
     "object": "a mapping", "array": "a list", "string": "a string", "number": "a number",
     "integer": "an integer", "boolean": "true or false", "null": "null",
 }
-
-
-@cache
-def policy_schema() -> dict:
-    """The policy JSON Schema (Draft 2020-12) shipped with flowpolicy."""
-    return json.loads(schema_path("policy").read_text(encoding="utf-8"))
 
 
 def _pattern(validator, pattern, instance, schema):

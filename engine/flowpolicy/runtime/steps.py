@@ -38,7 +38,11 @@ from flowpolicy.errors import FlowpolicyError
 from flowpolicy.policy.model import ChampionRule, Check, DriftLevel, DriftRule, Gate
 from flowpolicy.registry.base import WIRE_KIND, AliasConflict
 from flowpolicy.runtime import decisions
+from flowpolicy.runtime.assets import Asset
 from flowpolicy.runtime.decisions import PromotionRules
+from flowpolicy.runtime.drift import evaluate_drift
+from flowpolicy.runtime.promote import promote_assets
+from flowpolicy.runtime.tags import mirror_champion
 
 #: The Metaflow tag naming the policy a run enforces: ``flowpolicy_policy:<12 hex>``.
 POLICY_TAG = "flowpolicy_policy:"
@@ -232,7 +236,6 @@ def elect_champion(asset: Any, rule: ChampionRule, challenger: Mapping[str, Any]
 def conclude_champion(prj: Any, rule: ChampionRule, decision: Mapping[str, Any]) -> str | None:
     """Mirror a new champion onto its training run's Metaflow tags and publish the outcome;
     returns the tagged run (the flow's ``champion_run`` artifact), or None."""
-    from flowpolicy.runtime.tags import mirror_champion
 
     champion_run = None
     if decision["promote"] and decision["under_policy"]:
@@ -254,7 +257,6 @@ def judge_promotion(rules: PromotionRules, promoted: Mapping[str, Any], target: 
     against the evidence recorded on that instance, record the verdict there and return it
     (the flow's ``verdict`` artifact); a refused move then refuses the run, every reason on
     one line."""
-    from flowpolicy.runtime.assets import Asset
 
     source = Asset(project=promoted["project"], branch=promoted["branch"])
     evidence = source.registry.evidence(source.scope(rules.asset, rules.asset_type),
@@ -279,7 +281,6 @@ def judge_promotion(rules: PromotionRules, promoted: Mapping[str, Any], target: 
 def promote(rules: PromotionRules, verdict: Mapping[str, Any]) -> dict[str, Any]:
     """Re-register the allowed instance on the target branch (metadata only) and point the
     edge's alias, and only that one, at it; returns ``promote_assets``' result."""
-    from flowpolicy.runtime.promote import promote_assets
 
     with _refusing(PROMOTION_FAILED):
         result = promote_assets(verdict["project"], verdict["source"], verdict["target"],
@@ -314,7 +315,6 @@ def measure_drift(prj: Any, rule: DriftRule, levels: Sequence[DriftLevel],
     """Load both pinned instances, compute D per column and the level under ``levels`` (the
     run's thresholds), record the report as drift evidence on the current instance and return
     it (the flow's ``drift_report`` artifact)."""
-    from flowpolicy.runtime.drift import evaluate_drift
 
     with _refusing(CANNOT_DECIDE):
         result = evaluate_drift(
