@@ -212,7 +212,8 @@ def test_gate_pass_publishes_its_event_and_records_evidence_and_policy(trained):
         f"[sorted(Run({result['run']!r}).user_tags), "
         f"Run({result['run']!r})['end'].task['verdict'].data['policy_hash']]"
     )
-    assert seen == [[f"flowpolicy_policy:{policy_hash[:12]}"], policy_hash]
+    assert seen == [["asset_write_branch:dev", f"flowpolicy_policy:{policy_hash[:12]}"],
+                    policy_hash]
 
 
 def test_gate_threshold_is_a_parameter_a_run_can_override(trained):

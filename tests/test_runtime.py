@@ -10,7 +10,16 @@ import pytest
 from flowpolicy import Asset
 from flowpolicy.errors import RegistryError
 from flowpolicy.registry import AliasConflict
-from flowpolicy.runtime.branch import resolve_branch, resolve_project, sanitize_branch
+from flowpolicy.runtime.branch import (
+    choose_write_branch,
+    deployment_branch,
+    event_branch,
+    extract_branch,
+    read_branch_for,
+    resolve_branch,
+    resolve_project,
+    sanitize_branch,
+)
 from flowpolicy.runtime.events import ProjectEvent
 from flowpolicy.runtime.promote import promote_assets
 from flowpolicy.runtime.tags import mirror_champion, training_run
@@ -36,29 +45,82 @@ def test_branch_with_nothing_left_is_an_error():
         sanitize_branch("-/-")
 
 
-@pytest.mark.parametrize("env, expected", [
-    ({"FLOWPOLICY_BRANCH": "Staging", "OB_BRANCH": "other"}, "staging"),
-    ({"OB_BRANCH": "feature/x"}, "feature_x"),
-    ({}, "git_branch_here"),
+_BRANCH_VARS = ("FLOWPOLICY_BRANCH", "OB_BRANCH")
+DEPLOYED = {"spec": {"project_branch": "Feature/X"}}
+
+
+@pytest.mark.parametrize("env, spec, expected, source, ignored", [
+    # a local run in a checkout on main writes to Metaflow's user branch, never to "main"
+    ({}, None, "user_ada_l", "@project", None),
+    # OB_BRANCH names the events' branch only (obproject-deploy sets it), never the assets'
+    ({"OB_BRANCH": "feature/x"}, None, "user_ada_l", "@project", None),
+    ({"FLOWPOLICY_BRANCH": "Staging"}, None, "staging", "FLOWPOLICY_BRANCH", None),
+    ({}, DEPLOYED, "feature_x", "project_spec", None),
+    ({}, {"branch": "release"}, "release", "project_spec", None),
+    # the override never beats a deployed branch; the run is told it was ignored
+    ({"FLOWPOLICY_BRANCH": "dev"}, DEPLOYED, "feature_x", "project_spec", "dev"),
+    ({"FLOWPOLICY_BRANCH": "feature-x"}, DEPLOYED, "feature_x", "project_spec", None),
 ])
-def test_branch_resolution_order(tmp_path, monkeypatch, env, expected):
-    subprocess.run(["git", "init", "-q", "-b", "git-branch-here", str(tmp_path)], check=True)
+def test_write_branch_follows_obproject(tmp_path, monkeypatch, env, spec, expected, source,
+                                        ignored):
+    subprocess.run(["git", "init", "-q", "-b", "main", str(tmp_path)], check=True)
     monkeypatch.chdir(tmp_path)
-    for var in ("FLOWPOLICY_BRANCH", "OB_BRANCH"):
+    monkeypatch.setenv("METAFLOW_USER", "Ada.L")
+    for var in _BRANCH_VARS:
         monkeypatch.delenv(var, raising=False)
     for var, value in env.items():
         monkeypatch.setenv(var, value)
-    assert resolve_branch() == expected
-    assert resolve_branch({"spec": {"project_branch": "deployed"}}) == (
-        expected if env else "deployed")
+    choice = choose_write_branch(spec)
+    assert (choice.branch, choice.source, choice.ignored) == (expected, source, ignored)
+    assert resolve_branch(spec) == expected
+    assert resolve_branch(spec, explicit="Other/Branch") == "other_branch"
 
 
-def test_branch_outside_git_falls_back_to_metaflows_user_branch(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    for var in ("FLOWPOLICY_BRANCH", "OB_BRANCH"):
+@pytest.mark.parametrize("metaflow_branch, expected", [
+    ("prod", "main"), ("test.fix_42", "fix_42"), ("prod.hotfix", "hotfix"),
+    ("user.alice", "alice"),
+])
+def test_event_branch_of_a_metaflow_branch(metaflow_branch, expected):
+    assert extract_branch(metaflow_branch) == expected
+
+
+def test_event_branch_of_an_unknown_metaflow_branch_is_an_error():
+    with pytest.raises(RegistryError, match="unknown Metaflow branch structure: 'main'"):
+        extract_branch("main")
+
+
+def test_event_branch_default(monkeypatch):
+    monkeypatch.setenv("METAFLOW_USER", "alice")
+    for var in _BRANCH_VARS:
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("METAFLOW_USER", "Ada.L")
-    assert resolve_branch() == "user_ada_l"
+    assert event_branch() == "alice"  # user.alice, as obproject extracts it
+    monkeypatch.setenv("FLOWPOLICY_BRANCH", "Staging")
+    assert event_branch() == "Staging"  # event branches are used as given
+    monkeypatch.setenv("OB_BRANCH", "feature_x")
+    assert event_branch() == "feature_x"
+
+
+@pytest.mark.parametrize("config, spec, env, expected", [
+    ({}, None, {}, None),
+    ({}, DEPLOYED, {"FLOWPOLICY_BRANCH": "dev"}, "Feature/X"),
+    ({"dev-assets": {"branch": "main"}}, None, {"FLOWPOLICY_BRANCH": "dev"}, "main"),
+    ({}, None, {"FLOWPOLICY_BRANCH": "dev"}, "dev"),
+])
+def test_deployment_branch_of_triggers_and_schedules(monkeypatch, config, spec, env, expected):
+    for var in _BRANCH_VARS:
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    assert deployment_branch(config, spec) == expected
+
+
+@pytest.mark.parametrize("write, dev_assets, expected", [
+    ("feature_x", "main", "main"), ("main", "other", "main"), ("Main", "other", "other"),
+    ("feature_x", None, "feature_x"),
+])
+def test_read_branch_rule(write, dev_assets, expected):
+    config = {"dev-assets": {"branch": dev_assets}} if dev_assets else {}
+    assert read_branch_for(write, config) == expected
 
 
 def test_project_resolution(tmp_path, monkeypatch):
@@ -198,7 +260,11 @@ def test_promote_assets_between_branches(asset, registry_url):
     annotations = ref["model_properties"]["annotations"]
     assert annotations["promoted_from_branch"] == "dev"
     assert annotations["promoted_from_instance"] == "v2"
-    assert annotations["promoted_by"] == os.environ["METAFLOW_USER"]
+    # promoted_by as obproject writes it; who promoted is kept beside it and in the history
+    assert annotations["promoted_by"] == "obproject/promote"
+    assert annotations["promoted_by_entity"] == f"user {os.environ['METAFLOW_USER']}"
+    assert staging.alias_history("fraud_model", "candidate")[0]["by"]["entity_id"] == \
+        os.environ["METAFLOW_USER"]
     assert annotations["f1_score"] == "0.95"
     # only aliases on the promoted instance travel with it
     assert staging.list_aliases("fraud_model") == {"candidate": "v1", "validated": "v1"}
@@ -261,8 +327,10 @@ def test_promotion_aliases_restricted_by_obproject_toml(tmp_path, monkeypatch, a
 
 def test_project_events(registry_url, monkeypatch):
     monkeypatch.setenv("METAFLOW_USER", "tester")
-    event = ProjectEvent("retrain_required", project="fraud", branch="Prod")
+    event = ProjectEvent("retrain_required", project="fraud", branch="prod")
     assert event.event == "prj.fraud.prod.retrain_required"
+    # an explicit branch is used as given (obproject does not sanitise it either)
+    assert ProjectEvent("x", project="fraud", branch="Feature/A").event == "prj.fraud.Feature/A.x"
     published = event.publish({"statistic": 0.2})
     assert published["event"] == "prj.fraud.prod.retrain_required"
     assert published["producer"] == USER
@@ -291,3 +359,27 @@ def test_project_context_dev_assets_read_branch(registry_url, monkeypatch, branc
     assert (prj.asset.branch, prj._write_asset.branch) == (read, write)
     with pytest.raises(AttributeError, match="doesn't have an artifact 'model'"):
         prj.register_model("fraud_model", "model")
+
+
+def test_the_package_attribute_project_schedule_stays_the_decorator():
+    import sys
+
+    import flowpolicy
+    import flowpolicy.project_schedule  # obproject's layout: a module of that name
+    from flowpolicy.runtime.triggers import project_schedule
+
+    assert flowpolicy.project_schedule is project_schedule  # as obproject.project_schedule
+    assert sys.modules["flowpolicy.project_schedule"].project_schedule is project_schedule
+
+
+def test_flowproject_spec_is_the_running_deployments(registry_url, monkeypatch):
+    from flowpolicy.runtime.branch import note_deployment
+
+    spec = {"project": "fraud", "branch": "Feature/X",
+            "spec": {"project_name": "fraud", "project_branch": "Feature/X", "models": []}}
+    monkeypatch.setattr("flowpolicy.runtime.branch._deployment", {})
+    assert Asset(project="fraud", branch="feature_x").get_flowproject_spec() is None
+    note_deployment(spec)
+    assert Asset(project="fraud", branch="feature_x").get_flowproject_spec() == spec["spec"]
+    assert Asset(project="fraud", branch="main").get_flowproject_spec() is None
+    assert Asset(project="other", branch="feature_x").get_flowproject_spec() is None

@@ -24,10 +24,12 @@ costs ~0.25 s of CPU against ~0.06 s for ``flowpolicy --help`` and ~0.13 s for `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flowpolicy.request import (
+    AliasRequest,
     AssetsRequest,
     CheckRequest,
     CompileRequest,
@@ -36,7 +38,10 @@ from flowpolicy.request import (
     GraphRequest,
     LintRequest,
     PlanRequest,
+    PromoteRequest,
     ReportRequest,
+    RollbackRequest,
+    ServeRequest,
     ValidateRequest,
 )
 
@@ -49,8 +54,10 @@ if TYPE_CHECKING:
     from flowpolicy.lint import LintReport
     from flowpolicy.policy.validation import ValidateReport
     from flowpolicy.report import ReportResult
+    from flowpolicy.runtime.moves import MoveOutcome
 
 __all__ = [
+    "AliasRequest",
     "AssetsRequest",
     "CheckRequest",
     "CompileRequest",
@@ -59,8 +66,12 @@ __all__ = [
     "GraphRequest",
     "LintRequest",
     "PlanRequest",
+    "PromoteRequest",
     "ReportRequest",
+    "RollbackRequest",
+    "ServeRequest",
     "ValidateRequest",
+    "alias",
     "assets",
     "check",
     "compile",
@@ -70,8 +81,11 @@ __all__ = [
     "lint",
     "lint_rules",
     "plan",
+    "promote",
     "report",
+    "rollback",
     "schema_file",
+    "serve",
     "validate",
 ]
 
@@ -144,6 +158,37 @@ def report(request: ReportRequest) -> ReportResult:
     return write_report(replace(
         request, project=default_project(request.project, all_projects=True),
         branch=sanitize_branch(request.branch) if request.branch else None))
+
+
+def promote(request: PromoteRequest) -> MoveOutcome:
+    """Promote an instance along a declared edge, refused exactly when the promotion flow
+    would refuse it (exit 1); :mod:`flowpolicy.runtime.moves`."""
+    from flowpolicy.runtime.moves import perform  # on call: see above
+
+    return perform(request)
+
+
+def rollback(request: RollbackRequest) -> MoveOutcome:
+    """Return an alias to its previous holder (or ``to``), refused (exit 1) when that
+    instance fails the alias's gates now unless forced with a reason."""
+    from flowpolicy.runtime.moves import perform  # on call: see above
+
+    return perform(request)
+
+
+def alias(request: AliasRequest) -> MoveOutcome:
+    """Set or unset an alias by hand, with the reason in its history."""
+    from flowpolicy.runtime.moves import perform  # on call: see above
+
+    return perform(request)
+
+
+def serve(request: ServeRequest, started: Callable[[str, str], None]) -> None:
+    """Serve the model an alias points at until SIGINT / SIGTERM, following the alias
+    (:mod:`flowpolicy.serve`); ``started(serving, following)`` once it listens."""
+    from flowpolicy.serve import serve as run  # on call: FastAPI and uvicorn load only here
+
+    run(request, started)
 
 
 def graph(request: GraphRequest) -> GraphResult:

@@ -26,6 +26,10 @@ COMMANDS = (
     "events",
     "graph",
     "report",
+    "serve",
+    "promote",
+    "rollback",
+    "alias",
     "demo",
 )
 

@@ -57,7 +57,9 @@ def list_assets(request: AssetsRequest) -> InventoryReport:
     registry = open_existing_registry(request.registry, read_only=True, missing=NO_REGISTRY)
     project = default_project(request.project, all_projects=request.action == "list")
     branch = sanitize_branch(request.branch) if request.branch else None
-    summaries = registry.assets(project, branch, request.asset_type)
+    # history also tells of deleted assets: a deletion keeps what it hides
+    summaries = registry.assets(project, branch, request.asset_type,
+                                include_deleted=request.action == "history")
     if request.action == "list":
         return InventoryReport(registry.url, request.action,
                                tuple(_summary(registry, s) for s in summaries))
@@ -149,9 +151,10 @@ def _history(registry: Registry, summary: AssetSummary) -> dict[str, Any]:
     scope = summary.scope
     entries = [{"at": r.created_at, "event": "registered", "instance": r.id,
                 "by": r.created_by.to_dict()}
-               for r in registry.instances(scope, None)]
+               for r in registry.instances(scope, None, include_deleted=True)]
     entries += [{"at": m.at, "event": "alias", **m.to_dict()}
                 for m in registry.alias_history(scope)]
+    entries += [{"event": "deleted", **d.to_dict()} for d in registry.deletions(scope)]
     # registrations before alias moves at the same instant: a move needs its target first
     entries.sort(key=lambda e: (e["at"], e["event"] != "registered"))
     return {**_scope_dict(scope), "history": entries}
@@ -216,8 +219,15 @@ def _format_history(report: Sequence[dict[str, Any]]) -> str:
         for entry in item["history"]:
             if entry["event"] == "registered":
                 line = f"{entry['instance']} registered by {_entity(entry['by'])}"
+            elif entry["event"] == "deleted":
+                dropped = ", ".join(f"@{a}→{v}" for a, v in entry["aliases"].items())
+                line = (f"deleted (through {entry['deleted_through']}"
+                        + (f"; aliases {dropped} dropped" if dropped else "")
+                        + f") by {_entity(entry['by'])}"
+                        + (f": {entry['reason']}" if entry["reason"] else ""))
             else:
-                line = (f"@{entry['alias']} {entry['from'] or '(unset)'} → {entry['to']} "
+                line = (f"@{entry['alias']} {entry['from'] or '(unset)'} → "
+                        f"{entry['to'] or '(unset)'} "
                         f"by {_entity(entry['by'])}"
                         + (f": {entry['reason']}" if entry["reason"] else ""))
             out.append(f"  {entry['at']}  {line}\n")

@@ -133,3 +133,73 @@ class DemoRequest:
     directory: str | None = None
     #: Where progress lines go (default: standard output).
     echo: Callable[[str], None] = print
+
+
+@dataclass(frozen=True, kw_only=True)
+class LifecycleRequest:
+    """What ``promote``, ``rollback`` and ``alias`` share."""
+
+    asset: str
+    #: Default: FLOWPOLICY_PROJECT / obproject.toml.
+    project: str | None = None
+    #: Policy files or folders holding the project's policy (default: ./policies/).
+    policies: tuple[str, ...] = ()
+    registry: str | None = None
+    #: Why: kept in the alias history (required to force a move, or to move by hand).
+    reason: str | None = None
+    #: Decide and report; write nothing (the registry is opened read-only).
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromoteRequest(LifecycleRequest):
+    """Promote an instance along a declared edge, as the promotion flow would."""
+
+    source: str
+    target: str
+    instance: str = "latest"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RollbackRequest(LifecycleRequest):
+    """Return an alias to its previous holder, or to ``to``."""
+
+    branch: str
+    #: Default: the alias the policy's promotions set on the branch.
+    alias: str | None = None
+    to: str | None = None
+    #: Move even to an instance failing the alias's gates (needs a reason).
+    force: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class AliasRequest(LifecycleRequest):
+    """Set (to ``to``) or unset an alias by hand."""
+
+    action: Literal["set", "unset"]
+    alias: str
+    branch: str
+    to: str | None = None
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class ServeRequest:
+    """What ``flowpolicy serve`` is asked for; None means the default (see
+    :func:`flowpolicy.serve.open_server`)."""
+
+    asset: str
+    branch: str | None = None
+    alias: str | None = None
+    project: str | None = None
+    registry: str | None = None
+    #: ``MODULE:FUNCTION`` returning the predictor for an instance.
+    loader: str | None = None
+    datastore: str | None = None
+    policies: tuple[str, ...] = ()
+    ignore_gates: bool = False
+    allow_unset: bool = False
+    probe: str | None = None
+    host: str = "127.0.0.1"
+    #: 0 picks a free port.
+    port: int = 8000

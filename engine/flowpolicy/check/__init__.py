@@ -13,7 +13,7 @@ Public API (also as :func:`flowpolicy.api.check` / :func:`flowpolicy.api.plan`):
 Both only read the registry (peeks, never consumption; no aliases, evidence or events are
 written) and never create a registry file: a missing one is invalid input. Every decision
 is the runtime's (:mod:`flowpolicy.runtime.decisions`, :mod:`flowpolicy.runtime.drift`), the
-compiler's (``check_outputs``) or the linter's.
+compiler's (``output_results``) or the linter's.
 """
 
 from __future__ import annotations

@@ -40,3 +40,31 @@ def emit(report: Report, fmt: str, out: TextIO | None = None) -> int:
     exit code."""
     FORMATS[fmt](report, out or sys.stdout)
     return report.exit_code
+
+
+def add_lifecycle(parser: argparse.ArgumentParser) -> None:
+    """What ``promote``, ``rollback`` and ``alias`` share."""
+    parser.add_argument("--project", help="project (default: FLOWPOLICY_PROJECT, "
+                                          "obproject.toml)")
+    parser.add_argument("--policy", action="append", default=[], metavar="PATH",
+                        help="policy file or folder (default: ./policies/)")
+    add_registry(parser)
+    parser.add_argument("--reason", metavar="TEXT", help="why (kept in the alias history)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="decide and report, write nothing")
+    add_format(parser)
+
+
+def lifecycle_options(args: argparse.Namespace) -> dict:
+    """The :class:`~flowpolicy.request.LifecycleRequest` fields of ``add_lifecycle``."""
+    return {"asset": args.asset, "project": args.project, "policies": tuple(args.policy),
+            "registry": args.registry, "reason": args.reason, "dry_run": args.dry_run}
+
+
+def emit_move(outcome, fmt: str) -> int:
+    """A lifecycle outcome: a refusal is one line on stderr (``flowpolicy: refused: ...``),
+    as every refusal is; anything else goes through :func:`emit`."""
+    if fmt == "text" and outcome.refused:
+        print(f"flowpolicy: refused: {outcome.message}", file=sys.stderr)
+        return outcome.exit_code
+    return emit(outcome, fmt)

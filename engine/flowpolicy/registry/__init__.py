@@ -22,6 +22,8 @@ from flowpolicy.registry.base import (
     ANY,
     AliasConflict,
     AliasMove,
+    AssetDeletion,
+    AssetNotFound,
     EntityRef,
     InstanceRecord,
     Registry,
@@ -34,6 +36,8 @@ __all__ = [
     "ANY",
     "AliasConflict",
     "AliasMove",
+    "AssetDeletion",
+    "AssetNotFound",
     "EntityRef",
     "InstanceRecord",
     "Registry",
@@ -172,8 +176,8 @@ def _create(url: str, read_only: bool, origin: str) -> Registry:
 
 #: The Registry methods that write.
 WRITE_METHODS = frozenset(
-    {"register", "register_once", "set_alias", "record_consumption", "add_evidence",
-     "publish_event"})
+    {"register", "register_once", "set_alias", "unset_alias", "record_consumption",
+     "add_evidence", "publish_event", "delete_asset"})
 
 
 class ReadOnlyRegistry:
@@ -188,6 +192,7 @@ class ReadOnlyRegistry:
         if name in WRITE_METHODS:
             def refused(*args, **kwargs):
                 raise RegistryError(
-                    f"registry {self._inner.url} was opened read-only: {name} is refused")
+                    f"registry {self._inner.url} was opened read-only: {name} is refused",
+                    status_code=403)
             return refused
         return getattr(self._inner, name)

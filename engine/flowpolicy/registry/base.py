@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from flowpolicy.errors import RegistryError
 
@@ -33,8 +33,17 @@ _ALIAS_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _SPEC_FORMS = "'latest', 'latest-N' (N >= 0), 'vN' (N >= 1) or '@alias'"
 
 
+class AssetNotFound(RegistryError):
+    """Nothing there: an unknown or deleted asset, a version or alias that does not exist
+    (the asset service's 404)."""
+
+    status_code = 404
+
+
 class AliasConflict(RegistryError):
     """A compare-and-set alias move found the alias somewhere other than expected."""
+
+    status_code = 409
 
     def __init__(self, message: str, *, current: str | None, expected: str | None):
         super().__init__(message, exit_code=1)
@@ -57,6 +66,8 @@ class RegistryDamaged(RegistryError):
     Nothing was changed; callers that treat a RegistryError as "not found" must let this one
     through."""
 
+    status_code = 500
+
 
 class _Any:
     """Sentinel for ``set_alias(expected=ANY)``: move the alias whatever it points at now."""
@@ -75,9 +86,9 @@ class _Any:
 ANY: Any = _Any()
 
 
-@dataclass(frozen=True)
-class EntityRef:
-    """Who did something: ``("task", "Flow/run/step/task")`` or ``("user", "alice")``."""
+class EntityRef(NamedTuple):
+    """Who did something: ``("task", "Flow/run/step/task")`` or ``("user", "alice")``; a
+    NamedTuple like obproject's, so it unpacks and indexes the same way."""
 
     entity_kind: str
     entity_id: str
@@ -86,11 +97,14 @@ class EntityRef:
         return {"entity_kind": self.entity_kind, "entity_id": self.entity_id}
 
     @classmethod
-    def from_any(cls, value: EntityRef | Mapping[str, str] | None) -> EntityRef:
+    def from_any(cls, value: EntityRef | Mapping[str, str] | tuple[str, str] | None
+                 ) -> EntityRef:
         if value is None:
             return cls("user", "unknown")
         if isinstance(value, EntityRef):
             return value
+        if isinstance(value, tuple):
+            return cls(*map(str, value))
         return cls(str(value.get("entity_kind", "")), str(value.get("entity_id", "")))
 
 
@@ -148,12 +162,13 @@ class AssetSummary:
 
 @dataclass(frozen=True)
 class AliasMove:
-    """One append-only alias history entry; ``from_version`` is None for a first set."""
+    """One append-only alias history entry; ``from_version`` is None for a first set,
+    ``to_version`` None when the alias was unset."""
 
     scope: Scope
     alias: str
     from_version: int | None
-    to_version: int
+    to_version: int | None
     by: EntityRef
     at: str
     reason: str | None
@@ -162,7 +177,7 @@ class AliasMove:
         return {
             "alias": self.alias,
             "from": instance_id(self.from_version),
-            "to": f"v{self.to_version}",
+            "to": instance_id(self.to_version),
             "by": self.by.to_dict(),
             "at": self.at,
             "reason": self.reason,
@@ -177,6 +192,30 @@ class Consumption:
     version: int
     consumer: EntityRef
     at: str
+
+
+@dataclass(frozen=True)
+class AssetDeletion:
+    """An asset marked deleted: its instances up to ``through_version`` are no longer
+    resolved or listed, and the aliases it had are dropped; instances, alias history,
+    evidence and lineage are kept. Registering the name again starts after
+    ``through_version`` (an instance id never names two instances)."""
+
+    scope: Scope
+    through_version: int
+    aliases: Mapping[str, int]
+    by: EntityRef
+    at: str
+    reason: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "deleted_through": f"v{self.through_version}",
+            "aliases": {a: f"v{v}" for a, v in self.aliases.items()},
+            "by": self.by.to_dict(),
+            "at": self.at,
+            "reason": self.reason,
+        }
 
 
 def event_wire_name(project: str, branch: str, name: str) -> str:
@@ -284,7 +323,10 @@ def parse_spec(spec: str) -> InstanceSpec:
             )
         if _is_number(digits) and not digits.startswith("0"):
             return InstanceSpec(spec, version=int(digits))
-    raise RegistryError(f"malformed instance spec {spec!r}: expected {_SPEC_FORMS}")
+    # obproject passes any other string to the service as an instance id; the ids the
+    # service (and every registry here) hands out are the "id" of a response, "v<N>"
+    raise RegistryError(f"malformed instance spec {spec!r}: expected {_SPEC_FORMS}; an "
+                        "instance id is the 'id' of a response or listed instance, e.g. 'v3'")
 
 
 def _is_number(digits: str) -> bool:
@@ -321,11 +363,11 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def version_range(latest: int) -> str:
-    """``v1…v3`` / ``v1`` / ``no versions`` for error messages."""
-    if latest <= 0:
+def version_range(latest: int, first: int = 1) -> str:
+    """``v1…v3`` / ``v1`` / ``no versions`` for error messages (from ``first`` on)."""
+    if latest < first:
         return "no versions"
-    return "v1" if latest == 1 else f"v1…v{latest}"
+    return f"v{first}" if latest == first else f"v{first}…v{latest}"
 
 
 # -- the backend contract ---------------------------------------------------------------
@@ -377,15 +419,17 @@ class Registry(Protocol):
 
     def resolve(self, scope: Scope, spec: str = "latest") -> InstanceRecord: ...
 
-    def instances(self, scope: Scope, limit: int | None = 50) -> list[InstanceRecord]:
-        """Newest first."""
+    def instances(self, scope: Scope, limit: int | None = 50, *,
+                  include_deleted: bool = False) -> list[InstanceRecord]:
+        """Newest first; deleted instances (see :meth:`delete_asset`) only when asked."""
         ...
 
     def assets(
         self, project: str | None = None, branch: str | None = None,
-        asset_type: str | None = None,
+        asset_type: str | None = None, *, include_deleted: bool = False,
     ) -> list[AssetSummary]:
-        """Asset scopes matching the filters (None: any), sorted."""
+        """Asset scopes matching the filters (None: any), sorted; deleted assets only when
+        asked."""
         ...
 
     def record_consumption(self, scope: Scope, version: int, consumer: EntityRef) -> None: ...
@@ -402,6 +446,19 @@ class Registry(Protocol):
         reason: str | None = None,
         expected: Any = ANY,
     ) -> AliasMove: ...
+
+    def unset_alias(
+        self,
+        scope: Scope,
+        alias: str,
+        *,
+        by: EntityRef,
+        reason: str | None = None,
+        expected: Any = ANY,
+    ) -> AliasMove:
+        """Remove ``@alias`` and append the move (to None) to its history; unsetting an
+        alias that is not set raises RegistryError. ``expected`` as for ``set_alias``."""
+        ...
 
     def get_alias(self, scope: Scope, alias: str) -> int | None: ...
 
@@ -444,5 +501,27 @@ class Registry(Protocol):
     ) -> list[EventRecord]:
         """Oldest first."""
         ...
+
+    def delete_asset(self, scope: Scope, *, by: EntityRef, reason: str | None = None
+                     ) -> AssetDeletion | None:
+        """Mark ``scope`` deleted (see :class:`AssetDeletion`); None when there is no live
+        asset to delete (unknown, or deleted already and not registered since)."""
+        ...
+
+    def deletions(self, scope: Scope) -> list[AssetDeletion]:
+        """Every deletion of ``scope``, oldest first."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class ChangeProbe(Protocol):
+    """What a backend that can tell cheaply that *something* was committed hands out
+    (``registry.change_probe()``): each call returns a token that differs from the previous
+    one once another connection has committed a write. Readers that follow an alias (the
+    model server) call it often and look the alias up only when the token moved."""
+
+    def __call__(self) -> Any: ...
 
     def close(self) -> None: ...

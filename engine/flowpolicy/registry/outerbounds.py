@@ -32,6 +32,8 @@ from flowpolicy.registry.base import (
     WIRE_KIND,
     AliasConflict,
     AliasMove,
+    AssetDeletion,
+    AssetNotFound,
     AssetSummary,
     Consumption,
     EntityRef,
@@ -134,12 +136,12 @@ class OuterboundsRegistry:
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")[:500]
             if exc.code == 404 and missing:
-                raise RegistryError(f"{missing} (Outerbounds asset service: {detail})") from exc
+                raise AssetNotFound(f"{missing} (Outerbounds asset service: {detail})") from exc
             raise RegistryError(f"Outerbounds asset service: {method} {path} → HTTP "
-                                f"{exc.code}: {detail}") from exc
+                                f"{exc.code}: {detail}", status_code=exc.code) from exc
         except urllib.error.URLError as exc:
             raise RegistryError(f"cannot reach the Outerbounds asset service at "
-                                f"{self.base_url}: {exc.reason}") from exc
+                                f"{self.base_url}: {exc.reason}", status_code=503) from exc
         return json.loads(raw) if raw else {}
 
     # -- instances ------------------------------------------------------------------------
@@ -193,12 +195,15 @@ class OuterboundsRegistry:
     def _summary(self, scope: Scope) -> dict[str, Any]:
         return self._request("GET", self._asset_path(scope), missing=f"unknown {scope}")
 
-    def instances(self, scope: Scope, limit: int | None = 50) -> list[InstanceRecord]:
+    def instances(self, scope: Scope, limit: int | None = 50, *,
+                  include_deleted: bool = False) -> list[InstanceRecord]:
+        """``include_deleted`` changes nothing: the service keeps no deleted instances."""
         records = [_record(scope, raw) for raw in self._summary(scope).get("recent_instances", [])]
         return records if limit is None else records[:limit]
 
     def assets(self, project: str | None = None, branch: str | None = None,
-               asset_type: str | None = None) -> list[AssetSummary]:
+               asset_type: str | None = None, *, include_deleted: bool = False,
+               ) -> list[AssetSummary]:
         if not project or not branch:
             raise RegistryError("listing Outerbounds assets needs a project and a branch")
         found = []
@@ -266,8 +271,25 @@ class OuterboundsRegistry:
                       {"instance_id": target.id, "entity_ref": by.to_dict()})
         return AliasMove(scope, alias, current, target.version, by, utc_now(), reason)
 
+    def unset_alias(self, scope: Scope, alias: str, *, by: EntityRef,
+                    reason: str | None = None, expected: Any = ANY) -> AliasMove:
+        raise RegistryError("the Outerbounds asset service has no way to unset an alias from "
+                            "here; point it at another instance with set_alias")
+
     def alias_history(self, scope: Scope, alias: str | None = None) -> list[AliasMove]:
         raise RegistryError("the Outerbounds asset service keeps no alias history")
+
+    # -- deletion -------------------------------------------------------------------------
+
+    def delete_asset(self, scope: Scope, *, by: EntityRef, reason: str | None = None
+                     ) -> AssetDeletion | None:
+        raise RegistryError(
+            "the Outerbounds asset service deletes an asset with all its instances and "
+            "lineage; flowpolicy's deletion keeps them, so it needs the embedded registry "
+            "(obproject's Asset.delete_*_asset does the hard delete)")
+
+    def deletions(self, scope: Scope) -> list[AssetDeletion]:
+        raise RegistryError("the Outerbounds asset service keeps no record of deletions")
 
     # -- evidence and events --------------------------------------------------------------
 

@@ -58,6 +58,8 @@ from flowpolicy.registry.base import (
     EVIDENCE_KINDS,
     AliasConflict,
     AliasMove,
+    AssetDeletion,
+    AssetNotFound,
     AssetSummary,
     Consumption,
     EntityRef,
@@ -177,9 +179,53 @@ _V2 = (
     "CREATE INDEX events_by_scope ON events (project, branch, name, id)",
 )
 
+_V3 = (
+    """CREATE TABLE asset_deletions (
+        id              INTEGER PRIMARY KEY,
+        asset_id        INTEGER NOT NULL REFERENCES assets (id),
+        through_version INTEGER NOT NULL,
+        aliases         TEXT NOT NULL,
+        by_kind         TEXT NOT NULL,
+        by_id           TEXT NOT NULL,
+        at              TEXT NOT NULL,
+        reason          TEXT
+    )""",
+    "CREATE INDEX asset_deletions_by_asset ON asset_deletions (asset_id, through_version)",
+    """CREATE TRIGGER asset_deletions_append_only_update BEFORE UPDATE ON asset_deletions
+       BEGIN SELECT RAISE(ABORT, 'asset deletions are append-only'); END""",
+    """CREATE TRIGGER asset_deletions_append_only_delete BEFORE DELETE ON asset_deletions
+       BEGIN SELECT RAISE(ABORT, 'asset deletions are append-only'); END""",
+)
+
+#: Alias history records unsets too (``to_version`` NULL). SQLite cannot drop a NOT NULL
+#: constraint in place, so the table is rebuilt with its rows (ids kept), index and triggers;
+#: dropping the old table fires no trigger.
+_V4 = (
+    """CREATE TABLE alias_history_rebuilt (
+        id           INTEGER PRIMARY KEY,
+        asset_id     INTEGER NOT NULL REFERENCES assets (id),
+        alias        TEXT NOT NULL,
+        from_version INTEGER,
+        to_version   INTEGER,
+        by_kind      TEXT NOT NULL,
+        by_id        TEXT NOT NULL,
+        at           TEXT NOT NULL,
+        reason       TEXT
+    )""",
+    "INSERT INTO alias_history_rebuilt SELECT id, asset_id, alias, from_version, to_version, "
+    "by_kind, by_id, at, reason FROM alias_history",
+    "DROP TABLE alias_history",
+    "ALTER TABLE alias_history_rebuilt RENAME TO alias_history",
+    "CREATE INDEX alias_history_by_alias ON alias_history (asset_id, alias, id)",
+    """CREATE TRIGGER alias_history_append_only BEFORE UPDATE ON alias_history
+       BEGIN SELECT RAISE(ABORT, 'alias history is append-only'); END""",
+    """CREATE TRIGGER alias_history_no_delete BEFORE DELETE ON alias_history
+       BEGIN SELECT RAISE(ABORT, 'alias history is append-only'); END""",
+)
+
 #: Numbered schema migrations; ``MIGRATIONS[n]`` takes a file from version n to n+1.
 #: Never edit a released migration: append a new one.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The oldest schema a read-only handle reads without migrating. Raise it when a migration
 #: changes a table or column readers rely on (adding a table or an index does not).
@@ -218,6 +264,15 @@ _SQL_BUMP = (
 #: One more condition on an instance: its annotations hold key ? with value ? (register_once).
 _SQL_HAS_ANNOTATION = (
     " AND EXISTS (SELECT 1 FROM json_each(i.annotations) WHERE key = ? AND value = ?)")
+#: The newest version an asset's latest deletion took away (0: never deleted); instances up
+#: to it are no longer read. The table exists from migration 3 on.
+_SQL_FLOOR = ("coalesce((SELECT max(d.through_version) FROM asset_deletions d "
+              "WHERE d.asset_id = a.id), 0)")
+_SQL_LIVE_INSTANCE = f" AND i.version > {_SQL_FLOOR}"
+_SQL_DELETIONS = (
+    "SELECT d.through_version, d.aliases, d.by_kind, d.by_id, d.at, d.reason "
+    f"FROM assets a JOIN asset_deletions d ON d.asset_id = a.id WHERE {_SCOPE_WHERE} "
+    "ORDER BY d.id")
 _SQL_INSERT_INSTANCE = (
     "INSERT INTO instances (asset_id, version, kind, description, annotations, tags, blobs, "
     "created_at, created_by_kind, created_by_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -286,6 +341,7 @@ class SQLiteRegistry:
         #: WAL on and the schema current, checked under the write lock: writes just write
         self._writes_ready = False
         self._has_evidence = False
+        self._has_deletions = False
 
     # -- opening ------------------------------------------------------------------------
 
@@ -309,6 +365,7 @@ class SQLiteRegistry:
         # reads of a large history served from memory, not one pread() per page miss
         conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
         conn.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}")
+        _opened(self.path, +1)
         return conn
 
     def _connect_existing(self) -> None:
@@ -330,6 +387,7 @@ class SQLiteRegistry:
             conn.execute("ROLLBACK")
         self._readable = self._schema is not None and self._schema >= OLDEST_READABLE_VERSION
         self._has_evidence = "evidence" in tables  # added by migration 2
+        self._has_deletions = "asset_deletions" in tables  # added by migration 3
 
     def _identify(self, conn: sqlite3.Connection) -> int | None:
         """Inside a transaction: the schema version of our registry, None for an empty
@@ -377,7 +435,7 @@ class SQLiteRegistry:
             what = f"{self.path}{where} is an empty file, not yet a flowpolicy registry"
         else:
             what = f"no registry at {self.path}{where}"
-        return RegistryError(
+        return AssetNotFound(
             f"{what}; nothing to read (a read never creates a registry: the first "
             "registration or event does). If assets were expected, point FLOWPOLICY_REGISTRY "
             "(or --registry) at the file the flows write to, or run from the project folder")
@@ -397,7 +455,7 @@ class SQLiteRegistry:
                 hint = (f"; reading a WAL database needs {self.path.name}-shm and "
                         f"{self.path.name}-wal next to it, and the folder does not let SQLite "
                         "create them: run it as a user who may write that folder, or on a copy")
-            raise RegistryError(f"registry {self.path}: {exc}{hint}") from exc
+            raise RegistryError(f"registry {self.path}: {exc}{hint}", status_code=503) from exc
         raise exc
 
     # -- writing ------------------------------------------------------------------------
@@ -454,7 +512,7 @@ class SQLiteRegistry:
         if self.read_only:
             raise RegistryError(
                 f"registry {self.path} was opened read-only (as flowpolicy check and plan "
-                "open it): writes are refused")
+                "open it): writes are refused", status_code=403)
         with self._lock:
             try:
                 conn = self._conn if self._writes_ready else self._prepare_writes(creates)
@@ -462,7 +520,8 @@ class SQLiteRegistry:
                     conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.OperationalError as exc:
                     raise RegistryError(
-                        f"registry {self.path} is not writable now: {exc}") from exc
+                        f"registry {self.path} is not writable now: {exc}",
+                        status_code=503) from exc
                 try:
                     if not self._writes_ready:
                         self._claim(conn)
@@ -476,12 +535,14 @@ class SQLiteRegistry:
                 self._raise_failure(exc)
             if not self._writes_ready:
                 self._writes_ready = self._readable = self._has_evidence = True
+                self._has_deletions = True
                 self._schema = SCHEMA_VERSION
 
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
+                _opened(self.path, -1)
             self._forget_connection()
 
     # -- instances ----------------------------------------------------------------------
@@ -543,7 +604,7 @@ class SQLiteRegistry:
         with self._write(creates=True) as conn:
             if match:
                 sql = (f"SELECT {_INSTANCE_COLUMNS} FROM assets a JOIN instances i "
-                       f"ON i.asset_id = a.id WHERE {_SCOPE_WHERE}"
+                       f"ON i.asset_id = a.id WHERE {_SCOPE_WHERE}{self._live()}"
                        + _SQL_HAS_ANNOTATION * len(match) + " ORDER BY i.version DESC LIMIT 1")
                 row = conn.execute(
                     sql, (*_key(scope), *(part for item in match.items() for part in item))
@@ -566,20 +627,33 @@ class SQLiteRegistry:
         parsed = parse_spec(spec)
         key = _key(scope)
         with _Reading(self) as conn:
+            live = self._live()
             if parsed.back is not None:
-                row = conn.execute(_SQL_BY_BACK, (parsed.back, *key)).fetchone()
+                row = conn.execute(_SQL_BY_BACK + live, (parsed.back, *key)).fetchone()
             elif parsed.version is not None:
-                row = conn.execute(_SQL_BY_VERSION, (parsed.version, *key)).fetchone()
+                row = conn.execute(_SQL_BY_VERSION + live, (parsed.version, *key)).fetchone()
             else:
-                row = conn.execute(_SQL_BY_ALIAS, (parsed.alias, *key)).fetchone()
+                row = conn.execute(_SQL_BY_ALIAS + live, (parsed.alias, *key)).fetchone()
             if row is None:
                 raise self._miss(conn, scope, parsed)
             return _instance(scope, row)
 
+    def _live(self) -> str:
+        """The condition that leaves out deleted instances (none before migration 3)."""
+        return _SQL_LIVE_INSTANCE if self._has_deletions else ""
+
+    def _floor(self, conn: sqlite3.Connection, asset_id: int) -> int:
+        """The newest version deleted from ``asset_id`` (0: none)."""
+        if not self._has_deletions:
+            return 0
+        return conn.execute("SELECT coalesce(max(through_version), 0) FROM asset_deletions "
+                            "WHERE asset_id = ?", (asset_id,)).fetchone()[0]
+
     def _resolve_version(
-        self, conn: sqlite3.Connection, scope: Scope, spec: str
+        self, conn: sqlite3.Connection, scope: Scope, spec: str, *, deleted_ok: bool = False
     ) -> tuple[int, int]:
-        """(asset_id, version) for ``spec`` inside an open transaction."""
+        """(asset_id, version) for ``spec`` inside an open transaction; a deleted instance
+        only with ``deleted_ok`` (reading the evidence that stays)."""
         parsed = parse_spec(spec)
         asset_id, latest = self._asset_row(conn, scope)
         if parsed.back is not None:
@@ -589,7 +663,8 @@ class SQLiteRegistry:
         else:
             found = conn.execute(_SQL_ALIAS_VERSION, (asset_id, parsed.alias)).fetchone()
             version = found[0] if found else 0
-        if not 1 <= version <= latest:
+        floor = 0 if deleted_ok else self._floor(conn, asset_id)
+        if not floor < version <= latest:
             raise self._miss(conn, scope, parsed)
         return asset_id, version
 
@@ -599,7 +674,7 @@ class SQLiteRegistry:
         is an error, not an empty answer."""
         row = conn.execute(_SQL_ASSET, _key(scope)).fetchone()
         if row is None:
-            raise RegistryError(self._unknown_asset_message(conn, scope))
+            raise AssetNotFound(self._unknown_asset_message(conn, scope))
         return row
 
     def _miss(self, conn: sqlite3.Connection, scope: Scope, parsed: InstanceSpec
@@ -608,18 +683,33 @@ class SQLiteRegistry:
         the asset itself is unknown)."""
         asset_id, latest = self._asset_row(conn, scope)
         spec = parsed.text
-        have = f"{scope.name} has {version_range(latest)}"
+        floor = self._floor(conn, asset_id)
+        if floor >= latest:
+            return AssetNotFound(self._deleted_message(conn, scope))
+        first = floor + 1
+        have = f"{scope.name} has {version_range(latest, first)}"
+        if floor:
+            have += f" (v1…v{floor} were deleted)" if floor > 1 else " (v1 was deleted)"
         if parsed.alias is not None:
             current = self._aliases_of(conn, asset_id)
             known = ", ".join(f"@{a}→v{v}" for a, v in sorted(current.items())) or "none"
-            return RegistryError(
+            return AssetNotFound(
                 f"alias @{parsed.alias} is not set on {scope}; aliases: {known} ({have})"
             )
         if parsed.back is not None:
-            return RegistryError(
-                f"{spec} of {scope} goes back past v1: {have}, so at most latest-{latest - 1}"
+            return AssetNotFound(
+                f"{spec} of {scope} goes back past v{first}: {have}, so at most "
+                f"latest-{latest - first}"
             )
-        return RegistryError(f"{spec} of {scope} does not exist: {have}")
+        return AssetNotFound(f"{spec} of {scope} does not exist: {have}")
+
+    def _deleted_message(self, conn: sqlite3.Connection, scope: Scope) -> str:
+        last = self._deletions(conn, scope)[-1]
+        return (f"{scope} was deleted at {last.at} by {last.by.entity_kind} "
+                f"{last.by.entity_id} (v1…v{last.through_version}); its history, evidence "
+                "and lineage are kept (`flowpolicy assets history "
+                f"{scope.name} --branch {scope.branch}`); registering it again starts at "
+                f"v{last.through_version + 1}")
 
     def _unknown_asset_message(self, conn: sqlite3.Connection, scope: Scope) -> str:
         """Which registry was asked, what its branch holds, and where the name does exist."""
@@ -648,9 +738,11 @@ class SQLiteRegistry:
         return (f"unknown {scope.asset_type} asset {scope.name!r} in "
                 f"{scope.project}/{scope.branch} of registry {self.path}; {listed}{hint}")
 
-    def instances(self, scope: Scope, limit: int | None = 50) -> list[InstanceRecord]:
+    def instances(self, scope: Scope, limit: int | None = 50, *,
+                  include_deleted: bool = False) -> list[InstanceRecord]:
+        live = "" if include_deleted else self._live()
         sql = (f"SELECT {_INSTANCE_COLUMNS} FROM assets a JOIN instances i ON i.asset_id = a.id "
-               f"WHERE {_SCOPE_WHERE} ORDER BY i.version DESC")
+               f"WHERE {_SCOPE_WHERE}{live} ORDER BY i.version DESC")
         params: tuple = _key(scope)
         if limit is not None:
             sql += " LIMIT ?"
@@ -659,6 +751,7 @@ class SQLiteRegistry:
             rows = conn.execute(sql, params).fetchall()
             if not rows:
                 self._asset_row(conn, scope)
+                raise AssetNotFound(self._deleted_message(conn, scope))
             return [_instance(scope, row) for row in rows]
 
     def assets(
@@ -666,10 +759,15 @@ class SQLiteRegistry:
         project: str | None = None,
         branch: str | None = None,
         asset_type: str | None = None,
+        *,
+        include_deleted: bool = False,
     ) -> list[AssetSummary]:
         where, params = _filters(project=project, branch=branch, asset_type=asset_type)
+        if self._has_deletions and not include_deleted:
+            # a deleted asset is listed again once it is registered again
+            where += f"{' AND' if where else ' WHERE'} a.latest_version > {_SQL_FLOOR}"
         sql = ("SELECT project, branch, asset_type, name, description, latest_version, "
-               f"updated_at FROM assets{where} ORDER BY project, branch, asset_type, name")
+               f"updated_at FROM assets a{where} ORDER BY project, branch, asset_type, name")
         with _Reading(self) as conn:
             rows = conn.execute(sql, params).fetchall()
         return [AssetSummary(Scope(p, b, t, n), d, v, u) for p, b, t, n, d, v, u in rows]
@@ -731,6 +829,36 @@ class SQLiteRegistry:
                 (asset_id, alias, current, version, by.entity_kind, by.entity_id, now, reason),
             )
         return AliasMove(scope, alias, current, version, by, now, reason)
+
+    def unset_alias(
+        self,
+        scope: Scope,
+        alias: str,
+        *,
+        by: EntityRef,
+        reason: str | None = None,
+        expected: Any = ANY,
+    ) -> AliasMove:
+        validate_alias(alias)
+        want = ANY if expected is ANY else _expected_version(expected)
+        by = EntityRef.from_any(by)
+        now = utc_now()
+        with self._write() as conn:
+            asset_id, _ = self._asset_row(conn, scope)
+            row = conn.execute(_SQL_ALIAS_VERSION, (asset_id, alias)).fetchone()
+            current = row[0] if row else None
+            if want is not ANY and current != want:
+                raise AliasConflict.moved(alias, scope, current, want)
+            if current is None:
+                raise RegistryError(f"alias @{alias} is not set on {scope}; nothing to unset")
+            conn.execute("DELETE FROM aliases WHERE asset_id = ? AND alias = ?",
+                         (asset_id, alias))
+            conn.execute(
+                "INSERT INTO alias_history (asset_id, alias, from_version, to_version, by_kind, "
+                "by_id, at, reason) VALUES (?, ?, ?, NULL, ?, ?, ?, ?)",
+                (asset_id, alias, current, by.entity_kind, by.entity_id, now, reason),
+            )
+        return AliasMove(scope, alias, current, None, by, now, reason)
 
     def get_alias(self, scope: Scope, alias: str) -> int | None:
         validate_alias(alias)
@@ -808,7 +936,7 @@ class SQLiteRegistry:
         self, scope: Scope, spec: str = "latest", kind: str | None = None
     ) -> list[EvidenceRecord]:
         with _Reading(self) as conn:
-            asset_id, version = self._resolve_version(conn, scope, spec)
+            asset_id, version = self._resolve_version(conn, scope, spec, deleted_ok=True)
             if not self._has_evidence:
                 # a schema older than evidence is read as it is, until some writer migrates it
                 self._has_evidence = bool(conn.execute(
@@ -826,6 +954,39 @@ class SQLiteRegistry:
             return [EvidenceRecord(scope, version, k, r, bool(p), h,
                                    MappingProxyType(json.loads(d)), at, EntityRef(bk, bi))
                     for k, r, p, h, d, at, bk, bi in rows]
+
+    # -- deletion -----------------------------------------------------------------------
+
+    def delete_asset(self, scope: Scope, *, by: EntityRef, reason: str | None = None
+                     ) -> AssetDeletion | None:
+        by = EntityRef.from_any(by)
+        self._connect_existing()
+        if self._schema is None:
+            return None  # no registry there: nothing to delete, and nothing is created
+        now = utc_now()
+        with self._write() as conn:
+            row = conn.execute(_SQL_ASSET, _key(scope)).fetchone()
+            if row is None or row[1] <= self._floor(conn, row[0]):
+                return None
+            asset_id, latest = row
+            aliases = self._aliases_of(conn, asset_id)
+            conn.execute("DELETE FROM aliases WHERE asset_id = ?", (asset_id,))
+            conn.execute(
+                "INSERT INTO asset_deletions (asset_id, through_version, aliases, by_kind, "
+                "by_id, at, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (asset_id, latest, _json(aliases), by.entity_kind, by.entity_id, now, reason))
+        return AssetDeletion(scope, latest, MappingProxyType(aliases), by, now, reason)
+
+    def deletions(self, scope: Scope) -> list[AssetDeletion]:
+        with _Reading(self) as conn:
+            self._asset_row(conn, scope)
+            return self._deletions(conn, scope)
+
+    def _deletions(self, conn: sqlite3.Connection, scope: Scope) -> list[AssetDeletion]:
+        if not self._has_deletions:
+            return []
+        return [AssetDeletion(scope, v, MappingProxyType(json.loads(al)), EntityRef(k, i), at, r)
+                for v, al, k, i, at, r in conn.execute(_SQL_DELETIONS, _key(scope))]
 
     # -- events -------------------------------------------------------------------------
 
@@ -887,6 +1048,11 @@ class SQLiteRegistry:
                 problems.append(f"alias @{alias} points at missing v{version}")
         return problems
 
+    def change_probe(self) -> DataVersionProbe:
+        """A :class:`~flowpolicy.registry.base.ChangeProbe` on a read-only connection of its
+        own (so this handle's own writes count too)."""
+        return DataVersionProbe(self.path)
+
 
 class _Reading:
     """``with _Reading(registry) as conn``: the connection lock held, the file known to hold a
@@ -914,6 +1080,51 @@ class _Reading:
         self._registry._lock.release()
         if isinstance(exc, (sqlite3.Error, json.JSONDecodeError)):
             self._registry._raise_failure(exc)
+
+
+class DataVersionProbe:
+    """SQLite's ``PRAGMA data_version`` on a private read-only connection: it changes when
+    any other connection commits, and costs no table read, so a follower can call it every
+    few milliseconds. Not thread-safe: one follower thread calls it."""
+
+    def __init__(self, path: Path):
+        self._path = path
+        try:
+            self._conn = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True,
+                                         timeout=_BUSY_TIMEOUT_S, isolation_level=None,
+                                         check_same_thread=False)
+            self._conn.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error as exc:
+            raise RegistryError(f"cannot follow registry {path}: {exc}") from exc
+        _opened(path, +1)
+
+    def __call__(self) -> int:
+        try:
+            return self._conn.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise RegistryError(f"cannot follow registry {self._path}: {exc}") from exc
+
+    def close(self) -> None:
+        self._conn.close()
+        _opened(self._path, -1)
+
+
+#: SQLite connections this process has open, per database file. POSIX drops every lock a
+#: process holds on a file when it closes *any* descriptor of it, so reading a file's head
+#: with open()/close() while SQLite has it open here would cancel SQLite's locks: another
+#: process could then checkpoint and reset the WAL under this one's feet, and its reads
+#: return pages of the wrong table (seen: a second handle on one registry in one process).
+_open_connections: dict[Path, int] = {}
+_open_connections_lock = threading.Lock()
+
+
+def _opened(path: Path, change: int) -> None:
+    with _open_connections_lock:
+        count = _open_connections.get(path, 0) + change
+        if count > 0:
+            _open_connections[path] = count
+        else:
+            _open_connections.pop(path, None)
 
 
 def _key(scope: Scope) -> tuple[str, str, str, str]:
@@ -973,6 +1184,9 @@ def _holds_sqlite_data(path: Path) -> bool:
     of a new registry this very instant (a read without SQLite's locks can see the file
     grown before its bytes arrive), and SQLite, reading under its locks, then sees the whole
     page, or refuses a file that really is all zeros as "not a database"."""
+    with _open_connections_lock:
+        if path in _open_connections:  # SQLite reads it here already: no open()/close()
+            return True
     try:
         with path.open("rb") as handle:
             head = handle.read(len(_SQLITE_MAGIC))

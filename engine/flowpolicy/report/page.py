@@ -198,7 +198,7 @@ def _timeline(scope: ScopeHistory) -> str:
     by_alias: dict[str, list[tuple[float, float, str]]] = {}
     for move in scope.alias_moves:
         t = svg.epoch_seconds(move.at)
-        if t is not None:
+        if t is not None and move.to_version is not None:  # an unset alias has no version
             by_alias.setdefault(move.alias, []).append(
                 (t, float(move.to_version), f"@{move.alias} -> v{move.to_version} "
                                             f"{_plain_time(move.at)}"))
@@ -371,8 +371,9 @@ def _instances(scope: ScopeHistory) -> str:
 def _alias_moves(scope: ScopeHistory) -> str:
     body = [_tr([_time(m.at), f"@{escape(m.alias)}",
                  f"{escape(f'v{m.from_version}' if m.from_version else '(unset)')} → "
-                 f"v{m.to_version}", _entity(m.by.entity_kind, m.by.entity_id),
-                 _cut(m.reason)], f"v{m.to_version}")
+                 f"{f'v{m.to_version}' if m.to_version else '(unset)'}",
+                 _entity(m.by.entity_kind, m.by.entity_id), _cut(m.reason)],
+                f"v{m.to_version}" if m.to_version else "unset")
             for m in _newest(scope.alias_moves)]
     return ("<h4>Alias moves</h4>"
             + _table("alias-moves", ["moved", "alias", "from → to", "by", "reason"], body,

@@ -7,7 +7,7 @@ flows' steps call) are imported directly by callers.
 
 from __future__ import annotations
 
-import importlib
+from flowpolicy import lazy_names
 
 _LAZY = {
     "ProjectFlow": "flowpolicy.runtime.project",
@@ -15,8 +15,13 @@ _LAZY = {
     "Asset": "flowpolicy.runtime.assets",
     "AssetInstance": "flowpolicy.runtime.assets",
     "promote_assets": "flowpolicy.runtime.promote",
+    "load_model": "flowpolicy.runtime.loading",
+    "resolve_model": "flowpolicy.runtime.loading",
+    "ModelInstance": "flowpolicy.runtime.loading",
     "ProjectEvent": "flowpolicy.runtime.events",
-    "project_trigger": "flowpolicy.runtime.project",
+    "project_trigger": "flowpolicy.runtime.triggers",
+    "project_schedule": "flowpolicy.runtime.triggers",
+    "highlight": "flowpolicy.runtime.highlight",
     "mirror_champion": "flowpolicy.runtime.tags",
     "mirror_champion_tag": "flowpolicy.runtime.tags",
     "sanitize_branch": "flowpolicy.runtime.branch",
@@ -27,10 +32,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'flowpolicy.runtime' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _LAZY)

@@ -2,7 +2,8 @@
 
 Method names, arguments, defaults and response shapes follow ``obproject.Asset`` so code
 written for Outerbounds runs unchanged; the flowpolicy additions (aliases with history,
-evidence, events) are the methods after ``list_model_asset_instances``.
+evidence, events) are the methods after ``get_flowproject_spec``. Registry errors from the
+obproject methods are also ``requests.HTTPError`` (:mod:`flowpolicy.runtime.service_errors`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from flowpolicy.registry.base import (
     instance_id,
     validate_alias,
 )
-from flowpolicy.runtime.branch import resolve_branch, resolve_project
+from flowpolicy.runtime.branch import deployment_spec, resolve_branch, resolve_project
 from flowpolicy.runtime.identity import current_entity
+from flowpolicy.runtime.service_errors import http_error_iter, http_errors
 
 #: obproject lists at most this many instances, newest first.
 LIST_LIMIT = 50
@@ -42,6 +44,14 @@ class AssetInstance(NamedTuple):
     blobs: list[str]
     kind: str
     asset_kind: str
+
+
+class DeleteResult(NamedTuple):
+    """What ``delete_*_asset`` changed: the catalog (here: the registry marked the asset
+    deleted) and the deployed project's metadata (flowpolicy keeps none: always False)."""
+
+    catalog_deleted: bool
+    metadata_updated: bool
 
 
 def instance_response(record: InstanceRecord) -> dict[str, Any]:
@@ -112,7 +122,9 @@ class Asset:
     ):
         self.project = resolve_project(project)
         self.branch = resolve_branch(explicit=branch)
-        self.entity_ref = EntityRef.from_any(entity_ref) if entity_ref else current_entity()
+        self._entity = EntityRef.from_any(entity_ref) if entity_ref else current_entity()
+        #: obproject's spelling: ``{"entity_kind": ..., "entity_id": ...}``
+        self.entity_ref: dict[str, str] = self._entity.to_dict()
         self.read_only = read_only
         if registry is None or isinstance(registry, str):
             registry = open_registry(registry, read_only=read_only)
@@ -124,11 +136,10 @@ class Asset:
 
     @property
     def meta(self) -> dict[str, Any]:
-        """Who and where; ``entity_reg`` is obproject's spelling of the key, kept for readers
-        of its evaluation logs."""
-        ref = self.entity_ref.to_dict()
-        return {"project": self.project, "branch": self.branch, "entity_reg": ref,
-                "entity_ref": ref}
+        """Who and where, keyed as obproject's (``entity_reg`` is its spelling, which the
+        readers of its evaluation logs expect)."""
+        return {"project": self.project, "branch": self.branch,
+                "entity_reg": dict(self.entity_ref)}
 
     def scope(self, name: str, asset_type: str = "model") -> Scope:
         return Scope(self.project, self.branch, _asset_type(asset_type), name)
@@ -141,11 +152,12 @@ class Asset:
         if self.read_only:
             return None
         record = self.registry.register(
-            self.scope(name, asset_type), kind=kind or "generic", created_by=self.entity_ref,
+            self.scope(name, asset_type), kind=kind or "generic", created_by=self._entity,
             description=description, annotations=annotations, tags=tags, blobs=blobs,
         )
         return instance_response(record)
 
+    @http_errors
     def register_data_asset(self, name: str, description: str | None = None,
                             kind: str | None = None, blobs: Sequence[str] | None = None,
                             annotations: Mapping[str, Any] | None = None,
@@ -153,6 +165,7 @@ class Asset:
         """Append a new instance of data ``name``; its response (None if read_only)."""
         return self._register("data", name, description, kind, blobs, annotations, tags)
 
+    @http_errors
     def register_model_asset(self, name: str, description: str | None = None,
                              kind: str | None = None, blobs: Sequence[str] | None = None,
                              annotations: Mapping[str, Any] | None = None,
@@ -164,21 +177,25 @@ class Asset:
         scope = self.scope(name, asset_type)
         record = self.registry.resolve(scope, instance)
         if not self.read_only:
-            self.registry.record_consumption(scope, record.version, self.entity_ref)
+            self.registry.record_consumption(scope, record.version, self._entity)
         return instance_response(record)
 
+    @http_errors
     def consume_data_asset(self, name: str, instance: str = "latest") -> dict[str, Any]:
         """Resolve ``instance`` and record this entity as its consumer (unless read_only)."""
         return self._consume("data", name, instance)
 
+    @http_errors
     def consume_model_asset(self, name: str, instance: str = "latest") -> dict[str, Any]:
         """Resolve ``instance`` and record this entity as its consumer (unless read_only)."""
         return self._consume("model", name, instance)
 
+    @http_errors
     def peek_data_asset(self, name: str, instance: str = "latest") -> dict[str, Any]:
         """Resolve ``instance`` without recording lineage."""
         return instance_response(self.registry.resolve(self.scope(name, "data"), instance))
 
+    @http_errors
     def peek_model_asset(self, name: str, instance: str = "latest") -> dict[str, Any]:
         """Resolve ``instance`` without recording lineage."""
         return instance_response(self.registry.resolve(self.scope(name, "model"), instance))
@@ -188,35 +205,70 @@ class Asset:
         for summary in self.registry.assets(self.project, self.branch, asset_type):
             latest = instance_response(self.registry.resolve(summary.scope, "latest"))
             if tags:
+                # compared as given, as obproject does: {"v": 2} never matches the tag "2"
                 have = {t["key"]: t["value"] for t in latest["tags"]}
-                if any(have.get(k) != str(v) for k, v in tags.items()):
+                if not all(have.get(k) == v for k, v in tags.items()):
                     continue
             items.append({
-                "asset": {"name": summary.scope.name, "kind": WIRE_KIND[asset_type],
-                          "description": summary.description},
+                "asset": {"id": summary.scope.name, "name": summary.scope.name,
+                          "kind": WIRE_KIND[asset_type], "description": summary.description},
                 "latest_instance": latest,
                 "instance_count": summary.latest_version,
                 "updated_at": summary.updated_at,
             })
         return {"items": items, "continuation": None}
 
+    @http_errors
     def list_data_assets(self, tags: Mapping[str, str] | None = None) -> dict[str, Any]:
         """``{"items": [...], "continuation": None}``; ``tags`` filters on the latest instance."""
         return self._list_assets("data", tags)
 
+    @http_errors
     def list_model_assets(self, tags: Mapping[str, str] | None = None) -> dict[str, Any]:
         """``{"items": [...], "continuation": None}``; ``tags`` filters on the latest instance."""
         return self._list_assets("model", tags)
 
     def list_data_asset_instances(self, name: str) -> Iterator[AssetInstance]:
-        """Up to 50 instances, newest first."""
-        records = self.registry.instances(self.scope(name, "data"), LIST_LIMIT)
-        return iter([asset_instance(r) for r in records])
+        """Up to 50 instances, newest first (read at the first ``next``, as obproject's)."""
+        return self._instances("data", name)
 
     def list_model_asset_instances(self, name: str) -> Iterator[AssetInstance]:
-        """Up to 50 instances, newest first."""
-        records = self.registry.instances(self.scope(name, "model"), LIST_LIMIT)
-        return iter([asset_instance(r) for r in records])
+        """Up to 50 instances, newest first (read at the first ``next``, as obproject's)."""
+        return self._instances("model", name)
+
+    def _instances(self, asset_type: str, name: str) -> Iterator[AssetInstance]:
+        scope = self.scope(name, asset_type)
+        return http_error_iter(lambda: (
+            asset_instance(r) for r in self.registry.instances(scope, LIST_LIMIT)))
+
+    @http_errors
+    def delete_data_asset(self, name: str, *, reason: str | None = None) -> DeleteResult:
+        """Mark data ``name`` deleted; its instances, history and evidence stay (see
+        :class:`~flowpolicy.registry.base.AssetDeletion`). Idempotent."""
+        return self._delete("data", name, reason)
+
+    @http_errors
+    def delete_model_asset(self, name: str, *, reason: str | None = None) -> DeleteResult:
+        """Mark model ``name`` deleted; its instances, history and evidence stay (see
+        :class:`~flowpolicy.registry.base.AssetDeletion`). Idempotent."""
+        return self._delete("model", name, reason)
+
+    def _delete(self, asset_type: str, name: str, reason: str | None) -> DeleteResult:
+        if self.read_only:
+            raise RuntimeError(f"refusing to delete {asset_type} asset {name!r}: client is "
+                               "read_only")
+        deletion = self.registry.delete_asset(self.scope(name, asset_type), by=self._entity,
+                                              reason=reason)
+        if deletion is not None:
+            print(f"Deleted {asset_type} asset: {name} (v1…v{deletion.through_version} kept "
+                  "with their history)")
+        return DeleteResult(catalog_deleted=deletion is not None, metadata_updated=False)
+
+    def get_flowproject_spec(self) -> dict[str, Any] | None:
+        """The deploy-time spec of the running ProjectFlow when it was deployed for this
+        project and branch (its ``project_spec`` Config); None otherwise, as obproject answers
+        for a branch with nothing deployed."""
+        return deployment_spec(self.project, self.branch)
 
     # -- flowpolicy additions -----------------------------------------------------------
 
@@ -234,8 +286,17 @@ class Asset:
         """
         self._require_writable(f"move alias @{alias}")
         move = self.registry.set_alias(self.scope(name, asset_type), validate_alias(alias),
-                                       instance, by=self.entity_ref, reason=reason,
+                                       instance, by=self._entity, reason=reason,
                                        expected=expected)
+        return move.to_dict()
+
+    def unset_alias(self, name: str, alias: str, *, asset_type: str = "model",
+                    reason: str | None = None, expected: Any = ANY) -> dict[str, Any]:
+        """Remove ``@alias`` and append the move (to None) to its history; ``expected`` as
+        for :meth:`set_alias`."""
+        self._require_writable(f"unset alias @{alias}")
+        move = self.registry.unset_alias(self.scope(name, asset_type), validate_alias(alias),
+                                         by=self.entity_ref, reason=reason, expected=expected)
         return move.to_dict()
 
     def get_alias(self, name: str, alias: str, *, asset_type: str = "model") -> str | None:
@@ -252,6 +313,10 @@ class Asset:
         return [m.to_dict() for m in
                 self.registry.alias_history(self.scope(name, asset_type), alias)]
 
+    def deletions(self, name: str, *, asset_type: str = "model") -> list[dict[str, Any]]:
+        """Every deletion of ``name``, oldest first: deleted_through, aliases, by, at, reason."""
+        return [d.to_dict() for d in self.registry.deletions(self.scope(name, asset_type))]
+
     def list_consumers(self, name: str, instance: str | None = None, *,
                        asset_type: str = "model") -> list[dict[str, Any]]:
         """Lineage: who consumed ``instance`` (every instance if None), oldest first."""
@@ -267,7 +332,7 @@ class Asset:
         self._require_writable(f"record {kind} evidence")
         record = self.registry.add_evidence(
             self.scope(name, asset_type), instance, kind=kind, rule=rule, passed=passed,
-            policy_hash=policy_hash, details=details, created_by=self.entity_ref)
+            policy_hash=policy_hash, details=details, created_by=self._entity)
         return record.to_dict()
 
     def evidence(self, name: str, instance: str = "latest", *, asset_type: str = "model",
@@ -281,7 +346,7 @@ class Asset:
         """Append ``prj.<project>.<branch>.<name>`` to the events table."""
         self._require_writable(f"publish event {name!r}")
         return self.registry.publish_event(self.project, self.branch, name, payload,
-                                           self.entity_ref).to_dict()
+                                           self._entity).to_dict()
 
     def list_events(self, name: str | None = None) -> list[dict[str, Any]]:
         """Events of this project branch (only ``name`` if given), oldest first."""

@@ -3,17 +3,23 @@
 On the wire an event is ``prj.<project>.<branch>.<name>``. The embedded registry keeps it in
 its events table (what ``flowpolicy events`` shows); the Outerbounds backend forwards it to
 the platform's event bus, where ``@trigger`` picks it up.
+
+Names as obproject gives them: the project defaults to ``OB_PROJECT``, else the running
+flow's; the branch to :func:`~flowpolicy.runtime.branch.event_branch` (``OB_BRANCH``, else
+``FLOWPOLICY_BRANCH``, else the ``@project`` branch with ``prod`` → ``main`` and
+``test.X``/``user.X`` → ``X``). An explicit branch is used as given, not sanitised again.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from typing import Any
 
 from flowpolicy.registry import open_registry
 from flowpolicy.registry.base import event_wire_name
-from flowpolicy.runtime.branch import resolve_branch, resolve_project
+from flowpolicy.runtime.branch import event_branch, resolve_project
 from flowpolicy.runtime.identity import current_entity
 
 
@@ -22,8 +28,8 @@ class ProjectEvent:
 
     def __init__(self, name: str, project: str | None = None, branch: str | None = None):
         self.name = name
-        self.project = resolve_project(project)
-        self.branch = resolve_branch(explicit=branch)
+        self.project = project or os.environ.get("OB_PROJECT") or resolve_project()
+        self.branch = branch or event_branch()
         self.event = event_wire_name(self.project, self.branch, name)
 
     def publish(self, payload: Mapping[str, Any] | None = None,

@@ -37,3 +37,18 @@ def current_entity() -> EntityRef:
     if current is not None and current.pathspec:
         return EntityRef("task", current.pathspec)
     return EntityRef("user", username())
+
+
+def entity_ref(kind: str, entity_id: str) -> dict[str, str]:
+    """obproject's entity reference dict: ``{"entity_kind": kind, "entity_id": entity_id}``."""
+    return {"entity_kind": kind, "entity_id": entity_id}
+
+
+def task_ref(flow: str, run_id: str, step: str, task_id: str) -> dict[str, str]:
+    """The entity reference of task ``flow/run_id/step/task_id``."""
+    return entity_ref("task", f"{flow}/{run_id}/{step}/{task_id}")
+
+
+def user_ref(user_id: str) -> dict[str, str]:
+    """The entity reference of user ``user_id``."""
+    return entity_ref("user", user_id)

@@ -1,11 +1,18 @@
 """``ProjectFlow`` and ``self.prj``: obproject's flow base class on a flowpolicy registry.
 
-``ProjectFlow`` is a ``FlowSpec`` that carries Metaflow's ``@project``. Its name comes from
-``FLOWPOLICY_PROJECT`` or ``obproject.toml`` in the working directory (read once, at run
-start, into the ``project_config`` Config so every task — local or remote — sees the same
-value). A subclass may instead decorate itself with ``@project(name="...")``; then that
-decorator is kept and nothing is added. ``self.prj`` is a :class:`ProjectContext`, created on
-first use, one per process, exactly as obproject's.
+``ProjectFlow`` is a ``FlowSpec`` that carries Metaflow's ``@project`` with the name from
+``project_config.project`` (obproject.toml in the working directory, or ``FLOWPOLICY_PROJECT``),
+so ``--branch X`` and ``--production`` work as on any ``@project`` flow. A subclass may
+instead decorate itself with ``@project(name="...")`` (obproject refuses that as a duplicate
+decorator); then that decorator is kept. The Configs ``project_config``, ``project_deps``
+(pyproject.toml; adds ``@pypi_base`` as obproject does) and ``project_spec`` (deploy time)
+are reserved. ``self.prj`` is a :class:`ProjectContext`, created on first use, one per
+process, exactly as obproject's.
+
+The asset branches follow :mod:`flowpolicy.runtime.branch`. The start step of every run says
+where its assets go (and when the branch is one the project's policies do not declare), and
+tags the run ``asset_write_branch:<branch>`` (and ``asset_read_branch:<branch>`` when reads
+go elsewhere), the tags obproject puts on its runs.
 """
 
 from __future__ import annotations
@@ -15,17 +22,29 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from metaflow import Config, FlowMutator, FlowSpec, project
+from metaflow import (
+    Config,
+    FlowMutator,
+    FlowSpec,
+    config_expr,
+    project,
+    pypi_base,
+    pyproject_toml_parser,
+    user_step_decorator,
+)
 from metaflow.exception import MetaflowException
 
-from flowpolicy.registry.base import event_wire_name
+from flowpolicy.errors import FlowpolicyError
 from flowpolicy.runtime.assets import Asset, AssetInstance
 from flowpolicy.runtime.branch import (
     PROJECT_FILE,
-    deployed_branch,
-    env_branch,
+    BranchChoice,
+    choose_write_branch,
+    config_dict,
+    declared_branches,
+    note_deployment,
+    read_branch_for,
     read_project_file,
-    resolve_branch,
     sanitize_branch,
 )
 from flowpolicy.runtime.events import ProjectEvent
@@ -34,12 +53,17 @@ from flowpolicy.runtime.registration import RegistrationGuard, policy_limits
 _context: ProjectContext | None = None
 
 
+def toml_parser(cfgstr: str) -> dict[str, Any]:
+    """TOML text as a dict (obproject's parser of ``project_config``)."""
+    import tomllib
+
+    return tomllib.loads(cfgstr)
+
+
 def _parse_project_config(text: str) -> dict[str, Any]:
     """Config parser: the given TOML text, else obproject.toml in the working directory;
     ``FLOWPOLICY_PROJECT`` overrides the project name either way."""
-    import tomllib
-
-    config = tomllib.loads(text) if text and text.strip() else read_project_file()
+    config = toml_parser(text) if text and text.strip() else read_project_file()
     if os.environ.get("FLOWPOLICY_PROJECT"):
         config["project"] = os.environ["FLOWPOLICY_PROJECT"]
     return config
@@ -57,69 +81,126 @@ class ProjectNameMissing(MetaflowException):
     headline = "No project name"
 
 
-class project_from_config(FlowMutator):
-    """Adds ``@project(name=<project_config.project>)`` unless the flow already has one."""
+def _has_project_decorator(flow_cls: type) -> bool:
+    from metaflow.decorators import flow_decorators
+
+    return any(d.name == "project" for d in flow_decorators(flow_cls))
+
+
+def resolve_scope(project_config: Mapping[str, Any], project_spec: Mapping[str, Any] | None
+                  ) -> tuple[str, str, str]:
+    """``(project, write_branch, read_branch)`` as obproject's ``resolve_scope`` returns
+    them: names as configured (:class:`ProjectContext` sanitises them)."""
+    choice = choose_write_branch(project_spec)
+    return (str(project_config["project"]), choice.raw,
+            read_branch_for(choice.raw, project_config))
+
+
+class project_scope(FlowMutator):
+    """Refuses a flow without a project name (one clear line, not Metaflow's failing
+    ``config_expr``) and wraps the start step in :func:`announce_scope`."""
 
     def pre_mutate(self, mutable_flow) -> None:
-        if mutable_flow.has_decorator("project"):
+        names = [kwargs.get("name") for _, _, _, kwargs
+                 in mutable_flow.get_decorator_specs("project")]
+        if not any(isinstance(name, str) and name for name in names):
+            _require_project_name(mutable_flow)
+        start = getattr(mutable_flow, "start", None)
+        if start is not None:
+            start.add_decorator(announce_scope, duplicates=start.IGNORE)
+
+
+def _require_project_name(mutable_flow) -> None:
+    if not config_dict(dict(mutable_flow.configs).get("project_config")).get("project"):
+        raise ProjectNameMissing(
+            "ProjectFlow needs a project name: set FLOWPOLICY_PROJECT, add "
+            f"{PROJECT_FILE} with project = \"...\" to the working directory, or decorate "
+            "the flow with @project(name=\"...\")")
+
+
+class project_pypi(FlowMutator):
+    """obproject's ``@pypi_base`` from the ``project_deps`` Config (pyproject.toml): added
+    when it lists packages, unless obproject.toml says ``[dependencies]
+    include_pyproject_toml = false`` or ``OBPROJECT_SKIP_PYPI_BASE=1``."""
+
+    def pre_mutate(self, mutable_flow) -> None:
+        if os.getenv("OBPROJECT_SKIP_PYPI_BASE") == "1":
             return
-        config = dict(mutable_flow.configs).get("project_config") or {}
-        name = config.get("project")
-        if not name:
-            raise ProjectNameMissing(
-                "ProjectFlow needs a project name: set FLOWPOLICY_PROJECT, add "
-                f"{PROJECT_FILE} with project = \"...\" to the working directory, or decorate "
-                "the flow with @project(name=\"...\")"
-            )
-        mutable_flow.add_decorator(project, deco_kwargs={"name": str(name)},
-                                   duplicates=mutable_flow.IGNORE)
-
-
-class project_trigger(FlowMutator):
-    """``@project_trigger(event="name")``: obproject's trigger on ``prj.<project>.<branch>.name``.
-
-    The branch is the deploy-time branch (``project_spec``), else obproject.toml's
-    ``[dev-assets] branch``, else ``FLOWPOLICY_BRANCH``/``OB_BRANCH``; with none of them the
-    flow is left as it is (obproject does the same), since only a deployed flow is triggered.
-    """
-
-    def init(self, *args, **kwargs) -> None:
-        self.event_suffix = kwargs.get("event") or (args[0] if args else None)
-        if not self.event_suffix:
-            raise AttributeError("Specify an event name: @project_trigger(event=NAME)")
-
-    def pre_mutate(self, mutable_flow) -> None:
         configs = dict(mutable_flow.configs)
-        config = _config_dict(configs.get("project_config"))
-        explicit = [kwargs.get("name") for _, _, _, kwargs
-                    in mutable_flow.get_decorator_specs("project")]
-        project_name = next((n for n in explicit if n), None) or config.get("project")
-        if not project_name:
-            raise ProjectNameMissing("@project_trigger needs a ProjectFlow with a project name")
-        branch = (deployed_branch(_config_dict(configs.get("project_spec")))
-                  or (config.get("dev-assets") or {}).get("branch")
-                  or env_branch())
-        if not branch:
-            print(f"[@project_trigger] no deployed branch for project {project_name}; "
-                  "not triggering")
-            return
-        event = event_wire_name(project_name, sanitize_branch(branch), self.event_suffix)
-        mutable_flow.add_decorator("trigger", deco_kwargs={"event": event},
-                                   duplicates=mutable_flow.ERROR)
+        project_config = config_dict(configs.get("project_config"))
+        project_deps = config_dict(configs.get("project_deps"))
+        include = (project_config.get("dependencies") or {}).get("include_pyproject_toml", True)
+        if include and project_deps.get("packages"):
+            mutable_flow.add_decorator(pypi_base, deco_kwargs=project_deps,
+                                       duplicates=mutable_flow.ERROR)
 
 
-@project_from_config
+@user_step_decorator
+def announce_scope(step_name, flow, inputs=None):
+    """At the start of a run: where its assets go and why, a warning for a branch the
+    project's policies do not declare, and obproject's ``asset_*_branch`` run tags."""
+    from metaflow import Run, current
+
+    spec = config_dict(getattr(flow, "project_spec", None))
+    note_deployment(spec)
+    choice = choose_write_branch(spec)
+    project_name = current.project_name
+    write = choice.branch
+    read = sanitize_branch(read_branch_for(choice.raw, config_dict(flow.project_config)))
+    for line in scope_lines(project_name, choice, read):
+        print(line)
+    tags = [f"asset_write_branch:{write}"] + (
+        [f"asset_read_branch:{read}"] if read != write else [])
+    Run(f"{current.flow_name}/{current.run_id}", _namespace_check=False).add_tags(tags)
+    yield
+
+
+def scope_lines(project_name: str, choice: BranchChoice, read: str) -> list[str]:
+    """What :func:`announce_scope` prints."""
+    why = {"project_spec": "the deploy-time branch (project_spec)",
+           "FLOWPOLICY_BRANCH": "FLOWPOLICY_BRANCH",
+           "@project": f"Metaflow's @project branch {choice.raw}"}[choice.source]
+    write = choice.branch
+    reads = "" if read == write else f"; reads from {project_name}/{read}"
+    lines = [f"flowpolicy: assets are written to {project_name}/{write}, from {why}{reads}"]
+    if choice.ignored:
+        lines.append(f"flowpolicy: FLOWPOLICY_BRANCH={choice.ignored!r} is ignored: this "
+                     f"flow was deployed for branch {choice.raw!r}")
+    try:
+        declared = declared_branches(project_name)
+    except FlowpolicyError as exc:
+        first = str(exc).splitlines()[0]
+        return [*lines, f"flowpolicy: branch {write} not checked against the policies: {first}"]
+    if declared is not None and write not in declared.branches:
+        lines.append(
+            f"flowpolicy: warning: branch {write} is not declared by "
+            f"{', '.join(declared.sources)} (branches: {', '.join(declared.branches)}); "
+            f"the policy's gates and promotions do not cover it. Set FLOWPOLICY_BRANCH to "
+            f"one of them to work on a declared branch.")
+    return lines
+
+
+@project_pypi
+@project_scope
 class ProjectFlow(FlowSpec):
     """A FlowSpec in a project: ``@project`` plus ``self.prj`` for assets and events.
 
-    The Configs ``project_config`` and ``project_spec`` are reserved (as in obproject), and
-    so is flowpolicy's ``registration_policy``.
+    The Configs ``project_config``, ``project_deps`` and ``project_spec`` are reserved (as in
+    obproject), and so is flowpolicy's ``registration_policy``.
     """
 
     project_config = Config("project_config", default_value="", parser=_parse_project_config)
+    project_deps = Config("project_deps", default_value="", parser=pyproject_toml_parser)
     project_spec = Config("project_spec", default_value="{}")
     registration_policy = Config("registration_policy", default_value="",
                                  parser=_parse_registration_policy)
+
+    def __init__(self, use_cli: bool = True):
+        # Metaflow builds its top-level options (--branch, --production) from the flow
+        # decorators present now; a subclass's own @project is there already
+        if use_cli and not _has_project_decorator(type(self)):
+            project(name=config_expr("project_config.project"))(type(self))
+        super().__init__(use_cli)
 
     @property
     def prj(self) -> ProjectContext:
@@ -141,25 +222,24 @@ class ProjectContext:
         from metaflow import current
 
         self.flow = flow
-        config = _config_dict(getattr(flow, "project_config", None))
-        spec = _config_dict(getattr(flow, "project_spec", None))
+        config = config_dict(getattr(flow, "project_config", None))
+        spec = config_dict(getattr(flow, "project_spec", None))
+        note_deployment(spec)
         self.project_config = config
         self.project_spec = spec
+        choice = choose_write_branch(spec)
         self.project: str = (getattr(current, "project_name", None)
                              or str(config.get("project") or ""))
-        self.write_branch = resolve_branch(spec)
-        dev_read = (config.get("dev-assets") or {}).get("branch")
-        # obproject's rule: a branch other than main may read another branch's assets
-        use_dev_read = bool(dev_read) and self.write_branch != "main"
-        self.read_branch = sanitize_branch(dev_read) if use_dev_read else self.write_branch
+        self.write_branch = choice.branch
+        self.read_branch = sanitize_branch(read_branch_for(choice.raw, config))
         self.branch = self.read_branch
         self._read_asset = Asset(project=self.project, branch=self.read_branch)
         self._write_asset = (self._read_asset if self.read_branch == self.write_branch
                              else Asset(project=self.project, branch=self.write_branch))
         self.asset = self._read_asset
-        self.evals = EvalsLogger(self.project, self.write_branch, self._write_asset.meta)
+        self.evals = EvalsLogger(project=self.project, branch=self.write_branch)
         self._registrations = RegistrationGuard.for_project(
-            _config_dict(getattr(flow, "registration_policy", None)), self.project)
+            config_dict(getattr(flow, "registration_policy", None)), self.project)
         registry = f"registry {self._write_asset.registry.url}"
         if self.read_branch != self.write_branch:
             print(f"Asset client: read from {self.project}/{self.read_branch}, "
@@ -267,18 +347,20 @@ class EvalsLogger:
     """``self.prj.evals.log(message)``: obproject's evaluation log line on stdout, in the
     format the Outerbounds UI picks out of task logs."""
 
-    _MARKER = "usm0jrb3"
-
-    def __init__(self, project: str, branch: str, meta: Mapping[str, Any]):
+    def __init__(self, project: str | None = None, branch: str | None = None):
         self.project = project
         self.branch = branch
-        self.meta = dict(meta)
+        self.meta = Asset(project=project, branch=branch).meta
 
     def log(self, message: str) -> None:
         import json
 
         line = json.dumps({**self.meta, "content": message})
-        print(f"{self._MARKER} {self.project} {self.branch} evals {line}")
+        print(f"{MAGIC_PREFIX} {self.project} {self.branch} evals {line}")
+
+
+#: What the Outerbounds UI looks for in task logs to find evaluation lines.
+MAGIC_PREFIX = "usm0jrb3"
 
 
 def _load_artifact(asset_type: str, name: str, ref: Mapping[str, Any]) -> Any:
@@ -288,31 +370,11 @@ def _load_artifact(asset_type: str, name: str, ref: Mapping[str, Any]) -> Any:
     if kind != "artifact":
         raise AttributeError(f"{asset_type.capitalize()} asset '{name}' doesn't seem like an "
                              f"artifact. It is of kind '{kind}'")
-    from metaflow import Task, get_namespace, namespace
+    from flowpolicy.runtime.loading import load_task_artifact
 
-    previous = get_namespace()
-    try:
-        namespace(None)  # the producer may be another user's or another branch's run
-        task = Task(ref["created_by"]["entity_id"])
-        return task[properties["annotations"]["artifact"]].data
-    finally:
-        namespace(previous)
-
-
-def _config_dict(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if isinstance(value, Mapping):
-        return {k: (_config_dict(v) if isinstance(v, Mapping) else v) for k, v in value.items()}
-    if isinstance(value, str):
-        import json
-
-        try:
-            loaded = json.loads(value)
-        except ValueError:
-            return {}
-        return loaded if isinstance(loaded, dict) else {}
-    return {}
+    # in every namespace: the producer may be another user's or another branch's run
+    return load_task_artifact(ref["created_by"]["entity_id"], properties["annotations"]["artifact"],
+                              what=f"{asset_type} asset {name!r} {ref['id']}")
 
 
 def _report(what: str, name: str, response: Mapping[str, Any] | None) -> None:

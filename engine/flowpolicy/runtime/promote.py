@@ -2,8 +2,12 @@
 
 Promotion re-registers a source instance on the target branch: metadata only (blobs and the
 producing task's ``created_by`` are kept, so ``get_model`` still loads the same artifact),
-plus annotations ``promoted_from_branch``, ``promoted_from_instance`` and ``promoted_by``,
-and then points an alias (default ``candidate``) at the new instance.
+plus annotations ``promoted_from_branch``, ``promoted_from_instance`` and ``promoted_by``
+(``obproject/promote``, the entity obproject promotes as), and then points an alias (default
+``candidate``) at the new instance. Who really promoted is kept too: the alias history's
+``by`` and the annotation ``promoted_by_entity`` (``task Flow/run/step/task`` or
+``user <name>``). The alias must be one of obproject.toml's ``[promotion] aliases``, else of
+obproject's defaults ``candidate``, ``validated``, ``production`` (a ValueError otherwise).
 
 Promotion is idempotent. An instance is *already promoted* when the target branch holds an
 instance whose ``promoted_from_branch`` and ``promoted_from_instance`` name the source
@@ -14,14 +18,14 @@ transaction (:meth:`Registry.register_once`), so two promotions of the same inst
 same moment give one instance; an alias already in place is left alone, so repeating a
 promotion adds nothing to the alias history.
 
-Differences from obproject, both deliberate: any valid alias name is allowed unless
-obproject.toml restricts them under ``[promotion] aliases``; and ``with_aliases`` copies
-only the aliases that point at the promoted source instance (obproject re-points every
-alias of the asset, so a copied ``@production`` could land on a model that never earned it).
+Deliberately unlike obproject, ``with_aliases`` copies only the aliases that point at the
+promoted source instance (obproject re-points every alias of the asset, so a copied
+``@production`` could land on a model that never earned it).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,10 +44,16 @@ from flowpolicy.registry.base import (
 from flowpolicy.runtime.branch import read_project_file, sanitize_branch
 from flowpolicy.runtime.identity import current_entity
 
-#: The lineage annotations a promoted instance carries (what ``check`` and ``plan`` read).
+#: The lineage annotations a promoted instance carries (what ``check``, ``plan`` and
+#: ``serve`` read).
 PROMOTED_FROM_BRANCH = "promoted_from_branch"
 PROMOTED_FROM_INSTANCE = "promoted_from_instance"
 PROMOTED_BY = "promoted_by"
+PROMOTED_BY_ENTITY = "promoted_by_entity"
+#: The aliases obproject allows without a ``[promotion] aliases`` list in obproject.toml.
+DEFAULT_PROMOTION_ALIASES = ["candidate", "validated", "production"]
+#: The entity obproject promotes as; its ``promoted_by`` annotation names it.
+PROMOTER_ID = "obproject/promote"
 
 
 def promote_assets(
@@ -75,8 +85,9 @@ def promote_assets(
         with_aliases = source != target
     if alias is not None:
         validate_alias(alias)
-        allowed = (read_project_file().get("promotion") or {}).get("aliases")
-        if allowed and alias not in allowed:
+        allowed = ((read_project_file().get("promotion") or {}).get("aliases")
+                   or DEFAULT_PROMOTION_ALIASES)
+        if alias not in allowed:
             raise ValueError(
                 f"Alias '{alias}' is not in the allowed promotion aliases: {allowed}. "
                 "Configure [promotion] aliases in obproject.toml to customize.")
@@ -88,14 +99,14 @@ def promote_assets(
     for kind in kinds:
         asset_type = ASSET_TYPE_OF[kind]
         wire = WIRE_KIND[asset_type]
+        on_source = [s.scope.name for s in reg.assets(project, source, asset_type)]
         if asset is not None:
             # with default kinds an asset usually exists as one kind only: skip the other
-            if kinds_defaulted and asset not in {
-                    s.scope.name for s in reg.assets(project, source, asset_type)}:
+            if kinds_defaulted and asset not in on_source:
                 continue
             names = [asset]
         else:
-            names = [s.scope.name for s in reg.assets(project, source, asset_type)]
+            names = on_source
         for name in names:
             try:
                 promoted.append(_promote_one(
@@ -108,6 +119,9 @@ def promote_assets(
         errors.append({"kind": None, "name": asset,
                        "error": f"asset {asset!r} not found on source branch {source!r} "
                                 f"(checked: {', '.join(kinds)})"})
+    if asset is None and not promoted and not errors:
+        warnings.warn(f"No assets found on source branch '{source}'. Was teardown-branch "
+                      "already run? Promotion must happen before teardown.", stacklevel=2)
     return {"promoted": promoted, "errors": errors}
 
 
@@ -122,7 +136,8 @@ def _promote_one(reg: Registry, src_scope: Scope, dst_scope: Scope, instance: st
         target, created = reg.register_once(
             dst_scope, lineage, kind=src.kind, created_by=src.created_by,
             description=src.description,
-            annotations={**src.annotations, **lineage, PROMOTED_BY: promoter.entity_id},
+            annotations={**src.annotations, **lineage, PROMOTED_BY: PROMOTER_ID,
+                         PROMOTED_BY_ENTITY: f"{promoter.entity_kind} {promoter.entity_id}"},
             tags=src.tags, blobs=src.blobs)
     why = reason or f"promoted from {src_scope.branch} {src.id}"
     wanted = []
