@@ -23,7 +23,7 @@ from pathlib import Path
 
 import tomllib
 
-from flowpolicy.check.inputs import find_policies, open_registry_readonly
+from flowpolicy.check.inputs import open_registry_readonly
 from flowpolicy.check.live import RegistryView, check_branches, live_results
 from flowpolicy.check.metaflow_runs import MetaflowRuns
 from flowpolicy.check.plan import PlanReport, run_plan
@@ -32,7 +32,7 @@ from flowpolicy.check.static import lint_results
 from flowpolicy.compile import compile_policy, output_results
 from flowpolicy.diagnostics import Diagnostic
 from flowpolicy.errors import PolicyError
-from flowpolicy.policy.loader import load_policy
+from flowpolicy.policy.loader import load_policy, require_policy_files
 from flowpolicy.policy.model import Policy
 from flowpolicy.project_root import PROJECT_FILE
 from flowpolicy.request import CheckRequest, PlanRequest
@@ -53,7 +53,7 @@ def run_check(request: CheckRequest) -> CheckReport:
     only for invalid input (a missing path, an unreadable registry, an unknown branch)."""
     now = request.now or datetime.now(timezone.utc)
     stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    files = find_policies(request.policies)
+    files = require_policy_files(request.policies)
     policies: list[Policy] = []
     infos: list[PolicyInfo] = []
     policy_results: list[Diagnostic] = []

@@ -16,12 +16,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flowpolicy.check.inputs import load_policies, open_registry_readonly
+from flowpolicy.check.inputs import open_registry_readonly
 from flowpolicy.check.live import RegistryView, check_branches
 from flowpolicy.check.metaflow_runs import MetaflowReadError, MetaflowRuns
 from flowpolicy.compile.flows import plan_flows
 from flowpolicy.diagnostics import Diagnostic, Severity, plain
 from flowpolicy.errors import FlowpolicyError
+from flowpolicy.policy.loader import load_policies
 from flowpolicy.policy.model import Policy
 from flowpolicy.registry.base import InstanceRecord, Scope
 from flowpolicy.request import PlanRequest

@@ -61,6 +61,9 @@ __all__ = [
     "require_policy_files",
 ]
 
+#: Where policies live by default, relative to the working folder (the project root).
+POLICY_DIR = "policies"
+
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _POLICY_MARKERS = re.compile(r"^(version|project)\s*:|policy\.schema\.json", re.MULTILINE)
 
@@ -223,7 +226,7 @@ def find_policy_files(paths: Sequence[str | os.PathLike] = ()) -> list[Path]:
     Raises :class:`FlowpolicyError` (exit 2) for a path that does not exist.
     """
     if not paths:
-        paths = [Path("policies")] if Path("policies").is_dir() else [Path(".")]
+        paths = [Path(POLICY_DIR)] if Path(POLICY_DIR).is_dir() else [Path(".")]
     found: list[Path] = []
     for given in paths:
         path = Path(given)
@@ -237,6 +240,12 @@ def find_policy_files(paths: Sequence[str | os.PathLike] = ()) -> list[Path]:
     for path in found:
         unique.setdefault(path.resolve(), path)
     return list(unique.values())
+
+
+def load_policies(paths: Sequence[str | os.PathLike] = ()) -> list[Policy]:
+    """Load every policy :func:`require_policy_files` finds; raises PolicyError for an
+    invalid one."""
+    return [load_policy(path) for path in require_policy_files(paths)]
 
 
 def require_policy_files(paths: Sequence[str | os.PathLike] = ()) -> list[Path]:

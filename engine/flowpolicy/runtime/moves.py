@@ -34,8 +34,10 @@ from flowpolicy.registry.base import (
 )
 from flowpolicy.request import AliasRequest, PromoteRequest, RollbackRequest
 from flowpolicy.runtime.branch import resolve_project, sanitize_branch
+from flowpolicy.runtime.decisions import check_promotion, promotion_rules
 from flowpolicy.runtime.identity import current_entity
 from flowpolicy.runtime.lifecycle import branch_alias, judge_standing, select_policy
+from flowpolicy.runtime.promote import promote_assets
 
 #: The lifecycle event published on the alias's branch after every move.
 ALIAS_MOVED = "alias_moved"
@@ -109,9 +111,6 @@ def promote(policy: Policy, registry: Registry, request: MoveRequest) -> MoveOut
     promotion evidence on the source instance (as the flow does); an instance already
     promoted is returned, not copied again (:func:`~flowpolicy.runtime.promote.promote_assets`
     is idempotent)."""
-    from flowpolicy.runtime.decisions import check_promotion, promotion_rules
-    from flowpolicy.runtime.promote import promote_assets
-
     if not request.source:
         raise FlowpolicyError("promote needs the branch to promote from (--from)")
     source = _scope(policy, request, request.source)

@@ -27,11 +27,10 @@ from types import FrameType
 from typing import Any
 
 from flowpolicy.errors import FlowpolicyError
-from flowpolicy.policy.loader import find_policy_files, load_policy
+from flowpolicy.policy.loader import POLICY_DIR, find_policy_files, load_policy
 from flowpolicy.policy.model import RegistrationRules
 
 #: Where a project keeps its policies, relative to the directory a flow is started from.
-POLICY_DIR = "policies"
 DEFAULT_LIMIT = RegistrationRules().max_versions_per_task
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(__file__)) + os.sep
