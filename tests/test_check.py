@@ -311,6 +311,32 @@ def test_data_never_drift_checked_fails(broken):
     assert "no drift report" in result.message
 
 
+def test_a_changed_column_level_makes_earlier_drift_reports_not_count(healthy, tmp_path):
+    """A drift report judged under a column's own level counts while the policy keeps that
+    level, and stops counting once the policy changes it (the run's levels are unchanged)."""
+    project = healthy.copy(tmp_path, datastore=True)
+    policy = edited_policy(project, "events: {high: retrain_required}",
+                           "events: {high: retrain_required}\n"
+                           "    column_settings: {amount: {levels: {high: 0.9}}}")
+    compiled = project.cli("compile", str(policy))
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    project.run_flows(("dev", "flows/fraud_features_drift.py",
+                       ("--current", "v2", "--reference", "v1")))
+    counted = [r for r in check(project).results
+               if (r.code, r.branch) == ("live.drift.report", "dev")]
+    assert [r.severity for r in counted] == ["pass"]
+
+    changed = edited_policy(project, "high: 0.9", "high: 0.5")
+    report = check(project, changed)
+    assert report.exit_code == 1
+    [result] = failures(report, "live.drift.report")
+    assert (result.asset, result.branch) == ("fraud_features", "dev")
+    assert result.message.endswith(
+        "does not count: it was judged under normal >= 0, elevated >= 0.05, high >= 0.1; "
+        "column amount: ks, high >= 0.9, the policy's are normal >= 0, elevated >= 0.05, "
+        "high >= 0.1; column amount: ks, high >= 0.5")
+
+
 def test_undeclared_and_mistyped_assets_fail_when_declared_only(broken):
     asset(broken, "dev").register_data_asset("fraud_labels", kind="parquet")
     asset(broken, "dev").register_model_asset("fraud_features", kind="onnx")

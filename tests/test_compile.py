@@ -34,6 +34,7 @@ from flowpolicy.policy.model import (
     ChampionRule,
     Check,
     CompileSettings,
+    DriftColumn,
     DriftLevel,
     DriftRule,
     Gate,
@@ -403,6 +404,8 @@ LITERAL_FIELDS = {
     "drift current spec": lambda p, s: _set_drift(p, current=s),
     "drift reference spec": lambda p, s: _set_drift(p, reference=s),
     "drift column": lambda p, s: _set_drift(p, columns=(s,)),
+    "drift column setting": lambda p, s: _set_drift(p, column_settings=frozen_map(
+        {s: DriftColumn(s, "linf")})),
     "naming pattern": lambda p, s: replace(p, naming=NamingRules(pattern=s, forbidden_words=(s,))),
     "policy source": lambda p, s: replace(p, source="<" + s),
 }
@@ -609,15 +612,17 @@ def _every_template_branch() -> Policy:
         if two_edges:
             edges.append(PromotionEdge("staging", "prod", (asset, "gated_0"), ("champion",),
                                        "production"))
-    for index, (levels, columns, report, events) in enumerate(itertools.product(
-            (1, 3), ((), ("amount", "age")), (None, "reports"),
-            ({}, {"high": "retrain"}, {"normal": "fine", "high": "retrain"}))):
+    settings = frozen_map({"age": DriftColumn("age", "psi", frozen_map({"high": 0.25}))})
+    for index, (levels, columns, report, events, mode, column_settings) in enumerate(
+            itertools.product((1, 3), ((), ("amount", "age")), (None, "reports"),
+                              ({}, {"high": "retrain"}, {"normal": "fine", "high": "retrain"}),
+                              ("exact", "sketch"), (frozen_map(), settings))):
         asset = f"watched_{index}"
         assets[asset] = AssetDecl(asset, "data")
         names = ("normal", "elevated", "high")[-levels:]
         drift[asset] = DriftRule(
             asset, tuple(DriftLevel(name, 0.05 * i) for i, name in enumerate(names)),
-            columns=columns, report_asset=report,
+            mode=mode, columns=columns, column_settings=column_settings, report_asset=report,
             events=frozen_map({k: v for k, v in events.items() if k in names}),
         )
     return Policy(

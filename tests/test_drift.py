@@ -16,7 +16,7 @@ from scipy.stats import ks_2samp
 
 from flowpolicy.errors import FlowpolicyError
 from flowpolicy.policy.model import DriftLevel, DriftRule, frozen_map
-from flowpolicy.runtime import drift
+from flowpolicy.runtime import ks
 from flowpolicy.runtime.drift import (
     NO_LEVEL,
     DriftDataError,
@@ -44,13 +44,13 @@ def scipy_d(a, b) -> float:
 
 # --- the statistic against scipy ---------------------------------------------------------
 
-# ks_statistic picks one of three exact methods by sample size and shape; each test of the
-# law runs every method on small samples by moving the thresholds that choose between them.
+# ks_statistic picks its exact method by sample size and shape; each test of the law runs
+# every method on small samples by moving the thresholds that choose between them.
 METHODS = {
     "auto": {},
-    "buckets": {"BUCKETS_FROM": 0, "SUSPECT_SHARE": 1.0, "DISTINCT_SHARE": 0.0},
-    "search": {"BUCKETS_FROM": math.inf, "DISTINCT_SHARE": 1.0},
-    "merge": {"BUCKETS_FROM": math.inf, "DISTINCT_SHARE": 0.0},
+    "buckets": {"BUCKETS_FROM": 0, "HEAVY_BUCKETS_FROM": 0, "DISTINCT_SHARE": 0.0},
+    "sorted": {"BUCKETS_FROM": math.inf, "EDGE_STEP": 2},
+    "merge": {"BUCKETS_FROM": math.inf, "EDGE_STEP": 10**9},
 }
 
 
@@ -58,7 +58,7 @@ METHODS = {
 def method(name: str):
     with pytest.MonkeyPatch.context() as patch:
         for attribute, value in METHODS[name].items():
-            patch.setattr(drift, attribute, value)
+            patch.setattr(ks, attribute, value)
         yield
 
 
@@ -113,6 +113,7 @@ def test_ks_is_the_exact_ratio_correctly_rounded(name, a, b):
         assert ks_statistic(a, b) == float(exact_d(a, b))
 
 
+@pytest.mark.parametrize("name", ["auto", "buckets"])
 @pytest.mark.parametrize("shape", ["normal", "cauchy", "integers", "rounded", "spike", "infinite"])
 @settings(max_examples=4, deadline=None)
 @given(
@@ -120,10 +121,10 @@ def test_ks_is_the_exact_ratio_correctly_rounded(name, a, b):
     n1=st.integers(16_384, 24_000),
     n2=st.integers(16_384, 24_000),
 )
-def test_ks_matches_scipy_on_larger_samples(shape, seed, n1, n2):
+def test_ks_matches_scipy_on_larger_samples(name, shape, seed, n1, n2):
     # Above 10,000 values scipy takes its asymptotic path, whose D carries float rounding:
-    # the two agree to far better than the 1e-12 the contract asks for. These sizes and
-    # shapes send ks_statistic down each of its methods unforced.
+    # the two agree to far better than the 1e-12 the contract asks for. The shapes take
+    # every branch of the sorted path, and of the bucketed one (both levels) when forced.
     rng = np.random.default_rng(seed)
     shift = rng.uniform(0, 0.1)
     if shape == "normal":
@@ -141,7 +142,9 @@ def test_ks_matches_scipy_on_larger_samples(shape, seed, n1, n2):
         a, b = rng.normal(0, 1, n1), rng.normal(shift, 1, n2)
         a[rng.random(n1) < 0.02] = np.inf
         b[rng.random(n2) < 0.03] = -np.inf
-    assert ks_statistic(a, b) == pytest.approx(scipy_d(a, b), abs=1e-12)
+    with method(name):
+        assert ks_statistic(a, b) == pytest.approx(scipy_d(a, b), abs=1e-12)
+        assert ks.max_gap(a, b) == ks.reference_max_gap(a, b)
 
 
 @settings(max_examples=40, deadline=None)

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from shared_runs import built_once
 
@@ -486,6 +487,91 @@ def test_drift_monitor(trained, current, reference, level, event):
     assert len(published) == (1 if event else 0)
 
 
+SKETCH_POLICY = """\
+version: 1
+project: fraud_detection
+extends: ["../policies/fraud.yaml"]
+assets:
+  sketch_reports: {type: data}
+drift:
+  fraud_features:
+    mode: sketch
+    report_asset: sketch_reports
+    column_settings:
+      foreign: {statistic: linf}
+      tx_last_24h: {statistic: chi2, levels: {elevated: 0.95, high: 0.99}}
+      hour: {statistic: psi}
+      amount: {levels: {high: 0.9}}
+    events: {high: features_drifted, indeterminate: drift_unclear}
+compile: {output_dir: flows}
+"""
+
+
+def test_sketch_mode_drift_with_categorical_columns_and_column_levels(trained):
+    """The example's policy with its drift rule in sketch mode, three categorical columns
+    and one column's own thresholds, compiled and run for real: the run reads the drift
+    profiles stored at registration (never the data) and every figure agrees with the exact
+    statistics of the data within its stated bound."""
+    from scipy.stats import ks_2samp
+
+    from flowpolicy.runtime.categorical import categorical_statistic
+
+    project, state = trained
+    variant = project.dir / "sketch_variant"
+    variant.mkdir(exist_ok=True)
+    (variant / "fraud.yaml").write_text(SKETCH_POLICY)
+    compiled = subprocess.run([sys.executable, "-m", "flowpolicy", "compile", "sketch_variant"],
+                              cwd=project.dir, env=project.env(), capture_output=True,
+                              text=True, timeout=120)
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    current_id, reference_id = state["features"]["weak"], state["features"]["shifted"]
+    result = project.run("sketch_variant/flows/fraud_features_drift.py", "--current",
+                         current_id, "--reference", reference_id)
+    assert result["returncode"] == 0, result["output"]
+
+    (report,) = [i.annotations for i in project.asset().list_data_asset_instances(
+        "sketch_reports") if i.annotations["current_instance"] == current_id]
+    assert report["mode"] == "sketch" and report["level"] == "high"
+    assert {"linf_foreign", "chi2_tx_last_24h", "psi_hour", "ks_amount", "ks_distance_km",
+            "ks_merchant_risk", "ks_is_fraud"} <= set(report)
+    # the what-if test also judges weak against shifted, with the example's own rule
+    (record,) = [r for r in project.asset().evidence("fraud_features", current_id,
+                                                     asset_type="data", kind="drift")
+                 if r["details"]["mode"] == "sketch"]
+    details = record["details"]
+    assert details["inputs"] == {"current": "profile", "reference": "profile"}
+    assert record["passed"] is False  # high publishes an event
+    assert details["under_policy"] is True
+    assert details["thresholds"]["columns"]["amount"] == {"statistic": "ks",
+                                                          "levels": {"high": 0.9}}
+    published = [e for e in _events(project, "features_drifted")
+                 if e["payload"]["current"] == current_id]
+    assert len(published) == 1
+
+    runs = {name: state["runs"][name] for name in ("weak", "shifted")}
+    data = project.client("{name: {k: v.tolist() for k, v in Run(path)['start'].task"
+                          "['features'].data.items()} for name, path in "
+                          f"{runs!r}.items()}}")
+    current, reference = data["weak"], data["shifted"]
+    columns = details["columns"]
+    for name, column in columns.items():
+        if column["statistic"] == "ks":
+            exact = ks_2samp(current[name], reference[name]).statistic
+            # 20,000 rows fit in a sketch's first level, so here the bound is 0 and D exact.
+            assert column["bound"] == 0
+            assert column["value"] == pytest.approx(exact, abs=1e-12)
+        else:
+            counts = [dict(zip(*np.unique(side[name], return_counts=True), strict=True))
+                      for side in (current, reference)]
+            value, _ = categorical_statistic(column["statistic"], *counts)
+            assert column["value"] == pytest.approx(value, rel=1e-12)
+            assert column["bound"] == 0
+    # amount's own high threshold (0.9) is far above its D; the rule's (0.1) is not.
+    assert 0.1 < columns["amount"]["value"] < 0.9
+    assert columns["amount"]["level"] == "elevated"
+    assert columns["distance_km"]["level"] == "high"
+
+
 def test_drift_level_override_is_labelled_and_acts_on_nothing(trained):
     project, state = trained
     current, reference = state["features"]["weak"], state["features"]["shifted"]
@@ -494,11 +580,14 @@ def test_drift_level_override_is_labelled_and_acts_on_nothing(trained):
     assert result["returncode"] == 0, result["output"]
     assert "what-if run under normal >= 0, elevated >= 0.05, high >= 0.99, the policy's " \
            "normal >= 0, elevated >= 0.05, high >= 0.1" in result["output"]
-    (record,) = project.asset().evidence("fraud_features", current, asset_type="data",
-                                         kind="drift")
+    # the sketch-mode test also judges weak against shifted, under a variant's rule
+    (record,) = [r for r in project.asset().evidence("fraud_features", current,
+                                                     asset_type="data", kind="drift")
+                 if r["details"]["mode"] == "exact"]
     details = record["details"]
     assert details["under_policy"] is False and details["level"] == "elevated"
-    assert details["thresholds"]["high"] == 0.99 and details["policy_thresholds"]["high"] == 0.1
+    assert details["thresholds"]["levels"]["high"] == 0.99
+    assert details["policy_thresholds"]["levels"]["high"] == 0.1
     reports = []
     with contextlib.suppress(Exception):  # no report registered yet by any test
         reports = [i for i in project.asset().list_data_asset_instances("drift_reports")

@@ -164,3 +164,90 @@ def test_plan_and_the_drift_flow_agree_when_there_is_nothing_to_compare(healthy,
     assert refusal_reason(run.stdout + run.stderr) == entry["summary"]
     assert entry["summary"].startswith("nothing to compare: latest-1 of data asset "
                                     "'fraud_features' in fraud_detection/staging")
+
+
+#: Registers 50,000 values of one column as fraud_features with its drift profile: more than
+#: a sketch's first level holds, so sketch-mode D comes with a bound above 0.
+REGISTER_FEATURES = '''\
+import numpy as np
+from metaflow import Parameter, project, step
+
+from flowpolicy import ProjectFlow
+
+
+@project(name="fraud_detection")
+class RegisterFeaturesFlow(ProjectFlow):
+    """Register a seeded sample as fraud_features."""
+
+    seed = Parameter("seed", type=int)
+    shift = Parameter("shift", type=float)
+
+    @step
+    def start(self):
+        """Draw and register the sample with its drift profile."""
+        values = np.random.default_rng(self.seed).normal(self.shift, 1, 50_000)
+        self.features = {"amount": values}
+        self.prj.register_data("fraud_features", "features", drift_profile=True,
+                               annotations={"n_rows": 50_000, "source": "seeded sample"})
+        self.next(self.end)
+
+    @step
+    def end(self):
+        """Done."""
+
+
+if __name__ == "__main__":
+    RegisterFeaturesFlow()
+'''
+
+
+def test_plan_and_the_drift_flow_agree_on_an_indeterminate_sketch_verdict(healthy, tmp_path):
+    """Sketch mode, a column's own high threshold placed inside its sketch bound: the drift
+    flow reads both stored profiles, finds the level open (indeterminate, never passed) and
+    publishes the policy's indeterminate event; plan reads the same profiles and shows the
+    same verdict and figures."""
+    import numpy as np
+
+    from flowpolicy.policy.model import DriftLevel, DriftRule
+    from flowpolicy.runtime.drift import evaluate_drift, profile_data
+
+    samples = {seed: {"amount": np.random.default_rng(seed).normal(shift, 1, 50_000)}
+               for seed, shift in ((1, 0.0), (2, 0.5))}
+    probe = evaluate_drift(DriftRule("fraud_features", (DriftLevel("high", 0.1),), mode="sketch"),
+                           profile_data(samples[2]), profile_data(samples[1]),
+                           current_id="v2", reference_id="v1").columns["amount"]
+    assert 0.1 < probe.value and 0 < probe.bound < 0.01  # the threshold set below is open
+
+    project = healthy.copy(tmp_path, datastore=True)
+    policy = project.policy.read_text()
+    project.policy.write_text(policy.replace(
+        "events: {high: retrain_required}",
+        "events: {high: retrain_required, indeterminate: drift_unclear}\n"
+        "    mode: sketch\n"
+        f"    column_settings: {{amount: {{levels: {{high: {probe.value!r}}}}}}}"))
+    compiled = project.cli("compile", str(project.policy))
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    (project.dir / "register_features.py").write_text(REGISTER_FEATURES)
+    branch = "staging"  # it holds no fraud_features yet: these are v1 and v2
+    for seed, shift in (("1", "0.0"), ("2", "0.5")):
+        project.run_flows((branch, "register_features.py", ("--seed", seed, "--shift", shift)))
+    project.run_flows((branch, "flows/fraud_features_drift.py", ()))
+
+    assets = Asset(project=PROJECT, branch=branch, registry=project.registry)
+    (record,) = assets.evidence("fraud_features", "v2", asset_type="data", kind="drift")
+    flow = record["details"]
+    assert flow["level"] == "indeterminate" and record["passed"] is False
+    assert flow["level_range"] == ["elevated", "high"] and flow["under_policy"] is True
+    assert flow["inputs"] == {"current": "profile", "reference": "profile"}
+    assert [e["payload"]["level"] for e in assets.list_events("drift_unclear")] == [
+        "indeterminate"]
+
+    [entry] = [e for e in plan(project, branches=(branch,)).to_dict()["entries"]
+               if e["kind"] == "drift"]
+    assert entry["status"] == "decided" and entry["outcome"] == flow["level"]
+    assert entry["decision"]["inputs"] == flow["inputs"]
+    assert entry["decision"]["columns"] == flow["columns"]
+    assert entry["summary"].startswith(
+        "fraud_features v2 vs v1: level indeterminate (between elevated and high within the "
+        "sketch bound; never passes) (max ks ")
+    assert entry["summary"].endswith("in amount); publishes drift_unclear")

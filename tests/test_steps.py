@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import tempfile
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flowpolicy import Asset
-from flowpolicy.policy.model import ChampionRule, Check, DriftLevel, DriftRule, Gate
+from flowpolicy.policy.model import (
+    ChampionRule,
+    Check,
+    DriftColumn,
+    DriftLevel,
+    DriftRule,
+    Gate,
+    frozen_map,
+)
 from flowpolicy.registry.base import AliasConflict, EntityRef, EvidenceRecord, Scope
 from flowpolicy.runtime import decisions, steps
 from flowpolicy.runtime.decisions import PromotionRules
@@ -291,15 +300,66 @@ def test_no_min_improvement_override_produces_a_champion_a_promotion_accepts(
     assert moved == (first["id"] if min_improvement == 0.02 else None)
 
 
+#: A drift rule with a column of its own: amount reaches high only from 0.9.
+DRIFT = DriftRule("fraud_features", (DriftLevel("elevated", 0.05), DriftLevel("high", 0.1)),
+                  column_settings=frozen_map({"amount": DriftColumn(
+                      "amount", levels=frozen_map({"high": 0.9}))}))
+
+
+def drift_record(details: dict) -> EvidenceRecord:
+    return EvidenceRecord(Scope(PROJECT, "dev", "data", "fraud_features"), 2, "drift", "ks",
+                          True, HASH, details, "2026-01-01T00:00:00Z", EntityRef("task", "x"))
+
+
 @settings(max_examples=60, deadline=None)
 @given(levels=st.tuples(_threshold(0.05), _threshold(0.1)))
 def test_no_drift_level_override_produces_a_report_check_counts(levels):
-    rule = DriftRule("fraud_features", (DriftLevel("elevated", 0.05), DriftLevel("high", 0.1)))
     used = (DriftLevel("elevated", levels[0]), DriftLevel("high", levels[1]))
     details = decisions.judged_details(
-        {"level": "high"}, thresholds=decisions.drift_thresholds(used),
-        policy_thresholds=decisions.drift_thresholds(rule.levels), policy_hash=HASH)
-    record = EvidenceRecord(Scope(PROJECT, "dev", "data", "fraud_features"), 2, "drift", "ks",
-                            True, HASH, details, "2026-01-01T00:00:00Z", EntityRef("task", "x"))
-    counts = decisions.threshold_mismatch(record, decisions.drift_thresholds(rule.levels)) is None
+        {"level": "high"}, thresholds=decisions.drift_thresholds(DRIFT, used),
+        policy_thresholds=decisions.drift_thresholds(DRIFT), policy_hash=HASH)
+    record = drift_record(details)
+    counts = decisions.threshold_mismatch(record, decisions.drift_thresholds(DRIFT)) is None
     assert counts is (levels == (0.05, 0.1)) is details["under_policy"]
+    # a run's levels never replace a column's own: amount's high stays the policy's
+    assert details["thresholds"]["columns"] == details["policy_thresholds"]["columns"]
+
+
+LEVELS_TEXT = "elevated >= 0.05, high >= 0.1"
+
+
+@pytest.mark.parametrize(("changed", "described"), [
+    (replace(DRIFT, column_settings=frozen_map({"amount": DriftColumn(
+        "amount", levels=frozen_map({"high": 0.5}))})), "column amount: ks, high >= 0.5"),
+    (replace(DRIFT, column_settings=frozen_map({"amount": DriftColumn(
+        "amount", "psi", frozen_map({"high": 0.9}))})), "column amount: psi, high >= 0.9"),
+    (replace(DRIFT, mode="sketch"), "sketch mode; column amount: ks, high >= 0.9"),
+    (replace(DRIFT, column_settings=frozen_map()), ""),
+])
+def test_a_changed_drift_column_setting_or_mode_makes_earlier_evidence_not_count(
+        changed, described):
+    """Evidence of a run under the policy stops counting once the policy changes a column's
+    levels or statistic, or the mode: each changes the verdict."""
+    record = drift_record(decisions.judged_details(
+        {"level": "high"}, thresholds=decisions.drift_thresholds(DRIFT),
+        policy_thresholds=decisions.drift_thresholds(DRIFT), policy_hash=HASH))
+    assert record.details["under_policy"] is True
+    assert decisions.threshold_mismatch(record, decisions.drift_thresholds(DRIFT)) is None
+    policy = "; ".join(filter(None, (LEVELS_TEXT, described)))
+    assert decisions.threshold_mismatch(record, decisions.drift_thresholds(changed)) == (
+        f"it was judged under {LEVELS_TEXT}; column amount: ks, high >= 0.9, the policy's are "
+        f"{policy}")
+
+
+def test_drift_evidence_that_named_its_levels_alone_counts_while_the_rule_has_no_more():
+    """Drift evidence written before rules had a mode and column settings recorded level
+    name -> threshold: judged in exact mode with no column settings, so it counts for a rule
+    that has none, and not for one that has."""
+    record = drift_record({"level": "high", "thresholds": {"elevated": 0.05, "high": 0.1}})
+    plain = replace(DRIFT, column_settings=frozen_map())
+    assert decisions.threshold_mismatch(record, decisions.drift_thresholds(plain)) is None
+    assert decisions.threshold_mismatch(record, decisions.drift_thresholds(DRIFT)) == (
+        "it was judged under elevated >= 0.05, high >= 0.1, the policy's are elevated >= 0.05, "
+        "high >= 0.1; column amount: ks, high >= 0.9")
+    sketch = replace(plain, mode="sketch")
+    assert decisions.threshold_mismatch(record, decisions.drift_thresholds(sketch)) is not None

@@ -159,6 +159,7 @@ class FraudTrainingFlow(ProjectFlow):
                 "source": f"synthetic transactions (seed={self.seed}, shift={self.shift})",
                 "fraud_rate": round(float(self.features["is_fraud"].mean()), 4),
             },
+            drift_profile=True,  # sketch-mode drift then never reloads these features
         )
         self.next(self.train)
 

@@ -16,8 +16,8 @@ module only decides what to ask about and words the results:
   other thresholds, e.g. a what-if run or a threshold changed since, is judged again on the
   source instance's annotations; ``live.lineage.policy_hash`` warns when the evidence was
   judged under another policy);
-- ``live.drift.*``: drift of a data asset has been measured under the policy's levels,
-  recently enough;
+- ``live.drift.*``: drift of a data asset has been measured under the policy's drift
+  thresholds (mode, levels, each column's own statistic and levels), recently enough;
 - ``live.declared``: with ``declared_only``, the registry holds only declared assets;
 - ``live.annotations``: every instance of a declared asset carries the asset's
   ``required_annotations``;
@@ -379,18 +379,18 @@ def _drift_results(policy: Policy, view: RegistryView, branch: str,
         # oldest instance first, each instance's records in append order
         records = [r for inst in reversed(instances)
                    for r in view.evidence(scope, inst.id, "drift")]
-        levels = drift_thresholds(rule.levels)
-        newest = latest_evidence(r for r in records if threshold_mismatch(r, levels) is None)
+        thresholds = drift_thresholds(rule)
+        newest = latest_evidence(r for r in records if threshold_mismatch(r, thresholds) is None)
         if newest is None:
             latest = latest_evidence(records)
             why = "" if latest is None else (
                 f"; the latest report, of {rule.asset} v{latest.version}, does not count: "
-                + str(threshold_mismatch(latest, levels)))
+                + str(threshold_mismatch(latest, thresholds)))
             results.append(Diagnostic(
                 "live.drift.report", "error",
                 f"no drift report: {rule.asset} has {len(instances)} instances on {branch} "
                 f"(latest {instances[0].id}) and none has been drift-checked under the "
-                f"policy's levels{why}",
+                f"policy's drift thresholds{why}",
                 **subject, instance=instances[0].id))
             continue
         details = newest.details

@@ -34,7 +34,7 @@ from flowpolicy.runtime.decisions import (
     evaluate_gate,
     promotion_rules,
 )
-from flowpolicy.runtime.drift import evaluate_drift
+from flowpolicy.runtime.drift import INDETERMINATE, evaluate_drift, profile_artifact
 from flowpolicy.runtime.promote import PROMOTED_FROM_BRANCH, PROMOTED_FROM_INSTANCE
 
 #: An entry's status in the report, by its severity: ``decided`` (a note of what the flow
@@ -104,9 +104,16 @@ def _detail_lines(entry: Diagnostic) -> list[str]:
     if entry.code == "plan.promotion":
         return [f"- {r}" for r in decision.get("reasons", ())] + [
             f"+ {s}" for s in decision.get("satisfied", ())]
-    if entry.code == "plan.drift" and decision.get("statistics"):
-        return ["D " + ", ".join(f"{c}={d:.4f}" for c, d in decision["statistics"].items())]
+    if entry.code == "plan.drift" and decision.get("columns"):
+        return [", ".join(f"{column['statistic']} {name}={_figure(column)}"
+                          for name, column in decision["columns"].items())]
     return []
+
+
+def _figure(column: Mapping[str, Any]) -> str:
+    """A column's statistic, with its bound when sketch mode left one."""
+    bound = f" ±{column['bound']:.4f}" if column["bound"] else ""
+    return f"{column['value']:.4f}{bound}"
 
 
 def run_plan(request: PlanRequest) -> PlanReport:
@@ -227,18 +234,24 @@ def _plan_drift(policy: Policy, view: RegistryView, branches: Sequence[str], rul
             out.append(_nothing(branch, str(exc)))
             continue
         current, reference = view.instance(scope, current_id), view.instance(scope, reference_id)
-        try:
+        try:  # what the flow reads: in sketch mode a stored drift profile, else the data
             result = evaluate_drift(
-                drift_rule, _load(runs, current), _load(runs, reference),
+                drift_rule,
+                _load(runs, current, profile_artifact(drift_rule, current.annotations)),
+                _load(runs, reference, profile_artifact(drift_rule, reference.annotations)),
                 current_id=current.id, reference_id=reference.id)
         except (FlowpolicyError, MetaflowReadError) as exc:
             out.append(_error(branch, str(exc)))
             continue
+        worst = result.columns[result.worst_column]
         event = f"; publishes {result.event}" if result.event else ""
+        unsettled = (f" (between {result.level_range[0]} and {result.level_range[1]} within "
+                     "the sketch bound; never passes)") if result.level == INDETERMINATE else ""
         out.append({"branch": branch, **_decided(
             result.level,
-            f"{asset} {current.id} vs {reference.id}: level {result.level} "
-            f"(max D {result.max_statistic:.4f} in {result.worst_column}){event}",
+            f"{asset} {current.id} vs {reference.id}: level {result.level}{unsettled} "
+            f"(max {worst.statistic} {_figure(worst.to_dict())} in {result.worst_column})"
+            f"{event}",
             _json_safe(result.to_dict()))})
     return out
 
@@ -264,14 +277,15 @@ def _error(branch: str, summary: str) -> dict[str, Any]:
     return {"branch": branch, "status": "error", "summary": summary}
 
 
-def _load(runs: MetaflowRuns, record) -> Any:
-    """The data behind an artifact-kind instance, read from its producing task (as
-    ``get_data`` does, but without recording lineage)."""
+def _load(runs: MetaflowRuns, record, artifact: str | None = None) -> Any:
+    """The data behind an artifact-kind instance (or ``artifact``, another artifact of the
+    same task, such as its drift profile), read from its producing task (as ``get_data`` /
+    ``get_data_profile`` do, but without recording lineage)."""
     if record.kind != "artifact" or "artifact" not in record.annotations:
         raise MetaflowReadError(
             f"{record.scope.name} {record.id} is a {record.kind!r} asset, not a flow artifact; "
             "plan can only load artifact-kind data")
-    return runs.artifact(record.created_by.entity_id, record.annotations["artifact"])
+    return runs.artifact(record.created_by.entity_id, artifact or record.annotations["artifact"])
 
 
 def _json_safe(value: Any) -> Any:

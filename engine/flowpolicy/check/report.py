@@ -42,7 +42,7 @@ CHECK_IDS: Mapping[str, str] = {
     "live.lineage.policy_hash": "the evidence a promotion rests on was judged under the "
                                 "current policy (a warning when not)",
     "live.drift.report": "drift of a data asset with two or more instances has been measured "
-                         "under the policy's levels and its report registered",
+                         "under the policy's drift thresholds and its report registered",
     "live.drift.age": "the newest drift report is not older than the rule's max_age",
     "live.drift.behind": "the newest instance of the data asset has been drift-checked "
                          "(a warning when not)",

@@ -257,6 +257,8 @@ def _drift_flow(policy: Policy, rule: DriftRule, header: dict[str, object]) -> F
         "asset": rule.asset,
         "report_asset": rule.report_asset,
         "columns": list(rule.columns),
+        "column_settings": len(rule.column_settings),
+        "sketch": rule.mode == "sketch",
         "current": rule.current,
         "reference": rule.reference,
         "levels": levels,

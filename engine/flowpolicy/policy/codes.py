@@ -49,9 +49,12 @@ CODES: dict[str, str] = {
     "FP216": "naming.pattern is not a valid RE2 regular expression (no backreferences or "
              "lookaround)",
     "FP217": "name is a Python keyword (names become Python identifiers in generated flows)",
-    "FP218": "reserved name (gate named champion, alias latest)",
+    "FP218": "reserved name (gate named champion, alias latest, drift level none or "
+             "indeterminate)",
     "FP219": "drift rule compares an instance with itself, or reports into the monitored asset",
     "FP220": "both max_age and max_age_seconds are set",
     "FP221": "champion rule without a metric, or drift rule without levels (after defaults)",
     "FP222": "naming.allowed_words names a word that no forbidden_words list forbids",
+    "FP223": "a drift column's levels name a level that the rule does not declare",
+    "FP224": "drift column_settings name a column that the rule's columns leave out",
 }

@@ -31,6 +31,7 @@ from flowpolicy.policy.model import (
     ChampionRule,
     Check,
     CompileSettings,
+    DriftColumn,
     DriftLevel,
     DriftRule,
     Gate,
@@ -118,6 +119,15 @@ def _number(value: float | int | None) -> float | None:
     return None if value is None else float(value)
 
 
+def _drift_columns(settings: dict | None) -> dict[str, DriftColumn]:
+    return {
+        name: DriftColumn(name, statistic=column.get("statistic", "ks"),
+                          levels=frozen_map({level: float(t) for level, t in
+                                             column.get("levels", {}).items()}))
+        for name, column in (settings or {}).items()
+    }
+
+
 def _given(doc: dict, *keys: str) -> dict:
     """The entries of ``doc`` among ``keys``: an absent key takes the IR's own default
     (:mod:`flowpolicy.policy.model` is the one place defaults are written)."""
@@ -167,9 +177,10 @@ def _build(doc: dict, locations: dict, source: str) -> Policy:
             asset=name,
             levels=tuple(DriftLevel(level, float(t)) for level, t in rule["levels"].items()),
             columns=tuple(rule.get("columns", ())),
+            column_settings=frozen_map(_drift_columns(rule.get("column_settings"))),
             events=frozen_map(rule.get("events")),
             max_age_seconds=None if max_age is None else parse_duration(max_age),
-            **_given(rule, "statistic", "current", "reference", "report_asset"),
+            **_given(rule, "statistic", "mode", "current", "reference", "report_asset"),
         )
     return Policy(
         project=doc["project"],

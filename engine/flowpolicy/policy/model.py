@@ -198,19 +198,58 @@ class DriftLevel:
     threshold: float
 
 
+DriftStatistic = Literal["ks", "linf", "psi", "chi2"]
+#: The drift verdict when no threshold is reached.
+NO_LEVEL = "none"
+#: The drift verdict of a sketch-mode run whose error bound leaves the level open.
+INDETERMINATE = "indeterminate"
+DriftMode = Literal["exact", "sketch"]
+
+
+@dataclass(frozen=True)
+class DriftColumn:
+    """Settings of one drift column: its statistic, and thresholds (by the rule's level
+    names) that replace the rule's for this column only."""
+
+    name: str
+    statistic: DriftStatistic = "ks"
+    levels: Mapping[str, float] = field(default_factory=frozen_map)
+
+    def to_document(self) -> dict:
+        doc: dict = {"statistic": self.statistic}
+        if self.levels:
+            doc["levels"] = dict(self.levels)
+        return doc
+
+
 @dataclass(frozen=True)
 class DriftRule:
-    """Compare two instances of a data asset; the level is the highest threshold max(D) reaches."""
+    """Compare two instances of a data asset; the level is the most severe level any column
+    reaches (for ks columns under the rule's levels: the highest threshold max(D) reaches)."""
 
     asset: str
     levels: tuple[DriftLevel, ...]
     statistic: Literal["ks"] = "ks"
+    mode: DriftMode = "exact"
     current: str = "latest"
     reference: str = "latest-1"
+    #: Declared columns, in order (empty: every numeric column both instances have).
     columns: tuple[str, ...] = ()
+    #: Settings of some columns (statistic, levels); every other column keeps the rule's.
+    column_settings: Mapping[str, DriftColumn] = field(default_factory=frozen_map)
     report_asset: str | None = None
     events: Mapping[str, str] = field(default_factory=frozen_map)
     max_age_seconds: int | None = None
+
+    def column(self, name: str) -> DriftColumn:
+        """The settings of column ``name``: its own, else the rule's (ks, rule levels)."""
+        return self.column_settings.get(name) or DriftColumn(name)
+
+    def compared_columns(self, numeric_in_common: list[str]) -> list[str]:
+        """The columns compared, in order: the declared ones (else ``numeric_in_common``),
+        then those of ``column_settings`` not among them."""
+        names = list(self.columns or numeric_in_common)
+        return names + [name for name in self.column_settings if name not in names]
 
     def to_document(self) -> dict:
         doc: dict = {
@@ -219,8 +258,13 @@ class DriftRule:
             "reference": self.reference,
             "levels": {lvl.name: lvl.threshold for lvl in self.levels},
         }
+        if self.mode != "exact":
+            doc["mode"] = self.mode
         if self.columns:
             doc["columns"] = list(self.columns)
+        if self.column_settings:
+            doc["column_settings"] = {name: column.to_document()
+                                      for name, column in self.column_settings.items()}
         if self.report_asset is not None:
             doc["report_asset"] = self.report_asset
         if self.events:

@@ -8,12 +8,21 @@ import re
 from collections.abc import Mapping
 
 from flowpolicy.diagnostics import Diagnostic
-from flowpolicy.policy.model import CHAMPION_REQUIREMENT, DriftRule, SourceLocation, locate
+from flowpolicy.policy.model import (
+    CHAMPION_REQUIREMENT,
+    INDETERMINATE,
+    NO_LEVEL,
+    DriftRule,
+    SourceLocation,
+    locate,
+)
 from flowpolicy.policy.patterns import PatternError, compile_pattern, search
 from flowpolicy.policy.source import child_path
 
 #: Instance aliases may not shadow the instance spec keyword.
 RESERVED_ALIASES = frozenset({"latest"})
+#: Drift verdicts that are not levels: no threshold reached, or left open by the bound.
+RESERVED_LEVELS = frozenset({NO_LEVEL, INDETERMINATE})
 
 
 def name_tokens(name: str) -> list[str]:
@@ -266,25 +275,60 @@ class _Checker:
                 self.report("FP221", path, "drift rule has no levels (set levels here or in "
                                            "defaults.drift)")
                 levels = {}
-            previous: tuple[str, float] | None = None
-            for level, threshold in levels.items():
+            for level in levels:
                 level_path = child_path(f"{path}.levels", level)
                 self.not_keyword(level, level_path, "level name")
-                if previous is None and threshold != 0:
-                    self.report("FP210", level_path,
-                                f"the first level ({level!r}) must have threshold 0 so that "
-                                f"every statistic has a level; it has {threshold}")
-                if previous is not None and threshold <= previous[1]:
-                    self.report("FP209", level_path,
-                                f"level {level!r} ({threshold}) must be above the level "
-                                f"before it, {previous[0]!r} ({previous[1]}): list levels "
-                                "from lowest to highest threshold")
-                previous = (level, threshold)
+                if level in RESERVED_LEVELS:
+                    self.report("FP218", level_path,
+                                f"a drift level may not be called {level!r}: verdicts use "
+                                "that word (no threshold reached, or a sketch verdict the "
+                                "error bound leaves open)")
+            self.check_level_order(levels, f"{path}.levels", levels)
+            declared = rule.get("columns")
+            for column, settings in (rule.get("column_settings") or {}).items():
+                settings_path = child_path(f"{path}.column_settings", column)
+                if declared is not None and column not in declared:
+                    self.report("FP224", settings_path,
+                                f"column {column!r} is not among the rule's columns "
+                                f"({', '.join(declared)}): add it there, or drop its settings")
+                overrides = settings.get("levels")
+                if overrides:
+                    column_path = f"{settings_path}.levels"
+                    self.check_column_levels(levels, overrides, column_path, column)
             for level in rule.get("events") or {}:
-                if level not in levels:
+                if level not in levels and level != INDETERMINATE:
                     self.report("FP211", child_path(f"{path}.events", level),
                                 f"{level!r} is not one of this rule's levels "
-                                f"({', '.join(levels) or 'none'})")
+                                f"({', '.join(levels) or 'none'}) nor {INDETERMINATE!r}")
+
+    def check_column_levels(self, levels: dict, overrides: dict, path: str, column: str
+                            ) -> None:
+        unknown = [level for level in overrides if level not in levels]
+        for level in unknown:
+            self.report("FP223", child_path(path, level),
+                        f"{level!r} is not one of this rule's levels "
+                        f"({', '.join(levels) or 'none'}); a column's levels change the "
+                        "rule's thresholds, they add no level")
+        if not unknown:
+            self.check_level_order({**levels, **overrides}, path, overrides,
+                                   f" (column {column!r}: its levels over the rule's)")
+
+    def check_level_order(self, levels: dict, path: str, written: dict, where: str = "") -> None:
+        """Thresholds start at 0 and strictly increase; reported at a level of ``written``
+        (the mapping that was written at ``path``), else at ``path``."""
+        previous: tuple[str, float] | None = None
+        for level, threshold in levels.items():
+            level_path = child_path(path, level) if level in written else path
+            if previous is None and threshold != 0:
+                self.report("FP210", level_path,
+                            f"the first level ({level!r}) must have threshold 0 so that "
+                            f"every statistic has a level; it has {threshold}{where}")
+            if previous is not None and threshold <= previous[1]:
+                self.report("FP209", level_path,
+                            f"level {level!r} ({threshold}) must be above the level "
+                            f"before it, {previous[0]!r} ({previous[1]}){where}: list levels "
+                            "from lowest to highest threshold")
+            previous = (level, threshold)
 
     def check_events(self) -> None:
         events: list[tuple[str, str]] = []

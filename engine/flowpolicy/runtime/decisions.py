@@ -29,8 +29,10 @@ Semantics:
 - **Evidence that counts**: a flow run may override a threshold (a what-if run); its evidence
   records the thresholds it used (``thresholds``), the policy's (``policy_thresholds``) and
   ``under_policy``. A record counts for a requirement only when its recorded thresholds are
-  the policy's own (:func:`threshold_mismatch`), so no override can produce evidence that a
-  promotion, ``check`` or ``plan`` accepts. Of the records that count, the latest decides
+  the policy's own (:func:`threshold_mismatch`; for drift also the mode and each column's own
+  statistic and thresholds, :func:`drift_thresholds`), so no override can produce evidence
+  that a promotion, ``check`` or ``plan`` accepts, and a policy change makes earlier evidence
+  stop counting. Of the records that count, the latest decides
   (:func:`latest_evidence`: latest ``created_at``, the later record on a tie).
 - **Promotion** from ``source`` to ``target`` is legal when the asset has an edge
   ``source -> target`` (:class:`PromotionRules`) and each requirement holds on the very
@@ -61,6 +63,7 @@ from flowpolicy.policy.model import (
     ChampionRule,
     Check,
     DriftLevel,
+    DriftRule,
     Gate,
     Policy,
     PromotionEdge,
@@ -392,9 +395,21 @@ def champion_thresholds(rule: ChampionRule, min_improvement: float | None = None
             "min_improvement": _json_number(float(required))}
 
 
-def drift_thresholds(levels: Sequence[DriftLevel]) -> dict[str, Any]:
-    """Level name -> threshold, as drift evidence records the levels it was judged under."""
-    return {level.name: _json_number(float(level.threshold)) for level in levels}
+def drift_thresholds(rule: DriftRule, levels: Sequence[DriftLevel] | None = None
+                     ) -> dict[str, Any]:
+    """What a drift verdict is judged under: the mode, the levels (the rule's unless a run
+    gave others, as level name -> threshold) and each column's own settings (its statistic
+    and the thresholds that replace the levels' for it). Changing any of them changes the
+    verdict, so evidence judged under other ones does not count."""
+    return {
+        "mode": rule.mode,
+        "levels": {level.name: _json_number(float(level.threshold))
+                   for level in (rule.levels if levels is None else levels)},
+        "columns": {name: {"statistic": column.statistic,
+                           "levels": {level: _json_number(float(threshold))
+                                      for level, threshold in column.levels.items()}}
+                    for name, column in rule.column_settings.items()},
+    }
 
 
 def same_thresholds(used: Any, policy: Any) -> bool:
@@ -439,10 +454,15 @@ def threshold_mismatch(record: EvidenceRecord, thresholds: Any) -> str | None:
 def recorded_thresholds(record: EvidenceRecord) -> Any | None:
     """The thresholds ``record`` was judged under: its ``thresholds``, or for gate and
     champion records written before evidence named them, the bounds and ``min_improvement``
-    their decision recorded (the values the run used); None when it holds neither."""
+    their decision recorded (the values the run used); None when it holds neither. Drift
+    records that name their levels alone (level name -> threshold) were written before drift
+    rules had a mode and column settings: they were judged in exact mode with none."""
     details = record.details
     if "thresholds" in details:
-        return details["thresholds"]
+        thresholds = details["thresholds"]
+        if record.kind == "drift" and _levels_alone(thresholds):
+            return {"mode": "exact", "levels": dict(thresholds), "columns": {}}
+        return thresholds
     checks = details.get("checks")
     if record.kind == "gate" and isinstance(checks, list):
         if all(isinstance(c, Mapping) for c in checks):
@@ -454,20 +474,35 @@ def recorded_thresholds(record: EvidenceRecord) -> Any | None:
     return None
 
 
+def _levels_alone(thresholds: Any) -> bool:
+    return isinstance(thresholds, Mapping) and bool(thresholds) and all(
+        isinstance(value, (int, float)) and not isinstance(value, bool)
+        for value in thresholds.values())
+
+
 def describe_thresholds(kind: str, thresholds: Any) -> str:
     """Recorded thresholds in words: ``f1_score >= 0.8``, ``min_improvement 0.02``,
-    ``elevated >= 0.05, high >= 0.1``."""
+    ``elevated >= 0.05, high >= 0.1; sketch mode; column hour: psi, high >= 0.25``."""
     try:
         if kind == "gate":
             return ", ".join(bounds_text(t["metric"], t["min"], t["max"]) for t in thresholds)
         if kind == "champion":
             return f"min_improvement {_show_recorded(thresholds['min_improvement'])}"
         if kind == "drift":
-            return ", ".join(f"{name} >= {_show_recorded(value)}"
-                             for name, value in thresholds.items())
+            parts = [_levels_text(thresholds["levels"])]
+            if thresholds["mode"] != "exact":
+                parts.append(f"{thresholds['mode']} mode")
+            for name, column in thresholds["columns"].items():
+                own = f", {_levels_text(column['levels'])}" if column["levels"] else ""
+                parts.append(f"column {name}: {column['statistic']}{own}")
+            return "; ".join(parts)
     except (AttributeError, KeyError, TypeError):
         pass  # not the shape flowpolicy records: show it as it is
     return json.dumps(thresholds, sort_keys=True, default=str)
+
+
+def _levels_text(levels: Mapping[str, Any]) -> str:
+    return ", ".join(f"{name} >= {_show_recorded(value)}" for name, value in levels.items())
 
 
 def latest_evidence(records: Iterable[EvidenceRecord]) -> EvidenceRecord | None:

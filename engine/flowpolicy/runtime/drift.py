@@ -1,63 +1,92 @@
-"""Data drift: the two-sample Kolmogorov–Smirnov statistic per column, and the drift level.
+"""Data drift: a statistic per column of two instances of a data asset, and the level.
 
 One implementation shared by the generated drift-monitor flows and by ``flowpolicy check`` /
-``plan``.
+``plan``; :func:`evaluate_drift` is the one function they call.
 
-:func:`ks_statistic` returns the same D as ``scipy.stats.ks_2samp(a, b).statistic`` (scipy is
-only the reference the tests check against, never imported here), several times faster on
-large samples. scipy sorts both samples and binary-searches every value in both. Here, large
-samples are first counted into fine buckets over their range: the CDF gap is then exact at
-every bucket boundary, and only the few buckets where the gap could exceed the largest
-boundary value have their values sorted and counted exactly, so most values are never
-sorted. Data that buckets poorly (heavy tails, few distinct values) is sorted: few distinct
-values are then looked up one by one, otherwise the two sorted samples are merged in linear
-time (a stable argsort of their concatenation is a timsort merge of two runs) and walked
-once. Every path counts in exact integers and divides once, so D is the float nearest to
-the true ratio.
+Numeric columns use the two-sample Kolmogorov–Smirnov statistic D; categorical columns (the
+policy declares them with a statistic) compare frequency tables (:mod:`.categorical`).
+Two modes:
+
+- **exact** (default): :func:`ks_statistic` on all values of both sides gives the same D as
+  ``scipy.stats.ks_2samp(a, b).statistic`` (:mod:`.ks` is the kernel); both sides are loaded.
+- **sketch**: each side is a :class:`DriftProfile` (the reference's made when it was
+  registered, see :func:`profile_data`) or data read chunk by chunk and profiled on the way,
+  so memory is bounded by a chunk. D comes from two quantile sketches with a deterministic
+  bound: the true D is always within ``bound`` of the reported one (:mod:`.sketch` says
+  why). A column whose D - bound and D + bound reach different levels is
+  :data:`INDETERMINATE`, and so is the verdict unless a settled column is at least as severe:
+  the level is never a guess. Categorical statistics are exact in both modes.
 
 Conventions, chosen so results are reproducible evidence:
 
-- NaN values are dropped from each sample before comparing (scipy's default propagates them
-  and returns NaN, which no level threshold can be compared with). A sample that is empty,
-  or only NaN, is an error, as in scipy.
+- NaN (and None) values are dropped from each column before comparing (scipy's default
+  propagates them and returns NaN, which no level threshold can be compared with). A column
+  that is empty, or only NaN, is an error, as in scipy.
 - ``±inf`` are ordinary values, larger or smaller than every finite value.
-- Levels: the level is the *highest* threshold that the largest per-column D reaches,
-  ``D >= threshold``, compared with a relative tolerance of :data:`TOLERANCE`, so that a D
-  that is mathematically equal to a threshold (say 1/20 against 0.05) reaches it whatever the
-  last bit of its floating-point rounding.
+- Levels: a column's level is the *highest* threshold its statistic reaches,
+  ``value >= threshold``, compared with a relative tolerance of :data:`TOLERANCE`, so that a
+  value mathematically equal to a threshold (say 1/20 against 0.05) reaches it whatever the
+  last bit of its floating-point rounding. A column's own thresholds (``columns: {name:
+  {levels: ...}}``) replace the rule's for that column only. The verdict is the most severe
+  column level, in the order of the rule's levels.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from flowpolicy.errors import FlowpolicyError
-from flowpolicy.policy.model import DriftLevel, DriftRule, frozen_map
+import numpy as np
 
-if TYPE_CHECKING:
-    import numpy as np
+from flowpolicy.policy.model import (
+    INDETERMINATE,
+    NO_LEVEL,
+    DriftColumn,
+    DriftLevel,
+    DriftRule,
+    frozen_map,
+)
+from flowpolicy.runtime.categorical import categorical_statistic
+from flowpolicy.runtime.ks import max_gap
+from flowpolicy.runtime.sketch import (
+    MAX_CATEGORIES,
+    FrequencyTable,
+    QuantileSketch,
+    sketch_gap,
+)
+from flowpolicy.runtime.tables import (
+    CHUNK_ROWS,
+    DriftDataError,
+    as_numeric,
+    columns,
+    has_column,
+    is_table,
+    iter_chunks,
+    numeric_columns,
+    without_nan,
+)
+
+__all__ = [
+    "INDETERMINATE",
+    "NO_LEVEL",
+    "TOLERANCE",
+    "ColumnDrift",
+    "ColumnProfile",
+    "DriftDataError",
+    "DriftProfile",
+    "DriftResult",
+    "drift_input",
+    "drift_level",
+    "evaluate_drift",
+    "ks_statistic",
+    "numeric_columns",
+    "profile_artifact",
+    "profile_data",
+]
 
 #: Relative tolerance for comparing a computed statistic with a threshold.
 TOLERANCE = 1e-12
-
-#: The level reported when D stays below every declared threshold.
-NO_LEVEL = "none"
-
-#: Samples with at least this many values in total try the bucketed KS path first.
-BUCKETS_FROM = 1 << 15
-#: The bucketed path gives up when more than this share of the values needs sorting.
-SUSPECT_SHARE = 0.25
-#: Sorted samples with at most this share of distinct values are searched, not merged.
-DISTINCT_SHARE = 0.125
-
-
-class DriftDataError(FlowpolicyError):
-    """Drift cannot be computed from the data given: no numeric columns in common, a column
-    that is empty (or only NaN), a declared column that is missing or not numeric."""
 
 
 def ks_statistic(a: Any, b: Any) -> float:
@@ -83,9 +112,130 @@ def drift_level(levels: Sequence[DriftLevel], value: float) -> str:
     return reached
 
 
+# -- profiles ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ColumnProfile:
+    """What sketch mode keeps of one column: a quantile sketch of its numeric values and/or
+    an exact frequency table of its values (None where the column has none)."""
+
+    rows: int
+    missing: int
+    sketch: QuantileSketch | None = None
+    categories: FrequencyTable | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "missing": self.missing,
+                "sketch": None if self.sketch is None else self.sketch.to_dict(),
+                "categories": None if self.categories is None else self.categories.to_dict()}
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any]) -> ColumnProfile:
+        sketch, categories = document.get("sketch"), document.get("categories")
+        return cls(rows=int(document["rows"]), missing=int(document["missing"]),
+                   sketch=None if sketch is None else QuantileSketch.from_dict(sketch),
+                   categories=None if categories is None else FrequencyTable.from_dict(categories))
+
+
+@dataclass(frozen=True)
+class DriftProfile:
+    """Per-column summaries of one instance of a data asset, for sketch-mode drift."""
+
+    columns: Mapping[str, ColumnProfile]
+    rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values only (lists, dicts, numpy arrays), so a stored profile does not
+        depend on this class to be read back."""
+        return {"format": "flowpolicy.drift_profile/1", "rows": self.rows,
+                "columns": {name: column.to_dict() for name, column in self.columns.items()}}
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any]) -> DriftProfile:
+        if not isinstance(document, Mapping) or document.get("format") != (
+                "flowpolicy.drift_profile/1"):
+            raise DriftDataError("not a flowpolicy drift profile (flowpolicy.drift_profile/1)")
+        return cls(columns=frozen_map({name: ColumnProfile.from_dict(column) for name, column
+                                       in document["columns"].items()}),
+                   rows=int(document["rows"]))
+
+
+def profile_data(data: Any, *, numeric: Iterable[str] | None = None,
+                 categorical: Iterable[str] | None = None,
+                 chunk_rows: int = CHUNK_ROWS) -> DriftProfile:
+    """Profile a table or chunked data (see :mod:`.tables`), one chunk at a time.
+
+    ``numeric``: the columns that get a quantile sketch (None: every numeric column).
+    ``categorical``: the columns that get a frequency table (None: every column). A table
+    past :data:`~flowpolicy.runtime.sketch.MAX_CATEGORIES` distinct values is dropped (a
+    continuous column), not an error.
+    """
+    wanted_numeric = None if numeric is None else set(numeric)
+    wanted_categorical = None if categorical is None else set(categorical)
+    sketches: dict[str, QuantileSketch] = {}
+    tables: dict[str, FrequencyTable] = {}
+    rows: dict[str, int] = {}
+    missing: dict[str, int] = {}
+    total = 0
+    for chunk in iter_chunks(data, chunk_rows):
+        found = columns(chunk)
+        total += max((values.size for values in found.values()), default=0)
+        for name, values in found.items():
+            number = as_numeric(values)
+            sketched = number is not None and (wanted_numeric is None or name in wanted_numeric)
+            counted = wanted_categorical is None or name in wanted_categorical
+            if not (sketched or counted):
+                continue
+            rows[name] = rows.get(name, 0) + values.size
+            if number is not None:
+                present = without_nan(number)
+                missing[name] = missing.get(name, 0) + values.size - present.size
+            else:
+                present = values
+                missing[name] = missing.get(name, 0) + sum(
+                    value is None or value != value for value in values.tolist())
+            if sketched:
+                sketches.setdefault(name, QuantileSketch()).update(present)
+            if counted:
+                tables.setdefault(name, FrequencyTable()).update(present)
+    return DriftProfile(
+        columns=frozen_map({name: ColumnProfile(rows=rows[name], missing=missing[name],
+                                                sketch=sketches.get(name),
+                                                categories=tables.get(name))
+                            for name in rows}),
+        rows=total,
+    )
+
+
+# -- results ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """One column's statistic and level. ``bound`` is 0 for exact statistics; in sketch mode
+    the true value is within ``bound`` of ``value``, always, and ``level_range`` gives the
+    levels of ``value - bound`` and ``value + bound`` (equal unless ``level`` is
+    :data:`INDETERMINATE`)."""
+
+    statistic: str
+    value: float
+    bound: float
+    level: str
+    level_range: tuple[str, str]
+    sizes: tuple[int, int]
+    details: Mapping[str, float] = field(default_factory=frozen_map)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"statistic": self.statistic, "value": self.value, "bound": self.bound,
+                "level": self.level, "level_range": list(self.level_range),
+                "sizes": list(self.sizes), **({"details": dict(self.details)}
+                                              if self.details else {})}
+
+
 @dataclass(frozen=True)
 class DriftResult:
-    """Per-column D between two instances of a data asset, and the level it reaches."""
+    """Per-column statistics between two instances of a data asset, and the level reached."""
 
     asset: str
     current: str
@@ -97,6 +247,19 @@ class DriftResult:
     event: str | None
     #: column -> (values compared in current, in reference), after NaNs were dropped.
     sample_sizes: Mapping[str, tuple[int, int]] = field(default_factory=frozen_map)
+    mode: str = "exact"
+    #: column -> its statistic, bound, level and sizes.
+    columns: Mapping[str, ColumnDrift] = field(default_factory=frozen_map)
+    #: The verdict's levels at the low and high ends of every bound (equal unless
+    #: ``level`` is INDETERMINATE).
+    level_range: tuple[str, str] = (NO_LEVEL, NO_LEVEL)
+    #: What each side was read from: "data", or "profile" (its stored drift profile).
+    inputs: tuple[str, str] = ("data", "data")
+
+    @property
+    def passed(self) -> bool:
+        """A settled level that publishes no event (an indeterminate verdict never passes)."""
+        return self.event is None and self.level != INDETERMINATE
 
     def to_dict(self) -> dict:
         return {
@@ -104,13 +267,21 @@ class DriftResult:
             "current": self.current,
             "reference": self.reference,
             "statistic": "ks",
+            "mode": self.mode,
             "statistics": dict(self.statistics),
             "max_statistic": self.max_statistic,
             "worst_column": self.worst_column,
             "level": self.level,
+            "level_range": list(self.level_range),
             "event": self.event,
+            "passed": self.passed,
             "sample_sizes": {name: list(sizes) for name, sizes in self.sample_sizes.items()},
+            "columns": {name: column.to_dict() for name, column in self.columns.items()},
+            "inputs": {"current": self.inputs[0], "reference": self.inputs[1]},
         }
+
+
+# -- evaluation -------------------------------------------------------------------------------
 
 
 def evaluate_drift(
@@ -124,168 +295,242 @@ def evaluate_drift(
 ) -> DriftResult:
     """Compare ``current`` with ``reference`` column by column under ``rule``.
 
-    Each of ``current`` and ``reference`` is a mapping of column name to values, a 2-D numpy
-    array (columns named ``"0"``, ``"1"``, …), a structured numpy array, or a pandas
-    DataFrame. The columns compared are ``rule.columns`` when the rule names some (each must
-    be numeric on both sides), else every numeric column the two have in common. ``levels``
-    overrides ``rule.levels`` (run-time parameters).
+    Each side is a table (a mapping of column name to values, a 2-D or structured numpy
+    array, a pandas DataFrame), chunked data (see :mod:`.tables`: an iterator of tables, a
+    numpy memmap, a Parquet path) or, in sketch mode, a :class:`DriftProfile` (or its
+    ``to_dict()``). The columns compared are ``rule.columns`` when the rule names some,
+    else every numeric column the two have in common. ``levels`` replaces the rule's levels
+    (run-time parameters); a column's own thresholds still replace those they name.
     """
-    if rule.statistic != "ks":
-        raise DriftDataError(f"drift of {rule.asset}: unknown statistic {rule.statistic!r}")
-    current_columns = numeric_columns(current)
-    reference_columns = numeric_columns(reference)
-    names = _columns_to_compare(rule, current_columns, reference_columns, current, reference)
+    levels = tuple(rule.levels if levels is None else levels)
+    if rule.mode == "sketch":
+        current_side = _SketchSide(rule, current, f"{rule.asset} {current_id}")
+        reference_side = _SketchSide(rule, reference, f"{rule.asset} {reference_id}")
+    else:
+        current_side = _ExactSide(rule, current, f"{rule.asset} {current_id}")
+        reference_side = _ExactSide(rule, reference, f"{rule.asset} {reference_id}")
+    names = _columns_to_compare(rule, current_side, reference_side)
 
-    statistics: dict[str, float] = {}
-    sizes: dict[str, tuple[int, int]] = {}
+    results: dict[str, ColumnDrift] = {}
     for name in names:
-        labels = (
-            f"column {name!r} of {rule.asset} {current_id}",
-            f"column {name!r} of {rule.asset} {reference_id}",
-        )
-        # numeric_columns already gave both as 1-D numeric arrays
-        statistics[name], *counts = _ks(current_columns[name], reference_columns[name], labels)
-        sizes[name] = tuple(counts)
+        settings = rule.column(name)
+        if settings.statistic == "ks":
+            value, bound, sizes, details = *current_side.ks(name, reference_side), {}
+        else:
+            value, sizes, details = current_side.categorical(name, reference_side,
+                                                              settings.statistic)
+            bound = 0.0
+        column_levels = _column_levels(levels, settings)
+        low = drift_level(column_levels, max(0.0, value - bound))
+        high = drift_level(column_levels, value + bound)
+        results[name] = ColumnDrift(
+            statistic=settings.statistic, value=value, bound=bound,
+            level=low if low == high else INDETERMINATE, level_range=(low, high),
+            sizes=sizes, details=frozen_map(details))
 
-    # The first column wins a tie, so the report is stable across runs.
-    worst = max(names, key=lambda name: statistics[name])
-    top = statistics[worst]
-    level = drift_level(rule.levels if levels is None else levels, top)
+    severity = {NO_LEVEL: -1, **{lvl.name: i for i, lvl in
+                                 enumerate(sorted(levels, key=lambda lvl: lvl.threshold))}}
+    low = max((c.level_range[0] for c in results.values()), key=severity.__getitem__)
+    high = max((c.level_range[1] for c in results.values()), key=severity.__getitem__)
+    verdict = low if low == high else INDETERMINATE
+    # The most severe column, the largest statistic among equals; the first wins a tie, so
+    # the report is stable across runs.
+    worst = max(names, key=lambda name: (severity[results[name].level_range[1]],
+                                         severity[results[name].level_range[0]],
+                                         results[name].value))
     return DriftResult(
         asset=rule.asset,
         current=current_id,
         reference=reference_id,
-        statistics=frozen_map(statistics),
-        max_statistic=top,
+        statistics=frozen_map({name: c.value for name, c in results.items()}),
+        max_statistic=results[worst].value,
         worst_column=worst,
-        level=level,
-        event=rule.events.get(level),
-        sample_sizes=frozen_map(sizes),
+        level=verdict,
+        event=rule.events.get(verdict),
+        sample_sizes=frozen_map({name: c.sizes for name, c in results.items()}),
+        mode=rule.mode,
+        columns=frozen_map(results),
+        level_range=(low, high),
+        inputs=tuple("profile" if _is_profile(side) else "data" for side in (current, reference)),
     )
 
 
-def numeric_columns(data: Any) -> dict[str, np.ndarray]:
-    """The numeric one-dimensional columns of a table, by name; other columns are left out.
+def profile_artifact(rule: DriftRule, annotations: Mapping[str, Any]) -> str | None:
+    """The artifact a comparison under ``rule`` reads for an instance with ``annotations``
+    instead of its data: in sketch mode the drift profile stored when it was registered (the
+    ``drift_profile`` annotation names it), else None (its data). The drift flow
+    (:func:`drift_input`) and ``plan`` both choose by this."""
+    from flowpolicy.runtime.project import DRIFT_PROFILE_ANNOTATION
 
-    Accepts a mapping of name to values, a 1-D array (one column ``"0"``), a 2-D array
-    (column ``"i"`` is ``data[:, i]``), a structured array (its fields) or a pandas DataFrame.
-    """
-    import numpy as np
+    return annotations.get(DRIFT_PROFILE_ANNOTATION) if rule.mode == "sketch" else None
 
-    if isinstance(data, Mapping):
-        items = data.items()
-    elif _is_dataframe(data):
-        return _dataframe_columns(data)
-    else:
-        array = np.asarray(data)
-        if array.dtype.names:
-            items = ((name, array[name]) for name in array.dtype.names)
-        elif array.ndim == 1:
-            items = [("0", array)]
-        elif array.ndim == 2:
-            items = ((str(i), array[:, i]) for i in range(array.shape[1]))
+
+def drift_input(prj: Any, rule: DriftRule, instance: str) -> Any:
+    """What a drift flow compares for one instance (``prj`` is the flow's ``self.prj``): its
+    stored drift profile when :func:`profile_artifact` names one, else its data. Either way
+    the instance is consumed (lineage is recorded)."""
+    if rule.mode == "sketch":  # only sketch mode reads profiles: exact mode skips the peek
+        annotations = prj.asset.peek_data_asset(rule.asset, instance=instance)[
+            "data_properties"]["annotations"]
+        if profile_artifact(rule, annotations) is not None:
+            return prj.get_data_profile(rule.asset, instance=instance)
+    return prj.get_data(rule.asset, instance=instance)
+
+
+def _column_levels(levels: Sequence[DriftLevel], settings: DriftColumn) -> list[DriftLevel]:
+    return [DriftLevel(lvl.name, settings.levels.get(lvl.name, lvl.threshold)) for lvl in levels]
+
+
+class _ExactSide:
+    """One side of an exact comparison: all values of every column, in memory."""
+
+    def __init__(self, rule: DriftRule, data: Any, label: str):
+        if _is_profile(data):
+            raise DriftDataError(f"drift of {label}: a drift profile holds sketches, not the "
+                                 "values that exact mode compares; set mode: sketch, or give "
+                                 "the data")
+        self.label = label
+        self.data = data
+        if not is_table(data):
+            self.data = _concatenate(iter_chunks(data))
+        self.numeric = numeric_columns(self.data)
+        self._columns: dict[str, np.ndarray] | None = None
+
+    def numeric_names(self) -> list[str]:
+        return list(self.numeric)
+
+    def has(self, name: str, statistic: str) -> str | None:
+        """None when the column can be compared with ``statistic``, else why not."""
+        if statistic == "ks":
+            if name in self.numeric:
+                return None
+            return "not numeric" if has_column(self.data, name) else "missing"
+        return None if name in self._all() else "missing"
+
+    def _all(self) -> dict[str, np.ndarray]:
+        if self._columns is None:
+            self._columns = columns(self.data)
+        return self._columns
+
+    def ks(self, name: str, other: _ExactSide) -> tuple[float, float, tuple[int, int]]:
+        labels = (f"column {name!r} of {self.label}", f"column {name!r} of {other.label}")
+        value, n1, n2 = _ks(self.numeric[name], other.numeric[name], labels)
+        return value, 0.0, (n1, n2)
+
+    def table(self, name: str) -> FrequencyTable:
+        table = FrequencyTable()
+        values = self._all()[name]
+        number = as_numeric(values) if values.dtype.kind == "O" else None
+        table.update(values if number is None else number)
+        if table.overflowed:
+            raise DriftDataError(f"column {name!r} of {self.label} has more than "
+                                 f"{MAX_CATEGORIES} distinct values: it is not categorical")
+        return table
+
+    def categorical(self, name: str, other: _ExactSide, statistic: str
+                    ) -> tuple[float, tuple[int, int], dict[str, float]]:
+        return _categorical(name, statistic, self.table(name), other.table(name),
+                            self.label, other.label)
+
+
+class _SketchSide:
+    """One side of a sketch comparison: a profile, given or made from the data chunk by
+    chunk (only the columns the rule needs)."""
+
+    def __init__(self, rule: DriftRule, data: Any, label: str):
+        self.label = label
+        if isinstance(data, DriftProfile):
+            self.profile = data
+        elif isinstance(data, Mapping) and _is_profile(data):
+            self.profile = DriftProfile.from_dict(data)
         else:
-            raise DriftDataError(
-                f"cannot read columns from a {array.ndim}-dimensional array; give a mapping "
-                "of columns, a 2-D or structured array, or a pandas DataFrame"
-            )
-    columns = {}
-    for name, values in items:
-        column = _numeric_or_none(values)
-        if column is not None:
-            columns[str(name)] = column
-    return columns
+            # Only what the rule compares: its declared numeric columns (else every numeric
+            # column) and its categorical ones.
+            numeric = [n for n in rule.columns if rule.column(n).statistic == "ks"]
+            categorical = [n for n, c in rule.column_settings.items() if c.statistic != "ks"]
+            self.profile = profile_data(data, numeric=numeric or None, categorical=categorical)
+
+    def numeric_names(self) -> list[str]:
+        return [name for name, c in self.profile.columns.items() if c.sketch is not None]
+
+    def has(self, name: str, statistic: str) -> str | None:
+        column = self.profile.columns.get(name)
+        if column is None:
+            return "missing"
+        if statistic == "ks":
+            return None if column.sketch is not None else "not numeric"
+        if column.categories is None:
+            return "not profiled as categorical"
+        if column.categories.overflowed:
+            return f"profiled with more than {MAX_CATEGORIES} distinct values"
+        return None
+
+    def ks(self, name: str, other: _SketchSide) -> tuple[float, float, tuple[int, int]]:
+        first, second = self.profile.columns[name].sketch, other.profile.columns[name].sketch
+        for label, sketch in ((self.label, first), (other.label, second)):
+            if sketch.count == 0:
+                raise DriftDataError(f"column {name!r} of {label} is empty (after dropping "
+                                     "NaN values)")
+        gap, error = sketch_gap(first, second)
+        scale = first.count * second.count
+        return gap / scale, error / scale, (first.count, second.count)
+
+    def categorical(self, name: str, other: _SketchSide, statistic: str
+                    ) -> tuple[float, tuple[int, int], dict[str, float]]:
+        return _categorical(name, statistic, self.profile.columns[name].categories,
+                            other.profile.columns[name].categories, self.label, other.label)
 
 
-def _columns_to_compare(
-    rule: DriftRule,
-    current: Mapping[str, np.ndarray],
-    reference: Mapping[str, np.ndarray],
-    current_data: Any,
-    reference_data: Any,
-) -> list[str]:
-    if rule.columns:
-        problems = []
-        for name in rule.columns:
-            for side, columns, data in (
-                ("current", current, current_data),
-                ("reference", reference, reference_data),
-            ):
-                if name not in columns:
-                    what = "not numeric" if _has_column(data, name) else "missing"
-                    problems.append(f"column {name!r} is {what} in the {side} data")
-        if problems:
-            raise DriftDataError(f"drift of {rule.asset}: " + "; ".join(problems))
-        return list(rule.columns)
-    names = [name for name in current if name in reference]
+def _categorical(name: str, statistic: str, current: FrequencyTable, reference: FrequencyTable,
+                 current_label: str, reference_label: str
+                 ) -> tuple[float, tuple[int, int], dict[str, float]]:
+    for label, table in ((current_label, current), (reference_label, reference)):
+        if table.total == 0:
+            raise DriftDataError(f"column {name!r} of {label} is empty (after dropping "
+                                 "missing values)")
+    value, details = categorical_statistic(statistic, current.counts, reference.counts)
+    return value, (current.total, reference.total), details
+
+
+def _is_profile(data: Any) -> bool:
+    return isinstance(data, DriftProfile) or (
+        isinstance(data, Mapping) and str(data.get("format", "")).startswith(
+            "flowpolicy.drift_profile/"))
+
+
+def _concatenate(chunks: Iterable[Any]) -> dict[str, np.ndarray]:
+    parts: dict[str, list[np.ndarray]] = {}
+    for chunk in chunks:
+        for name, values in columns(chunk).items():
+            parts.setdefault(name, []).append(values)
+    return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def _columns_to_compare(rule: DriftRule, current: _ExactSide | _SketchSide,
+                        reference: _ExactSide | _SketchSide) -> list[str]:
+    theirs = set(reference.numeric_names())
+    names = rule.compared_columns([] if rule.columns else
+                                  [n for n in current.numeric_names() if n in theirs])
     if not names:
         raise DriftDataError(
             f"drift of {rule.asset}: the current and reference data have no numeric column in "
-            f"common (current: {sorted(current) or 'none'}, reference: "
-            f"{sorted(reference) or 'none'})"
+            f"common (current: {sorted(current.numeric_names()) or 'none'}, reference: "
+            f"{sorted(reference.numeric_names()) or 'none'})"
         )
+    problems = []
+    for name in names:
+        statistic = rule.column(name).statistic
+        for side, data in (("current", current), ("reference", reference)):
+            why = data.has(name, statistic)
+            if why is not None:
+                problems.append(f"column {name!r} is {why} in the {side} data")
+    if problems:
+        raise DriftDataError(f"drift of {rule.asset}: " + "; ".join(problems))
     return names
 
 
-def _has_column(data: Any, name: str) -> bool:
-    if _is_dataframe(data):
-        return any(str(key) == name for key in data.columns)
-    if isinstance(data, Mapping):
-        return any(str(key) == name for key in data)
-    names = getattr(getattr(data, "dtype", None), "names", None)
-    return bool(names) and name in names
-
-
-def _is_dataframe(data: Any) -> bool:
-    # Duck-typed so pandas is never imported unless the caller already uses it.
-    module = type(data).__module__ or ""
-    return module.startswith("pandas") and hasattr(data, "columns") and hasattr(data, "dtypes")
-
-
-def _dataframe_columns(frame: Any) -> dict[str, np.ndarray]:
-    import numpy as np
-    from pandas.api.types import is_bool_dtype, is_numeric_dtype
-
-    names = [str(name) for name in frame.columns]
-    if len(set(names)) != len(names):
-        raise DriftDataError(f"the DataFrame has duplicate column names: {names}")
-    columns = {}
-    for position, name in enumerate(names):
-        series = frame.iloc[:, position]
-        if is_bool_dtype(series.dtype):
-            columns[name] = series.to_numpy(dtype=np.uint8, na_value=0)
-        elif is_numeric_dtype(series.dtype) and series.dtype.kind != "c":
-            # Nullable integer/float columns hold pd.NA: read them as NaN, which is dropped.
-            columns[name] = series.to_numpy(dtype=np.float64, na_value=np.nan)
-    return columns
-
-
-def _numeric_or_none(values: Any) -> np.ndarray | None:
-    """``values`` as a 1-D numeric array, or None when it is not a numeric column."""
-    import numpy as np
-
-    array = np.asarray(values)
-    if array.ndim != 1:
-        return None
-    if array.dtype.kind == "O":
-        # Lists with None (missing) or mixed ints and floats arrive as objects; read them as
-        # floats when every element is a real number or None. Strings never count as numbers.
-        if not all(x is None or _is_real(x) for x in array):
-            return None
-        return np.array([math.nan if x is None else float(x) for x in array], dtype=np.float64)
-    if array.dtype.kind == "b":
-        return array.astype(np.uint8)
-    if array.dtype.kind in "iuf":
-        return array
-    return None
-
-
-def _is_real(x: Any) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool)
-
-
 def _sample(values: Any, label: str) -> np.ndarray:
-    array = _numeric_or_none(values)
+    array = as_numeric(values)
     if array is None:
         raise DriftDataError(f"{label} is not a one-dimensional numeric sample")
     return array
@@ -298,7 +543,7 @@ def _ks(
 ) -> tuple[float, int, int]:
     """KS statistic of two numeric 1-D arrays (NaNs still in them) and the number of values
     compared from each; ``labels`` name the samples in errors."""
-    a, b = _without_nan(a), _without_nan(b)
+    a, b = without_nan(a), without_nan(b)
     for label, sample in zip(labels, (a, b), strict=True):
         if sample.size == 0:
             raise DriftDataError(f"{label} is empty (after dropping NaN values)")
@@ -306,170 +551,7 @@ def _ks(
     if n1 * n2 >= 2**62:
         raise DriftDataError(f"samples of {n1} and {n2} values are too large to count exactly")
     # One division of exact integers: D is the float nearest to the true ratio.
-    return _max_gap(a, b) / (n1 * n2), n1, n2
-
-
-def _without_nan(values: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    # min() propagates NaN: one cheap pass tells whether a copy is needed at all.
-    if values.dtype.kind == "f" and values.size and np.isnan(values.min()):
-        return values[~np.isnan(values)]
-    return values
-
-
-# The three ways to the largest gap below all compute, in exact integers,
-#
-#     max over every value v of either sample of |k1(v) * n2 - k2(v) * n1|
-#
-# where k1(v), k2(v) count the values <= v in the first (size n1) and second (size n2)
-# sample: n1 * n2 * D. Counting "<= v" is what makes ties right: equal values enter together.
-
-
-def _max_gap(x: np.ndarray, y: np.ndarray) -> int:
-    """n1 * n2 * D for two non-empty NaN-free samples."""
-    import numpy as np
-
-    n1, n2 = x.size, y.size
-    if n1 + n2 >= BUCKETS_FROM:
-        gap = _max_gap_by_buckets(x, y)
-        if gap is not None:
-            return gap
-    # One buffer in the common dtype; each half is sorted in place.
-    merged = np.concatenate([x, y])
-    xs, ys = merged[:n1], merged[n1:]
-    xs.sort()
-    ys.sort()
-    values = np.concatenate([_distinct(xs), _distinct(ys)])
-    if values.size <= DISTINCT_SHARE * (n1 + n2):
-        # Few distinct values (counts, codes, rounded data): look each one up.
-        return _max_gap_at(values, xs, ys, n1, n2)
-    return _max_gap_of_sorted_runs(merged, n1)
-
-
-def _distinct(sorted_values: np.ndarray) -> np.ndarray:
-    """The distinct values of a sorted array (the last of each run of equal values)."""
-    import numpy as np
-
-    if sorted_values.size == 0:
-        return sorted_values
-    return sorted_values[np.append(sorted_values[1:] != sorted_values[:-1], True)]
-
-
-def _max_gap_at(
-    values: np.ndarray,
-    xs: np.ndarray,
-    ys: np.ndarray,
-    n1: int,
-    n2: int,
-    x_below: np.ndarray | int = 0,
-    y_below: np.ndarray | int = 0,
-) -> int:
-    """The largest gap at ``values``, counting in the sorted ``xs`` and ``ys`` plus the
-    values known to lie below each of them but left out of ``xs`` / ``ys``."""
-    import numpy as np
-
-    k1 = np.searchsorted(xs, values, side="right") + x_below
-    k2 = np.searchsorted(ys, values, side="right") + y_below
-    return int(np.abs(k1 * n2 - k2 * n1).max())
-
-
-def _max_gap_by_buckets(x: np.ndarray, y: np.ndarray) -> int | None:
-    """The largest gap without sorting most values, or None when the data do not suit it.
-
-    Both samples are counted into equal-width buckets by a monotone map, so every value of a
-    lower bucket is smaller than every value of a higher one and equal values share a bucket.
-    The gap after each bucket is then exact from the counts alone, and inside bucket j it
-    stays within [gap_before_j - n1 * count2_j, gap_before_j + n2 * count1_j]. Only buckets
-    whose range reaches beyond the largest gap seen at bucket ends can hold a larger one;
-    their values are sorted and looked up exactly. When a subsample shows few distinct values,
-    or the suspect buckets hold more than :data:`SUSPECT_SHARE` of the values (one value
-    repeated very often, say), this gives up and the caller sorts everything.
-    """
-    import numpy as np
-
-    n1, n2 = x.size, y.size
-    # The buckets span the central 98% of a strided subsample of both samples, plus one
-    # open-ended bucket at each side, so heavy tails do not stretch them. The range only
-    # decides how evenly values spread over buckets (time), never the result.
-    subsample = np.sort(np.concatenate([x[:: max(1, n1 // 2048)], y[:: max(1, n2 // 2048)]]))
-    if _distinct(subsample).size <= DISTINCT_SHARE * subsample.size:
-        return None  # few distinct values: sorting and looking them up is faster
-    low = float(subsample[int(subsample.size * 0.01)])
-    high = float(subsample[int(subsample.size * 0.99)])
-    # About 32 values per bucket: the per-bucket arrays stay small (cache-resident), and the
-    # buckets that need sorting hold few values.
-    buckets = 1 << min(16, max(8, (n1 + n2).bit_length() - 5))
-    scale = buckets / (high - low) if high > low else math.inf
-    if not (math.isfinite(low) and math.isfinite(scale) and scale > 0):
-        return None
-    origin = low - 1 / scale
-
-    def bucket_of(values: np.ndarray) -> np.ndarray:
-        # Each step rounds monotonically, so v <= w gives bucket_of(v) <= bucket_of(w), and
-        # equal values share a bucket. Clipped as floats, in place, then truncated: clipping
-        # straight into an integer view of the buffer is three times slower in numpy.
-        index = np.subtract(values, origin, dtype=np.float64)
-        index *= scale
-        np.clip(index, 0, buckets + 1, out=index)
-        return index.astype(np.intp)
-
-    x_bucket, y_bucket = bucket_of(x), bucket_of(y)
-    x_count = np.bincount(x_bucket, minlength=buckets + 2)
-    y_count = np.bincount(y_bucket, minlength=buckets + 2)
-    rise, fall = x_count * n2, y_count * n1
-    step = rise - fall
-    gap_after = np.cumsum(step)
-    seen = max(int(gap_after.max()), -int(gap_after.min()))
-    gap_before = gap_after - step
-    suspect = (gap_before + rise > seen) | (gap_before - fall < -seen)
-    if not suspect.any():
-        return seen
-    if int(x_count[suspect].sum() + y_count[suspect].sum()) > SUSPECT_SHARE * (n1 + n2):
-        return None
-
-    # Sort the suspect buckets' values; every other value below a bucket is counted already.
-    x_pick = x[suspect[x_bucket]]
-    picked = np.concatenate([x_pick, y[suspect[y_bucket]]])
-    xs, ys = picked[: x_pick.size], picked[x_pick.size :]
-    xs.sort()
-    ys.sort()
-    values = np.concatenate([_distinct(xs), _distinct(ys)])
-    settled = ~suspect
-    x_below = np.cumsum(x_count * settled) - x_count * settled
-    y_below = np.cumsum(y_count * settled) - y_count * settled
-    at = bucket_of(values)
-    return max(seen, _max_gap_at(values, xs, ys, n1, n2, x_below[at], y_below[at]))
-
-
-def _max_gap_of_sorted_runs(merged: np.ndarray, n1: int) -> int:
-    """The largest gap for ``merged = concat(sorted sample 1 of size n1, sorted sample 2)``."""
-    import numpy as np
-
-    total = merged.size
-    # A stable argsort of two concatenated sorted runs is a timsort merge: linear time.
-    order = np.argsort(merged, kind="stable")
-
-    # Walking the merged order, the gap rises by n2 at each value of sample 1 and falls by
-    # n1 at each value of sample 2.
-    gap = (order < n1).astype(np.int64)
-    gap *= total
-    gap -= n1
-    np.cumsum(gap, out=gap)
-
-    # The gap counts only after the last of a run of equal values. The stable merge puts
-    # sample 1's copies of a value before sample 2's, so inside a run the gap first rises,
-    # then falls: its minimum over all positions is always at the end of a run, and so is
-    # its maximum unless the first maximum sits inside a run. Only then are run ends found.
-    low = int(gap.min())
-    peak = int(gap.argmax())
-    if peak + 1 < total and merged[order[peak]] == merged[order[peak + 1]]:
-        values = merged[order]
-        run_end = np.append(values[1:] != values[:-1], True)
-        high = int(gap.max(where=run_end, initial=0))
-    else:
-        high = int(gap[peak])
-    return max(high, -low)
+    return max_gap(a, b) / (n1 * n2), n1, n2
 
 
 def _reaches(value: float, threshold: float) -> bool:

@@ -53,6 +53,9 @@ from flowpolicy.runtime.registration import RegistrationGuard, policy_limits
 
 _context: ProjectContext | None = None
 
+#: The annotation that names an instance's drift profile artifact.
+DRIFT_PROFILE_ANNOTATION = "drift_profile"
+
 
 def toml_parser(cfgstr: str) -> dict[str, Any]:
     """TOML text as a dict (obproject's parser of ``project_config``)."""
@@ -298,8 +301,25 @@ class ProjectContext:
     def register_data(self, name: str, artifact: str,
                       annotations: Mapping[str, Any] | None = None,
                       tags: Mapping[str, Any] | None = None,
-                      description: str | None = None) -> dict[str, Any] | None:
-        """Register flow attribute ``self.<artifact>`` as a new instance of data ``name``."""
+                      description: str | None = None, *,
+                      drift_profile: bool = False) -> dict[str, Any] | None:
+        """Register flow attribute ``self.<artifact>`` as a new instance of data ``name``.
+
+        ``drift_profile=True`` (a flowpolicy addition) also stores the table's drift profile
+        (:func:`flowpolicy.runtime.drift.profile_data`: a quantile sketch per numeric column,
+        a frequency table per other column) as artifact ``<artifact>_drift_profile``, named by
+        the instance's ``drift_profile`` annotation; sketch-mode drift then never loads this
+        instance's data. The artifact may be a table or chunked data (a Parquet path, a
+        memmap), which is profiled a chunk at a time.
+        """
+        if drift_profile:
+            from flowpolicy.runtime.drift import profile_data
+
+            self._require_artifact(artifact)
+            profile_artifact = f"{artifact}_drift_profile"
+            setattr(self.flow, profile_artifact,
+                    profile_data(getattr(self.flow, artifact)).to_dict())
+            annotations = {**(annotations or {}), DRIFT_PROFILE_ANNOTATION: profile_artifact}
         return self._register("data", name, "artifact", annotations, tags, description,
                               artifact=artifact)
 
@@ -338,6 +358,14 @@ class ProjectContext:
         return _load_artifact("data", name,
                               self._read_asset.consume_data_asset(name, instance=instance))
 
+    def get_data_profile(self, name: str, instance: str = "latest") -> Any | None:
+        """Consume data ``name`` and load the drift profile stored when it was registered
+        (a plain dict, see :class:`flowpolicy.runtime.drift.DriftProfile`), or None when it
+        was registered without one."""
+        ref = self._read_asset.consume_data_asset(name, instance=instance)
+        artifact = ref["data_properties"]["annotations"].get(DRIFT_PROFILE_ANNOTATION)
+        return None if artifact is None else _load_artifact("data", name, ref, artifact)
+
     def get_model(self, name: str, instance: str = "latest") -> Any:
         """Consume model ``name`` and load its artifact from the producing task."""
         return _load_artifact("model", name,
@@ -364,15 +392,18 @@ class EvalsLogger:
 MAGIC_PREFIX = "usm0jrb3"
 
 
-def _load_artifact(asset_type: str, name: str, ref: Mapping[str, Any]) -> Any:
-    """The artifact behind a consume response ``ref``, read from its producing task."""
+def _load_artifact(asset_type: str, name: str, ref: Mapping[str, Any],
+                   artifact: str | None = None) -> Any:
+    """The artifact behind a consume response ``ref`` (or another artifact of the same
+    task), read from its producing task."""
     properties = ref[f"{asset_type}_properties"]
     kind = properties[f"{asset_type}_kind"]
     if kind != "artifact":
         raise AttributeError(f"{asset_type.capitalize()} asset '{name}' doesn't seem like an "
                              f"artifact. It is of kind '{kind}'")
     # in every namespace: the producer may be another user's or another branch's run
-    return load_task_artifact(ref["created_by"]["entity_id"], properties["annotations"]["artifact"],
+    return load_task_artifact(ref["created_by"]["entity_id"],
+                              artifact or properties["annotations"]["artifact"],
                               what=f"{asset_type} asset {name!r} {ref['id']}")
 
 

@@ -40,7 +40,7 @@ from flowpolicy.registry.base import WIRE_KIND, AliasConflict
 from flowpolicy.runtime import decisions
 from flowpolicy.runtime.assets import Asset
 from flowpolicy.runtime.decisions import PromotionRules
-from flowpolicy.runtime.drift import evaluate_drift
+from flowpolicy.runtime.drift import drift_input, evaluate_drift
 from flowpolicy.runtime.promote import promote_assets
 from flowpolicy.runtime.tags import mirror_champion
 
@@ -312,33 +312,37 @@ def pin_pair(asset: Any, rule: DriftRule, current: str, reference: str) -> dict[
 
 def measure_drift(prj: Any, rule: DriftRule, levels: Sequence[DriftLevel],
                   pair: Mapping[str, str], policy_hash: str) -> dict[str, Any]:
-    """Load both pinned instances, compute D per column and the level under ``levels`` (the
-    run's thresholds), record the report as drift evidence on the current instance and return
-    it (the flow's ``drift_report`` artifact)."""
+    """Load both pinned instances (in sketch mode their stored drift profiles where they have
+    one, :func:`~flowpolicy.runtime.drift.drift_input`), compute each column's statistic and
+    the level under ``levels`` (the run's thresholds; a column's own still replace those they
+    name), record the report as drift evidence on the current instance and return it (the
+    flow's ``drift_report`` artifact). An indeterminate verdict is recorded as not passed."""
 
     with _refusing(CANNOT_DECIDE):
         result = evaluate_drift(
-            rule, prj.get_data(rule.asset, instance=pair["current"]),
-            prj.get_data(rule.asset, instance=pair["reference"]),
+            rule, drift_input(prj, rule, pair["current"]),
+            drift_input(prj, rule, pair["reference"]),
             current_id=pair["current"], reference_id=pair["reference"], levels=levels)
     details = decisions.judged_details(
-        result.to_dict(), thresholds=decisions.drift_thresholds(levels),
-        policy_thresholds=decisions.drift_thresholds(rule.levels), policy_hash=policy_hash)
+        result.to_dict(), thresholds=decisions.drift_thresholds(rule, levels),
+        policy_thresholds=decisions.drift_thresholds(rule), policy_hash=policy_hash)
     prj.asset.record_evidence(rule.asset, pair["current"], asset_type="data", kind="drift",
-                              rule=rule.statistic, passed=result.event is None,
+                              rule=rule.statistic, passed=result.passed,
                               policy_hash=policy_hash, details=details)
     return details
 
 
 def conclude_drift(prj: Any, rule: DriftRule, report: Mapping[str, Any]) -> None:
     """Register the report as the rule's report asset (from the flow's ``drift_report``
-    artifact) and publish the level's event; a what-if run does neither."""
+    artifact), with one annotation per column named by its statistic (``ks_amount``,
+    ``psi_hour``), and publish the level's event; a what-if run does neither."""
     if rule.report_asset is not None and report["under_policy"]:
         annotations = {key: report[key] for key in ("level", "max_statistic", "worst_column",
-                                                    "statistic", "policy_hash")}
+                                                    "statistic", "mode", "policy_hash")}
         annotations.update({"current_instance": report["current"],
                             "reference_instance": report["reference"]})
-        annotations.update({f"ks_{column}": d for column, d in report["statistics"].items()})
+        annotations.update({f"{column['statistic']}_{name}": column["value"]
+                            for name, column in report["columns"].items()})
         prj.register_data(rule.report_asset, "drift_report", annotations=annotations)
     unpublished = _publish(prj, report, {"asset": rule.asset, "level": report["level"],
                                          "current": report["current"],

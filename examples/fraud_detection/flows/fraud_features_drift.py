@@ -56,7 +56,7 @@ class FraudFeaturesDriftFlow(ProjectFlow):
 
     @step
     def measure(self):
-        """Load both instances, compute D per column and record the report as evidence."""
+        """Load both instances, compare them per column and record the report as evidence."""
         levels = (
             DriftLevel("normal", self.normal_threshold),
             DriftLevel("elevated", self.elevated_threshold),
