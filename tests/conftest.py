@@ -1,5 +1,9 @@
 """Shared test set-up: a Metaflow user (it refuses root) and an isolated Metaflow datastore
-and registry per test session, so tests never touch the developer's own ``.metaflow/``."""
+and registry per test session, so tests never touch the developer's own ``.metaflow/``.
+
+The registry tests run against both SQL backends through one parametrised fixture,
+``backend`` (and ``registry_url``, its URL exported as FLOWPOLICY_REGISTRY): a fresh SQLite
+file, or a fresh database on the session's throwaway PostgreSQL server (``pg_server.py``)."""
 
 from __future__ import annotations
 
@@ -21,12 +25,89 @@ def metaflow_home(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The session's PostgreSQL server (skips, or fails under FLOWPOLICY_TEST_POSTGRES=require,
+    where none can be started)."""
+    from pg_server import skip_or_fail, start_server
+
+    skip_or_fail()
+    server = start_server()
+    yield server
+    server.remove()
+
+
 @pytest.fixture
-def registry_url(tmp_path, monkeypatch) -> str:
-    """A fresh SQLite registry file for one test, exported as FLOWPOLICY_REGISTRY."""
-    url = f"sqlite:///{tmp_path / 'registry.db'}"
-    monkeypatch.setenv("FLOWPOLICY_REGISTRY", url)
-    return url
+def postgres_url(postgres_server) -> str:
+    """A fresh, empty database on the session's server, dropped after the test."""
+    name = postgres_server.create_database()
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)
+
+
+class Backend:
+    """One fresh registry location of one backend, and ways to open it and reach under it."""
+
+    def __init__(self, name: str, url: str, path: Path | None = None):
+        self.name = name
+        self.url = url
+        self.path = path
+        if name == "sqlite":
+            import sqlite3
+
+            self.IntegrityError = sqlite3.IntegrityError
+        else:
+            import psycopg
+
+            self.IntegrityError = psycopg.IntegrityError
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def open(self, **kwargs):
+        """A new backend object (not the per-process cached one) on this location."""
+        if self.name == "sqlite":
+            from flowpolicy.registry.sqlite import SQLiteRegistry
+
+            return SQLiteRegistry(self.path, **kwargs)
+        from flowpolicy.registry.postgres import PostgresRegistry
+
+        return PostgresRegistry(self.url, **kwargs)
+
+    def execute_raw(self, sql: str) -> list[tuple]:
+        """Run ``sql`` on a connection of its own, past flowpolicy (as a person with a SQL
+        client would), and return its rows."""
+        if self.name == "sqlite":
+            import sqlite3
+
+            conn = sqlite3.connect(self.path, isolation_level=None)
+        else:
+            import psycopg
+
+            conn = psycopg.connect(self.url, autocommit=True,
+                                   options="-c search_path=flowpolicy")
+        try:
+            cursor = conn.execute(sql)
+            return list(cursor.fetchall()) if cursor.description else []
+        finally:
+            conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request, tmp_path) -> Backend:
+    """A fresh, empty registry location on each SQL backend in turn."""
+    if request.param == "sqlite":
+        path = tmp_path / "registry.db"
+        return Backend("sqlite", f"sqlite:///{path}", path)
+    return Backend("postgresql", request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def registry_url(backend, monkeypatch) -> str:
+    """A fresh registry of each backend in turn for one test, exported as
+    FLOWPOLICY_REGISTRY."""
+    monkeypatch.setenv("FLOWPOLICY_REGISTRY", backend.url)
+    return backend.url
 
 
 @pytest.fixture(scope="session")

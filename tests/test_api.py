@@ -11,6 +11,7 @@ import ast
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ import jsonschema
 import pytest
 
 from flowpolicy import Asset, api
-from flowpolicy.errors import CompileError
+from flowpolicy.errors import CompileError, RegistryError
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "fraud_detection"
@@ -161,6 +162,40 @@ def test_live_results_are_located_at_the_rule_they_check(project, tmp_path):
     assert where["live.gate"] == (str(policy), line_of(policy, "quality:"))
     # the rule under champion: is keyed by its asset, on the line after it
     assert where["live.champion.count"] == (str(policy), line_of(policy, "champion:") + 1)
+
+
+def test_registry_info_copy_and_follow_in_process(tmp_path):
+    """The registry commands as API calls: info names the backend and its rows, a copy is
+    verified and refuses an empty source (exit 1), a follow yields the events so far first and
+    ends when its time is up."""
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    dev = Asset(project="fraud_detection", branch="dev", registry=source,
+                entity_ref={"entity_kind": "user", "entity_id": "tester"})
+    dev.register_model_asset("fraud_model", annotations={"f1_score": 0.9})
+    dev.publish_event("retrain_required", {"why": "drift"})
+
+    info = api.registry_info(api.RegistryInfoRequest(registry=source))
+    assert (info.exit_code, info.to_dict()["backend"]) == (0, "sqlite")
+    assert info.to_dict()["rows"]["instances"] == 1 and "instances 1" in info.format_text()
+
+    copy = api.registry_copy(api.RegistryCopyRequest(
+        source=source, destination=f"sqlite:///{tmp_path / 'copy.db'}"))
+    assert copy.exit_code == 0 and copy.to_dict()["rows"] == info.to_dict()["rows"]
+    assert copy.format_text().startswith(f"copied {source} → sqlite:///")
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    Asset(project="p", branch="b", registry=empty).publish_event("n", None)
+    with pytest.raises(RegistryError, match="--for takes a positive number"):
+        api.events(api.EventsRequest(registry=empty, follow_for=1))
+    followed = api.follow_events(api.EventsRequest(registry=source, follow_for=0.2))
+    batches = list(followed.batches)
+    assert followed.registry == source
+    assert [e["name"] for e in batches[0]] == ["retrain_required"]
+    assert all(batch == () for batch in batches[1:])
+    with sqlite3.connect(tmp_path / "empty.db") as conn:  # its tables there, all empty
+        conn.execute("DELETE FROM events")
+    with pytest.raises(RegistryError, match="nothing to copy") as refused:
+        api.registry_copy(api.RegistryCopyRequest(source=empty, destination=source))
+    assert refused.value.exit_code == 1
 
 
 # -- what the command line is ------------------------------------------------------------------

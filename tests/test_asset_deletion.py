@@ -129,12 +129,14 @@ def test_an_older_registry_is_migrated_by_a_deletion(tmp_path):
     assert fresh.schema_version == SCHEMA_VERSION and fresh.assets() == []
 
 
-def test_deletions_are_append_only(asset, registry_url):
+def test_deletions_are_append_only(asset, backend):
     asset.delete_model_asset("fraud_model")
-    path = registry_url[len("sqlite:///"):]
-    with sqlite3.connect(path) as conn, pytest.raises(sqlite3.DatabaseError,
-                                                      match="append-only"):
-        conn.execute("DELETE FROM asset_deletions")
+    statements = ["DELETE FROM asset_deletions", "UPDATE asset_deletions SET reason = 'x'"]
+    if backend.name == "postgresql":
+        statements.append("TRUNCATE asset_deletions")
+    for statement in statements:
+        with pytest.raises(backend.IntegrityError, match="append-only"):
+            backend.execute_raw(statement)
 
 
 def test_obproject_api_errors_are_http_errors_with_the_service_status(asset):

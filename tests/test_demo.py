@@ -5,6 +5,7 @@ tests read too); the refusals run the command themselves."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,40 @@ def test_demo_runs_the_main_job_and_reports_every_decision(demo_run):
     # the generated flows of the scratch project are the committed ones
     for flow in (REPO_ROOT / "examples" / "fraud_detection" / "flows").glob("*.py"):
         assert (scratch / "fraud_detection" / "flows" / flow.name).read_text() == flow.read_text()
+
+
+def test_demo_runs_end_to_end_on_postgresql(tmp_path, postgres_url):
+    """The training flow and every generated flow against a PostgreSQL registry, then
+    ``flowpolicy check`` on what they left there."""
+    scratch = tmp_path / "demo"
+    result = demo_command("--dir", str(scratch), "--registry", postgres_url, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert f"Registry {postgres_url}" in out
+    assert out.count("refused, as the policy demands") == 2
+    assert "champion champion: PASS - no champion yet: v1 becomes the first champion" in out
+    assert "drift ks: HIGH" in out
+    assert not (scratch / "registry.db").exists()
+
+    prod = Asset(project="fraud_detection", branch="prod", registry=postgres_url,
+                 read_only=True)
+    staging = Asset(project="fraud_detection", branch="staging", registry=postgres_url,
+                    read_only=True)
+    annotations = prod.peek_model_asset("fraud_model", "@production")["model_properties"][
+        "annotations"]
+    assert staging.get_alias("fraud_model", "champion") == annotations["promoted_from_instance"]
+    assert [e["kind"] for e in staging.evidence("fraud_model", "@champion")] == [
+        "gate", "champion", "promotion"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWPOLICY_")}
+    checked = subprocess.run([sys.executable, "-m", "flowpolicy", "check", "--registry",
+                              postgres_url], cwd=scratch / "fraud_detection", capture_output=True,
+                             text=True, timeout=300,
+                             env={**env, "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(scratch)})
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"registry {postgres_url}" in checked.stdout
+
+    again = demo_command("--registry", postgres_url, cwd=tmp_path)
+    assert again.returncode == 2 and "already holds assets or events" in again.stderr
 
 
 def test_demo_refuses_a_folder_that_is_not_empty(tmp_path):

@@ -1,4 +1,5 @@
-"""The embedded SQLite registry: specs, versions, aliases, lineage, events, evidence, files."""
+"""The registry on both SQL backends (the ``backend`` fixture: a SQLite file, a PostgreSQL
+database): specs, versions, aliases, lineage, events, evidence; then SQLite's files."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ DATA = Scope("fraud", "dev", "data", "fraud_features")
 
 
 @pytest.fixture
-def reg(tmp_path) -> SQLiteRegistry:
-    registry = SQLiteRegistry(tmp_path / "registry.db")
+def reg(backend):
+    registry = backend.open()
     yield registry
     registry.close()
 
@@ -71,7 +72,7 @@ def test_parse_spec_rejects_with_clear_message(spec, message):
         parse_spec(spec)
 
 
-def test_versions_are_numbered_per_scope_and_immutable(reg):
+def test_versions_are_numbered_per_scope_and_immutable(reg, backend):
     models = register_n(reg, MODEL, 3)
     other_branch = reg.register(Scope("fraud", "prod", "model", "fraud_model"),
                                 kind="artifact", created_by=ME)
@@ -80,10 +81,10 @@ def test_versions_are_numbered_per_scope_and_immutable(reg):
     assert other_branch.id == "v1" and data.id == "v1"
     assert [r.id for r in reg.instances(MODEL)] == ["v3", "v2", "v1"]
     assert [r.id for r in reg.instances(MODEL, limit=2)] == ["v3", "v2"]
-    with pytest.raises(sqlite3.IntegrityError, match="immutable"):
-        reg._conn.execute("UPDATE instances SET kind = 'x'")
-    with pytest.raises(sqlite3.IntegrityError, match="immutable"):
-        reg._conn.execute("DELETE FROM instances")
+    with pytest.raises(backend.IntegrityError, match="immutable"):
+        backend.execute_raw("UPDATE instances SET kind = 'x'")
+    with pytest.raises(backend.IntegrityError, match="immutable"):
+        backend.execute_raw("DELETE FROM instances")
 
 
 def test_instance_fields_round_trip_as_strings(reg):
@@ -116,7 +117,7 @@ def test_resolve_specs(reg, spec, version):
     (MODEL, "latest-3", "goes back past v1: fraud_model has v1…v3, so at most latest-2"),
     (MODEL, "@production", r"alias @production is not set .*aliases: @candidate→v2"),
     (Scope("fraud", "dev", "model", "nope"), "latest",
-     "unknown model asset 'nope' in fraud/dev of registry /.*/registry.db; "
+     "unknown model asset 'nope' in fraud/dev of registry (/|postgresql://).*; "
      "model assets there: fraud_model"),
     (Scope("fraud", "dev", "data", "fraud_model"), "latest",
      "no data assets are registered there .*exists there as a model asset"),
@@ -132,7 +133,7 @@ def test_resolve_misses_name_what_exists(reg, scope, spec, message):
         reg.resolve(scope, spec)
 
 
-def test_alias_moves_are_atomic_recorded_and_compare_and_set(reg):
+def test_alias_moves_are_atomic_recorded_and_compare_and_set(reg, backend):
     register_n(reg, MODEL, 3)
     first = reg.set_alias(MODEL, "production", "v1", by=ME, reason="first", expected=None)
     assert (first.from_version, first.to_version) == (None, 1)
@@ -157,11 +158,12 @@ def test_alias_moves_are_atomic_recorded_and_compare_and_set(reg):
         reg.set_alias(MODEL, "production", "v7", by=ME)
     with pytest.raises(RegistryError, match="expected= takes an instance id"):
         reg.set_alias(MODEL, "production", "v1", by=ME, expected="latest")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        reg._conn.execute("DELETE FROM alias_history")
+    for statement in ("DELETE FROM alias_history", "UPDATE alias_history SET reason = 'x'"):
+        with pytest.raises(backend.IntegrityError, match="append-only"):
+            backend.execute_raw(statement)
 
 
-def test_lineage_events_and_evidence(reg):
+def test_lineage_events_and_evidence(reg, backend):
     register_n(reg, MODEL, 2)
     reg.record_consumption(MODEL, 1, EntityRef("task", "Use/5/start/1"))
     reg.record_consumption(MODEL, 2, EntityRef("task", "Use/6/start/1"))
@@ -196,6 +198,16 @@ def test_lineage_events_and_evidence(reg):
     with pytest.raises(RegistryError, match="not JSON"):
         reg.add_evidence(MODEL, "v1", kind="gate", rule="x", passed=True, policy_hash=None,
                          details={"x": object()}, created_by=ME)
+    for statement in ("DELETE FROM evidence", "UPDATE evidence SET rule = 'x'"):
+        with pytest.raises(backend.IntegrityError, match="append-only"):
+            backend.execute_raw(statement)
+    # events after an id (what a follower reads) and the newest id
+    newest = reg.newest_event_id()
+    assert [e.id for e in reg.events()] == [event.id, newest]
+    assert [e.name for e in reg.events(after=event.id)] == ["retrain_required"]
+    assert reg.events("fraud", after=newest) == []
+    assert reg.wait_for_events(event.id, timeout=0) is True
+    assert reg.wait_for_events(newest, timeout=0.05) is False
 
 
 def test_register_once_returns_the_instance_holding_the_key(reg):
@@ -406,7 +418,7 @@ def test_open_registry_urls_and_reuse(tmp_path, monkeypatch):
     assert Path(relative.path) == tmp_path / "rel.db"
     monkeypatch.setenv("FLOWPOLICY_REGISTRY", f"sqlite:///{tmp_path / 'env.db'}")
     assert Path(open_registry().path) == tmp_path / "env.db"
-    for bad, message in [("postgres://x/y", "unsupported registry URL"),
+    for bad, message in [("mysql://x/y", "unsupported registry URL"),
                          ("sqlite://host/x.db", "use sqlite:///relative"),
                          ("sqlite:///:memory:", "names no file")]:
         with pytest.raises(RegistryError, match=message):
@@ -431,15 +443,16 @@ def test_default_registry_lives_at_the_project_root(tmp_path, monkeypatch):
     assert reg.path.is_file()
 
 
-def test_every_resolution_is_an_index_lookup(reg):
+def test_every_resolution_is_an_index_lookup(tmp_path):
     """Resolution cost must not grow with history: no query plan may scan a table."""
     from flowpolicy.registry import sqlite as backend
 
+    reg = SQLiteRegistry(tmp_path / "registry.db")
     register_n(reg, MODEL, 3)
     key = ("fraud", "dev", "model", "fraud_model")
-    for sql, params in [(backend._SQL_BY_BACK, (1, *key)), (backend._SQL_BY_VERSION, (2, *key)),
-                        (backend._SQL_BY_ALIAS, ("production", *key)),
-                        (backend._SQL_ASSET, key)]:
+    statements = backend._SQL
+    for sql, params in [(statements.by_back, (1, *key)), (statements.by_version, (2, *key)),
+                        (statements.by_alias, ("production", *key)), (statements.asset, key)]:
         plan = [row[-1] for row in reg._conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
         assert plan and all(step.startswith("SEARCH") for step in plan), plan
 
@@ -458,3 +471,16 @@ def test_write_lock_held_too_long_is_a_registry_error(tmp_path):
         holder.execute("ROLLBACK")
         holder.close()
     assert impatient.register(MODEL, kind="artifact", created_by=ME).id == "v1"
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("sqlite:////abs/registry.db", "sqlite:////abs/registry.db"),
+    ("postgresql://ml:s3cret@db:5432/flowpolicy", "postgresql://ml@db:5432/flowpolicy"),
+    ("postgresql://ml@db/flowpolicy?password=s3cret&sslmode=require",
+     "postgresql://ml@db/flowpolicy?sslmode=require"),
+    ("postgresql:///flowpolicy", "postgresql:///flowpolicy"),
+])
+def test_registry_urls_are_shown_without_passwords(url, shown):
+    from flowpolicy.registry.base import redact_url
+
+    assert redact_url(url) == shown

@@ -92,7 +92,7 @@ def test_assets_show_and_history(populated, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["assets", "show", "nope", "--project", "fraud"],
-     "no asset 'nope' in fraud/any branch of registry sqlite:///"),
+     "no asset 'nope' in fraud/any branch of registry "),
     (["assets", "history"], "needs an asset NAME"),
     (["assets", "list", "extra"], "takes no NAME"),
     (["assets", "show", "fraud_model"], "no project"),
@@ -121,3 +121,34 @@ def test_cli_subprocess_wiring(populated):
                           env={**os.environ, "FLOWPOLICY_REGISTRY": populated})
     assert done.returncode == 0, done.stderr
     assert len(json.loads(done.stdout)["assets"]) == 3
+
+
+def test_events_follow_prints_new_events_as_they_are_published(backend, tmp_path):
+    """``events --follow`` as users run it, on each backend: the events so far, then one
+    published while it waits (woken by NOTIFY on PostgreSQL)."""
+    from flowpolicy.registry import EntityRef
+
+    reg = backend.open()
+    reg.publish_event("fraud", "dev", "before", None, EntityRef("user", "tester"))
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "flowpolicy", "events", "--follow", "--for", "60",
+         "--project", "fraud", "--format", "json", "--registry", backend.url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert json.loads(follower.stdout.readline())["name"] == "before"
+        assert follower.stderr.readline().startswith("registry ")
+        assert follower.stderr.readline() == "following new events for 60s\n"
+        reg.publish_event("other", "dev", "filtered_out", None, EntityRef("user", "tester"))
+        reg.publish_event("fraud", "dev", "after", {"n": 1}, EntityRef("user", "tester"))
+        event = json.loads(follower.stdout.readline())
+        assert (event["name"], event["payload"]) == ("after", {"n": 1})
+    finally:
+        follower.kill()
+        follower.communicate()
+
+
+@pytest.mark.parametrize("argv", [["events", "--for", "3"],
+                                  ["events", "--follow", "--for", "0"]])
+def test_events_for_needs_follow_and_a_positive_time(populated, capsys, argv):
+    assert main(argv) == 2
+    assert "--for takes a positive number of seconds" in capsys.readouterr().err

@@ -1,7 +1,9 @@
-"""Concurrent writers and crashed writers, with real processes on one real SQLite file."""
+"""Concurrent writers and crashed writers, with real processes on one real registry of each
+SQL backend (a SQLite file, a PostgreSQL database): the ``backend`` fixture."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,17 +14,15 @@ import time
 import pytest
 
 from flowpolicy.registry import EntityRef, Scope
-from flowpolicy.registry.sqlite import SQLiteRegistry
 
 SCOPE = Scope("fraud", "dev", "model", "fraud_model")
 
 _PRELUDE = textwrap.dedent("""
     import os, sys, time
-    from flowpolicy.registry import EntityRef, Scope
-    from flowpolicy.registry.sqlite import SQLiteRegistry
-    path, worker, go = sys.argv[1], sys.argv[2], sys.argv[3]
+    from flowpolicy.registry import EntityRef, Scope, open_registry
+    url, worker, go = sys.argv[1], sys.argv[2], sys.argv[3]
     SCOPE = Scope("fraud", "dev", "model", "fraud_model")
-    reg = SQLiteRegistry(path)
+    reg = open_registry(url)
     me = EntityRef("task", f"Writer/{worker}/start/1")
     while not os.path.exists(go):  # start together, to collide as much as possible
         time.sleep(0.001)
@@ -43,12 +43,19 @@ _MOVE_ALIAS = _PRELUDE + textwrap.dedent("""
 """)
 
 
-def _run_together(script: str, path, workers: int, *args: str) -> None:
-    go = path.parent / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(path), str(w), str(go), *args],
+def _run_together(script: str, url: str, folder, workers: int, *args: str) -> None:
+    _run_groups(url, folder, [(script, [str(w) for w in range(workers)], args)])
+
+
+def _run_groups(url: str, folder, groups: list[tuple[str, list[str], tuple[str, ...]]]
+                ) -> None:
+    """Start every (script, workers, args) group's processes, release them at one instant,
+    and require that all succeed."""
+    go = folder / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", script, url, worker, str(go), *args],
                               stderr=subprocess.PIPE, text=True)
-             for w in range(workers)]
-    time.sleep(0.3)  # let every process import and open the file before the start signal
+             for script, workers, args in groups for worker in workers]
+    time.sleep(0.3)  # let every process import and open the registry before the start signal
     go.touch()
     failures = [(p.args[3], p.communicate()[1]) for p in procs if p.wait() != 0]
     assert not failures, failures
@@ -59,10 +66,11 @@ def _run_together(script: str, path, workers: int, *args: str) -> None:
 # once in a few dozen collisions shows up in one test run. A failure in a round is printed
 # and the worker goes on, so the others are not left waiting at the next round's start.
 _ROUNDS_PRELUDE = textwrap.dedent("""
-    import sys, time, traceback
+    import json, sys, time, traceback
     from pathlib import Path
-    from flowpolicy.registry import EntityRef, Scope
+    from flowpolicy.registry import EntityRef, Scope, open_registry
     folder, worker, rounds = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    urls = json.loads(sys.argv[4])  # the registry of each round
     me = EntityRef("user", f"worker-{worker}")
 
     def each_round(work):
@@ -77,11 +85,10 @@ _ROUNDS_PRELUDE = textwrap.dedent("""
 """)
 
 _CREATE_IN_ROUNDS = _ROUNDS_PRELUDE + textwrap.dedent("""
-    from flowpolicy.registry.sqlite import SQLiteRegistry
     SCOPE = Scope("fraud", "dev", "model", "fraud_model")
 
     def create(i):
-        reg = SQLiteRegistry(folder / f"registry-{i}.db")
+        reg = open_registry(urls[i])
         reg.register(SCOPE, kind="artifact", created_by=me, annotations={"worker": worker})
         reg.close()
 
@@ -94,7 +101,7 @@ _PROMOTE_IN_ROUNDS = _ROUNDS_PRELUDE + textwrap.dedent("""
     def promote(i):
         result = promote_assets("fraud", "dev", "staging", kinds=["models"],
                                 asset="fraud_model", instance=f"v{i + 1}",
-                                registry=str(folder / "registry.db"))
+                                registry=urls[i])
         assert not result["errors"], result["errors"]
         print("promoted", i, result["promoted"][0]["instance"], flush=True)
 
@@ -102,10 +109,12 @@ _PROMOTE_IN_ROUNDS = _ROUNDS_PRELUDE + textwrap.dedent("""
 """)
 
 
-def _run_in_rounds(script: str, folder, workers: int, rounds: int) -> list[str]:
-    """Start ``workers`` processes and release them together ``rounds`` times; every line
-    they printed, failures first."""
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(folder), str(w), str(rounds)],
+def _run_in_rounds(script: str, folder, workers: int, urls: list[str]) -> list[str]:
+    """Start ``workers`` processes and release them together once per registry URL of
+    ``urls`` (round i uses ``urls[i]``); every line they printed, failures first."""
+    rounds = len(urls)
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(folder), str(w), str(rounds),
+                               json.dumps(urls)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for w in range(workers)]
     try:
@@ -127,13 +136,39 @@ def _run_in_rounds(script: str, folder, workers: int, rounds: int) -> list[str]:
     return sorted(lines, key=lambda line: not line.startswith("round "))
 
 
-def test_sixteen_processes_create_one_new_registry_together(tmp_path):
-    """The first open and write of a brand-new file, 16 processes at the same instant, 40
+@pytest.fixture
+def fresh_registries(backend, request, tmp_path):
+    """``make(n)``: n fresh, empty registry locations of the backend under test."""
+    from conftest import Backend
+
+    made = []
+
+    def make(n: int) -> list[Backend]:
+        for i in range(n):
+            if backend.name == "sqlite":
+                path = tmp_path / f"registry-{i}.db"
+                made.append(Backend("sqlite", f"sqlite:///{path}", path))
+            else:
+                server = request.getfixturevalue("postgres_server")
+                made.append(Backend("postgresql", server.url(server.create_database())))
+        return made
+
+    yield make
+    if backend.name == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+        for location in made:
+            server.drop_database(location.url.rsplit("/", 1)[1])
+
+
+def test_sixteen_processes_create_one_new_registry_together(backend, fresh_registries,
+                                                            tmp_path):
+    """The first open and write of a brand-new registry, 16 processes at the same instant, 40
     times over: none may mistake another's half-done set-up for a foreign database."""
-    lines = _run_in_rounds(_CREATE_IN_ROUNDS, tmp_path, 16, 40)
+    locations = fresh_registries(40)
+    lines = _run_in_rounds(_CREATE_IN_ROUNDS, tmp_path, 16, [b.url for b in locations])
     assert [line for line in lines if line.startswith("round ")] == []
-    for i in range(40):
-        reg = SQLiteRegistry(tmp_path / f"registry-{i}.db", read_only=True)
+    for location in locations:
+        reg = location.open(read_only=True)
         records = reg.instances(SCOPE, limit=None)
         assert sorted(r.version for r in records) == list(range(1, 17))
         assert sorted(r.annotations["worker"] for r in records) == sorted(map(str, range(16)))
@@ -141,14 +176,14 @@ def test_sixteen_processes_create_one_new_registry_together(tmp_path):
         reg.close()
 
 
-def test_concurrent_promotions_of_one_instance_give_one_instance(tmp_path):
+def test_concurrent_promotions_of_one_instance_give_one_instance(backend, tmp_path):
     """Eight processes promote the same dev instance to staging at the same instant, for 12
     instances in turn: each instance arrives on staging once, and all eight are told so."""
-    reg = SQLiteRegistry(tmp_path / "registry.db")
+    reg = backend.open()
     for i in range(12):
         reg.register(SCOPE, kind="artifact", created_by=EntityRef("user", "setup"),
                      annotations={"i": i})
-    lines = _run_in_rounds(_PROMOTE_IN_ROUNDS, tmp_path, 8, 12)
+    lines = _run_in_rounds(_PROMOTE_IN_ROUNDS, tmp_path, 8, [backend.url] * 12)
     assert [line for line in lines if line.startswith("round ")] == []
 
     staging = Scope("fraud", "staging", "model", "fraud_model")
@@ -166,12 +201,10 @@ def test_concurrent_promotions_of_one_instance_give_one_instance(tmp_path):
     assert all(m.from_version != m.to_version for m in moves)
 
 
-def test_concurrent_writers_never_lose_or_duplicate_versions(tmp_path):
-    path = tmp_path / "registry.db"
-    SQLiteRegistry(path).close()
-    _run_together(_REGISTER, path, 8, "100")
+def test_concurrent_writers_never_lose_or_duplicate_versions(backend, tmp_path):
+    _run_together(_REGISTER, backend.url, tmp_path, 8, "100")
 
-    reg = SQLiteRegistry(path)
+    reg = backend.open()
     records = reg.instances(SCOPE, limit=None)
     assert sorted(r.version for r in records) == list(range(1, 801))
     pairs = {(r.annotations["writer"], r.annotations["i"]) for r in records}
@@ -182,12 +215,11 @@ def test_concurrent_writers_never_lose_or_duplicate_versions(tmp_path):
     assert reg.integrity_problems() == []
 
 
-def test_concurrent_alias_moves_are_serialised_and_all_recorded(tmp_path):
-    path = tmp_path / "registry.db"
-    reg = SQLiteRegistry(path)
+def test_concurrent_alias_moves_are_serialised_and_all_recorded(backend, tmp_path):
+    reg = backend.open()
     for _ in range(8):
         reg.register(SCOPE, kind="artifact", created_by=EntityRef("user", "setup"))
-    _run_together(_MOVE_ALIAS, path, 8, "40")
+    _run_together(_MOVE_ALIAS, backend.url, tmp_path, 8, "40")
 
     history = reg.alias_history(SCOPE, "champion")
     assert len(history) == 8 * 40
@@ -196,20 +228,43 @@ def test_concurrent_alias_moves_are_serialised_and_all_recorded(tmp_path):
     assert history[0].from_version is None
     assert all(later.from_version == earlier.to_version
                for earlier, later in zip(history, history[1:], strict=False))
-    rows = reg._conn.execute("SELECT version FROM aliases WHERE alias = 'champion'").fetchall()
+    rows = backend.execute_raw("SELECT version FROM aliases WHERE alias = 'champion'")
     assert rows == [(history[-1].to_version,)]
     assert reg.resolve(SCOPE, "@champion").version == history[-1].to_version
+
+
+def test_registrations_and_alias_moves_at_once_lose_nothing(backend, tmp_path):
+    """Eight processes register 100 instances each while four others move an alias 40 times
+    each, all on one asset: every number once, every move recorded and chained."""
+    reg = backend.open()
+    for _ in range(8):
+        reg.register(SCOPE, kind="artifact", created_by=EntityRef("user", "setup"),
+                     annotations={"writer": "setup"})
+    _run_groups(backend.url, tmp_path, [(_REGISTER, [str(w) for w in range(8)], ("100",)),
+                                        (_MOVE_ALIAS, [f"mover{w}" for w in range(4)], ("40",))])
+
+    records = reg.instances(SCOPE, limit=None)
+    assert sorted(r.version for r in records) == list(range(1, 809))
+    pairs = {(r.annotations["writer"], r.annotations.get("i")) for r in records[:-8]}
+    assert pairs == {(str(w), str(i)) for w in range(8) for i in range(100)}
+    history = reg.alias_history(SCOPE, "champion")
+    assert {m.reason for m in history} == {f"mover{w}:{i}" for w in range(4) for i in range(40)}
+    assert history[0].from_version is None
+    assert all(later.from_version == earlier.to_version
+               for earlier, later in zip(history, history[1:], strict=False))
+    assert reg.get_alias(SCOPE, "champion") == history[-1].to_version
+    assert reg.integrity_problems() == []
 
 
 _STALL_BEFORE_COMMIT = textwrap.dedent("""
     import sys, time
     from contextlib import contextmanager
-    from flowpolicy.registry import EntityRef, Scope
-    from flowpolicy.registry.sqlite import SQLiteRegistry
+    from flowpolicy.registry import EntityRef, Scope, open_registry
     scope = Scope("fraud", "dev", "model", "fraud_model")
-    reg = SQLiteRegistry(sys.argv[1])
+    reg = open_registry(sys.argv[1])
     me = EntityRef("user", "doomed")
-    committed = SQLiteRegistry._write
+    backend = type(reg)
+    committed = backend._write
 
     @contextmanager
     def stall_before_commit(self, **kwargs):
@@ -218,7 +273,7 @@ _STALL_BEFORE_COMMIT = textwrap.dedent("""
             print("IN-TRANSACTION", flush=True)  # every statement ran; COMMIT has not
             time.sleep(120)
 
-    SQLiteRegistry._write = stall_before_commit
+    backend._write = stall_before_commit
     if sys.argv[2] == "register":
         reg.register(scope, kind="artifact", created_by=me, annotations={"doomed": 1})
     else:
@@ -227,15 +282,14 @@ _STALL_BEFORE_COMMIT = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("operation", ["register", "set_alias"])
-def test_writer_killed_mid_transaction_leaves_a_consistent_registry(tmp_path, operation):
-    path = tmp_path / "registry.db"
-    reg = SQLiteRegistry(path)
+def test_writer_killed_mid_transaction_leaves_a_consistent_registry(backend, operation):
+    reg = backend.open()
     for _ in range(5):
         reg.register(SCOPE, kind="artifact", created_by=EntityRef("user", "setup"))
     reg.set_alias(SCOPE, "production", "v5", by=EntityRef("user", "setup"))
     reg.close()
 
-    child = subprocess.Popen([sys.executable, "-c", _STALL_BEFORE_COMMIT, str(path), operation],
+    child = subprocess.Popen([sys.executable, "-c", _STALL_BEFORE_COMMIT, backend.url, operation],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = child.stdout.readline()
@@ -245,7 +299,7 @@ def test_writer_killed_mid_transaction_leaves_a_consistent_registry(tmp_path, op
         child.wait()
     assert child.returncode == -signal.SIGKILL
 
-    after = SQLiteRegistry(path)  # a fresh connection, as the next process would open
+    after = backend.open()  # a fresh connection, as the next process would open
     assert after.integrity_problems() == []
     assert [r.version for r in after.instances(SCOPE)] == [5, 4, 3, 2, 1]
     assert after.resolve(SCOPE, "@production").version == 5
@@ -256,10 +310,9 @@ def test_writer_killed_mid_transaction_leaves_a_consistent_registry(tmp_path, op
 
 _STORM = textwrap.dedent("""
     import sys
-    from flowpolicy.registry import EntityRef, Scope
-    from flowpolicy.registry.sqlite import SQLiteRegistry
+    from flowpolicy.registry import EntityRef, Scope, open_registry
     scope = Scope("fraud", "dev", "model", "fraud_model")
-    reg = SQLiteRegistry(sys.argv[1])
+    reg = open_registry(sys.argv[1])
     me = EntityRef("user", "storm")
     i = 0
     while True:
@@ -271,10 +324,8 @@ _STORM = textwrap.dedent("""
 """)
 
 
-def test_writer_killed_at_an_arbitrary_point_leaves_a_consistent_registry(tmp_path):
-    path = tmp_path / "registry.db"
-    SQLiteRegistry(path).close()
-    child = subprocess.Popen([sys.executable, "-c", _STORM, str(path)],
+def test_writer_killed_at_an_arbitrary_point_leaves_a_consistent_registry(backend):
+    child = subprocess.Popen([sys.executable, "-c", _STORM, backend.url],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "BUSY", child.stderr.read()
@@ -282,7 +333,7 @@ def test_writer_killed_at_an_arbitrary_point_leaves_a_consistent_registry(tmp_pa
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
 
-    after = SQLiteRegistry(path)
+    after = backend.open()
     assert after.integrity_problems() == []
     latest = after.resolve(SCOPE, "latest").version
     assert latest >= 50

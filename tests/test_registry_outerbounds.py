@@ -16,9 +16,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from flowpolicy import Asset
+from flowpolicy.cli import main
 from flowpolicy.errors import RegistryError
-from flowpolicy.registry import AliasConflict, EntityRef, Scope, open_registry
+from flowpolicy.registry import (
+    AliasConflict,
+    CompareAndSetUnsupported,
+    EntityRef,
+    Scope,
+    open_registry,
+)
 from flowpolicy.registry.outerbounds import OuterboundsRegistry
+from flowpolicy.runtime.promote import promote_assets
 
 PREFIX = "/v1/perimeters/default/projects/fraud/branches/dev"
 
@@ -31,6 +39,8 @@ class AssetServiceStub:
         self.instances: dict[tuple[str, str], list[dict]] = {}
         self.aliases: dict[tuple[str, str], dict[str, str]] = {}
         self.consumed: dict[tuple[str, str], list[dict]] = {}
+        #: called after each registration, e.g. to land another writer's registration
+        self.after_patch = None
 
     def handle(self, method: str, path: str, body: dict | None) -> tuple[int, dict]:
         self.requests.append((method, path, body))
@@ -56,6 +66,9 @@ class AssetServiceStub:
                 f"{'model' if kind == 'models' else 'data'}_properties": props,
                 "tags": body.get("tags", []),
             })
+            if self.after_patch:
+                hook, self.after_patch = self.after_patch, None
+                hook(key)
             return 200, {}
         if key not in self.instances:
             return 404, {"error": f"asset {parts[1]} not found"}
@@ -154,15 +167,100 @@ def test_asset_client_on_the_outerbounds_backend(stub):
     assert [i.id for i in asset.list_model_asset_instances("fraud_model")] == ["v2", "v1"]
     assert [i["asset"]["name"] for i in asset.list_model_assets()["items"]] == ["fraud_model"]
 
-    move = asset.set_alias("fraud_model", "champion", "latest", expected=None)
+    move = asset.set_alias("fraud_model", "champion", "latest")
     assert (move["from"], move["to"]) == (None, "v2")
     assert stub.requests[-1] == ("PUT", f"{PREFIX}/models/fraud_model/aliases/champion",
                                  {"instance_id": "v2",
                                   "entity_ref": {"entity_kind": "user", "entity_id": "tester"}})
     assert asset.get_alias("fraud_model", "champion") == "v2"
     assert asset.peek_model_asset("fraud_model", "@champion")["id"] == "v2"
-    with pytest.raises(AliasConflict):
-        asset.set_alias("fraud_model", "champion", "v1", expected="v1")
+
+
+def test_compare_and_set_is_refused_unless_the_weaker_mode_is_asked_for(stub):
+    me = {"entity_kind": "user", "entity_id": "tester"}
+    asset = Asset(project="fraud", branch="dev", registry=stub.url, entity_ref=me)
+    for _ in range(2):
+        asset.register_model_asset("fraud_model", kind="artifact")
+    sent = len(stub.requests)
+    with pytest.raises(CompareAndSetUnsupported, match=(
+            "cannot move @champion .* only if it is still unset: the Outerbounds asset service "
+            r"has no compare-and-set.*outerbounds://\?alias_moves=read-then-write")) as raised:
+        asset.set_alias("fraud_model", "champion", "v1", expected=None)
+    assert raised.value.exit_code == 2
+    assert len(stub.requests) == sent  # refused before anything was sent
+    assert stub.aliases == {}
+
+    weaker = Asset(project="fraud", branch="dev", entity_ref=me,
+                   registry=stub.url + "?alias_moves=read-then-write")
+    assert weaker.registry.url.endswith("?alias_moves=read-then-write")
+    assert weaker.set_alias("fraud_model", "champion", "v1", expected=None)["to"] == "v1"
+    with pytest.raises(AliasConflict, match="is v1, expected v2"):
+        weaker.set_alias("fraud_model", "champion", "v2", expected="v2")
+    assert weaker.set_alias("fraud_model", "champion", "v2", expected="v1")["to"] == "v2"
+    with pytest.raises(RegistryError, match="the only option is"):
+        OuterboundsRegistry.from_url(stub.url + "?alias_moves=sometimes")
+
+
+def test_register_returns_its_own_instance_when_another_lands_in_between(stub):
+    reg = OuterboundsRegistry.from_url(stub.url)
+    scope = Scope("fraud", "dev", "model", "fraud_model")
+
+    def someone_else_registers(key):
+        stub.instances[key].append({**stub.instances[key][-1], "id": "v2",
+                                    "created_by": {"entity_kind": "task", "entity_id": "X/9/s/1"}})
+
+    stub.after_patch = someone_else_registers
+    mine = reg.register(scope, kind="artifact", created_by=EntityRef("task", "T/1/s/2"),
+                        annotations={"f1_score": 0.9})
+    assert (mine.id, mine.created_by.entity_id) == ("v1", "T/1/s/2")
+
+
+def test_evidence_is_kept_on_the_service_in_a_companion_asset(stub):
+    me = {"entity_kind": "user", "entity_id": "tester"}
+    asset = Asset(project="fraud", branch="dev", registry=stub.url, entity_ref=me)
+    for _ in range(2):
+        asset.register_model_asset("fraud_model", kind="artifact")
+    for i in range(60):  # more than the 50 recent instances the service lists
+        asset.record_evidence("fraud_model", "v1" if i % 2 else "v2", asset_type="model",
+                              kind="gate", rule="quality", passed=bool(i % 3),
+                              policy_hash="abc", details={"i": i, "f1": [0.9]})
+    asset.record_evidence("fraud_model", "v2", asset_type="model", kind="champion",
+                          rule="champion", passed=True, policy_hash=None, details={})
+    patched = [r[:2] for r in stub.requests if r[0] == "PATCH"]
+    assert ("PATCH", f"{PREFIX}/data/flowpolicy_evidence__model__fraud_model") in patched
+    on_v2 = asset.evidence("fraud_model", "v2")
+    assert [r["details"].get("i") for r in on_v2] == [*range(0, 60, 2), None]
+    assert on_v2[0] == {"kind": "gate", "rule": "quality", "passed": False, "policy_hash": "abc",
+                        "details": {"i": 0, "f1": [0.9]}, "created_at": on_v2[0]["created_at"],
+                        "created_by": me, "instance": "v2"}
+    assert [r["rule"] for r in asset.evidence("fraud_model", "v2", kind="champion")] == [
+        "champion"]
+    assert len(asset.evidence("fraud_model", "v1")) == 30
+    assert asset.evidence("fraud_model", "v1", asset_type="model", kind="drift") == []
+    # the companion is storage, not an asset of the project
+    assert [i["asset"]["name"] for i in asset.list_data_assets()["items"]] == []
+    with pytest.raises(RegistryError, match="evidence kind must be one of"):
+        asset.record_evidence("fraud_model", "v1", asset_type="model", kind="vibes", rule="x",
+                              passed=True, policy_hash=None, details=None)
+
+
+def test_promotion_works_without_compare_and_set(stub):
+    dev = Asset(project="fraud", branch="dev", registry=stub.url,
+                entity_ref={"entity_kind": "user", "entity_id": "tester"})
+    dev.register_model_asset("fraud_model", kind="artifact", annotations={"f1_score": 0.9})
+    # the stub serves one branch: promote onto it, which points the alias (compare-and-set
+    # where the backend has it, a plain move here) and copies nothing
+    result = promote_assets("fraud", "dev", "dev", kinds=["models"], asset="fraud_model",
+                            registry=stub.url)
+    assert result["errors"] == [] and result["promoted"][0]["instance"] == "v1"
+    assert stub.aliases[("models", "fraud_model")] == {"candidate": "v1"}
+
+
+def test_registry_info_states_the_guarantees(stub, capsys):
+    assert main(["registry", "info", "--registry", stub.url]) == 0
+    out = capsys.readouterr().out
+    assert "backend   outerbounds" in out
+    assert "refused: compare-and-set alias moves" in out and "weaker: register_once" in out
 
 
 def test_register_once_looks_before_it_registers(stub):
@@ -185,7 +283,8 @@ def test_register_once_looks_before_it_registers(stub):
     (lambda a: a.peek_model_asset("fraud_model", "v7"), "v7 of model asset"),
     (lambda a: a.peek_model_asset("fraud_model", "latest-x"), "malformed instance spec"),
     (lambda a: a.alias_history("fraud_model", "champion"), "keeps no alias history"),
-    (lambda a: a.evidence("fraud_model"), "need the embedded registry"),
+    (lambda a: a.list_events(), "cannot be listed"),
+    (lambda a: a.registry.wait_for_events(0, 1), "cannot be followed from here"),
 ])
 def test_what_the_service_lacks_is_a_clear_error(stub, call, message):
     asset = Asset(project="fraud", branch="dev", registry=stub.url,

@@ -1,4 +1,5 @@
-"""Laws of instance-spec resolution, checked with hypothesis on a real SQLite registry."""
+"""Laws of instance-spec resolution, checked with hypothesis on a real registry of each SQL
+backend (a SQLite file, a PostgreSQL database)."""
 
 from __future__ import annotations
 
@@ -12,18 +13,30 @@ from hypothesis import strategies as st
 
 from flowpolicy.errors import RegistryError
 from flowpolicy.registry import EntityRef, Scope, parse_spec
-from flowpolicy.registry.sqlite import SQLiteRegistry
 
 ME = EntityRef("user", "tester")
 _names = (f"asset_{i}" for i in itertools.count())
 
 
-@pytest.fixture(scope="module")
-def reg():
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def reg(request):
+    """One registry per module and backend (hypothesis runs many examples per test; each
+    example works on an asset of its own)."""
+    from conftest import Backend
+
     with tempfile.TemporaryDirectory() as folder:
-        registry = SQLiteRegistry(Path(folder) / "registry.db")
+        if request.param == "sqlite":
+            path = Path(folder) / "registry.db"
+            location, database = Backend("sqlite", f"sqlite:///{path}", path), None
+        else:
+            server = request.getfixturevalue("postgres_server")
+            database = server.create_database()
+            location = Backend("postgresql", server.url(database))
+        registry = location.open()
         yield registry
         registry.close()
+        if database:
+            server.drop_database(database)
 
 
 def fresh_asset(reg, versions: int) -> Scope:

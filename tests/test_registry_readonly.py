@@ -1,6 +1,6 @@
 """The registry opened read-only (as ``flowpolicy check`` and ``plan`` open it): real SQLite
-files written by real writers, never created, migrated or modified by a reader; every write
-through a read-only handle raises."""
+files (and, where the test says so, PostgreSQL databases) written by real writers, never
+created, migrated or modified by a reader; every write through a read-only handle raises."""
 
 from __future__ import annotations
 
@@ -63,27 +63,29 @@ def test_older_schema_is_read_as_it_is_and_never_migrated(tmp_path):
 
 
 @pytest.mark.parametrize("write", sorted(WRITES))
-def test_every_write_through_a_read_only_handle_raises(tmp_path, write):
-    path = tmp_path / "registry.db"
-    writer = SQLiteRegistry(path)
+def test_every_write_through_a_read_only_handle_raises(backend, write):
+    writer = backend.open()
     writer.register(MODEL, kind="artifact", created_by=ME)
+    content = writer.digest()
     writer.close()
-    before = digest(path)
-    reader = SQLiteRegistry(path, read_only=True)
+    before = digest(backend.path) if backend.path else None
+    reader = backend.open(read_only=True)
     with pytest.raises(RegistryError, match="opened read-only"):
         WRITES[write](reader)
     assert reader.resolve(MODEL).id == "v1"
+    assert reader.digest() == content
     reader.close()
-    assert digest(path) == before
+    if backend.path:
+        assert digest(backend.path) == before
 
-    wrapped = ReadOnlyRegistry(SQLiteRegistry(path))  # what a backend without ro mode gets
+    wrapped = ReadOnlyRegistry(backend.open())  # what a backend without ro mode gets
     with pytest.raises(RegistryError, match=f"opened read-only: {write} is refused"):
         WRITES[write](wrapped)
     assert wrapped.resolve(MODEL).id == "v1"
 
 
-def test_reader_sees_commits_of_a_writer_that_is_still_open(tmp_path):
-    url = f"sqlite:///{tmp_path / 'registry.db'}"
+def test_reader_sees_commits_of_a_writer_that_is_still_open(backend):
+    url = backend.url
     writer = open_registry(url)
     writer.register(MODEL, kind="artifact", created_by=ME)
     reader = open_registry(url, read_only=True)

@@ -11,8 +11,9 @@
 A report has ``exit_code``, ``format_text()`` and ``to_dict()`` (``--format text`` / ``json``,
 :mod:`flowpolicy.formats`); those of ``validate``, ``lint`` and ``check`` also ``diagnostics``
 and ``codes`` (``sarif`` / ``github``). Invalid input raises
-:class:`~flowpolicy.errors.FlowpolicyError` (exit 2); findings, failed checks and refusals
-are reports. The command line only turns arguments into requests and prints the reports.
+:class:`~flowpolicy.errors.FlowpolicyError` (exit 2); findings, failed checks and lifecycle
+refusals are reports (a registry copy's refusals are errors with exit 1). The command line
+only turns arguments into requests and prints the reports.
 
 Each function imports the code that serves it when called: all of flowpolicy takes ~0.25 s
 of CPU to import, ``flowpolicy --help`` ~0.06 s (``/usr/bin/time``), so a command loads only
@@ -36,6 +37,8 @@ from flowpolicy.request import (
     LintRequest,
     PlanRequest,
     PromoteRequest,
+    RegistryCopyRequest,
+    RegistryInfoRequest,
     ReportRequest,
     RollbackRequest,
     ServeRequest,
@@ -47,7 +50,12 @@ if TYPE_CHECKING:
     from flowpolicy.compile import CompileReport
     from flowpolicy.diagnostics import CodeDoc
     from flowpolicy.graph import GraphResult
-    from flowpolicy.inventory import InventoryReport
+    from flowpolicy.inventory import (
+        EventFollow,
+        InventoryReport,
+        RegistryCopyReport,
+        RegistryInfoReport,
+    )
     from flowpolicy.lint import LintReport
     from flowpolicy.policy.validation import ValidateReport
     from flowpolicy.report import ReportResult
@@ -64,6 +72,8 @@ __all__ = [
     "LintRequest",
     "PlanRequest",
     "PromoteRequest",
+    "RegistryCopyRequest",
+    "RegistryInfoRequest",
     "ReportRequest",
     "RollbackRequest",
     "ServeRequest",
@@ -74,11 +84,14 @@ __all__ = [
     "compile",
     "demo",
     "events",
+    "follow_events",
     "graph",
     "lint",
     "lint_rules",
     "plan",
     "promote",
+    "registry_copy",
+    "registry_info",
     "report",
     "rollback",
     "schema_file",
@@ -135,6 +148,26 @@ def events(request: EventsRequest) -> InventoryReport:
     return list_events(request)
 
 
+def follow_events(request: EventsRequest) -> EventFollow:
+    """The events so far, then each new one as it is published, until ``follow_for``
+    seconds pass (default: forever); the registry is opened, and its errors raised, here."""
+    from flowpolicy.inventory import follow_events
+    return follow_events(request)
+
+
+def registry_info(request: RegistryInfoRequest) -> RegistryInfoReport:
+    """The registry's backend, location, schema version and sizes, read-only."""
+    from flowpolicy.inventory import registry_info
+    return registry_info(request)
+
+
+def registry_copy(request: RegistryCopyRequest) -> RegistryCopyReport:
+    """Copy a whole SQL registry into another, verified; refusals raise RegistryError
+    (exit 1): nothing to copy, a destination not empty without ``replace``, no verify."""
+    from flowpolicy.inventory import registry_copy
+    return registry_copy(request)
+
+
 def report(request: ReportRequest) -> ReportResult:
     """Write the HTML page of the registry's history (:mod:`flowpolicy.report`); without a
     project, the one FLOWPOLICY_PROJECT / obproject.toml names, else every project."""
@@ -185,7 +218,7 @@ def demo(request: DemoRequest) -> Path:
     """Run the fraud example end to end and return its scratch project; a flow whose outcome
     is not what the policy demands is an error (exit 1; :mod:`flowpolicy.demo`)."""
     from flowpolicy.demo import run_demo
-    return run_demo(request.directory, echo=request.echo)
+    return run_demo(request.directory, echo=request.echo, registry=request.registry)
 
 
 def schema_file() -> Path:

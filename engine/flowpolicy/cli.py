@@ -30,6 +30,7 @@ COMMANDS = (
     "promote",
     "rollback",
     "alias",
+    "registry",
     "demo",
 )
 

@@ -28,6 +28,7 @@ from flowpolicy.errors import EXIT_FINDINGS, FlowpolicyError, RegistryError
 from flowpolicy.fileio import make_folder
 from flowpolicy.policy.loader import load_policy
 from flowpolicy.policy.model import Policy
+from flowpolicy.registry import open_registry
 from flowpolicy.runtime.assets import Asset
 from flowpolicy.runtime.promote import PROMOTED_FROM_BRANCH, PROMOTED_FROM_INSTANCE
 
@@ -109,16 +110,20 @@ STEPS = (
 
 
 def run_demo(directory: str | os.PathLike | None = None,
-             echo: Callable[[str], None] = print) -> Path:
-    """Run the demo in ``directory`` (default: a new temporary folder) and return it.
+             echo: Callable[[str], None] = print, *, registry: str | None = None) -> Path:
+    """Run the demo in ``directory`` (default: a new temporary folder) and return it, on the
+    registry at URL ``registry`` (default: a new SQLite file in the scratch folder), which
+    must be empty (e.g. a new PostgreSQL database).
 
     Raises FlowpolicyError (exit 1) when a flow's outcome is not what the policy demands.
     """
     started = time.perf_counter()
     require_example_dependencies()
+    if registry is not None:
+        _require_empty(registry)
     scratch = _scratch(directory)
     project_dir = scratch / PROJECT
-    env = _environment(scratch, echo)
+    env = _environment(scratch, echo, registry)
     echo(f"flowpolicy demo in {project_dir}")
 
     policy, written = copy_example(project_dir)
@@ -213,16 +218,34 @@ def flow_environment(datastore_root: str | os.PathLike, registry: str, *, user: 
     return env
 
 
-def _environment(scratch: Path, echo: Callable[[str], None]) -> dict[str, str]:
-    """Local Metaflow and a SQLite registry, both inside the scratch folder; nothing from
-    the caller's flowpolicy or Metaflow settings leaks in except the user name."""
+def _environment(scratch: Path, echo: Callable[[str], None], registry: str | None
+                 ) -> dict[str, str]:
+    """Local Metaflow and a SQLite registry (unless ``registry`` names one), both inside
+    the scratch folder; nothing from the caller's flowpolicy or Metaflow settings leaks in
+    except the user name."""
     user = os.environ.get("METAFLOW_USER")
     if not user:
         user = _login() or "flowpolicy_demo"
         echo(f"note: METAFLOW_USER is not set; the demo's Metaflow runs use {user!r}")
-    env = flow_environment(scratch, f"sqlite:///{scratch / 'registry.db'}", user=user)
+    env = flow_environment(scratch, registry or f"sqlite:///{scratch / 'registry.db'}",
+                           user=user)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def _require_empty(url: str) -> None:
+    """The demo numbers on v1, v2, …: a registry that already holds assets or events is
+    refused (a read here creates nothing)."""
+    registry = open_registry(url)
+    try:
+        held = bool(registry.assets() or registry.events())
+    except RegistryError as exc:
+        if "nothing to read" not in str(exc):
+            raise
+        held = False
+    if held:
+        raise FlowpolicyError(f"--registry {registry.url} already holds assets or events; the "
+                              "demo needs an empty registry (e.g. a new database)")
 
 
 def _login() -> str | None:

@@ -1,28 +1,39 @@
-"""What the registry holds, as plain data: ``flowpolicy assets list | show | history`` and
-``flowpolicy events``.
+"""What the registry holds, as plain data: ``flowpolicy assets list | show | history``,
+``flowpolicy events [--follow]`` and ``flowpolicy registry info | copy``.
 
 ``list`` gives every asset scope (project, branch, type, name) with its newest version and
 aliases; ``show`` the instances of one asset with annotations, aliases, evidence and
 consumers; ``history`` its versions and alias moves in time order; ``events`` the published
-project events, oldest first. The registry is read through its Protocol and never written;
-every report names the registry it read.
+project events, oldest first (followed: then each new one as it is published); ``info`` the
+backend, location, schema version and sizes. These read the registry through its Protocol
+and never write it; every report names the registry it read. ``copy`` moves a whole SQL
+registry to another SQL backend (:func:`flowpolicy.registry.sql.copy_registry`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from flowpolicy.errors import EXIT_OK, FlowpolicyError, RegistryError
-from flowpolicy.registry import Registry, open_existing_registry
+from flowpolicy.registry import Registry, open_existing_registry, open_registry
 from flowpolicy.registry.base import AssetSummary, Scope
-from flowpolicy.request import AssetsRequest, EventsRequest
+from flowpolicy.registry.sql import CopyReport, SQLRegistry, copy_registry
+from flowpolicy.request import (
+    AssetsRequest,
+    EventsRequest,
+    RegistryCopyRequest,
+    RegistryInfoRequest,
+)
 from flowpolicy.runtime.branch import resolve_project, sanitize_branch
 
 #: What a report says when there is no registry file to read.
 NO_REGISTRY = "nothing registered yet, or set FLOWPOLICY_REGISTRY / --registry to the right file"
+#: The longest single wait of a follower, so an interrupt or its deadline is noticed.
+FOLLOW_WAIT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -78,10 +89,128 @@ def list_assets(request: AssetsRequest) -> InventoryReport:
 
 
 def list_events(request: EventsRequest) -> InventoryReport:
+    if request.follow_for is not None:
+        raise RegistryError(FOLLOW_FOR_ERROR)
     registry = open_existing_registry(request.registry, read_only=True, missing=NO_REGISTRY)
     branch = sanitize_branch(request.branch) if request.branch else None
     return InventoryReport(registry.url, "events", tuple(
         e.to_dict() for e in registry.events(request.project, branch, request.name)))
+
+
+FOLLOW_FOR_ERROR = "--for takes a positive number of seconds, with --follow"
+
+
+@dataclass(frozen=True)
+class EventFollow:
+    """A followed registry: ``batches`` yields the events so far (first, possibly empty),
+    then each batch of new ones as they are published, until ``follow_for`` has passed."""
+
+    registry: str
+    batches: Iterator[tuple[dict[str, Any], ...]]
+
+    @staticmethod
+    def line(event: dict[str, Any], fmt: str) -> str:
+        """One followed event as ``--format fmt`` prints it (JSON: one object a line)."""
+        return json.dumps(event) if fmt == "json" else event_line(event)
+
+
+def follow_events(request: EventsRequest) -> EventFollow:
+    """The registry is opened (and its errors raised) here; reading starts with the first
+    batch. PostgreSQL wakes the wait by NOTIFY; the SQLite file is looked at every 0.1 s."""
+    if request.follow_for is not None and request.follow_for <= 0:
+        raise RegistryError(FOLLOW_FOR_ERROR)
+    registry = open_existing_registry(request.registry, read_only=True, missing=NO_REGISTRY)
+    branch = sanitize_branch(request.branch) if request.branch else None
+    return EventFollow(registry.url, _batches(registry, request.project, branch, request.name,
+                                              request.follow_for))
+
+
+def _batches(registry: Registry, project: str | None, branch: str | None, name: str | None,
+             seconds: float | None) -> Iterator[tuple[dict[str, Any], ...]]:
+    deadline = None if seconds is None else time.monotonic() + seconds
+    cursor = 0
+    while True:
+        # read the newest id first: an event published meanwhile is read now or next time
+        newest = registry.newest_event_id()
+        batch = tuple(registry.events(project, branch, name, after=cursor))
+        yield tuple(e.to_dict() for e in batch)
+        cursor = max([newest, *(e.id for e in batch)])
+        left = FOLLOW_WAIT_S if deadline is None else deadline - time.monotonic()
+        if left <= 0:
+            return
+        registry.wait_for_events(cursor, min(left, FOLLOW_WAIT_S))
+
+
+@dataclass(frozen=True)
+class RegistryInfoReport:
+    """``registry info``: the registry's URL and what its backend's ``info()`` states."""
+
+    info: dict[str, Any]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.info)
+
+    def format_text(self) -> str:
+        info = self.info
+        lines = [f"registry {info['registry']}",
+                 f"  backend   {info['backend']} ({info['server']})",
+                 f"  location  {info['location']}",
+                 *(f"  {line}" for line in info.get("guarantees", ()))]
+        if "schema_version" in info:
+            lines += [f"  schema    version {info['schema_version']} (this flowpolicy writes "
+                      f"{info['current_schema_version']})",
+                      f"  size      {_bytes(info['bytes'])}",
+                      f"  rows      {_rows(info['rows'])}"]
+        return "".join(f"{line}\n" for line in lines)
+
+
+def registry_info(request: RegistryInfoRequest) -> RegistryInfoReport:
+    registry = open_existing_registry(request.registry, read_only=True, missing=NO_REGISTRY)
+    return RegistryInfoReport({"registry": registry.url, **registry.info()})
+
+
+@dataclass(frozen=True)
+class RegistryCopyReport:
+    """``registry copy``: what was copied, verified by row counts and content hash."""
+
+    copy: CopyReport
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.copy.to_dict()
+
+    def format_text(self) -> str:
+        copy = self.copy
+        replaced = " (its previous contents discarded)" if copy.replaced else ""
+        return (f"copied {copy.source} → {copy.destination}{replaced}\n"
+                f"  rows      {_rows(copy.digest.counts)}\n"
+                f"  verified  row counts and content sha256 {copy.digest.sha256[:16]}… equal "
+                "in both\n")
+
+
+def registry_copy(request: RegistryCopyRequest) -> RegistryCopyReport:
+    """Copy a whole SQL registry; a source with no rows, a destination that is not empty
+    (unless ``replace``) and a copy that does not verify are refused: RegistryError, exit 1."""
+    source = _sql_backend(open_existing_registry(
+        request.source, read_only=True, missing="nothing to copy"), "source")
+    if not any(source.digest().counts.values()):
+        raise RegistryError(f"nothing to copy: {source.url} holds no rows", exit_code=1)
+    destination = _sql_backend(open_registry(request.destination), "destination")
+    return RegistryCopyReport(copy_registry(source, destination, replace=request.replace))
+
+
+def _sql_backend(registry: Registry, role: str) -> SQLRegistry:
+    if not isinstance(registry, SQLRegistry):
+        raise RegistryError(f"{role} {registry.url}: copy works between SQL registries "
+                            "(sqlite:///… and postgresql://…), not this backend")
+    return registry
 
 
 def default_project(project: str | None, *, all_projects: bool) -> str | None:
@@ -232,3 +361,16 @@ def _format_history(report: Sequence[dict[str, Any]]) -> str:
                         + (f": {entry['reason']}" if entry["reason"] else ""))
             out.append(f"  {entry['at']}  {line}\n")
     return "".join(out)
+
+
+def _rows(counts: dict[str, int]) -> str:
+    return ", ".join(f"{table} {count}" for table, count in counts.items())
+
+
+def _bytes(size: int) -> str:
+    value, unit = float(size), "B"
+    for bigger in ("KiB", "MiB", "GiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"

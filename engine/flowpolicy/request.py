@@ -102,6 +102,23 @@ class EventsRequest:
     project: str | None = None
     branch: str | None = None
     registry: str | None = None
+    #: With :func:`flowpolicy.api.follow_events`: stop after this many seconds (default:
+    #: follow until interrupted).
+    follow_for: float | None = None
+
+
+@dataclass(frozen=True)
+class RegistryInfoRequest:
+    registry: str | None = None
+
+
+@dataclass(frozen=True)
+class RegistryCopyRequest:
+    #: Registry URL to copy from, opened read-only.
+    source: str
+    #: Registry URL to copy into; refused when it holds anything unless ``replace``.
+    destination: str
+    replace: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,6 +148,8 @@ class GraphRequest:
 class DemoRequest:
     #: A new or empty folder for the scratch project (default: a new temporary folder).
     directory: str | None = None
+    #: An empty registry URL to run on (default: a new SQLite file in the scratch folder).
+    registry: str | None = None
     #: Where progress lines go (default: standard output).
     echo: Callable[[str], None] = print
 

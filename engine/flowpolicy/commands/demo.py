@@ -1,8 +1,9 @@
 """``flowpolicy demo [--dir DIR]``: run the main job end to end in a scratch project.
 
 Trains, gates, picks a champion, promotes dev → staging → prod and watches drift, with real
-Metaflow runs (local metadata and datastore) and the embedded SQLite registry; then prints
-the registry and every decision with its evidence. Exit 0 when every flow behaved as the
+Metaflow runs (local metadata and datastore) and the embedded SQLite registry (or, with
+``--registry``, an empty one such as a new PostgreSQL database); then prints the registry
+and every decision with its evidence. Exit 0 when every flow behaved as the
 policy demands, 1 otherwise.
 """
 
@@ -21,8 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dir", metavar="DIR",
         help="new or empty folder for the scratch project (default: a temporary folder)",
     )
+    parser.add_argument(
+        "--registry", metavar="URL",
+        help="an empty registry to run on, e.g. postgresql://user@host:5432/db (default: a "
+             "new SQLite file in the scratch folder)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    api.demo(api.DemoRequest(directory=args.dir))
+    api.demo(api.DemoRequest(directory=args.dir, registry=args.registry))
     return EXIT_OK

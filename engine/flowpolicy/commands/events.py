@@ -1,23 +1,45 @@
 """``flowpolicy events``: project events published by flows (``prj.<project>.<branch>.<name>``),
 oldest first. Without ``--project`` every project's events are shown. The registry is opened
-read-only and named in the output (a ``registry`` line, or key in JSON)."""
+read-only and named in the output (a ``registry`` line, or key in JSON).
+
+``--follow`` then waits for new events and prints each as it is published (JSON: one object
+a line), until interrupted or ``--for SECONDS`` have passed. On PostgreSQL the wait is woken
+by the server's notification; the SQLite file is looked at every 0.1 s."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from flowpolicy import api
 from flowpolicy.commands import add_scope, emit
+from flowpolicy.errors import EXIT_OK
 
-HELP = "show project events published to the asset registry"
+HELP = "show project events published to the asset registry (--follow: and new ones)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="only events with this name (e.g. model_promoted)")
+    parser.add_argument("--follow", action="store_true",
+                        help="keep printing new events as they are published")
+    parser.add_argument("--for", dest="follow_for", type=float, metavar="SECONDS",
+                        help="with --follow: stop after this long (default: until interrupted)")
     add_scope(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    return emit(api.events(api.EventsRequest(name=args.name, project=args.project,
-                                             branch=args.branch, registry=args.registry)),
-                args.format)
+    request = api.EventsRequest(name=args.name, project=args.project, branch=args.branch,
+                                registry=args.registry, follow_for=args.follow_for)
+    if not args.follow:
+        return emit(api.events(request), args.format)
+    followed = api.follow_events(request)
+    print(f"registry {followed.registry}",
+          file=sys.stderr if args.format == "json" else sys.stdout)
+    for number, batch in enumerate(followed.batches):
+        for event in batch:
+            print(followed.line(event, args.format), flush=True)
+        if number == 0:
+            until = ("until interrupted" if args.follow_for is None
+                     else f"for {args.follow_for:g}s")
+            print(f"following new events {until}", file=sys.stderr, flush=True)
+    return EXIT_OK

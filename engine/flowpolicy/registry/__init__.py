@@ -1,7 +1,8 @@
 """The asset registry: immutable asset instances, aliases, lineage, events and evidence.
 
 ``open_registry()`` returns the backend for a URL (default: the embedded SQLite file
-``.flowpolicy/registry.db`` at the project root, or ``FLOWPOLICY_REGISTRY``). One backend
+``.flowpolicy/registry.db`` at the project root, or ``FLOWPOLICY_REGISTRY``: also
+``postgresql://…`` for a server shared by many machines, ``outerbounds://``). One backend
 object (one connection) is kept per process, URL and mode, so flows and CLIs reuse it.
 Opening creates nothing: a registry comes into being with its first registration or event,
 and a read where there is none raises RegistryError naming the path and how it was chosen.
@@ -11,6 +12,7 @@ migrates or writes the registry; its writes raise RegistryError.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 from collections import OrderedDict
@@ -24,12 +26,14 @@ from flowpolicy.registry.base import (
     AliasMove,
     AssetDeletion,
     AssetNotFound,
+    CompareAndSetUnsupported,
     EntityRef,
     InstanceRecord,
     Registry,
     RegistryDamaged,
     Scope,
     parse_spec,
+    redact_url,
 )
 
 __all__ = [
@@ -38,6 +42,7 @@ __all__ = [
     "AliasMove",
     "AssetDeletion",
     "AssetNotFound",
+    "CompareAndSetUnsupported",
     "EntityRef",
     "InstanceRecord",
     "Registry",
@@ -54,6 +59,7 @@ __all__ = [
 
 ENV_URL = "FLOWPOLICY_REGISTRY"
 DEFAULT_RELATIVE_PATH = Path(".flowpolicy") / "registry.db"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 #: Backends kept open per process. Bounded so a long-lived process that opens many files
 #: (a test session) releases old ones; a dropped backend closes when its last user lets go.
@@ -74,7 +80,7 @@ def _chosen_url(url: str | None) -> tuple[str, str]:
         return url, "the registry URL given"
     env = os.environ.get(ENV_URL)
     if env:
-        return env, f"named by {ENV_URL}={env}"
+        return env, f"named by {ENV_URL}={redact_url(env)}"
     root = project_root()
     marker = next((m for m in (PROJECT_FILE, REPOSITORY_MARKER) if (root / m).exists()), None)
     why = (f"the nearest folder holding {marker}" if marker else
@@ -87,7 +93,8 @@ def open_registry(url: str | None = None, *, read_only: bool = False) -> Registr
     """The registry backend for ``url`` (None: ``FLOWPOLICY_REGISTRY`` or the default file).
 
     ``sqlite:///relative.db`` and ``sqlite:////abs/path.db`` (SQLAlchemy style), a bare file
-    path, and ``outerbounds://`` (the Outerbounds asset service) are understood.
+    path, ``postgresql://user@host:port/db`` (a PostgreSQL server, extra ``postgres``) and
+    ``outerbounds://`` (the Outerbounds asset service) are understood.
 
     Nothing is created by opening: a SQLite file comes into being with the first
     registration or event; until then reads raise RegistryError.
@@ -162,6 +169,13 @@ def _create(url: str, read_only: bool, origin: str) -> Registry:
         from flowpolicy.registry.sqlite import SQLiteRegistry
 
         return SQLiteRegistry(path, read_only=read_only, origin=origin)
+    if url.startswith(POSTGRES_SCHEMES):
+        if importlib.util.find_spec("psycopg") is None:
+            raise RegistryError(f"registry URL {redact_url(url)!r} needs psycopg 3: "
+                                "pip install 'flowpolicy[postgres]'")
+        from flowpolicy.registry.postgres import PostgresRegistry
+
+        return PostgresRegistry(url, read_only=read_only, origin=origin)
     if url.startswith(("outerbounds:", "outerbounds+")):
         from flowpolicy.registry.outerbounds import OuterboundsRegistry
 
@@ -170,7 +184,7 @@ def _create(url: str, read_only: bool, origin: str) -> Registry:
     scheme = url.split("://", 1)[0]
     raise RegistryError(
         f"unsupported registry URL {url!r} (scheme {scheme!r}); "
-        "use sqlite:///path/to/registry.db or outerbounds://"
+        "use sqlite:///path/to/registry.db, postgresql://user@host:5432/db or outerbounds://"
     )
 
 

@@ -1,7 +1,7 @@
 """The registry contract: records, instance specs and the backend :class:`Registry` Protocol.
 
-Every backend (the embedded SQLite file, the Outerbounds asset service) stores the same
-things: immutable asset *instances* ``v1, v2, …`` inside a scope
+Every backend (the embedded SQLite file, a PostgreSQL server, the Outerbounds asset service)
+stores the same things: immutable asset *instances* ``v1, v2, …`` inside a scope
 ``(project, branch, asset type, asset name)``, *aliases* pointing at one instance with an
 append-only history of their moves, *consumption lineage*, *events* and *evidence* (decision
 records attached to an instance). The runtime (``flowpolicy.runtime``) turns these records
@@ -11,6 +11,7 @@ into obproject-shaped responses; backends never build response dicts themselves.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -59,6 +60,12 @@ class AliasConflict(RegistryError):
         return cls(f"alias @{alias} on {scope} is {found or 'unset'}, expected "
                    f"{wanted or 'unset'}; someone else moved it — re-read and retry",
                    current=found, expected=wanted)
+
+
+class CompareAndSetUnsupported(RegistryError):
+    """The backend cannot move an alias only if it still points where the caller saw it (the
+    Outerbounds asset service has no transactions). Callers for whom a plain move is as good
+    (the outcome of a lost race is the same) may fall back to one; the others must stop."""
 
 
 class RegistryDamaged(RegistryError):
@@ -363,6 +370,21 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def redact_url(url: str) -> str:
+    """``url`` without a password (in its user part or a ``password=`` query item), for
+    messages and reports."""
+    parts = urllib.parse.urlsplit(url)
+    items = parts.query.split("&")
+    if parts.password is None and not any(i.lower().startswith("password=") for i in items):
+        return url  # as given (rebuilding would change e.g. sqlite:////abs to sqlite:///abs)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        netloc = f"{userinfo.split(':', 1)[0]}@{host}"
+    query = "&".join(item for item in items if item and not item.lower().startswith("password="))
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
 def version_range(latest: int, first: int = 1) -> str:
     """``v1…v3`` / ``v1`` / ``no versions`` for error messages (from ``first`` on)."""
     if latest < first:
@@ -497,9 +519,25 @@ class Registry(Protocol):
     ) -> EventRecord: ...
 
     def events(
-        self, project: str | None = None, branch: str | None = None, name: str | None = None
+        self, project: str | None = None, branch: str | None = None, name: str | None = None,
+        *, after: int | None = None,
     ) -> list[EventRecord]:
-        """Oldest first."""
+        """Oldest first; ``after``: only events with a larger id (a follower's cursor). Ids
+        grow in commit order, so a cursor never skips an event that commits late."""
+        ...
+
+    def newest_event_id(self) -> int:
+        """The id of the newest event (0: none yet)."""
+        ...
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        """Block until an event with an id larger than ``after`` exists (True) or ``timeout``
+        seconds pass (False)."""
+        ...
+
+    def info(self) -> dict[str, Any]:
+        """What ``flowpolicy registry info`` shows: backend, location, server, and (SQL
+        backends) schema version, bytes and rows per table, or (others) the guarantees kept."""
         ...
 
     def delete_asset(self, scope: Scope, *, by: EntityRef, reason: str | None = None

@@ -8,11 +8,26 @@ user's Outerbounds configuration (the ``OBP_API_SERVER``/``OBP_PERIMETER`` keys 
 Outerbounds' Metaflow extension loads, or ``OBP_INTEGRATIONS_URL``/``OBP_PERIMETER`` in the
 environment); ``outerbounds+http://host:port/<perimeter>`` names a server explicitly.
 
-What the service does not offer, this backend does not pretend to: alias history,
-evidence records and event listing raise :class:`RegistryError`; a compare-and-set alias
-move and ``register_once`` are each a read-then-write (the service has no CAS and no
-transactions), and events go to the platform's event bus through Metaflow's ``ArgoEvent``,
-as ``obproject.ProjectEvent`` sends them.
+What it keeps, and what it cannot (the service has no transactions and no
+compare-and-set; :data:`GUARANTEES`, shown by ``flowpolicy registry info``):
+
+- Instances are numbered and kept immutable by the service. ``register`` returns the
+  instance it registered, found among the asset's recent instances by what was sent, not
+  whatever is newest when it looks.
+- Evidence is kept on the service as instances of a companion data asset
+  ``flowpolicy_evidence__<type>__<name>`` beside the asset (one instance per record, its
+  annotations hold the record): append-only because the service's instances are immutable.
+  Listings (``assets``) do not show these companions.
+- Compare-and-set alias moves (``set_alias(expected=...)``, what champion rules use) raise
+  :class:`CompareAndSetUnsupported` at the call, because a read-then-write would silently
+  overwrite a move made in between. ``outerbounds://?alias_moves=read-then-write`` accepts
+  that weaker mode knowingly: the alias is read, compared and then written, and a move made
+  between the read and the write is lost. A plain move (no ``expected``) is one request.
+- ``register_once`` (idempotent promotion) looks, then registers: two promotions of the same
+  instance at the same moment may both register it.
+- Alias history, event listing and waiting for events raise :class:`RegistryError`; events
+  go to the platform's event bus through Metaflow's ``ArgoEvent``, as
+  ``obproject.ProjectEvent`` sends them.
 """
 
 from __future__ import annotations
@@ -29,12 +44,14 @@ from typing import Any
 from flowpolicy.errors import RegistryError
 from flowpolicy.registry.base import (
     ANY,
+    EVIDENCE_KINDS,
     WIRE_KIND,
     AliasConflict,
     AliasMove,
     AssetDeletion,
     AssetNotFound,
     AssetSummary,
+    CompareAndSetUnsupported,
     Consumption,
     EntityRef,
     EventRecord,
@@ -48,34 +65,64 @@ from flowpolicy.registry.base import (
 )
 
 _TYPE_OF_KIND = {"models": "model", "data": "data"}
+#: Companion data assets holding evidence records: ``<prefix><type>__<name>``.
+EVIDENCE_PREFIX = "flowpolicy_evidence__"
+READ_THEN_WRITE = "read-then-write"
+
+#: What this backend keeps of the Registry guarantees, as ``flowpolicy registry info`` says.
+GUARANTEES: tuple[str, ...] = (
+    "kept: instances numbered and immutable (by the service); register returns its own",
+    "kept: evidence, append-only, as instances of companion data assets "
+    f"{EVIDENCE_PREFIX}<type>__<name>",
+    "refused: compare-and-set alias moves (champion rules) raise, unless the URL says "
+    f"?alias_moves={READ_THEN_WRITE} (a move made in between is then lost)",
+    "weaker: register_once (idempotent promotion) looks then registers; simultaneous "
+    "promotions of one instance may both register it",
+    "refused: alias history, event listing and waiting for events raise",
+)
 
 
 class OuterboundsRegistry:
     """Registry Protocol over the Outerbounds asset service's HTTP API."""
 
     def __init__(self, base_url: str, perimeter: str,
-                 headers: Mapping[str, str] | None = None, timeout: float = 30.0):
+                 headers: Mapping[str, str] | None = None, timeout: float = 30.0, *,
+                 read_then_write_alias_moves: bool = False):
         self.base_url = base_url.rstrip("/")
         self.perimeter = perimeter
         self.headers = dict(headers or {})
         self.timeout = timeout
-        self.url = f"outerbounds+{self.base_url}/{perimeter}"
+        self.read_then_write_alias_moves = read_then_write_alias_moves
+        mode = f"?alias_moves={READ_THEN_WRITE}" if read_then_write_alias_moves else ""
+        self.url = f"outerbounds+{self.base_url}/{perimeter}{mode}"
 
     @classmethod
     def from_url(cls, url: str) -> OuterboundsRegistry:
         """``outerbounds://`` (the user's Outerbounds config) or
-        ``outerbounds+http(s)://host[:port]/<perimeter>``."""
-        if url.startswith("outerbounds+"):
-            parsed = urllib.parse.urlsplit(url[len("outerbounds+"):])
+        ``outerbounds+http(s)://host[:port]/<perimeter>``, either with
+        ``?alias_moves=read-then-write`` to accept unguarded compare-and-set moves."""
+        base, _, query = url.partition("?")
+        options = urllib.parse.parse_qs(query, keep_blank_values=True)
+        moves = options.pop("alias_moves", [None])[-1]
+        if options or moves not in (None, READ_THEN_WRITE):
+            raise RegistryError(f"registry URL {url!r}: the only option is "
+                                f"?alias_moves={READ_THEN_WRITE}")
+        if base.startswith("outerbounds+"):
+            parsed = urllib.parse.urlsplit(base[len("outerbounds+"):])
             perimeter = parsed.path.strip("/")
             if parsed.scheme not in ("http", "https") or not parsed.netloc or not perimeter:
                 raise RegistryError(
                     f"registry URL {url!r}: expected outerbounds+https://HOST/PERIMETER")
-            return cls(f"{parsed.scheme}://{parsed.netloc}", perimeter)
-        if url.rstrip("/") in ("outerbounds:", "outerbounds:/", "outerbounds://"):
-            return cls.from_config()
-        raise RegistryError(f"registry URL {url!r}: use outerbounds:// or "
-                            "outerbounds+https://HOST/PERIMETER")
+            registry = cls(f"{parsed.scheme}://{parsed.netloc}", perimeter)
+        elif base.rstrip("/") in ("outerbounds:", "outerbounds:/", "outerbounds://"):
+            registry = cls.from_config()
+        else:
+            raise RegistryError(f"registry URL {url!r}: use outerbounds:// or "
+                                "outerbounds+https://HOST/PERIMETER")
+        if moves:
+            registry.read_then_write_alias_moves = True
+            registry.url += f"?alias_moves={READ_THEN_WRITE}"
+        return registry
 
     @classmethod
     def from_config(cls) -> OuterboundsRegistry:
@@ -161,9 +208,17 @@ class OuterboundsRegistry:
         if annotations is not None:
             payload["annotations"] = stringify(annotations)
         self._request("PATCH", self._asset_path(scope), payload)
-        # the service answers without the new id; read it back as obproject's promotion does
-        # (a concurrent registration in between would be returned instead)
-        return self.resolve(scope, "latest")
+        # the service answers without the new id: read it back, and make sure it is ours (a
+        # registration by someone else may have landed in between)
+        latest = self.resolve(scope, "latest")
+        if _is_what_was_sent(latest, payload, kind):
+            return latest
+        for record in self.instances(scope, None):
+            if _is_what_was_sent(record, payload, kind):
+                return record
+        raise RegistryError(
+            f"{scope}: registered, but the service's recent instances do not show it (many "
+            "registrations at once?); its instance id is unknown")
 
     def register_once(self, scope: Scope, key: Mapping[str, str], *, kind: str,
                       created_by: EntityRef, description: str | None = None,
@@ -204,6 +259,7 @@ class OuterboundsRegistry:
     def assets(self, project: str | None = None, branch: str | None = None,
                asset_type: str | None = None, *, include_deleted: bool = False,
                ) -> list[AssetSummary]:
+        """The assets of a project branch, without the companions holding evidence."""
         if not project or not branch:
             raise RegistryError("listing Outerbounds assets needs a project and a branch")
         found = []
@@ -222,6 +278,8 @@ class OuterboundsRegistry:
             for item in items:
                 info = item.get("asset", item)
                 name = info.get("name") or info.get("id")
+                if name.startswith(EVIDENCE_PREFIX):
+                    continue
                 latest = item.get("latest_instance") or {}
                 version = _version_number(latest.get("id", "v0"))
                 found.append(AssetSummary(Scope(project, branch, atype, name),
@@ -259,7 +317,17 @@ class OuterboundsRegistry:
 
     def set_alias(self, scope: Scope, alias: str, spec: str = "latest", *, by: EntityRef,
                   reason: str | None = None, expected: Any = ANY) -> AliasMove:
+        """One PUT; with ``expected`` a read, a compare and a PUT, only where the URL accepts
+        that (see the module notes), else :class:`CompareAndSetUnsupported`."""
         validate_alias(alias)
+        if expected is not ANY and not self.read_then_write_alias_moves:
+            raise CompareAndSetUnsupported(
+                f"cannot move @{alias} on {scope} only if it is still "
+                f"{expected or 'unset'}: the Outerbounds asset service has no compare-and-set, "
+                "so a move made by someone else meanwhile would be overwritten silently. Use a "
+                "registry with transactions (sqlite:///… or postgresql://…) for this rule, or "
+                f"accept that weaker mode with FLOWPOLICY_REGISTRY=outerbounds://"
+                f"?alias_moves={READ_THEN_WRITE}")
         target = self.resolve(scope, spec)
         current = self.get_alias(scope, alias)
         if expected is not ANY:
@@ -293,14 +361,55 @@ class OuterboundsRegistry:
 
     # -- evidence and events --------------------------------------------------------------
 
-    def add_evidence(self, scope: Scope, spec: str, **_: Any) -> EvidenceRecord:
-        raise RegistryError("evidence records need the embedded registry; the Outerbounds "
-                            "asset service has no place for them")
+    @staticmethod
+    def _evidence_scope(scope: Scope) -> Scope:
+        return Scope(scope.project, scope.branch, "data",
+                     f"{EVIDENCE_PREFIX}{scope.asset_type}__{scope.name}")
+
+    def add_evidence(self, scope: Scope, spec: str, *, kind: str, rule: str, passed: bool,
+                     policy_hash: str | None, details: Mapping[str, Any] | None,
+                     created_by: EntityRef) -> EvidenceRecord:
+        """One new instance of the companion evidence asset (see the module notes)."""
+        from flowpolicy.registry.sql import encode_json
+
+        if kind not in EVIDENCE_KINDS:
+            raise RegistryError(
+                f"evidence kind must be one of {', '.join(EVIDENCE_KINDS)}, not {kind!r}")
+        if not rule or not isinstance(rule, str):
+            raise RegistryError("evidence needs a rule name")
+        try:
+            details_json = encode_json(dict(details or {}))
+        except TypeError as exc:
+            raise RegistryError(f"evidence details for {rule!r} are not JSON: {exc}") from exc
+        target = self.resolve(scope, spec)
+        annotations = {"instance": target.id, "kind": kind, "rule": rule,
+                       "passed": "true" if passed else "false", "details": details_json}
+        if policy_hash is not None:
+            annotations["policy_hash"] = policy_hash
+        stored = self.register(self._evidence_scope(scope), kind="flowpolicy_evidence",
+                               created_by=created_by, annotations=annotations,
+                               description=f"evidence records of {scope}")
+        return _evidence(scope, stored)
 
     def evidence(self, scope: Scope, spec: str = "latest", kind: str | None = None
                  ) -> list[EvidenceRecord]:
-        raise RegistryError("evidence records need the embedded registry; the Outerbounds "
-                            "asset service has no place for them")
+        target = self.resolve(scope, spec)
+        companion = self._evidence_scope(scope)
+        try:
+            recent = self.instances(companion, None)
+        except AssetNotFound:
+            return []  # no evidence recorded on this asset yet
+        # the service lists recent instances only: fetch the older ones one by one
+        older = range((recent[-1].version if recent else 1) - 1, 0, -1)
+        stored = [*recent, *(self.resolve(companion, f"v{v}") for v in older)]
+        records = [_evidence(scope, r) for r in reversed(stored)
+                   if r.annotations.get("instance") == target.id]
+        return [r for r in records if kind is None or r.kind == kind]
+
+    def info(self) -> dict[str, Any]:
+        return {"backend": "outerbounds", "location": self.base_url,
+                "server": f"Outerbounds asset service, perimeter {self.perimeter}",
+                "guarantees": GUARANTEES}
 
     def publish_event(self, project: str, branch: str, name: str,
                       payload: Mapping[str, Any] | None, producer: EntityRef) -> EventRecord:
@@ -312,8 +421,15 @@ class OuterboundsRegistry:
         return record
 
     def events(self, project: str | None = None, branch: str | None = None,
-               name: str | None = None) -> list[EventRecord]:
+               name: str | None = None, *, after: int | None = None) -> list[EventRecord]:
         raise RegistryError("the Outerbounds event bus cannot be listed from here")
+
+    def newest_event_id(self) -> int:
+        raise RegistryError("the Outerbounds event bus cannot be listed from here")
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        raise RegistryError("the Outerbounds event bus cannot be followed from here; "
+                            "deployed flows are triggered by Argo Events")
 
     def close(self) -> None:
         """Nothing to release: every call is one HTTP request."""
@@ -324,6 +440,27 @@ def _version_number(instance_id: str) -> int:
         return int(instance_id.lstrip("v"))
     except ValueError:
         return 0
+
+
+def _is_what_was_sent(record: InstanceRecord, payload: Mapping[str, Any], kind: str) -> bool:
+    return (record.created_by.to_dict() == payload["entity_ref"] and record.kind == kind
+            and dict(record.annotations) == payload.get("annotations", {})
+            and dict(record.tags) == {t["key"]: t["value"] for t in payload.get("tags", [])}
+            and list(record.blobs) == payload.get("blobs", []))
+
+
+def _evidence(scope: Scope, stored: InstanceRecord) -> EvidenceRecord:
+    """The evidence record an instance of a companion evidence asset holds."""
+    notes = stored.annotations
+    try:
+        details = json.loads(notes.get("details", "{}"))
+    except json.JSONDecodeError as exc:
+        raise RegistryError(f"evidence record {stored.id} of {scope} holds details that are "
+                            f"not JSON: {exc}") from exc
+    return EvidenceRecord(scope, _version_number(notes.get("instance", "v0")),
+                          notes.get("kind", ""), notes.get("rule", ""),
+                          notes.get("passed") == "true", notes.get("policy_hash"),
+                          MappingProxyType(details), stored.created_at, stored.created_by)
 
 
 def _record(scope: Scope, raw: Mapping[str, Any]) -> InstanceRecord:

@@ -1,4 +1,6 @@
-"""The embedded registry: one SQLite file. All of flowpolicy's SQL lives in this module.
+"""The embedded registry: one SQLite file. This module holds the SQL that is SQLite's own
+(numbered migrations, triggers, pragmas, the annotation look-up); the queries both SQL
+backends share, and the Registry Protocol over them, are in :mod:`flowpolicy.registry.sql`.
 
 Design notes (why, not what):
 
@@ -46,35 +48,14 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, NoReturn
 
 from flowpolicy.errors import RegistryError
-from flowpolicy.registry.base import (
-    ANY,
-    EVIDENCE_KINDS,
-    AliasConflict,
-    AliasMove,
-    AssetDeletion,
-    AssetNotFound,
-    AssetSummary,
-    Consumption,
-    EntityRef,
-    EventRecord,
-    EvidenceRecord,
-    InstanceRecord,
-    InstanceSpec,
-    RegistryDamaged,
-    Scope,
-    parse_spec,
-    stringify,
-    utc_now,
-    validate_alias,
-    version_range,
-)
+from flowpolicy.registry.base import AssetNotFound, RegistryDamaged
+from flowpolicy.registry.sql import TABLES, SQLRegistry, build_statements
 
 #: "flpo": marks a SQLite file as a flowpolicy registry.
 APPLICATION_ID = 0x666C706F
@@ -82,6 +63,7 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 _BUSY_TIMEOUT_S = 60.0
 _CACHE_KIB = 32 * 1024
 _MMAP_BYTES = 256 * 1024 * 1024
+_EVENT_POLL_S = 0.1
 
 _V1 = (
     """CREATE TABLE assets (
@@ -224,72 +206,18 @@ _V4 = (
 )
 
 #: Numbered schema migrations; ``MIGRATIONS[n]`` takes a file from version n to n+1.
-#: Never edit a released migration: append a new one.
+#: Never edit a released migration: append a new one (in both SQL backends).
 MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The oldest schema a read-only handle reads without migrating. Raise it when a migration
 #: changes a table or column readers rely on (adding a table or an index does not).
 OLDEST_READABLE_VERSION = 1
 
-_INSTANCE_COLUMNS = (
-    "i.version, i.kind, i.description, i.annotations, i.tags, i.blobs, i.created_at, "
-    "i.created_by_kind, i.created_by_id"
+_SQL = build_statements(
+    "?",
+    has_annotation=(
+        " AND EXISTS (SELECT 1 FROM json_each(i.annotations) WHERE key = ? AND value = ?)"),
 )
-_SCOPE_WHERE = "a.project = ? AND a.branch = ? AND a.asset_type = ? AND a.name = ?"
-
-_SQL_BY_BACK = (
-    f"SELECT {_INSTANCE_COLUMNS} FROM assets a JOIN instances i "
-    f"ON i.asset_id = a.id AND i.version = a.latest_version - ? WHERE {_SCOPE_WHERE}"
-)
-_SQL_BY_VERSION = (
-    f"SELECT {_INSTANCE_COLUMNS} FROM assets a JOIN instances i "
-    f"ON i.asset_id = a.id AND i.version = ? WHERE {_SCOPE_WHERE}"
-)
-_SQL_BY_ALIAS = (
-    f"SELECT {_INSTANCE_COLUMNS} FROM assets a "
-    f"JOIN aliases al ON al.asset_id = a.id AND al.alias = ? "
-    f"JOIN instances i ON i.asset_id = a.id AND i.version = al.version WHERE {_SCOPE_WHERE}"
-)
-_SQL_ASSET = f"SELECT a.id, a.latest_version FROM assets a WHERE {_SCOPE_WHERE}"
-_SQL_ALIAS_VERSION = "SELECT version FROM aliases WHERE asset_id = ? AND alias = ?"
-_SQL_BUMP = (
-    "INSERT INTO assets (project, branch, asset_type, name, description, latest_version, "
-    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?) "
-    "ON CONFLICT (project, branch, asset_type, name) DO UPDATE SET "
-    "latest_version = latest_version + 1, updated_at = excluded.updated_at, "
-    "description = CASE WHEN excluded.description = '' THEN description "
-    "ELSE excluded.description END "
-    "RETURNING id, latest_version"
-)
-#: One more condition on an instance: its annotations hold key ? with value ? (register_once).
-_SQL_HAS_ANNOTATION = (
-    " AND EXISTS (SELECT 1 FROM json_each(i.annotations) WHERE key = ? AND value = ?)")
-#: The newest version an asset's latest deletion took away (0: never deleted); instances up
-#: to it are no longer read. The table exists from migration 3 on.
-_SQL_FLOOR = ("coalesce((SELECT max(d.through_version) FROM asset_deletions d "
-              "WHERE d.asset_id = a.id), 0)")
-_SQL_LIVE_INSTANCE = f" AND i.version > {_SQL_FLOOR}"
-_SQL_DELETIONS = (
-    "SELECT d.through_version, d.aliases, d.by_kind, d.by_id, d.at, d.reason "
-    f"FROM assets a JOIN asset_deletions d ON d.asset_id = a.id WHERE {_SCOPE_WHERE} "
-    "ORDER BY d.id")
-_SQL_INSERT_INSTANCE = (
-    "INSERT INTO instances (asset_id, version, kind, description, annotations, tags, blobs, "
-    "created_at, created_by_kind, created_by_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=_json_default)
-
-
-def _json_default(value: Any) -> Any:
-    # numpy scalars and arrays (drift statistics, metrics) arrive in evidence details
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 #: SQLite's primary result codes for a damaged file: SQLITE_CORRUPT, SQLITE_NOTADB.
@@ -297,7 +225,7 @@ _DAMAGE_CODES = frozenset({11, 26})
 _DAMAGE_MESSAGES = ("database disk image is malformed", "file is not a database")
 
 
-class SQLiteRegistry:
+class SQLiteRegistry(SQLRegistry):
     """A registry in one SQLite file; one instance (one connection) per process suffices.
 
     Opening only reads: a missing or zero-byte file is left as it is (reads raise
@@ -315,6 +243,7 @@ class SQLiteRegistry:
                  read_only: bool = False, origin: str | None = None):
         self.path = Path(path).expanduser().resolve()
         self.url = f"sqlite:///{self.path}"
+        self._location = str(self.path)
         self.read_only = read_only
         self.origin = origin
         self._busy_timeout = busy_timeout
@@ -331,6 +260,11 @@ class SQLiteRegistry:
             except BaseException:
                 self.close()
                 raise
+
+    _sql = _SQL
+
+    def _reading(self) -> _Reading:
+        return _Reading(self)
 
     def _forget_connection(self) -> None:
         self._conn: sqlite3.Connection | None = None
@@ -545,488 +479,17 @@ class SQLiteRegistry:
                 _opened(self.path, -1)
             self._forget_connection()
 
-    # -- instances ----------------------------------------------------------------------
-
-    def register(
-        self,
-        scope: Scope,
-        *,
-        kind: str,
-        created_by: EntityRef,
-        description: str | None = None,
-        annotations: Mapping[str, Any] | None = None,
-        tags: Mapping[str, Any] | None = None,
-        blobs: Sequence[str] | None = None,
-    ) -> InstanceRecord:
-        record, _ = self._register(scope, None, kind, created_by, description, annotations,
-                                   tags, blobs)
-        return record
-
-    def register_once(
-        self,
-        scope: Scope,
-        key: Mapping[str, str],
-        *,
-        kind: str,
-        created_by: EntityRef,
-        description: str | None = None,
-        annotations: Mapping[str, Any] | None = None,
-        tags: Mapping[str, Any] | None = None,
-        blobs: Sequence[str] | None = None,
-    ) -> tuple[InstanceRecord, bool]:
-        return self._register(scope, key, kind, created_by, description, annotations, tags,
-                              blobs)
-
-    def _register(
-        self, scope: Scope, key: Mapping[str, str] | None, kind: str, created_by: EntityRef,
-        description: str | None, annotations: Mapping[str, Any] | None,
-        tags: Mapping[str, Any] | None, blobs: Sequence[str] | None,
-    ) -> tuple[InstanceRecord, bool]:
-        """Append an instance, or (with ``key``) find the newest one whose annotations carry
-        every key item, in the same write transaction; True when it was registered now."""
-        if not kind or not isinstance(kind, str):
-            raise RegistryError(f"{scope}: an instance needs a kind (e.g. 'artifact')")
-        if isinstance(blobs, str):
-            raise RegistryError(f"{scope}: blobs must be a list of URIs, not one string")
-        ann = stringify(annotations, "annotations")
-        tag = stringify(tags, "tags")
-        blob_list = [str(b) for b in (blobs or ())]
-        desc = description or ""
-        now = utc_now()
-        created_by = EntityRef.from_any(created_by)
-        match = None
-        if key is not None:
-            match = stringify(key, "key")
-            if not match or any(ann.get(k) != v for k, v in match.items()):
-                raise RegistryError(
-                    f"{scope}: register_once needs a non-empty key that is part of the "
-                    f"annotations, not {match!r}")
-        with self._write(creates=True) as conn:
-            if match:
-                sql = (f"SELECT {_INSTANCE_COLUMNS} FROM assets a JOIN instances i "
-                       f"ON i.asset_id = a.id WHERE {_SCOPE_WHERE}{self._live()}"
-                       + _SQL_HAS_ANNOTATION * len(match) + " ORDER BY i.version DESC LIMIT 1")
-                row = conn.execute(
-                    sql, (*_key(scope), *(part for item in match.items() for part in item))
-                ).fetchone()
-                if row is not None:
-                    return _instance(scope, row), False
-            asset_id, version = conn.execute(_SQL_BUMP, (*_key(scope), desc, now, now)).fetchone()
-            conn.execute(
-                _SQL_INSERT_INSTANCE,
-                (asset_id, version, kind, desc, _json(ann), _json(tag), _json(blob_list), now,
-                 created_by.entity_kind, created_by.entity_id),
-            )
-        return InstanceRecord(
-            scope=scope, version=version, kind=kind, description=desc,
-            annotations=MappingProxyType(ann), tags=MappingProxyType(tag),
-            blobs=tuple(blob_list), created_at=now, created_by=created_by,
-        ), True
-
-    def resolve(self, scope: Scope, spec: str = "latest") -> InstanceRecord:
-        parsed = parse_spec(spec)
-        key = _key(scope)
-        with _Reading(self) as conn:
-            live = self._live()
-            if parsed.back is not None:
-                row = conn.execute(_SQL_BY_BACK + live, (parsed.back, *key)).fetchone()
-            elif parsed.version is not None:
-                row = conn.execute(_SQL_BY_VERSION + live, (parsed.version, *key)).fetchone()
-            else:
-                row = conn.execute(_SQL_BY_ALIAS + live, (parsed.alias, *key)).fetchone()
-            if row is None:
-                raise self._miss(conn, scope, parsed)
-            return _instance(scope, row)
-
-    def _live(self) -> str:
-        """The condition that leaves out deleted instances (none before migration 3)."""
-        return _SQL_LIVE_INSTANCE if self._has_deletions else ""
-
-    def _floor(self, conn: sqlite3.Connection, asset_id: int) -> int:
-        """The newest version deleted from ``asset_id`` (0: none)."""
-        if not self._has_deletions:
-            return 0
-        return conn.execute("SELECT coalesce(max(through_version), 0) FROM asset_deletions "
-                            "WHERE asset_id = ?", (asset_id,)).fetchone()[0]
-
-    def _resolve_version(
-        self, conn: sqlite3.Connection, scope: Scope, spec: str, *, deleted_ok: bool = False
-    ) -> tuple[int, int]:
-        """(asset_id, version) for ``spec`` inside an open transaction; a deleted instance
-        only with ``deleted_ok`` (reading the evidence that stays)."""
-        parsed = parse_spec(spec)
-        asset_id, latest = self._asset_row(conn, scope)
-        if parsed.back is not None:
-            version = latest - parsed.back
-        elif parsed.version is not None:
-            version = parsed.version
-        else:
-            found = conn.execute(_SQL_ALIAS_VERSION, (asset_id, parsed.alias)).fetchone()
-            version = found[0] if found else 0
-        floor = 0 if deleted_ok else self._floor(conn, asset_id)
-        if not floor < version <= latest:
-            raise self._miss(conn, scope, parsed)
-        return asset_id, version
-
-    def _asset_row(self, conn: sqlite3.Connection, scope: Scope) -> tuple[int, int]:
-        """(asset_id, latest_version) of ``scope``. An unknown asset raises a RegistryError
-        naming what does exist, so queries call this when they find no rows: an unknown asset
-        is an error, not an empty answer."""
-        row = conn.execute(_SQL_ASSET, _key(scope)).fetchone()
-        if row is None:
-            raise AssetNotFound(self._unknown_asset_message(conn, scope))
-        return row
-
-    def _miss(self, conn: sqlite3.Connection, scope: Scope, parsed: InstanceSpec
-              ) -> RegistryError:
-        """Explain why ``parsed`` found nothing, naming what does exist (raises at once when
-        the asset itself is unknown)."""
-        asset_id, latest = self._asset_row(conn, scope)
-        spec = parsed.text
-        floor = self._floor(conn, asset_id)
-        if floor >= latest:
-            return AssetNotFound(self._deleted_message(conn, scope))
-        first = floor + 1
-        have = f"{scope.name} has {version_range(latest, first)}"
-        if floor:
-            have += f" (v1…v{floor} were deleted)" if floor > 1 else " (v1 was deleted)"
-        if parsed.alias is not None:
-            current = self._aliases_of(conn, asset_id)
-            known = ", ".join(f"@{a}→v{v}" for a, v in sorted(current.items())) or "none"
-            return AssetNotFound(
-                f"alias @{parsed.alias} is not set on {scope}; aliases: {known} ({have})"
-            )
-        if parsed.back is not None:
-            return AssetNotFound(
-                f"{spec} of {scope} goes back past v{first}: {have}, so at most "
-                f"latest-{latest - first}"
-            )
-        return AssetNotFound(f"{spec} of {scope} does not exist: {have}")
-
-    def _deleted_message(self, conn: sqlite3.Connection, scope: Scope) -> str:
-        last = self._deletions(conn, scope)[-1]
-        return (f"{scope} was deleted at {last.at} by {last.by.entity_kind} "
-                f"{last.by.entity_id} (v1…v{last.through_version}); its history, evidence "
-                "and lineage are kept (`flowpolicy assets history "
-                f"{scope.name} --branch {scope.branch}`); registering it again starts at "
-                f"v{last.through_version + 1}")
-
-    def _unknown_asset_message(self, conn: sqlite3.Connection, scope: Scope) -> str:
-        """Which registry was asked, what its branch holds, and where the name does exist."""
-        names = [r[0] for r in conn.execute(
-            "SELECT name FROM assets WHERE project = ? AND branch = ? AND asset_type = ? "
-            "ORDER BY name", (scope.project, scope.branch, scope.asset_type))]
-        listed = (f"{scope.asset_type} assets there: {', '.join(names)}" if names
-                  else f"no {scope.asset_type} assets are registered there")
-        hints = []
-        other = [r[0] for r in conn.execute(
-            "SELECT DISTINCT asset_type FROM assets WHERE project = ? AND branch = ? AND name = ?",
-            (scope.project, scope.branch, scope.name))]
-        if other:
-            hints.append(f"{scope.name!r} exists there as a {other[0]} asset")
-        branches = [r[0] for r in conn.execute(
-            "SELECT branch FROM assets WHERE project = ? AND asset_type = ? AND name = ? "
-            "ORDER BY branch", (scope.project, scope.asset_type, scope.name))]
-        if branches:
-            hints.append(f"{scope.name!r} exists on branch(es): {', '.join(branches)}")
-        projects = [r[0] for r in conn.execute(
-            "SELECT DISTINCT project FROM assets WHERE project != ? AND name = ? "
-            "ORDER BY project", (scope.project, scope.name))]
-        if projects:
-            hints.append(f"{scope.name!r} exists in project(s): {', '.join(projects)}")
-        hint = f" ({'; '.join(hints)})" if hints else ""
-        return (f"unknown {scope.asset_type} asset {scope.name!r} in "
-                f"{scope.project}/{scope.branch} of registry {self.path}; {listed}{hint}")
-
-    def instances(self, scope: Scope, limit: int | None = 50, *,
-                  include_deleted: bool = False) -> list[InstanceRecord]:
-        live = "" if include_deleted else self._live()
-        sql = (f"SELECT {_INSTANCE_COLUMNS} FROM assets a JOIN instances i ON i.asset_id = a.id "
-               f"WHERE {_SCOPE_WHERE}{live} ORDER BY i.version DESC")
-        params: tuple = _key(scope)
-        if limit is not None:
-            sql += " LIMIT ?"
-            params += (int(limit),)
-        with _Reading(self) as conn:
-            rows = conn.execute(sql, params).fetchall()
-            if not rows:
-                self._asset_row(conn, scope)
-                raise AssetNotFound(self._deleted_message(conn, scope))
-            return [_instance(scope, row) for row in rows]
-
-    def assets(
-        self,
-        project: str | None = None,
-        branch: str | None = None,
-        asset_type: str | None = None,
-        *,
-        include_deleted: bool = False,
-    ) -> list[AssetSummary]:
-        where, params = _filters(project=project, branch=branch, asset_type=asset_type)
-        if self._has_deletions and not include_deleted:
-            # a deleted asset is listed again once it is registered again
-            where += f"{' AND' if where else ' WHERE'} a.latest_version > {_SQL_FLOOR}"
-        sql = ("SELECT project, branch, asset_type, name, description, latest_version, "
-               f"updated_at FROM assets a{where} ORDER BY project, branch, asset_type, name")
-        with _Reading(self) as conn:
-            rows = conn.execute(sql, params).fetchall()
-        return [AssetSummary(Scope(p, b, t, n), d, v, u) for p, b, t, n, d, v, u in rows]
-
-    # -- lineage ------------------------------------------------------------------------
-
-    def record_consumption(self, scope: Scope, version: int, consumer: EntityRef) -> None:
-        consumer = EntityRef.from_any(consumer)
-        with self._write() as conn:
-            asset_id, version = self._resolve_version(conn, scope, f"v{int(version)}")
-            conn.execute(
-                "INSERT INTO consumptions (asset_id, version, consumer_kind, consumer_id, at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (asset_id, version, consumer.entity_kind, consumer.entity_id, utc_now()),
-            )
-
-    def consumers(self, scope: Scope, version: int | None = None) -> list[Consumption]:
-        sql = ("SELECT c.version, c.consumer_kind, c.consumer_id, c.at FROM assets a "
-               f"JOIN consumptions c ON c.asset_id = a.id WHERE {_SCOPE_WHERE}")
-        params: tuple = _key(scope)
-        if version is not None:
-            sql += " AND c.version = ?"
-            params += (int(version),)
-        with _Reading(self) as conn:
-            rows = conn.execute(sql + " ORDER BY c.id", params).fetchall()
-        return [Consumption(scope, v, EntityRef(k, i), at) for v, k, i, at in rows]
-
-    # -- aliases ------------------------------------------------------------------------
-
-    def set_alias(
-        self,
-        scope: Scope,
-        alias: str,
-        spec: str = "latest",
-        *,
-        by: EntityRef,
-        reason: str | None = None,
-        expected: Any = ANY,
-    ) -> AliasMove:
-        validate_alias(alias)
-        want = ANY if expected is ANY else _expected_version(expected)
-        by = EntityRef.from_any(by)
-        now = utc_now()
-        with self._write() as conn:
-            asset_id, version = self._resolve_version(conn, scope, spec)
-            row = conn.execute(_SQL_ALIAS_VERSION, (asset_id, alias)).fetchone()
-            current = row[0] if row else None
-            if want is not ANY and current != want:
-                raise AliasConflict.moved(alias, scope, current, want)
-            conn.execute(
-                "INSERT INTO aliases (asset_id, alias, version, updated_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (asset_id, alias) DO UPDATE SET version = excluded.version, "
-                "updated_at = excluded.updated_at",
-                (asset_id, alias, version, now),
-            )
-            conn.execute(
-                "INSERT INTO alias_history (asset_id, alias, from_version, to_version, by_kind, "
-                "by_id, at, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (asset_id, alias, current, version, by.entity_kind, by.entity_id, now, reason),
-            )
-        return AliasMove(scope, alias, current, version, by, now, reason)
-
-    def unset_alias(
-        self,
-        scope: Scope,
-        alias: str,
-        *,
-        by: EntityRef,
-        reason: str | None = None,
-        expected: Any = ANY,
-    ) -> AliasMove:
-        validate_alias(alias)
-        want = ANY if expected is ANY else _expected_version(expected)
-        by = EntityRef.from_any(by)
-        now = utc_now()
-        with self._write() as conn:
-            asset_id, _ = self._asset_row(conn, scope)
-            row = conn.execute(_SQL_ALIAS_VERSION, (asset_id, alias)).fetchone()
-            current = row[0] if row else None
-            if want is not ANY and current != want:
-                raise AliasConflict.moved(alias, scope, current, want)
-            if current is None:
-                raise RegistryError(f"alias @{alias} is not set on {scope}; nothing to unset")
-            conn.execute("DELETE FROM aliases WHERE asset_id = ? AND alias = ?",
-                         (asset_id, alias))
-            conn.execute(
-                "INSERT INTO alias_history (asset_id, alias, from_version, to_version, by_kind, "
-                "by_id, at, reason) VALUES (?, ?, ?, NULL, ?, ?, ?, ?)",
-                (asset_id, alias, current, by.entity_kind, by.entity_id, now, reason),
-            )
-        return AliasMove(scope, alias, current, None, by, now, reason)
-
-    def get_alias(self, scope: Scope, alias: str) -> int | None:
-        validate_alias(alias)
-        with _Reading(self) as conn:
-            row = conn.execute(
-                "SELECT al.version FROM assets a JOIN aliases al ON al.asset_id = a.id "
-                f"AND al.alias = ? WHERE {_SCOPE_WHERE}", (alias, *_key(scope))
-            ).fetchone()
-            if row is None:
-                self._asset_row(conn, scope)
-        return row[0] if row else None
-
-    def aliases(self, scope: Scope) -> dict[str, int]:
-        with _Reading(self) as conn:
-            asset_id, _ = self._asset_row(conn, scope)
-            return self._aliases_of(conn, asset_id)
-
-    @staticmethod
-    def _aliases_of(conn: sqlite3.Connection, asset_id: int) -> dict[str, int]:
-        return dict(conn.execute(
-            "SELECT alias, version FROM aliases WHERE asset_id = ? ORDER BY alias", (asset_id,)))
-
-    def alias_history(self, scope: Scope, alias: str | None = None) -> list[AliasMove]:
-        sql = ("SELECT h.alias, h.from_version, h.to_version, h.by_kind, h.by_id, h.at, h.reason "
-               f"FROM assets a JOIN alias_history h ON h.asset_id = a.id WHERE {_SCOPE_WHERE}")
-        params: tuple = _key(scope)
-        if alias is not None:
-            sql += " AND h.alias = ?"
-            params += (validate_alias(alias),)
-        with _Reading(self) as conn:
-            rows = conn.execute(sql + " ORDER BY h.id", params).fetchall()
-            if not rows:
-                self._asset_row(conn, scope)
-        return [AliasMove(scope, a, f, t, EntityRef(k, i), at, r)
-                for a, f, t, k, i, at, r in rows]
-
-    # -- evidence -----------------------------------------------------------------------
-
-    def add_evidence(
-        self,
-        scope: Scope,
-        spec: str,
-        *,
-        kind: str,
-        rule: str,
-        passed: bool,
-        policy_hash: str | None,
-        details: Mapping[str, Any] | None,
-        created_by: EntityRef,
-    ) -> EvidenceRecord:
-        if kind not in EVIDENCE_KINDS:
-            raise RegistryError(
-                f"evidence kind must be one of {', '.join(EVIDENCE_KINDS)}, not {kind!r}")
-        if not rule or not isinstance(rule, str):
-            raise RegistryError("evidence needs a rule name")
-        try:
-            details_json = _json(dict(details or {}))
-        except TypeError as exc:
-            raise RegistryError(f"evidence details for {rule!r} are not JSON: {exc}") from exc
-        created_by = EntityRef.from_any(created_by)
-        now = utc_now()
-        with self._write() as conn:
-            asset_id, version = self._resolve_version(conn, scope, spec)
-            conn.execute(
-                "INSERT INTO evidence (asset_id, version, kind, rule, passed, policy_hash, "
-                "details, created_at, created_by_kind, created_by_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (asset_id, version, kind, rule, int(bool(passed)), policy_hash, details_json, now,
-                 created_by.entity_kind, created_by.entity_id),
-            )
-        return EvidenceRecord(scope, version, kind, rule, bool(passed), policy_hash,
-                              MappingProxyType(json.loads(details_json)), now, created_by)
-
-    def evidence(
-        self, scope: Scope, spec: str = "latest", kind: str | None = None
-    ) -> list[EvidenceRecord]:
-        with _Reading(self) as conn:
-            asset_id, version = self._resolve_version(conn, scope, spec, deleted_ok=True)
-            if not self._has_evidence:
-                # a schema older than evidence is read as it is, until some writer migrates it
-                self._has_evidence = bool(conn.execute(
-                    "SELECT count(*) FROM sqlite_master WHERE name = 'evidence'").fetchone()[0])
-                if not self._has_evidence:
-                    return []
-            sql = ("SELECT kind, rule, passed, policy_hash, details, created_at, "
-                   "created_by_kind, created_by_id FROM evidence "
-                   "WHERE asset_id = ? AND version = ?")
-            params: tuple = (asset_id, version)
-            if kind is not None:
-                sql += " AND kind = ?"
-                params += (kind,)
-            rows = conn.execute(sql + " ORDER BY id", params).fetchall()
-            return [EvidenceRecord(scope, version, k, r, bool(p), h,
-                                   MappingProxyType(json.loads(d)), at, EntityRef(bk, bi))
-                    for k, r, p, h, d, at, bk, bi in rows]
-
-    # -- deletion -----------------------------------------------------------------------
-
-    def delete_asset(self, scope: Scope, *, by: EntityRef, reason: str | None = None
-                     ) -> AssetDeletion | None:
-        by = EntityRef.from_any(by)
-        self._connect_existing()
-        if self._schema is None:
-            return None  # no registry there: nothing to delete, and nothing is created
-        now = utc_now()
-        with self._write() as conn:
-            row = conn.execute(_SQL_ASSET, _key(scope)).fetchone()
-            if row is None or row[1] <= self._floor(conn, row[0]):
-                return None
-            asset_id, latest = row
-            aliases = self._aliases_of(conn, asset_id)
-            conn.execute("DELETE FROM aliases WHERE asset_id = ?", (asset_id,))
-            conn.execute(
-                "INSERT INTO asset_deletions (asset_id, through_version, aliases, by_kind, "
-                "by_id, at, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (asset_id, latest, _json(aliases), by.entity_kind, by.entity_id, now, reason))
-        return AssetDeletion(scope, latest, MappingProxyType(aliases), by, now, reason)
-
-    def deletions(self, scope: Scope) -> list[AssetDeletion]:
-        with _Reading(self) as conn:
-            self._asset_row(conn, scope)
-            return self._deletions(conn, scope)
-
-    def _deletions(self, conn: sqlite3.Connection, scope: Scope) -> list[AssetDeletion]:
-        if not self._has_deletions:
-            return []
-        return [AssetDeletion(scope, v, MappingProxyType(json.loads(al)), EntityRef(k, i), at, r)
-                for v, al, k, i, at, r in conn.execute(_SQL_DELETIONS, _key(scope))]
-
-    # -- events -------------------------------------------------------------------------
-
-    def publish_event(
-        self,
-        project: str,
-        branch: str,
-        name: str,
-        payload: Mapping[str, Any] | None,
-        producer: EntityRef,
-    ) -> EventRecord:
-        if not name or not isinstance(name, str):
-            raise RegistryError(f"event name must be a non-empty string, not {name!r}")
-        try:
-            payload_json = None if payload is None else _json(payload)
-        except TypeError as exc:
-            raise RegistryError(f"payload of event {name!r} is not JSON: {exc}") from exc
-        producer = EntityRef.from_any(producer)
-        now = utc_now()
-        with self._write(creates=True) as conn:
-            event_id = conn.execute(
-                "INSERT INTO events (project, branch, name, payload, created_at, producer_kind, "
-                "producer_id) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (project, branch, name, payload_json, now, producer.entity_kind,
-                 producer.entity_id),
-            ).fetchone()[0]
-        return EventRecord(event_id, project, branch, name,
-                           None if payload_json is None else json.loads(payload_json),
-                           now, producer)
-
-    def events(
-        self, project: str | None = None, branch: str | None = None, name: str | None = None
-    ) -> list[EventRecord]:
-        where, params = _filters(project=project, branch=branch, name=name)
-        sql = ("SELECT id, project, branch, name, payload, created_at, producer_kind, "
-               f"producer_id FROM events{where} ORDER BY id")
-        with _Reading(self) as conn:
-            rows = conn.execute(sql, params).fetchall()
-            return [EventRecord(i, p, b, n, None if pl is None else json.loads(pl), at,
-                                EntityRef(pk, pi)) for i, p, b, n, pl, at, pk, pi in rows]
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        """Block until an event newer than id ``after`` is there (True) or ``timeout`` seconds
+        pass (False). SQLite cannot notify another process, so this looks every 0.1 s."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            if self.newest_event_id() > after:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(_EVENT_POLL_S, left))
 
     # -- maintenance --------------------------------------------------------------------
 
@@ -1034,19 +497,52 @@ class SQLiteRegistry:
         """SQLite's integrity check plus flowpolicy's own invariants; empty means healthy."""
         with _Reading(self) as conn:
             problems = [r[0] for r in conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
-            for name, latest, count, top in conn.execute(
-                "SELECT a.name, a.latest_version, count(i.version), max(i.version) FROM assets a "
-                "LEFT JOIN instances i ON i.asset_id = a.id GROUP BY a.id"
-            ):
-                if count != latest or (top or 0) != latest:
-                    problems.append(f"asset {name!r}: latest_version {latest} but {count} "
-                                    f"instances up to v{top}")
-            for alias, version in conn.execute(
-                "SELECT al.alias, al.version FROM aliases al LEFT JOIN instances i "
-                "ON i.asset_id = al.asset_id AND i.version = al.version WHERE i.version IS NULL"
-            ):
-                problems.append(f"alias @{alias} points at missing v{version}")
-        return problems
+        return problems + super().integrity_problems()
+
+    def info(self) -> dict[str, Any]:
+        """Backend, location, schema version and sizes, for ``flowpolicy registry info``."""
+        with _Reading(self) as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            present = self._tables_present(conn)
+            rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                    for t in TABLES if t in present}
+        files = [self.path, self.path.with_name(self.path.name + "-wal")]
+        return {"backend": "sqlite", "location": str(self.path),
+                "server": f"SQLite {sqlite3.sqlite_version}", "schema_version": version,
+                "current_schema_version": SCHEMA_VERSION,
+                "bytes": sum(f.stat().st_size for f in files if f.exists()), "rows": rows}
+
+    # -- whole-registry copies ----------------------------------------------------------
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        with _Reading(self) as conn:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("ROLLBACK")
+
+    def _tables_present(self, conn: sqlite3.Connection) -> set[str]:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    def _replace_everything(self, conn: sqlite3.Connection) -> None:
+        for table in self._tables_present(conn) & set(TABLES):
+            conn.execute(f"DROP TABLE {table}")  # its indexes and triggers go with it
+        conn.execute("PRAGMA user_version = 0")
+        self._claim(conn)
+
+    def _registry_exists(self) -> bool:
+        with self._lock:
+            self._connect_existing()
+            return self._schema is not None
+
+    def _evidence_readable(self, conn: sqlite3.Connection) -> bool:
+        if not self._has_evidence:
+            # a schema older than evidence is read as it is, until some writer migrates it
+            self._has_evidence = bool(conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'evidence'").fetchone()[0])
+        return self._has_evidence
 
     def change_probe(self) -> DataVersionProbe:
         """A :class:`~flowpolicy.registry.base.ChangeProbe` on a read-only connection of its
@@ -1125,42 +621,6 @@ def _opened(path: Path, change: int) -> None:
             _open_connections[path] = count
         else:
             _open_connections.pop(path, None)
-
-
-def _key(scope: Scope) -> tuple[str, str, str, str]:
-    return (scope.project, scope.branch, scope.asset_type, scope.name)
-
-
-def _filters(**columns: str | None) -> tuple[str, list[str]]:
-    """`` WHERE a = ? AND b = ?`` (empty without filters) and its parameters, for the
-    columns whose value is not None (None: any)."""
-    given = {column: value for column, value in columns.items() if value is not None}
-    if not given:
-        return "", []
-    return " WHERE " + " AND ".join(f"{c} = ?" for c in given), list(given.values())
-
-
-def _instance(scope: Scope, row: tuple) -> InstanceRecord:
-    version, kind, desc, ann, tags, blobs, created_at, by_kind, by_id = row
-    return InstanceRecord(
-        scope=scope, version=version, kind=kind, description=desc,
-        annotations=MappingProxyType(json.loads(ann)), tags=MappingProxyType(json.loads(tags)),
-        blobs=tuple(json.loads(blobs)), created_at=created_at,
-        created_by=EntityRef(by_kind, by_id),
-    )
-
-
-def _expected_version(expected: Any) -> int | None:
-    if expected is None:
-        return None
-    if isinstance(expected, int) and not isinstance(expected, bool) and expected >= 1:
-        return expected
-    parsed = parse_spec(expected) if isinstance(expected, str) else None
-    if parsed is None or parsed.version is None:
-        raise RegistryError(
-            f"expected= takes an instance id such as 'v3' (or None for 'not set yet'), "
-            f"not {expected!r}")
-    return parsed.version
 
 
 def _is_damage(exc: Exception) -> bool:

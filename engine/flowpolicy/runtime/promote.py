@@ -35,6 +35,7 @@ from flowpolicy.registry.base import (
     ASSET_TYPE_OF,
     WIRE_KIND,
     AliasConflict,
+    CompareAndSetUnsupported,
     EntityRef,
     InstanceRecord,
     Registry,
@@ -157,13 +158,15 @@ def _point_alias(reg: Registry, scope: Scope, alias: str, target: InstanceRecord
     """Point ``@alias`` at ``target`` unless it is there already (so a repeated promotion
     adds no history). Compare-and-set, so a concurrent promotion of the same instance that
     moved it first is not moved again; a move to another instance meanwhile is overtaken,
-    as a plain move would."""
+    as a plain move would, which is also what a backend without compare-and-set gets."""
     current = reg.get_alias(scope, alias)
     if current == target.version:
         return
     try:
         reg.set_alias(scope, alias, target.id, by=by, reason=reason,
                       expected=None if current is None else f"v{current}")
+    except CompareAndSetUnsupported:
+        reg.set_alias(scope, alias, target.id, by=by, reason=reason)
     except AliasConflict as conflict:
         if conflict.current != target.id:
             reg.set_alias(scope, alias, target.id, by=by, reason=reason)
