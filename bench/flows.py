@@ -1,19 +1,25 @@
-"""Wall time of each generated flow against an equivalent hand-written flow.
+"""Wall and CPU time of each generated flow against an equivalent hand-written flow, and
+what the decision card costs.
 
-    python bench/flows.py [--repeat 5]
+    python bench/flows.py [--repeat 5] [--blank]
 
 Builds a scratch copy of the fraud example (compiled policy, two trained models, gates run
-so promotion has evidence), then runs every generated flow and its hand-written twin from
+so promotion has evidence), then runs every generated flow, its hand-written twin from
 bench/handwritten/ (same steps, same registry reads and writes, decisions inlined, no
-evidence records or policy tag) ``--repeat`` times each, alternating which goes first.
-Prints the best and the median wall time per flow and the ratio generated / hand-written of
-the best times (target <= 1.1), and each pair's line counts (target: generated <= 1.5x).
+evidence records, policy tag or card) and the generated flow without its ``@card`` line,
+``--repeat`` times each, rotating which goes first (``--blank``: and with Metaflow's blank card
+instead of flowpolicy's card template). Prints, per flow, the best and the median
+wall time, and the best CPU time (user + system of the run and every process it starts,
+Metaflow's card renderer included: less disturbed than wall time by a busy machine); the
+ratios generated / hand-written (target <= 1.1) and generated / generated without the card;
+and each pair's line counts (target: generated <= 1.5x).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -35,14 +41,18 @@ PAIRS = (
 )
 
 
-def run(project: Path, env: dict[str, str], script: str, *args: str) -> float:
+def run(project: Path, env: dict[str, str], script: str, *args: str) -> tuple[float, float]:
+    """Run a flow; returns its wall time and the CPU time of its process tree."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, script, "--quiet", "run", *args], cwd=project,
                           env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{script} {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
-    return elapsed
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return elapsed, cpu
 
 
 def line_counts(project: Path) -> None:
@@ -57,9 +67,23 @@ def line_counts(project: Path) -> None:
     print(f"{'worst':<14}{'':>16}{worst:>7.2f}  {'met' if worst <= 1.5 else 'NOT met'}\n")
 
 
+def variant(project: Path, generated: str, suffix: str, card: str) -> str:
+    """A copy of a generated flow beside it whose ``@card`` line is ``card`` (nothing when
+    empty): the same flow with another card, or none."""
+    source = project / generated
+    lines = source.read_text().splitlines(keepends=True)
+    copy = source.with_name(f"{source.stem}_{suffix}.py")
+    copy.write_text("".join(
+        (line[: len(line) - len(line.lstrip())] + card + "\n" if card else "")
+        if line.lstrip().startswith("@card(") else line for line in lines))
+    return str(copy.relative_to(project))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--blank", action="store_true",
+                        help="also run each generated flow with Metaflow's blank card instead")
     args = parser.parse_args()
 
     from flowpolicy.demo import PROJECT, copy_example, flow_environment
@@ -77,30 +101,67 @@ def main() -> None:
         for instance in ("v1", "v2"):
             run(project, env, "flows/quality_gate.py", "--instance", instance)
 
-        times: dict[str, tuple[list[float], list[float]]] = {p[0]: ([], []) for p in PAIRS}
+        # variant -> flow -> script
+        scripts = {"generated": {name: generated for name, generated, _, _ in PAIRS},
+                   "hand": {name: hand for name, _, hand, _ in PAIRS},
+                   "no card": {name: variant(project, generated, "without_card", "")
+                               for name, generated, _, _ in PAIRS}}
+        if args.blank:
+            scripts["blank card"] = {
+                name: variant(project, generated, "blank_card",
+                              '@card(type="blank", id="decision")')
+                for name, generated, _, _ in PAIRS}
+        #: variant -> flow -> [(wall, cpu), ...]
+        times: dict[str, dict[str, list[tuple[float, float]]]] = {
+            kind: {name: [] for name, *_ in PAIRS} for kind in scripts}
+        kinds = list(scripts)
         for round_ in range(args.repeat):
-            for name, generated, hand, flow_args in PAIRS:
-                order = [(0, generated), (1, hand)]
-                if round_ % 2:
-                    order.reverse()
-                for slot, script in order:
-                    times[name][slot].append(run(project, env, script, *flow_args))
+            shift = round_ % len(kinds)
+            for name, *_, flow_args in PAIRS:
+                for kind in kinds[shift:] + kinds[:shift]:
+                    times[kind][name].append(run(project, env, scripts[kind][name], *flow_args))
+    report(times, args.repeat)
 
+
+def report(times: dict[str, dict[str, list[tuple[float, float]]]], repeat: int) -> None:
     # Best of N, as timeit reports: on a shared machine noise only ever adds time, so the
     # fastest run of each flow is the closest to its cost. Medians are printed alongside.
-    print(f"{args.repeat} runs each, wall seconds: best (median)")
-    print(f"{'flow':<14}{'generated':>16}{'hand':>16}{'ratio':>8}{'(median)':>10}")
-    best_generated = best_hand = 0.0
-    for name, (generated, hand) in times.items():
-        g, h = min(generated), min(hand)
-        gm, hm = statistics.median(generated), statistics.median(hand)
-        best_generated += g
-        best_hand += h
-        print(f"{name:<14}{g:>8.2f} ({gm:5.2f}){h:>8.2f} ({hm:5.2f}){g / h:>8.2f}"
-              f"{gm / hm:>10.2f}")
-    ratio = best_generated / best_hand
-    print(f"{'all':<14}{best_generated:>16.2f}{best_hand:>16.2f}{ratio:>8.2f}  "
-          f"target <= 1.10: {'met' if ratio <= 1.1 else 'NOT met'}")
+    kinds = list(times)
+    ratios = [("generated", "hand"), ("generated", "no card")]
+    if "blank card" in times:
+        ratios.append(("blank card", "no card"))
+    print(f"{repeat} runs each, seconds: best wall (median wall) best CPU; ratios wall, CPU")
+    print(f"{'flow':<14}" + "".join(f"{kind:>24}" for kind in kinds)
+          + "".join(f"{f'{top}/{bottom}':>22}" for top, bottom in ratios))
+    totals = {kind: [0.0, 0.0] for kind in kinds}
+    for name in times["generated"]:
+        best, cells = {}, []
+        for kind in kinds:
+            samples = times[kind][name]
+            wall, cpu = min(w for w, _ in samples), min(c for _, c in samples)
+            totals[kind][0] += wall
+            totals[kind][1] += cpu
+            best[kind] = (wall, cpu)
+            cells.append(f"{wall:>9.2f} ({statistics.median(w for w, _ in samples):5.2f})"
+                         f"{cpu:>8.2f}")
+        print(f"{name:<14}{''.join(cells)}"
+              + "".join(_ratios(best[top], best[bottom]) for top, bottom in ratios))
+    print(f"{'all':<14}" + "".join(f"{wall:>9.2f}{'':>7}{cpu:>8.2f}"
+                                   for wall, cpu in totals.values())
+          + "".join(_ratios(totals[top], totals[bottom]) for top, bottom in ratios))
+    (gen_wall, gen_cpu), (hand_wall, _) = totals["generated"], totals["hand"]
+    bare_wall, bare_cpu = totals["no card"]
+    ratio = gen_wall / hand_wall
+    print(f"generated / hand-written, wall: {ratio:.2f} (target <= 1.10: "
+          f"{'met' if ratio <= 1.1 else 'NOT met'}); without the card {bare_wall / hand_wall:.2f}."
+          f" The card adds {gen_wall - bare_wall:.2f}s wall, {gen_cpu - bare_cpu:.2f}s CPU "
+          f"over the {len(times['generated'])} flows.")
+
+
+def _ratios(top: list[float] | tuple[float, float], bottom: list[float] | tuple[float, float]
+            ) -> str:
+    return f"{top[0] / bottom[0]:>16.2f}{top[1] / bottom[1]:>6.2f}"
+
 
 if __name__ == "__main__":
     main()

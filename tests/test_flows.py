@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,7 +52,10 @@ class Project:
         self.root = root
         self.dir = root / "fraud_detection"
         self.registry = f"sqlite:///{root / 'registry.db'}"
-        self.datastore = root / "metaflow"
+        # The project sits inside the datastore root: Metaflow writes local cards under the
+        # first .metaflow folder above the working directory and its client reads them under
+        # the datastore root, so they must be the same folder.
+        self.datastore = root
 
     def env(self, branch: str = "dev") -> dict[str, str]:
         return flow_environment(self.datastore, self.registry, user="tester", branch=branch)
@@ -91,6 +95,15 @@ class Project:
     def asset(self, branch: str = "dev") -> Asset:
         return Asset(project=PROJECT, branch=branch, registry=self.registry)
 
+    def card(self, run: str, step: str) -> dict:
+        """The decision card of ``run``'s ``step``, read back with Metaflow's client
+        (``get_cards``) in a subprocess: its type and its components, unpacked from the HTML
+        page as Metaflow's card script reads them."""
+        out = subprocess.run([sys.executable, "-c", READ_CARD, f"{run}/{step}"], cwd=self.dir,
+                             env=self.env(), capture_output=True, text=True, check=True,
+                             timeout=120).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
     def client(self, code: str) -> object:
         """Evaluate ``code`` with Metaflow's client in a subprocess (the client binds its
         datastore root at import, so it must not run in the shared test process)."""
@@ -99,6 +112,41 @@ class Project:
         out = subprocess.run([sys.executable, "-c", script], cwd=self.dir, env=self.env(),
                              capture_output=True, text=True, check=True, timeout=120).stdout
         return json.loads(out.strip().splitlines()[-1])
+
+
+READ_CARD = """
+import base64, json, re, sys
+from metaflow import Step, namespace
+from metaflow.cards import get_cards
+namespace(None)
+(card,) = get_cards(Step(sys.argv[1]).task, id="decision")
+html = card.get()
+encoded = re.search(r'__MF_DATA__\\["[^"]+"\\] = "([^"]+)"', html).group(1)
+(page,) = json.loads(base64.b64decode(encoded))["components"]
+components = [c for section in page["contents"] for c in section["contents"]]
+print(json.dumps({"type": card.type, "components": components,
+                  "fonts": "fonts.googleapis.com" in html}))
+"""
+
+
+def _tables(card: dict) -> dict[str, list]:
+    """The card's tables by their first header."""
+    return {c["columns"][0]: c["data"] for c in card["components"] if c["type"] == "table"}
+
+
+def _text(card: dict) -> str:
+    return "\n".join(c["source"] for c in card["components"] if c["type"] == "markdown")
+
+
+def _charts(card: dict) -> list[dict]:
+    return [c["spec"] for c in card["components"] if c["type"] == "vegaChart"]
+
+
+def _shows_identity(card: dict, record: dict, **instances: str) -> None:
+    recorded = dict(_tables(card)["recorded"])
+    assert recorded["policy"] == f"sha256:{record['policy_hash']}"
+    for label, instance in instances.items():
+        assert recorded[label.replace("_", " ")] == instance
 
 
 def _flow_class(path: Path) -> str:
@@ -193,6 +241,14 @@ def test_gate_failure_publishes_its_event_then_fails_the_run(trained):
     assert record["passed"] is False and record["rule"] == "quality"
     assert record["details"]["checks"][0]["min"] == 0.8
     assert record["created_by"]["entity_id"].startswith(state["gates"]["weak"]["run"])
+    # the deciding step succeeded, so its card was rendered before the run was refused
+    card = project.card(result["run"], "evaluate")
+    assert f"## Quality gate `quality` on `fraud_model` {weak}: failed" in _text(card)
+    (row,) = _tables(card)["metric"]
+    check = record["details"]["checks"][0]
+    assert row[0] == "f1_score" and float(row[1]) == check["value"]
+    assert row[2:] == ["≥ 0.8", "failed"]
+    _shows_identity(card, record, instance=weak)
 
 
 def test_gate_pass_publishes_its_event_and_records_evidence_and_policy(trained):
@@ -215,6 +271,11 @@ def test_gate_pass_publishes_its_event_and_records_evidence_and_policy(trained):
     )
     assert seen == [["asset_write_branch:dev", f"flowpolicy_policy:{policy_hash[:12]}"],
                     policy_hash]
+    card = project.card(result["run"], "evaluate")
+    assert card["type"] == "flowpolicy" and card["fonts"] is False
+    assert "Judged under the policy's thresholds: f1_score >= 0.8." in _text(card)
+    assert _tables(card)["metric"] == [["f1_score", repr(value), "≥ 0.8", "passed"]]
+    _shows_identity(card, record, instance=good, event="promote_model")
 
 
 def test_gate_threshold_is_a_parameter_a_run_can_override(trained):
@@ -230,6 +291,12 @@ def test_gate_threshold_is_a_parameter_a_run_can_override(trained):
     assert record["details"]["under_policy"] is False
     assert [e for e in _events(project, "quality_gate_failed")
             if e["payload"]["instance"] == shifted] == []  # a what-if publishes nothing
+    card = project.card(result["run"], "evaluate")
+    assert ("**What-if run** under f1_score >= 0.999; the policy's are f1_score >= 0.8"
+            in _text(card))
+    (row,) = _tables(card)["metric"]
+    assert row[2:] == ["≥ 0.999", "≥ 0.8", "failed"]
+    _shows_identity(card, record, event="quality_gate_failed (not published: what-if)")
 
 
 def test_threshold_override_is_a_what_if_that_promotion_refuses(trained):
@@ -283,6 +350,15 @@ def test_promotion_along_a_declared_edge(trained):
     (record,) = project.asset().evidence("fraud_model", good, kind="promotion")
     assert record["passed"] is True and record["rule"] == "dev->staging"
     assert record["details"]["satisfied"]
+    card = project.card(result["run"], "decide")
+    assert f"`fraud_model` {good} from dev to staging: allowed" in _text(card)
+    tables = _tables(card)
+    assert tables["edge"] == [["dev → staging", "quality", "candidate"]]
+    (gate,) = project.asset().evidence("fraud_model", good, kind="gate")
+    assert tables["requirement"] == [["quality", "holds", (
+        f"passed at {gate['created_at']} in {gate['created_by']['entity_id']} "
+        f"(policy {gate['policy_hash'][:12]})")]]
+    _shows_identity(card, record, instance=f"{good} on dev")
 
 
 @pytest.mark.parametrize(("model", "source", "target", "reason"), [
@@ -302,6 +378,10 @@ def test_promotion_is_refused(trained, model, source, target, reason):
     refused = [r for r in project.asset().evidence("fraud_model", instance, kind="promotion")
                if r["rule"] == f"{source}->{target}"]
     assert [r["passed"] for r in refused] == [False]
+    card = project.card(result["run"], "decide")  # a refusal is a decision: it has its card
+    assert f"from {source} to {target}: refused" in _text(card)
+    assert [f"- {reason}" for reason in refused[0]["details"]["reasons"]] == [
+        line for line in _text(card).splitlines() if line.startswith("- ")]
 
 
 # --- champion / challenger ----------------------------------------------------------------
@@ -332,11 +412,12 @@ def test_champion_first_then_keep_then_promote(trained, champion_lock):
     run_a, run_b = state["runs"]["weak"], state["runs"]["good"]
     first, close, better = _register_candidates(
         project, branch, [0.85, 0.86, 0.9], [run_a, run_a, run_b])
-    outcomes = []
+    outcomes, runs = [], {}
     for candidate in (first, close, better):
         result = project.run("flows/fraud_model_champion.py", "--candidate", candidate,
                              branch=branch)
         assert result["returncode"] == 0, result["output"]
+        runs[candidate] = result["run"]
         outcomes.append(project.asset(branch).get_alias("fraud_model", "champion"))
         if candidate == first:
             assert _tagged_runs(project, branch) == [run_a]
@@ -352,6 +433,16 @@ def test_champion_first_then_keep_then_promote(trained, champion_lock):
     assert [e["payload"]["candidate"] for e in _events(project, "model_promoted", branch)] == [
         first, better]
     assert _tagged_runs(project, branch) == [run_b]
+    for candidate, after, moved in ((close, first, "not moved"), (better, better, "moved")):
+        card = project.card(runs[candidate], "decide")
+        details = decisions[candidate]["details"]
+        tables = _tables(card)
+        assert tables["role"] == [["candidate", candidate, repr(details["candidate_value"])],
+                                  ["champion", first, repr(details["champion_value"])]]
+        assert tables["margin"] == [[repr(details["margin"]), "0.02",
+                                     "replace" if details["promote"] else "keep"]]
+        assert tables["alias"] == [["champion", first, after, moved]]
+        _shows_identity(card, decisions[candidate], candidate=candidate, champion_before=first)
 
 
 def test_concurrent_champion_evaluations_leave_exactly_one_champion(trained, champion_lock):
@@ -401,6 +492,11 @@ def test_min_improvement_override_decides_but_moves_no_champion(trained, champio
     assert [e["payload"]["candidate"] for e in _events(project, "model_promoted", branch)] == [
         first]
     assert _tagged_runs(project, branch) == [run_a]
+    card = project.card(result["run"], "decide")
+    assert "would become the champion (what-if: nothing moved)" in _text(card)
+    assert "**What-if run** under min_improvement 0; the policy's are min_improvement 0.02" in (
+        _text(card))
+    assert _tables(card)["alias"] == [["champion", first, first, "not moved"]]
 
 
 # --- expected refusals ---------------------------------------------------------------------
@@ -434,7 +530,7 @@ def test_expected_refusals_end_the_run_with_one_line_and_no_traceback(trained):
             "v999 of model asset 'fraud_model' in fraud_detection/dev does not exist: "),
         "refused promotion": (
             project.run("flows/fraud_model_promotion.py", "--instance", ungated),
-            "FraudModelPromotionFlow step decide", "Promotion refused",
+            "FraudModelPromotionFlow step end", "Promotion refused",
             f"promotion of fraud_model {ungated} from dev to staging refused: gate quality has "
             f"no recorded result on fraud_model {ungated}"),
         "nothing to compare": (
@@ -485,6 +581,41 @@ def test_drift_monitor(trained, current, reference, level, event):
     published = [e for e in _events(project, "retrain_required")
                  if e["payload"]["current"] == current_id]
     assert len(published) == (1 if event else 0)
+
+    card = project.card(result["run"], "measure")
+    details = record["details"]
+    assert (f"## Drift of `fraud_features` {current_id} against {reference_id}: {level}"
+            in _text(card))
+    _shows_drift(card, details)
+    assert _tables(card)["column"][0][0] == details["worst_column"]
+    bars, *ecdfs = _charts(card)
+    assert {(v["column"], v["level"]): v["threshold"]
+            for v in bars["layer"][2]["data"]["values"]} == {
+        (column, name): threshold for column in columns
+        for name, threshold in (("elevated", 0.05), ("high", 0.1))}
+    pictured = details["distributions"]["columns"]
+    assert len(ecdfs) == len(pictured) == 3 and details["worst_column"] in pictured
+    for spec, (column, sides) in zip(ecdfs, pictured.items(), strict=True):
+        assert spec["encoding"]["x"]["title"] == column
+        drawn = [v["value"] for v in spec["data"]["values"]
+                 if v["instance"] == f"current {current_id}"]
+        assert drawn == sides["current"] and len(drawn) == 51
+    _shows_identity(card, record, current=current_id, reference=reference_id)
+
+
+def _shows_drift(card: dict, details: dict) -> None:
+    """The card's table and bars show each column's statistic, value, bound and level as the
+    drift evidence recorded them."""
+    columns, bounded = details["columns"], details["mode"] == "sketch"
+    for name, statistic, value, *bound, level, n_current, n_reference in _tables(card)["column"]:
+        column = columns[name]
+        assert (statistic, float(value), level) == (
+            column["statistic"], column["value"], column["level"])
+        assert bound == ([f"± {column['bound']!r}"] if bounded else [])
+        assert [int(n_current), int(n_reference)] == column["sizes"]
+    bars = _charts(card)[0]["layer"][0]["data"]["values"]
+    assert {v["column"]: (v["value"], v["level"]) for v in bars} == {
+        name: (column["value"], column["level"]) for name, column in columns.items()}
 
 
 SKETCH_POLICY = """\
@@ -571,6 +702,27 @@ def test_sketch_mode_drift_with_categorical_columns_and_column_levels(trained):
     assert columns["amount"]["level"] == "elevated"
     assert columns["distance_km"]["level"] == "high"
 
+    card = project.card(result["run"], "measure")
+    assert (f"Sketch mode (current {current_id} from its profile, reference {reference_id} "
+            "from its profile)") in _text(card)
+    _shows_drift(card, details)
+    ticks = {(v["column"], v["level"]): v["threshold"]
+             for v in _charts(card)[0]["layer"][2]["data"]["values"]}
+    assert ticks[("amount", "high")] == 0.9 and ticks[("tx_last_24h", "high")] == 0.99
+    pictured = details["distributions"]["columns"]
+    drawn = _charts(card)[1:]
+    assert len(drawn) == len(pictured) == 3
+    for spec, (name, summary) in zip(drawn, pictured.items(), strict=True):
+        kind = "quantiles" if columns[name]["statistic"] == "ks" else "categories"
+        assert summary["kind"] == kind
+        if kind == "categories":  # the shares of each value on both sides
+            shares = [v["share"] for v in spec["data"]["values"]
+                      if v["instance"] == f"current {current_id}"]
+            assert shares == summary["current"]
+            counts = {str(value): n for value, n in Counter(current[name]).items()}
+            assert shares == [counts.get(value, 0) / len(current[name])
+                              for value in summary["categories"]]
+
 
 def test_drift_level_override_is_labelled_and_acts_on_nothing(trained):
     project, state = trained
@@ -595,3 +747,43 @@ def test_drift_level_override_is_labelled_and_acts_on_nothing(trained):
     assert reports == []  # a what-if registers no report
     assert [e for e in _events(project, "retrain_required")
             if e["payload"]["current"] == current] == []
+    card = project.card(result["run"], "measure")
+    assert ("**What-if run** under normal >= 0, elevated >= 0.05, high >= 0.99; the policy's "
+            "are normal >= 0, elevated >= 0.05, high >= 0.1") in _text(card)
+    top = _tables(card)["column"][0]  # the rows go from the largest D down
+    assert (top[0], top[3]) == (details["worst_column"], "elevated")
+
+
+# --- cards --------------------------------------------------------------------------------
+
+
+def test_a_card_that_cannot_be_built_never_fails_the_decision(trained):
+    """The gate flow with its card builder broken on purpose (a copy of the committed flow
+    that replaces flowpolicy's gate card builder with one that raises, in the flow's own
+    process): the run still judges, records, publishes and succeeds, and the card says
+    what went wrong."""
+    project, _ = trained
+    source = (project.dir / "flows" / "quality_gate.py").read_text()
+    marker = "from flowpolicy.runtime import steps\n"
+    broken = source.replace(marker, marker + (
+        "from flowpolicy.runtime import cards\n\n\n"
+        "def _broken_card(verdict):\n"
+        "    raise RuntimeError('card broken on purpose')\n\n\n"
+        "cards.gate_card = _broken_card\n"), 1)
+    assert broken != source
+    (project.dir / "flows" / "quality_gate_broken_card.py").write_text(broken)
+    instance = project.asset().register_model_asset(
+        "fraud_model", annotations={"f1_score": "0.91", "training_run_id": "manual"})["id"]
+
+    result = project.run("flows/quality_gate_broken_card.py", "--instance", instance)
+    assert result["returncode"] == 0, result["output"]
+    assert ("the decision card could not be built (RuntimeError: card broken on purpose); the "
+            "decision and its evidence are recorded") in result["output"]
+    assert f"gate quality passed for fraud_model {instance}" in result["output"]
+    (record,) = project.asset().evidence("fraud_model", instance, kind="gate")
+    assert record["passed"] is True and record["details"]["under_policy"] is True
+    assert [e["payload"]["passed"] for e in _events(project, "promote_model")
+            if e["payload"]["instance"] == instance] == [True]
+    assert project.client(f"Run({result['run']!r})['evaluate'].task['verdict'].data['passed']")
+    card = project.card(result["run"], "evaluate")
+    assert "could not be built" in _text(card) and "card broken on purpose" in _text(card)

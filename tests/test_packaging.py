@@ -1,6 +1,7 @@
-"""The wheel ships schemas/, policies/, the compiler's templates and the demo's example project:
-build it, install it into a fresh virtualenv outside
-the checkout, and use the installed copy (not the source tree) to find both and run the CLI.
+"""The wheel ships schemas/, policies/, the compiler's templates, the demo's example project and
+the Metaflow card template the generated flows use: build it, install it into a fresh
+virtualenv outside the checkout, and use the installed copy (not the source tree) to find
+them and run the CLI.
 
 Slow-ish (builds a wheel); deselect with ``-m "not packaging"``. Dependencies come from the
 system site-packages (``--system-site-packages``) and the virtualenv running the tests;
@@ -24,11 +25,14 @@ pytestmark = pytest.mark.packaging
 
 REPO = Path(__file__).resolve().parent.parent
 PROBE = """
-import json, flowpolicy
+import importlib.util, json, flowpolicy
 from flowpolicy.resources import presets_dir, schema_path
 from flowpolicy.policy.loader import default_naming
 from flowpolicy.demo import example_dir
+# where Metaflow finds it (found, not imported: importing it starts Metaflow)
+card = importlib.util.find_spec("metaflow_extensions.flowpolicy.plugins.cards.flowpolicy_card")
 print(json.dumps({
+    "card_template": card.origin,
     "example": str(example_dir()),
     "package": flowpolicy.__file__,
     "schema": str(schema_path()),
@@ -69,7 +73,7 @@ def test_installed_wheel_finds_schema_and_presets(tmp_path: Path) -> None:
     work.mkdir()
     probe = json.loads(run(python, "-c", PROBE, cwd=work).stdout)
     site = env_dir.resolve()
-    for key in ("package", "schema", "presets_dir", "example"):
+    for key in ("package", "schema", "presets_dir", "example", "card_template"):
         assert Path(probe[key]).resolve().is_relative_to(site), (key, probe[key])
         assert not Path(probe[key]).resolve().is_relative_to(REPO), (key, probe[key])
     assert probe["presets"] == ["champion.yaml", "drift.yaml", "naming.yaml", "promotion.yaml"]

@@ -228,8 +228,12 @@ def test_elect_champion_gives_up_on_an_alias_that_never_stops_moving(assets, mon
 def test_judge_promotion_refuses_what_if_evidence_and_allows_the_policys(assets):
     judged = model(assets, 0.5)
     steps.judge_gate(assets, QUALITY, (Check("f1_score", min=0.1),), judged, HASH)
+    refused = steps.judge_promotion(RULES, judged, "staging", HASH)
+    assert not refused["allowed"] and refused["held"] == []
+    assert [r["passed"] for r in assets.evidence("fraud_model", judged["id"],
+                                                  kind="promotion")] == [False]
     with pytest.raises(steps.Refused) as caught:
-        steps.judge_promotion(RULES, judged, "staging", HASH)
+        steps.promote(RULES, refused)
     assert caught.value.headline == steps.PROMOTION_REFUSED
     assert caught.value.message.startswith(
         f"promotion of fraud_model {judged['id']} from dev to staging refused: gate quality "
@@ -240,6 +244,7 @@ def test_judge_promotion_refuses_what_if_evidence_and_allows_the_policys(assets)
     steps.judge_gate(assets, QUALITY, QUALITY.checks, good, HASH)
     verdict = steps.judge_promotion(RULES, good, "staging", HASH)
     assert verdict["allowed"] and verdict["project"] == PROJECT
+    assert verdict["held"] == ["quality"] and verdict["rests_on"]["quality"]["passed"] is True
     assert [r["passed"] for r in assets.evidence("fraud_model", good["id"], kind="promotion")
             ] == [True]
 

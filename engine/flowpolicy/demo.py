@@ -149,6 +149,7 @@ def run_demo(directory: str | os.PathLike | None = None,
          "  flowpolicy check                # the policy holds on this registry (exit 0)\n"
          "  flowpolicy plan                 # what each flow would decide now; writes nothing\n"
          "  flowpolicy assets history fraud_model --branch staging\n"
+         "  python flows/fraud_features_drift.py card view measure   # the drift decision's card\n"
          "  FLOWPOLICY_BRANCH=dev python flows/fraud_model_promotion.py run "
          "--instance v2 --target prod   # refused: no dev -> prod edge")
     return project_dir

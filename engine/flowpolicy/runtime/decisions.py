@@ -608,6 +608,8 @@ class PromotionVerdict:
     satisfied: tuple[str, ...] = ()
     #: Requirement -> the evidence record it was decided on (held or not).
     rests_on: Mapping[str, EvidenceRecord] = field(default_factory=frozen_map)
+    #: The edge's requirements that hold, in the edge's order.
+    held: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {
@@ -620,8 +622,10 @@ class PromotionVerdict:
             "satisfied": list(self.satisfied),
             "edge": None if self.edge is None else self.edge.to_document(),
             "rests_on": {requirement: {"policy_hash": r.policy_hash, "created_at": r.created_at,
-                                       "created_by": r.created_by.entity_id}
+                                       "created_by": r.created_by.entity_id,
+                                       "passed": r.passed}
                          for requirement, r in self.rests_on.items()},
+            "held": list(self.held),
         }
 
 
@@ -652,6 +656,7 @@ def check_promotion(
     reasons: list[str] = []
     satisfied: list[str] = []
     rests_on: dict[str, EvidenceRecord] = {}
+    held: list[str] = []
     edge = next((e for e in rules.edges if e.source == source and e.target == target), None)
     if edge is None:
         declared = ", ".join(f"{e.source} -> {e.target}" for e in rules.edges) or "none"
@@ -672,6 +677,7 @@ def check_promotion(
             reasons.append(problem)
         else:
             satisfied.append(proof)
+            held.append(requirement)
 
     return PromotionVerdict(
         asset=rules.asset,
@@ -683,6 +689,7 @@ def check_promotion(
         edge=edge,
         satisfied=tuple(satisfied),
         rests_on=frozen_map(rests_on),
+        held=tuple(held),
     )
 
 

@@ -29,6 +29,12 @@ Conventions, chosen so results are reproducible evidence:
   last bit of its floating-point rounding. A column's own thresholds (``columns: {name:
   {levels: ...}}``) replace the rule's for that column only. The verdict is the most severe
   column level, in the order of the rule's levels.
+- Distributions: the result keeps a bounded summary of both sides of the
+  :data:`PICTURED_COLUMNS` most drifted columns (ranked as the worst column is), which the
+  drift card draws, not the data: a numeric column's quantiles at :data:`QUANTILE_POINTS`
+  evenly spaced shares (:func:`quantile_summary`; in sketch mode read from the sketches, so
+  within their rank error), a categorical column's shares of its
+  :data:`PICTURED_CATEGORIES` most frequent values.
 """
 
 from __future__ import annotations
@@ -83,10 +89,18 @@ __all__ = [
     "numeric_columns",
     "profile_artifact",
     "profile_data",
+    "quantile_summary",
 ]
 
 #: Relative tolerance for comparing a computed statistic with a threshold.
 TOLERANCE = 1e-12
+
+#: How many of the most drifted columns keep a summary of both distributions.
+PICTURED_COLUMNS = 3
+#: Quantiles kept per side of a pictured numeric column, at shares 0, 1/(n-1), ..., 1.
+QUANTILE_POINTS = 51
+#: Values kept of a pictured categorical column: the most frequent on both sides together.
+PICTURED_CATEGORIES = 12
 
 
 def ks_statistic(a: Any, b: Any) -> float:
@@ -255,6 +269,12 @@ class DriftResult:
     level_range: tuple[str, str] = (NO_LEVEL, NO_LEVEL)
     #: What each side was read from: "data", or "profile" (its stored drift profile).
     inputs: tuple[str, str] = ("data", "data")
+    #: The columns from the most drifted: the most severe level first, the largest statistic
+    #: among equals (``worst_column`` is the first).
+    ranking: tuple[str, ...] = ()
+    #: column -> what the drift card draws of both sides (see :func:`_distribution`), for the
+    #: first columns of the ranking.
+    distributions: Mapping[str, Mapping[str, Any]] = field(default_factory=frozen_map)
 
     @property
     def passed(self) -> bool:
@@ -278,6 +298,10 @@ class DriftResult:
             "sample_sizes": {name: list(sizes) for name, sizes in self.sample_sizes.items()},
             "columns": {name: column.to_dict() for name, column in self.columns.items()},
             "inputs": {"current": self.inputs[0], "reference": self.inputs[1]},
+            "ranking": list(self.ranking),
+            "distributions": {"points": QUANTILE_POINTS,
+                              "columns": {name: dict(summary)
+                                          for name, summary in self.distributions.items()}},
         }
 
 
@@ -333,11 +357,12 @@ def evaluate_drift(
     low = max((c.level_range[0] for c in results.values()), key=severity.__getitem__)
     high = max((c.level_range[1] for c in results.values()), key=severity.__getitem__)
     verdict = low if low == high else INDETERMINATE
-    # The most severe column, the largest statistic among equals; the first wins a tie, so
-    # the report is stable across runs.
-    worst = max(names, key=lambda name: (severity[results[name].level_range[1]],
-                                         severity[results[name].level_range[0]],
-                                         results[name].value))
+    # The most severe column first, the largest statistic among equals; the first wins a
+    # tie (a stable sort), so the report is stable across runs.
+    ranked = sorted(names, reverse=True, key=lambda name: (
+        severity[results[name].level_range[1]], severity[results[name].level_range[0]],
+        results[name].value))
+    worst = ranked[0]
     return DriftResult(
         asset=rule.asset,
         current=current_id,
@@ -352,7 +377,65 @@ def evaluate_drift(
         columns=frozen_map(results),
         level_range=(low, high),
         inputs=tuple("profile" if _is_profile(side) else "data" for side in (current, reference)),
+        ranking=tuple(ranked),
+        distributions=frozen_map({
+            name: _distribution(results[name].statistic, name, current_side, reference_side)
+            for name in ranked[:PICTURED_COLUMNS]}),
     )
+
+
+def _distribution(statistic: str, name: str, current: _ExactSide | _SketchSide,
+                  reference: _ExactSide | _SketchSide) -> dict[str, Any]:
+    """Both sides of one column as the card draws them: ``{"kind": "quantiles", "current":
+    [...], "reference": [...]}`` for a numeric column, ``{"kind": "categories",
+    "categories": [...], "current": [shares], "reference": [shares]}`` for a categorical
+    one (its most frequent values, as text; the shares of the rest are left out)."""
+    if statistic == "ks":
+        return {"kind": "quantiles", "current": current.quantiles(name),
+                "reference": reference.quantiles(name)}
+    counts = (current.frequencies(name), reference.frequencies(name))
+    totals = [sum(side.values()) or 1 for side in counts]
+    share = {key: sum(side.get(key, 0) / total for side, total in zip(counts, totals,
+                                                                       strict=True))
+             for key in {*counts[0], *counts[1]}}
+    top = sorted(share, key=lambda key: (-share[key], str(key)))[:PICTURED_CATEGORIES]
+    return {"kind": "categories", "categories": [str(key) for key in top],
+            **{side: [counts[i].get(key, 0) / totals[i] for key in top]
+               for i, side in enumerate(("current", "reference"))}}
+
+
+def _quantile_ranks(total: int) -> list[int]:
+    """The 1-based ranks of the quantiles :func:`quantile_summary` keeps of ``total`` values:
+    for the share k / (QUANTILE_POINTS - 1), the smallest rank whose ECDF reaches it, counted
+    in integers so no share is missed by a rounding."""
+    steps = QUANTILE_POINTS - 1
+    return [max(1, -(-k * total // steps)) for k in range(QUANTILE_POINTS)]
+
+
+def quantile_summary(values: Any) -> list[float]:
+    """The empirical quantiles of the finite values of a numeric column at the
+    :data:`QUANTILE_POINTS` shares ``k / (QUANTILE_POINTS - 1)``: for each share, the smallest
+    value whose ECDF reaches it, a value of the sample itself, so a column of 0s and 1s keeps
+    its two steps. Empty when the column has no finite value."""
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return []
+    ranks = [rank - 1 for rank in _quantile_ranks(finite.size)]
+    ordered = np.partition(finite, ranks)
+    return [float(ordered[rank]) for rank in ranks]
+
+
+def _sketch_quantiles(sketch: QuantileSketch) -> list[float]:
+    """:func:`quantile_summary` read from a quantile sketch: each within its rank error."""
+    values, below = sketch.sorted_with_counts()
+    weights = np.diff(below, prepend=0)
+    finite = np.isfinite(values)
+    values, at_or_below = values[finite], np.cumsum(weights[finite])
+    if values.size == 0:
+        return []
+    positions = np.searchsorted(at_or_below, _quantile_ranks(int(at_or_below[-1])))
+    return [float(values[position]) for position in positions]
 
 
 def profile_artifact(rule: DriftRule, annotations: Mapping[str, Any]) -> str | None:
@@ -417,6 +500,12 @@ class _ExactSide:
         value, n1, n2 = _ks(self.numeric[name], other.numeric[name], labels)
         return value, 0.0, (n1, n2)
 
+    def quantiles(self, name: str) -> list[float]:
+        return quantile_summary(self.numeric[name])
+
+    def frequencies(self, name: str) -> Mapping[Any, int]:
+        return self.table(name).counts
+
     def table(self, name: str) -> FrequencyTable:
         table = FrequencyTable()
         values = self._all()[name]
@@ -474,6 +563,12 @@ class _SketchSide:
         gap, error = sketch_gap(first, second)
         scale = first.count * second.count
         return gap / scale, error / scale, (first.count, second.count)
+
+    def quantiles(self, name: str) -> list[float]:
+        return _sketch_quantiles(self.profile.columns[name].sketch)
+
+    def frequencies(self, name: str) -> Mapping[Any, int]:
+        return self.profile.columns[name].categories.counts
 
     def categorical(self, name: str, other: _SketchSide, statistic: str
                     ) -> tuple[float, tuple[int, int], dict[str, float]]:

@@ -22,6 +22,10 @@ and :func:`refusal_reason` reads that reason back.
 and records its evidence with both sets of thresholds and ``under_policy: false``, but acts on
 nothing: it publishes no event, moves no champion alias and registers no drift report, and
 says so. Promotion, ``check`` and ``plan`` never count its evidence.
+
+**Cards.** Each helper that decides ends by drawing the decision on the step's Metaflow card
+(:mod:`flowpolicy.runtime.cards`), after its evidence is recorded; a card that cannot be built
+never fails the decision.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from metaflow.exception import MetaflowException
 from flowpolicy.errors import FlowpolicyError
 from flowpolicy.policy.model import ChampionRule, Check, DriftLevel, DriftRule, Gate
 from flowpolicy.registry.base import WIRE_KIND, AliasConflict
-from flowpolicy.runtime import decisions
+from flowpolicy.runtime import cards, decisions
 from flowpolicy.runtime.assets import Asset
 from flowpolicy.runtime.decisions import PromotionRules
 from flowpolicy.runtime.drift import drift_input, evaluate_drift
@@ -168,6 +172,7 @@ def judge_gate(asset: Any, gate: Gate, checks: Sequence[Check], judged: Mapping[
     asset.record_evidence(gate.asset, judged["id"], asset_type=judged["asset_type"],
                           kind="gate", rule=gate.name, passed=verdict.passed,
                           policy_hash=policy_hash, details=details)
+    cards.show(cards.gate_card, details)
     return details
 
 
@@ -225,11 +230,13 @@ def elect_champion(asset: Any, rule: ChampionRule, challenger: Mapping[str, Any]
         raise Refused(f"the {rule.alias} alias of {rule.asset} moved {MAX_ATTEMPTS} times while "
                       "this run decided; run it again", CANNOT_DECIDE)
     details = decisions.judged_details(
-        {**decision.to_dict(), "asset_type": asset_type}, thresholds=thresholds,
+        {**decision.to_dict(), "asset_type": asset_type, "alias": rule.alias},
+        thresholds=thresholds,
         policy_thresholds=decisions.champion_thresholds(rule), policy_hash=policy_hash)
     asset.record_evidence(rule.asset, challenger["id"], asset_type=asset_type, kind="champion",
                           rule=rule.alias, passed=decision.candidate_is_champion,
                           policy_hash=policy_hash, details=details)
+    cards.show(cards.champion_card, details)
     return details
 
 
@@ -255,8 +262,8 @@ def judge_promotion(rules: PromotionRules, promoted: Mapping[str, Any], target: 
                     policy_hash: str) -> dict[str, Any]:
     """Check the edge from the pinned instance's branch to ``target`` and its requirements
     against the evidence recorded on that instance, record the verdict there and return it
-    (the flow's ``verdict`` artifact); a refused move then refuses the run, every reason on
-    one line."""
+    (the flow's ``verdict`` artifact). A refused move is a decision too, drawn on the card;
+    :func:`promote` then refuses the run."""
 
     source = Asset(project=promoted["project"], branch=promoted["branch"])
     evidence = source.registry.evidence(source.scope(rules.asset, rules.asset_type),
@@ -272,15 +279,19 @@ def judge_promotion(rules: PromotionRules, promoted: Mapping[str, Any], target: 
     source.record_evidence(rules.asset, promoted["id"], asset_type=rules.asset_type,
                            kind="promotion", rule=f"{source.branch}->{target}",
                            passed=verdict.allowed, policy_hash=policy_hash, details=details)
-    if not verdict.allowed:
-        raise Refused(f"promotion of {rules.asset} {promoted['id']} from {source.branch} to "
-                      f"{target} refused: " + "; ".join(verdict.reasons), PROMOTION_REFUSED)
+    cards.show(cards.promotion_card, details)
     return details
 
 
 def promote(rules: PromotionRules, verdict: Mapping[str, Any]) -> dict[str, Any]:
     """Re-register the allowed instance on the target branch (metadata only) and point the
-    edge's alias, and only that one, at it; returns ``promote_assets``' result."""
+    edge's alias, and only that one, at it; returns ``promote_assets``' result. A refused
+    verdict refuses the run, every reason on one line."""
+
+    if not verdict["allowed"]:
+        raise Refused(f"promotion of {rules.asset} {verdict['instance']} from "
+                      f"{verdict['source']} to {verdict['target']} refused: "
+                      + "; ".join(verdict["reasons"]), PROMOTION_REFUSED)
 
     with _refusing(PROMOTION_FAILED):
         result = promote_assets(verdict["project"], verdict["source"], verdict["target"],
@@ -329,6 +340,7 @@ def measure_drift(prj: Any, rule: DriftRule, levels: Sequence[DriftLevel],
     prj.asset.record_evidence(rule.asset, pair["current"], asset_type="data", kind="drift",
                               rule=rule.statistic, passed=result.passed,
                               policy_hash=policy_hash, details=details)
+    cards.show(cards.drift_card, details)
     return details
 
 

@@ -5,7 +5,7 @@
 """Drift monitor for data asset `fraud_features` of project fraud_detection:
 `python fraud_features_drift.py run --current latest --reference latest-1`."""
 
-from metaflow import Parameter, project, step
+from metaflow import Parameter, card, project, step
 
 from flowpolicy import ProjectFlow
 from flowpolicy.policy.model import DriftLevel, DriftRule
@@ -54,6 +54,7 @@ class FraudFeaturesDriftFlow(ProjectFlow):
         self.pair = steps.pin_pair(self.prj.asset, RULE, self.current, self.reference)
         self.next(self.measure)
 
+    @card(type="flowpolicy", id="decision")
     @step
     def measure(self):
         """Load both instances, compare them per column and record the report as evidence."""

@@ -5,7 +5,7 @@
 """Champion/challenger evaluation of model asset `fraud_model` of project fraud_detection:
 `python fraud_model_champion.py run --candidate latest`."""
 
-from metaflow import Parameter, project, step
+from metaflow import Parameter, card, project, step
 
 from flowpolicy import ProjectFlow
 from flowpolicy.policy.model import ChampionRule
@@ -44,6 +44,7 @@ class FraudModelChampionFlow(ProjectFlow):
         self.challenger = steps.pin(self.prj.asset, RULE.asset, "model", self.candidate)
         self.next(self.decide)
 
+    @card(type="flowpolicy", id="decision")
     @step
     def decide(self):
         """Compare it with the current champion and move the alias if it wins."""

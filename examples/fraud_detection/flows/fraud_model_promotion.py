@@ -5,7 +5,7 @@
 """Promotion of model asset `fraud_model` of project fraud_detection between branches:
 `python fraud_model_promotion.py run --source dev --target staging --instance latest`."""
 
-from metaflow import Parameter, project, step
+from metaflow import Parameter, card, project, step
 
 from flowpolicy import Asset, ProjectFlow
 from flowpolicy.policy.model import ChampionRule, Check
@@ -48,6 +48,7 @@ class FraudModelPromotionFlow(ProjectFlow):
         self.promoted = steps.pin(source, RULES.asset, RULES.asset_type, self.instance)
         self.next(self.decide)
 
+    @card(type="flowpolicy", id="decision")
     @step
     def decide(self):
         """Check the edge and what it requires against the evidence on that instance."""
@@ -56,7 +57,7 @@ class FraudModelPromotionFlow(ProjectFlow):
 
     @step
     def end(self):
-        """Re-register the instance on the target branch and point the edge's alias at it."""
+        """End a refused move, or re-register the instance on the target and set the alias."""
         self.promotion = steps.promote(RULES, self.verdict)
 
 

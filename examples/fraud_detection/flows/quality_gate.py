@@ -5,7 +5,7 @@
 """Quality gate `quality` on model asset `fraud_model` of project fraud_detection:
 `python quality_gate.py run --instance latest`."""
 
-from metaflow import Parameter, project, step
+from metaflow import Parameter, card, project, step
 
 from flowpolicy import ProjectFlow
 from flowpolicy.policy.model import Check, Gate
@@ -42,6 +42,7 @@ class QualityGateFlow(ProjectFlow):
         self.judged = steps.pin(self.prj.asset, GATE.asset, "model", self.instance)
         self.next(self.evaluate)
 
+    @card(type="flowpolicy", id="decision")
     @step
     def evaluate(self):
         """Evaluate every check and record the verdict as evidence on the instance."""
