@@ -11,10 +11,16 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 os.environ.setdefault("METAFLOW_USER", "tester")
+
+# No property test has a deadline: the machines are shared, and a case that waits 2 s for a
+# core is not a failure (tests never assert wall-clock times).
+settings.register_profile("flowpolicy", deadline=None)
+settings.load_profile("flowpolicy")
 
 
 @pytest.fixture(scope="session")
