@@ -117,6 +117,15 @@ def registry_url(backend, monkeypatch) -> str:
 
 
 @pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """The one ``flowpolicy demo`` of this test run (:func:`shared_runs.shared_demo`):
+    its output and the registry it leaves; read it, never change it."""
+    from shared_runs import shared_demo
+
+    return shared_demo(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
 def healthy(tmp_path_factory):
     """The healthy fraud project and registry the check and plan tests start from (built once
     per test run by :func:`test_check_support.shared_healthy`); copy it before breaking it."""

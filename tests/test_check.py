@@ -3,7 +3,7 @@ broken the way it breaks in practice: a threshold raised after promotion, the ch
 moved by hand, an instance registered straight onto prod, a stale or missing drift report,
 an undeclared asset, a stale generated flow, a bad asset name in code, an invalid policy.
 
-The check runs in-process (``run_check``) for most cases and as the ``flowpolicy`` CLI in a
+The check runs in-process (``api.check``) for most cases and as the ``flowpolicy`` CLI in a
 subprocess for a few, to prove the wiring and exit codes. Every JSON report is validated
 against ``schemas/check-report.schema.json``.
 """
@@ -18,8 +18,7 @@ import jsonschema
 import pytest
 from test_check_support import PROJECT, REPO_ROOT, Project
 
-from flowpolicy import Asset
-from flowpolicy.check import CheckRequest, run_check
+from flowpolicy import Asset, api
 from flowpolicy.errors import FlowpolicyError, RegistryError
 
 pytestmark = pytest.mark.flows
@@ -35,7 +34,7 @@ def broken(healthy, tmp_path) -> Project:
 
 def check(project: Project, policy: Path | None = None, **request):
     request.setdefault("static", False)
-    report = run_check(CheckRequest(
+    report = api.check(api.CheckRequest(
         policies=(str(policy or project.policy),), registry=project.registry,
         metaflow_root=str(project.datastore), **request))
     jsonschema.validate(report.to_dict(), SCHEMA)
@@ -43,7 +42,7 @@ def check(project: Project, policy: Path | None = None, **request):
 
 
 def failures(report, check_id: str) -> list:
-    return [r for r in report.results if r.check == check_id and r.status == "fail"]
+    return [r for r in report.results if r.code == check_id and r.severity == "error"]
 
 
 def edited_policy(project: Project, old: str, new: str) -> Path:
@@ -87,11 +86,11 @@ def test_healthy_registry_holds_cli_text_and_json(broken):
 def test_healthy_registry_every_live_check_passes_in_process(broken):
     report = check(broken)
     assert report.exit_code == 0
-    seen = {(r.check, r.branch) for r in report.results}
+    seen = {(r.code, r.branch) for r in report.results}
     assert {("live.gate", "staging"), ("live.gate", "prod"), ("live.lineage", "staging"),
             ("live.lineage", "prod"), ("live.champion.count", "staging"),
             ("live.champion.tag", "staging"), ("live.drift.report", "dev")} <= seen
-    assert not [r for r in report.results if r.status != "pass"]
+    assert not [r for r in report.results if r.severity != "pass"]
 
 
 # -- live breakages --------------------------------------------------------------------------
@@ -118,16 +117,16 @@ def test_threshold_raised_after_promotion_fails_live_gate(broken):
                "thresholds" in result.message
         assert "it was judged under f1_score >= 0.8, the policy's are f1_score >= 0.99" in (
             result.message)
-    warned = [r for r in report.results if r.check == "live.lineage.policy_hash"]
+    warned = [r for r in report.results if r.code == "live.lineage.policy_hash"]
     assert {r.branch for r in warned} == {"staging", "prod"}
-    assert all(r.status == "warn" for r in warned)
+    assert all(r.severity == "warning" for r in warned)
 
 
 def test_threshold_lowered_after_promotion_still_holds_judged_again(broken):
     policy = edited_policy(broken, "{metric: f1_score, min: 0.8}", "{metric: f1_score, min: 0.5}")
     report = check(broken, policy, branches=("staging",))
     assert report.exit_code == 0, [r.message for r in report.failures]
-    [lineage] = [r for r in report.results if r.check == "live.lineage"]
+    [lineage] = [r for r in report.results if r.code == "live.lineage"]
     assert "gate quality passes on fraud_model v1 judged again under the policy's " \
            "thresholds" in lineage.message
 
@@ -214,10 +213,10 @@ def test_champions_of_three_branches_each_keep_their_branch_tag(healthy, tmp_pat
     assert tags == {staging_run: ["champion:prod", "champion:staging"], other: ["champion:dev"]}
 
     report = check(project)
-    assert report.exit_code == 0, [r.message for r in report.results if r.status != "pass"]
-    champion = {(r.check, r.branch): r for r in report.results
-                if r.check.startswith("live.champion")}
-    assert {key: r.status for key, r in champion.items()} == {
+    assert report.exit_code == 0, [r.message for r in report.results if r.severity != "pass"]
+    champion = {(r.code, r.branch): r for r in report.results
+                if r.code.startswith("live.champion")}
+    assert {key: r.severity for key, r in champion.items()} == {
         (check_id, branch): "pass" for check_id in ("live.champion.count", "live.champion.tag")
         for branch in ("dev", "staging", "prod")}
     assert champion[("live.champion.tag", "dev")].evidence["tagged_runs"] == [
@@ -233,8 +232,8 @@ def test_champion_run_unknown_to_metaflow_is_one_failure(broken, tmp_path):
     elsewhere = Project(broken.dir, tmp_path / "elsewhere", broken.registry_file)
     report = check(elsewhere, branches=("staging",))
     assert report.exit_code == 1
-    [result] = [r for r in report.results if r.status == "fail"]
-    assert result.check == "live.champion.tag"
+    [result] = [r for r in report.results if r.severity == "error"]
+    assert result.code == "live.champion.tag"
     assert "which Metaflow does not know" in result.message
 
 
@@ -263,8 +262,8 @@ def test_instance_registered_straight_onto_prod_fails_lineage(broken):
 
 
 def test_instance_without_required_annotations_breaks_the_asset_contract(broken):
-    contract = [r for r in check(broken).results if r.check == "live.annotations"]
-    assert contract and {r.status for r in contract} == {"pass"}
+    contract = [r for r in check(broken).results if r.code == "live.annotations"]
+    assert contract and {r.severity for r in contract} == {"pass"}
     assert {(r.asset, r.branch) for r in contract} >= {("fraud_model", "dev"),
                                                        ("fraud_features", "dev")}
 
@@ -291,7 +290,7 @@ def test_drift_report_older_than_max_age(broken):
     policy = edited_policy(broken, "events: {high: retrain_required}",
                            "events: {high: retrain_required}\n    max_age: 1d")
     fresh = check(broken, policy)
-    assert [r.status for r in fresh.results if r.check == "live.drift.age"] == ["pass"]
+    assert [r.severity for r in fresh.results if r.code == "live.drift.age"] == ["pass"]
 
     later = datetime.now(timezone.utc) + timedelta(days=2)
     report = check(broken, policy, now=later)
@@ -324,8 +323,8 @@ def test_a_changed_column_level_makes_earlier_drift_reports_not_count(healthy, t
     project.run_flows(("dev", "flows/fraud_features_drift.py",
                        ("--current", "v2", "--reference", "v1")))
     counted = [r for r in check(project).results
-               if (r.check, r.branch) == ("live.drift.report", "dev")]
-    assert [r.status for r in counted] == ["pass"]
+               if (r.code, r.branch) == ("live.drift.report", "dev")]
+    assert [r.severity for r in counted] == ["pass"]
 
     changed = edited_policy(project, "high: 0.9", "high: 0.5")
     report = check(project, changed)
@@ -341,7 +340,7 @@ def test_a_changed_column_level_makes_earlier_drift_reports_not_count(healthy, t
 def test_undeclared_and_mistyped_assets_fail_when_declared_only(broken):
     asset(broken, "dev").register_data_asset("fraud_labels", kind="parquet")
     asset(broken, "dev").register_model_asset("fraud_features", kind="onnx")
-    assert not [r for r in check(broken).results if r.check == "live.declared"]
+    assert not [r for r in check(broken).results if r.code == "live.declared"]
 
     policy = edited_policy(broken, "branches: [dev, staging, prod]",
                            "naming: {declared_only: true}\nbranches: [dev, staging, prod]")
@@ -384,8 +383,8 @@ def test_assets_only_on_undeclared_branches_are_reported_not_passed(tmp_path):
     scratch.register_data_asset("fraud_features")
     report = check(project)
     assert report.exit_code == 1
-    [warned] = [r for r in report.results if r.check == "live.branches"]
-    assert (warned.status, warned.branch) == ("warn", "user_tester")
+    [warned] = [r for r in report.results if r.code == "live.branches"]
+    assert (warned.severity, warned.branch) == ("warning", "user_tester")
     assert warned.message.startswith(
         "2 asset(s) of project fraud_detection are on branch user_tester (fraud_features, "
         "fraud_model), which the policy does not declare")
@@ -398,10 +397,10 @@ def test_assets_on_an_undeclared_branch_beside_checked_ones_are_a_warning(broken
     asset(broken, "user_alice").register_model_asset("fraud_model", annotations={"f1_score": 1})
     report = check(broken)
     assert report.exit_code == 0, [r.message for r in report.failures]
-    assert [r.branch for r in report.results if r.check == "live.branches"] == ["user_alice"]
+    assert [r.branch for r in report.results if r.code == "live.branches"] == ["user_alice"]
     # a branch chosen with --branch is what was asked for: the others are not reported
     assert not [r for r in check(broken, branches=("prod",)).results
-                if r.check == "live.branches"]
+                if r.code == "live.branches"]
 
 
 def test_every_check_id_is_in_the_report_schema():
@@ -455,7 +454,8 @@ def test_invalid_policy_is_exit_2_with_the_diagnostics(broken):
 def test_missing_registry_or_path_or_branch_is_invalid_input(broken, tmp_path):
     missing = f"sqlite:///{tmp_path / 'nowhere' / 'registry.db'}"
     with pytest.raises(RegistryError, match="no registry at"):
-        run_check(CheckRequest(policies=(str(broken.policy),), registry=missing, static=False))
+        api.check(api.CheckRequest(policies=(str(broken.policy),), registry=missing,
+                                   static=False))
     assert not (tmp_path / "nowhere").exists()
     with pytest.raises(FlowpolicyError, match="not declared"):
         check(broken, branches=("qa",))

@@ -2,14 +2,13 @@
 example's real flows (training flow and generated flows) in Metaflow subprocesses.
 
 The build (eight flow runs, in two chains side by side) happens once per test session, also
-across pytest-xdist workers (a file lock and a done-marker in the run's shared temporary
-folder); tests copy the registry file (and, to edit run tags, the Metaflow datastore)
-before breaking anything. This module holds helpers only; it has no tests of its own.
+across pytest-xdist workers (:func:`shared_runs.built_once`); tests copy the registry file
+(and, to edit run tags, the Metaflow datastore) before breaking anything. This module holds
+helpers only; it has no tests of its own.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
@@ -18,6 +17,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+from shared_runs import built_once
 
 from flowpolicy.demo import flow_environment
 
@@ -130,23 +131,9 @@ PREBUILT_ENV = "FLOWPOLICY_TEST_HEALTHY_PROJECT"
 def shared_healthy(tmp_path_factory) -> Project:
     """The healthy project of this test run, built by the first worker that asks."""
     prebuilt = os.environ.get(PREBUILT_ENV)
-    if prebuilt:
-        root = Path(prebuilt)
-        return Project(root / "project", root / "metaflow", root / "registry.db")
-    base = tmp_path_factory.getbasetemp()
-    uid = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-    root = (base.parent / f"flowpolicy-check-{uid}") if uid else (base / "flowpolicy-check")
-    root.mkdir(parents=True, exist_ok=True)
-    project = Project(root / "project", root / "metaflow", root / "registry.db")
-    with open(root / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not (root / ".done").exists():
-                build_healthy(root)
-                (root / ".done").write_text("built\n")
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    return project
+    root = Path(prebuilt) if prebuilt else built_once(tmp_path_factory, "flowpolicy-check",
+                                                      build_healthy)
+    return Project(root / "project", root / "metaflow", root / "registry.db")
 
 
 def file_digest(path: Path) -> str:

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from flowpolicy.compile import (
     GENERATED_MARKER,
-    check_outputs,
     compile_policy,
     output_dir_for,
+    stale_outputs,
     write_outputs,
 )
 from flowpolicy.compile.names import RESERVED_PARAMETERS, RESERVED_STEPS, parameter_name
@@ -109,7 +109,7 @@ def test_example_policy_matches_the_committed_flows_byte_for_byte():
     assert set(outputs) == EXPECTED_FILES == {p.name for p in GOLDEN.glob("*.py")}
     for name, source in outputs.items():
         assert source == (GOLDEN / name).read_text(encoding="utf-8"), name
-    assert check_outputs(policy) == []
+    assert stale_outputs(policy) == {}
 
 
 def test_header_names_relative_source_hash_and_marker():
@@ -490,14 +490,14 @@ def _policy_file(tmp_path: Path) -> Path:
     return target
 
 
-def test_write_then_check_outputs_round_trip(tmp_path):
+def test_write_then_stale_outputs_round_trip(tmp_path):
     policy = load_policy(_policy_file(tmp_path))
     out = output_dir_for(policy)
     assert out == tmp_path / "project" / "flows"
-    assert check_outputs(policy)  # nothing written yet: every file is missing
+    assert stale_outputs(policy)  # nothing written yet: every file is missing
     written = write_outputs(policy)
     assert {p.name for p in written} == EXPECTED_FILES
-    assert check_outputs(policy) == []
+    assert stale_outputs(policy) == {}
     assert write_outputs(policy) == []  # current files are left alone
     # identical to the committed example: the header names the path inside the project
     for name in EXPECTED_FILES:
@@ -516,7 +516,10 @@ def test_check_reports_changed_missing_and_stale_files_but_not_foreign_ones(tmp_
     other_source = stale.replace("# source: policies/fraud.yaml", "# source: policies/other.yaml")
     (out / "other_policy_flow.py").write_text(other_source)
 
-    diffs = check_outputs(policy)
+    stale = stale_outputs(policy)
+    assert set(stale) == {out / "quality_gate.py", out / "fraud_model_champion.py",
+                          out / "renamed_gate.py"}
+    diffs = list(stale.values())
     assert len(diffs) == 3
     joined = "\n".join(diffs)
     assert "-edited" in joined
@@ -528,7 +531,7 @@ def test_check_reports_changed_missing_and_stale_files_but_not_foreign_ones(tmp_
     write_outputs(policy)
     assert not (out / "renamed_gate.py").exists()
     assert (out / "hand_written.py").exists() and (out / "other_policy_flow.py").exists()
-    assert check_outputs(policy) == []
+    assert stale_outputs(policy) == {}
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

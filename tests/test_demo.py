@@ -1,4 +1,7 @@
-"""``flowpolicy demo`` end to end: real Metaflow runs, SQLite registry, a scratch folder."""
+"""``flowpolicy demo`` end to end: real Metaflow runs, SQLite registry, a scratch folder.
+
+The main job runs once per test run (the ``demo_run`` fixture, whose registry the report
+tests read too); the refusals run the command themselves."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from shared_runs import demo_command
 
 from flowpolicy import Asset
 
@@ -16,16 +20,8 @@ pytestmark = pytest.mark.flows
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _demo(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("FLOWPOLICY_", "METAFLOW_"))}  # the demo must default them
-    return subprocess.run([sys.executable, "-m", "flowpolicy", "demo", *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-
-
-def test_demo_runs_the_main_job_and_reports_every_decision(tmp_path):
-    scratch = tmp_path / "demo"
-    result = _demo("--dir", str(scratch), cwd=tmp_path)
+def test_demo_runs_the_main_job_and_reports_every_decision(demo_run):
+    result, scratch = demo_run, demo_run.dir  # run with no FLOWPOLICY_/METAFLOW_ settings
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "METAFLOW_USER is not set" in out
@@ -70,7 +66,7 @@ def test_demo_runs_end_to_end_on_postgresql(tmp_path, postgres_url):
     """The training flow and every generated flow against a PostgreSQL registry, then
     ``flowpolicy check`` on what they left there."""
     scratch = tmp_path / "demo"
-    result = _demo("--dir", str(scratch), "--registry", postgres_url, cwd=tmp_path)
+    result = demo_command("--dir", str(scratch), "--registry", postgres_url, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert f"Registry {postgres_url}" in out
@@ -100,13 +96,13 @@ def test_demo_runs_end_to_end_on_postgresql(tmp_path, postgres_url):
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"registry {postgres_url}" in checked.stdout
 
-    again = _demo("--registry", postgres_url, cwd=tmp_path)
+    again = demo_command("--registry", postgres_url, cwd=tmp_path)
     assert again.returncode == 2 and "already holds assets or events" in again.stderr
 
 
 def test_demo_refuses_a_folder_that_is_not_empty(tmp_path):
     (tmp_path / "something").write_text("keep me")
-    result = _demo("--dir", str(tmp_path), cwd=tmp_path)
+    result = demo_command("--dir", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 2 and "not empty" in result.stderr
     assert (tmp_path / "something").read_text() == "keep me"
 

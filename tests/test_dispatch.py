@@ -203,3 +203,41 @@ def stub_policy_with(triggers: str) -> str:
 
 
 _USER = {"entity_kind": "user", "entity_id": "tester"}
+
+
+def test_dispatch_and_event_runs_in_process_through_the_api(tmp_path, monkeypatch):
+    """The API calls the commands make: the trigger table, one drain of the pending events
+    (progress lines to the request's echo), then the chains as data; a second drain finds
+    nothing and says so."""
+    from flowpolicy import api
+    from flowpolicy.registry import EntityRef, Scope
+
+    scratch = stub_project(tmp_path)
+    for key, value in scratch.env(**stub_env(scratch)).items():
+        monkeypatch.setenv(key, value)
+    policy = str(scratch.dir / "policies" / "stress.yaml")
+    listing = api.dispatch(api.DispatchRequest(policy=policy, mode="list"))
+    assert listing.exit_code == 0
+    assert [t["flow"] for t in listing.to_dict()["triggers"]] == [
+        "flows/alpha_gate.py", "flows/beta_gate.py"]
+    registry = open_registry(scratch.registry)
+    trainer = EntityRef("task", "TrainFlow/1/train/1")
+    registry.register(Scope("stress", "dev", "model", "risk_model"), kind="artifact",
+                      created_by=trainer)
+    lines: list[str] = []
+    report = api.dispatch(api.DispatchRequest(policy=policy, registry=scratch.registry,
+                                              echo=lines.append))
+    assert report.exit_code == 0 and (report.events_read, len(report.started)) == (1, 2)
+    assert set(report.finished.values()) == {"succeeded"} and report.cursor_after == 1
+    assert lines[0] == f"registry {scratch.registry}" and len(lines) == 5  # 2 starts, 2 ends
+    assert ran(scratch) == {("alpha_gate.py", "v1"): 1, ("beta_gate.py", "v1"): 1}
+    again = api.dispatch(api.DispatchRequest(policy=policy, registry=scratch.registry,
+                                             echo=lines.append))
+    assert "nothing to dispatch: no events after event 1" in again.format_text()
+    chains = api.event_runs(api.EventRunsRequest(registry=scratch.registry)).to_dict()
+    [root] = chains["chains"]
+    assert root["run"] == "TrainFlow/1" and root["dispatch"] is None
+    [event] = root["events"]
+    assert sorted(r["dispatch"]["outcome"] for r in event["runs"]) == ["succeeded"] * 2
+    with pytest.raises(Exception, match="--limit takes 0"):
+        api.event_runs(api.EventRunsRequest(registry=scratch.registry, limit=-1))

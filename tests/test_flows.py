@@ -2,8 +2,8 @@
 metadata and datastore) in subprocesses, against a temporary SQLite registry.
 
 One trained project is shared by every test of this module, also across pytest-xdist
-workers (built once under a file lock): three training runs (a weak model, a good one, one
-on shifted data) and one gate run per model. Tests that change registry state work on
+workers (built once, :func:`shared_runs.built_once`): three training runs (a weak model, a
+good one, one on shifted data) and one gate run per model. Tests that change registry state work on
 instance ids they own or on a branch of their own, so they can run in any order and in
 parallel; the two champion tests tag the same Metaflow training runs (each with its own
 branch's tag, but Metaflow's local tag writes are unlocked read-modify-writes of the run),
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_runs import built_once
 
 from flowpolicy import Asset
 from flowpolicy.demo import flow_environment
@@ -166,6 +167,9 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _build(project: Project) -> dict:
+    for leftover in (project.dir, project.datastore):  # of a build that failed half-way
+        shutil.rmtree(leftover, ignore_errors=True)
+    (project.root / "registry.db").unlink(missing_ok=True)
     shutil.copytree(EXAMPLE, project.dir, ignore=shutil.ignore_patterns(".metaflow", "__pycache__"))
     started = {name: project.start("train_flow.py", *args) for name, args in TRAININGS.items()}
     trainings = {name: project.finish("train_flow.py", s) for name, s in started.items()}
@@ -188,18 +192,13 @@ def _build(project: Project) -> dict:
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory, request) -> tuple[Project, dict]:
+def trained(tmp_path_factory) -> tuple[Project, dict]:
     """The trained example project, built once per session (shared by xdist workers)."""
-    base = tmp_path_factory.getbasetemp()
-    if hasattr(request.config, "workerinput"):  # xdist: the parent folder is shared
-        base = base.parent
-    project = Project(base / "flowpolicy_flows")
-    with _locked(base / "flowpolicy_flows.lock"):
-        state_file = project.root / "state.json"
-        if not state_file.exists():
-            project.root.mkdir(exist_ok=True)
-            state_file.write_text(json.dumps(_build(project)))
-    return project, json.loads(state_file.read_text())
+    def build(root: Path) -> None:
+        (root / "state.json").write_text(json.dumps(_build(Project(root))))
+
+    root = built_once(tmp_path_factory, "flowpolicy-flows", build)
+    return Project(root), json.loads((root / "state.json").read_text())
 
 
 @pytest.fixture

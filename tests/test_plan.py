@@ -16,8 +16,7 @@ from test_check_support import (
     file_digest,
 )
 
-from flowpolicy import Asset
-from flowpolicy.check import PlanRequest, run_plan
+from flowpolicy import Asset, api
 
 pytestmark = pytest.mark.flows
 
@@ -30,14 +29,14 @@ def copy(healthy, tmp_path) -> Project:
 
 
 def plan(project: Project, **request):
-    report = run_plan(PlanRequest(policies=(str(project.policy),), registry=project.registry,
-                                  metaflow_root=str(project.datastore), **request))
+    report = api.plan(api.PlanRequest(policies=(str(project.policy),), registry=project.registry,
+                                      metaflow_root=str(project.datastore), **request))
     jsonschema.validate(report.to_dict(), SCHEMA)
     return report
 
 
 def entries(report) -> dict[tuple[str, str], dict]:
-    return {(e.kind, e.branch): e.to_dict() for e in report.entries}
+    return {(e["kind"], e["branch"]): e for e in report.to_dict()["entries"]}
 
 
 def test_cli_plan_decides_without_writing(copy):
@@ -155,14 +154,15 @@ def test_plan_and_the_drift_flow_agree_when_there_is_nothing_to_compare(healthy,
     project = healthy.copy(tmp_path, datastore=True)
     Asset(project=PROJECT, branch="staging", registry=project.registry).register_data_asset(
         "fraud_features", kind="parquet")
-    [entry] = [e for e in plan(project).entries if (e.kind, e.branch) == ("drift", "staging")]
-    assert entry.status == "nothing"
+    [entry] = [e for e in plan(project).to_dict()["entries"]
+               if (e["kind"], e["branch"]) == ("drift", "staging")]
+    assert entry["status"] == "nothing"
     run = subprocess.run([sys.executable, "flows/fraud_features_drift.py", "--quiet", "run"],
                          cwd=project.dir, env=project.env("staging"), capture_output=True,
                          text=True, timeout=300)
     assert run.returncode == 1, run.stdout + run.stderr
-    assert refusal_reason(run.stdout + run.stderr) == entry.summary
-    assert entry.summary.startswith("nothing to compare: latest-1 of data asset "
+    assert refusal_reason(run.stdout + run.stderr) == entry["summary"]
+    assert entry["summary"].startswith("nothing to compare: latest-1 of data asset "
                                     "'fraud_features' in fraud_detection/staging")
 
 
@@ -242,11 +242,12 @@ def test_plan_and_the_drift_flow_agree_on_an_indeterminate_sketch_verdict(health
     assert [e["payload"]["level"] for e in assets.list_events("drift_unclear")] == [
         "indeterminate"]
 
-    [entry] = [e for e in plan(project, branches=(branch,)).entries if e.kind == "drift"]
-    assert entry.status == "decided" and entry.outcome == flow["level"]
-    assert entry.decision["inputs"] == flow["inputs"]
-    assert entry.decision["columns"] == flow["columns"]
-    assert entry.summary.startswith(
+    [entry] = [e for e in plan(project, branches=(branch,)).to_dict()["entries"]
+               if e["kind"] == "drift"]
+    assert entry["status"] == "decided" and entry["outcome"] == flow["level"]
+    assert entry["decision"]["inputs"] == flow["inputs"]
+    assert entry["decision"]["columns"] == flow["columns"]
+    assert entry["summary"].startswith(
         "fraud_features v2 vs v1: level indeterminate (between elevated and high within the "
         "sketch bound; never passes) (max ks ")
-    assert entry.summary.endswith("in amount); publishes drift_unclear")
+    assert entry["summary"].endswith("in amount); publishes drift_unclear")

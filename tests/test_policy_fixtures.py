@@ -46,7 +46,7 @@ def test_invalid_policy_reports_expected_codes_and_lines(path: Path) -> None:
     assert expected, f"{path.name} has no '# expect: CODE line N' comment"
     with pytest.raises(PolicyError) as caught:
         load_policy(path)
-    actual = {(d.code, Path(d.file).resolve(), d.line) for d in caught.value.diagnostics}
+    actual = {(d.code, Path(d.path).resolve(), d.line) for d in caught.value.diagnostics}
     assert actual == expected, caught.value.message
     for diagnostic in caught.value.diagnostics:
         assert diagnostic.col >= 1

@@ -181,7 +181,7 @@ def test_errors_inside_an_extended_file_point_into_it(tmp_path: Path) -> None:
         load_policy_text(HEAD + "extends: [flowpolicy:naming, base.yaml]\n",
                          str(tmp_path / "policy.yaml"))
     (diagnostic,) = caught.value.diagnostics
-    assert (diagnostic.code, diagnostic.file, diagnostic.line) == ("FP215", str(base), 2)
+    assert (diagnostic.code, diagnostic.path, diagnostic.line) == ("FP215", str(base), 2)
 
 
 def test_extends_cycle_across_files(tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ def test_a_bad_limit_is_a_located_error(text: str, code: str, where: str) -> Non
         load_policy_text(BASE + text + "\n")
     (diagnostic,) = caught.value.diagnostics
     assert diagnostic.code == code
-    assert f"{diagnostic.file}:{diagnostic.line}:{diagnostic.col}" == where
+    assert f"{diagnostic.path}:{diagnostic.line}:{diagnostic.col}" == where
 
 
 # --- limits found at run start ------------------------------------------------------------

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from flowpolicy.demo import run_demo
 from flowpolicy.registry import EntityRef, Scope, open_registry
 from flowpolicy.registry.base import EvidenceRecord
 from flowpolicy.report import ReportRequest, build_report, render_page, write_report
@@ -24,12 +23,12 @@ from flowpolicy.report.history import read_history
 ME = EntityRef("user", "tester")
 
 
-@pytest.fixture(scope="module")
-def demo_registry(tmp_path_factory) -> str:
-    """The registry ``flowpolicy demo`` leaves behind (eleven real Metaflow runs)."""
-    scratch = tmp_path_factory.mktemp("report-demo") / "demo"
-    run_demo(scratch, echo=lambda _: None)
-    return f"sqlite:///{scratch / 'registry.db'}"
+@pytest.fixture
+def demo_registry(demo_run) -> str:
+    """The registry ``flowpolicy demo`` leaves behind (eleven real Metaflow runs, shared with
+    the demo's own test)."""
+    assert demo_run.returncode == 0, demo_run.stdout + demo_run.stderr
+    return demo_run.registry
 
 
 def report_cli(*args: str, cwd: Path, env: dict | None = None):

@@ -9,8 +9,11 @@ the CLI) does not pay for importing Metaflow.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import types
+from collections.abc import Callable, Mapping
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -35,15 +38,21 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'flowpolicy' has no attribute {name!r}")
-    import importlib
+def lazy_names(package: str, names: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` (PEP 562) that imports each of ``names`` (name -> module)
+    the first time it is asked for, so ``package`` stays cheap to import."""
+    def __getattr__(name: str) -> Any:
+        module = names.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        setattr(sys.modules[package], name, value)
+        return value
 
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return __getattr__
+
+
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 class _Package(types.ModuleType):

@@ -26,12 +26,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from flowpolicy.errors import EXIT_FINDINGS, FlowpolicyError
-
-if TYPE_CHECKING:
-    from flowpolicy.policy.model import Policy
+from flowpolicy.compile import write_outputs
+from flowpolicy.errors import EXIT_FINDINGS, FlowpolicyError, RegistryError
+from flowpolicy.fileio import make_folder
+from flowpolicy.policy.loader import load_policy
+from flowpolicy.policy.model import Policy
+from flowpolicy.registry import open_registry
+from flowpolicy.runtime.assets import Asset
+from flowpolicy.runtime.promote import PROMOTED_FROM_BRANCH, PROMOTED_FROM_INSTANCE
 
 PROJECT = "fraud_detection"
 POLICY = Path("policies") / "fraud.yaml"
@@ -69,9 +73,6 @@ def require_example_dependencies() -> None:
 def copy_example(project_dir: Path) -> tuple[Policy, list[Path]]:
     """Copy the fraud example into ``project_dir`` (without its runs, caches and generated
     flows) and compile its policy there; returns the policy and the flow files written."""
-    from flowpolicy.compile import write_outputs
-    from flowpolicy.policy.loader import load_policy
-
     shutil.copytree(example_dir(), project_dir,
                     ignore=shutil.ignore_patterns(".metaflow", ".flowpolicy", "__pycache__",
                                                   "flows"))
@@ -273,8 +274,6 @@ def _check_outcomes(registry: str, summary: Any) -> None:
 
 
 def _scratch(directory: str | os.PathLike | None) -> Path:
-    from flowpolicy.fileio import make_folder
-
     if directory is None:
         return Path(tempfile.mkdtemp(prefix="flowpolicy-demo-"))
     path = Path(directory).resolve()
@@ -331,9 +330,6 @@ def _environment(scratch: Path, echo: Callable[[str], None], registry: str | Non
 def _require_empty(url: str) -> None:
     """The demo numbers on v1, v2, …: a registry that already holds assets or events is
     refused (a read here creates nothing)."""
-    from flowpolicy.errors import RegistryError
-    from flowpolicy.registry import open_registry
-
     registry = open_registry(url)
     try:
         held = bool(registry.assets() or registry.events())
@@ -360,8 +356,6 @@ def _login() -> str | None:
 def report(registry: str, branches: Sequence[str]) -> str:
     """What the registry holds now, branch by branch: instances with their key annotations
     and aliases, every decision with its evidence, and the events published."""
-    from flowpolicy.runtime.assets import Asset
-
     lines = [f"Registry {registry}"]
     for branch in branches:
         asset = Asset(project=PROJECT, branch=branch, read_only=True, registry=registry)
@@ -383,8 +377,6 @@ def report(registry: str, branches: Sequence[str]) -> str:
 
 
 def _instances(asset: Any, asset_type: str, name: str) -> list[Any]:
-    from flowpolicy.errors import RegistryError
-
     lister = (asset.list_model_asset_instances if asset_type == "model"
               else asset.list_data_asset_instances)
     try:
@@ -406,9 +398,9 @@ _SHOWN = ("f1_score", "accuracy", "n_rows", "level", "max_statistic", "worst_col
 
 def _summary(annotations: Mapping[str, str]) -> str:
     parts = [f"{key}={annotations[key]}" for key in _SHOWN if key in annotations]
-    if "promoted_from_branch" in annotations:
-        parts.append(f"from {annotations['promoted_from_branch']} "
-                     f"{annotations['promoted_from_instance']}")
+    if PROMOTED_FROM_BRANCH in annotations:
+        parts.append(f"from {annotations[PROMOTED_FROM_BRANCH]} "
+                     f"{annotations[PROMOTED_FROM_INSTANCE]}")
     if "source" in annotations and "f1_score" not in annotations:
         parts.append(annotations["source"])
     return "  ".join(parts)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flowpolicy.diagnostics import Diagnostic
+
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
@@ -23,35 +25,6 @@ class FlowpolicyError(Exception):
 
     def __str__(self) -> str:
         return self.message
-
-
-@dataclass(frozen=True)
-class Diagnostic:
-    """One located problem in a policy file: ``file:line:col: [code] json.path: message``."""
-
-    file: str
-    line: int
-    col: int
-    code: str
-    message: str
-    json_path: str = "$"
-    severity: str = "error"
-
-    def format(self) -> str:
-        where = f"{self.file}:{self.line}:{self.col}"
-        path = f"{self.json_path}: " if self.json_path else ""
-        return f"{where}: {self.code} {path}{self.message}"
-
-    def to_dict(self) -> dict:
-        return {
-            "file": self.file,
-            "line": self.line,
-            "col": self.col,
-            "code": self.code,
-            "json_path": self.json_path,
-            "message": self.message,
-            "severity": self.severity,
-        }
 
 
 class PolicyError(FlowpolicyError):

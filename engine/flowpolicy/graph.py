@@ -28,14 +28,19 @@ comments get the same treatment, so nothing a label or comment holds starts a ne
 
 from __future__ import annotations
 
-import math
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from flowpolicy.compile.flows import source_label
+from flowpolicy.errors import EXIT_FINDINGS, FlowpolicyError
+from flowpolicy.policy.loader import load_policy, require_policy_files
 from flowpolicy.policy.model import CHAMPION_REQUIREMENT, Check, Policy, PromotionEdge
+from flowpolicy.registry import open_existing_registry
 from flowpolicy.registry.base import Registry, Scope
+from flowpolicy.request import GraphRequest
+from flowpolicy.runtime.decisions import show_number
 from flowpolicy.triggers import flow_label, trigger_table
 
 
@@ -110,22 +115,16 @@ def _champion_line(policy: Policy, asset: str, name_asset: bool) -> str:
     whose = f" of {asset}" if name_asset else ""
     if rule is None:
         return f"champion{whose}: no champion rule"
-    return f"champion{whose}: {rule.direction} {rule.metric}, by ≥ {_number(rule.min_improvement)}"
+    by = show_number(rule.min_improvement)
+    return f"champion{whose}: {rule.direction} {rule.metric}, by ≥ {by}"
 
 
 def _bounds(check: Check) -> str:
     if check.min is not None and check.max is not None:
-        return f"{_number(check.min)} ≤ {check.metric} ≤ {_number(check.max)}"
+        return f"{show_number(check.min)} ≤ {check.metric} ≤ {show_number(check.max)}"
     if check.min is not None:
-        return f"{check.metric} ≥ {_number(check.min)}"
-    return f"{check.metric} ≤ {_number(check.max)}"  # the loader demands one bound at least
-
-
-def _number(value: float) -> str:
-    """A bound as the policy wrote it: 0.8, 50, 1e-05."""
-    if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)
+        return f"{check.metric} ≥ {show_number(check.min)}"
+    return f"{check.metric} ≤ {show_number(check.max)}"  # the loader demands one bound at least
 
 
 def _alias_lines(registry: Registry, project: str, branch: str) -> tuple[str, ...]:
@@ -214,3 +213,39 @@ def _dot_label(lines: tuple[str, ...]) -> str:
 #: ``--format`` name -> renderer.
 FORMATS: Mapping[str, Callable[[PromotionGraph], str]] = MappingProxyType(
     {"mermaid": to_mermaid, "dot": to_dot})
+
+
+@dataclass(frozen=True)
+class GraphResult:
+    text: str
+    #: What the drawing leaves out (no promotion edges, no assets in the registry).
+    notes: tuple[str, ...] = ()
+
+
+def draw(request: GraphRequest) -> GraphResult:
+    """The promotion graph of one policy in ``request.format``; a policy without branches
+    is an error with exit code 1 (nothing to draw). The registry, when asked for, is opened
+    read-only and never created."""
+    paths = require_policy_files([request.policy] if request.policy else [])
+    if len(paths) > 1:
+        raise FlowpolicyError(
+            f"found {len(paths)} policies ({', '.join(map(str, paths))}); name the one to "
+            "draw: flowpolicy graph POLICY")
+    policy = load_policy(paths[0])
+    if not policy.branches:  # and so no promotion edges either
+        raise FlowpolicyError(f"{paths[0]} declares no branches: nothing to draw",
+                              exit_code=EXIT_FINDINGS)
+    registry = None
+    if request.holders:
+        registry = open_existing_registry(
+            request.registry, read_only=True,
+            missing="no alias holders to show (run the flows first, or point --registry / "
+                    "FLOWPOLICY_REGISTRY at the right file)")
+    notes = []
+    if not policy.promotion:
+        notes.append(f"{paths[0]} declares no promotion edges; the graph shows its branches "
+                     "only")
+    if registry is not None and not registry.assets(policy.project):
+        notes.append(f"registry {registry.url} holds no assets of project {policy.project}")
+    drawn = build_graph(policy, source_label(policy), registry)
+    return GraphResult(FORMATS[request.format](drawn), tuple(notes))

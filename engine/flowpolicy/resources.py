@@ -6,6 +6,7 @@ they are the top-level ``schemas/`` and ``policies/`` folders.
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from pathlib import Path
 
@@ -33,6 +34,12 @@ def presets_dir() -> Path:
 
 def schema_path(name: str = "policy") -> Path:
     return schemas_dir() / f"{name}.schema.json"
+
+
+@cache
+def policy_schema() -> dict:
+    """The policy JSON Schema (Draft 2020-12) shipped with flowpolicy."""
+    return json.loads(schema_path("policy").read_text(encoding="utf-8"))
 
 
 def templates_dir() -> Path:

@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from flowpolicy.errors import Diagnostic, FlowpolicyError
+from flowpolicy.diagnostics import Diagnostic
+from flowpolicy.errors import FlowpolicyError
 from flowpolicy.policy.model import CHAMPION_REQUIREMENT, Policy, PromotionEdge, TriggerDecl
 from flowpolicy.registry.base import alias_event, new_instance_event
 
@@ -436,8 +437,7 @@ def _loop_error(policy: Policy, table: TriggerTable, first: tuple[str, str, str]
     triggers = [trigger for _, _, trigger in steps]
     blamed = next((t for t in triggers if t.explicit), triggers[-1])
     location = policy.locate(blamed.json_path)
-    return Diagnostic(location.file, location.line, location.col, "FP225",
-                      "triggers could start each other forever: " + "; ".join(parts)
-                      + ". Switch one of them off (triggers: ... enabled: false) or have a "
-                        "flow in the loop not produce what starts the next",
-                      blamed.json_path)
+    return location.diagnostic(
+        "FP225", "triggers could start each other forever: " + "; ".join(parts)
+        + ". Switch one of them off (triggers: ... enabled: false) or have a flow in the loop "
+          "not produce what starts the next", blamed.json_path)

@@ -1,7 +1,7 @@
 """``flowpolicy check`` and ``flowpolicy plan``: do the policies hold, and what would the
 generated flows decide now?
 
-Public API::
+Public API (also as :func:`flowpolicy.api.check` / :func:`flowpolicy.api.plan`)::
 
     report = run_check(CheckRequest(policies=("policies/fraud.yaml",), registry=url))
     report.exit_code          # 0 all hold, 1 a check failed, 2 a policy is invalid
@@ -13,27 +13,29 @@ Public API::
 Both only read the registry (peeks, never consumption; no aliases, evidence or events are
 written) and never create a registry file: a missing one is invalid input. Every decision
 is the runtime's (:mod:`flowpolicy.runtime.decisions`, :mod:`flowpolicy.runtime.drift`), the
-compiler's (``check_outputs``) or the linter's.
+compiler's (``output_results``) or the linter's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from flowpolicy.check.inputs import find_policies, load_policies, open_registry_readonly
-from flowpolicy.check.plan import PlanReport, PlanRequest, run_plan
-from flowpolicy.check.report import (
-    CHECK_IDS,
-    CheckReport,
-    PolicyInfo,
-    Result,
-    SectionReport,
-    format_text,
-)
+import tomllib
+
+from flowpolicy.check.inputs import open_registry_readonly
+from flowpolicy.check.live import RegistryView, check_branches, live_results
+from flowpolicy.check.metaflow_runs import MetaflowRuns
+from flowpolicy.check.plan import PlanReport, run_plan
+from flowpolicy.check.report import CHECK_IDS, CheckReport, PolicyInfo, SectionReport
+from flowpolicy.check.static import lint_results
+from flowpolicy.compile import compile_policy, output_results
+from flowpolicy.diagnostics import Diagnostic
 from flowpolicy.errors import PolicyError
+from flowpolicy.policy.loader import load_policy, require_policy_files
 from flowpolicy.policy.model import Policy
+from flowpolicy.project_root import PROJECT_FILE
+from flowpolicy.request import CheckRequest, PlanRequest
 
 __all__ = [
     "CHECK_IDS",
@@ -41,65 +43,37 @@ __all__ = [
     "CheckRequest",
     "PlanReport",
     "PlanRequest",
-    "Result",
-    "format_text",
-    "load_policies",
-    "open_registry_readonly",
     "run_check",
     "run_plan",
 ]
 
 
-@dataclass(frozen=True)
-class CheckRequest:
-    """What ``flowpolicy check`` is asked to verify."""
-
-    #: Policy files or folders (default: ./policies/ if it exists, else the current folder).
-    policies: tuple[str, ...] = ()
-    #: Registry URL (default: FLOWPOLICY_REGISTRY, else .flowpolicy/registry.db at the
-    #: project root).
-    registry: str | None = None
-    #: Branches to check live (default: every branch the policy declares).
-    branches: tuple[str, ...] = ()
-    static: bool = True
-    live: bool = True
-    #: Code to lint (default: each policy's project root, the folder above policies/).
-    src: tuple[str, ...] = ()
-    #: Local Metaflow datastore root (the folder holding .metaflow) for the champion tag
-    #: check; default: Metaflow's own configuration (METAFLOW_DATASTORE_SYSROOT_LOCAL).
-    metaflow_root: str | None = None
-    #: The time drift report ages are measured against (default: now).
-    now: datetime | None = None
-
-
 def run_check(request: CheckRequest) -> CheckReport:
     """Run the static and live checks; never raises for a failing check (those are results),
     only for invalid input (a missing path, an unreadable registry, an unknown branch)."""
-    from flowpolicy.policy.loader import load_policy
-
     now = request.now or datetime.now(timezone.utc)
     stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    files = find_policies(request.policies)
+    files = require_policy_files(request.policies)
     policies: list[Policy] = []
     infos: list[PolicyInfo] = []
-    policy_results: list[Result] = []
+    policy_results: list[Diagnostic] = []
     for path in files:
         try:
             policy = load_policy(path)
         except PolicyError as exc:
             infos.append(PolicyInfo(str(path), None, None))
             policy_results += [
-                Result("policy.valid", "fail", d.format(), policy=str(path), rule=d.code,
-                       evidence=d.to_dict())
+                Diagnostic("policy.valid", "error", d.format(), path=d.path, line=d.line,
+                           col=d.col, policy=str(path), rule=d.code, evidence=d.to_dict())
                 for d in exc.diagnostics]
             continue
         policies.append(policy)
         infos.append(PolicyInfo(str(path), policy.project, policy.hash))
-        policy_results.append(Result(
+        policy_results.append(Diagnostic(
             "policy.valid", "pass",
             f"{path} is valid (project {policy.project}, {len(policy.assets)} assets, "
             f"{len(policy.gates)} gates, {len(policy.promotion)} promotion edges)",
-            policy=str(path)))
+            path=str(path), policy=str(path)))
         policy_results += _project_results(policy, path)
     sections = [SectionReport("policy", True, tuple(policy_results))]
     if len(policies) < len(files):
@@ -110,12 +84,9 @@ def run_check(request: CheckRequest) -> CheckReport:
                            tuple(sections), stamp, invalid_input=True)
 
     if request.static:
-        from flowpolicy.check.static import compile_results, lint_results
-        from flowpolicy.compile import compile_policy
-
         outputs = [compile_policy(p) for p in policies]
         compiled = [r for p, out in zip(policies, outputs, strict=True)
-                    for r in compile_results(p, out)]
+                    for r in output_results(p, outputs=out)]
         sections.append(SectionReport("compile", True, tuple(compiled)))
         sections.append(SectionReport(
             "lint", True, tuple(lint_results(policies, request.src, outputs))))
@@ -126,13 +97,10 @@ def run_check(request: CheckRequest) -> CheckReport:
     registry_url = None
     branches: tuple[str, ...] = ()
     if request.live:
-        from flowpolicy.check.live import RegistryView, check_branches, live_results
-        from flowpolicy.check.metaflow_runs import MetaflowRuns
-
         registry = open_registry_readonly(request.registry)
         registry_url = registry.url
         runs = MetaflowRuns(request.metaflow_root)
-        live: list[Result] = []
+        live: list[Diagnostic] = []
         for policy in policies:
             view = RegistryView(registry, policy.project)
             policy_branches = check_branches(policy, request.branches) or view.branches
@@ -145,15 +113,11 @@ def run_check(request: CheckRequest) -> CheckReport:
     return CheckReport(tuple(infos), registry_url, branches, tuple(sections), stamp)
 
 
-def _project_results(policy: Policy, path: Path) -> list[Result]:
+def _project_results(policy: Policy, path: Path) -> list[Diagnostic]:
     """``policy.project``: the project's obproject.toml (the nearest one above the policy,
     within its repository) names the policy's project. When it names another, a hand-written
     ProjectFlow registers under that name while the generated flows use the policy's, and
     neither sees the other's assets."""
-    import tomllib
-
-    from flowpolicy.runtime.branch import PROJECT_FILE
-
     for folder in Path(path).resolve().parents:
         toml = folder / PROJECT_FILE
         if toml.is_file():
@@ -165,16 +129,16 @@ def _project_results(policy: Policy, path: Path) -> list[Result]:
     try:
         named = tomllib.loads(toml.read_text(encoding="utf-8")).get("project")
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        return [Result("policy.project", "fail", f"{toml} cannot be read: {exc}",
-                       policy=str(path), rule="project")]
+        return [Diagnostic("policy.project", "error", f"{toml} cannot be read: {exc}",
+                           path=str(toml), policy=str(path), rule="project")]
     if named == policy.project:
-        return [Result("policy.project", "pass",
-                       f"{toml} names the policy's project {policy.project}",
-                       policy=str(path), rule="project")]
-    return [Result(
-        "policy.project", "fail",
+        return [Diagnostic("policy.project", "pass",
+                           f"{toml} names the policy's project {policy.project}",
+                           path=str(toml), policy=str(path), rule="project")]
+    return [Diagnostic(
+        "policy.project", "error",
         f"{toml} names project {named!r} but the policy is for {policy.project!r}: flows "
         f"that take the project from {PROJECT_FILE} register under {named!r}, the generated "
         f"flows under {policy.project!r}, and neither sees the other's assets",
-        policy=str(path), rule="project", evidence={"obproject_toml": str(toml),
-                                                    "named": named})]
+        path=str(toml), policy=str(path), rule="project",
+        evidence={"obproject_toml": str(toml), "named": named})]

@@ -33,10 +33,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from flowpolicy.check.metaflow_runs import MetaflowReadError, MetaflowRuns
-from flowpolicy.check.report import Result
+from flowpolicy.diagnostics import Diagnostic
 from flowpolicy.errors import FlowpolicyError
 from flowpolicy.policy.model import CHAMPION_REQUIREMENT, Policy
+from flowpolicy.policy.source import child_path
 from flowpolicy.registry.base import EvidenceRecord, InstanceRecord, Registry, Scope
+from flowpolicy.runtime.branch import sanitize_branch
 from flowpolicy.runtime.decisions import (
     MetricValueError,
     check_promotion,
@@ -48,10 +50,8 @@ from flowpolicy.runtime.decisions import (
     promotion_rules,
     threshold_mismatch,
 )
+from flowpolicy.runtime.promote import PROMOTED_BY, PROMOTED_FROM_BRANCH, PROMOTED_FROM_INSTANCE
 from flowpolicy.runtime.tags import champion_tag, training_run
-
-PROMOTED_FROM_BRANCH = "promoted_from_branch"
-PROMOTED_FROM_INSTANCE = "promoted_from_instance"
 
 
 @dataclass
@@ -113,10 +113,10 @@ def live_results(
     now: datetime,
     runs: MetaflowRuns,
     all_branches: bool = True,
-) -> list[Result]:
+) -> list[Diagnostic]:
     """Every live check of ``policy`` on ``branches``. ``all_branches`` is False when the
     caller chose the branches (``--branch``): branches left out are then not reported."""
-    results: list[Result] = []
+    results: list[Diagnostic] = []
     for branch in branches:
         results += _gate_results(policy, view, branch)
         results += _lineage_results(policy, view, branch)
@@ -126,9 +126,38 @@ def live_results(
     results += _declared_results(policy, view, branches)
     undeclared = _undeclared_branches(policy, view) if all_branches else {}
     results += _undeclared_results(policy, undeclared)
-    if not any(r.status in ("pass", "fail") for r in results):
+    if not any(r.severity in ("pass", "error") for r in results):
         results.append(_nothing_checked(policy, view, branches, undeclared))
-    return [replace(r, policy=policy.source) for r in results]
+    return [_located(policy, r) for r in results]
+
+
+def _located(policy: Policy, result: Diagnostic) -> Diagnostic:
+    """``result`` placed at the policy line of the rule it checks, where SARIF and GitHub
+    annotations point."""
+    where = policy.locate(_rule_path(policy, result))
+    return replace(result, path=where.file, line=where.line, col=where.col,
+                   policy=policy.source)
+
+
+def _rule_path(policy: Policy, result: Diagnostic) -> str:
+    """The JSON path of the policy rule a live result checks."""
+    check, asset, rule = result.code, result.asset or "", result.rule or ""
+    if check == "live.gate":
+        return child_path("$.gates", rule)
+    if check.startswith("live.champion."):
+        return child_path("$.champion", asset)
+    if check.startswith("live.drift."):
+        return child_path("$.drift", asset)
+    if check == "live.annotations":
+        return child_path(child_path("$.assets", asset), "required_annotations")
+    if check == "live.declared":
+        return child_path("$.assets", asset) if asset in policy.assets else "$.assets"
+    if check == "live.branches":
+        return "$.branches"
+    if check == "live.coverage":
+        return "$.project"
+    edges = [f"{e.source}->{e.target}" for e in policy.promotion]  # alias and lineage
+    return child_path("$.promotion", edges.index(rule)) if rule in edges else "$.promotion"
 
 
 def _asset_type(policy: Policy, asset: str) -> str:
@@ -139,7 +168,7 @@ def _asset_type(policy: Policy, asset: str) -> str:
 # -- gates of promoted aliases ---------------------------------------------------------------
 
 
-def _gate_results(policy: Policy, view: RegistryView, branch: str) -> list[Result]:
+def _gate_results(policy: Policy, view: RegistryView, branch: str) -> list[Diagnostic]:
     results = []
     done: set[tuple[str, str]] = set()
     for edge in policy.edges_into(branch):
@@ -152,8 +181,8 @@ def _gate_results(policy: Policy, view: RegistryView, branch: str) -> list[Resul
                 continue  # nothing promoted here yet
             instance_id = view.alias(scope, edge.alias)
             if instance_id is None:
-                results.append(Result(
-                    "live.alias", "warn",
+                results.append(Diagnostic(
+                    "live.alias", "warning",
                     f"{asset} has {len(view.instances(scope))} instance(s) on {branch} but no "
                     f"@{edge.alias} alias (set by promotion {edge.source} -> {edge.target})",
                     asset=asset, branch=branch, rule=f"{edge.source}->{edge.target}"))
@@ -164,15 +193,15 @@ def _gate_results(policy: Policy, view: RegistryView, branch: str) -> list[Resul
                 try:
                     verdict = evaluate_gate(gate, annotations, instance=instance_id)
                 except MetricValueError as exc:
-                    results.append(Result(
-                        "live.gate", "fail", f"@{edge.alias} -> {instance_id}: {exc}",
+                    results.append(Diagnostic(
+                        "live.gate", "error", f"@{edge.alias} -> {instance_id}: {exc}",
                         asset=asset, branch=branch, instance=instance_id, rule=gate.name,
                         evidence={"alias": edge.alias, "key": exc.key, "value": str(exc.value)}))
                     continue
-                status = "pass" if verdict.passed else "fail"
+                severity = "pass" if verdict.passed else "error"
                 verb = "passes" if verdict.passed else "fails"
-                results.append(Result(
-                    "live.gate", status,
+                results.append(Diagnostic(
+                    "live.gate", severity,
                     f"@{edge.alias} -> {instance_id} {verb} gate {gate.name} under the current "
                     f"policy: {verdict.reason}",
                     asset=asset, branch=branch, instance=instance_id, rule=gate.name,
@@ -183,7 +212,7 @@ def _gate_results(policy: Policy, view: RegistryView, branch: str) -> list[Resul
 # -- lineage ---------------------------------------------------------------------------------
 
 
-def _lineage_results(policy: Policy, view: RegistryView, branch: str) -> list[Result]:
+def _lineage_results(policy: Policy, view: RegistryView, branch: str) -> list[Diagnostic]:
     results = []
     promoted = dict.fromkeys(a for e in policy.edges_into(branch) for a in e.assets)
     declared_edges = [f"{e.source} -> {e.target}" for e in policy.edges_into(branch)]
@@ -195,8 +224,8 @@ def _lineage_results(policy: Policy, view: RegistryView, branch: str) -> list[Re
             source = record.annotations.get(PROMOTED_FROM_BRANCH)
             source_id = record.annotations.get(PROMOTED_FROM_INSTANCE)
             if not source or not source_id:
-                results.append(Result(
-                    "live.lineage", "fail",
+                results.append(Diagnostic(
+                    "live.lineage", "error",
                     f"{asset} {record.id} on {branch} was not promoted: it has no "
                     f"{PROMOTED_FROM_BRANCH}/{PROMOTED_FROM_INSTANCE} annotations; {asset} "
                     f"may reach {branch} only along {' or '.join(declared_edges)}",
@@ -209,8 +238,8 @@ def _lineage_results(policy: Policy, view: RegistryView, branch: str) -> list[Re
             source_scope = view.scope(source, asset_type, asset)
             source_record = view.instance(source_scope, source_id)
             if source_record is None:
-                results.append(Result(
-                    "live.lineage", "fail",
+                results.append(Diagnostic(
+                    "live.lineage", "error",
                     f"{asset} {record.id} on {branch} claims to come from {source} {source_id}, "
                     f"which the registry does not hold",
                     **subject, rule=rule,
@@ -221,26 +250,26 @@ def _lineage_results(policy: Policy, view: RegistryView, branch: str) -> list[Re
                                       annotations=source_record.annotations)
             judged = {req: r.policy_hash for req, r in verdict.rests_on.items()}
             details = {"promoted_from": f"{source}/{source_id}",
-                       "promoted_by": record.annotations.get("promoted_by"),
+                       "promoted_by": record.annotations.get(PROMOTED_BY),
                        "verdict": verdict.to_dict(), "judged_under": judged}
             if verdict.allowed:
-                results.append(Result(
+                results.append(Diagnostic(
                     "live.lineage", "pass",
                     f"{asset} {record.id} came from {source} {source_id} along "
                     f"{source} -> {branch}: "
                     + "; ".join(verdict.satisfied or ("no requirements",)),
                     **subject, rule=rule, evidence=details))
             else:
-                results.append(Result(
-                    "live.lineage", "fail",
+                results.append(Diagnostic(
+                    "live.lineage", "error",
                     f"{asset} {record.id} came from {source} {source_id}, but that promotion "
                     "does not hold under the current policy: " + "; ".join(verdict.reasons),
                     **subject, rule=rule, evidence=details))
             other = {req: h for req, h in judged.items() if h and h != policy.hash}
             if other:
                 shown = ", ".join(f"{req} under {h[:12]}" for req, h in other.items())
-                results.append(Result(
-                    "live.lineage.policy_hash", "warn",
+                results.append(Diagnostic(
+                    "live.lineage.policy_hash", "warning",
                     f"the evidence {asset} {record.id} was promoted on was judged under another "
                     f"policy ({shown}; current {policy.short_hash})",
                     **subject, rule=rule, evidence={"judged_under": judged,
@@ -252,7 +281,7 @@ def _lineage_results(policy: Policy, view: RegistryView, branch: str) -> list[Re
 
 
 def _champion_results(policy: Policy, view: RegistryView, branch: str,
-                      runs: MetaflowRuns) -> list[Result]:
+                      runs: MetaflowRuns) -> list[Diagnostic]:
     results = []
     for rule in policy.champions.values():
         asset_type = _asset_type(policy, rule.asset)
@@ -264,8 +293,8 @@ def _champion_results(policy: Policy, view: RegistryView, branch: str,
             for e in policy.promotion)
         if champion is None:
             if required_here and instances:
-                results.append(Result(
-                    "live.champion.count", "fail",
+                results.append(Diagnostic(
+                    "live.champion.count", "error",
                     f"no champion: {rule.asset} has {len(instances)} instance(s) on {branch} "
                     f"but no @{rule.alias} alias, and promotion from {branch} requires one",
                     asset=rule.asset, branch=branch, rule=rule.alias))
@@ -277,8 +306,8 @@ def _champion_results(policy: Policy, view: RegistryView, branch: str,
         run = training_run(record.annotations, record.created_by.entity_id) if record else ""
         flow_name, _, run_id = run.partition("/")
         if not run_id:
-            results.append(Result(
-                "live.champion.tag", "fail",
+            results.append(Diagnostic(
+                "live.champion.tag", "error",
                 f"champion {champion} names no training run (no run_pathspec annotation and "
                 f"not created by a task)", **subject,
                 evidence={"created_by": record.created_by.to_dict() if record else None}))
@@ -287,37 +316,34 @@ def _champion_results(policy: Policy, view: RegistryView, branch: str,
             known = runs.runs(flow_name)
             tagged = runs.tagged(flow_name, tag)
         except MetaflowReadError as exc:
-            results.append(Result("live.champion.tag", "fail", str(exc), **subject))
+            results.append(Diagnostic("live.champion.tag", "error", str(exc), **subject))
             continue
         evidence = {"alias": f"@{rule.alias} -> {champion}", "training_run": run, "tag": tag,
                     "tagged_runs": [f"{flow_name}/{r}" for r in tagged]}
         if run_id not in known:  # tags cannot be judged without the run
-            results.append(Result(
-                "live.champion.tag", "fail",
+            results.append(Diagnostic(
+                "live.champion.tag", "error",
                 f"champion {champion} was trained by {run}, which Metaflow does not know "
                 "(another datastore? set METAFLOW_DATASTORE_SYSROOT_LOCAL)",
                 **subject, evidence=evidence))
             continue
-        if len(tagged) == 1:
-            results.append(Result(
-                "live.champion.count", "pass",
-                f"one champion: @{rule.alias} -> {champion}, one {flow_name} run tagged "
-                f"{tag!r}", **subject, evidence=evidence))
-        else:
-            results.append(Result(
-                "live.champion.count", "fail",
-                f"{len(tagged)} runs of {flow_name} carry the {tag!r} tag"
-                + (f" ({', '.join(tagged)})" if tagged else "") + f"; exactly one must: {run} "
-                f"(@{rule.alias} -> {champion})", **subject, evidence=evidence))
+        one = len(tagged) == 1
+        counted = (f"one champion: @{rule.alias} -> {champion}, one {flow_name} run tagged "
+                   f"{tag!r}") if one else (
+            f"{len(tagged)} runs of {flow_name} carry the {tag!r} tag"
+            + (f" ({', '.join(tagged)})" if tagged else "")
+            + f"; exactly one must: {run} (@{rule.alias} -> {champion})")
+        results.append(Diagnostic("live.champion.count", "pass" if one else "error", counted,
+                                  **subject, evidence=evidence))
         if run_id in tagged:
-            results.append(Result(
+            results.append(Diagnostic(
                 "live.champion.tag", "pass",
                 f"@{rule.alias} -> {champion} and its training run {run} carries the tag "
                 f"{tag!r}",
                 **subject, evidence=evidence))
         else:
-            results.append(Result(
-                "live.champion.tag", "fail",
+            results.append(Diagnostic(
+                "live.champion.tag", "error",
                 f"@{rule.alias} -> {champion} (trained by {run}) but its training run does not "
                 f"carry the {tag!r} tag"
                 + (f"; tagged instead: {', '.join(evidence['tagged_runs'])}" if tagged else "")
@@ -342,7 +368,7 @@ def _unscoped_hint(runs: MetaflowRuns, flow_name: str, run_id: str, alias: str) 
 
 
 def _drift_results(policy: Policy, view: RegistryView, branch: str,
-                   now: datetime) -> list[Result]:
+                   now: datetime) -> list[Diagnostic]:
     results = []
     for rule in policy.drift.values():
         scope = view.scope(branch, "data", rule.asset)
@@ -360,8 +386,8 @@ def _drift_results(policy: Policy, view: RegistryView, branch: str,
             why = "" if latest is None else (
                 f"; the latest report, of {rule.asset} v{latest.version}, does not count: "
                 + str(threshold_mismatch(latest, thresholds)))
-            results.append(Result(
-                "live.drift.report", "fail",
+            results.append(Diagnostic(
+                "live.drift.report", "error",
                 f"no drift report: {rule.asset} has {len(instances)} instances on {branch} "
                 f"(latest {instances[0].id}) and none has been drift-checked under the "
                 f"policy's drift thresholds{why}",
@@ -379,13 +405,13 @@ def _drift_results(policy: Policy, view: RegistryView, branch: str,
         report_scope = view.scope(branch, "data", rule.report_asset) if rule.report_asset \
             else None
         if report_scope is not None and not view.instances(report_scope):
-            results.append(Result(
-                "live.drift.report", "fail",
+            results.append(Diagnostic(
+                "live.drift.report", "error",
                 f"drift of {rule.asset} was measured ({newest.created_at}) but no "
                 f"{rule.report_asset} report is registered on {branch}",
                 **subject, evidence=evidence))
         else:
-            results.append(Result(
+            results.append(Diagnostic(
                 "live.drift.report", "pass",
                 f"{rule.asset} {newest_id} drift-checked at {newest.created_at}: "
                 f"level {details.get('level')}", **subject, evidence=evidence))
@@ -393,21 +419,17 @@ def _drift_results(policy: Policy, view: RegistryView, branch: str,
             age = (now - _parse_time(newest.created_at)).total_seconds()
             evidence = {**evidence, "age_seconds": round(age, 3),
                         "max_age_seconds": rule.max_age_seconds}
-            if age > rule.max_age_seconds:
-                results.append(Result(
-                    "live.drift.age", "fail",
-                    f"the newest drift report of {rule.asset} on {branch} is "
-                    f"{_duration(age)} old ({newest.created_at}), older than max_age "
-                    f"{_duration(rule.max_age_seconds)}", **subject, evidence=evidence))
-            else:
-                results.append(Result(
-                    "live.drift.age", "pass",
-                    f"the newest drift report of {rule.asset} on {branch} is {_duration(age)} "
-                    f"old (max_age {_duration(rule.max_age_seconds)})",
-                    **subject, evidence=evidence))
+            stale = age > rule.max_age_seconds
+            limit = _duration(rule.max_age_seconds)
+            results.append(Diagnostic(
+                "live.drift.age", "error" if stale else "pass",
+                f"the newest drift report of {rule.asset} on {branch} is {_duration(age)} old "
+                + (f"({newest.created_at}), older than max_age {limit}" if stale
+                   else f"(max_age {limit})"),
+                **subject, evidence=evidence))
         if newest_id != instances[0].id:
-            results.append(Result(
-                "live.drift.behind", "warn",
+            results.append(Diagnostic(
+                "live.drift.behind", "warning",
                 f"{rule.asset} {instances[0].id} on {branch} has not been drift-checked yet "
                 f"(newest report is of {newest_id})", **subject, evidence=evidence))
     return results
@@ -429,7 +451,7 @@ def _duration(seconds: float) -> str:
 # -- declared assets -------------------------------------------------------------------------
 
 
-def _annotation_results(policy: Policy, view: RegistryView, branch: str) -> list[Result]:
+def _annotation_results(policy: Policy, view: RegistryView, branch: str) -> list[Diagnostic]:
     results = []
     for decl in policy.assets.values():
         scope = view.scope(branch, decl.type, decl.name)
@@ -440,8 +462,8 @@ def _annotation_results(policy: Policy, view: RegistryView, branch: str) -> list
         for record in instances:
             missing = missing_annotations(decl, record.annotations)
             if missing:
-                failures.append(Result(
-                    "live.annotations", "fail",
+                failures.append(Diagnostic(
+                    "live.annotations", "error",
                     f"{decl.name} {record.id} on {branch} lacks required annotation(s) "
                     f"{', '.join(missing)} (the policy requires "
                     f"{', '.join(decl.required_annotations)})",
@@ -450,7 +472,7 @@ def _annotation_results(policy: Policy, view: RegistryView, branch: str) -> list
                     evidence={"missing": list(missing),
                               "annotations": sorted(record.annotations),
                               "created_by": record.created_by.entity_id}))
-        results += failures or [Result(
+        results += failures or [Diagnostic(
             "live.annotations", "pass",
             f"all {len(instances)} instance(s) of {decl.name} on {branch} carry "
             f"{', '.join(decl.required_annotations)}",
@@ -459,7 +481,7 @@ def _annotation_results(policy: Policy, view: RegistryView, branch: str) -> list
 
 
 def _declared_results(policy: Policy, view: RegistryView,
-                      branches: Sequence[str]) -> list[Result]:
+                      branches: Sequence[str]) -> list[Diagnostic]:
     if not policy.naming.declared_only:
         return []
     results = []
@@ -475,18 +497,18 @@ def _declared_results(policy: Policy, view: RegistryView,
         evidence = {"type": scope.asset_type, "instances": summary.latest_version,
                     "updated_at": summary.updated_at}
         if decl is None:
-            results.append(Result(
-                "live.declared", "fail",
+            results.append(Diagnostic(
+                "live.declared", "error",
                 f"{scope.asset_type} asset {scope.name} is in the registry on {scope.branch} "
                 f"but not declared in the policy (declared: {', '.join(policy.assets)})",
                 **subject, evidence=evidence))
         elif decl.type != scope.asset_type:
-            results.append(Result(
-                "live.declared", "fail",
+            results.append(Diagnostic(
+                "live.declared", "error",
                 f"{scope.name} is registered as a {scope.asset_type} asset on {scope.branch} "
                 f"but the policy declares it {decl.type}", **subject, evidence=evidence))
     if checked and not results:
-        results.append(Result(
+        results.append(Diagnostic(
             "live.declared", "pass",
             f"all {checked} assets on {', '.join(branches)} are declared in the policy",
             rule="declared_only"))
@@ -506,9 +528,9 @@ def _undeclared_branches(policy: Policy, view: RegistryView) -> dict[str, list[s
 
 
 def _undeclared_results(policy: Policy, undeclared: Mapping[str, Sequence[str]]
-                        ) -> list[Result]:
-    return [Result(
-        "live.branches", "warn",
+                        ) -> list[Diagnostic]:
+    return [Diagnostic(
+        "live.branches", "warning",
         f"{len(names)} asset(s) of project {policy.project} are on branch {branch} "
         f"({', '.join(sorted(set(names)))}), which the policy does not declare "
         f"(branches: {', '.join(policy.branches)}); nothing there was checked",
@@ -517,7 +539,7 @@ def _undeclared_results(policy: Policy, undeclared: Mapping[str, Sequence[str]]
 
 
 def _nothing_checked(policy: Policy, view: RegistryView, branches: Sequence[str],
-                     undeclared: Mapping[str, Sequence[str]]) -> Result:
+                     undeclared: Mapping[str, Sequence[str]]) -> Diagnostic:
     """Zero live checks is not a pass: say what the registry holds instead."""
     projects = sorted({s.scope.project for s in view.registry.assets()} - {policy.project})
     where = ", ".join(branches) or "any branch"
@@ -528,7 +550,7 @@ def _nothing_checked(policy: Policy, view: RegistryView, branches: Sequence[str]
                     "the policy does not declare")
     if projects:
         message += f"; it holds project(s) {', '.join(projects)}"
-    return Result("live.coverage", "fail", message, rule="coverage",
+    return Diagnostic("live.coverage", "error", message, rule="coverage",
                   evidence={"project": policy.project, "branches": list(branches),
                             "other_projects": projects,
                             "undeclared_branches": sorted(undeclared)})
@@ -537,8 +559,6 @@ def _nothing_checked(policy: Policy, view: RegistryView, branches: Sequence[str]
 def check_branches(policy: Policy, requested: Sequence[str]) -> tuple[str, ...]:
     """The branches to check: those asked for (sanitised), else the policy's (empty when it
     declares none: the caller then checks the branches the registry holds)."""
-    from flowpolicy.runtime.branch import sanitize_branch
-
     if not requested:
         return tuple(policy.branches)
     branches = tuple(dict.fromkeys(sanitize_branch(b) for b in requested))

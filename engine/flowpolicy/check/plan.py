@@ -12,70 +12,66 @@ a flow and its plan entry agree, down to the words of a refusal: an entry whose 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from flowpolicy.check.inputs import load_policies, open_registry_readonly
-from flowpolicy.check.live import (
-    PROMOTED_FROM_BRANCH,
-    PROMOTED_FROM_INSTANCE,
-    RegistryView,
-    check_branches,
-)
+from flowpolicy.check.inputs import open_registry_readonly
+from flowpolicy.check.live import RegistryView, check_branches
 from flowpolicy.check.metaflow_runs import MetaflowReadError, MetaflowRuns
+from flowpolicy.compile.flows import plan_flows
+from flowpolicy.diagnostics import Diagnostic, Severity, plain
 from flowpolicy.errors import FlowpolicyError
+from flowpolicy.policy.loader import load_policies
 from flowpolicy.policy.model import Policy
+from flowpolicy.registry.base import InstanceRecord, Scope
+from flowpolicy.request import PlanRequest
+from flowpolicy.runtime.decisions import (
+    NothingToCompare,
+    check_promotion,
+    decide_champion,
+    drift_pair,
+    evaluate_gate,
+    promotion_rules,
+)
+from flowpolicy.runtime.drift import INDETERMINATE, evaluate_drift, profile_artifact
+from flowpolicy.runtime.promote import PROMOTED_FROM_BRANCH, PROMOTED_FROM_INSTANCE
 
-
-@dataclass(frozen=True)
-class PlanRequest:
-    policies: tuple[str, ...] = ()
-    registry: str | None = None
-    #: Only these branches (a promotion is shown when it leaves or enters one of them).
-    branches: tuple[str, ...] = ()
-    #: Local Metaflow datastore root for loading drift inputs (see CheckRequest).
-    metaflow_root: str | None = None
-
-
-@dataclass(frozen=True)
-class PlanEntry:
-    """What one generated flow would decide on one branch (or along one edge)."""
-
-    flow: str
-    file: str
-    kind: str
-    rule: str
-    branch: str
-    #: "decided", "nothing" (no instance to decide on: the flow would end with ``summary``)
-    #: or "error" (cannot decide).
-    status: str
-    #: pass/fail, promote/keep, allowed/refused, or the drift level.
-    outcome: str | None
-    summary: str
-    decision: Mapping[str, Any] = field(default_factory=dict)
-    policy: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"flow": self.flow, "file": self.file, "kind": self.kind, "rule": self.rule,
-                "branch": self.branch, "status": self.status, "outcome": self.outcome,
-                "summary": self.summary, "decision": dict(self.decision),
-                "policy": self.policy}
+#: An entry's status in the report, by its severity: ``decided`` (a note of what the flow
+#: would decide), ``nothing`` (no instance to decide on: the flow would end with the
+#: entry's message) or ``error`` (cannot decide).
+STATUS: Mapping[str, str] = {"note": "decided", "warning": "nothing", "error": "error"}
+_SEVERITY: Mapping[str, Severity] = {status: severity for severity, status in STATUS.items()}
 
 
 @dataclass(frozen=True)
 class PlanReport:
+    """One entry per generated flow and branch (or edge): a ``plan.<kind>`` Diagnostic whose
+    message is the summary, ``outcome`` the decision (pass/fail, promote/keep,
+    allowed/refused, the drift level), ``evidence`` the runtime's decision record and
+    ``path`` the generated file."""
+
     policies: tuple[dict[str, Any], ...]
     registry: str
-    entries: tuple[PlanEntry, ...]
+    entries: tuple[Diagnostic, ...]
+    #: (policy, generated file name) -> flow class name.
+    flows: Mapping[tuple[str, str], str]
 
     @property
     def exit_code(self) -> int:
         return 0
 
+    def entry_dict(self, entry: Diagnostic) -> dict[str, Any]:
+        """One entry as ``schemas/plan-report.schema.json`` documents it."""
+        return {"flow": self.flows[(entry.policy, entry.path)], "file": entry.path,
+                "kind": entry.code.removeprefix("plan."), "rule": entry.rule,
+                "branch": entry.branch, "status": STATUS[entry.severity],
+                "outcome": entry.outcome, "summary": entry.message,
+                "decision": plain(entry.evidence), "policy": entry.policy}
+
     def to_dict(self) -> dict[str, Any]:
         return {"version": 1, "registry": self.registry, "policies": list(self.policies),
-                "entries": [e.to_dict() for e in self.entries]}
+                "entries": [self.entry_dict(e) for e in self.entries]}
 
     def format_text(self) -> str:
         lines = []
@@ -85,13 +81,15 @@ class PlanReport:
         lines.append(f"registry {self.registry} (read only)")
         current = None
         for entry in self.entries:
-            if entry.flow != current:
-                current = entry.flow
+            flow = self.flows[(entry.policy, entry.path)]
+            if flow != current:
+                current = flow
                 lines.append("")
-                lines.append(f"{entry.flow} ({entry.file})")
-            outcome = (entry.outcome or entry.status).upper() if entry.outcome in (
-                "fail", "refused") else (entry.outcome or entry.status)
-            lines.append(f"  {entry.branch:<16} {outcome:<9} {entry.summary}")
+                lines.append(f"{flow} ({entry.path})")
+            shown = entry.outcome or STATUS[entry.severity]
+            if entry.outcome in ("fail", "refused"):
+                shown = shown.upper()
+            lines.append(f"  {entry.branch:<16} {shown:<9} {entry.message}")
             for line in _detail_lines(entry):
                 lines.append(f"  {'':<16} {'':<9} {line}")
         lines.append("")
@@ -99,14 +97,14 @@ class PlanReport:
         return "\n".join(lines) + "\n"
 
 
-def _detail_lines(entry: PlanEntry) -> list[str]:
-    decision = entry.decision
-    if entry.kind == "gate":
+def _detail_lines(entry: Diagnostic) -> list[str]:
+    decision = entry.evidence
+    if entry.code == "plan.gate":
         return [c["reason"] for c in decision.get("checks", ())]
-    if entry.kind == "promotion":
+    if entry.code == "plan.promotion":
         return [f"- {r}" for r in decision.get("reasons", ())] + [
             f"+ {s}" for s in decision.get("satisfied", ())]
-    if entry.kind == "drift" and decision.get("columns"):
+    if entry.code == "plan.drift" and decision.get("columns"):
         return [", ".join(f"{column['statistic']} {name}={_figure(column)}"
                           for name, column in decision["columns"].items())]
     return []
@@ -120,83 +118,79 @@ def _figure(column: Mapping[str, Any]) -> str:
 
 def run_plan(request: PlanRequest) -> PlanReport:
     """Plan every generated flow of every policy; raises only for invalid input."""
-    from flowpolicy.compile.flows import plan_flows
-
     policies = load_policies(request.policies)
     registry = open_registry_readonly(request.registry)
     runs = MetaflowRuns(request.metaflow_root)
-    entries: list[PlanEntry] = []
+    entries: list[Diagnostic] = []
+    flows: dict[tuple[str, str], str] = {}
     infos = []
     for policy in policies:
         infos.append({"file": policy.source, "project": policy.project, "hash": policy.hash})
         view = RegistryView(registry, policy.project)
         branches = check_branches(policy, request.branches) or view.branches
         for flow in plan_flows(policy):
+            flows[(policy.source, flow.file_name)] = flow.class_name
             planner = _PLANNERS[flow.kind]
             for entry in planner(policy, view, branches, flow.rule, runs):
-                entries.append(PlanEntry(flow=flow.class_name, file=flow.file_name,
-                                         kind=flow.kind, rule=flow.rule, policy=policy.source,
-                                         **entry))
-    return PlanReport(tuple(infos), registry.url, tuple(entries))
+                entries.append(Diagnostic(
+                    f"plan.{flow.kind}", _SEVERITY[entry.pop("status")], entry.pop("summary"),
+                    path=flow.file_name, policy=policy.source, rule=flow.rule, **entry))
+    return PlanReport(tuple(infos), registry.url, tuple(entries), flows)
 
 
 def _plan_gate(policy: Policy, view: RegistryView, branches: Sequence[str], rule: str,
                runs: MetaflowRuns) -> list[dict[str, Any]]:
-    from flowpolicy.runtime.decisions import evaluate_gate
-
     gate = policy.gates[rule]
-    out = []
-    for branch in branches:
-        scope = view.scope(branch, policy.assets[gate.asset].type, gate.asset)
-        latest = _latest(view, scope)
-        if latest is None:
-            out.append(_nothing(branch, f"no {gate.asset} instance to judge"))
-            continue
-        try:
-            verdict = evaluate_gate(gate, latest.annotations, instance=latest.id)
-        except FlowpolicyError as exc:
-            out.append(_error(branch, str(exc)))
-            continue
+
+    def decide(scope: Scope, latest: InstanceRecord) -> dict[str, Any]:
+        verdict = evaluate_gate(gate, latest.annotations, instance=latest.id)
         outcome = "pass" if verdict.passed else "fail"
         event = f"; publishes {verdict.event}" if verdict.event else ""
-        out.append(_decided(branch, outcome,
-                            f"{gate.asset} {latest.id} would {outcome} gate {gate.name}{event}",
-                            verdict.to_dict()))
-    return out
+        return _decided(outcome, f"{gate.asset} {latest.id} would {outcome} gate "
+                                 f"{gate.name}{event}", verdict.to_dict())
+
+    return _on_latest(policy, view, branches, gate.asset, f"no {gate.asset} instance to judge",
+                      decide)
 
 
 def _plan_champion(policy: Policy, view: RegistryView, branches: Sequence[str], rule: str,
                    runs: MetaflowRuns) -> list[dict[str, Any]]:
-    from flowpolicy.runtime.decisions import decide_champion
-
     champion_rule = policy.champions[rule]
-    asset = champion_rule.asset
+
+    def decide(scope: Scope, latest: InstanceRecord) -> dict[str, Any]:
+        champion = view.alias(scope, champion_rule.alias)
+        record = view.instance(scope, champion) if champion else None
+        decision = decide_champion(
+            champion_rule, candidate=latest.id, candidate_annotations=latest.annotations,
+            champion=champion, champion_annotations=dict(record.annotations) if record else None)
+        return _decided("promote" if decision.promote else "keep", decision.reason,
+                        decision.to_dict())
+
+    return _on_latest(policy, view, branches, champion_rule.asset,
+                      f"no {champion_rule.asset} candidate", decide)
+
+
+def _on_latest(policy: Policy, view: RegistryView, branches: Sequence[str], asset: str,
+               nothing: str, decide: Callable[[Scope, InstanceRecord], dict[str, Any]]
+               ) -> list[dict[str, Any]]:
+    """``decide`` on the newest instance of ``asset`` on each branch: a branch without one
+    is ``nothing``, a decision that cannot be made an ``error``."""
     out = []
     for branch in branches:
         scope = view.scope(branch, policy.assets[asset].type, asset)
         latest = _latest(view, scope)
         if latest is None:
-            out.append(_nothing(branch, f"no {asset} candidate"))
+            out.append(_nothing(branch, nothing))
             continue
-        champion = view.alias(scope, champion_rule.alias)
-        record = view.instance(scope, champion) if champion else None
         try:
-            decision = decide_champion(
-                champion_rule, candidate=latest.id, candidate_annotations=latest.annotations,
-                champion=champion,
-                champion_annotations=dict(record.annotations) if record else None)
+            out.append({"branch": branch, **decide(scope, latest)})
         except FlowpolicyError as exc:
             out.append(_error(branch, str(exc)))
-            continue
-        out.append(_decided(branch, "promote" if decision.promote else "keep",
-                            decision.reason, decision.to_dict()))
     return out
 
 
 def _plan_promotion(policy: Policy, view: RegistryView, branches: Sequence[str], rule: str,
                     runs: MetaflowRuns) -> list[dict[str, Any]]:
-    from flowpolicy.runtime.decisions import check_promotion, promotion_rules
-
     rules = promotion_rules(policy, rule)
     asset, asset_type = rules.asset, rules.asset_type
     out = []
@@ -220,16 +214,13 @@ def _plan_promotion(policy: Policy, view: RegistryView, branches: Sequence[str],
                    and r.annotations.get(PROMOTED_FROM_INSTANCE) == latest.id]
         if already:
             then += f" (already there as {', '.join(already)})"
-        out.append(_decided(where, outcome, f"{asset} {latest.id} would be {outcome}{then}",
-                            verdict.to_dict()))
+        out.append({"branch": where, **_decided(
+            outcome, f"{asset} {latest.id} would be {outcome}{then}", verdict.to_dict())})
     return out
 
 
 def _plan_drift(policy: Policy, view: RegistryView, branches: Sequence[str], rule: str,
                 runs: MetaflowRuns) -> list[dict[str, Any]]:
-    from flowpolicy.runtime.decisions import NothingToCompare, drift_pair
-    from flowpolicy.runtime.drift import INDETERMINATE, evaluate_drift, profile_artifact
-
     drift_rule = policy.drift[rule]
     asset = drift_rule.asset
     out = []
@@ -256,12 +247,12 @@ def _plan_drift(policy: Policy, view: RegistryView, branches: Sequence[str], rul
         event = f"; publishes {result.event}" if result.event else ""
         unsettled = (f" (between {result.level_range[0]} and {result.level_range[1]} within "
                      "the sketch bound; never passes)") if result.level == INDETERMINATE else ""
-        out.append(_decided(
-            branch, result.level,
+        out.append({"branch": branch, **_decided(
+            result.level,
             f"{asset} {current.id} vs {reference.id}: level {result.level}{unsettled} "
             f"(max {worst.statistic} {_figure(worst.to_dict())} in {result.worst_column})"
             f"{event}",
-            _json_safe(result.to_dict())))
+            _json_safe(result.to_dict()))})
     return out
 
 
@@ -274,18 +265,16 @@ def _latest(view: RegistryView, scope):
     return instances[0] if instances else None
 
 
-def _decided(branch: str, outcome: str, summary: str, decision: Mapping[str, Any]
-             ) -> dict[str, Any]:
-    return {"branch": branch, "status": "decided", "outcome": outcome, "summary": summary,
-            "decision": decision}
+def _decided(outcome: str, summary: str, decision: Mapping[str, Any]) -> dict[str, Any]:
+    return {"status": "decided", "outcome": outcome, "summary": summary, "evidence": decision}
 
 
 def _nothing(branch: str, summary: str) -> dict[str, Any]:
-    return {"branch": branch, "status": "nothing", "outcome": None, "summary": summary}
+    return {"branch": branch, "status": "nothing", "summary": summary}
 
 
 def _error(branch: str, summary: str) -> dict[str, Any]:
-    return {"branch": branch, "status": "error", "outcome": None, "summary": summary}
+    return {"branch": branch, "status": "error", "summary": summary}
 
 
 def _load(runs: MetaflowRuns, record, artifact: str | None = None) -> Any:

@@ -1,17 +1,21 @@
-"""The check report: one flat :class:`Result` per check made, grouped in four sections.
+"""The check report: one :class:`~flowpolicy.diagnostics.Diagnostic` per check made (its
+code the check id), grouped in four sections.
 
-Every result names its check id (stable: ``live.gate``, ``live.champion.count``, …), the
-asset, branch, instance and rule it is about, a message, and the evidence it rests on (plain
-JSON). ``schemas/check-report.schema.json`` documents :meth:`CheckReport.to_dict`.
+Every result names its check id (stable: ``live.gate``, ``live.champion.count``, …), its
+severity (``pass``, ``error`` for a check that fails, ``warning``), the asset, branch,
+instance and rule it is about, a message, and the evidence it rests on (plain JSON).
+``schemas/check-report.schema.json`` documents :meth:`CheckReport.to_dict`, where the
+severity is the result's ``status`` (pass, fail, warn).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
+from flowpolicy.diagnostics import CodeDoc, Diagnostic, plain
 from flowpolicy.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 
 Status = Literal["pass", "fail", "warn"]
@@ -52,36 +56,28 @@ CHECK_IDS: Mapping[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Result:
-    """One check on one thing: passed, failed, or a warning that does not fail the run."""
+#: A check result's status in the report, by its severity.
+STATUS: Mapping[str, Status] = {"pass": "pass", "error": "fail", "warning": "warn"}
 
-    check: str
-    status: Status
-    message: str
-    asset: str | None = None
-    branch: str | None = None
-    instance: str | None = None
-    rule: str | None = None
-    policy: str | None = None
-    evidence: Mapping[str, Any] = field(default_factory=dict)
 
-    @property
-    def section(self) -> str:
-        return self.check.split(".", 1)[0]
+def section_of(result: Diagnostic) -> str:
+    """The section a check result belongs to: the first part of its check id."""
+    return result.code.split(".", 1)[0]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "check": self.check,
-            "status": self.status,
-            "message": self.message,
-            "asset": self.asset,
-            "branch": self.branch,
-            "instance": self.instance,
-            "rule": self.rule,
-            "policy": self.policy,
-            "evidence": _plain(self.evidence),
-        }
+
+def result_dict(result: Diagnostic) -> dict[str, Any]:
+    """One check result as ``schemas/check-report.schema.json`` documents it."""
+    return {
+        "check": result.code,
+        "status": STATUS[result.severity],
+        "message": result.message,
+        "asset": result.asset,
+        "branch": result.branch,
+        "instance": result.instance,
+        "rule": result.rule,
+        "policy": result.policy,
+        "evidence": plain(result.evidence),
+    }
 
 
 @dataclass(frozen=True)
@@ -90,17 +86,17 @@ class SectionReport:
     #: False when the section was not run (``--no-static`` / ``--no-live``, or an invalid
     #: policy stopped everything after the policy section).
     ran: bool
-    results: tuple[Result, ...] = ()
+    results: tuple[Diagnostic, ...] = ()
     note: str = ""
 
     @property
     def status(self) -> str:
         if not self.ran:
             return "skipped"
-        return "fail" if any(r.status == "fail" for r in self.results) else "pass"
+        return "fail" if any(r.severity == "error" for r in self.results) else "pass"
 
     def count(self, status: Status) -> int:
-        return sum(1 for r in self.results if r.status == status)
+        return sum(1 for r in self.results if STATUS[r.severity] == status)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,7 +104,7 @@ class SectionReport:
             "status": self.status,
             "note": self.note,
             "counts": {s: self.count(s) for s in ("pass", "fail", "warn")},
-            "results": [r.to_dict() for r in self.results],
+            "results": [result_dict(r) for r in self.results],
         }
 
 
@@ -133,12 +129,20 @@ class CheckReport:
     invalid_input: bool = False
 
     @property
-    def results(self) -> tuple[Result, ...]:
+    def results(self) -> tuple[Diagnostic, ...]:
         return tuple(r for s in self.sections for r in s.results)
 
     @property
-    def failures(self) -> tuple[Result, ...]:
-        return tuple(r for r in self.results if r.status == "fail")
+    def diagnostics(self) -> tuple[Diagnostic, ...]:
+        return self.results
+
+    @property
+    def codes(self) -> Mapping[str, CodeDoc]:
+        return {check: CodeDoc(check, meaning) for check, meaning in CHECK_IDS.items()}
+
+    @property
+    def failures(self) -> tuple[Diagnostic, ...]:
+        return tuple(r for r in self.results if r.severity == "error")
 
     @property
     def exit_code(self) -> int:
@@ -153,6 +157,43 @@ class CheckReport:
     def section(self, name: str) -> SectionReport:
         return next(s for s in self.sections if s.name == name)
 
+    def format_text(self, *, verbose: bool = False) -> str:
+        """The report for a terminal: one line per section, one per result (passing results
+        only with ``verbose``), and the evidence of each failure and warning."""
+        lines = []
+        for policy in self.policies:
+            what = (f"project {policy.project}, policy {policy.hash[:12]}" if policy.hash
+                    else "invalid")
+            lines.append(f"policy {policy.file} ({what})")
+        if self.registry:
+            lines.append(f"registry {self.registry}; branches {', '.join(self.branches)}")
+        lines.append("")
+        for section in self.sections:
+            warned = section.count("warn")
+            counts = f"{section.count('pass')} passed, {section.count('fail')} failed" + (
+                f", {warned} warning{'' if warned == 1 else 's'}" if warned else "")
+            shown = counts if section.ran else section.note
+            status = "FAIL" if section.status == "fail" else section.status
+            lines.append(f"{section.name:<8} {status:<8} {shown}")
+            for result in section.results:
+                if result.severity == "pass" and not verbose:
+                    continue
+                lines.append(f"  {_MARK[result.severity]} {result.code:<24} {_subject(result)}")
+                lines.append(f"       {result.message}")
+                # a lint finding or policy diagnostic is its own evidence (path:line:col)
+                if result.severity != "pass" and result.evidence and section_of(result) in (
+                        "compile", "live"):
+                    for line in _evidence_lines(result.evidence):
+                        lines.append(f"       | {line}")
+        failed = len(self.failures)
+        warned = sum(1 for r in self.results if r.severity == "warning")
+        total = len(self.results)
+        verdict = "invalid input" if self.invalid_input else ("FAILED" if failed else "all hold")
+        lines.append("")
+        lines.append(f"flowpolicy check: {verdict} ({total} check{'' if total == 1 else 's'}, "
+                     f"{failed} failed, {warned} warning{'' if warned == 1 else 's'})")
+        return "\n".join(lines) + "\n"
+
     def to_dict(self) -> dict[str, Any]:
         results = self.results
         return {
@@ -163,7 +204,7 @@ class CheckReport:
             "policies": [p.to_dict() for p in self.policies],
             "registry": self.registry,
             "branches": list(self.branches),
-            "summary": {s: sum(1 for r in results if r.status == s)
+            "summary": {s: sum(1 for r in results if STATUS[r.severity] == s)
                         for s in ("pass", "fail", "warn")},
             "sections": [s.to_dict() for s in self.sections],
         }
@@ -171,46 +212,10 @@ class CheckReport:
 
 # -- text ------------------------------------------------------------------------------------
 
-_MARK = {"pass": "ok  ", "fail": "FAIL", "warn": "warn"}
+_MARK = {"pass": "ok  ", "error": "FAIL", "warning": "warn"}
 
 
-def format_text(report: CheckReport, *, verbose: bool = False) -> str:
-    """The report for a terminal: one line per section, one per result (passing results
-    only with ``verbose``), and the evidence of each failure and warning."""
-    lines = []
-    for policy in report.policies:
-        what = f"project {policy.project}, policy {policy.hash[:12]}" if policy.hash else "invalid"
-        lines.append(f"policy {policy.file} ({what})")
-    if report.registry:
-        lines.append(f"registry {report.registry}; branches {', '.join(report.branches)}")
-    lines.append("")
-    for section in report.sections:
-        warned = section.count("warn")
-        counts = f"{section.count('pass')} passed, {section.count('fail')} failed" + (
-            f", {warned} warning{'' if warned == 1 else 's'}" if warned else "")
-        shown = counts if section.ran else section.note
-        status = "FAIL" if section.status == "fail" else section.status
-        lines.append(f"{section.name:<8} {status:<8} {shown}")
-        for result in section.results:
-            if result.status == "pass" and not verbose:
-                continue
-            lines.append(f"  {_MARK[result.status]} {result.check:<24} {_subject(result)}")
-            lines.append(f"       {result.message}")
-            # a lint finding or policy diagnostic is its own evidence (path:line:col)
-            if result.status != "pass" and result.evidence and result.section in (
-                    "compile", "live"):
-                for line in _evidence_lines(result.evidence):
-                    lines.append(f"       | {line}")
-    failed, warned = len(report.failures), sum(1 for r in report.results if r.status == "warn")
-    total = len(report.results)
-    verdict = "invalid input" if report.invalid_input else ("FAILED" if failed else "all hold")
-    lines.append("")
-    lines.append(f"flowpolicy check: {verdict} ({total} check{'' if total == 1 else 's'}, "
-                 f"{failed} failed, {warned} warning{'' if warned == 1 else 's'})")
-    return "\n".join(lines) + "\n"
-
-
-def _subject(result: Result) -> str:
+def _subject(result: Diagnostic) -> str:
     parts = []
     if result.branch:
         parts.append(result.branch)
@@ -233,19 +238,8 @@ def _evidence_lines(evidence: Mapping[str, Any], *, diff_lines: int = 12,
         more = len(body) - diff_lines
         return body[:diff_lines] + ([f"... {more} more lines"] if more > 0 else [])
     lines = []
-    for key, value in _plain(evidence).items():
+    for key, value in plain(evidence).items():
         text = json.dumps(value, sort_keys=True, separators=(", ", ": "), default=str)
         line = f"{key}: {text}"
         lines.append(line if len(line) <= width else line[:width - 3] + "...")
     return lines
-
-
-def _plain(value: Any) -> Any:
-    """Evidence as JSON-safe data (tuples to lists, mappings to dicts)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and value != value:
-        return "nan"
-    return value

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from flowpolicy.commands.promote import add_common_arguments, emit, prepare
-from flowpolicy.commands.rollback import require_reason_for_force
-from flowpolicy.errors import FlowpolicyError
+from flowpolicy import api
+from flowpolicy.commands import add_lifecycle, emit_move, lifecycle_options
 
 HELP = "set or unset an alias by hand (recorded with who and why)"
 
@@ -22,21 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", metavar="SPEC", help="instance to point at (set)")
     parser.add_argument("--force", action="store_true",
                         help="set even to an instance failing its gates")
-    add_common_arguments(parser)
+    add_lifecycle(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowpolicy.runtime.moves import set_alias, unset_alias
-
-    if not (args.reason or "").strip():
-        raise FlowpolicyError(f"alias {args.action} needs --reason TEXT: the alias history "
-                              "keeps why")
-    if args.action == "set" and not args.to:
-        raise FlowpolicyError("alias set needs --to SPEC (the instance to point at)")
-    if args.action == "unset" and args.to:
-        raise FlowpolicyError("alias unset takes no --to")
-    require_reason_for_force(args)
-    policy, registry, request = prepare(args, args.branch, alias=args.alias, to=args.to,
-                                        force=args.force)
-    operation = set_alias if args.action == "set" else unset_alias
-    return emit(args, operation(policy, registry, request))
+    return emit_move(api.alias(api.AliasRequest(
+        **lifecycle_options(args), action=args.action, alias=args.alias, branch=args.branch,
+        to=args.to, force=args.force)), args.format)

@@ -13,38 +13,19 @@ registry file, an unknown branch).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Callable
+
+from flowpolicy import api
+from flowpolicy.commands import POLICIES_HELP, add_format, add_registry, emit
+from flowpolicy.formats import DIAGNOSTIC_FORMATS
 
 HELP = "check that the policies hold: valid, compiled, lint clean, and true in the registry"
 
 
-def add_input_arguments(parser: argparse.ArgumentParser) -> None:
-    """What ``check`` and ``plan`` both read: the policies, the registry, the report format."""
-    parser.add_argument("policies", nargs="*", metavar="POLICY",
-                        help="policy files or directories (default: ./policies/ if it exists, "
-                             "else the current directory)")
-    parser.add_argument("--registry", metavar="URL",
-                        help="registry URL (default: FLOWPOLICY_REGISTRY or "
-                             ".flowpolicy/registry.db at the project root)")
-    parser.add_argument("--format", choices=("text", "json"), default="text",
-                        help="report format (default: text)")
-
-
-def write_report(args: argparse.Namespace, report, text: Callable[[], str]) -> int:
-    """Print ``report`` as ``--format`` asks (JSON from ``to_dict()``, else ``text()``) and
-    return its exit code."""
-    if args.format == "json":
-        json.dump(report.to_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(text())
-    return report.exit_code
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_input_arguments(parser)
+    parser.add_argument("policies", nargs="*", metavar="POLICY", help=POLICIES_HELP)
+    add_registry(parser)
+    add_format(parser, DIAGNOSTIC_FORMATS)
     parser.add_argument("--branch", action="append", default=[], metavar="B",
                         help="check only this branch live (repeatable; default: the policy's "
                              "branches)")
@@ -59,9 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowpolicy.check import CheckRequest, format_text, run_check
-
-    report = run_check(CheckRequest(
+    report = api.check(api.CheckRequest(
         policies=tuple(args.policies),
         registry=args.registry,
         branches=tuple(args.branch),
@@ -69,4 +48,7 @@ def run(args: argparse.Namespace) -> int:
         live=not args.no_live,
         src=tuple(args.src),
     ))
-    return write_report(args, report, lambda: format_text(report, verbose=args.verbose))
+    if args.format == "text" and args.verbose:
+        sys.stdout.write(report.format_text(verbose=True))
+        return report.exit_code
+    return emit(report, args.format)

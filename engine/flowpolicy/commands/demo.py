@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from flowpolicy import api
 from flowpolicy.errors import EXIT_OK
 
 HELP = "run the fraud example end to end (train, gate, champion, promote, drift) locally"
@@ -29,7 +30,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowpolicy.demo import run_demo
-
-    run_demo(args.dir, registry=args.registry)
+    api.demo(api.DemoRequest(directory=args.dir, registry=args.registry))
     return EXIT_OK

@@ -12,20 +12,16 @@ started for it and how each ended, and the events those runs published in turn."
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 
+from flowpolicy import api
+from flowpolicy.commands import add_scope, emit
 from flowpolicy.errors import EXIT_OK, RegistryError
 
 HELP = "show project events published to the asset registry (--follow: and new ones)"
-#: the longest single wait, so an interrupt or the --for deadline is noticed
-_WAIT_S = 60.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from flowpolicy.commands.assets import add_scope_arguments
-
     parser.add_argument("--name", help="only events with this name (e.g. model_promoted)")
     parser.add_argument("--follow", action="store_true",
                         help="keep printing new events as they are published")
@@ -36,91 +32,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "and how they ended")
     parser.add_argument("--limit", type=int, default=500, metavar="N",
                         help="with --runs: the newest N events (default 500; 0 = all)")
-    add_scope_arguments(parser)
+    add_scope(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowpolicy.commands.assets import open_existing
-    from flowpolicy.runtime.branch import sanitize_branch
-
-    if args.follow_for is not None and (not args.follow or args.follow_for <= 0):
-        raise RegistryError("--for takes a positive number of seconds, with --follow")
-    if args.runs and args.follow:
-        raise RegistryError("--runs shows the chains so far; it does not go with --follow")
-    registry = open_existing(args.registry)
-    branch = sanitize_branch(args.branch) if args.branch else None
     if args.runs:
-        return _runs(registry, args.project, branch, args.format, args.limit)
-    if args.follow:
-        return _follow(registry, args.project, branch, args.name, args.format, args.follow_for)
-    events = [e.to_dict() for e in registry.events(args.project, branch, args.name)]
-    if args.format == "json":
-        json.dump({"registry": registry.url, "events": events}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return EXIT_OK
-    print(f"registry {registry.url}")
-    if not events:
-        print("no events")
-    for event in events:
-        print(_line(event))
-    return EXIT_OK
-
-
-def _line(event: dict) -> str:
-    payload = "" if event["payload"] is None else "  " + json.dumps(
-        event["payload"], sort_keys=True)
-    producer = event["producer"]
-    return (f"{event['created_at']}  {event['event']}  "
-            f"by {producer['entity_kind']} {producer['entity_id']}{payload}")
-
-
-def _follow(registry, project: str | None, branch: str | None, name: str | None, form: str,
-            seconds: float | None) -> int:
-    """Print the events so far, then each new one, until ``seconds`` pass (None: forever)."""
-    print(f"registry {registry.url}", file=sys.stderr if form == "json" else sys.stdout)
-    deadline = None if seconds is None else time.monotonic() + seconds
-    cursor, first = 0, True
-    while True:
-        # read the newest id first: an event published meanwhile is read now or next time
-        newest = registry.newest_event_id()
-        for event in registry.events(project, branch, name, after=cursor):
-            print(json.dumps(event.to_dict()) if form == "json" else _line(event.to_dict()),
-                  flush=True)
-            newest = max(newest, event.id)
-        if first:
-            until = "until interrupted" if seconds is None else f"for {seconds:g}s"
+        if args.follow or args.name:
+            raise RegistryError("--runs shows the chains so far, of every event; it does not "
+                                "go with --follow or --name")
+        return emit(api.event_runs(api.EventRunsRequest(
+            project=args.project, branch=args.branch, registry=args.registry,
+            limit=args.limit)), args.format)
+    request = api.EventsRequest(name=args.name, project=args.project, branch=args.branch,
+                                registry=args.registry, follow_for=args.follow_for)
+    if not args.follow:
+        return emit(api.events(request), args.format)
+    followed = api.follow_events(request)
+    print(f"registry {followed.registry}",
+          file=sys.stderr if args.format == "json" else sys.stdout)
+    for number, batch in enumerate(followed.batches):
+        for event in batch:
+            print(followed.line(event, args.format), flush=True)
+        if number == 0:
+            until = ("until interrupted" if args.follow_for is None
+                     else f"for {args.follow_for:g}s")
             print(f"following new events {until}", file=sys.stderr, flush=True)
-            first = False
-        cursor = newest
-        left = _WAIT_S if deadline is None else deadline - time.monotonic()
-        if left <= 0:
-            return EXIT_OK
-        registry.wait_for_events(cursor, min(left, _WAIT_S))
-
-
-def _runs(registry, project: str | None, branch: str | None, form: str, limit: int) -> int:
-    from flowpolicy.dispatch.chain import build_chains, outcome, render_chains
-
-    if limit < 0:
-        raise RegistryError(f"--limit takes 0 (all) or a positive number, not {limit}")
-    roots = build_chains(registry, project=project, branch=branch, limit=limit)
-    if form == "json":
-        json.dump({"registry": registry.url, "chains": [_run_json(r, outcome) for r in roots]},
-                  sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return EXIT_OK
-    print(f"registry {registry.url}")
-    print(render_chains(roots) if roots else "no events", end="")
     return EXIT_OK
-
-
-def _run_json(run, outcome) -> dict:
-    dispatch = run.dispatch
-    return {
-        "run": run.label,
-        "dispatch": None if dispatch is None else {**dispatch.to_dict(),
-                                                   "outcome": outcome(dispatch)},
-        "events": [{**node.event.to_dict(), "runs": [_run_json(r, outcome) for r in node.runs]}
-                   for node in run.events],
-    }
-

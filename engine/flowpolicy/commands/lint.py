@@ -6,11 +6,13 @@ import argparse
 import sys
 from contextlib import nullcontext
 
-from flowpolicy.errors import EXIT_FINDINGS, EXIT_OK, FlowpolicyError
+from flowpolicy import api
+from flowpolicy.commands import add_format, emit
+from flowpolicy.errors import EXIT_OK, FlowpolicyError
+from flowpolicy.fileio import atomic_writer
+from flowpolicy.formats import DIAGNOSTIC_FORMATS
 
 HELP = "find asset names in Python code that break the naming policy (text/json/sarif/github)"
-
-FORMATS = ("text", "json", "sarif", "github")
 
 
 def _codes(value: str) -> list[str]:
@@ -24,8 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="policy file(s) to lint against, or a stock preset such as "
                              "flowpolicy:naming (default: policy files in the repository's "
                              "policies/ folders, else the stock naming preset)")
-    parser.add_argument("--format", choices=FORMATS, default="text",
-                        help="report format (default: text)")
+    add_format(parser, DIAGNOSTIC_FORMATS)
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="write the report to FILE instead of standard output (FILE is "
                              "replaced once the report is complete)")
@@ -46,17 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowpolicy.fileio import atomic_writer
-    from flowpolicy.lint import RULES, LintRequest, prepare
-    from flowpolicy.lint.formatters import FORMATTERS
-
     if args.jobs is not None and args.jobs < 1:
         raise FlowpolicyError("--jobs must be at least 1")
     if args.list_rules:
-        for rule in RULES:
+        for rule in api.lint_rules():
             print(f"{rule.code}  {rule.name:<24} {rule.summary}")
         return EXIT_OK
-    request = LintRequest(
+    request = api.LintRequest(
         paths=tuple(args.paths),
         policies=tuple(args.policy),
         select=tuple(code for group in args.select for code in group),
@@ -69,19 +66,8 @@ def run(args: argparse.Namespace) -> int:
     # The report file is checked before any work and replaced only once it is complete (a
     # failed run keeps the old one).
     with atomic_writer(args.output) if args.output else nullcontext(sys.stdout) as out:
-        lint_run = prepare(request)
-        formatter = FORMATTERS[args.format](out)
-        formatter.begin()
-        for finding in lint_run.findings():
-            formatter.write(finding)
-        formatter.end(lint_run.stats)
-    stats = lint_run.stats
+        report = api.lint(request)
+        exit_code = emit(report, args.format, out)
     if args.format == "text" or args.output:
-        plural = "" if stats.findings == 1 else "s"
-        print(
-            f"flowpolicy lint: {stats.findings} finding{plural} in {stats.files} files "
-            f"({stats.parsed} parsed, {stats.bytes / 1e6:.1f} MB)",
-            file=sys.stderr,
-        )
-    return EXIT_FINDINGS if stats.findings else EXIT_OK
-
+        print(report.summary, file=sys.stderr)
+    return exit_code

@@ -7,21 +7,21 @@ from __future__ import annotations
 
 import argparse
 
-from flowpolicy.commands.check import add_input_arguments, write_report
+from flowpolicy import api
+from flowpolicy.commands import POLICIES_HELP, add_format, add_registry, emit
 
 HELP = "dry run: what each generated flow would decide now (nothing runs, nothing is written)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_input_arguments(parser)
+    parser.add_argument("policies", nargs="*", metavar="POLICY", help=POLICIES_HELP)
+    add_registry(parser)
+    add_format(parser)
     parser.add_argument("--branch", action="append", default=[], metavar="B",
                         help="only this branch (repeatable; promotions leaving or entering "
                              "it are shown too)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowpolicy.check import PlanRequest, run_plan
-
-    report = run_plan(PlanRequest(policies=tuple(args.policies), registry=args.registry,
-                                  branches=tuple(args.branch)))
-    return write_report(args, report, report.format_text)
+    return emit(api.plan(api.PlanRequest(policies=tuple(args.policies), registry=args.registry,
+                                         branches=tuple(args.branch))), args.format)

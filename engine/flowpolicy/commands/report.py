@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from flowpolicy import api
+from flowpolicy.commands import add_registry
 from flowpolicy.errors import EXIT_OK
 
 HELP = "write one self-contained HTML page of the registry's history"
@@ -19,18 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only this project (default: FLOWPOLICY_PROJECT, obproject.toml, "
                              "else every project in the registry)")
     parser.add_argument("--branch", help="only this asset branch")
-    parser.add_argument("--registry", metavar="URL",
-                        help="registry URL (default: FLOWPOLICY_REGISTRY or "
-                             ".flowpolicy/registry.db at the project root)")
+    add_registry(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowpolicy.commands.assets import scope_filters
-    from flowpolicy.report import ReportRequest, write_report
-
-    project, branch = scope_filters(args, all_projects=True)
-    result = write_report(ReportRequest(output=Path(args.output), registry=args.registry,
-                                        project=project, branch=branch))
+    result = api.report(api.ReportRequest(output=Path(args.output), registry=args.registry,
+                                          project=args.project, branch=args.branch))
     history = result.history
     print(f"wrote {result.path} ({result.size / 1024:,.0f} KiB) from registry {history.url}: "
           f"{len(history.scopes)} assets on {len(history.branches)} branches, "

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from flowpolicy.commands.promote import add_common_arguments, emit, prepare
-from flowpolicy.errors import FlowpolicyError
+from flowpolicy import api
+from flowpolicy.commands import add_lifecycle, emit_move, lifecycle_options
 
 HELP = "return an alias to its previous holder (or to --to SPEC)"
 
@@ -22,18 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                      "alias's previous holder)")
     parser.add_argument("--force", action="store_true",
                         help="move even to an instance failing its gates (needs --reason)")
-    add_common_arguments(parser)
-
-
-def require_reason_for_force(args: argparse.Namespace) -> None:
-    if args.force and not (args.reason or "").strip():
-        raise FlowpolicyError("--force needs --reason TEXT: the alias history keeps why")
+    add_lifecycle(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowpolicy.runtime.moves import rollback
-
-    require_reason_for_force(args)
-    policy, registry, request = prepare(args, args.branch, alias=args.alias, to=args.to,
-                                        force=args.force)
-    return emit(args, rollback(policy, registry, request))
+    return emit_move(api.rollback(api.RollbackRequest(
+        **lifecycle_options(args), branch=args.branch, alias=args.alias, to=args.to,
+        force=args.force)), args.format)

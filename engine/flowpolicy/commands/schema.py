@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from flowpolicy import api
+from flowpolicy.errors import EXIT_OK
+
 HELP = "print the policy JSON Schema (Draft 2020-12), or with --path where it is installed"
 
 
@@ -14,11 +17,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowpolicy.resources import schema_path
-
-    path = schema_path("policy")
-    if args.path:
-        print(path)
-    else:
-        sys.stdout.write(path.read_text(encoding="utf-8"))
-    return 0
+    path = api.schema_file()
+    sys.stdout.write(f"{path}\n" if args.path else path.read_text(encoding="utf-8"))
+    return EXIT_OK

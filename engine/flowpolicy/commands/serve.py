@@ -9,9 +9,10 @@ flag is reported by ``/model/info`` under ``overrides``. Stops on Ctrl-C / SIGTE
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
+from flowpolicy import api
+from flowpolicy.commands import add_registry
 from flowpolicy.errors import EXIT_OK
 
 HELP = "serve a model asset's alias over HTTP (FastAPI) and follow the alias as it moves"
@@ -34,9 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: Metaflow's configuration)")
     parser.add_argument("--policy", action="append", default=[], metavar="PATH",
                         help="policy file or folder (default: ./policies/)")
-    parser.add_argument("--registry", metavar="URL",
-                        help="registry URL (default: FLOWPOLICY_REGISTRY or "
-                             ".flowpolicy/registry.db at the project root)")
+    add_registry(parser)
     parser.add_argument("--probe", metavar="FILE",
                         help="JSON rows every new instance must answer before it is swapped "
                              "in (default: the last rows served)")
@@ -51,45 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowpolicy.serve import ServeRequest, create_app, listen, open_server, uvicorn_server
-    from flowpolicy.serve.app import require_fastapi
+    def started(serving: str, following: str) -> None:
+        print(f"flowpolicy serve: {serving}", flush=True)
+        print(f"flowpolicy serve: {following}", file=sys.stderr, flush=True)
 
-    require_fastapi()
-    server = open_server(ServeRequest(
+    api.serve(api.ServeRequest(
         asset=args.asset, branch=args.branch, alias=args.alias, project=args.project,
         registry=args.registry, loader=args.loader, datastore=args.datastore,
         policies=tuple(args.policy), ignore_gates=args.ignore_gates,
-        allow_unset=args.allow_unset, probe=args.probe))
-    sock = listen(args.host, args.port)
-    try:
-        server.start()
-        served = server.served
-        what = (f"{server.scope.name} {served.instance.id}" if served
-                else f"{server.scope.name} (nothing yet: @{server.options.alias} is unset)")
-        host, port = sock.getsockname()[:2]
-        overrides = [flag for flag, on in (("--ignore-gates", args.ignore_gates),
-                                           ("--allow-unset", args.allow_unset)) if on]
-        print(f"flowpolicy serve: {what}, @{server.options.alias} on "
-              f"{server.scope.project}/{server.scope.branch}, at http://{host}:{port}"
-              + (f" ({', '.join(overrides)})" if overrides else ""), flush=True)
-        print(f"flowpolicy serve: following {server.follows}; Ctrl-C stops", file=sys.stderr,
-              flush=True)
-        web = uvicorn_server(create_app(server))
-        # uvicorn shuts down on SIGINT / SIGTERM, then raises the signal again for the
-        # handlers it found; a stop that was asked for is a clean exit, not an interrupt
-        previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT,
-                                                                   signal.SIGTERM)}
-        try:
-            web.run(sockets=[sock])
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-    finally:
-        server.stop()
-        sock.close()
+        allow_unset=args.allow_unset, probe=args.probe, host=args.host, port=args.port),
+        started)
     return EXIT_OK
-
-
-def _stopped(signum: int, frame: object) -> None:
-    """The stop signal, raised again by uvicorn after its graceful shutdown: nothing left to
-    do."""

@@ -3,7 +3,8 @@ asset and drift rule.
 
 ``compile_policy`` is pure and deterministic (same policy → byte-identical files);
 ``write_outputs`` puts them on disk (each file replaced in one rename, see
-:mod:`flowpolicy.fileio`) and ``check_outputs`` compares them with what is there.
+:mod:`flowpolicy.fileio`) and ``stale_outputs`` / ``output_results`` compare them with what
+is there.
 Every file starts with :data:`GENERATED_MARKER`, which is how a stale generated file (one the
 policy no longer produces) is told apart from a hand-written one in the same folder.
 """
@@ -13,15 +14,26 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
+from flowpolicy.compile.flows import plan_flows, source_label
+from flowpolicy.compile.render import OutputBudget, comment, render
+from flowpolicy.diagnostics import Diagnostic
+from flowpolicy.errors import EXIT_FINDINGS, EXIT_OK, CompileError
+from flowpolicy.fileio import atomic_write_all, make_folder, require_folder
+from flowpolicy.policy.loader import load_policy, require_policy_files
 from flowpolicy.policy.model import Policy
+from flowpolicy.request import CompileRequest
 
 __all__ = [
     "GENERATED_MARKER",
-    "check_outputs",
+    "CompileReport",
+    "compile_policies",
     "compile_policy",
     "output_dir_for",
+    "output_results",
+    "stale_outputs",
     "write_outputs",
 ]
 
@@ -38,13 +50,71 @@ def compile_policy(policy: Policy) -> dict[str, str]:
     validated names, so whether a file parses depends on the template and the branches it
     takes, never on the values. The tests parse every output of every template branch
     (``tests/test_compile.py``), which is where a template bug is caught."""
-    from flowpolicy.compile.flows import plan_flows
-    from flowpolicy.compile.render import OutputBudget, render
-
     plans = plan_flows(policy)
     budget = OutputBudget(policy, len(plans))
     return {plan.file_name: budget.charge(plan, render(plan.template, plan.context))
             for plan in plans}
+
+
+@dataclass(frozen=True)
+class CompileReport:
+    #: How many policies were compiled, into how many files.
+    policies: int
+    flows: int
+    #: With ``check``: one ``compile.current`` result per file (error: stale, with its diff).
+    results: tuple[Diagnostic, ...] = ()
+    #: Without ``check``: the files written or removed.
+    changed: tuple[Path, ...] = ()
+
+    @property
+    def stale(self) -> tuple[Diagnostic, ...]:
+        return tuple(r for r in self.results if r.severity == "error")
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_FINDINGS if self.stale else EXIT_OK
+
+    @property
+    def summary(self) -> str:
+        if self.results:
+            if self.stale:
+                return f"{len(self.stale)} generated file(s) are stale; run `flowpolicy compile`"
+            return f"{self.flows} generated file(s) are current"
+        return (f"{self.flows} flow(s) from {self.policies} policy file(s), "
+                f"{len(self.changed)} changed")
+
+    def format_text(self) -> str:
+        """The unified diff of every stale file, or a line per file written or removed."""
+        if self.results:
+            diffs = [r.evidence["diff"] for r in self.stale]
+            return "".join(d if d.endswith("\n") else d + "\n" for d in diffs)
+        return "".join(f"{'wrote' if p.exists() else 'removed'} {p}\n" for p in self.changed)
+
+
+def compile_policies(request: CompileRequest) -> CompileReport:
+    """Compile every policy named and write its flows, or with ``check`` compare them with
+    the files on disk. Two policies that would write the same file are a CompileError."""
+    policies = [load_policy(path) for path in require_policy_files(request.paths)]
+    targets = []
+    claimed: dict[Path, str] = {}
+    for policy in policies:
+        directory = Path(request.output_dir) if request.output_dir else output_dir_for(policy)
+        outputs = compile_policy(policy)
+        for name in outputs:
+            key = Path(os.path.abspath(directory / name))
+            if key in claimed:
+                raise CompileError(
+                    f"{policy.source} and {claimed[key]} both generate {directory / name}; "
+                    "give them different compile.output_dir settings")
+            claimed[key] = policy.source
+        targets.append((policy, directory, outputs))
+    if request.check:
+        results = tuple(r for policy, directory, outputs in targets
+                        for r in output_results(policy, directory, outputs))
+        return CompileReport(len(policies), len(claimed), results=results)
+    changed = tuple(path for policy, directory, outputs in targets
+                    for path in write_outputs(policy, directory, outputs))
+    return CompileReport(len(policies), len(claimed), changed=changed)
 
 
 def output_dir_for(policy: Policy) -> Path:
@@ -61,8 +131,6 @@ def write_outputs(policy: Policy, output_dir: str | os.PathLike | None = None,
     delete generated files of the same policy that it no longer produces. Files whose
     content is already current are left untouched. Returns the paths written or deleted.
     ``outputs`` is the policy's :func:`compile_policy` result when the caller has it."""
-    from flowpolicy.fileio import atomic_write_all, make_folder
-
     directory = Path(output_dir) if output_dir is not None else output_dir_for(policy)
     if outputs is None:
         outputs = compile_policy(policy)
@@ -77,26 +145,50 @@ def write_outputs(policy: Policy, output_dir: str | os.PathLike | None = None,
     return changed
 
 
-def check_outputs(policy: Policy, output_dir: str | os.PathLike | None = None,
-                  outputs: Mapping[str, str] | None = None) -> list[str]:
-    """Unified diffs between the committed files and what the policy compiles to now: one
-    per missing, changed or stale (no longer generated) file. Empty when all are current.
+def stale_outputs(policy: Policy, output_dir: str | os.PathLike | None = None,
+                  outputs: Mapping[str, str] | None = None) -> dict[Path, str]:
+    """Path → unified diff of every committed file that is not what the policy compiles to
+    now: missing, changed, or stale (no longer generated). Empty when all are current.
     ``outputs`` is the policy's :func:`compile_policy` result when the caller has it."""
-    from flowpolicy.fileio import require_folder
-
     directory = Path(output_dir) if output_dir is not None else output_dir_for(policy)
     if outputs is None:
         outputs = compile_policy(policy)
     require_folder(directory, "output folder")
-    diffs = []
+    diffs = {}
     for name, source in outputs.items():
         path = directory / name
         current = _current_text(path)
         if current != source:
-            diffs.append(_diff(current or "", source, path, exists=current is not None))
+            diffs[path] = _diff(current or "", source, path, exists=current is not None)
     for path in _stale_files(policy, directory, outputs):
-        diffs.append(_diff(path.read_text(encoding="utf-8"), "", path, exists=True))
+        diffs[path] = _diff(path.read_text(encoding="utf-8"), "", path, exists=True)
     return diffs
+
+
+def output_results(policy: Policy, output_dir: str | os.PathLike | None = None,
+                   outputs: Mapping[str, str] | None = None) -> list[Diagnostic]:
+    """One ``compile.current`` result per generated file (what ``compile --check`` and
+    ``check`` report): ``pass`` when current, ``error`` with the unified diff as evidence
+    when changed, missing or left over."""
+    directory = Path(output_dir) if output_dir is not None else output_dir_for(policy)
+    if outputs is None:
+        outputs = compile_policy(policy)
+    stale = stale_outputs(policy, directory, outputs)
+    paths = [directory / name for name in outputs]
+    paths += [path for path in stale if path.name not in outputs]  # no longer generated
+    results = []
+    for path in paths:
+        shown = path.as_posix()
+        diff = stale.get(path)
+        if diff is None:
+            results.append(Diagnostic("compile.current", "pass", f"{shown} is current",
+                                      path=shown, policy=policy.source, rule=path.name))
+        else:
+            results.append(Diagnostic(
+                "compile.current", "error",
+                f"{shown} is not what the policy compiles to now; run `flowpolicy compile`",
+                path=shown, policy=policy.source, rule=path.name, evidence={"diff": diff}))
+    return results
 
 
 def _current_text(path: Path) -> str | None:
@@ -118,9 +210,6 @@ def _diff(old: str, new: str, path: Path, *, exists: bool) -> str:
 
 def _stale_files(policy: Policy, directory: Path, outputs: Mapping[str, str]) -> list[Path]:
     """Generated files in ``directory`` from this policy's source that it no longer makes."""
-    from flowpolicy.compile.flows import source_label
-    from flowpolicy.compile.render import comment
-
     if not directory.is_dir():
         return []
     source_line = f"{_SOURCE_PREFIX}{comment(source_label(policy))}"

@@ -21,6 +21,8 @@ from flowpolicy.policy.model import (
     Policy,
     PromotionEdge,
 )
+from flowpolicy.project_root import project_root
+from flowpolicy.runtime.decisions import bounds_text, promotion_rules
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,6 @@ def source_label(policy: Policy) -> str:
     """How generated headers name the policy file: relative to its project root
     (:mod:`flowpolicy.project_root`; with no root, just the file name), never absolute, so
     output does not depend on where the repository is checked out."""
-    from flowpolicy.project_root import project_root
-
     if policy.source.startswith("<"):
         return policy.source
     path = Path(policy.source)
@@ -158,7 +158,7 @@ def _gate_flow(policy: Policy, gate: Gate, header: dict[str, object]) -> FlowPla
             "min_parameter": bounds.get("min"),
             "max_parameter": bounds.get("max"),
         })
-        lines.append(_bound_text(metric, check.min, check.max))
+        lines.append(bounds_text(metric, check.min, check.max))
     on_pass = _event(policy, gate.on_pass, f"{path}.on_pass")
     on_fail = _event(policy, gate.on_fail, f"{path}.on_fail")
     passing = f"A pass publishes `{on_pass}`; " if on_pass else ""
@@ -175,16 +175,6 @@ def _gate_flow(policy: Policy, gate: Gate, header: dict[str, object]) -> FlowPla
     }
     class_name = names.flow_class_name(policy, gate.name, "Gate", path)
     return _finish("gate", gate.name, class_name, "quality_gate.py.j2", context, header)
-
-
-def _bound_text(metric: str, low: float | None, high: float | None) -> str:
-    if low is not None and high is not None:
-        return f"{float(low)!r} <= {metric} <= {float(high)!r}"
-    if low is not None:
-        return f"{metric} >= {float(low)!r}"
-    if high is not None:
-        return f"{metric} <= {float(high)!r}"
-    return f"{metric} present"
 
 
 def _event(policy: Policy, event: str | None, json_path: str) -> str | None:
@@ -226,8 +216,6 @@ def _edges_by_asset(policy: Policy) -> dict[str, list[tuple[int, PromotionEdge]]
 
 def _promotion_flow(policy: Policy, asset: str, asset_edges: list[tuple[int, PromotionEdge]],
                     header: dict[str, object]) -> FlowPlan:
-    from flowpolicy.runtime.decisions import promotion_rules
-
     path = "$.promotion"
     names.check_name(policy, asset, path, "asset name")
     asset_type = _asset_type(policy, asset, path)

@@ -15,7 +15,7 @@ import re
 from flowpolicy.errors import CompileError
 from flowpolicy.policy.model import Policy
 from flowpolicy.policy.patterns import search
-from flowpolicy.policy.schema import policy_schema
+from flowpolicy.resources import policy_schema
 
 #: Compiler-made names: Metaflow Parameter names and flow class names.
 PARAMETER_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,79}")

@@ -22,6 +22,7 @@ from functools import cache
 
 from flowpolicy.errors import CompileError
 from flowpolicy.policy.source import child_path
+from flowpolicy.resources import templates_dir
 
 #: Where a literal breaks into one item per line.
 LINE_WIDTH = 88
@@ -175,9 +176,7 @@ _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
 
 @cache
 def _environment():
-    import jinja2
-
-    from flowpolicy.resources import templates_dir
+    import jinja2  # on first render: compiling a policy loads Jinja, nothing else does
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from flowpolicy.dispatch.launch import launcher_alive
+from flowpolicy.errors import EXIT_OK, RegistryError
+from flowpolicy.registry import open_existing_registry
 from flowpolicy.registry.base import DispatchRecord, EventRecord, Registry
+from flowpolicy.request import EventRunsRequest
 
 MAX_DEPTH = 64
 
@@ -120,3 +124,46 @@ def _instance(event: EventRecord) -> str:
         if isinstance(payload.get(key), str):
             return f" {payload[key]}"
     return ""
+
+
+@dataclass(frozen=True)
+class EventRunsReport:
+    """``flowpolicy events --runs``: the chains of one registry."""
+
+    registry: str
+    roots: tuple[RunNode, ...]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"registry": self.registry, "chains": [_run_dict(r) for r in self.roots]}
+
+    def format_text(self) -> str:
+        return (f"registry {self.registry}\n"
+                + (render_chains(self.roots) if self.roots else "no events\n"))
+
+
+def event_runs(request: EventRunsRequest) -> EventRunsReport:
+    """The chains of the newest ``request.limit`` events; the registry is only read."""
+    from flowpolicy.inventory import NO_REGISTRY
+    from flowpolicy.runtime.branch import sanitize_branch
+
+    if request.limit < 0:
+        raise RegistryError(f"--limit takes 0 (all) or a positive number, not {request.limit}")
+    registry = open_existing_registry(request.registry, read_only=True, missing=NO_REGISTRY)
+    branch = sanitize_branch(request.branch) if request.branch else None
+    return EventRunsReport(registry.url, tuple(build_chains(
+        registry, project=request.project, branch=branch, limit=request.limit)))
+
+
+def _run_dict(run: RunNode) -> dict[str, Any]:
+    dispatch = run.dispatch
+    return {
+        "run": run.label,
+        "dispatch": None if dispatch is None else {**dispatch.to_dict(),
+                                                   "outcome": outcome(dispatch)},
+        "events": [{**node.event.to_dict(), "runs": [_run_dict(r) for r in node.runs]}
+                   for node in run.events],
+    }

@@ -2,21 +2,26 @@
 
 Public API::
 
-    run = prepare(LintRequest(paths=("src",)))   # loads policies, lists files (may raise)
-    for finding in run.findings():               # streams Finding records in file order
+    report = lint(LintRequest(paths=("src",)))   # every finding, then the totals
+    for finding in report.findings:              # Diagnostic records in file order
         print(finding.format())
-    run.stats                                    # files, parsed, bytes, findings, by code
+    report.stats                                 # files, parsed, bytes, findings, by code
 
-Rules live one per module in :mod:`flowpolicy.lint.rules` (see :data:`RULES`); formats in
-:data:`flowpolicy.lint.formatters.FORMATTERS`.
+``prepare(request)`` resolves policies and files without linting (configuration errors
+surface before any output), and its ``findings()`` streams them. Rules live one per module
+in :mod:`flowpolicy.lint.rules` (see :data:`RULES`); report formats in
+:data:`flowpolicy.formats.FORMATS`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from flowpolicy.diagnostics import CodeDoc, Diagnostic
+from flowpolicy.errors import EXIT_FINDINGS, EXIT_OK
 from flowpolicy.lint.discovery import (
     PolicySet,
     context_for_policy,
@@ -33,35 +38,22 @@ from flowpolicy.lint.engine import (
     lint_declared_names,
     lint_files,
 )
-from flowpolicy.lint.finding import Finding
 from flowpolicy.lint.rules import RULES, RULES_BY_CODE
 from flowpolicy.policy.model import Policy
 from flowpolicy.policy.source import child_path
+from flowpolicy.request import LintRequest
 
 __all__ = [
     "RULES",
     "RULES_BY_CODE",
-    "Finding",
+    "LintReport",
     "LintRequest",
     "LintRun",
+    "lint",
     "lint_policy_names",
     "prepare",
+    "rule_docs",
 ]
-
-
-@dataclass(frozen=True)
-class LintRequest:
-    """What to lint and how; the one object the CLI hands to the API."""
-
-    paths: tuple[str, ...] = (".",)
-    policies: tuple[str, ...] = ()
-    select: tuple[str, ...] = ()
-    ignore: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    report_unused_noqa: bool = False
-    jobs: int | None = None
-    #: Lint the asset names declared in the policy files themselves.
-    lint_policy_files: bool = True
 
 
 @dataclass
@@ -72,7 +64,7 @@ class LintRun:
     files: list[str]
     stats: LintStats = field(default_factory=LintStats)
 
-    def findings(self) -> Iterator[Finding]:
+    def findings(self) -> Iterator[Diagnostic]:
         """Findings of the policy files' declared names, then of the Python files."""
         if self.request.lint_policy_files:
             for policy in self.policy_set.policies:
@@ -98,7 +90,56 @@ def prepare(request: LintRequest, loaded: Sequence[Policy] | None = None) -> Lin
     return LintRun(request=request, policy_set=policy_set, config=config, files=files)
 
 
-def lint_policy_names(policy: Policy, config: LintConfig) -> list[Finding]:
+@dataclass(frozen=True)
+class LintReport:
+    """Every finding of one lint run, in file order, and the run's totals."""
+
+    findings: tuple[Diagnostic, ...]
+    stats: LintStats
+
+    @property
+    def diagnostics(self) -> tuple[Diagnostic, ...]:
+        return self.findings
+
+    @property
+    def codes(self) -> Mapping[str, CodeDoc]:
+        return rule_docs()
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_FINDINGS if self.findings else EXIT_OK
+
+    @property
+    def summary(self) -> str:
+        stats = self.stats
+        plural = "" if stats.findings == 1 else "s"
+        return (f"flowpolicy lint: {stats.findings} finding{plural} in {stats.files} files "
+                f"({stats.parsed} parsed, {stats.bytes / 1e6:.1f} MB)")
+
+    def format_text(self) -> str:
+        return "".join(f"{finding.format()}\n" for finding in self.findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        stats = self.stats
+        return {"version": 1, "findings": [f.to_dict() for f in self.findings],
+                "summary": {"files": stats.files, "parsed": stats.parsed, "bytes": stats.bytes,
+                            "findings": stats.findings,
+                            "by_code": dict(sorted(stats.counts.items()))}}
+
+
+def lint(request: LintRequest) -> LintReport:
+    """Lint what ``request`` names; raises FlowpolicyError for a bad request (exit 2)."""
+    run = prepare(request)
+    findings = tuple(run.findings())
+    return LintReport(findings, run.stats)
+
+
+def rule_docs() -> dict[str, CodeDoc]:
+    """Every rule's code, summary, name and documentation, in code order."""
+    return {rule.code: CodeDoc(rule.code, rule.summary, rule.name, rule.doc) for rule in RULES}
+
+
+def lint_policy_names(policy: Policy, config: LintConfig) -> list[Diagnostic]:
     """Findings for the asset names a policy file declares, at their YAML lines."""
     cache: dict[str, list[str]] = {}
 

@@ -280,6 +280,10 @@ class Loop:
     training_loop_line: int | None
 
 
+#: The ``api`` of the sites made for the names a policy declares (not calls in code).
+DECLARED_NAMES = "policy assets"
+
+
 @dataclass(frozen=True, slots=True)
 class CallSite:
     """One registry API call that names an asset, or (``checkpoint_read``) a read of a
@@ -305,6 +309,12 @@ class CallSite:
     @property
     def registers(self) -> bool:
         return self.api.startswith("register_")
+
+    @property
+    def name_label(self) -> str:
+        """What messages call :attr:`name`: a name under a policy's ``assets:``, or an
+        argument in code."""
+        return "declared asset name" if self.api == DECLARED_NAMES else "asset name"
 
     def values(self) -> Iterator[tuple[str, Value]]:
         """The arguments the finder evaluated, with what each is."""

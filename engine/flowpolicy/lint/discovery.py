@@ -25,6 +25,8 @@ from pathlib import Path
 from flowpolicy.errors import FlowpolicyError, PolicyError
 from flowpolicy.lint.engine import Scope
 from flowpolicy.lint.rule import RuleContext
+from flowpolicy.policy.loader import default_naming, find_policy_files, load_policy, preset_policy
+from flowpolicy.policy.merge import PRESET_PREFIX
 from flowpolicy.policy.model import Policy
 from flowpolicy.project_root import project_root
 from flowpolicy.walk import walk_files
@@ -40,8 +42,6 @@ class PolicySet:
 
 def discover_policy_files(root: Path, exclude: Sequence[str] = ()) -> list[Path]:
     """Policy files in the ``policies/`` folders under ``root``."""
-    from flowpolicy.policy.loader import find_policy_files
-
     # The outermost policies/ folder above each YAML file the shared walker finds.
     folders: dict[Path, None] = {}
     for found in walk_files(root, (".yaml", ".yml"), exclude):
@@ -51,7 +51,7 @@ def discover_policy_files(root: Path, exclude: Sequence[str] = ()) -> list[Path]
     return find_policy_files(list(folders)) if folders else []
 
 
-def _load_discovered(load_policy, path: Path) -> Policy:
+def _load_discovered(path: Path) -> Policy:
     try:
         return load_policy(path)
     except PolicyError as exc:
@@ -88,15 +88,11 @@ def shown_path(path: str) -> str:
 
 
 def stock_context() -> RuleContext:
-    from flowpolicy.policy.loader import default_naming
-
     return RuleContext(naming=default_naming(), declared=None, policy_source=None)
 
 
 def preset_context(refs: Sequence[str]) -> RuleContext:
     """The rules of the stock presets ``refs`` merged as one policy; declares no assets."""
-    from flowpolicy.policy.loader import preset_policy
-
     naming = preset_policy(*refs).naming
     return RuleContext(naming=naming, declared=None, policy_source=", ".join(refs))
 
@@ -107,9 +103,6 @@ def resolve_policies(
 ) -> PolicySet:
     """Load the policies in force (raises PolicyError/FlowpolicyError, exit 2, if one is
     broken or missing) and the scopes they govern."""
-    from flowpolicy.policy.loader import load_policy
-    from flowpolicy.policy.merge import PRESET_PREFIX
-
     if policy_paths:
         presets = [os.fspath(p) for p in policy_paths if os.fspath(p).startswith(PRESET_PREFIX)]
         files = [Path(p) for p in policy_paths if not os.fspath(p).startswith(PRESET_PREFIX)]
@@ -121,7 +114,7 @@ def resolve_policies(
             return policy_set_of(policies, fallback=preset_context(presets))
     else:
         policies = tuple(
-            _load_discovered(load_policy, path)
+            _load_discovered(path)
             for path in discover_policy_files(root or project_root(), exclude)
         )
     return policy_set_of(policies)

@@ -29,9 +29,15 @@ import tokenize
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from flowpolicy.diagnostics import Diagnostic
 from flowpolicy.errors import FlowpolicyError
-from flowpolicy.lint.callsites import CallSite, Value, could_call_registry, find_call_sites
-from flowpolicy.lint.finding import Finding
+from flowpolicy.lint.callsites import (
+    DECLARED_NAMES,
+    CallSite,
+    Value,
+    could_call_registry,
+    find_call_sites,
+)
 from flowpolicy.lint.noqa import Suppression, parse_line
 from flowpolicy.lint.rule import RuleContext
 from flowpolicy.lint.rules import RULES, RULES_BY_CODE, UNPARSABLE_FILE, UNUSED_NOQA
@@ -103,7 +109,7 @@ class LintStats:
 # -- one file ------------------------------------------------------------------------------
 
 
-def lint_source(data: bytes, path: str, config: LintConfig) -> tuple[list[Finding], bool]:
+def lint_source(data: bytes, path: str, config: LintConfig) -> tuple[list[Diagnostic], bool]:
     """Findings for one file's bytes (after noqa) and whether the file was parsed."""
     if not could_call_registry(data) and not (
         config.report_unused_noqa and any(needle in data for needle in NOQA_NEEDLES)
@@ -112,7 +118,7 @@ def lint_source(data: bytes, path: str, config: LintConfig) -> tuple[list[Findin
     return lint_parsed(data, path, config), True
 
 
-def lint_parsed(data: bytes, path: str, config: LintConfig) -> list[Finding]:
+def lint_parsed(data: bytes, path: str, config: LintConfig) -> list[Diagnostic]:
     """Findings for one file's bytes, parsing it whatever the prefilter would say."""
     context = config.context_for(path)
     try:
@@ -142,7 +148,7 @@ def _check_site(
 
 def _apply_noqa(
     data: bytes, path: str, raw: list[tuple[str, Value, str]], config: LintConfig
-) -> list[Finding]:
+) -> list[Diagnostic]:
     lines = SourceLines(data)
     suppressions: dict[int, Suppression | None] = {}
 
@@ -153,7 +159,7 @@ def _apply_noqa(
         return suppressions[line]
 
     used: set[tuple[int, str]] = set()
-    findings: list[Finding] = []
+    findings: list[Diagnostic] = []
     for code, where, message in raw:
         hidden = False
         for line in {where.line, where.end_line}:
@@ -163,17 +169,10 @@ def _apply_noqa(
                 used.update((line, c) for c in found.codes or () if code.startswith(c))
         if hidden:
             continue
-        findings.append(
-            Finding(
-                path=path,
-                line=where.line,
-                col=_char_col(lines, where.line, where.col) + 1,
-                code=code,
-                message=message,
-                end_line=where.end_line,
-                end_col=_char_col(lines, where.end_line, where.end_col) + 1,
-            )
-        )
+        findings.append(finding(
+            path, where.line, _char_col(lines, where.line, where.col) + 1, code, message,
+            end_line=where.end_line,
+            end_col=_char_col(lines, where.end_line, where.end_col) + 1))
     if config.report_unused_noqa and config.enabled(UNUSED_NOQA):
         findings.extend(_unused_noqa(path, lines, used, config))
     findings.sort(key=lambda f: (f.line, f.col, f.code))
@@ -182,7 +181,7 @@ def _apply_noqa(
 
 def _unused_noqa(
     path: str, lines: SourceLines, used: set[tuple[int, str]], config: LintConfig
-) -> Iterator[Finding]:
+) -> Iterator[Diagnostic]:
     for number, text in lines.numbered_with(b"noqa"):
         found = parse_line(text, number)
         if found is None or found.codes is None or UNUSED_NOQA in found.codes:
@@ -194,13 +193,7 @@ def _unused_noqa(
             if matching and not any(config.enabled(rule) for rule in matching):
                 continue  # the rule did not run (--select/--ignore): no evidence either way
             what = "unused" if matching else "unknown"
-            yield Finding(
-                path=path,
-                line=number,
-                col=found.col,
-                code=UNUSED_NOQA,
-                message=f"{what} noqa code {code}",
-            )
+            yield finding(path, number, found.col, UNUSED_NOQA, f"{what} noqa code {code}")
 
 
 class SourceLines:
@@ -248,7 +241,7 @@ def _char_col(lines: SourceLines, line: int, byte_col: int) -> int:
     return len(text.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
 
 
-def _unparsable(data: bytes, path: str, exc: BaseException) -> Finding:
+def _unparsable(data: bytes, path: str, exc: BaseException) -> Diagnostic:
     line, col = 1, 1
     nul = data.find(b"\0")
     if nul >= 0:
@@ -278,8 +271,14 @@ def _unparsable(data: bytes, path: str, exc: BaseException) -> Finding:
                 message = "cannot parse: nested too deeply"
             else:
                 message = f"cannot parse: {exc}"
-    return Finding(path=path, line=max(line, 1), col=max(col, 1), code=UNPARSABLE_FILE,
-                   message=message)
+    return finding(path, max(line, 1), max(col, 1), UNPARSABLE_FILE, message)
+
+
+def finding(path: str, line: int, col: int, code: str, message: str, *,
+            end_line: int | None = None, end_col: int | None = None) -> Diagnostic:
+    """A lint finding: the rule's code and name, at ``path:line:col``."""
+    return Diagnostic(code, "error", message, path=path, line=line, col=col, end_line=end_line,
+                      end_col=end_col, rule=RULES_BY_CODE[code].name)
 
 
 def _byte_position(data: bytes, offset: int) -> tuple[int, int]:
@@ -308,9 +307,9 @@ def iter_python_files(
 
 def _lint_paths_chunk(
     paths: list[str], config: LintConfig
-) -> tuple[list[Finding], LintStats]:
+) -> tuple[list[Diagnostic], LintStats]:
     stats = LintStats()
-    findings: list[Finding] = []
+    findings: list[Diagnostic] = []
     # ASTs hold no reference cycles, so the cyclic GC only burns time while they are built
     # (about a quarter of parse time); reference counting still frees every tree.
     collecting = gc.isenabled()
@@ -324,7 +323,7 @@ def _lint_paths_chunk(
 
 
 def _lint_each(
-    paths: list[str], config: LintConfig, stats: LintStats, findings: list[Finding]
+    paths: list[str], config: LintConfig, stats: LintStats, findings: list[Diagnostic]
 ) -> None:
     for path in paths:
         stats.files += 1
@@ -333,7 +332,7 @@ def _lint_each(
                 data = handle.read()
         except OSError as exc:
             if config.enabled(UNPARSABLE_FILE):
-                findings.append(Finding(path, 1, 1, UNPARSABLE_FILE,
+                findings.append(finding(path, 1, 1, UNPARSABLE_FILE,
                                         f"cannot read: {exc.strerror or exc}"))
             continue
         stats.bytes += len(data)
@@ -350,7 +349,7 @@ def _init_worker(config: LintConfig) -> None:
     _WORKER_CONFIG = config
 
 
-def _worker(paths: list[str]) -> tuple[list[Finding], LintStats]:
+def _worker(paths: list[str]) -> tuple[list[Diagnostic], LintStats]:
     assert _WORKER_CONFIG is not None
     return _lint_paths_chunk(paths, _WORKER_CONFIG)
 
@@ -363,7 +362,7 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
 def lint_files(
     files: Iterable[str], config: LintConfig, *, jobs: int | None = None,
     stats: LintStats | None = None, start_method: str | None = None,
-) -> Iterator[Finding]:
+) -> Iterator[Diagnostic]:
     """Stream the findings of ``files`` in file order; ``stats`` is filled as they go.
 
     Files are linted in this process until :data:`POOL_MIN_CANDIDATES` of them passed the
@@ -409,7 +408,7 @@ def _start_method() -> str:
     return "spawn"
 
 
-def counted(findings: Iterable[Finding], stats: LintStats) -> Iterator[Finding]:
+def counted(findings: Iterable[Diagnostic], stats: LintStats) -> Iterator[Diagnostic]:
     """``findings`` passed through, each counted in ``stats.counts``."""
     for finding in findings:
         stats.counts[finding.code] = stats.counts.get(finding.code, 0) + 1
@@ -419,15 +418,15 @@ def counted(findings: Iterable[Finding], stats: LintStats) -> Iterator[Finding]:
 def lint_declared_names(
     names: Iterable[tuple[str, str, str, int, int]], context: RuleContext, config: LintConfig,
     lines_of: Callable[[str], Sequence[str]] = lambda source: (),
-) -> list[Finding]:
+) -> list[Diagnostic]:
     """Judge names declared in a policy file, ``(name, type, file, line, col)`` each, with
     the rules that apply to declared names; ``lines_of(file)`` gives the YAML text so that
     ``# noqa`` comments work there too."""
-    findings: list[Finding] = []
+    findings: list[Diagnostic] = []
     for name, asset_type, source, line, col in names:
         value = Value(parts=(name,), line=line, col=col - 1, end_line=line,
                       end_col=col - 1 + len(name), node=ast.Constant(name))
-        site = CallSite(api="assets", asset_type=asset_type, name=value, instance=None,
+        site = CallSite(api=DECLARED_NAMES, asset_type=asset_type, name=value, instance=None,
                         line=line, col=col - 1)
         lines = lines_of(source)
         suppression = parse_line(lines[line - 1], line) if 0 < line <= len(lines) else None
@@ -439,8 +438,7 @@ def lint_declared_names(
             if suppression is not None and suppression.covers(rule.code):
                 continue
             for _, message in rule.check(site, context):
-                findings.append(Finding(source, line, col, rule.code,
-                                        message.replace("asset name", "declared asset name", 1),
+                findings.append(finding(source, line, col, rule.code, message,
                                         end_line=line, end_col=col + len(name)))
     return findings
 

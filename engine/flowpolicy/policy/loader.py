@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
-from flowpolicy.errors import Diagnostic, FlowpolicyError, PolicyError
+from flowpolicy.diagnostics import Diagnostic
+from flowpolicy.errors import FlowpolicyError, PolicyError
 from flowpolicy.policy.merge import STOCK_NAMING, ExtendsResolver, apply_defaults
 from flowpolicy.policy.model import (
     TRIGGER_TARGETS,
@@ -63,6 +64,9 @@ __all__ = [
     "require_policy_files",
 ]
 
+#: Where policies live by default, relative to the working folder (the project root).
+POLICY_DIR = "policies"
+
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _POLICY_MARKERS = re.compile(r"^(version|project)\s*:|policy\.schema\.json", re.MULTILINE)
 
@@ -95,7 +99,7 @@ def load_policy_text(text: str, source: str = "<string>") -> Policy:
 
 def _raise_if(diagnostics: list[Diagnostic]) -> None:
     if diagnostics:
-        raise PolicyError(sorted(diagnostics, key=lambda d: (d.file, d.line, d.col, d.code)))
+        raise PolicyError(sorted(diagnostics, key=lambda d: (d.path, d.line, d.col, d.code)))
 
 
 def _load(doc: SourceDoc | None, problems: list[Diagnostic], source: str, base_dir: Path,
@@ -249,7 +253,7 @@ def find_policy_files(paths: Sequence[str | os.PathLike] = ()) -> list[Path]:
     Raises :class:`FlowpolicyError` (exit 2) for a path that does not exist.
     """
     if not paths:
-        paths = [Path("policies")] if Path("policies").is_dir() else [Path(".")]
+        paths = [Path(POLICY_DIR)] if Path(POLICY_DIR).is_dir() else [Path(".")]
     found: list[Path] = []
     for given in paths:
         path = Path(given)
@@ -263,6 +267,12 @@ def find_policy_files(paths: Sequence[str | os.PathLike] = ()) -> list[Path]:
     for path in found:
         unique.setdefault(path.resolve(), path)
     return list(unique.values())
+
+
+def load_policies(paths: Sequence[str | os.PathLike] = ()) -> list[Policy]:
+    """Load every policy :func:`require_policy_files` finds; raises PolicyError for an
+    invalid one."""
+    return [load_policy(path) for path in require_policy_files(paths)]
 
 
 def require_policy_files(paths: Sequence[str | os.PathLike] = ()) -> list[Path]:

@@ -27,7 +27,7 @@ import copy
 from collections.abc import Iterator
 from pathlib import Path
 
-from flowpolicy.errors import Diagnostic
+from flowpolicy.diagnostics import Diagnostic
 from flowpolicy.policy.model import SourceLocation
 from flowpolicy.policy.source import SourceDoc, child_path, read_file
 
@@ -165,14 +165,13 @@ class ExtendsResolver:
                 message = f"unknown preset {ref!r} ({hint})"
             else:
                 message = f"extended file {ref!r} not found (looked for {target})"
-            self.diagnostics.append(Diagnostic(where.file, where.line, where.col, "FP201",
-                                               message, path_text))
+            self.diagnostics.append(where.diagnostic("FP201", message, path_text))
             return None
         resolved = target.resolve()
         if resolved in chain:
             cycle = " -> ".join(p.name for p in (*chain[chain.index(resolved):], resolved))
-            self.diagnostics.append(Diagnostic(where.file, where.line, where.col, "FP202",
-                                               f"extends cycle: {cycle}", path_text))
+            self.diagnostics.append(where.diagnostic("FP202", f"extends cycle: {cycle}",
+                                                     path_text))
             return None
         loaded, problems = read_file(target, str(target))
         self.diagnostics.extend(problems)

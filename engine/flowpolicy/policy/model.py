@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from flowpolicy.diagnostics import Diagnostic
+from flowpolicy.policy.patterns import search
+
 AssetType = Literal["data", "model"]
 Direction = Literal["maximize", "minimize"]
 
@@ -38,6 +41,11 @@ class SourceLocation:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"
+
+    def diagnostic(self, code: str, message: str, json_path: str = "$") -> Diagnostic:
+        """A policy diagnostic here: ``file:line:col: CODE json_path: message``."""
+        return Diagnostic(code, "error", message, path=self.file, line=self.line, col=self.col,
+                          json_path=json_path)
 
 
 def locate(locations: Mapping[str, SourceLocation], json_path: str, source: str) -> SourceLocation:
@@ -70,7 +78,6 @@ class NamingRules:
         """Whether ``name`` obeys :attr:`pattern` (searched, on RE2: linear time)."""
         if self.pattern is None:
             return True
-        from flowpolicy.policy.patterns import search
 
         return search(self.pattern, name)
 

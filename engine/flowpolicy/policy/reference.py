@@ -11,8 +11,7 @@ import json
 from collections.abc import Iterator
 
 from flowpolicy.policy.codes import CODES
-from flowpolicy.policy.schema import policy_schema
-from flowpolicy.resources import presets_dir
+from flowpolicy.resources import policy_schema, presets_dir
 
 # Sections of the reference: (title, $defs name or None for the top level, intro).
 _SECTIONS = (

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Iterable, Mapping
 from functools import cache
 
-from flowpolicy.errors import Diagnostic
+from flowpolicy.diagnostics import Diagnostic
 from flowpolicy.policy.model import SourceLocation, locate
 from flowpolicy.policy.patterns import search
 from flowpolicy.policy.schema_fast import fast_verdict
 from flowpolicy.policy.source import child_path
-from flowpolicy.resources import schema_path
+from flowpolicy.resources import policy_schema
 
 _CODES = {
     "additionalProperties": "FP101",
@@ -41,12 +40,6 @@ _TYPE_NAMES = {
     "object": "a mapping", "array": "a list", "string": "a string", "number": "a number",
     "integer": "an integer", "boolean": "true or false", "null": "null",
 }
-
-
-@cache
-def policy_schema() -> dict:
-    """The policy JSON Schema (Draft 2020-12) shipped with flowpolicy."""
-    return json.loads(schema_path("policy").read_text(encoding="utf-8"))
 
 
 def _pattern(validator, pattern, instance, schema):
@@ -168,6 +161,6 @@ def schema_diagnostics(
     for error in _validator().iter_errors(data):
         for code, path, message in _messages(error):
             loc = locate(locations, path, source)
-            diagnostic = Diagnostic(loc.file, loc.line, loc.col, code, message, path)
-            found.setdefault((diagnostic.file, path, code, message), diagnostic)
-    return sorted(found.values(), key=lambda d: (d.file, d.line, d.col, d.code))
+            diagnostic = loc.diagnostic(code, message, path)
+            found.setdefault((diagnostic.path, path, code, message), diagnostic)
+    return sorted(found.values(), key=lambda d: (d.path, d.line, d.col, d.code))

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from functools import cache
 
 from flowpolicy.policy.patterns import compile_pattern
+from flowpolicy.resources import policy_schema
 
 _ANNOTATIONS = frozenset({"description", "examples", "title", "default", "$comment"})
 
@@ -211,8 +212,6 @@ _FAST_KEYWORDS = {
 def fast_verdict():
     """The compiled validity check of the policy schema, or None when the schema uses a
     keyword it does not implement (then every document goes through jsonschema)."""
-    from flowpolicy.policy.schema import policy_schema
-
     schema = policy_schema()
     try:
         return _fast_check(_inline_refs(schema, schema.get("$defs", {})))

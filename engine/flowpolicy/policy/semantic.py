@@ -7,7 +7,7 @@ import keyword
 import re
 from collections.abc import Mapping
 
-from flowpolicy.errors import Diagnostic
+from flowpolicy.diagnostics import Diagnostic
 from flowpolicy.policy.model import (
     CHAMPION_REQUIREMENT,
     INDETERMINATE,
@@ -77,7 +77,7 @@ class _Checker:
 
     def report(self, code: str, path: str, message: str) -> None:
         loc = locate(self.locations, path, self.source)
-        self.diagnostics.append(Diagnostic(loc.file, loc.line, loc.col, code, message, path))
+        self.diagnostics.append(loc.diagnostic(code, message, path))
 
     # -- helpers ------------------------------------------------------------------------
     @property
@@ -111,7 +111,7 @@ class _Checker:
         self.check_drift()
         self.check_events()
         self.check_triggers()
-        return sorted(self.diagnostics, key=lambda d: (d.file, d.line, d.col, d.code))
+        return sorted(self.diagnostics, key=lambda d: (d.path, d.line, d.col, d.code))
 
     def check_naming(self) -> None:
         naming = self.doc.get("naming") or {}

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from flowpolicy.errors import Diagnostic
+from flowpolicy.diagnostics import Diagnostic
 from flowpolicy.policy.model import SourceLocation
 
 #: Expanded nodes allowed in one document (a "billion laughs" document expands to far more).
@@ -106,11 +106,11 @@ class PolicyYAMLLoader(_BaseLoader):
 
     def _report(self, node: yaml.Node, code: str, path: str, message: str) -> None:
         loc = self._loc(node)
-        self.diagnostics.append(Diagnostic(loc.file, loc.line, loc.col, code, message, path))
+        self.diagnostics.append(loc.diagnostic(code, message, path))
 
     def _abort(self, node: yaml.Node, path: str, message: str) -> _Abort:
         loc = self._loc(node)
-        return _Abort(Diagnostic(loc.file, loc.line, loc.col, "FP007", message, path))
+        return _Abort(loc.diagnostic("FP007", message, path))
 
     # -- building -------------------------------------------------------------------------
     def _anchor(self, node: yaml.Node) -> str:
@@ -128,8 +128,8 @@ class PolicyYAMLLoader(_BaseLoader):
             raise self._abort(node, path, message)
         use, anchored = self._alias
         loc = self.locations.get(use) or self._loc(node)
-        raise _Abort(Diagnostic(
-            loc.file, loc.line, loc.col, "FP007",
+        raise _Abort(loc.diagnostic(
+            "FP007",
             f"{message}; the alias here repeats {self._anchor(anchored)} (line "
             f"{anchored.start_mark.line + 1}): write that value in fewer places", use))
 
@@ -299,7 +299,7 @@ def _syntax_diagnostic(exc: yaml.YAMLError, text: str, source: str) -> Diagnosti
     if line > len(lines):  # "unexpected end of stream": point at the end of the last line
         line, col = len(lines), len(lines[-1]) + 1
     message = f"YAML syntax error: {problem}\n{_snippet(text, line, col)}"
-    return Diagnostic(source, line, col, "FP001", message, "")
+    return SourceLocation(source, line, col).diagnostic("FP001", message, "")
 
 
 def decode(raw: bytes, source: str) -> str:
@@ -308,9 +308,9 @@ def decode(raw: bytes, source: str) -> str:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line, col = _position(raw.decode("utf-8", "replace"), exc.start)
-        raise _Abort(Diagnostic(source, line, col, "FP002",
-                                f"the file is not valid UTF-8 (byte 0x{raw[exc.start]:02x} "
-                                f"at offset {exc.start}); save it as UTF-8", "")) from None
+        raise _Abort(SourceLocation(source, line, col).diagnostic(
+            "FP002", f"the file is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset "
+                     f"{exc.start}); save it as UTF-8", "")) from None
     return text.removeprefix("\ufeff")
 
 
@@ -324,14 +324,12 @@ def parse_text(text: str, source: str) -> tuple[SourceDoc | None, list[Diagnosti
         try:
             node = loader.get_single_node()
         except RecursionError:
-            return None, [Diagnostic(source, 1, 1, "FP007",
-                                     "nesting too deep to read", "")]
+            return None, [_start(source, "FP007", "nesting too deep to read")]
         except yaml.YAMLError as exc:
             return None, [_syntax_diagnostic(exc, text, source)]
         if node is None:
-            return None, [Diagnostic(source, 1, 1, "FP003",
-                                     "the policy file is empty; it needs at least "
-                                     "'version: 1' and 'project: <name>'", "")]
+            return None, [_start(source, "FP003", "the policy file is empty; it needs at "
+                                 "least 'version: 1' and 'project: <name>'")]
         standard_tags = {f"{_TAG}map", f"{_TAG}seq", f"{_TAG}str", f"{_TAG}int",
                          f"{_TAG}float", f"{_TAG}bool", f"{_TAG}null"}
         if node.tag not in standard_tags:
@@ -341,19 +339,23 @@ def parse_text(text: str, source: str) -> tuple[SourceDoc | None, list[Diagnosti
             loc = loader._loc(node)
             kind = {yaml.ScalarNode: "a scalar", yaml.SequenceNode: "a list"}.get(
                 type(node), f"a {_short_tag(node.tag)!r} node")
-            return None, [Diagnostic(source, loc.line, loc.col, "FP004",
-                                     f"the top level of a policy must be a mapping, not {kind}",
-                                     "$")]
+            return None, [loc.diagnostic(
+                "FP004", f"the top level of a policy must be a mapping, not {kind}")]
         loader.locations["$"] = loader._loc(node)
         try:
             data = loader.build(node)
         except _Abort as abort:
             return None, [*loader.diagnostics, abort.diagnostic]
         except RecursionError:
-            return None, [Diagnostic(source, 1, 1, "FP007", "nesting too deep to read", "")]
+            return None, [_start(source, "FP007", "nesting too deep to read")]
         return SourceDoc(source, data, loader.locations), loader.diagnostics
     finally:
         loader.dispose()
+
+
+def _start(source: str, code: str, message: str) -> Diagnostic:
+    """A diagnostic about the whole file, placed at its start."""
+    return SourceLocation(source, 1, 1).diagnostic(code, message, "")
 
 
 def read_file(path: Path, display: str) -> tuple[SourceDoc | None, list[Diagnostic]]:
@@ -361,8 +363,7 @@ def read_file(path: Path, display: str) -> tuple[SourceDoc | None, list[Diagnost
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        return None, [Diagnostic(display, 1, 1, "FP010",
-                                 f"cannot read the file: {exc.strerror or exc}", "")]
+        return None, [_start(display, "FP010", f"cannot read the file: {exc.strerror or exc}")]
     try:
         text = decode(raw, display)
     except _Abort as abort:

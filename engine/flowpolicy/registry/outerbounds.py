@@ -47,7 +47,6 @@ from typing import Any
 from flowpolicy.errors import RegistryError
 from flowpolicy.registry.base import (
     ANY,
-    EVIDENCE_KINDS,
     WIRE_KIND,
     AliasConflict,
     AliasMove,
@@ -70,6 +69,7 @@ from flowpolicy.registry.base import (
     utc_now,
     validate_alias,
 )
+from flowpolicy.registry.sql import evidence_details_json
 
 _TYPE_OF_KIND = {"models": "model", "data": "data"}
 #: Companion data assets holding evidence records: ``<prefix><type>__<name>``.
@@ -392,17 +392,7 @@ class OuterboundsRegistry:
                      policy_hash: str | None, details: Mapping[str, Any] | None,
                      created_by: EntityRef) -> EvidenceRecord:
         """One new instance of the companion evidence asset (see the module notes)."""
-        from flowpolicy.registry.sql import encode_json
-
-        if kind not in EVIDENCE_KINDS:
-            raise RegistryError(
-                f"evidence kind must be one of {', '.join(EVIDENCE_KINDS)}, not {kind!r}")
-        if not rule or not isinstance(rule, str):
-            raise RegistryError("evidence needs a rule name")
-        try:
-            details_json = encode_json(dict(details or {}))
-        except TypeError as exc:
-            raise RegistryError(f"evidence details for {rule!r} are not JSON: {exc}") from exc
+        details_json = evidence_details_json(kind, rule, details)
         target = self.resolve(scope, spec)
         annotations = {"instance": target.id, "kind": kind, "rule": rule,
                        "passed": "true" if passed else "false", "details": details_json}

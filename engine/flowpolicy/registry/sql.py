@@ -165,6 +165,20 @@ def encode_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=_json_default)
 
 
+def evidence_details_json(kind: str, rule: str, details: Mapping[str, Any] | None) -> str:
+    """The details of one evidence record as JSON, once its kind and rule are checked; every
+    backend stores evidence through this."""
+    if kind not in EVIDENCE_KINDS:
+        raise RegistryError(
+            f"evidence kind must be one of {', '.join(EVIDENCE_KINDS)}, not {kind!r}")
+    if not rule or not isinstance(rule, str):
+        raise RegistryError("evidence needs a rule name")
+    try:
+        return encode_json(dict(details or {}))
+    except TypeError as exc:
+        raise RegistryError(f"evidence details for {rule!r} are not JSON: {exc}") from exc
+
+
 def _json_default(value: Any) -> Any:
     # numpy scalars and arrays (drift statistics, metrics) arrive in evidence details
     if hasattr(value, "tolist"):
@@ -504,16 +518,28 @@ class SQLRegistry:
             )
 
     def consumers(self, scope: Scope, version: int | None = None) -> list[Consumption]:
-        p = self._sql.param
-        sql = ("SELECT c.version, c.consumer_kind, c.consumer_id, c.at FROM assets a "
-               f"JOIN consumptions c ON c.asset_id = a.id WHERE {_scope_where(p)}")
-        params: tuple = scope_key(scope)
-        if version is not None:
-            sql += f" AND c.version = {p}"
-            params += (int(version),)
-        with self._reading() as conn:
-            rows = conn.execute(sql + " ORDER BY c.id", params).fetchall()
+        rows = self._rows_of(scope, "consumptions", "version, consumer_kind, consumer_id, at",
+                             "version", None if version is None else int(version))
         return [Consumption(scope, v, EntityRef(k, i), at) for v, k, i, at in rows]
+
+    def _rows_of(self, scope: Scope, table: str, columns: str, column: str, value: Any, *,
+                 asset_must_exist: bool = False) -> list[tuple]:
+        """``columns`` of the rows of ``table`` about the asset ``scope``, oldest first; with
+        ``value`` not None only those whose ``column`` holds it. No rows and
+        ``asset_must_exist``: AssetNotFound when the asset is not there."""
+        p = self._sql.param
+        listed = ", ".join(f"t.{name.strip()}" for name in columns.split(","))
+        sql = (f"SELECT {listed} FROM assets a JOIN {table} t ON t.asset_id = a.id "
+               f"WHERE {_scope_where(p)}")
+        params: tuple = scope_key(scope)
+        if value is not None:
+            sql += f" AND t.{column} = {p}"
+            params += (value,)
+        with self._reading() as conn:
+            rows = conn.execute(sql + " ORDER BY t.id", params).fetchall()
+            if not rows and asset_must_exist:
+                self._asset_row(conn, scope)
+        return rows
 
     # -- aliases ------------------------------------------------------------------------
 
@@ -615,17 +641,10 @@ class SQLRegistry:
             "ORDER BY alias", (asset_id,)))
 
     def alias_history(self, scope: Scope, alias: str | None = None) -> list[AliasMove]:
-        p = self._sql.param
-        sql = ("SELECT h.alias, h.from_version, h.to_version, h.by_kind, h.by_id, h.at, h.reason "
-               f"FROM assets a JOIN alias_history h ON h.asset_id = a.id WHERE {_scope_where(p)}")
-        params: tuple = scope_key(scope)
-        if alias is not None:
-            sql += f" AND h.alias = {p}"
-            params += (validate_alias(alias),)
-        with self._reading() as conn:
-            rows = conn.execute(sql + " ORDER BY h.id", params).fetchall()
-            if not rows:
-                self._asset_row(conn, scope)
+        rows = self._rows_of(scope, "alias_history",
+                             "alias, from_version, to_version, by_kind, by_id, at, reason",
+                             "alias", None if alias is None else validate_alias(alias),
+                             asset_must_exist=True)
         return [AliasMove(scope, a, f, t, EntityRef(k, i), at, r)
                 for a, f, t, k, i, at, r in rows]
 
@@ -643,15 +662,7 @@ class SQLRegistry:
         details: Mapping[str, Any] | None,
         created_by: EntityRef,
     ) -> EvidenceRecord:
-        if kind not in EVIDENCE_KINDS:
-            raise RegistryError(
-                f"evidence kind must be one of {', '.join(EVIDENCE_KINDS)}, not {kind!r}")
-        if not rule or not isinstance(rule, str):
-            raise RegistryError("evidence needs a rule name")
-        try:
-            details_json = encode_json(dict(details or {}))
-        except TypeError as exc:
-            raise RegistryError(f"evidence details for {rule!r} are not JSON: {exc}") from exc
+        details_json = evidence_details_json(kind, rule, details)
         created_by = EntityRef.from_any(created_by)
         now = utc_now()
         p = self._sql.param

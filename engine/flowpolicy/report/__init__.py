@@ -18,22 +18,14 @@ from pathlib import Path
 
 from flowpolicy.errors import EXIT_FINDINGS, FlowpolicyError
 from flowpolicy.fileio import atomic_write
+from flowpolicy.registry import open_existing_registry
 from flowpolicy.registry.base import Registry, utc_now
 from flowpolicy.report.history import RegistryHistory, read_history
 from flowpolicy.report.page import render_page
+from flowpolicy.request import ReportRequest
 
 __all__ = ["ReportRequest", "ReportResult", "build_report", "read_history", "render_page",
            "write_report"]
-
-
-@dataclass(frozen=True)
-class ReportRequest:
-    """What to report on and where to write it. ``project`` / ``branch`` None: all."""
-
-    output: Path
-    registry: str | None = None
-    project: str | None = None
-    branch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,9 +53,8 @@ def build_report(registry: Registry, project: str | None = None,
 
 def write_report(request: ReportRequest) -> ReportResult:
     """Read the registry (read-only) and write the report to ``request.output`` (a temporary
-    file renamed over it: a reader sees the old page or the new one)."""
-    from flowpolicy.registry import open_existing_registry
-
+    file renamed over it: a reader sees the old page or the new one). ``project`` /
+    ``branch`` None: every one."""
     registry = open_existing_registry(
         request.registry, read_only=True,
         missing="nothing to report (run the flows first, or point --registry / "

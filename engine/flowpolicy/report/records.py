@@ -16,21 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowpolicy.registry.base import EvidenceRecord
-
-
-def number(raw: Any) -> float | None:
-    """A recorded number: ints, floats and numeric strings ("0.8", "nan", "inf" — JSON has
-    no NaN, so flowpolicy writes those as strings); anything else is None."""
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, (int, float)):
-        return float(raw)
-    if isinstance(raw, str):
-        try:
-            return float(raw)
-        except ValueError:
-            return None
-    return None
+from flowpolicy.runtime.decisions import as_number
 
 
 def finite(value: float | None) -> bool:
@@ -164,8 +150,8 @@ def decisions(evidence: Sequence[EvidenceRecord]) -> Decisions:
 def _gate(record: EvidenceRecord) -> GateRow:
     details = _mapping(record.details)
     checks = tuple(
-        CheckRow(metric=str(check.get("metric", "?")), value=number(check.get("value")),
-                 low=number(check.get("min")), high=number(check.get("max")),
+        CheckRow(metric=str(check.get("metric", "?")), value=as_number(check.get("value")),
+                 low=as_number(check.get("min")), high=as_number(check.get("max")),
                  passed=_flag(check.get("passed")))
         for check in details.get("checks") or () if isinstance(check, Mapping))
     return GateRow(**_row_fields(record), checks=checks, reason=_text(details.get("reason")))
@@ -175,12 +161,12 @@ def _champion(record: EvidenceRecord) -> ChampionRow:
     details = _mapping(record.details)
     return ChampionRow(
         **_row_fields(record), metric=_text(details.get("metric")),
-        candidate_value=number(details.get("candidate_value")),
+        candidate_value=as_number(details.get("candidate_value")),
         champion=_text(details.get("champion")),
-        champion_value=number(details.get("champion_value")),
+        champion_value=as_number(details.get("champion_value")),
         champion_after=_text(details.get("champion_after")),
-        promoted=_flag(details.get("promote")), margin=number(details.get("margin")),
-        min_improvement=number(details.get("min_improvement")),
+        promoted=_flag(details.get("promote")), margin=as_number(details.get("margin")),
+        min_improvement=as_number(details.get("min_improvement")),
         reason=_text(details.get("reason")))
 
 
@@ -196,11 +182,11 @@ def _drift(record: EvidenceRecord) -> DriftRow:
     details = _mapping(record.details)
     statistics = [(str(column), value) for column, raw in
                   _mapping(details.get("statistics")).items()
-                  if finite(value := number(raw))]
+                  if finite(value := as_number(raw))]
     statistics.sort(key=lambda item: -item[1])
     return DriftRow(
         **_row_fields(record), reference=_text(details.get("reference")),
-        level=_text(details.get("level")), max_statistic=number(details.get("max_statistic")),
+        level=_text(details.get("level")), max_statistic=as_number(details.get("max_statistic")),
         worst_column=_text(details.get("worst_column")), statistics=tuple(statistics),
         thresholds=_thresholds(details.get("thresholds")))
 
@@ -211,9 +197,9 @@ def _thresholds(raw: Any) -> tuple[tuple[str, float], ...]:
     if isinstance(raw, Mapping) and isinstance(raw.get("levels"), Mapping):
         raw = raw["levels"]
     if isinstance(raw, Mapping):
-        pairs = [(str(name), number(value)) for name, value in raw.items()]
+        pairs = [(str(name), as_number(value)) for name, value in raw.items()]
     elif isinstance(raw, (list, tuple)):
-        pairs = [(str(item.get("name")), number(item.get("threshold")))
+        pairs = [(str(item.get("name")), as_number(item.get("threshold")))
                  for item in raw if isinstance(item, Mapping)]
     else:
         pairs = []

@@ -7,7 +7,7 @@ flows' steps call) are imported directly by callers.
 
 from __future__ import annotations
 
-import importlib
+from flowpolicy import lazy_names
 
 _LAZY = {
     "ProjectFlow": "flowpolicy.runtime.project",
@@ -32,10 +32,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'flowpolicy.runtime' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _LAZY)

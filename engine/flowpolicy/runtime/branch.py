@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from flowpolicy.errors import RegistryError
+from flowpolicy.policy.loader import POLICY_DIR, find_policy_files, load_policy
 from flowpolicy.runtime.identity import running_flow, username
 
 BRANCH_ENV_VAR = "FLOWPOLICY_BRANCH"
@@ -205,9 +206,6 @@ def declared_branches(project: str) -> DeclaredBranches | None:
     registration limits come from too) declare for ``project``; None when none of them is
     about ``project`` or declares branches. A policy that does not load is a
     FlowpolicyError."""
-    from flowpolicy.policy.loader import find_policy_files, load_policy
-    from flowpolicy.runtime.registration import POLICY_DIR
-
     if not Path(POLICY_DIR).is_dir():
         return None
     branches: dict[str, None] = {}

@@ -98,17 +98,25 @@ def metric_value(
     """
     if key not in annotations:
         return None
-    raw = annotations[key]
+    value = as_number(annotations[key])
+    if value is None:
+        raise MetricValueError(asset=asset, instance=instance, key=key, value=annotations[key])
+    return value
+
+
+def as_number(raw: Any) -> float | None:
+    """A recorded number: ints, floats and numeric strings ("0.8", "nan", "inf" — JSON has
+    no NaN, so flowpolicy writes those as strings); None for anything else, booleans too."""
     if isinstance(raw, bool):
-        raise MetricValueError(asset=asset, instance=instance, key=key, value=raw)
+        return None
     if isinstance(raw, (int, float)):
         return float(raw)
     if isinstance(raw, str):
         try:
             return float(raw)
         except ValueError:
-            pass
-    raise MetricValueError(asset=asset, instance=instance, key=key, value=raw)
+            return None
+    return None
 
 
 # --- gates -------------------------------------------------------------------------------
@@ -219,17 +227,17 @@ def _evaluate_check(
         )
     if math.isnan(value):
         return verdict(False, f"{check.metric} is NaN on {asset} {instance}")
-    shown = f"{check.metric} = {_show(value)}"
+    shown = f"{check.metric} = {show_number(value)}"
     if check.min is not None and value < check.min:
-        return verdict(False, f"{shown} is below the minimum {_show(check.min)}")
+        return verdict(False, f"{shown} is below the minimum {show_number(check.min)}")
     if check.max is not None and value > check.max:
-        return verdict(False, f"{shown} is above the maximum {_show(check.max)}")
+        return verdict(False, f"{shown} is above the maximum {show_number(check.max)}")
     return verdict(True, f"{shown} is within {_bounds(check)}")
 
 
 def _bounds(check: Check) -> str:
-    low = "-inf" if check.min is None else _show(check.min)
-    high = "+inf" if check.max is None else _show(check.max)
+    low = "-inf" if check.min is None else show_number(check.min)
+    high = "+inf" if check.max is None else show_number(check.max)
     return f"[{low}, {high}]"
 
 
@@ -346,7 +354,7 @@ def decide_champion(
         return decision(
             True,
             f"champion {champion} has {what} {metric} to compare with; "
-            f"candidate {candidate} ({metric} = {_show(cand)}) replaces it",
+            f"candidate {candidate} ({metric} = {show_number(cand)}) replaces it",
         )
 
     margin = cand - champ if rule.direction == "maximize" else champ - cand
@@ -354,8 +362,8 @@ def decide_champion(
         (abs(x) for x in (cand, champ, required) if math.isfinite(x)), default=0.0
     )
     compared = (
-        f"{metric} {_show(cand)} vs {_show(champ)} ({rule.direction}), "
-        f"margin {_show_margin(margin)}, min_improvement {_show(required)}"
+        f"{metric} {show_number(cand)} vs {show_number(champ)} ({rule.direction}), "
+        f"margin {_show_margin(margin)}, min_improvement {show_number(required)}"
     )
     if margin > slack and margin >= required - slack:
         return decision(True, f"{candidate} beats champion {champion}: {compared}", margin)
@@ -478,7 +486,7 @@ def describe_thresholds(kind: str, thresholds: Any) -> str:
     ``elevated >= 0.05, high >= 0.1; sketch mode; column hour: psi, high >= 0.25``."""
     try:
         if kind == "gate":
-            return ", ".join(_bounds_text(t["metric"], t["min"], t["max"]) for t in thresholds)
+            return ", ".join(bounds_text(t["metric"], t["min"], t["max"]) for t in thresholds)
         if kind == "champion":
             return f"min_improvement {_show_recorded(thresholds['min_improvement'])}"
         if kind == "drift":
@@ -513,10 +521,10 @@ def _bound(value: float | None) -> float | None:
 
 
 def _show_recorded(value: Any) -> str:
-    return _show(float(value)) if isinstance(value, (int, float)) else str(value)
+    return show_number(float(value)) if isinstance(value, (int, float)) else str(value)
 
 
-def _bounds_text(metric: str, low: Any, high: Any) -> str:
+def bounds_text(metric: str, low: Any, high: Any) -> str:
     if low is not None and high is not None:
         return f"{_show_recorded(low)} <= {metric} <= {_show_recorded(high)}"
     if low is not None:
@@ -825,7 +833,7 @@ def drift_pair(resolve: Callable[[str], str], asset: str, current: str, referenc
 # --- formatting ----------------------------------------------------------------------------
 
 
-def _show(value: float) -> str:
+def show_number(value: float) -> str:
     """A number as written in a policy: 0.8, 50, 1e-05."""
     if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
         return str(int(value))

@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowpolicy.errors import FlowpolicyError
+from flowpolicy.policy.loader import load_policies
 from flowpolicy.policy.model import Gate, Policy
 from flowpolicy.registry.base import InstanceRecord
+from flowpolicy.runtime.decisions import MetricValueError, evaluate_gate, gates_on_path
 
 
 def select_policy(paths: Sequence[str], project: str) -> Policy:
     """The one policy among ``paths`` (files or folders; default ./policies/, else the
     working directory) whose ``project`` is ``project``. None or several is a
     FlowpolicyError (exit 2) saying which were found; an invalid policy is a PolicyError."""
-    from flowpolicy.check.inputs import load_policies
-
     policies = load_policies(paths)
     matching = [p for p in policies if p.project == project]
     if len(matching) == 1:
@@ -43,8 +43,6 @@ def alias_gates(policy: Policy, asset: str, branch: str, alias: str) -> tuple[Ga
     """The gates an instance of ``asset`` must pass to stand behind ``@alias`` on ``branch``:
     those of the promotion path that sets that alias there (what ``flowpolicy check``
     verifies), or every gate judging the asset when no declared edge sets it."""
-    from flowpolicy.runtime.decisions import gates_on_path
-
     edges = [e for e in policy.edges_into(branch) if asset in e.assets and e.alias == alias]
     if not edges:
         return tuple(gate for gate in policy.gates.values() if gate.asset == asset)
@@ -87,8 +85,6 @@ class GateStanding:
 
 def judge_standing(policy: Policy, record: InstanceRecord, alias: str) -> GateStanding:
     """Judge ``record`` against the gates of ``@alias`` on its branch (:func:`alias_gates`)."""
-    from flowpolicy.runtime.decisions import MetricValueError, evaluate_gate
-
     scope = record.scope
     verdicts, errors = [], []
     for gate in alias_gates(policy, scope.name, scope.branch, alias):

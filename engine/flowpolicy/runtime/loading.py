@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from flowpolicy.errors import FlowpolicyError
+from flowpolicy.registry import open_existing_registry
 from flowpolicy.registry.base import InstanceRecord, Registry, Scope
+from flowpolicy.runtime.branch import resolve_branch, resolve_project
 
 #: The datastore folder Metaflow writes under, inside ``datastore``.
 METAFLOW_DIR = ".metaflow"
@@ -113,9 +115,6 @@ def resolve_model(
     (defaults as for :class:`~flowpolicy.runtime.assets.Asset`). The registry (a backend or a
     URL; default ``FLOWPOLICY_REGISTRY`` / the project's file) is opened read-only: a missing
     file is a RegistryError, never created."""
-    from flowpolicy.registry import open_existing_registry
-    from flowpolicy.runtime.branch import resolve_branch, resolve_project
-
     if registry is None or isinstance(registry, str):
         registry = open_existing_registry(
             registry, read_only=True,

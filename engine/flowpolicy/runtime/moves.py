@@ -17,11 +17,12 @@ reason; a rollback with no previous holder.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flowpolicy.errors import EXIT_FINDINGS, EXIT_OK, FlowpolicyError
 from flowpolicy.policy.model import Policy
+from flowpolicy.registry import open_existing_registry
 from flowpolicy.registry.base import (
     WIRE_KIND,
     AliasMove,
@@ -31,7 +32,12 @@ from flowpolicy.registry.base import (
     Scope,
     instance_id,
 )
-from flowpolicy.runtime.lifecycle import branch_alias, judge_standing
+from flowpolicy.request import AliasRequest, PromoteRequest, RollbackRequest
+from flowpolicy.runtime.branch import resolve_project, sanitize_branch
+from flowpolicy.runtime.decisions import check_promotion, promotion_rules
+from flowpolicy.runtime.identity import current_entity
+from flowpolicy.runtime.lifecycle import branch_alias, judge_standing, select_policy
+from flowpolicy.runtime.promote import promote_assets
 
 #: The lifecycle event published on the alias's branch after every move.
 ALIAS_MOVED = "alias_moved"
@@ -82,6 +88,9 @@ class MoveOutcome:
                 "refused": self.refused, "moved": self.moved, "dry_run": self.dry_run,
                 "message": self.message, **self.details}
 
+    def format_text(self) -> str:
+        return f"{self.message}\n"
+
 
 def _asset_type(policy: Policy, asset: str) -> str:
     declared = policy.assets.get(asset)
@@ -102,9 +111,6 @@ def promote(policy: Policy, registry: Registry, request: MoveRequest) -> MoveOut
     promotion evidence on the source instance (as the flow does); an instance already
     promoted is returned, not copied again (:func:`~flowpolicy.runtime.promote.promote_assets`
     is idempotent)."""
-    from flowpolicy.runtime.decisions import check_promotion, promotion_rules
-    from flowpolicy.runtime.promote import promote_assets
-
     if not request.source:
         raise FlowpolicyError("promote needs the branch to promote from (--from)")
     source = _scope(policy, request, request.source)
@@ -280,3 +286,42 @@ def _publish(registry: Registry, scope: Scope, alias: str | None, before: str | 
                "by": request.actor.entity_id, "reason": request.reason}
     return registry.publish_event(scope.project, scope.branch, ALIAS_MOVED, payload,
                                   request.actor).to_dict()
+
+
+# -- the API's requests -----------------------------------------------------------------------
+
+
+def perform(request: PromoteRequest | RollbackRequest | AliasRequest) -> MoveOutcome:
+    """Run one ``flowpolicy promote``, ``rollback`` or ``alias`` request: the project's policy
+    (the one under ``request.policies`` for it), the registry (read-only for a dry run;
+    never created) and the caller as the actor. A request that cannot be carried out as
+    asked (a forced move or a move by hand without a reason, ``set`` without an instance)
+    is a FlowpolicyError (exit 2)."""
+    reason = (request.reason or "").strip()
+    if isinstance(request, AliasRequest):
+        if not reason:
+            raise FlowpolicyError(f"alias {request.action} needs --reason TEXT: the alias "
+                                  "history keeps why")
+        if request.action == "set" and not request.to:
+            raise FlowpolicyError("alias set needs --to SPEC (the instance to point at)")
+        if request.action == "unset" and request.to:
+            raise FlowpolicyError("alias unset takes no --to")
+    if getattr(request, "force", False) and not reason:
+        raise FlowpolicyError("--force needs --reason TEXT: the alias history keeps why")
+    project = resolve_project(request.project)
+    policy = select_policy(request.policies, project)
+    registry = open_existing_registry(
+        request.registry, read_only=request.dry_run,
+        missing="nothing registered yet, or point --registry / FLOWPOLICY_REGISTRY at the "
+                "right file")
+    move = MoveRequest(asset=request.asset, project=project, branch="", actor=current_entity(),
+                       reason=request.reason, dry_run=request.dry_run)
+    if isinstance(request, PromoteRequest):
+        return promote(policy, registry, replace(
+            move, branch=sanitize_branch(request.target),
+            source=sanitize_branch(request.source), instance=request.instance))
+    move = replace(move, branch=sanitize_branch(request.branch), alias=request.alias,
+                   to=request.to, force=request.force)
+    if isinstance(request, RollbackRequest):
+        return rollback(policy, registry, move)
+    return (set_alias if request.action == "set" else unset_alias)(policy, registry, move)

@@ -48,6 +48,7 @@ from flowpolicy.runtime.branch import (
     sanitize_branch,
 )
 from flowpolicy.runtime.events import ProjectEvent
+from flowpolicy.runtime.loading import load_task_artifact
 from flowpolicy.runtime.registration import RegistrationGuard, policy_limits
 
 _context: ProjectContext | None = None
@@ -400,8 +401,6 @@ def _load_artifact(asset_type: str, name: str, ref: Mapping[str, Any],
     if kind != "artifact":
         raise AttributeError(f"{asset_type.capitalize()} asset '{name}' doesn't seem like an "
                              f"artifact. It is of kind '{kind}'")
-    from flowpolicy.runtime.loading import load_task_artifact
-
     # in every namespace: the producer may be another user's or another branch's run
     return load_task_artifact(ref["created_by"]["entity_id"],
                               artifact or properties["annotations"]["artifact"],

@@ -45,6 +45,12 @@ from flowpolicy.registry.base import (
 from flowpolicy.runtime.branch import read_project_file, sanitize_branch
 from flowpolicy.runtime.identity import current_entity
 
+#: The lineage annotations a promoted instance carries (what ``check``, ``plan`` and
+#: ``serve`` read).
+PROMOTED_FROM_BRANCH = "promoted_from_branch"
+PROMOTED_FROM_INSTANCE = "promoted_from_instance"
+PROMOTED_BY = "promoted_by"
+PROMOTED_BY_ENTITY = "promoted_by_entity"
 #: The aliases obproject allows without a ``[promotion] aliases`` list in obproject.toml.
 DEFAULT_PROMOTION_ALIASES = ["candidate", "validated", "production"]
 #: The entity obproject promotes as; its ``promoted_by`` annotation names it.
@@ -127,12 +133,12 @@ def _promote_one(reg: Registry, src_scope: Scope, dst_scope: Scope, instance: st
     if src_scope == dst_scope:
         target, created = src, False  # already on the target branch: nothing to copy
     else:
-        lineage = {"promoted_from_branch": src_scope.branch, "promoted_from_instance": src.id}
+        lineage = {PROMOTED_FROM_BRANCH: src_scope.branch, PROMOTED_FROM_INSTANCE: src.id}
         target, created = reg.register_once(
             dst_scope, lineage, kind=src.kind, created_by=src.created_by,
             description=src.description,
-            annotations={**src.annotations, **lineage, "promoted_by": PROMOTER_ID,
-                         "promoted_by_entity": f"{promoter.entity_kind} {promoter.entity_id}"},
+            annotations={**src.annotations, **lineage, PROMOTED_BY: PROMOTER_ID,
+                         PROMOTED_BY_ENTITY: f"{promoter.entity_kind} {promoter.entity_id}"},
             tags=src.tags, blobs=src.blobs, actor=promoter)
     why = reason or f"promoted from {src_scope.branch} {src.id}"
     wanted = []

@@ -26,10 +26,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from flowpolicy.errors import FlowpolicyError
+from flowpolicy.policy.loader import POLICY_DIR, find_policy_files, load_policy
 from flowpolicy.policy.model import RegistrationRules
 
 #: Where a project keeps its policies, relative to the directory a flow is started from.
-POLICY_DIR = "policies"
 DEFAULT_LIMIT = RegistrationRules().max_versions_per_task
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(__file__)) + os.sep
@@ -47,9 +48,6 @@ def policy_limits(directory: str | os.PathLike = POLICY_DIR) -> dict[str, dict[s
     """
     if not Path(directory).is_dir():
         return {}
-    from flowpolicy.errors import FlowpolicyError
-    from flowpolicy.policy.loader import find_policy_files, load_policy
-
     limits: dict[str, dict[str, Any]] = {}
     for path in find_policy_files([directory]):
         try:

@@ -42,7 +42,11 @@ from flowpolicy.errors import FlowpolicyError
 from flowpolicy.policy.model import ChampionRule, Check, DriftLevel, DriftRule, Gate
 from flowpolicy.registry.base import WIRE_KIND, AliasConflict
 from flowpolicy.runtime import cards, decisions
+from flowpolicy.runtime.assets import Asset
 from flowpolicy.runtime.decisions import PromotionRules
+from flowpolicy.runtime.drift import drift_input, evaluate_drift
+from flowpolicy.runtime.promote import promote_assets
+from flowpolicy.runtime.tags import mirror_champion
 
 #: The Metaflow tag naming the policy a run enforces: ``flowpolicy_policy:<12 hex>``.
 POLICY_TAG = "flowpolicy_policy:"
@@ -239,7 +243,6 @@ def elect_champion(asset: Any, rule: ChampionRule, challenger: Mapping[str, Any]
 def conclude_champion(prj: Any, rule: ChampionRule, decision: Mapping[str, Any]) -> str | None:
     """Mirror a new champion onto its training run's Metaflow tags and publish the outcome;
     returns the tagged run (the flow's ``champion_run`` artifact), or None."""
-    from flowpolicy.runtime.tags import mirror_champion
 
     champion_run = None
     if decision["promote"] and decision["under_policy"]:
@@ -283,7 +286,6 @@ def judge_promotion(rules: PromotionRules, promoted: Mapping[str, Any], target: 
     against the evidence recorded on that instance, record the verdict there and return it
     (the flow's ``verdict`` artifact). A refused move is a decision too, drawn on the card;
     :func:`promote` then refuses the run."""
-    from flowpolicy.runtime.assets import Asset
 
     source = Asset(project=promoted["project"], branch=promoted["branch"])
     evidence = source.registry.evidence(source.scope(rules.asset, rules.asset_type),
@@ -307,7 +309,6 @@ def promote(rules: PromotionRules, verdict: Mapping[str, Any]) -> dict[str, Any]
     """Re-register the allowed instance on the target branch (metadata only) and point the
     edge's alias, and only that one, at it; returns ``promote_assets``' result. A refused
     verdict refuses the run, every reason on one line."""
-    from flowpolicy.runtime.promote import promote_assets
 
     if not verdict["allowed"]:
         raise Refused(f"promotion of {rules.asset} {verdict['instance']} from "
@@ -351,7 +352,6 @@ def measure_drift(prj: Any, rule: DriftRule, levels: Sequence[DriftLevel],
     the level under ``levels`` (the run's thresholds; a column's own still replace those they
     name), record the report as drift evidence on the current instance and return it (the
     flow's ``drift_report`` artifact). An indeterminate verdict is recorded as not passed."""
-    from flowpolicy.runtime.drift import drift_input, evaluate_drift
 
     with _refusing(CANNOT_DECIDE):
         result = evaluate_drift(

@@ -1,6 +1,6 @@
 """``flowpolicy serve``: serve the model an alias points at, and follow the alias.
 
-Public API (the CLI is a thin layer over it)::
+Public API (``serve`` is what :func:`flowpolicy.api.serve` and the CLI run)::
 
     server = open_server(ServeRequest(asset="fraud_model", branch="prod", loader="serving:load"))
     server.start()                        # ServeRefused (exit 2) when it must not serve
@@ -17,12 +17,25 @@ them.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from flowpolicy.errors import FlowpolicyError
-from flowpolicy.serve.app import MAX_BODY_BYTES, create_app, listen, uvicorn_server
+from flowpolicy.registry import open_existing_registry
+from flowpolicy.request import ServeRequest
+from flowpolicy.runtime.branch import resolve_branch, resolve_project
+from flowpolicy.runtime.lifecycle import branch_alias, select_policy
+from flowpolicy.runtime.loading import datastore_folder
+from flowpolicy.serve.app import (
+    MAX_BODY_BYTES,
+    create_app,
+    listen,
+    require_fastapi,
+    uvicorn_server,
+)
+from flowpolicy.serve.loaders import default_loader, import_loader
 from flowpolicy.serve.server import (
     INSTANCE_HEADER,
     ModelServer,
@@ -41,26 +54,9 @@ __all__ = [
     "create_app",
     "listen",
     "open_server",
+    "serve",
     "uvicorn_server",
 ]
-
-
-@dataclass(frozen=True)
-class ServeRequest:
-    """What ``flowpolicy serve`` was asked for; None means "the default" (see
-    :func:`open_server`)."""
-
-    asset: str
-    branch: str | None = None
-    alias: str | None = None
-    project: str | None = None
-    registry: str | None = None
-    loader: str | None = None
-    datastore: str | None = None
-    policies: tuple[str, ...] = ()
-    ignore_gates: bool = False
-    allow_unset: bool = False
-    probe: str | None = None
 
 
 def open_server(request: ServeRequest) -> ModelServer:
@@ -72,12 +68,6 @@ def open_server(request: ServeRequest) -> ModelServer:
     ``ignore_gates``); the alias the one the policy's promotion edges set on the branch; no
     loader: the instance's Metaflow artifact serves as it is.
     """
-    from flowpolicy.registry import open_existing_registry
-    from flowpolicy.runtime.branch import resolve_branch, resolve_project
-    from flowpolicy.runtime.lifecycle import branch_alias, select_policy
-    from flowpolicy.runtime.loading import datastore_folder
-    from flowpolicy.serve.loaders import default_loader, import_loader
-
     project = resolve_project(request.project)
     branch = resolve_branch(explicit=request.branch)
     policy = None
@@ -95,6 +85,45 @@ def open_server(request: ServeRequest) -> ModelServer:
         ignore_gates=request.ignore_gates, allow_unset=request.allow_unset,
         probe_rows=_probe_rows(request.probe) if request.probe else None)
     return ModelServer(options, registry)
+
+
+def serve(request: ServeRequest, started: Callable[[str, str], None]) -> None:
+    """Serve until SIGINT / SIGTERM. Once listening, ``started(serving, following)`` is told
+    what is served where, and what the server follows. Refusing to serve (an unset alias,
+    failing gates, a model that does not load) is an error before anything listens."""
+    require_fastapi()
+    server = open_server(request)
+    sock = listen(request.host, request.port)
+    try:
+        server.start()
+        served = server.served
+        what = (f"{server.scope.name} {served.instance.id}" if served
+                else f"{server.scope.name} (nothing yet: @{server.options.alias} is unset)")
+        host, port = sock.getsockname()[:2]
+        overrides = [flag for flag, on in (("--ignore-gates", request.ignore_gates),
+                                           ("--allow-unset", request.allow_unset)) if on]
+        started(f"{what}, @{server.options.alias} on {server.scope.project}/"
+                f"{server.scope.branch}, at http://{host}:{port}"
+                + (f" ({', '.join(overrides)})" if overrides else ""),
+                f"following {server.follows}; Ctrl-C stops")
+        web = uvicorn_server(create_app(server))
+        # uvicorn shuts down on SIGINT / SIGTERM, then raises the signal again for the
+        # handlers it found; a stop that was asked for is a clean exit, not an interrupt
+        previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT,
+                                                                   signal.SIGTERM)}
+        try:
+            web.run(sockets=[sock])
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    finally:
+        server.stop()
+        sock.close()
+
+
+def _stopped(signum: int, frame: object) -> None:
+    """The stop signal, raised again by uvicorn after its graceful shutdown: nothing left to
+    do."""
 
 
 def _probe_rows(path: str) -> tuple[dict[str, Any], ...]:

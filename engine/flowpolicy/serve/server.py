@@ -36,6 +36,7 @@ from flowpolicy.policy.model import Policy
 from flowpolicy.registry.base import ChangeProbe, Registry, Scope, instance_id, utc_now
 from flowpolicy.runtime.lifecycle import GateStanding, judge_standing
 from flowpolicy.runtime.loading import ModelInstance
+from flowpolicy.runtime.promote import PROMOTED_FROM_BRANCH, PROMOTED_FROM_INSTANCE
 from flowpolicy.serve.loaders import Loader, PredictFunction, default_loader, predict_function
 
 #: The response header naming the instance that answered: ``project/branch/asset/vN``.
@@ -349,8 +350,6 @@ def evidence_chain(registry: Registry, record: Any) -> tuple[dict[str, Any], ...
     """The evidence records on ``record`` and on the instances it was promoted from
     (following ``promoted_from_branch`` / ``promoted_from_instance`` back), each with its
     branch; empty where the backend keeps no evidence."""
-    from flowpolicy.check.live import PROMOTED_FROM_BRANCH, PROMOTED_FROM_INSTANCE
-
     found: list[dict[str, Any]] = []
     scope, instance, annotations = record.scope, record.id, record.annotations
     seen: set[tuple[str, str]] = set()

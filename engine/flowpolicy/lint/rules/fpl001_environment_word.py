@@ -50,7 +50,7 @@ def check(site: CallSite, ctx: RuleContext) -> Iterator[tuple[Value, str]]:
         listed = ", ".join(repr(w) for w in words)
         plural = "s" if len(words) > 1 else ""
         yield site.name, (
-            f"asset name {site.name.display()} contains environment word{plural} {listed}; "
+            f"{site.name_label} {site.name.display()} contains environment word{plural} {listed}; "
             "name assets by what they are, the branch carries the environment"
         )
 

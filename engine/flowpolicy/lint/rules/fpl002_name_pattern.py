@@ -47,12 +47,12 @@ def check(site: CallSite, ctx: RuleContext) -> Iterator[tuple[Value, str]]:
         return
     if name.value is not None:
         yield name, (
-            f"asset name {name.display()} does not match the naming pattern "
+            f"{site.name_label} {name.display()} does not match the naming pattern "
             f"{ctx.naming.pattern!r}"
         )
     else:
         yield name, (
-            f"asset name {name.display()} cannot match the naming pattern "
+            f"{site.name_label} {name.display()} cannot match the naming pattern "
             f"{ctx.naming.pattern!r} whatever its dynamic parts are"
         )
 
