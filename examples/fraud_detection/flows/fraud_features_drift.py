@@ -25,11 +25,8 @@ RULE = DriftRule(
 
 
 @project(name="fraud_detection")
-@project_trigger(
-    event="data.fraud_features.new_instance",
-    branches=["dev"],
-    parameters={"current": "instance"},
-)
+@project_trigger(event="data.fraud_features.new_instance", branches=["dev"],
+                 parameters={"current": "instance"})
 class FraudFeaturesDriftFlow(ProjectFlow):
     """Compare two instances of `fraud_features` column by column: the two-sample
     Kolmogorov-Smirnov D of every numeric column both share. The level is the highest threshold

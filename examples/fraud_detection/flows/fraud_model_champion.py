@@ -21,11 +21,8 @@ RULE = ChampionRule(
 
 
 @project(name="fraud_detection")
-@project_trigger(
-    event="promote_model",
-    branches=["staging"],
-    parameters={"candidate": "instance"},
-)
+@project_trigger(event="promote_model", branches=["staging"],
+                 parameters={"candidate": "instance"})
 class FraudModelChampionFlow(ProjectFlow):
     """Decide whether a candidate `fraud_model` instance replaces the champion: it wins when
     its f1_score is above the champion's by at least `min_improvement` (the first

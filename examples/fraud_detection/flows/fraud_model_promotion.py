@@ -28,16 +28,10 @@ RULES = PromotionRules.of(
 
 
 @project(name="fraud_detection")
-@project_trigger(
-    event="promote_model",
-    branches=["dev"],
-    parameters={"instance": "instance"},
-)
-@project_trigger(
-    event="model_promoted",
-    branches=["staging"],
-    parameters={"instance": "candidate"},
-)
+@project_trigger(event="promote_model", branches=["dev"],
+                 parameters={"instance": "instance"})
+@project_trigger(event="model_promoted", branches=["staging"],
+                 parameters={"instance": "candidate"})
 class FraudModelPromotionFlow(ProjectFlow):
     """Promote one `fraud_model` instance along a declared edge. What the edge requires must be
     recorded as passed on that very instance, judged under the policy's thresholds: evidence,

@@ -22,11 +22,8 @@ GATE = Gate(
 
 
 @project(name="fraud_detection")
-@project_trigger(
-    event="model.fraud_model.new_instance",
-    branches=["dev", "staging"],
-    parameters={"instance": "instance"},
-)
+@project_trigger(event="model.fraud_model.new_instance", branches=["dev", "staging"],
+                 parameters={"instance": "instance"})
 class QualityGateFlow(ProjectFlow):
     """Judge one instance of `fraud_model` against gate `quality`, bounds inclusive:
       f1_score >= 0.8
