@@ -77,7 +77,7 @@ def test_a_training_run_alone_then_dispatch_once_runs_the_whole_chain(tmp_path):
     assert "refused: nothing to compare: fraud_features v1 has no instance 1 before it" in tree
     # nothing new: a second dispatcher says so and starts nothing
     again = scratch.flowpolicy("dispatch", "--once")
-    assert again.returncode == 0
+    assert again.returncode == 1  # found nothing to do: not a success
     assert again.stdout.splitlines()[-1] == "nothing to dispatch: no events after event 10"
     assert len(registry.dispatches()) == 6
 
@@ -233,6 +233,7 @@ def test_dispatch_and_event_runs_in_process_through_the_api(tmp_path, monkeypatc
     assert ran(scratch) == {("alpha_gate.py", "v1"): 1, ("beta_gate.py", "v1"): 1}
     again = api.dispatch(api.DispatchRequest(policy=policy, registry=scratch.registry,
                                              echo=lines.append))
+    assert again.exit_code == 1
     assert "nothing to dispatch: no events after event 1" in again.format_text()
     chains = api.event_runs(api.EventRunsRequest(registry=scratch.registry)).to_dict()
     [root] = chains["chains"]

@@ -171,7 +171,9 @@ def _calibrate(scratch) -> float:
 def _finish(scratch) -> None:
     finisher = _dispatcher(scratch, "--lease", "1")
     output = finisher.communicate(timeout=300)[0]
-    assert finisher.returncode == 0, output
+    # exit 1 only when the killed one had left it nothing to do, and it says so
+    assert finisher.returncode == 0 or (
+        finisher.returncode == 1 and "nothing to dispatch" in output), output
 
 
 def _children(pid: int) -> list[int]:

@@ -80,7 +80,9 @@ class DispatchReport:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_OK
+        """1 when there was nothing to dispatch (as ``graph`` with nothing to draw): a
+        dispatcher that read no event and started nothing does not report success."""
+        return EXIT_OK if self.started or self.events_read else EXIT_FINDINGS
 
     def to_dict(self) -> dict[str, Any]:
         return {"registry": self.registry, "events_read": self.events_read,
