@@ -45,9 +45,7 @@ class InventoryReport:
     view: Literal["list", "show", "history", "events"]
     items: tuple[dict[str, Any], ...]
 
-    @property
-    def exit_code(self) -> int:
-        return EXIT_OK
+    exit_code = EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
         return {"registry": self.registry,
@@ -147,9 +145,7 @@ class RegistryInfoReport:
 
     info: dict[str, Any]
 
-    @property
-    def exit_code(self) -> int:
-        return EXIT_OK
+    exit_code = EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.info)
@@ -179,9 +175,7 @@ class RegistryCopyReport:
 
     copy: CopyReport
 
-    @property
-    def exit_code(self) -> int:
-        return EXIT_OK
+    exit_code = EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
         return self.copy.to_dict()
@@ -323,12 +317,10 @@ def _format_show(report: Sequence[dict[str, Any]]) -> str:
             aliases = " ".join(f"@{a}" for a in inst["aliases"])
             out.append(f"  {inst['id']:<6} {inst['created_at']}  {inst['kind']}  "
                        f"by {_entity(inst['created_by'])}{'  ' + aliases if aliases else ''}\n")
-            if inst["annotations"]:
-                pairs = ", ".join(f"{k}={v}" for k, v in inst["annotations"].items())
-                out.append(f"         annotations: {pairs}\n")
-            if inst["tags"]:
-                out.append("         tags: "
-                           + ", ".join(f"{k}={v}" for k, v in inst["tags"].items()) + "\n")
+            for label in ("annotations", "tags"):
+                if inst[label]:
+                    pairs = ", ".join(f"{k}={v}" for k, v in inst[label].items())
+                    out.append(f"         {label}: {pairs}\n")
             if inst["blobs"]:
                 out.append(f"         blobs: {', '.join(inst['blobs'])}\n")
             for ev in inst["evidence"]:

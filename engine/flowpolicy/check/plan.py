@@ -21,7 +21,7 @@ from flowpolicy.check.live import RegistryView, check_branches
 from flowpolicy.check.metaflow_runs import MetaflowReadError, MetaflowRuns
 from flowpolicy.compile.flows import plan_flows
 from flowpolicy.diagnostics import Diagnostic, Severity, plain
-from flowpolicy.errors import FlowpolicyError
+from flowpolicy.errors import EXIT_OK, FlowpolicyError
 from flowpolicy.policy.loader import load_policies
 from flowpolicy.policy.model import Policy
 from flowpolicy.registry.base import InstanceRecord, Scope
@@ -57,9 +57,8 @@ class PlanReport:
     #: (policy, generated file name) -> flow class name.
     flows: Mapping[tuple[str, str], str]
 
-    @property
-    def exit_code(self) -> int:
-        return 0
+    #: A plan only tells what the flows would decide: a refusal in it is not a failure.
+    exit_code = EXIT_OK
 
     def entry_dict(self, entry: Diagnostic) -> dict[str, Any]:
         """One entry as ``schemas/plan-report.schema.json`` documents it."""

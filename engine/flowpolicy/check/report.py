@@ -132,9 +132,7 @@ class CheckReport:
     def results(self) -> tuple[Diagnostic, ...]:
         return tuple(r for s in self.sections for r in s.results)
 
-    @property
-    def diagnostics(self) -> tuple[Diagnostic, ...]:
-        return self.results
+    diagnostics = results
 
     @property
     def codes(self) -> Mapping[str, CodeDoc]:
@@ -195,7 +193,6 @@ class CheckReport:
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
-        results = self.results
         return {
             "version": 1,
             "ok": self.ok,
@@ -204,7 +201,7 @@ class CheckReport:
             "policies": [p.to_dict() for p in self.policies],
             "registry": self.registry,
             "branches": list(self.branches),
-            "summary": {s: sum(1 for r in results if STATUS[r.severity] == s)
+            "summary": {s: sum(section.count(s) for section in self.sections)
                         for s in ("pass", "fail", "warn")},
             "sections": [s.to_dict() for s in self.sections],
         }
