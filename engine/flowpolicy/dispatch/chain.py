@@ -133,9 +133,7 @@ class EventRunsReport:
     registry: str
     roots: tuple[RunNode, ...]
 
-    @property
-    def exit_code(self) -> int:
-        return EXIT_OK
+    exit_code = EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
         return {"registry": self.registry, "chains": [_run_dict(r) for r in self.roots]}
