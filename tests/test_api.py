@@ -189,7 +189,8 @@ def test_registry_info_copy_and_follow_in_process(tmp_path):
     followed = api.follow_events(api.EventsRequest(registry=source, follow_for=0.2))
     batches = list(followed.batches)
     assert followed.registry == source
-    assert [e["name"] for e in batches[0]] == ["retrain_required"]
+    assert [e["name"] for e in batches[0]] == ["model.fraud_model.new_instance",
+                                              "retrain_required"]
     assert all(batch == () for batch in batches[1:])
     with sqlite3.connect(tmp_path / "empty.db") as conn:  # its tables there, all empty
         conn.execute("DELETE FROM events")

@@ -120,7 +120,8 @@ def test_an_older_registry_is_migrated_by_a_deletion(tmp_path):
                       created_by=USER)
     registry.close()
     with sqlite3.connect(path) as conn:  # back to schema 2, before deletions (migration 3)
-        conn.execute("DROP TABLE asset_deletions")
+        for table in ("asset_deletions", "dispatches", "cursors"):  # and what came after
+            conn.execute(f"DROP TABLE {table}")
         conn.execute("PRAGMA user_version = 2")
     old = open_registry(f"sqlite:///{path}", read_only=True)
     assert [s.scope.name for s in old.assets()] == ["features"]  # read as it is

@@ -188,7 +188,7 @@ def _parameters(source: str) -> dict[str, object]:
     ("fraud_model_champion.py", "FraudModelChampionFlow",
      {"candidate": "latest", "min_improvement": 0.02}),
     ("fraud_model_promotion.py", "FraudModelPromotionFlow",
-     {"source": "dev", "target": "staging", "instance": "latest"}),
+     {"source": "", "target": "", "instance": "latest"}),
     ("fraud_features_drift.py", "FraudFeaturesDriftFlow",
      {"current": "latest", "reference": "latest-1", "normal_threshold": 0.0,
       "elevated_threshold": 0.05, "high_threshold": 0.1}),

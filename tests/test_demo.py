@@ -25,11 +25,22 @@ def test_demo_runs_the_main_job_and_reports_every_decision(demo_run):
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "METAFLOW_USER is not set" in out
-    assert out.count("refused, as the policy demands") == 2
+    # three runs by hand, the rest started by the policy's triggers, shown as a chain
+    assert [line.split("  ")[0] for line in out.splitlines() if line[:3] in ("1. ", "2. ", "3. ")
+            ] == ["1. [dev] train an under-trained fraud_model (5 epochs)",
+                  "2. [dev] train it properly on the same transactions",
+                  "3. [dev] new transactions arrive, shifted"]
+    tree = out[out.index("the chain (event -> run -> event):"):out.index("Registry sqlite")]
+    assert "refused: gate quality failed for fraud_model v1: f1_score = " in tree
+    assert "quality_gate_failed [dev] v1" in tree
+    retrain = tree.index("retrain_required [dev] v2")
+    assert tree.index("FraudTrainingFlow/", retrain) > retrain
+    assert tree.count("FraudModelChampionFlow/") == 2 and "refused" not in tree.split(
+        "TransactionIngestFlow/")[1]
     assert "gate quality: FAIL - f1_score = " in out
-    assert "promotion dev->staging: REFUSED - gate quality failed on fraud_model v1" in out
     assert "champion champion: PASS - no champion yet: v1 becomes the first champion" in out
-    assert "drift ks: HIGH" in out and "prj.fraud_detection.dev.retrain_required" in out
+    assert "champion champion: PASS - v2 beats champion v1" in out
+    assert "drift ks: HIGH" in out
 
     registry = f"sqlite:///{scratch / 'registry.db'}"
     prod = Asset(project="fraud_detection", branch="prod", registry=registry, read_only=True)
@@ -39,7 +50,13 @@ def test_demo_runs_the_main_job_and_reports_every_decision(demo_run):
     annotations = in_prod["model_properties"]["annotations"]
     assert annotations["promoted_from_branch"] == "staging"
     assert staging.get_alias("fraud_model", "champion") == annotations["promoted_from_instance"]
-    assert prod.list_aliases("fraud_model") == {"production": in_prod["id"]}
+    assert prod.list_aliases("fraud_model") == {"production": "v2"}
+    # the model in prod is the one retrained on the drifted batch
+    source = staging.peek_model_asset("fraud_model", annotations["promoted_from_instance"])
+    dev = Asset(project="fraud_detection", branch="dev", registry=registry, read_only=True)
+    retrained = dev.peek_model_asset(
+        "fraud_model", source["model_properties"]["annotations"]["promoted_from_instance"])
+    assert retrained["id"] == "v3"
     # the generated flows of the scratch project are the committed ones
     for flow in (REPO_ROOT / "examples" / "fraud_detection" / "flows").glob("*.py"):
         assert (scratch / "fraud_detection" / "flows" / flow.name).read_text() == flow.read_text()
@@ -53,8 +70,12 @@ def test_demo_runs_end_to_end_on_postgresql(tmp_path, postgres_url):
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert f"Registry {postgres_url}" in out
-    assert out.count("refused, as the policy demands") == 2
+    # the same chain, dispatched from PostgreSQL's events table
+    tree = out[out.index("the chain (event -> run -> event):"):out.index("Registry ")]
+    assert "refused: gate quality failed for fraud_model v1: f1_score = " in tree
+    assert tree.count("FraudModelChampionFlow/") == 2 and "retrain_required [dev] v2" in tree
     assert "champion champion: PASS - no champion yet: v1 becomes the first champion" in out
+    assert "champion champion: PASS - v2 beats champion v1" in out
     assert "drift ks: HIGH" in out
     assert not (scratch / "registry.db").exists()
 

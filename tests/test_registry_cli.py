@@ -108,9 +108,20 @@ def test_events(populated, capsys):
     code, out, _ = cli(capsys, "events", "--format", "json")
     report = json.loads(out)
     assert report["registry"] == populated
-    assert [e["event"] for e in report["events"]] == ["prj.fraud.dev.model_promoted",
-                                                      "prj.other.dev.ping"]
-    code, out, _ = cli(capsys, "events", "--project", "fraud")
+    # the registry's own lifecycle events, in the order of the changes, beside the flows' ones
+    assert [e["event"] for e in report["events"]] == [
+        "prj.fraud.dev.model.fraud_model.new_instance",
+        "prj.fraud.dev.model.fraud_model.new_instance",
+        "prj.fraud.dev.data.fraud_features.new_instance",
+        "prj.fraud.dev.model.fraud_model.alias.champion",
+        "prj.fraud.dev.model.fraud_model.alias.champion",
+        "prj.fraud.dev.model_promoted",
+        "prj.fraud.prod.model.fraud_model.new_instance",
+        "prj.other.dev.ping"]
+    moved = report["events"][4]["payload"]
+    assert (moved["from"], moved["to"], moved["reason"], moved["actor"]) == (
+        "v1", "v2", "better f1", "tester")
+    code, out, _ = cli(capsys, "events", "--project", "fraud", "--name", "model_promoted")
     assert out.count("\n") == 2 and out.startswith(f"registry {populated}\n")
     assert 'prj.fraud.dev.model_promoted  by user tester  {"to": "v2"}' in out
 

@@ -17,6 +17,7 @@ from test_registry import ME, MODEL, V1_SCHEMA, v1_registry
 from flowpolicy import Asset
 from flowpolicy.cli import main
 from flowpolicy.errors import RegistryError
+from flowpolicy.registry import open_registry
 from flowpolicy.registry.postgres import PostgresRegistry
 from flowpolicy.registry.sql import copy_registry
 from flowpolicy.registry.sqlite import SCHEMA_VERSION, SQLiteRegistry
@@ -41,6 +42,14 @@ def populate(url: str) -> None:
     dev.publish_event("no_payload")
     dev.register_data_asset("scratch_table", kind="parquet")
     dev.delete_data_asset("scratch_table")
+    # what flowpolicy dispatch keeps: a started dispatch of the last event, and its cursor
+    reg = open_registry(url)
+    event = reg.events()[-1]
+    claim = reg.claim_dispatch(event.id, "flows/quality_gate.py", flow_name="QualityGateFlow",
+                               branch="dev", argv=["python", "flows/quality_gate.py"],
+                               cwd="/project", claimer="host:1", lease_seconds=30)
+    reg.start_dispatch(claim.id, claim.token, pid=1, log_path=None)
+    reg.advance_cursor("dispatch.fraud", event.id)
 
 
 def snapshot(reg) -> dict:
@@ -61,6 +70,8 @@ def snapshot(reg) -> dict:
         }
         assert isinstance(scope, Scope)
     out["events"] = reg.events()
+    out["dispatches"] = reg.dispatches()
+    out["cursor"] = reg.cursor("dispatch.fraud")
     return out
 
 
@@ -76,16 +87,17 @@ def test_copy_sqlite_to_postgresql_and_back_keeps_everything(tmp_path, postgres_
                                if k != "FLOWPOLICY_REGISTRY"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == f"copied {source} → {postgres_url}"
-    assert "assets 3, instances 5, aliases 1, alias_history 2, consumptions 1, events 2, " \
-           "evidence 2, asset_deletions 1" in done.stdout
+    assert "assets 3, instances 5, aliases 1, alias_history 2, consumptions 1, events 9, " \
+           "evidence 2, asset_deletions 1, dispatches 1, cursors 1" in done.stdout
     shared = PostgresRegistry(postgres_url)
     assert snapshot(shared) == snapshot(original)
     assert shared.digest() == original.digest()
 
     # the copy goes on where the original left off: numbers and ids continue
     assert shared.register(MODEL, kind="artifact", created_by=ME).id == "v4"
+    # (the registration published its own event first)
     assert shared.publish_event("fraud", "dev", "next", None, ME).id == \
-        original.events()[-1].id + 1
+        original.events()[-1].id + 2
     shared.set_alias(MODEL, "champion", "v4", by=ME, expected="v3")
     assert [m.to_version for m in shared.alias_history(MODEL, "champion")] == [1, 3, 4]
 
@@ -105,7 +117,7 @@ def test_non_empty_destination_is_refused_unless_replace(tmp_path, postgres_url,
     before = other.digest()
     code = main(["registry", "copy", source, postgres_url])
     assert code == 1
-    assert "is not empty (2 rows); copy into an empty registry, or pass --replace" in \
+    assert "is not empty (3 rows); copy into an empty registry, or pass --replace" in \
         capsys.readouterr().err
     assert other.digest() == before
 
@@ -172,7 +184,8 @@ def test_info_on_both_backends(backend, capsys):
     assert out[3] == (f"  schema    version {SCHEMA_VERSION} (this flowpolicy writes "
                       f"{SCHEMA_VERSION})")
     assert out[5] == ("  rows      assets 3, instances 5, aliases 1, alias_history 2, "
-                      "consumptions 1, events 2, evidence 2, asset_deletions 1")
+                      "consumptions 1, events 9, evidence 2, asset_deletions 1, "
+                      "dispatches 1, cursors 1")
     code = main(["registry", "info", "--registry", backend.url, "--format", "json"])
     info = json.loads(capsys.readouterr().out)
     assert info["bytes"] > 0 and info["rows"]["instances"] == 5

@@ -184,12 +184,12 @@ def test_report_of_the_demo_matches_its_registry(demo_registry):
     registry = open_registry(demo_registry, read_only=True)
     history, page = build_report(registry)
     assert_page_matches_registry(page, demo_registry)
-    # the demo's decisions are all there: a failed and a passed gate, a refused and two
-    # allowed promotions, the first champion, drift at level high
+    # the demo's decisions are all there: a failed and passed gates, allowed promotions, the
+    # first champion and the retrained one beating it, drift at level high
     text = parse_page(page).root.text
-    for expected in ("f1_score = 0.6985 is below the minimum 0.8", "refused", "allowed",
-                     "no champion yet: v1 becomes the first champion", "tx_last_24h",
-                     "retrain_required"):
+    for expected in ("f1_score = 0.6985 is below the minimum 0.8", "allowed",
+                     "no champion yet: v1 becomes the first champion",
+                     "v2 beats champion v1", "tx_last_24h", "retrain_required"):
         assert expected in html.unescape(text), expected
 
 
@@ -199,7 +199,7 @@ def test_cli_writes_the_page_and_names_the_registry(demo_registry, tmp_path):
     done = report_cli("-o", str(out), "--registry", demo_registry, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert f"wrote {out}" in done.stdout and f"from registry {demo_registry}" in done.stdout
-    assert "5 assets on 3 branches, 9 instances" in done.stdout
+    assert "5 assets on 3 branches, 10 instances" in done.stdout
     assert_page_matches_registry(out.read_text(), demo_registry)
     assert [p.name for p in tmp_path.iterdir()] == ["history.html"]  # no temporary left
     assert oct(out.stat().st_mode & 0o777) != oct(0o600)

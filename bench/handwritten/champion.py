@@ -4,9 +4,11 @@ FraudModelChampionFlow."""
 
 from metaflow import Parameter, step
 
-from flowpolicy import ProjectFlow
+from flowpolicy import ProjectFlow, project_trigger
 
 
+@project_trigger(event="promote_model", branches=["staging"],
+                 parameters={"candidate": "instance"})
 class HandChampionFlow(ProjectFlow):
     """Make the candidate the champion when it beats it by min_improvement."""
 

@@ -3,7 +3,7 @@ the baseline for the generated FraudFeaturesDriftFlow."""
 
 from metaflow import Parameter, step
 
-from flowpolicy import ProjectFlow
+from flowpolicy import ProjectFlow, project_trigger
 
 
 def ks_d(a, b):
@@ -16,6 +16,8 @@ def ks_d(a, b):
     return float(np.max(np.abs(cdf_a - cdf_b)))
 
 
+@project_trigger(event="data.fraud_features.new_instance", branches=["dev"],
+                 parameters={"current": "instance"})
 class HandDriftFlow(ProjectFlow):
     """KS statistic per column between the latest two fraud_features instances."""
 

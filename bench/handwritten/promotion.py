@@ -3,9 +3,13 @@ promote_assets): the baseline for the generated FraudModelPromotionFlow."""
 
 from metaflow import Parameter, step
 
-from flowpolicy import ProjectFlow
+from flowpolicy import ProjectFlow, project_trigger
 
 
+@project_trigger(event="promote_model", branches=["dev"],
+                 parameters={"instance": "instance"})
+@project_trigger(event="model_promoted", branches=["staging"],
+                 parameters={"instance": "candidate"})
 class HandPromotionFlow(ProjectFlow):
     """Promote a fraud_model instance from dev to staging when its f1_score is good enough."""
 

@@ -3,9 +3,11 @@ bench/flows.py compares the generated QualityGateFlow with."""
 
 from metaflow import Parameter, step
 
-from flowpolicy import ProjectFlow
+from flowpolicy import ProjectFlow, project_trigger
 
 
+@project_trigger(event="model.fraud_model.new_instance", branches=["dev", "staging"],
+                 parameters={"instance": "instance"})
 class HandQualityGateFlow(ProjectFlow):
     """Fail the run unless the model's f1_score reaches the threshold."""
 

@@ -32,6 +32,8 @@ from flowpolicy.request import (
     CheckRequest,
     CompileRequest,
     DemoRequest,
+    DispatchRequest,
+    EventRunsRequest,
     EventsRequest,
     GraphRequest,
     LintRequest,
@@ -49,6 +51,8 @@ if TYPE_CHECKING:
     from flowpolicy.check import CheckReport, PlanReport
     from flowpolicy.compile import CompileReport
     from flowpolicy.diagnostics import CodeDoc
+    from flowpolicy.dispatch.chain import EventRunsReport
+    from flowpolicy.dispatch.service import DispatchReport, TriggerListing
     from flowpolicy.graph import GraphResult
     from flowpolicy.inventory import (
         EventFollow,
@@ -67,6 +71,8 @@ __all__ = [
     "CheckRequest",
     "CompileRequest",
     "DemoRequest",
+    "DispatchRequest",
+    "EventRunsRequest",
     "EventsRequest",
     "GraphRequest",
     "LintRequest",
@@ -83,6 +89,8 @@ __all__ = [
     "check",
     "compile",
     "demo",
+    "dispatch",
+    "event_runs",
     "events",
     "follow_events",
     "graph",
@@ -153,6 +161,21 @@ def follow_events(request: EventsRequest) -> EventFollow:
     seconds pass (default: forever); the registry is opened, and its errors raised, here."""
     from flowpolicy.inventory import follow_events
     return follow_events(request)
+
+
+def event_runs(request: EventRunsRequest) -> EventRunsReport:
+    """Event -> run -> event: the runs each event started (``flowpolicy dispatch``) and how
+    they ended, read-only (:mod:`flowpolicy.dispatch.chain`)."""
+    from flowpolicy.dispatch.chain import event_runs
+    return event_runs(request)
+
+
+def dispatch(request: DispatchRequest) -> DispatchReport | TriggerListing:
+    """Start the flows the policy's triggers name for the registry's new events, as Argo
+    Events starts them when deployed; ``mode="list"``: the trigger table, nothing started
+    (:mod:`flowpolicy.dispatch`)."""
+    from flowpolicy.dispatch.service import dispatch
+    return dispatch(request)
 
 
 def registry_info(request: RegistryInfoRequest) -> RegistryInfoReport:

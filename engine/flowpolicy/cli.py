@@ -24,6 +24,7 @@ COMMANDS = (
     "plan",
     "assets",
     "events",
+    "dispatch",
     "graph",
     "report",
     "serve",

@@ -1,10 +1,16 @@
-"""``flowpolicy demo``: the main job, end to end, on the embedded registry.
+"""``flowpolicy demo``: the main job, end to end, on the embedded registry, driven by events.
 
-It copies the fraud example into a scratch folder, compiles its policy, and runs the real
-flows with Metaflow's local metadata and datastore and a SQLite registry: two trainings, the
-quality gate, promotion dev → staging (one refused, one allowed), gate and champion on
-staging, promotion staging → prod, a training on shifted data and the drift monitor. Then it
-prints what the registry holds and every decision with its evidence.
+It copies the fraud example into a scratch folder, compiles its policy, and starts three
+real Metaflow runs by hand (local metadata and datastore, a SQLite registry): an
+under-trained model, a good one trained on the same transactions, and a shifted batch of new
+transactions. Everything else is
+started by the policy's triggers through a dispatcher, as Argo Events would start it: the
+quality gate (the weak model's run is refused and its chain stops there), promotion dev →
+staging, the gate again on staging, the champion decision, promotion staging → prod, the
+drift monitor on each new batch, and on high drift (``retrain_required``) a retraining on the
+drifted batch that goes the whole way again. It prints the chain as a tree of event → run →
+event, checks every outcome against what the policy demands, then prints what the registry
+holds with every decision and its evidence.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,43 +74,58 @@ def copy_example(project_dir: Path) -> tuple[Policy, list[Path]]:
     """Copy the fraud example into ``project_dir`` (without its runs, caches and generated
     flows) and compile its policy there; returns the policy and the flow files written."""
     shutil.copytree(example_dir(), project_dir,
-                    ignore=shutil.ignore_patterns(".metaflow", "__pycache__", "flows"))
+                    ignore=shutil.ignore_patterns(".metaflow", ".flowpolicy", "__pycache__",
+                                                  "flows"))
     policy = load_policy(project_dir / POLICY)
     return policy, write_outputs(policy)
 
 
 @dataclass(frozen=True)
 class Step:
-    """One flow run of the demo and the outcome the policy should produce. Steps of the
-    same ``phase`` do not depend on each other and run at the same time."""
+    """One run the demo starts by hand; the policy's triggers start everything after it."""
 
-    phase: int
-    branch: str
     title: str
     argv: tuple[str, ...]
-    succeeds: bool = True
 
 
-_TO_STAGING = ("flows/fraud_model_promotion.py", "--source", "dev", "--target", "staging")
 STEPS = (
-    Step(1, "dev", "train an under-trained fraud_model (5 epochs)",
+    Step("train an under-trained fraud_model (5 epochs)",
          ("train_flow.py", "--seed", "7", "--epochs", "5")),
-    Step(2, "dev", "quality gate on fraud_model v1", ("flows/quality_gate.py", "--instance", "v1"),
-         succeeds=False),
-    Step(2, "dev", "train a good fraud_model", ("train_flow.py", "--seed", "8")),
-    Step(3, "dev", "promote fraud_model v1 dev -> staging", (*_TO_STAGING, "--instance", "v1"),
-         succeeds=False),
-    Step(3, "dev", "quality gate on fraud_model v2", ("flows/quality_gate.py", "--instance", "v2")),
-    Step(3, "dev", "train on shifted transactions",
-         ("train_flow.py", "--seed", "9", "--shift", "1")),
-    Step(4, "dev", "promote fraud_model v2 dev -> staging", (*_TO_STAGING, "--instance", "v2")),
-    Step(4, "dev", "drift monitor: fraud_features latest vs latest-1",
-         ("flows/fraud_features_drift.py",)),
-    Step(5, "staging", "quality gate on fraud_model latest", ("flows/quality_gate.py",)),
-    Step(6, "staging", "champion evaluation of fraud_model latest",
-         ("flows/fraud_model_champion.py",)),
-    Step(7, "staging", "promote fraud_model latest staging -> prod",
-         ("flows/fraud_model_promotion.py", "--source", "staging", "--target", "prod")),
+    Step("train it properly on the same transactions", ("train_flow.py", "--train_on", "v1")),
+    Step("new transactions arrive, shifted", ("ingest_flow.py", "--seed", "9", "--shift", "1")),
+)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """A run the triggers must start, and how it must end: the flow, its branch, the
+    instance its event named, and its status."""
+
+    flow: str
+    branch: str
+    instance: str
+    status: str
+    why: str
+
+
+#: What the policy demands of the chain the three runs above start. fraud_model on dev: v1
+#: weak, v2 good, v3 retrained on the shifted batch (fraud_features v2); on staging, v1 and
+#: v2 are the promoted copies of dev v2 and v3.
+EXPECTED = (
+    Expected("QualityGateFlow", "dev", "v1", "refused", "the weak model fails its gate"),
+    Expected("FraudFeaturesDriftFlow", "dev", "v1", "refused", "nothing before v1 to compare"),
+    Expected("QualityGateFlow", "dev", "v2", "succeeded", "the good model passes"),
+    Expected("FraudModelPromotionFlow", "dev", "v2", "succeeded", "dev -> staging"),
+    Expected("QualityGateFlow", "staging", "v1", "succeeded", "the gate again, on staging"),
+    Expected("FraudModelChampionFlow", "staging", "v1", "succeeded", "the first champion"),
+    Expected("FraudModelPromotionFlow", "staging", "v1", "succeeded", "staging -> prod"),
+    Expected("FraudFeaturesDriftFlow", "dev", "v2", "succeeded", "v2 vs v1: high"),
+    Expected("FraudTrainingFlow", "dev", "v2", "succeeded", "retraining on the drifted batch"),
+    Expected("QualityGateFlow", "dev", "v3", "succeeded", "the retrained model passes"),
+    Expected("FraudModelPromotionFlow", "dev", "v3", "succeeded", "dev -> staging"),
+    Expected("QualityGateFlow", "staging", "v2", "succeeded", "the gate again, on staging"),
+    Expected("FraudModelChampionFlow", "staging", "v2", "succeeded", "it beats the champion"),
+    Expected("FraudModelPromotionFlow", "staging", "v2", "succeeded", "staging -> prod"),
 )
 
 
@@ -115,7 +135,7 @@ def run_demo(directory: str | os.PathLike | None = None,
     registry at URL ``registry`` (default: a new SQLite file in the scratch folder), which
     must be empty (e.g. a new PostgreSQL database).
 
-    Raises FlowpolicyError (exit 1) when a flow's outcome is not what the policy demands.
+    Raises FlowpolicyError (exit 1) when a run's outcome is not what the policy demands.
     """
     started = time.perf_counter()
     require_example_dependencies()
@@ -128,56 +148,129 @@ def run_demo(directory: str | os.PathLike | None = None,
 
     policy, written = copy_example(project_dir)
     echo(f"compiled {POLICY} (policy {policy.short_hash}) into "
-         f"{len(written)} flows: {', '.join(p.name for p in written)}\n")
-
-    numbered = list(enumerate(STEPS, 1))
-    for phase in sorted({step.phase for step in STEPS}):
-        batch = [(number, step) for number, step in numbered if step.phase == phase]
-        with ThreadPoolExecutor(len(batch)) as pool:
-            results = list(pool.map(lambda item: _run(item[1], project_dir, env), batch))
-        for (number, step), (returncode, output, seconds) in zip(batch, results, strict=True):
-            _show(number, step, returncode, output, seconds, echo)
-
+         f"{len(written)} flows: {', '.join(p.name for p in written)}")
+    echo("three runs are started by hand; the policy's triggers start the rest "
+         "(flowpolicy dispatch, the local stand-in for Argo Events)\n")
+    summary = _run_chain(policy, project_dir, env, echo)
+    registry = env["FLOWPOLICY_REGISTRY"]
     echo("")
-    echo(report(env["FLOWPOLICY_REGISTRY"], policy.branches or ("dev", "staging", "prod")))
+    echo(chain_report(registry))
+    _check_outcomes(registry, summary)
+    echo(report(registry, policy.branches or ("dev", "staging", "prod")))
     echo(f"demo finished in {time.perf_counter() - started:.1f}s; the scratch project stays in "
          f"{project_dir}")
     exports = " ".join(f"{key}={shlex.quote(env[key])}" for key in _REPRODUCE)
     echo("\nexplore it in a shell:\n"
          f"  cd {shlex.quote(str(project_dir))}\n"
          f"  export {exports}\n"
+         "  flowpolicy events --runs        # the chain above: event -> run -> event\n"
          "  flowpolicy check                # the policy holds on this registry (exit 0)\n"
          "  flowpolicy plan                 # what each flow would decide now; writes nothing\n"
          "  flowpolicy assets history fraud_model --branch staging\n"
          "  python flows/fraud_features_drift.py card view measure   # the drift decision's card\n"
          "  FLOWPOLICY_BRANCH=dev python flows/fraud_model_promotion.py run "
-         "--instance v2 --target prod   # refused: no dev -> prod edge")
+         "--instance v2 --target prod   # refused: no dev -> prod edge\n"
+         "  FLOWPOLICY_BRANCH=dev python train_flow.py run --seed 10 && flowpolicy dispatch "
+         "--once   # another chain")
     return project_dir
 
 
+def _run_chain(policy: Policy, project_dir: Path, env: Mapping[str, str],
+               echo: Callable[[str], None]):
+    """Start :data:`STEPS` one after the other (so instance numbers are fixed) while a
+    dispatcher starts what their events trigger; return when the chain has run out."""
+    import threading
+
+    from flowpolicy.compile import output_dir_for
+    from flowpolicy.dispatch.dispatcher import Dispatcher
+    from flowpolicy.registry import open_registry
+    from flowpolicy.triggers import dispatch_table
+
+    table = dispatch_table(policy, project_dir, output_dir_for(policy))
+    by_hand_done = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def dispatch() -> None:
+        try:
+            dispatcher = Dispatcher(open_registry(env["FLOWPOLICY_REGISTRY"]), table,
+                                    cwd=project_dir, echo=lambda line: echo(f"    {line}"),
+                                    environment=env)
+            outcome["summary"] = dispatcher.run(follow=False, timeout=_CHAIN_TIMEOUT_S,
+                                                max_runs=_MAX_RUNS,
+                                                hold=lambda: not by_hand_done.is_set())
+        except BaseException as exc:  # reported by the main thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=dispatch, name="flowpolicy-demo-dispatch")
+    try:
+        for number, step in enumerate(STEPS, 1):
+            returncode, output, seconds = _run(step, project_dir, env)
+            echo(f"{number}. [dev] {step.title:<46} "
+                 f"{'ok' if returncode == 0 else 'FAILED'} ({seconds:.1f}s)")
+            if returncode != 0:
+                tail = "\n".join(output.strip().splitlines()[-25:])
+                raise FlowpolicyError(f"step {number} ({step.title}) failed:\n{tail}",
+                                      exit_code=EXIT_FINDINGS)
+            if number == 1:
+                worker.start()  # the registry exists now: the dispatcher follows it
+    finally:
+        by_hand_done.set()
+        if worker.ident is not None:  # started
+            worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["summary"]
+
+
+#: Bounds of the demo's dispatcher (the chain above is 14 runs).
+_CHAIN_TIMEOUT_S = 600.0
+_MAX_RUNS = 50
+
+
 def _run(step: Step, project_dir: Path, env: Mapping[str, str]) -> tuple[int, str, float]:
-    """Run one flow; returns its exit code, output and wall time."""
+    """Run one flow on dev; returns its exit code, output and wall time."""
     began = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, step.argv[0], "--quiet", "run", *step.argv[1:]],
-        cwd=project_dir, env={**env, "FLOWPOLICY_BRANCH": step.branch},
+        cwd=project_dir, env={**env, "FLOWPOLICY_BRANCH": "dev"},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     return proc.returncode, proc.stdout, time.perf_counter() - began
 
 
-def _show(number: int, step: Step, returncode: int, output: str, seconds: float,
-          echo: Callable[[str], None]) -> None:
-    ok = returncode == 0
-    outcome = "ok" if ok else "refused, as the policy demands"
-    echo(f"{number:>2}. [{step.branch:<7}] {step.title:<50} {outcome} ({seconds:.1f}s)")
-    if ok != step.succeeds:
-        tail = "\n".join(output.strip().splitlines()[-25:])
-        raise FlowpolicyError(
-            f"step {number} ({step.title}) {'failed' if step.succeeds else 'succeeded'} "
-            f"unexpectedly:\n{tail}", exit_code=EXIT_FINDINGS)
-    if not ok:
-        echo(f"    {_failure_line(output)}")
+def chain_report(registry: str) -> str:
+    """The chain as ``flowpolicy events --runs`` shows it."""
+    from flowpolicy.dispatch.chain import build_chains, render_chains
+    from flowpolicy.registry import open_registry
+
+    return "the chain (event -> run -> event):\n" + render_chains(
+        build_chains(open_registry(registry, read_only=True), project=PROJECT))
+
+
+def _check_outcomes(registry: str, summary: Any) -> None:
+    """Every run of :data:`EXPECTED` ran once and ended as the policy demands, and nothing
+    else ran; else FlowpolicyError (exit 1) naming each difference."""
+    from flowpolicy.registry import open_registry
+
+    reader = open_registry(registry, read_only=True)
+    found: dict[tuple[str, str, str], list[str]] = {}
+    for record in reader.dispatches():
+        instance = next((a.split("=", 1)[1] for a in record.argv
+                         if a.startswith(("--instance=", "--candidate=", "--current=",
+                                          "--train_on="))), "")
+        found.setdefault((record.flow_name or record.flow, record.branch, instance),
+                         []).append(record.status or record.state)
+    problems = []
+    for want in EXPECTED:
+        got = found.pop((want.flow, want.branch, want.instance), [])
+        if got != [want.status]:
+            problems.append(f"{want.flow} on {want.branch} for {want.instance} ({want.why}): "
+                            f"expected {want.status}, got {', '.join(got) or 'no run'}")
+    problems += [f"{flow} on {branch} for {instance}: not expected, ended {', '.join(got)}"
+                 for (flow, branch, instance), got in found.items()]
+    if problems:
+        raise FlowpolicyError("the chain did not go as the policy demands:\n  "
+                              + "\n  ".join(problems), exit_code=EXIT_FINDINGS)
 
 
 def _scratch(directory: str | os.PathLike | None) -> Path:
@@ -257,17 +350,6 @@ def _login() -> str | None:
     return None if name == "root" else name  # Metaflow refuses root
 
 
-def _failure_line(output: str) -> str:
-    """The one-line reason a refusing flow printed (its last line when it printed none)."""
-    # not at the top: steps imports Metaflow, which binds its datastore root at import
-    from flowpolicy.runtime.steps import refusal_reason
-
-    reason = refusal_reason(output)
-    if reason is not None:
-        return reason
-    return output.strip().splitlines()[-1] if output.strip() else ""
-
-
 # --- the report ---------------------------------------------------------------------------
 
 
@@ -291,14 +373,6 @@ def report(registry: str, branches: Sequence[str]) -> str:
                 lines.append(f"    {instance.id:<4}{_summary(instance.annotations)}{alias_text}")
                 for record in asset.evidence(name, instance.id, asset_type=asset_type):
                     lines.append(f"         {_decision(record)}")
-        events = asset.list_events()
-        if events:
-            lines.append("  events")
-            for event in events:
-                payload = event.get("payload") or {}
-                about = payload.get("instance") or payload.get("candidate") or payload.get(
-                    "current") or ""
-                lines.append(f"    {event['event']}  {about}")
     return "\n".join(lines) + "\n"
 
 

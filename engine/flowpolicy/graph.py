@@ -7,7 +7,8 @@ holds each alias on that branch now.
 
 Drawing happens in two steps: :func:`build_graph` turns the policy (and the registry) into a
 :class:`PromotionGraph` whose labels are plain text lines, and a renderer writes one format.
-Event triggers, once policies declare them, become further arrows of the graph.
+Each branch node also lists what starts which flow there (the trigger table,
+:mod:`flowpolicy.triggers`): ``on promote_model: promotion of fraud_model``.
 
 Every piece of text a renderer writes goes through that format's escaper, so no policy or
 registry text (a file path, an asset name registered by hand) can break the diagram:
@@ -40,6 +41,7 @@ from flowpolicy.registry import open_existing_registry
 from flowpolicy.registry.base import Registry, Scope
 from flowpolicy.request import GraphRequest
 from flowpolicy.runtime.decisions import show_number
+from flowpolicy.triggers import flow_label, trigger_table
 
 
 @dataclass(frozen=True)
@@ -75,13 +77,21 @@ def build_graph(policy: Policy, source: str, registry: Registry | None = None) -
                 f"policy {source} (policy {policy.short_hash})"]
     if registry is not None:
         comments.append(f"aliases as held in registry {registry.url}")
+    triggers = trigger_table(policy).triggers
     branches = tuple(
-        BranchNode(name, (name, *(() if registry is None
-                                  else _alias_lines(registry, policy.project, name))))
+        BranchNode(name, (name, *_trigger_lines(triggers, name),
+                          *(() if registry is None
+                            else _alias_lines(registry, policy.project, name))))
         for name in policy.branches)  # the loader demands every edge's branches declared
     arrows = tuple(PromotionArrow(e.source, e.target, _edge_lines(policy, e))
                    for e in policy.promotion)
     return PromotionGraph(tuple(comments), branches, arrows)
+
+
+def _trigger_lines(triggers, branch: str) -> tuple[str, ...]:
+    """What starts which flow on ``branch``: ``on promote_model: promotion of fraud_model``."""
+    return tuple(f"on {t.event}: {flow_label(t.kind, t.rule)}"
+                 for t in triggers if t.applies_to(branch))
 
 
 def _edge_lines(policy: Policy, edge: PromotionEdge) -> tuple[str, ...]:

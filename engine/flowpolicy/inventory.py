@@ -114,7 +114,7 @@ class EventFollow:
 
 def follow_events(request: EventsRequest) -> EventFollow:
     """The registry is opened (and its errors raised) here; reading starts with the first
-    batch. PostgreSQL wakes the wait by NOTIFY; the SQLite file is looked at every 0.1 s."""
+    batch. PostgreSQL wakes the wait by NOTIFY; the SQLite file is looked at every 10 ms."""
     if request.follow_for is not None and request.follow_for <= 0:
         raise RegistryError(FOLLOW_FOR_ERROR)
     registry = open_existing_registry(request.registry, read_only=True, missing=NO_REGISTRY)

@@ -108,6 +108,47 @@ class EventsRequest:
 
 
 @dataclass(frozen=True)
+class EventRunsRequest:
+    """``flowpolicy events --runs``: each event with the runs ``flowpolicy dispatch`` started
+    for it, how they ended, and the events those published in turn."""
+
+    #: Default: every project.
+    project: str | None = None
+    branch: str | None = None
+    registry: str | None = None
+    #: The newest this many events (0: all).
+    limit: int = 500
+
+
+DispatchMode = Literal["once", "follow", "list"]
+
+
+@dataclass(frozen=True)
+class DispatchRequest:
+    """``flowpolicy dispatch``: start the flows the policy's triggers name for new events."""
+
+    #: The policy file (default: the one policy under ./policies/).
+    policy: str | None = None
+    #: ``once``: drain what is pending and return; ``follow``: keep going (until
+    #: ``follow_for``); ``list``: the trigger table, start nothing.
+    mode: DispatchMode = "once"
+    follow_for: float | None = None
+    #: ``once``: give up (exit 1) with work still pending after this many seconds.
+    timeout: float = 1800.0
+    #: Start at most this many runs, then stop (exit 1).
+    max_runs: int = 1000
+    #: How long a claimed start stays with its dispatcher before another may take it over.
+    lease: float = 30.0
+    #: Also accept Argo Events webhook posts on 127.0.0.1:PORT (0: a free port); None: no.
+    webhook: int | None = None
+    #: Registry URL (default: FLOWPOLICY_REGISTRY, else .flowpolicy/registry.db at the
+    #: project root); the runs use it too.
+    registry: str | None = None
+    #: Where progress lines go (each start, each end), as they happen.
+    echo: Callable[[str], None] = print
+
+
+@dataclass(frozen=True)
 class RegistryInfoRequest:
     registry: str | None = None
 

@@ -14,6 +14,12 @@ asset per training run, the thing gates, champion and promotion judge.
     python train_flow.py run                      # a good model (f1 around 0.9)
     python train_flow.py run --epochs 5           # an under-trained one (fails the gate)
     python train_flow.py run --shift 1.0          # shifted transactions (the drift monitor fires)
+    python train_flow.py run --train_on v3        # retrain on fraud_features v3 (no new data)
+
+The policy starts the last kind by itself: when the drift monitor publishes
+``retrain_required``, the ``@project_trigger`` below (the policy's ``triggers:`` entry for
+this file says the same, for ``flowpolicy dispatch``) starts a run with ``--train_on`` set to
+the drifted instance.
 """
 
 from metaflow import Parameter, current, retry, step
@@ -24,7 +30,7 @@ except ImportError as missing:
     raise SystemExit("train_flow.py needs @checkpoint from metaflow-checkpoint: "
                      "pip install 'flowpolicy[examples]'") from missing
 
-from flowpolicy import ProjectFlow
+from flowpolicy import ProjectFlow, project_trigger
 
 CHECKPOINT_FILE = "training_state.npz"
 FEATURES = ("amount", "hour", "distance_km", "merchant_risk", "tx_last_24h", "foreign")
@@ -130,6 +136,7 @@ def predict(model, x):
     )
 
 
+@project_trigger(event="retrain_required", branches=["dev"], parameters={"train_on": "current"})
 class FraudTrainingFlow(ProjectFlow):
     """Build features, train the fraud classifier and register both as assets."""
 
@@ -144,12 +151,21 @@ class FraudTrainingFlow(ProjectFlow):
     checkpoint_every = Parameter(
         "checkpoint_every", default=50, type=int, help="epochs between training checkpoints"
     )
+    train_on = Parameter(
+        "train_on", default="",
+        help="train on this fraud_features instance (vN) instead of generating new transactions",
+    )
 
     @step
     def start(self):
-        """Generate the transactions and register them as ``fraud_features``."""
+        """Generate the transactions and register them as ``fraud_features``, or (with
+        ``--train_on``) load an instance registered before."""
         if self.checkpoint_every < 1:
             raise ValueError(f"--checkpoint_every must be at least 1, not {self.checkpoint_every}")
+        if self.train_on:
+            self.features = self.prj.get_data("fraud_features", instance=self.train_on)
+            self.next(self.train)
+            return
         self.features = make_transactions(self.n_rows, self.seed, self.shift)
         self.prj.register_data(
             "fraud_features",

@@ -4,7 +4,10 @@ read-only and named in the output (a ``registry`` line, or key in JSON).
 
 ``--follow`` then waits for new events and prints each as it is published (JSON: one object
 a line), until interrupted or ``--for SECONDS`` have passed. On PostgreSQL the wait is woken
-by the server's notification; the SQLite file is looked at every 0.1 s."""
+by the server's notification; the SQLite file is looked at every 10 ms.
+
+``--runs`` shows the chains instead: every event with the runs ``flowpolicy dispatch``
+started for it and how each ended, and the events those runs published in turn."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import sys
 
 from flowpolicy import api
 from flowpolicy.commands import add_scope, emit
-from flowpolicy.errors import EXIT_OK
+from flowpolicy.errors import EXIT_OK, RegistryError
 
 HELP = "show project events published to the asset registry (--follow: and new ones)"
 
@@ -24,10 +27,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep printing new events as they are published")
     parser.add_argument("--for", dest="follow_for", type=float, metavar="SECONDS",
                         help="with --follow: stop after this long (default: until interrupted)")
+    parser.add_argument("--runs", action="store_true",
+                        help="event -> run -> event: the runs each event started (dispatch) "
+                             "and how they ended")
+    parser.add_argument("--limit", type=int, default=500, metavar="N",
+                        help="with --runs: the newest N events (default 500; 0 = all)")
     add_scope(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.runs:
+        if args.follow or args.name:
+            raise RegistryError("--runs shows the chains so far, of every event; it does not "
+                                "go with --follow or --name")
+        return emit(api.event_runs(api.EventRunsRequest(
+            project=args.project, branch=args.branch, registry=args.registry,
+            limit=args.limit)), args.format)
     request = api.EventsRequest(name=args.name, project=args.project, branch=args.branch,
                                 registry=args.registry, follow_for=args.follow_for)
     if not args.follow:

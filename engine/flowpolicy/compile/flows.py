@@ -8,7 +8,7 @@ numbers, and IR objects that the ``py`` filter writes as literals.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from flowpolicy.compile import names
@@ -66,7 +66,27 @@ def plan_flows(policy: Policy) -> list[FlowPlan]:
                     f"{other.rule!r} would both generate {key}; rename one of them"
                 )
             seen[key] = plan
-    return plans
+    return _with_triggers(policy, plans)
+
+
+def _with_triggers(policy: Policy, plans: list[FlowPlan]) -> list[FlowPlan]:
+    """Each plan with the ``@project_trigger`` decorators of its flow: one per triggering
+    event, limited to its branches (see :mod:`flowpolicy.triggers`)."""
+    from flowpolicy.triggers import trigger_table
+
+    by_flow: dict[tuple[str, str], list[dict[str, object]]] = {}
+    for trigger in trigger_table(policy).triggers:
+        if trigger.kind == "flow":
+            continue  # a hand-written flow carries its own decorator
+        names.check_trigger_event(policy, trigger.event, trigger.json_path)
+        by_flow.setdefault(trigger.flow, []).append({
+            "event": trigger.event,
+            "branches": list(trigger.branches),
+            "parameters": dict(trigger.parameters),
+        })
+    return [replace(plan, context={**plan.context,
+                                   "triggers": by_flow.get((plan.kind, plan.rule), [])})
+            for plan in plans]
 
 
 def source_label(policy: Policy) -> str:

@@ -68,6 +68,11 @@ def check_event(policy: Policy, value: object, json_path: str, what: str) -> str
     return _check_schema_rule(policy, value, "eventName", json_path, what)
 
 
+def check_trigger_event(policy: Policy, value: object, json_path: str) -> str:
+    """An event a generated flow is triggered by: a policy event or a lifecycle event."""
+    return _check_schema_rule(policy, value, "triggerEvent", json_path, "trigger event")
+
+
 def check_branch(policy: Policy, value: object, json_path: str, what: str) -> str:
     """A branch name, mentioned in docstrings."""
     return _check_schema_rule(policy, value, "branchName", json_path, what)

@@ -57,4 +57,9 @@ CODES: dict[str, str] = {
     "FP222": "naming.allowed_words names a word that no forbidden_words list forbids",
     "FP223": "a drift column's levels name a level that the rule does not declare",
     "FP224": "drift column_settings name a column that the rule's columns leave out",
+    "FP225": "triggers could start each other forever (the trigger graph has a cycle)",
+    "FP226": "trigger entry that names no flow or several, a rule the policy does not have, "
+             "an undeclared branch, or a Parameter the flow does not take from events",
+    "FP227": "two trigger entries say what starts one flow on one branch",
+    "FP228": "trigger flow path that is not a relative path inside the project",
 }

@@ -27,6 +27,7 @@ from flowpolicy.diagnostics import Diagnostic
 from flowpolicy.errors import FlowpolicyError, PolicyError
 from flowpolicy.policy.merge import STOCK_NAMING, ExtendsResolver, apply_defaults
 from flowpolicy.policy.model import (
+    TRIGGER_TARGETS,
     AssetDecl,
     ChampionRule,
     Check,
@@ -39,6 +40,7 @@ from flowpolicy.policy.model import (
     Policy,
     PromotionEdge,
     RegistrationRules,
+    TriggerDecl,
     frozen_map,
 )
 from flowpolicy.policy.schema import schema_diagnostics
@@ -112,7 +114,11 @@ def _load(doc: SourceDoc | None, problems: list[Diagnostic], source: str, base_d
     data, locations = merged.data, merged.locations
     apply_defaults(data, locations)
     _raise_if(semantic_diagnostics(data, locations, source))
-    return _build(data, locations, source)
+    policy = _build(data, locations, source)
+    from flowpolicy.triggers import loop_diagnostics  # needs the IR: the whole trigger table
+
+    _raise_if(loop_diagnostics(policy))
+    return policy
 
 
 def _number(value: float | int | None) -> float | None:
@@ -195,10 +201,20 @@ def _build(doc: dict, locations: dict, source: str) -> Policy:
         compile=CompileSettings(**_given(doc.get("compile") or {}, "output_dir")),
         registration=RegistrationRules(
             **_given(doc.get("registration") or {}, "max_versions_per_task")),
+        triggers=tuple(_trigger(entry) for entry in doc.get("triggers") or []),
         extends=tuple(doc.get("extends", ())),
         source=source,
         locations=frozen_map(locations),
     )
+
+
+def _trigger(entry: dict) -> TriggerDecl:
+    [kind] = [key for key in TRIGGER_TARGETS if key in entry]  # semantics checked: one
+    return TriggerDecl(
+        kind=kind, target=entry[kind], branches=tuple(entry.get("branches", ())),
+        parameters=frozen_map(entry.get("parameters")),
+        registers=tuple(entry.get("registers", ())), publishes=tuple(entry.get("publishes", ())),
+        **_given(entry, "event", "enabled"))
 
 
 @cache

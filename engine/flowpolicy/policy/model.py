@@ -295,6 +295,45 @@ class RegistrationRules:
         return {"max_versions_per_task": self.max_versions_per_task}
 
 
+#: What a trigger entry starts: a generated flow (by its rule) or a hand-written one.
+TRIGGER_TARGETS: tuple[str, ...] = ("gate", "champion", "promotion", "drift", "flow")
+
+
+@dataclass(frozen=True)
+class TriggerDecl:
+    """One ``triggers:`` entry: on the ``branches`` it names (empty: every branch the flow
+    runs on), ``event`` starts the flow of ``kind`` ``target`` (a gate's name, an asset's
+    champion / promotion / drift rule, or a hand-written flow file relative to the project
+    root), each Parameter in ``parameters`` set from the payload field it names; or, with
+    ``enabled`` false, nothing starts it there. ``registers`` / ``publishes``: the assets and
+    events a hand-written flow produces, which the loop check follows."""
+
+    kind: str
+    target: str
+    event: str | None = None
+    enabled: bool = True
+    branches: tuple[str, ...] = ()
+    parameters: Mapping[str, str] = field(default_factory=frozen_map)
+    registers: tuple[str, ...] = ()
+    publishes: tuple[str, ...] = ()
+
+    def to_document(self) -> dict:
+        doc: dict = {self.kind: self.target}
+        if self.event is not None:
+            doc["event"] = self.event
+        if not self.enabled:
+            doc["enabled"] = False
+        if self.branches:
+            doc["branches"] = list(self.branches)
+        if self.parameters:
+            doc["parameters"] = dict(self.parameters)
+        if self.registers:
+            doc["registers"] = list(self.registers)
+        if self.publishes:
+            doc["publishes"] = list(self.publishes)
+        return doc
+
+
 @dataclass(frozen=True)
 class Policy:
     """A loaded, merged, validated policy. Build it only through the loader."""
@@ -310,6 +349,7 @@ class Policy:
     drift: Mapping[str, DriftRule] = field(default_factory=frozen_map)
     compile: CompileSettings = field(default_factory=CompileSettings)
     registration: RegistrationRules = field(default_factory=RegistrationRules)
+    triggers: tuple[TriggerDecl, ...] = ()
     extends: tuple[str, ...] = ()
     #: The file this policy was loaded from ("<string>" when loaded from text).
     source: str = field(default="<string>", compare=False)
@@ -336,6 +376,8 @@ class Policy:
         # section existed keep their hash (and the evidence recorded under it stays valid).
         if self.registration != RegistrationRules():
             document["registration"] = self.registration.to_document()
+        if self.triggers:  # likewise: no section, the same hash as before it existed
+            document["triggers"] = [t.to_document() for t in self.triggers]
         return document
 
     @property

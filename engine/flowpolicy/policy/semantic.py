@@ -12,6 +12,7 @@ from flowpolicy.policy.model import (
     CHAMPION_REQUIREMENT,
     INDETERMINATE,
     NO_LEVEL,
+    TRIGGER_TARGETS,
     DriftRule,
     SourceLocation,
     locate,
@@ -23,6 +24,14 @@ from flowpolicy.policy.source import child_path
 RESERVED_ALIASES = frozenset({"latest"})
 #: Drift verdicts that are not levels: no threshold reached, or left open by the bound.
 RESERVED_LEVELS = frozenset({NO_LEVEL, INDETERMINATE})
+
+#: The Parameters of each generated flow an event may set: instance specs and branches.
+TRIGGER_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "gate": ("instance",),
+    "champion": ("candidate",),
+    "promotion": ("instance", "source", "target"),
+    "drift": ("current", "reference"),
+}
 
 
 def name_tokens(name: str) -> list[str]:
@@ -101,6 +110,7 @@ class _Checker:
         self.check_promotion()
         self.check_drift()
         self.check_events()
+        self.check_triggers()
         return sorted(self.diagnostics, key=lambda d: (d.path, d.line, d.col, d.code))
 
     def check_naming(self) -> None:
@@ -346,6 +356,74 @@ class _Checker:
                                                  level)))
         for event, path in events:
             self.not_keyword(event, path, "event name")
+
+
+    def check_triggers(self) -> None:
+        branches = self.doc.get("branches") or []
+        rules = {"gate": self.doc.get("gates") or {},
+                 "champion": self.doc.get("champion") or {},
+                 "promotion": {a for e in self.doc.get("promotion") or []
+                               for a in edge_assets(e, self.doc)},
+                 "drift": self.doc.get("drift") or {}}
+        seen: dict[tuple[str, str, str], int] = {}
+        for index, entry in enumerate(self.doc.get("triggers") or []):
+            path = child_path("$.triggers", index)
+            kinds = [kind for kind in TRIGGER_TARGETS if kind in entry]
+            if len(kinds) != 1:
+                self.report("FP226", path, "a trigger names exactly one flow: one of "
+                            + ", ".join(TRIGGER_TARGETS)
+                            + (f" (this one names {', '.join(kinds)})" if kinds else ""))
+                continue
+            kind = kinds[0]
+            target = entry[kind]
+            if kind == "flow":
+                self._check_flow_path(target, f"{path}.flow")
+            elif target not in rules[kind]:
+                known = ", ".join(sorted(rules[kind])) or "none"
+                self.report("FP226", f"{path}.{kind}",
+                            f"no {kind} flow {target!r}: the policy generates {kind} flows "
+                            f"for {known}")
+            enabled = entry.get("enabled", True)
+            if enabled and "event" not in entry:
+                self.report("FP226", path, "name the event that starts the flow "
+                                           "(event: ...), or switch it off (enabled: false)")
+            if not enabled and "event" in entry:
+                self.report("FP226", f"{path}.event", "a switched-off trigger (enabled: false) "
+                                                      "names no event")
+            if kind != "flow":
+                allowed = TRIGGER_PARAMETERS[kind]
+                for parameter in entry.get("parameters") or {}:
+                    if parameter not in allowed:
+                        self.report("FP226", child_path(f"{path}.parameters", parameter),
+                                    f"{kind} flows take {', '.join(allowed)} from an event "
+                                    f"(thresholds come from the policy), not {parameter!r}")
+                for key in ("registers", "publishes"):
+                    if key in entry:
+                        self.report("FP226", f"{path}.{key}",
+                                    f"{key} is for flow: entries; what a generated flow "
+                                    "registers and publishes follows from its rule")
+            for position, asset in enumerate(entry.get("registers") or []):
+                self.asset_ref(asset, child_path(f"{path}.registers", position))
+            for position, branch in enumerate(entry.get("branches") or []):
+                if branches and branch not in branches:
+                    self.report("FP226", child_path(f"{path}.branches", position),
+                                f"branch {branch!r} is not declared under branches "
+                                f"(declared: {', '.join(branches)})")
+            for branch in entry.get("branches") or branches or ["*"]:
+                key = (kind, target, branch)
+                if key in seen:
+                    where = "every branch" if branch == "*" else f"branch {branch!r}"
+                    self.report("FP227", path,
+                                f"triggers[{seen[key]}] already says what starts the {kind} "
+                                f"flow {target!r} on {where}; one deployed flow listens to "
+                                "one event")
+                seen.setdefault(key, index)
+
+    def _check_flow_path(self, target: str, path: str) -> None:
+        parts = target.split("/")
+        if target.startswith("/") or any(part in ("", ".", "..") for part in parts):
+            self.report("FP228", path, f"flow {target!r} must be a relative path inside the "
+                                       "project (no leading /, no . or .. parts)")
 
 
 def semantic_diagnostics(

@@ -69,6 +69,19 @@ _cache_lock = threading.Lock()
 _inherited: list[Registry] = []
 
 
+def _forked() -> None:
+    """In a forked child: another thread of the parent may have held the cache lock at the
+    fork (it stays held in the child forever), and the parent's connections are not the
+    child's to use. A new lock, and the parent's backends parked, untouched."""
+    global _cache_lock
+    _cache_lock = threading.Lock()
+    _inherited.extend(_cache.values())
+    _cache.clear()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 def default_registry_url() -> str:
     return _chosen_url(None)[0]
 
@@ -191,7 +204,8 @@ def _create(url: str, read_only: bool, origin: str) -> Registry:
 #: The Registry methods that write.
 WRITE_METHODS = frozenset(
     {"register", "register_once", "set_alias", "unset_alias", "record_consumption",
-     "add_evidence", "publish_event", "delete_asset"})
+     "add_evidence", "publish_event", "delete_asset", "claim_dispatch", "start_dispatch",
+     "note_dispatch_run", "finish_dispatch", "advance_cursor"})
 
 
 class ReadOnlyRegistry:

@@ -231,6 +231,68 @@ def event_wire_name(project: str, branch: str, name: str) -> str:
     return f"prj.{project}.{branch}.{name}"
 
 
+def parse_wire_name(wire_name: str) -> tuple[str, str, str]:
+    """``(project, branch, name)`` of ``prj.<project>.<branch>.<name>``. Project and
+    (sanitised) branch names hold no dots, so everything after the third dot is the name
+    (lifecycle event names have dots of their own). Anything else is a RegistryError."""
+    parts = wire_name.split(".", 3) if isinstance(wire_name, str) else []
+    if len(parts) != 4 or parts[0] != "prj" or not all(parts[1:]):
+        raise RegistryError(
+            f"event name {wire_name!r} is not a project event: expected "
+            "prj.<project>.<branch>.<name>")
+    return parts[1], parts[2], parts[3]
+
+
+# -- lifecycle events ---------------------------------------------------------------------
+#
+# The registry publishes these itself, in the transaction of the change they announce, so an
+# event exists exactly when its change does. Their names carry the asset (and the alias), as
+# an Argo Events sensor built by Metaflow's @trigger filters on the event name only; the dots
+# keep them apart from the policy's own event names, which are plain identifiers.
+
+def new_instance_event(asset_type: str, asset: str) -> str:
+    """``<type>.<asset>.new_instance``: a new instance of ``asset`` was registered (a
+    training run, a promotion into the branch, a drift report)."""
+    return f"{asset_type}.{asset}.new_instance"
+
+
+def alias_event(asset_type: str, asset: str, alias: str) -> str:
+    """``<type>.<asset>.alias.<alias>``: ``@alias`` of ``asset`` was moved."""
+    return f"{asset_type}.{asset}.alias.{alias}"
+
+
+def new_instance_payload(record: InstanceRecord, actor: EntityRef) -> dict[str, Any]:
+    """What a new-instance event carries; ``instance`` is what triggered flows judge."""
+    payload: dict[str, Any] = {
+        "asset": record.scope.name,
+        "asset_type": record.scope.asset_type,
+        "instance": record.id,
+        "kind": record.kind,
+        "created_by": record.created_by.entity_id,
+        "actor": actor.entity_id,
+    }
+    for key in ("promoted_from_branch", "promoted_from_instance"):
+        if key in record.annotations:
+            payload[key] = record.annotations[key]
+    return payload
+
+
+def alias_payload(move: AliasMove) -> dict[str, Any]:
+    """What an alias-move event carries: ``from`` / ``to`` (``instance`` repeats ``to``, so
+    every lifecycle event names the instance it is about under the same key; an unset moves
+    to None)."""
+    return {
+        "asset": move.scope.name,
+        "asset_type": move.scope.asset_type,
+        "alias": move.alias,
+        "from": instance_id(move.from_version),
+        "to": instance_id(move.to_version),
+        "instance": instance_id(move.to_version),
+        "actor": move.by.entity_id,
+        "reason": move.reason,
+    }
+
+
 @dataclass(frozen=True)
 class EventRecord:
     """One published project event; ``wire_name`` is ``prj.<project>.<branch>.<name>``."""
@@ -284,6 +346,57 @@ class EvidenceRecord:
             "created_at": self.created_at,
             "created_by": self.created_by.to_dict(),
             "instance": f"v{self.version}",
+        }
+
+
+#: A dispatch's states, in the only order it moves through them.
+DISPATCH_STATES: tuple[str, ...] = ("claimed", "started", "finished")
+
+
+@dataclass(frozen=True)
+class DispatchRecord:
+    """One (event, flow) start decided by ``flowpolicy dispatch``.
+
+    ``claimed``: a dispatcher holds it until ``lease_until`` (seconds since the epoch); a
+    claim whose lease ran out may be taken over, which changes ``token``. ``started``: the
+    launcher holding the current token committed to run ``argv`` (``pid`` is that launcher);
+    nothing starts it again. ``finished``: the run ended with ``status`` (``succeeded``;
+    ``refused``, an expected refusal such as a failed gate; or ``failed``) and
+    ``returncode``; ``reason`` is the refusal's one line, else the last error line.
+    """
+
+    id: int
+    event_id: int
+    flow: str
+    #: the Metaflow flow (class) name, when known: with the run id it names the run
+    flow_name: str | None
+    branch: str
+    argv: tuple[str, ...]
+    cwd: str
+    state: str
+    token: str
+    claimed_by: str
+    lease_until: float
+    attempts: int
+    claimed_at: str
+    started_at: str | None = None
+    pid: int | None = None
+    run_pathspec: str | None = None
+    log_path: str | None = None
+    finished_at: str | None = None
+    status: str | None = None
+    returncode: int | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "event_id": self.event_id, "flow": self.flow,
+            "flow_name": self.flow_name, "branch": self.branch,
+            "argv": list(self.argv), "cwd": self.cwd, "state": self.state,
+            "claimed_by": self.claimed_by, "attempts": self.attempts,
+            "claimed_at": self.claimed_at, "started_at": self.started_at, "pid": self.pid,
+            "run": self.run_pathspec, "log": self.log_path, "finished_at": self.finished_at,
+            "status": self.status, "returncode": self.returncode, "reason": self.reason,
         }
 
 
@@ -417,8 +530,11 @@ class Registry(Protocol):
         annotations: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
         blobs: Sequence[str] | None = None,
+        actor: EntityRef | None = None,
     ) -> InstanceRecord:
-        """Append a new immutable instance ``v<latest+1>`` to ``scope`` (creating the asset)."""
+        """Append a new immutable instance ``v<latest+1>`` to ``scope`` (creating the asset)
+        and, in the same transaction, its :func:`new_instance_event`, published by ``actor``
+        (who registered it; default ``created_by``, the producer of what it holds)."""
         ...
 
     def register_once(
@@ -432,11 +548,12 @@ class Registry(Protocol):
         annotations: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
         blobs: Sequence[str] | None = None,
+        actor: EntityRef | None = None,
     ) -> tuple[InstanceRecord, bool]:
         """:meth:`register`, unless ``scope`` already holds an instance whose annotations
         carry every ``key`` item: then the newest such instance and False (True: registered
-        now). ``key`` must be part of ``annotations``. Decided in the registering transaction,
-        so concurrent callers with the same key get one instance."""
+        now, with its event). ``key`` must be part of ``annotations``. Decided in the
+        registering transaction, so concurrent callers with the same key get one instance."""
         ...
 
     def resolve(self, scope: Scope, spec: str = "latest") -> InstanceRecord: ...
@@ -467,7 +584,9 @@ class Registry(Protocol):
         by: EntityRef,
         reason: str | None = None,
         expected: Any = ANY,
-    ) -> AliasMove: ...
+    ) -> AliasMove:
+        """Move ``@alias`` and, in the same transaction, publish its :func:`alias_event`."""
+        ...
 
     def unset_alias(
         self,
@@ -520,19 +639,69 @@ class Registry(Protocol):
 
     def events(
         self, project: str | None = None, branch: str | None = None, name: str | None = None,
-        *, after: int | None = None,
+        *, after: int | None = None, limit: int | None = None,
     ) -> list[EventRecord]:
-        """Oldest first; ``after``: only events with a larger id (a follower's cursor). Ids
-        grow in commit order, so a cursor never skips an event that commits late."""
+        """Oldest first; ``after``: only events with a larger id (a follower's cursor), at
+        most ``limit`` of them. Ids grow in commit order, so a cursor never skips an event
+        that commits late."""
         ...
 
     def newest_event_id(self) -> int:
-        """The id of the newest event (0: none yet)."""
+        """The largest event id so far (0: none)."""
         ...
 
     def wait_for_events(self, after: int, timeout: float) -> bool:
         """Block until an event with an id larger than ``after`` exists (True) or ``timeout``
         seconds pass (False)."""
+        ...
+
+    # -- dispatch: which (event, flow) starts happened, decided once (flowpolicy dispatch) --
+
+    def claim_dispatch(
+        self, event_id: int, flow: str, *, flow_name: str | None, branch: str,
+        argv: Sequence[str], cwd: str, claimer: str, lease_seconds: float,
+    ) -> DispatchRecord | None:
+        """Claim the start of ``flow`` (a key: the flow file) for event ``event_id`` for
+        ``lease_seconds``, with a new token: a new claim, or the take-over of a ``claimed``
+        one whose lease ran out (then its stored ``argv``/``cwd``/``branch`` are kept, so the
+        original decision runs). None when someone holds a live claim or it was started already. One
+        transaction: of any number of concurrent claimers at most one gets the record."""
+        ...
+
+    def start_dispatch(self, dispatch_id: int, token: str, *, pid: int, log_path: str | None
+                       ) -> DispatchRecord | None:
+        """``claimed`` → ``started`` if ``token`` is still the claim's (compare-and-set);
+        the record, or None when the claim was taken over or is not ``claimed``. The
+        caller runs the flow only on a record: this is the decision that it runs."""
+        ...
+
+    def note_dispatch_run(self, dispatch_id: int, run_pathspec: str) -> None:
+        """Record the Metaflow run a ``started`` dispatch became."""
+        ...
+
+    def finish_dispatch(self, dispatch_id: int, *, status: str, returncode: int | None,
+                        reason: str | None) -> None:
+        """``started`` → ``finished`` with how the run ended (``succeeded``, ``refused``,
+        ``failed``)."""
+        ...
+
+    def dispatch(self, dispatch_id: int) -> DispatchRecord:
+        """One dispatch record; RegistryError when there is none."""
+        ...
+
+    def dispatches(self, *, event_id: int | None = None, state: str | None = None,
+                   lease_expired: bool = False, limit: int | None = None
+                   ) -> list[DispatchRecord]:
+        """Dispatch records, oldest first; ``lease_expired``: only claims whose lease ran out
+        (what a dispatcher takes over)."""
+        ...
+
+    def cursor(self, name: str) -> int:
+        """A follower's stored position: the last event id it has handled (0: none)."""
+        ...
+
+    def advance_cursor(self, name: str, event_id: int) -> int:
+        """Move cursor ``name`` forward to ``event_id`` (never back); its position now."""
         ...
 
     def info(self) -> dict[str, Any]:

@@ -25,9 +25,12 @@ compare-and-set; :data:`GUARANTEES`, shown by ``flowpolicy registry info``):
   between the read and the write is lost. A plain move (no ``expected``) is one request.
 - ``register_once`` (idempotent promotion) looks, then registers: two promotions of the same
   instance at the same moment may both register it.
-- Alias history, event listing and waiting for events raise :class:`RegistryError`; events
-  go to the platform's event bus through Metaflow's ``ArgoEvent``, as
-  ``obproject.ProjectEvent`` sends them.
+- Alias history, event listing, waiting for events and dispatch records raise
+  :class:`RegistryError`; events go to the platform's event bus through Metaflow's
+  ``ArgoEvent``, as ``obproject.ProjectEvent`` sends them. The lifecycle events (a new
+  instance, an alias move) are sent right after the change succeeded, not in one
+  transaction with it: a process killed in between leaves the change without its event.
+  Flows there are started by Argo Events, so ``flowpolicy dispatch`` refuses.
 """
 
 from __future__ import annotations
@@ -57,6 +60,10 @@ from flowpolicy.registry.base import (
     EvidenceRecord,
     InstanceRecord,
     Scope,
+    alias_event,
+    alias_payload,
+    new_instance_event,
+    new_instance_payload,
     parse_spec,
     stringify,
     utc_now,
@@ -78,7 +85,8 @@ GUARANTEES: tuple[str, ...] = (
     f"?alias_moves={READ_THEN_WRITE} (a move made in between is then lost)",
     "weaker: register_once (idempotent promotion) looks then registers; simultaneous "
     "promotions of one instance may both register it",
-    "refused: alias history, event listing and waiting for events raise",
+    "refused: alias history, event listing, waiting for events and dispatch records raise",
+    "weaker: lifecycle events are sent after the change, not in its transaction",
 )
 
 
@@ -196,7 +204,7 @@ class OuterboundsRegistry:
     def register(self, scope: Scope, *, kind: str, created_by: EntityRef,
                  description: str | None = None, annotations: Mapping[str, Any] | None = None,
                  tags: Mapping[str, Any] | None = None, blobs: Sequence[str] | None = None,
-                 ) -> InstanceRecord:
+                 actor: EntityRef | None = None) -> InstanceRecord:
         payload: dict[str, Any] = {"entity_ref": EntityRef.from_any(created_by).to_dict()}
         if description:
             payload["description"] = description
@@ -210,6 +218,14 @@ class OuterboundsRegistry:
         self._request("PATCH", self._asset_path(scope), payload)
         # the service answers without the new id: read it back, and make sure it is ours (a
         # registration by someone else may have landed in between)
+        record = self._registered(scope, payload, kind)
+        actor = EntityRef.from_any(actor if actor is not None else created_by)
+        self.publish_event(scope.project, scope.branch,
+                           new_instance_event(scope.asset_type, scope.name),
+                           new_instance_payload(record, actor), actor)
+        return record
+
+    def _registered(self, scope: Scope, payload: dict[str, Any], kind: str) -> InstanceRecord:
         latest = self.resolve(scope, "latest")
         if _is_what_was_sent(latest, payload, kind):
             return latest
@@ -224,7 +240,8 @@ class OuterboundsRegistry:
                       created_by: EntityRef, description: str | None = None,
                       annotations: Mapping[str, Any] | None = None,
                       tags: Mapping[str, Any] | None = None,
-                      blobs: Sequence[str] | None = None) -> tuple[InstanceRecord, bool]:
+                      blobs: Sequence[str] | None = None, actor: EntityRef | None = None,
+                      ) -> tuple[InstanceRecord, bool]:
         """Read-then-write, not one transaction (the service has none): two callers at the
         same moment may both register, and only the instances the service lists as recent
         are looked through."""
@@ -239,7 +256,8 @@ class OuterboundsRegistry:
                 if all(record.annotations.get(k) == v for k, v in match.items()):
                     return record, False
         return self.register(scope, kind=kind, created_by=created_by, description=description,
-                             annotations=annotations, tags=tags, blobs=blobs), True
+                             annotations=annotations, tags=tags, blobs=blobs,
+                             actor=actor), True
 
     def resolve(self, scope: Scope, spec: str = "latest") -> InstanceRecord:
         parse_spec(spec)
@@ -337,7 +355,11 @@ class OuterboundsRegistry:
         by = EntityRef.from_any(by)
         self._request("PUT", self._asset_path(scope, "aliases", alias),
                       {"instance_id": target.id, "entity_ref": by.to_dict()})
-        return AliasMove(scope, alias, current, target.version, by, utc_now(), reason)
+        move = AliasMove(scope, alias, current, target.version, by, utc_now(), reason)
+        self.publish_event(scope.project, scope.branch,
+                           alias_event(scope.asset_type, scope.name, alias),
+                           alias_payload(move), by)
+        return move
 
     def unset_alias(self, scope: Scope, alias: str, *, by: EntityRef,
                     reason: str | None = None, expected: Any = ANY) -> AliasMove:
@@ -411,7 +433,8 @@ class OuterboundsRegistry:
         return record
 
     def events(self, project: str | None = None, branch: str | None = None,
-               name: str | None = None, *, after: int | None = None) -> list[EventRecord]:
+               name: str | None = None, *, after: int | None = None,
+               limit: int | None = None) -> list[EventRecord]:
         raise RegistryError("the Outerbounds event bus cannot be listed from here")
 
     def newest_event_id(self) -> int:
@@ -420,6 +443,15 @@ class OuterboundsRegistry:
     def wait_for_events(self, after: int, timeout: float) -> bool:
         raise RegistryError("the Outerbounds event bus cannot be followed from here; "
                             "deployed flows are triggered by Argo Events")
+
+    def _no_dispatch(self, *_: Any, **__: Any) -> Any:
+        raise RegistryError(
+            "flowpolicy dispatch needs a registry with an events table (SQLite or "
+            "PostgreSQL); on Outerbounds the platform's Argo Events starts the triggered "
+            "flows")
+
+    claim_dispatch = start_dispatch = note_dispatch_run = finish_dispatch = _no_dispatch
+    dispatch = dispatches = cursor = advance_cursor = _no_dispatch
 
     def close(self) -> None:
         """Nothing to release: every call is one HTTP request."""

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -33,12 +35,17 @@ from flowpolicy.registry.base import (
     AssetNotFound,
     AssetSummary,
     Consumption,
+    DispatchRecord,
     EntityRef,
     EventRecord,
     EvidenceRecord,
     InstanceRecord,
     InstanceSpec,
     Scope,
+    alias_event,
+    alias_payload,
+    new_instance_event,
+    new_instance_payload,
     parse_spec,
     stringify,
     utc_now,
@@ -63,20 +70,28 @@ TABLES: Mapping[str, tuple[str, ...]] = MappingProxyType({
                  "details", "created_at", "created_by_kind", "created_by_id"),
     "asset_deletions": ("id", "asset_id", "through_version", "aliases", "by_kind", "by_id",
                         "at", "reason"),
+    "dispatches": ("id", "event_id", "flow", "flow_name", "branch", "argv", "cwd", "state",
+                   "token", "claimed_by", "lease_until", "attempts", "claimed_at",
+                   "started_at", "pid", "run_pathspec", "log_path", "finished_at", "status",
+                   "returncode", "reason"),
+    "cursors": ("name", "position", "updated_at"),
 })
 #: The key each table's rows are ordered by, in copies and digests.
 TABLE_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "instances": ("asset_id", "version"), "aliases": ("asset_id", "alias"),
+    "cursors": ("name",),
     **{table: ("id",) for table in ("assets", "alias_history", "consumptions", "events",
-                                    "evidence", "asset_deletions")},
+                                    "evidence", "asset_deletions", "dispatches")},
 })
 #: Tables whose ``id`` the database assigns (copies set it explicitly, then move the counter on).
 ID_TABLES: tuple[str, ...] = ("assets", "alias_history", "consumptions", "events", "evidence",
-                              "asset_deletions")
+                              "asset_deletions", "dispatches")
 #: The newest version an asset's latest deletion took away (0: never deleted); instances up to
 #: it are no longer read. The table exists from migration 3 on.
 _FLOOR = ("coalesce((SELECT max(d.through_version) FROM asset_deletions d "
           "WHERE d.asset_id = a.id), 0)")
+
+_DISPATCH_COLUMNS = ", ".join(TABLES["dispatches"])
 
 _INSTANCE_COLUMNS = (
     "i.version, i.kind, i.description, i.annotations, i.tags, i.blobs, i.created_at, "
@@ -244,6 +259,10 @@ class SQLRegistry:
         schemas as they are)."""
         return True
 
+    def _dispatch_readable(self, conn: Any) -> bool:
+        """Whether the schema read has the dispatch records and cursors (migration 5)."""
+        return True
+
     # -- instances ----------------------------------------------------------------------
 
     def register(
@@ -256,9 +275,10 @@ class SQLRegistry:
         annotations: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
         blobs: Sequence[str] | None = None,
+        actor: EntityRef | None = None,
     ) -> InstanceRecord:
         record, _ = self._register(scope, None, kind, created_by, description, annotations,
-                                   tags, blobs)
+                                   tags, blobs, actor)
         return record
 
     def register_once(
@@ -272,17 +292,20 @@ class SQLRegistry:
         annotations: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
         blobs: Sequence[str] | None = None,
+        actor: EntityRef | None = None,
     ) -> tuple[InstanceRecord, bool]:
         return self._register(scope, key, kind, created_by, description, annotations, tags,
-                              blobs)
+                              blobs, actor)
 
     def _register(
         self, scope: Scope, key: Mapping[str, str] | None, kind: str, created_by: EntityRef,
         description: str | None, annotations: Mapping[str, Any] | None,
         tags: Mapping[str, Any] | None, blobs: Sequence[str] | None,
+        actor: EntityRef | None,
     ) -> tuple[InstanceRecord, bool]:
-        """Append an instance, or (with ``key``) find the newest one whose annotations carry
-        every key item, in the same write transaction; True when it was registered now."""
+        """Append an instance and its lifecycle event, or (with ``key``) find the newest one
+        whose annotations carry every key item, in the same write transaction; True when it
+        was registered now."""
         if not kind or not isinstance(kind, str):
             raise RegistryError(f"{scope}: an instance needs a kind (e.g. 'artifact')")
         if isinstance(blobs, str):
@@ -293,6 +316,7 @@ class SQLRegistry:
         desc = description or ""
         now = utc_now()
         created_by = EntityRef.from_any(created_by)
+        actor = created_by if actor is None else EntityRef.from_any(actor)
         match = None
         if key is not None:
             match = stringify(key, "key")
@@ -320,11 +344,15 @@ class SQLRegistry:
                 (asset_id, version, kind, desc, encode_json(ann), encode_json(tag),
                  encode_json(blob_list), now, created_by.entity_kind, created_by.entity_id),
             )
-        return InstanceRecord(
-            scope=scope, version=version, kind=kind, description=desc,
-            annotations=MappingProxyType(ann), tags=MappingProxyType(tag),
-            blobs=tuple(blob_list), created_at=now, created_by=created_by,
-        ), True
+            record = InstanceRecord(
+                scope=scope, version=version, kind=kind, description=desc,
+                annotations=MappingProxyType(ann), tags=MappingProxyType(tag),
+                blobs=tuple(blob_list), created_at=now, created_by=created_by,
+            )
+            self._insert_event(conn, scope.project, scope.branch,
+                               new_instance_event(scope.asset_type, scope.name),
+                               encode_json(new_instance_payload(record, actor)), now, actor)
+        return record, True
 
     def resolve(self, scope: Scope, spec: str = "latest") -> InstanceRecord:
         parsed = parse_spec(spec)
@@ -549,7 +577,11 @@ class SQLRegistry:
                 f"by_id, at, reason) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})",
                 (asset_id, alias, current, version, by.entity_kind, by.entity_id, now, reason),
             )
-        return AliasMove(scope, alias, current, version, by, now, reason)
+            move = AliasMove(scope, alias, current, version, by, now, reason)
+            self._insert_event(conn, scope.project, scope.branch,
+                               alias_event(scope.asset_type, scope.name, alias),
+                               encode_json(alias_payload(move)), now, by)
+        return move
 
     def unset_alias(
         self,
@@ -580,7 +612,11 @@ class SQLRegistry:
                 f"by_id, at, reason) VALUES ({p}, {p}, {p}, NULL, {p}, {p}, {p}, {p})",
                 (asset_id, alias, current, by.entity_kind, by.entity_id, now, reason),
             )
-        return AliasMove(scope, alias, current, None, by, now, reason)
+            move = AliasMove(scope, alias, current, None, by, now, reason)
+            self._insert_event(conn, scope.project, scope.branch,
+                               alias_event(scope.asset_type, scope.name, alias),
+                               encode_json(alias_payload(move)), now, by)
+        return move
 
     def get_alias(self, scope: Scope, alias: str) -> int | None:
         validate_alias(alias)
@@ -721,23 +757,30 @@ class SQLRegistry:
             raise RegistryError(f"payload of event {name!r} is not JSON: {exc}") from exc
         producer = EntityRef.from_any(producer)
         now = utc_now()
-        p = self._sql.param
         with self._write(creates=True) as conn:
-            if self._sql.serialise_events is not None:
-                conn.execute(self._sql.serialise_events)
-            event_id = conn.execute(
-                "INSERT INTO events (project, branch, name, payload, created_at, producer_kind, "
-                f"producer_id) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}) RETURNING id",
-                (project, branch, name, payload_json, now, producer.entity_kind,
-                 producer.entity_id),
-            ).fetchone()[0]
+            event_id = self._insert_event(conn, project, branch, name, payload_json, now,
+                                          producer)
         return EventRecord(event_id, project, branch, name,
                            None if payload_json is None else json.loads(payload_json),
                            now, producer)
 
+    def _insert_event(self, conn: Any, project: str, branch: str, name: str,
+                      payload_json: str | None, at: str, producer: EntityRef) -> int:
+        """Append one event inside the caller's write transaction (after every other lock
+        it takes, so the event lock is always the last one held); its id."""
+        p = self._sql.param
+        if self._sql.serialise_events is not None:
+            conn.execute(self._sql.serialise_events)
+        return conn.execute(
+            "INSERT INTO events (project, branch, name, payload, created_at, producer_kind, "
+            f"producer_id) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}) RETURNING id",
+            (project, branch, name, payload_json, at, producer.entity_kind,
+             producer.entity_id),
+        ).fetchone()[0]
+
     def events(
         self, project: str | None = None, branch: str | None = None, name: str | None = None,
-        *, after: int | None = None,
+        *, after: int | None = None, limit: int | None = None,
     ) -> list[EventRecord]:
         where, params = self._filters(project=project, branch=branch, name=name)
         if after is not None:
@@ -745,6 +788,9 @@ class SQLRegistry:
             params.append(int(after))
         sql = ("SELECT id, project, branch, name, payload, created_at, producer_kind, "
                f"producer_id FROM events{where} ORDER BY id")
+        if limit is not None:
+            sql += f" LIMIT {self._sql.param}"
+            params.append(int(limit))
         with self._reading() as conn:
             rows = conn.execute(sql, params).fetchall()
             return [EventRecord(i, p, b, n, None if pl is None else json.loads(pl), at,
@@ -754,6 +800,116 @@ class SQLRegistry:
         """The id of the newest event (0: none yet)."""
         with self._reading() as conn:
             return conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+
+    # -- dispatch -----------------------------------------------------------------------
+
+    def claim_dispatch(
+        self, event_id: int, flow: str, *, flow_name: str | None, branch: str,
+        argv: Sequence[str], cwd: str, claimer: str, lease_seconds: float,
+    ) -> DispatchRecord | None:
+        token = secrets.token_hex(8)
+        now, at = time.time(), utc_now()
+        p = self._sql.param
+        with self._write() as conn:
+            if conn.execute(f"SELECT id FROM events WHERE id = {p}",
+                            (int(event_id),)).fetchone() is None:
+                raise RegistryError(f"no event {event_id} in registry {self._location}")
+            # one statement decides a new claim (a concurrent one waits on the unique key,
+            # then inserts nothing), a second the take-over of an expired one
+            new = conn.execute(
+                "INSERT INTO dispatches (event_id, flow, flow_name, branch, argv, cwd, state, "
+                "token, claimed_by, lease_until, attempts, claimed_at) "
+                f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}, 'claimed', {p}, {p}, {p}, 1, {p}) "
+                "ON CONFLICT (event_id, flow) DO NOTHING RETURNING id",
+                (int(event_id), flow, flow_name, branch, encode_json(list(argv)), cwd, token,
+                 claimer, now + lease_seconds, at)).fetchone()
+            if new is None and not conn.execute(
+                    f"UPDATE dispatches SET token = {p}, claimed_by = {p}, lease_until = {p}, "
+                    f"attempts = attempts + 1, claimed_at = {p} WHERE event_id = {p} "
+                    f"AND flow = {p} AND state = 'claimed' AND lease_until < {p}",
+                    (token, claimer, now + lease_seconds, at, int(event_id), flow, now)
+                    ).rowcount:
+                return None
+            return self._dispatch_rows(conn, f"WHERE event_id = {p} AND flow = {p}",
+                                       (int(event_id), flow))[0]
+
+    def start_dispatch(self, dispatch_id: int, token: str, *, pid: int, log_path: str | None
+                       ) -> DispatchRecord | None:
+        p = self._sql.param
+        with self._write() as conn:
+            changed = conn.execute(
+                f"UPDATE dispatches SET state = 'started', started_at = {p}, pid = {p}, "
+                f"log_path = {p} WHERE id = {p} AND token = {p} AND state = 'claimed'",
+                (utc_now(), int(pid), log_path, int(dispatch_id), token)).rowcount
+            if not changed:
+                return None
+            return self._dispatch_rows(conn, f"WHERE id = {p}", (int(dispatch_id),))[0]
+
+    def note_dispatch_run(self, dispatch_id: int, run_pathspec: str) -> None:
+        p = self._sql.param
+        with self._write() as conn:
+            conn.execute(f"UPDATE dispatches SET run_pathspec = {p} WHERE id = {p} "
+                         "AND state = 'started'", (run_pathspec, int(dispatch_id)))
+
+    def finish_dispatch(self, dispatch_id: int, *, status: str, returncode: int | None,
+                        reason: str | None) -> None:
+        p = self._sql.param
+        with self._write() as conn:
+            changed = conn.execute(
+                f"UPDATE dispatches SET state = 'finished', finished_at = {p}, status = {p}, "
+                f"returncode = {p}, reason = {p} WHERE id = {p} AND state = 'started'",
+                (utc_now(), status, returncode, reason, int(dispatch_id))).rowcount
+            if not changed:
+                raise RegistryError(f"dispatch {dispatch_id} is not started; cannot finish it")
+
+    def dispatch(self, dispatch_id: int) -> DispatchRecord:
+        with self._reading() as conn:
+            found = (self._dispatch_rows(conn, f"WHERE id = {self._sql.param}",
+                                         (int(dispatch_id),))
+                     if self._dispatch_readable(conn) else [])
+        if not found:
+            raise RegistryError(f"no dispatch {dispatch_id} in registry {self._location}")
+        return found[0]
+
+    def dispatches(self, *, event_id: int | None = None, state: str | None = None,
+                   lease_expired: bool = False, limit: int | None = None
+                   ) -> list[DispatchRecord]:
+        p = self._sql.param
+        where, params = self._filters(event_id=event_id, state=state)
+        if lease_expired:
+            where += f"{' AND' if where else ' WHERE'} state = 'claimed' AND lease_until < {p}"
+            params.append(time.time())
+        tail = " ORDER BY id" + (f" LIMIT {p}" if limit is not None else "")
+        if limit is not None:
+            params.append(int(limit))
+        with self._reading() as conn:
+            if not self._dispatch_readable(conn):
+                return []
+            return self._dispatch_rows(conn, where + tail, params)
+
+    @staticmethod
+    def _dispatch_rows(conn: Any, where: str, params: Sequence[Any]) -> list[DispatchRecord]:
+        rows = conn.execute(f"SELECT {_DISPATCH_COLUMNS} FROM dispatches {where}", params)
+        return [DispatchRecord(*row[:5], tuple(json.loads(row[5])), *row[6:])
+                for row in rows]
+
+    def cursor(self, name: str) -> int:
+        with self._reading() as conn:
+            if not self._dispatch_readable(conn):  # cursors came with dispatches
+                return 0
+            row = conn.execute(f"SELECT position FROM cursors WHERE name = {self._sql.param}",
+                               (name,)).fetchone()
+        return row[0] if row else 0
+
+    def advance_cursor(self, name: str, event_id: int) -> int:
+        p = self._sql.param
+        with self._write() as conn:
+            return conn.execute(
+                f"INSERT INTO cursors (name, position, updated_at) VALUES ({p}, {p}, {p}) "
+                "ON CONFLICT (name) DO UPDATE SET position = CASE WHEN excluded.position > "
+                "cursors.position THEN excluded.position ELSE cursors.position END, "
+                "updated_at = excluded.updated_at RETURNING position",
+                (name, int(event_id), utc_now())).fetchone()[0]
 
     # -- maintenance --------------------------------------------------------------------
 

@@ -63,7 +63,10 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 _BUSY_TIMEOUT_S = 60.0
 _CACHE_KIB = 32 * 1024
 _MMAP_BYTES = 256 * 1024 * 1024
-_EVENT_POLL_S = 0.1
+#: How often a follower looks at the file for new events (SQLite cannot notify another
+#: process): each look is one max(id) probe of the events' primary key, and a dispatcher
+#: waiting on it should start a flow well within 100 ms of its event.
+_EVENT_POLL_S = 0.01
 
 _V1 = (
     """CREATE TABLE assets (
@@ -205,9 +208,50 @@ _V4 = (
        BEGIN SELECT RAISE(ABORT, 'alias history is append-only'); END""",
 )
 
+#: Migration 5: what ``flowpolicy dispatch`` decided. One row per (event, flow), so a start
+#: is claimed once however many dispatchers race; the state only moves forward.
+_V5 = (
+    """CREATE TABLE dispatches (
+        id           INTEGER PRIMARY KEY,
+        event_id     INTEGER NOT NULL REFERENCES events (id),
+        flow         TEXT NOT NULL,
+        flow_name    TEXT,
+        branch       TEXT NOT NULL,
+        argv         TEXT NOT NULL,
+        cwd          TEXT NOT NULL,
+        state        TEXT NOT NULL CHECK (state IN ('claimed', 'started', 'finished')),
+        token        TEXT NOT NULL,
+        claimed_by   TEXT NOT NULL,
+        lease_until  REAL NOT NULL,
+        attempts     INTEGER NOT NULL,
+        claimed_at   TEXT NOT NULL,
+        started_at   TEXT,
+        pid          INTEGER,
+        run_pathspec TEXT,
+        log_path     TEXT,
+        finished_at  TEXT,
+        status       TEXT CHECK (status IN ('succeeded', 'refused', 'failed')),
+        returncode   INTEGER,
+        reason       TEXT,
+        UNIQUE (event_id, flow)
+    )""",
+    "CREATE INDEX dispatches_by_state ON dispatches (state, lease_until)",
+    """CREATE TRIGGER dispatches_forward_only BEFORE UPDATE ON dispatches
+       WHEN OLD.state = 'finished' OR (OLD.state = 'started' AND NEW.state = 'claimed')
+            OR NEW.event_id != OLD.event_id OR NEW.flow != OLD.flow
+       BEGIN SELECT RAISE(ABORT, 'a dispatch only moves forward'); END""",
+    """CREATE TRIGGER dispatches_kept BEFORE DELETE ON dispatches
+       BEGIN SELECT RAISE(ABORT, 'dispatch records are kept'); END""",
+    """CREATE TABLE cursors (
+        name       TEXT PRIMARY KEY,
+        position   INTEGER NOT NULL,
+        updated_at TEXT NOT NULL
+    ) WITHOUT ROWID""",
+)
+
 #: Numbered schema migrations; ``MIGRATIONS[n]`` takes a file from version n to n+1.
 #: Never edit a released migration: append a new one (in both SQL backends).
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The oldest schema a read-only handle reads without migrating. Raise it when a migration
 #: changes a table or column readers rely on (adding a table or an index does not).
@@ -276,6 +320,7 @@ class SQLiteRegistry(SQLRegistry):
         self._writes_ready = False
         self._has_evidence = False
         self._has_deletions = False
+        self._has_dispatch = False
 
     # -- opening ------------------------------------------------------------------------
 
@@ -322,6 +367,7 @@ class SQLiteRegistry(SQLRegistry):
         self._readable = self._schema is not None and self._schema >= OLDEST_READABLE_VERSION
         self._has_evidence = "evidence" in tables  # added by migration 2
         self._has_deletions = "asset_deletions" in tables  # added by migration 3
+        self._has_dispatch = "dispatches" in tables  # added by migration 5
 
     def _identify(self, conn: sqlite3.Connection) -> int | None:
         """Inside a transaction: the schema version of our registry, None for an empty
@@ -469,7 +515,7 @@ class SQLiteRegistry(SQLRegistry):
                 self._raise_failure(exc)
             if not self._writes_ready:
                 self._writes_ready = self._readable = self._has_evidence = True
-                self._has_deletions = True
+                self._has_deletions = self._has_dispatch = True
                 self._schema = SCHEMA_VERSION
 
     def close(self) -> None:
@@ -481,7 +527,7 @@ class SQLiteRegistry(SQLRegistry):
 
     def wait_for_events(self, after: int, timeout: float) -> bool:
         """Block until an event newer than id ``after`` is there (True) or ``timeout`` seconds
-        pass (False). SQLite cannot notify another process, so this looks every 0.1 s."""
+        pass (False). SQLite cannot notify another process, so this looks every 10 ms."""
         deadline = time.monotonic() + max(0.0, timeout)
         while True:
             if self.newest_event_id() > after:
@@ -543,6 +589,12 @@ class SQLiteRegistry(SQLRegistry):
             self._has_evidence = bool(conn.execute(
                 "SELECT count(*) FROM sqlite_master WHERE name = 'evidence'").fetchone()[0])
         return self._has_evidence
+
+    def _dispatch_readable(self, conn: sqlite3.Connection) -> bool:
+        if not self._has_dispatch:
+            self._has_dispatch = bool(conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'dispatches'").fetchone()[0])
+        return self._has_dispatch
 
     def change_probe(self) -> DataVersionProbe:
         """A :class:`~flowpolicy.registry.base.ChangeProbe` on a read-only connection of its

@@ -69,6 +69,7 @@ from flowpolicy.policy.model import (
     PromotionEdge,
     frozen_map,
 )
+from flowpolicy.registry.base import parse_spec
 
 if TYPE_CHECKING:
     from flowpolicy.registry.base import EvidenceRecord
@@ -787,6 +788,27 @@ def gates_on_path(policy: Policy, asset: str, edge: PromotionEdge) -> tuple[Gate
 
 class NothingToCompare(FlowpolicyError):
     """A drift rule's two instance specs do not name two different existing instances."""
+
+
+def relative_reference(rule: DriftRule, current: str, reference: str) -> str:
+    """The reference spec for a run whose ``current`` names one instance (``vN``, as a
+    triggered run is given the instance its event names): a ``latest-K`` reference counts
+    back from that instance, as far as the rule's own specs are apart (``current: latest,
+    reference: latest-1`` compares ``vN`` with ``v(N-1)``), so newer instances registered
+    meanwhile do not change what is compared. Other specs are returned as they are. Raises
+    :class:`NothingToCompare` when no instance is that far before ``vN``."""
+    pinned, back = parse_spec(current), parse_spec(reference)
+    own = parse_spec(rule.current)
+    if pinned.version is None or back.back is None or own.back is None:
+        return reference
+    distance = back.back - own.back
+    if distance <= 0:
+        return reference
+    if pinned.version - distance < 1:
+        raise NothingToCompare(
+            f"nothing to compare: {rule.asset} {current} has no instance {distance} before it "
+            f"(the rule compares {rule.current!r} with {rule.reference!r})", exit_code=1)
+    return f"v{pinned.version - distance}"
 
 
 def drift_pair(resolve: Callable[[str], str], asset: str, current: str, reference: str

@@ -139,7 +139,7 @@ def _promote_one(reg: Registry, src_scope: Scope, dst_scope: Scope, instance: st
             description=src.description,
             annotations={**src.annotations, **lineage, PROMOTED_BY: PROMOTER_ID,
                          PROMOTED_BY_ENTITY: f"{promoter.entity_kind} {promoter.entity_id}"},
-            tags=src.tags, blobs=src.blobs)
+            tags=src.tags, blobs=src.blobs, actor=promoter)
     why = reason or f"promoted from {src_scope.branch} {src.id}"
     wanted = []
     if with_aliases:

@@ -258,6 +258,28 @@ def conclude_champion(prj: Any, rule: ChampionRule, decision: Mapping[str, Any])
 # --- promotion ---------------------------------------------------------------------------
 
 
+def promotion_route(rules: PromotionRules, run_branch: str, source: str, target: str
+                    ) -> dict[str, str]:
+    """Where to promote from and to: ``source`` (default: the branch the run works on, as a
+    triggered run on that branch needs) and ``target`` (default: the one declared edge
+    leaving the source). With no edge, or several, leaving it and no ``target``, the run is
+    refused and says which to pass."""
+    from flowpolicy.runtime.branch import sanitize_branch
+
+    source = sanitize_branch(source) if source else run_branch
+    if target:
+        return {"source": source, "target": sanitize_branch(target)}
+    leaving = [edge.target for edge in rules.edges if edge.source == source]
+    if len(leaving) == 1:
+        return {"source": source, "target": leaving[0]}
+    declared = ", ".join(f"{e.source} -> {e.target}" for e in rules.edges)
+    if not leaving:
+        raise Refused(f"no promotion edge of {rules.asset} leaves {source} (declared: "
+                      f"{declared}); pass --source and --target", PROMOTION_REFUSED)
+    raise Refused(f"{len(leaving)} promotion edges of {rules.asset} leave {source} (to "
+                  f"{', '.join(leaving)}); pass --target", PROMOTION_REFUSED)
+
+
 def judge_promotion(rules: PromotionRules, promoted: Mapping[str, Any], target: str,
                     policy_hash: str) -> dict[str, Any]:
     """Check the edge from the pinned instance's branch to ``target`` and its requirements
@@ -311,12 +333,14 @@ def promote(rules: PromotionRules, verdict: Mapping[str, Any]) -> dict[str, Any]
 
 def pin_pair(asset: Any, rule: DriftRule, current: str, reference: str) -> dict[str, str]:
     """The two instances of ``rule.asset`` to compare, pinned to ids so every step compares
-    the same data; when the specs do not name two different instances there is nothing to
-    compare and the run is refused."""
+    the same data (a ``latest-K`` reference counts back from a ``current`` given as ``vN``:
+    :func:`~flowpolicy.runtime.decisions.relative_reference`); when the specs do not name two
+    different instances there is nothing to compare and the run is refused."""
     def resolve(spec: str) -> str:
         return asset.peek_data_asset(rule.asset, instance=spec)["id"]
 
     with _refusing(NOTHING_TO_COMPARE):
+        reference = decisions.relative_reference(rule, current, reference)
         current_id, reference_id = decisions.drift_pair(resolve, rule.asset, current, reference)
     return {"asset": rule.asset, "current": current_id, "reference": reference_id}
 

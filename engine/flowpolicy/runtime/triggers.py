@@ -46,12 +46,22 @@ def _project_configs(mutable_flow, decorator: str, error: type[MetaflowException
 
 class project_trigger(FlowMutator):
     """``@project_trigger(event="name")``: Metaflow's ``@trigger`` on
-    ``prj.<project>.<branch>.<name>`` for the branch the flow is deployed for."""
+    ``prj.<project>.<branch>.<name>`` for the branch the flow is deployed for.
+
+    flowpolicy's additions, both optional: ``parameters={"instance": "instance"}`` maps
+    payload fields to the flow's Parameters (Metaflow's ``@trigger`` mapping, so a triggered
+    run judges the instance the event names), and ``branches=[...]`` limits the decorator to
+    deployments on those (sanitised) branches, so a flow can listen to a different event on
+    each branch by stacking one decorator per branch set. Outside ``branches`` it adds
+    nothing."""
 
     def init(self, *args, **kwargs) -> None:
         self.event_suffix = kwargs.get("event") or (args[0] if args else None)
         if not self.event_suffix:
             raise AttributeError("Specify an event name: @project_trigger(event=NAME)")
+        self.parameters = dict(kwargs.get("parameters") or {})
+        branches = kwargs.get("branches")
+        self.branches = None if branches is None else {sanitize_branch(b) for b in branches}
 
     def pre_mutate(self, mutable_flow) -> None:
         config, spec = _project_configs(mutable_flow, "project_trigger",
@@ -67,8 +77,11 @@ class project_trigger(FlowMutator):
         if not branch:
             print(f"[@project_trigger] No branch resolved for project {project_name}.")
             return
+        if self.branches is not None and sanitize_branch(branch) not in self.branches:
+            return
         event = event_wire_name(project_name, sanitize_branch(branch), self.event_suffix)
-        mutable_flow.add_decorator("trigger", deco_kwargs={"event": event},
+        trigger = {"name": event, "parameters": self.parameters} if self.parameters else event
+        mutable_flow.add_decorator("trigger", deco_kwargs={"event": trigger},
                                    duplicates=mutable_flow.ERROR)
 
 
