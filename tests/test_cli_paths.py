@@ -110,3 +110,21 @@ def test_each_marker_in_that_message_makes_a_policy_file(tmp_path, head):
     result = flowpolicy("validate", cwd=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "p.yaml:" in result.stdout
+
+
+@pytest.mark.parametrize("args", [("validate",), ("compile", "--check")])
+def test_an_installation_missing_a_dependency_is_one_clear_line(tmp_path, args):
+    """An environment installed before a dependency joined pyproject.toml (an editable install
+    keeps running the new code without it) gets told what to reinstall, not a traceback. The
+    dependency is hidden from the child process by a ``None`` in ``sys.modules``."""
+    policy = str(EXAMPLE / "policies" / "fraud.yaml")
+    program = ("import sys; sys.modules['re2'] = None; from flowpolicy.cli import main; "
+               f"sys.exit(main({[*args, policy]!r}))")
+    result = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "flowpolicy: error: the Python module 're2' is not installed (package google-re2); "
+        "this installation of flowpolicy is incomplete or older than its code: reinstall it "
+        "(pip install -e '.[dev]' in the checkout, or pip install flowpolicy)"]

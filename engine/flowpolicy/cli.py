@@ -60,16 +60,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Import names of flowpolicy's dependencies that differ from the package to install.
+_PACKAGE_OF_MODULE = {"re2": "google-re2", "yaml": "pyyaml"}
+
+
+def _missing_module(exc: ModuleNotFoundError) -> str:
+    """What to tell a user whose installation lacks a module: typically an environment
+    installed before a dependency was added to pyproject.toml (an editable install does not
+    pick new dependencies up by itself)."""
+    module = (exc.name or "?").partition(".")[0]
+    package = _PACKAGE_OF_MODULE.get(module, module)
+    return (f"flowpolicy: error: the Python module {module!r} is not installed (package "
+            f"{package}); this installation of flowpolicy is incomplete or older than its code: "
+            "reinstall it (pip install -e '.[dev]' in the checkout, or pip install flowpolicy)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "_run", None):
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
+    args = None
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "_run", None):
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
         return int(args._run(args) or 0)
+    except ModuleNotFoundError as exc:
+        if getattr(args, "debug", False) or (exc.name or "").startswith("flowpolicy"):
+            raise
+        print(_missing_module(exc), file=sys.stderr)
+        return EXIT_USAGE
     except FlowpolicyError as exc:
-        if args.debug:
+        if getattr(args, "debug", False):
             raise
         print(f"flowpolicy: error: {exc}" if "\n" not in str(exc) else str(exc), file=sys.stderr)
         return exc.exit_code
