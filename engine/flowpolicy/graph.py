@@ -35,7 +35,7 @@ from types import MappingProxyType
 
 from flowpolicy.compile.flows import source_label
 from flowpolicy.errors import EXIT_FINDINGS, FlowpolicyError
-from flowpolicy.policy.loader import load_policy, require_policy_files
+from flowpolicy.policy.loader import load_policy, require_one_policy_file
 from flowpolicy.policy.model import CHAMPION_REQUIREMENT, Check, Policy, PromotionEdge
 from flowpolicy.registry import open_existing_registry
 from flowpolicy.registry.base import Registry, Scope
@@ -226,14 +226,10 @@ def draw(request: GraphRequest) -> GraphResult:
     """The promotion graph of one policy in ``request.format``; a policy without branches
     is an error with exit code 1 (nothing to draw). The registry, when asked for, is opened
     read-only and never created."""
-    paths = require_policy_files([request.policy] if request.policy else [])
-    if len(paths) > 1:
-        raise FlowpolicyError(
-            f"found {len(paths)} policies ({', '.join(map(str, paths))}); name the one to "
-            "draw: flowpolicy graph POLICY")
-    policy = load_policy(paths[0])
+    path = require_one_policy_file(request.policy, "graph", "draw")
+    policy = load_policy(path)
     if not policy.branches:  # and so no promotion edges either
-        raise FlowpolicyError(f"{paths[0]} declares no branches: nothing to draw",
+        raise FlowpolicyError(f"{path} declares no branches: nothing to draw",
                               exit_code=EXIT_FINDINGS)
     registry = None
     if request.holders:
@@ -243,7 +239,7 @@ def draw(request: GraphRequest) -> GraphResult:
                     "FLOWPOLICY_REGISTRY at the right file)")
     notes = []
     if not policy.promotion:
-        notes.append(f"{paths[0]} declares no promotion edges; the graph shows its branches "
+        notes.append(f"{path} declares no promotion edges; the graph shows its branches "
                      "only")
     if registry is not None and not registry.assets(policy.project):
         notes.append(f"registry {registry.url} holds no assets of project {policy.project}")

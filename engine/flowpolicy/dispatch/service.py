@@ -108,7 +108,7 @@ class DispatchReport:
 
 def dispatch(request: DispatchRequest) -> DispatchReport | TriggerListing:
     from flowpolicy.compile import output_dir_for
-    from flowpolicy.policy.loader import load_policy, require_policy_files
+    from flowpolicy.policy.loader import load_policy, require_one_policy_file
     from flowpolicy.project_root import project_root
     from flowpolicy.triggers import dispatch_table
 
@@ -120,23 +120,19 @@ def dispatch(request: DispatchRequest) -> DispatchReport | TriggerListing:
         raise FlowpolicyError(f"--max-runs takes a positive number, not {request.max_runs}")
     if request.follow_for is not None and request.mode != "follow":
         raise FlowpolicyError("--for goes with --follow")
-    paths = require_policy_files([request.policy] if request.policy else [])
-    if len(paths) > 1:
-        raise FlowpolicyError(
-            f"found {len(paths)} policies ({', '.join(map(str, paths))}); name the one to "
-            "dispatch for: flowpolicy dispatch POLICY")
-    policy = load_policy(paths[0])
-    root = project_root(paths[0].resolve().parent)
+    path = require_one_policy_file(request.policy, "dispatch", "dispatch for")
+    policy = load_policy(path)
+    root = project_root(path.resolve().parent)
     table = dispatch_table(policy, root, output_dir_for(policy))
     if request.mode == "list":
         return TriggerListing(table, root)
     if not table.triggers:
-        raise FlowpolicyError(f"{paths[0]}: no event starts any flow (no triggers)",
+        raise FlowpolicyError(f"{path}: no event starts any flow (no triggers)",
                               exit_code=EXIT_FINDINGS)
     missing = sorted({str(t.path) for t in table.targets.values() if not t.path.is_file()})
     if missing:
         raise FlowpolicyError(f"the flows {', '.join(missing)} do not exist: run flowpolicy "
-                              f"compile {paths[0]} first (or fix the triggers' flow: paths)")
+                              f"compile {path} first (or fix the triggers' flow: paths)")
     return _run(request, table, root)
 
 

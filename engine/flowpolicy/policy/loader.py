@@ -285,3 +285,15 @@ def require_policy_files(paths: Sequence[str | os.PathLike] = ()) -> list[Path]:
             f"no policy files found in {searched} (searched for *.yaml and *.yml files with a "
             "top-level 'version:' or 'project:' key, or the policy.schema.json modeline)")
     return files
+
+
+def require_one_policy_file(path: str | os.PathLike | None, command: str, verb: str) -> Path:
+    """The one policy file ``flowpolicy COMMAND [POLICY]`` works on: ``path``, or the only one
+    found where :func:`require_policy_files` looks; several found is a FlowpolicyError
+    asking to name the one to ``verb``."""
+    files = require_policy_files([path] if path else [])
+    if len(files) > 1:
+        raise FlowpolicyError(
+            f"found {len(files)} policies ({', '.join(map(str, files))}); name the one to "
+            f"{verb}: flowpolicy {command} POLICY")
+    return files[0]
