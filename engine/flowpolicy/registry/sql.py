@@ -232,6 +232,14 @@ class SQLRegistry:
     read_only: bool
     #: whether the schema read has the deletion marker (migration 3); backends keep it
     _has_deletions: bool = False
+    #: whether the schema read is known to have evidence (migration 2) and dispatch records
+    #: (migration 5); False: look again (see :meth:`_evidence_readable`)
+    _has_evidence: bool = False
+    _has_dispatch: bool = False
+    #: the schema is current and this handle claimed it: writes just write
+    _writes_ready: bool = False
+    _readable: bool
+    _schema: int | None
 
     def _reading(self) -> AbstractContextManager[Any]:
         raise NotImplementedError
@@ -254,14 +262,31 @@ class SQLRegistry:
         return conn.execute("SELECT coalesce(max(through_version), 0) FROM asset_deletions "
                             f"WHERE asset_id = {self._sql.param}", (asset_id,)).fetchone()[0]
 
+    def _has_table(self, conn: Any, table: str) -> bool:
+        """Whether the schema read holds ``table`` now (asked of the database)."""
+        raise NotImplementedError
+
     def _evidence_readable(self, conn: Any) -> bool:
         """Whether the schema read has an evidence table (a read-only handle reads older
         schemas as they are)."""
-        return True
+        if not self._has_evidence:
+            # a schema older than evidence is read as it is, until some writer migrates it
+            self._has_evidence = self._has_table(conn, "evidence")
+        return self._has_evidence
 
     def _dispatch_readable(self, conn: Any) -> bool:
         """Whether the schema read has the dispatch records and cursors (migration 5)."""
-        return True
+        if not self._has_dispatch:
+            self._has_dispatch = self._has_table(conn, "dispatches")
+        return self._has_dispatch
+
+    def _first_write_committed(self, schema_version: int) -> None:
+        """After the first write through this handle committed: it migrated the schema to
+        the backend's current ``schema_version`` and claimed it, so every table is there and
+        later writes skip the checks."""
+        self._writes_ready = self._readable = self._has_evidence = True
+        self._has_deletions = self._has_dispatch = True
+        self._schema = schema_version
 
     # -- instances ----------------------------------------------------------------------
 
