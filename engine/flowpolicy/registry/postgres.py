@@ -410,8 +410,7 @@ class PostgresRegistry(SQLRegistry):
         self._schema = self._identify(conn)
         self._readable = self._schema is not None and self._schema >= OLDEST_READABLE_VERSION
         self._has_evidence = self._has_dispatch = False  # looked up by the first read
-        self._has_deletions = self._readable and conn.execute(
-            "SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.asset_deletions",)).fetchone()[0]
+        self._has_deletions = self._readable and self._has_table(conn, "asset_deletions")
 
     def _unreadable(self) -> RegistryError:
         where = f" ({self.origin})" if self.origin else ""
@@ -434,18 +433,9 @@ class PostgresRegistry(SQLRegistry):
                 self._raise_failure(exc)
             return self._schema is not None
 
-    def _evidence_readable(self, conn: psycopg.Connection) -> bool:
-        if not self._has_evidence:
-            # a schema older than evidence is read as it is, until some writer migrates it
-            self._has_evidence = conn.execute(
-                "SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.evidence",)).fetchone()[0]
-        return self._has_evidence
-
-    def _dispatch_readable(self, conn: psycopg.Connection) -> bool:
-        if not self._has_dispatch:
-            self._has_dispatch = conn.execute(
-                "SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.dispatches",)).fetchone()[0]
-        return self._has_dispatch
+    def _has_table(self, conn: psycopg.Connection, table: str) -> bool:
+        return conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.{table}",)).fetchone()[0]
 
     @property
     def schema_version(self) -> int:
@@ -533,9 +523,7 @@ class PostgresRegistry(SQLRegistry):
             except psycopg.Error as exc:
                 self._raise_failure(exc, committing=committing, writing=True)
             if not self._writes_ready:
-                self._writes_ready = self._readable = self._has_evidence = True
-                self._has_deletions = self._has_dispatch = True
-                self._schema = SCHEMA_VERSION
+                self._first_write_committed(SCHEMA_VERSION)
 
     # -- events: followers wait for NOTIFY ------------------------------------------------
 

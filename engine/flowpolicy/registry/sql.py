@@ -232,6 +232,14 @@ class SQLRegistry:
     read_only: bool
     #: whether the schema read has the deletion marker (migration 3); backends keep it
     _has_deletions: bool = False
+    #: whether the schema read is known to have evidence (migration 2) and dispatch records
+    #: (migration 5); False: look again (see :meth:`_evidence_readable`)
+    _has_evidence: bool = False
+    _has_dispatch: bool = False
+    #: the schema is current and this handle claimed it: writes just write
+    _writes_ready: bool = False
+    _readable: bool
+    _schema: int | None
 
     def _reading(self) -> AbstractContextManager[Any]:
         raise NotImplementedError
@@ -254,14 +262,31 @@ class SQLRegistry:
         return conn.execute("SELECT coalesce(max(through_version), 0) FROM asset_deletions "
                             f"WHERE asset_id = {self._sql.param}", (asset_id,)).fetchone()[0]
 
+    def _has_table(self, conn: Any, table: str) -> bool:
+        """Whether the schema read holds ``table`` now (asked of the database)."""
+        raise NotImplementedError
+
     def _evidence_readable(self, conn: Any) -> bool:
         """Whether the schema read has an evidence table (a read-only handle reads older
         schemas as they are)."""
-        return True
+        if not self._has_evidence:
+            # a schema older than evidence is read as it is, until some writer migrates it
+            self._has_evidence = self._has_table(conn, "evidence")
+        return self._has_evidence
 
     def _dispatch_readable(self, conn: Any) -> bool:
         """Whether the schema read has the dispatch records and cursors (migration 5)."""
-        return True
+        if not self._has_dispatch:
+            self._has_dispatch = self._has_table(conn, "dispatches")
+        return self._has_dispatch
+
+    def _first_write_committed(self, schema_version: int) -> None:
+        """After the first write through this handle committed: it migrated the schema to
+        the backend's current ``schema_version`` and claimed it, so every table is there and
+        later writes skip the checks."""
+        self._writes_ready = self._readable = self._has_evidence = True
+        self._has_deletions = self._has_dispatch = True
+        self._schema = schema_version
 
     # -- instances ----------------------------------------------------------------------
 
@@ -562,25 +587,15 @@ class SQLRegistry:
             # the asset row's lock orders concurrent moves: each reads the alias the one
             # before it (in commit order) left behind
             asset_id, version = self._resolve_version(conn, scope, spec, lock=True)
-            row = conn.execute(self._sql.alias_version, (asset_id, alias)).fetchone()
-            current = row[0] if row else None
-            if want is not ANY and current != want:
-                raise AliasConflict.moved(alias, scope, current, want)
+            current = self._alias_checked(conn, scope, asset_id, alias, want)
             conn.execute(
                 f"INSERT INTO aliases (asset_id, alias, version, updated_at) VALUES ({p}, {p}, "
                 f"{p}, {p}) ON CONFLICT (asset_id, alias) DO UPDATE SET "
                 "version = excluded.version, updated_at = excluded.updated_at",
                 (asset_id, alias, version, now),
             )
-            conn.execute(
-                "INSERT INTO alias_history (asset_id, alias, from_version, to_version, by_kind, "
-                f"by_id, at, reason) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})",
-                (asset_id, alias, current, version, by.entity_kind, by.entity_id, now, reason),
-            )
             move = AliasMove(scope, alias, current, version, by, now, reason)
-            self._insert_event(conn, scope.project, scope.branch,
-                               alias_event(scope.asset_type, scope.name, alias),
-                               encode_json(alias_payload(move)), now, by)
+            self._record_alias_move(conn, asset_id, move)
         return move
 
     def unset_alias(
@@ -598,25 +613,41 @@ class SQLRegistry:
         now = utc_now()
         p = self._sql.param
         with self._write() as conn:
+            # locked like set_alias, so moves and unsets of one asset serialise
             asset_id, _ = self._asset_row(conn, scope, lock=True)
-            row = conn.execute(self._sql.alias_version, (asset_id, alias)).fetchone()
-            current = row[0] if row else None
-            if want is not ANY and current != want:
-                raise AliasConflict.moved(alias, scope, current, want)
+            current = self._alias_checked(conn, scope, asset_id, alias, want)
             if current is None:
                 raise RegistryError(f"alias @{alias} is not set on {scope}; nothing to unset")
             conn.execute(f"DELETE FROM aliases WHERE asset_id = {p} AND alias = {p}",
                          (asset_id, alias))
-            conn.execute(
-                "INSERT INTO alias_history (asset_id, alias, from_version, to_version, by_kind, "
-                f"by_id, at, reason) VALUES ({p}, {p}, {p}, NULL, {p}, {p}, {p}, {p})",
-                (asset_id, alias, current, by.entity_kind, by.entity_id, now, reason),
-            )
             move = AliasMove(scope, alias, current, None, by, now, reason)
-            self._insert_event(conn, scope.project, scope.branch,
-                               alias_event(scope.asset_type, scope.name, alias),
-                               encode_json(alias_payload(move)), now, by)
+            self._record_alias_move(conn, asset_id, move)
         return move
+
+    def _alias_checked(self, conn: Any, scope: Scope, asset_id: int, alias: str,
+                       want: Any) -> int | None:
+        """The version ``alias`` points at now (None: unset), read under the caller's lock
+        on the asset row; AliasConflict unless it is ``want`` (ANY: no check)."""
+        row = conn.execute(self._sql.alias_version, (asset_id, alias)).fetchone()
+        current = row[0] if row else None
+        if want is not ANY and current != want:
+            raise AliasConflict.moved(alias, scope, current, want)
+        return current
+
+    def _record_alias_move(self, conn: Any, asset_id: int, move: AliasMove) -> None:
+        """Append ``move`` to the alias history and publish its alias event, in ``conn``'s
+        transaction (``to_version`` None records an unset)."""
+        p = self._sql.param
+        scope = move.scope
+        conn.execute(
+            "INSERT INTO alias_history (asset_id, alias, from_version, to_version, by_kind, "
+            f"by_id, at, reason) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})",
+            (asset_id, move.alias, move.from_version, move.to_version, move.by.entity_kind,
+             move.by.entity_id, move.at, move.reason),
+        )
+        self._insert_event(conn, scope.project, scope.branch,
+                           alias_event(scope.asset_type, scope.name, move.alias),
+                           encode_json(alias_payload(move)), move.at, move.by)
 
     def get_alias(self, scope: Scope, alias: str) -> int | None:
         validate_alias(alias)

@@ -514,9 +514,7 @@ class SQLiteRegistry(SQLRegistry):
             except sqlite3.Error as exc:
                 self._raise_failure(exc)
             if not self._writes_ready:
-                self._writes_ready = self._readable = self._has_evidence = True
-                self._has_deletions = self._has_dispatch = True
-                self._schema = SCHEMA_VERSION
+                self._first_write_committed(SCHEMA_VERSION)
 
     def close(self) -> None:
         with self._lock:
@@ -583,18 +581,9 @@ class SQLiteRegistry(SQLRegistry):
             self._connect_existing()
             return self._schema is not None
 
-    def _evidence_readable(self, conn: sqlite3.Connection) -> bool:
-        if not self._has_evidence:
-            # a schema older than evidence is read as it is, until some writer migrates it
-            self._has_evidence = bool(conn.execute(
-                "SELECT count(*) FROM sqlite_master WHERE name = 'evidence'").fetchone()[0])
-        return self._has_evidence
-
-    def _dispatch_readable(self, conn: sqlite3.Connection) -> bool:
-        if not self._has_dispatch:
-            self._has_dispatch = bool(conn.execute(
-                "SELECT count(*) FROM sqlite_master WHERE name = 'dispatches'").fetchone()[0])
-        return self._has_dispatch
+    def _has_table(self, conn: sqlite3.Connection, table: str) -> bool:
+        return bool(conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0])
 
     def change_probe(self) -> DataVersionProbe:
         """A :class:`~flowpolicy.registry.base.ChangeProbe` on a read-only connection of its
