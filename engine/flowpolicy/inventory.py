@@ -36,6 +36,15 @@ NO_REGISTRY = "nothing registered yet, or set FLOWPOLICY_REGISTRY / --registry t
 FOLLOW_WAIT_S = 60.0
 
 
+def open_to_read(url: str | None, nothing: str) -> Registry:
+    """The registry behind ``url`` opened read-only: never created, migrated or written (an
+    older schema is read as it is); a missing file is invalid input (RegistryError, exit 2)
+    saying ``nothing`` (``"nothing to check"``) and how to point at the right file."""
+    return open_existing_registry(
+        url, read_only=True, missing=f"{nothing} (run the flows first, or point --registry / "
+                                     "FLOWPOLICY_REGISTRY at the right file)")
+
+
 @dataclass(frozen=True)
 class InventoryReport:
     """What one read of the registry found: assets (``list``, ``show``, ``history``) or

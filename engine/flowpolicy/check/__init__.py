@@ -23,7 +23,6 @@ from pathlib import Path
 
 import tomllib
 
-from flowpolicy.check.inputs import open_registry_readonly
 from flowpolicy.check.live import RegistryView, check_branches, live_results
 from flowpolicy.check.metaflow_runs import MetaflowRuns
 from flowpolicy.check.plan import PlanReport, run_plan
@@ -32,6 +31,7 @@ from flowpolicy.check.static import lint_results
 from flowpolicy.compile import compile_policy, output_results
 from flowpolicy.diagnostics import Diagnostic
 from flowpolicy.errors import PolicyError
+from flowpolicy.inventory import open_to_read
 from flowpolicy.policy.loader import load_policy, require_policy_files
 from flowpolicy.policy.model import Policy
 from flowpolicy.project_root import PROJECT_FILE
@@ -97,7 +97,7 @@ def run_check(request: CheckRequest) -> CheckReport:
     registry_url = None
     branches: tuple[str, ...] = ()
     if request.live:
-        registry = open_registry_readonly(request.registry)
+        registry = open_to_read(request.registry, "nothing to check")
         registry_url = registry.url
         runs = MetaflowRuns(request.metaflow_root)
         live: list[Diagnostic] = []

@@ -16,12 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flowpolicy.check.inputs import open_registry_readonly
 from flowpolicy.check.live import RegistryView, check_branches
 from flowpolicy.check.metaflow_runs import MetaflowReadError, MetaflowRuns
 from flowpolicy.compile.flows import plan_flows
 from flowpolicy.diagnostics import Diagnostic, Severity, plain
 from flowpolicy.errors import EXIT_OK, FlowpolicyError
+from flowpolicy.inventory import open_to_read
 from flowpolicy.policy.loader import load_policies
 from flowpolicy.policy.model import Policy
 from flowpolicy.registry.base import InstanceRecord, Scope
@@ -118,7 +118,7 @@ def _figure(column: Mapping[str, Any]) -> str:
 def run_plan(request: PlanRequest) -> PlanReport:
     """Plan every generated flow of every policy; raises only for invalid input."""
     policies = load_policies(request.policies)
-    registry = open_registry_readonly(request.registry)
+    registry = open_to_read(request.registry, "nothing to check")
     runs = MetaflowRuns(request.metaflow_root)
     entries: list[Diagnostic] = []
     flows: dict[tuple[str, str], str] = {}
