@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flowpolicy.compile import write_outputs
+from flowpolicy.compile import output_dir_for, write_outputs
 from flowpolicy.errors import EXIT_FINDINGS, FlowpolicyError, RegistryError
 from flowpolicy.fileio import make_folder
 from flowpolicy.policy.loader import load_policy
@@ -181,9 +181,7 @@ def _run_chain(policy: Policy, project_dir: Path, env: Mapping[str, str],
     dispatcher starts what their events trigger; return when the chain has run out."""
     import threading
 
-    from flowpolicy.compile import output_dir_for
     from flowpolicy.dispatch.dispatcher import Dispatcher
-    from flowpolicy.registry import open_registry
     from flowpolicy.triggers import dispatch_table
 
     table = dispatch_table(policy, project_dir, output_dir_for(policy))
@@ -241,7 +239,6 @@ def _run(step: Step, project_dir: Path, env: Mapping[str, str]) -> tuple[int, st
 def chain_report(registry: str) -> str:
     """The chain as ``flowpolicy events --runs`` shows it."""
     from flowpolicy.dispatch.chain import build_chains, render_chains
-    from flowpolicy.registry import open_registry
 
     return "the chain (event -> run -> event):\n" + render_chains(
         build_chains(open_registry(registry, read_only=True), project=PROJECT))
@@ -250,8 +247,6 @@ def chain_report(registry: str) -> str:
 def _check_outcomes(registry: str, summary: Any) -> None:
     """Every run of :data:`EXPECTED` ran once and ended as the policy demands, and nothing
     else ran; else FlowpolicyError (exit 1) naming each difference."""
-    from flowpolicy.registry import open_registry
-
     reader = open_registry(registry, read_only=True)
     found: dict[tuple[str, str, str], list[str]] = {}
     for record in reader.dispatches():
@@ -410,9 +405,7 @@ def _decision(record: Mapping[str, Any]) -> str:
     details = record.get("details") or {}
     verdict = "PASS" if record["passed"] else "FAIL"
     kind = record["kind"]
-    if kind == "gate":
-        why = details.get("reason", "")
-    elif kind == "champion":
+    if kind in ("gate", "champion"):
         why = details.get("reason", "")
     elif kind == "promotion":
         verdict = "ALLOWED" if record["passed"] else "REFUSED"

@@ -20,9 +20,6 @@ from flowpolicy.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 
 Status = Literal["pass", "fail", "warn"]
 
-#: Section names, in report order.
-SECTIONS: tuple[str, ...] = ("policy", "compile", "lint", "live")
-
 #: Every check id, with what it verifies (the documentation of the ids; the schema lists
 #: the same ids).
 CHECK_IDS: Mapping[str, str] = {
@@ -58,11 +55,6 @@ CHECK_IDS: Mapping[str, str] = {
 
 #: A check result's status in the report, by its severity.
 STATUS: Mapping[str, Status] = {"pass": "pass", "error": "fail", "warning": "warn"}
-
-
-def section_of(result: Diagnostic) -> str:
-    """The section a check result belongs to: the first part of its check id."""
-    return result.code.split(".", 1)[0]
 
 
 def result_dict(result: Diagnostic) -> dict[str, Any]:
@@ -148,10 +140,6 @@ class CheckReport:
             return EXIT_USAGE
         return EXIT_FINDINGS if self.failures else EXIT_OK
 
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == EXIT_OK
-
     def section(self, name: str) -> SectionReport:
         return next(s for s in self.sections if s.name == name)
 
@@ -179,8 +167,8 @@ class CheckReport:
                 lines.append(f"  {_MARK[result.severity]} {result.code:<24} {_subject(result)}")
                 lines.append(f"       {result.message}")
                 # a lint finding or policy diagnostic is its own evidence (path:line:col)
-                if result.severity != "pass" and result.evidence and section_of(result) in (
-                        "compile", "live"):
+                if result.severity != "pass" and result.evidence and result.code.startswith(
+                        ("compile.", "live.")):
                     for line in _evidence_lines(result.evidence):
                         lines.append(f"       | {line}")
         failed = len(self.failures)
@@ -195,7 +183,7 @@ class CheckReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": 1,
-            "ok": self.ok,
+            "ok": self.exit_code == EXIT_OK,
             "exit_code": self.exit_code,
             "checked_at": self.checked_at,
             "policies": [p.to_dict() for p in self.policies],

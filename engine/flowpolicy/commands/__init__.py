@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from flowpolicy.formats import DATA_FORMATS, FORMATS, Report
@@ -25,6 +25,12 @@ def add_registry(parser: argparse.ArgumentParser) -> None:
 def add_format(parser: argparse.ArgumentParser, choices: Sequence[str] = DATA_FORMATS) -> None:
     parser.add_argument("--format", choices=tuple(choices), default="text",
                         help="report format (default: text)")
+
+
+def add_switches(parser: argparse.ArgumentParser, switches: Mapping[str, str]) -> None:
+    """On/off options (``store_true``), each ``--flag`` with its help, in order."""
+    for flag, meaning in switches.items():
+        parser.add_argument(flag, action="store_true", help=meaning)
 
 
 def add_scope(parser: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ import argparse
 import sys
 
 from flowpolicy import api
-from flowpolicy.commands import POLICIES_HELP, add_format, add_registry, emit
+from flowpolicy.commands import POLICIES_HELP, add_format, add_registry, add_switches, emit
 from flowpolicy.formats import DIAGNOSTIC_FORMATS
 
 HELP = "check that the policies hold: valid, compiled, lint clean, and true in the registry"
@@ -29,10 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--branch", action="append", default=[], metavar="B",
                         help="check only this branch live (repeatable; default: the policy's "
                              "branches)")
-    parser.add_argument("--no-static", action="store_true",
-                        help="skip the compile and lint sections")
-    parser.add_argument("--no-live", action="store_true",
-                        help="skip the registry checks")
+    add_switches(parser, {"--no-static": "skip the compile and lint sections",
+                          "--no-live": "skip the registry checks"})
     parser.add_argument("--src", action="append", default=[], metavar="PATH",
                         help="code to lint (repeatable; default: the policy's project root)")
     parser.add_argument("-v", "--verbose", action="store_true",

@@ -15,9 +15,11 @@ from typing import Any
 
 from flowpolicy.dispatch.launch import launcher_alive
 from flowpolicy.errors import EXIT_OK, RegistryError
+from flowpolicy.inventory import NO_REGISTRY
 from flowpolicy.registry import open_existing_registry
 from flowpolicy.registry.base import DispatchRecord, EventRecord, Registry
 from flowpolicy.request import EventRunsRequest
+from flowpolicy.runtime.branch import sanitize_branch
 
 MAX_DEPTH = 64
 
@@ -145,9 +147,6 @@ class EventRunsReport:
 
 def event_runs(request: EventRunsRequest) -> EventRunsReport:
     """The chains of the newest ``request.limit`` events; the registry is only read."""
-    from flowpolicy.inventory import NO_REGISTRY
-    from flowpolicy.runtime.branch import sanitize_branch
-
     if request.limit < 0:
         raise RegistryError(f"--limit takes 0 (all) or a positive number, not {request.limit}")
     registry = open_existing_registry(request.registry, read_only=True, missing=NO_REGISTRY)
