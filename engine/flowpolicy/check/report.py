@@ -140,6 +140,10 @@ class CheckReport:
             return EXIT_USAGE
         return EXIT_FINDINGS if self.failures else EXIT_OK
 
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == EXIT_OK
+
     def section(self, name: str) -> SectionReport:
         return next(s for s in self.sections if s.name == name)
 
@@ -183,7 +187,7 @@ class CheckReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": 1,
-            "ok": self.exit_code == EXIT_OK,
+            "ok": self.ok,
             "exit_code": self.exit_code,
             "checked_at": self.checked_at,
             "policies": [p.to_dict() for p in self.policies],
