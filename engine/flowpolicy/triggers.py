@@ -230,7 +230,10 @@ class _Defaults:
 
     def derive(self) -> tuple[list[Trigger], list[Untriggered]]:
         for gate in self.policy.gates.values():
-            self._gate(gate.name, gate.asset)
+            self._add("gate", gate.name, self._new_instance(gate.asset),
+                      self._arrivals(gate.asset), INSTANCE_FIELD,
+                      f"a new instance of {gate.asset} starts gate {gate.name}",
+                      f"$.gates.{gate.name}")
         for rule in self.policy.champions.values():
             self._champion(rule.asset)
         for asset in dict.fromkeys(a for edge in self.policy.promotion for a in edge.assets):
@@ -261,11 +264,6 @@ class _Defaults:
 
     def _new_instance(self, asset: str) -> str:
         return new_instance_event(self.policy.assets[asset].type, asset)
-
-    def _gate(self, name: str, asset: str) -> None:
-        self._add("gate", name, self._new_instance(asset), self._arrivals(asset),
-                  INSTANCE_FIELD, f"a new instance of {asset} starts gate {name}",
-                  f"$.gates.{name}")
 
     def _champion(self, asset: str) -> None:
         path = f"$.champion.{asset}"
