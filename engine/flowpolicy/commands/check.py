@@ -1,12 +1,6 @@
 """``flowpolicy check [POLICY...]``: prove the policies hold, statically and against the
-live registry (see :mod:`flowpolicy.check`).
-
-Sections: ``policy`` (valid, obproject.toml names its project), ``compile`` (generated flows
-current), ``lint`` (asset names in code), ``live`` (per branch: promoted aliases pass their
-gates now, one champion that agrees with its Metaflow tag, promotion lineage with evidence
-judged under the policy's thresholds, drift report freshness, undeclared assets; assets on
-branches the policy does not declare are named, and zero live checks is a failure). Exit 0
-when all hold, 1 when a check fails, 2 on invalid input (an invalid policy, a missing path or
+live registry (the sections and their checks: :mod:`flowpolicy.check`). Exit 0 when all
+hold, 1 when a check fails, 2 on invalid input (an invalid policy, a missing path or
 registry file, an unknown branch).
 """
 

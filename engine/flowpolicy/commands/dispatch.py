@@ -1,11 +1,6 @@
-"""``flowpolicy dispatch [POLICY] --once | --follow``: start the flows the policy's triggers
-name, for the events in the registry, as Argo Events starts them when deployed.
-
-``--once`` drains what is pending (new events, the runs they start, the events those
-publish …) and exits; ``--follow`` keeps going until interrupted or ``--for`` seconds.
-``--webhook [PORT]`` also accepts Argo Events webhook posts on 127.0.0.1 (point
-``METAFLOW_ARGO_EVENTS_WEBHOOK_URL`` at it, and ``ArgoEvent(...).publish()`` works locally).
-``--list`` prints the trigger table and starts nothing.
+"""``flowpolicy dispatch [POLICY] --once | --follow | --list``: start the flows the policy's
+triggers name, for the events in the registry, as Argo Events starts them when deployed
+(see :mod:`flowpolicy.dispatch`).
 """
 
 from __future__ import annotations
