@@ -88,11 +88,9 @@ def list_assets(request: AssetsRequest) -> InventoryReport:
         raise RegistryError(
             f"no asset {request.name!r} in {where} of registry {registry.url}"
             + (f"; assets there: {', '.join(known)}" if known else "; no assets there"))
-    if request.action == "show":
-        return InventoryReport(registry.url, request.action,
-                               tuple(_show(registry, s, request.limit) for s in chosen))
-    return InventoryReport(registry.url, request.action,
-                           tuple(_history(registry, s) for s in chosen))
+    return InventoryReport(registry.url, request.action, tuple(
+        _show(registry, s, request.limit) if request.action == "show" else _history(registry, s)
+        for s in chosen))
 
 
 def list_events(request: EventsRequest) -> InventoryReport:

@@ -126,19 +126,17 @@ def _project_results(policy: Policy, path: Path) -> list[Diagnostic]:
             return []
     else:
         return []
+    about = {"path": str(toml), "policy": str(path), "rule": "project"}
     try:
         named = tomllib.loads(toml.read_text(encoding="utf-8")).get("project")
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        return [Diagnostic("policy.project", "error", f"{toml} cannot be read: {exc}",
-                           path=str(toml), policy=str(path), rule="project")]
+        return [Diagnostic("policy.project", "error", f"{toml} cannot be read: {exc}", **about)]
     if named == policy.project:
         return [Diagnostic("policy.project", "pass",
-                           f"{toml} names the policy's project {policy.project}",
-                           path=str(toml), policy=str(path), rule="project")]
+                           f"{toml} names the policy's project {policy.project}", **about)]
     return [Diagnostic(
         "policy.project", "error",
         f"{toml} names project {named!r} but the policy is for {policy.project!r}: flows "
         f"that take the project from {PROJECT_FILE} register under {named!r}, the generated "
         f"flows under {policy.project!r}, and neither sees the other's assets",
-        path=str(toml), policy=str(path), rule="project",
-        evidence={"obproject_toml": str(toml), "named": named})]
+        **about, evidence={"obproject_toml": str(toml), "named": named})]

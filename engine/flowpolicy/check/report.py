@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from flowpolicy.diagnostics import CodeDoc, Diagnostic, plain
@@ -106,9 +106,6 @@ class PolicyInfo:
     project: str | None
     hash: str | None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "project": self.project, "hash": self.hash}
-
 
 @dataclass(frozen=True)
 class CheckReport:
@@ -190,7 +187,7 @@ class CheckReport:
             "ok": self.ok,
             "exit_code": self.exit_code,
             "checked_at": self.checked_at,
-            "policies": [p.to_dict() for p in self.policies],
+            "policies": [asdict(p) for p in self.policies],
             "registry": self.registry,
             "branches": list(self.branches),
             "summary": {s: sum(section.count(s) for section in self.sections)

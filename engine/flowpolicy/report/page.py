@@ -227,11 +227,9 @@ def _gate(rule: str, rows: Sequence[GateRow]) -> str:
                                          f"({'pass' if row.passed else 'fail'})"))
         latest = next((c for row in reversed(rows) for c in row.checks if c.metric == metric),
                       None)
-        levels = []
-        if latest is not None and finite(latest.low):
-            levels.append(svg.Level(f"min {latest.low:.4g}", latest.low, FAIL))
-        if latest is not None and finite(latest.high):
-            levels.append(svg.Level(f"max {latest.high:.4g}", latest.high, FAIL))
+        bounds = (("min", latest.low), ("max", latest.high)) if latest is not None else ()
+        levels = [svg.Level(f"{name} {bound:.4g}", bound, FAIL)
+                  for name, bound in bounds if finite(bound)]
         series = [svg.Series("passed", PASS, tuple(passed)), svg.Series("failed", FAIL,
                                                                         tuple(failed))]
         chart = svg.time_chart(series, levels, y_label=metric)
