@@ -1,14 +1,7 @@
-"""``flowpolicy check`` and ``flowpolicy plan``: do the policies hold, and what would the
-generated flows decide now?
-
-Public API (also as :func:`flowpolicy.api.check` / :func:`flowpolicy.api.plan`)::
-
-    report = run_check(CheckRequest(policies=("policies/fraud.yaml",), registry=url))
-    report.exit_code          # 0 all hold, 1 a check failed, 2 a policy is invalid
-    report.to_dict()          # documented by schemas/check-report.schema.json
-
-    plan = run_plan(PlanRequest(policies=(...), registry=url, branches=("staging",)))
-    plan.to_dict()            # documented by schemas/plan-report.schema.json
+"""``flowpolicy check`` and ``flowpolicy plan`` (:func:`run_check`, :func:`run_plan`, also as
+:func:`flowpolicy.api.check` / :func:`flowpolicy.api.plan`): do the policies hold, and what
+would the generated flows decide now? ``schemas/check-report.schema.json`` and
+``schemas/plan-report.schema.json`` document their reports' ``to_dict()``.
 
 Both only read the registry (peeks, never consumption; no aliases, evidence or events are
 written) and never create a registry file: a missing one is invalid input. Every decision
