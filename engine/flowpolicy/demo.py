@@ -1,16 +1,13 @@
 """``flowpolicy demo``: the main job, end to end, on the embedded registry, driven by events.
 
 It copies the fraud example into a scratch folder, compiles its policy, and starts three
-real Metaflow runs by hand (local metadata and datastore, a SQLite registry): an
-under-trained model, a good one trained on the same transactions, and a shifted batch of new
-transactions. Everything else is
-started by the policy's triggers through a dispatcher, as Argo Events would start it: the
-quality gate (the weak model's run is refused and its chain stops there), promotion dev →
-staging, the gate again on staging, the champion decision, promotion staging → prod, the
-drift monitor on each new batch, and on high drift (``retrain_required``) a retraining on the
-drifted batch that goes the whole way again. It prints the chain as a tree of event → run →
-event, checks every outcome against what the policy demands, then prints what the registry
-holds with every decision and its evidence.
+real Metaflow runs by hand (:data:`STEPS`; local metadata and datastore, a SQLite registry).
+Everything else is started by the policy's triggers through a dispatcher, as Argo Events
+would start it (:data:`EXPECTED`: the gates, promotions dev → staging → prod, the champion
+decision, the drift monitor and, on high drift, a retraining on the drifted batch that goes
+the whole way again). It prints the chain as a tree of event → run → event, checks every
+outcome against what the policy demands, then prints what the registry holds with every
+decision and its evidence.
 """
 
 from __future__ import annotations

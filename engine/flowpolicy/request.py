@@ -40,8 +40,6 @@ class CompileRequest:
 
 @dataclass(frozen=True)
 class LintRequest:
-    """What to lint and how."""
-
     paths: tuple[str, ...] = (".",)
     policies: tuple[str, ...] = ()
     select: tuple[str, ...] = ()
@@ -55,8 +53,6 @@ class LintRequest:
 
 @dataclass(frozen=True)
 class CheckRequest:
-    """What ``flowpolicy check`` is asked to verify."""
-
     policies: tuple[str, ...] = ()
     registry: str | None = None
     #: Branches to check live (default: every branch the policy declares).
@@ -164,8 +160,6 @@ class RegistryCopyRequest:
 
 @dataclass(frozen=True)
 class ReportRequest:
-    """What to report on and where to write it."""
-
     output: Path
     registry: str | None = None
     project: str | None = None
