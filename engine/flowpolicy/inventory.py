@@ -263,17 +263,15 @@ def _show(registry: Registry, summary: AssetSummary, limit: int | None) -> dict[
     for use in registry.consumers(scope):
         consumers.setdefault(use.version, []).append(
             {"consumer": use.consumer.to_dict(), "at": use.at})
-    instances = []
-    for record in registry.instances(scope, limit):
-        instances.append({
-            "id": record.id, "created_at": record.created_at,
-            "created_by": record.created_by.to_dict(), "kind": record.kind,
-            "description": record.description, "annotations": dict(record.annotations),
-            "tags": dict(record.tags), "blobs": list(record.blobs),
-            "aliases": sorted(by_version.get(record.version, [])),
-            "evidence": [e.to_dict() for e in registry.evidence(scope, record.id)],
-            "consumers": consumers.get(record.version, []),
-        })
+    instances = [{
+        "id": record.id, "created_at": record.created_at,
+        "created_by": record.created_by.to_dict(), "kind": record.kind,
+        "description": record.description, "annotations": dict(record.annotations),
+        "tags": dict(record.tags), "blobs": list(record.blobs),
+        "aliases": sorted(by_version.get(record.version, [])),
+        "evidence": [e.to_dict() for e in registry.evidence(scope, record.id)],
+        "consumers": consumers.get(record.version, []),
+    } for record in registry.instances(scope, limit)]
     return {**_summary(registry, summary), "instances": instances}
 
 
