@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -201,8 +201,7 @@ def _apply(policy: Policy, entry: TriggerDecl, index: int, triggers: list[Trigge
         elif scope and trigger.branches:
             rest = tuple(b for b in trigger.branches if b not in scope)
             if rest:
-                kept.append(Trigger(trigger.event, trigger.kind, trigger.rule, rest,
-                                    trigger.parameters, trigger.why, trigger.json_path))
+                kept.append(replace(trigger, branches=rest, explicit=False))
     missing = [m for m in missing if (m.kind, m.rule) != flow
                or (scope and m.branch not in scope)]
     path = f"$.triggers[{index}]"

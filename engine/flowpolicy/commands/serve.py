@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from flowpolicy import api
-from flowpolicy.commands import add_registry, add_switches
+from flowpolicy.commands import PROJECT_HELP, add_registry, add_switches
 from flowpolicy.errors import EXIT_OK
 
 HELP = "serve a model asset's alias over HTTP (FastAPI) and follow the alias as it moves"
@@ -24,8 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                          "branch, ...; sanitised as obproject does)")
     parser.add_argument("--alias", help="alias to serve (default: the one the policy's "
                                         "promotions set on the branch, e.g. production)")
-    parser.add_argument("--project", help="project (default: FLOWPOLICY_PROJECT, "
-                                          "obproject.toml)")
+    parser.add_argument("--project", help=PROJECT_HELP)
     parser.add_argument("--loader", metavar="MODULE:FUNCTION",
                         help="function(instance) returning the predictor (default: the "
                              "instance's Metaflow artifact, which must be callable or have "
