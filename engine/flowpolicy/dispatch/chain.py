@@ -51,21 +51,16 @@ def build_chains(registry: Registry, *, project: str | None = None,
     events, oldest first."""
     events = registry.events(project, branch)[-limit:] if limit else registry.events(
         project, branch)
-    dispatches = registry.dispatches()
-    by_event: dict[int, list[DispatchRecord]] = {}
-    by_run: dict[str, RunNode] = {}
-    for record in dispatches:
-        by_event.setdefault(record.event_id, []).append(record)
     nodes = {event.id: EventNode(event) for event in events}
-    for event_id, records in by_event.items():
-        node = nodes.get(event_id)
+    by_run: dict[str, RunNode] = {}
+    for record in registry.dispatches():
+        node = nodes.get(record.event_id)
         if node is None:
-            continue
-        for record in records:
-            run = RunNode(record.run_pathspec or record.flow, record)
-            node.runs.append(run)
-            if record.run_pathspec:
-                by_run[record.run_pathspec] = run
+            continue  # its event is not shown (another scope, or older than ``limit``)
+        run = RunNode(record.run_pathspec or record.flow, record)
+        node.runs.append(run)
+        if record.run_pathspec:
+            by_run[record.run_pathspec] = run
     roots: dict[str, RunNode] = {}
     for event in events:
         run = run_of(event.producer.entity_kind, event.producer.entity_id)
