@@ -148,11 +148,11 @@ def run_demo(directory: str | os.PathLike | None = None,
          f"{len(written)} flows: {', '.join(p.name for p in written)}")
     echo("three runs are started by hand; the policy's triggers start the rest "
          "(flowpolicy dispatch, the local stand-in for Argo Events)\n")
-    summary = _run_chain(policy, project_dir, env, echo)
+    _run_chain(policy, project_dir, env, echo)
     registry = env["FLOWPOLICY_REGISTRY"]
     echo("")
     echo(chain_report(registry))
-    _check_outcomes(registry, summary)
+    _check_outcomes(registry)
     echo(report(registry, policy.branches or ("dev", "staging", "prod")))
     echo(f"demo finished in {time.perf_counter() - started:.1f}s; the scratch project stays in "
          f"{project_dir}")
@@ -173,7 +173,7 @@ def run_demo(directory: str | os.PathLike | None = None,
 
 
 def _run_chain(policy: Policy, project_dir: Path, env: Mapping[str, str],
-               echo: Callable[[str], None]):
+               echo: Callable[[str], None]) -> None:
     """Start :data:`STEPS` one after the other (so instance numbers are fixed) while a
     dispatcher starts what their events trigger; return when the chain has run out."""
     import threading
@@ -183,18 +183,17 @@ def _run_chain(policy: Policy, project_dir: Path, env: Mapping[str, str],
 
     table = dispatch_table(policy, project_dir, output_dir_for(policy))
     by_hand_done = threading.Event()
-    outcome: dict[str, Any] = {}
+    failed: list[BaseException] = []
 
     def dispatch() -> None:
         try:
             dispatcher = Dispatcher(open_registry(env["FLOWPOLICY_REGISTRY"]), table,
                                     cwd=project_dir, echo=lambda line: echo(f"    {line}"),
                                     environment=env)
-            outcome["summary"] = dispatcher.run(follow=False, timeout=_CHAIN_TIMEOUT_S,
-                                                max_runs=_MAX_RUNS,
-                                                hold=lambda: not by_hand_done.is_set())
+            dispatcher.run(follow=False, timeout=_CHAIN_TIMEOUT_S, max_runs=_MAX_RUNS,
+                           hold=lambda: not by_hand_done.is_set())
         except BaseException as exc:  # reported by the main thread
-            outcome["error"] = exc
+            failed.append(exc)
 
     worker = threading.Thread(target=dispatch, name="flowpolicy-demo-dispatch")
     try:
@@ -212,9 +211,8 @@ def _run_chain(policy: Policy, project_dir: Path, env: Mapping[str, str],
         by_hand_done.set()
         if worker.ident is not None:  # started
             worker.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["summary"]
+    if failed:
+        raise failed[0]
 
 
 #: Bounds of the demo's dispatcher (the chain above is 14 runs).
@@ -241,7 +239,7 @@ def chain_report(registry: str) -> str:
         build_chains(open_registry(registry, read_only=True), project=PROJECT))
 
 
-def _check_outcomes(registry: str, summary: Any) -> None:
+def _check_outcomes(registry: str) -> None:
     """Every run of :data:`EXPECTED` ran once and ended as the policy demands, and nothing
     else ran; else FlowpolicyError (exit 1) naming each difference."""
     reader = open_registry(registry, read_only=True)
