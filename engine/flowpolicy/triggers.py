@@ -152,8 +152,7 @@ def dispatch_table(policy: Policy, project_root: Path, flows_dir: Path) -> Trigg
         else:
             plan = plans[trigger.flow]
             targets[trigger.flow] = FlowTarget(flows_dir / plan.file_name, plan.class_name)
-    return TriggerTable(table.project, table.triggers, table.untriggered,
-                        MappingProxyType(targets))
+    return replace(table, targets=MappingProxyType(targets))
 
 
 def _flow_class(path: Path) -> str | None:
