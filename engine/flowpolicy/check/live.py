@@ -388,8 +388,8 @@ def _drift_results(policy: Policy, view: RegistryView, branch: str,
                     "created_by": newest.created_by.to_dict(),
                     "policy_hash": newest.policy_hash}
         subject["instance"] = newest_id
-        if rule.report_asset and not view.instances(view.scope(branch, "data",
-                                                               rule.report_asset)):
+        if rule.report_asset and not view.instances(
+                view.scope(branch, "data", rule.report_asset)):
             results.append(Diagnostic(
                 "live.drift.report", "error",
                 f"drift of {rule.asset} was measured ({newest.created_at}) but no "
