@@ -59,10 +59,4 @@ def check(site: CallSite, ctx: RuleContext) -> Iterator[tuple[Value, str]]:
         )
 
 
-RULE = Rule(
-    code="FPL010",
-    name="missing-annotations",
-    summary="Registration lacks annotations the policy requires",
-    docstring=__doc__,
-    check=check,
-)
+RULE = Rule.from_doc(__doc__, "Registration lacks annotations the policy requires", check)
