@@ -57,6 +57,7 @@ import tokenize
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import re2
 
@@ -336,26 +337,22 @@ class _FoldLimit(Exception):
     """A folding bound tripped; the message says which."""
 
 
-class _Scope:
+class _Scope(NamedTuple):
     """Where a node is: its function (with step facts) and the loops around it there."""
 
-    __slots__ = ("step", "loops")
-
-    def __init__(self, step: Step | None, loops: tuple[_LoopNode, ...]):
-        self.step = step
-        self.loops = loops
+    step: Step | None
+    loops: tuple[_LoopNode, ...]
 
 
+@dataclass(slots=True, eq=False)
 class _LoopNode:
-    __slots__ = ("kind", "line", "targets", "saves_checkpoints")
-
-    def __init__(self, kind: str, line: int, targets: frozenset[str]):
-        self.kind = kind
-        self.line = line
-        self.targets = targets
-        self.saves_checkpoints = False
+    kind: str
+    line: int
+    targets: frozenset[str]
+    saves_checkpoints: bool = False
 
 
+#: Outside any step and loop: the module, and the bodies of classes and lambdas.
 _TOP = _Scope(None, ())
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
@@ -424,7 +421,8 @@ class _Finder:
             kind = type(node)
             if kind is ast.Call:
                 self.calls.append((node, scope))
-                if _is_checkpoint_save(node.func):
+                func = node.func
+                if type(func) is ast.Attribute and _checkpoint_use(func) == "save":
                     for loop in scope.loops:
                         loop.saves_checkpoints = True
             elif kind is ast.Attribute:
@@ -465,9 +463,8 @@ class _Finder:
             else:  # ast.ClassDef
                 for child in (*node.decorator_list, *node.bases, *node.keywords):
                     push((child, scope))
-                inner = _Scope(None, ())
                 for child in node.body:
-                    push((child, inner))
+                    push((child, _TOP))
 
     @staticmethod
     def _push_function(node, scope: _Scope, push) -> None:
@@ -475,11 +472,12 @@ class _Finder:
         # outside any loop around the definition.
         if type(node) is ast.Lambda:
             push((node.args, scope))
-            push((node.body, _Scope(None, ())))
+            push((node.body, _TOP))
             return
         for child in (*node.decorator_list, node.args, *([node.returns] if node.returns else ())):
             push((child, scope))
-        names = {_decorator_name(d) for d in node.decorator_list}
+        names = {_last_name(d.func if isinstance(d, ast.Call) else d)
+                 for d in node.decorator_list}
         step = Step(node.name, "checkpoint" in names) if "step" in names else None
         inner = _Scope(step, ())
         for child in node.body:
@@ -710,11 +708,8 @@ class _Finder:
         self, call: ast.Call, spec: MethodSpec, name: Value
     ) -> tuple[Value, tuple[Value, ...] | None]:
         node = _argument(call, spec.annotations_pos, "annotations")
-        implied = tuple(
-            Value(parts=(key,), line=name.line, col=name.col, end_line=name.end_line,
-                  end_col=name.end_col, node=name.node)
-            for key in spec.implied_annotations
-        )
+        implied = tuple(replace(name, parts=(key,), limit=None)
+                        for key in spec.implied_annotations)
         if node is None or (isinstance(node, ast.Constant) and node.value is None):
             return name, implied
         pairs: list[tuple[ast.expr | None, ast.expr]]
@@ -872,17 +867,6 @@ def _same_constant(old: ast.expr | None, new: ast.expr) -> bool:
             and type(old.value) is type(new.value) and old.value == new.value)
 
 
-def _decorator_name(node: ast.expr) -> str | None:
-    """``step`` for ``@step``, ``@metaflow.step`` and ``@step(...)``."""
-    if isinstance(node, ast.Call):
-        node = node.func
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        return node.attr
-    return None
-
-
 def _is_current(node: ast.expr) -> bool:
     return (isinstance(node, ast.Name) and node.id == "current") or (
         isinstance(node, ast.Attribute) and node.attr == "current"
@@ -910,12 +894,6 @@ def _is_checkpoint(expr: ast.expr) -> bool:
     return isinstance(expr, ast.Attribute) and _checkpoint_use(expr) in ("save", "checkpoint")
 
 
-def _is_checkpoint_save(func: ast.expr) -> bool:
-    return (isinstance(func, ast.Attribute) and func.attr == "save"
-            and isinstance(func.value, ast.Attribute) and func.value.attr == "checkpoint"
-            and _is_current(func.value.value))
-
-
 def _shown_code(node: ast.AST) -> str:
     try:
         text = ast.unparse(node)
@@ -926,8 +904,6 @@ def _shown_code(node: ast.AST) -> str:
 
 def _names(target: ast.expr) -> frozenset[str]:
     """The names a loop target binds (``i``, ``i, (a, b)``, ``self.x`` binds none)."""
-    if isinstance(target, ast.Name):
-        return frozenset((target.id,))
     return frozenset(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
 
 
