@@ -717,11 +717,8 @@ class _Finder:
             pairs = list(zip(node.keys, node.values, strict=True))
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
               and node.func.id == "dict" and not node.args):
-            pairs = [(None if kw.arg is None else ast.Constant(kw.arg), kw.value)
-                     for kw in node.keywords]
-            for (key, _), kw in zip(pairs, node.keywords, strict=True):
-                if key is not None:
-                    ast.copy_location(key, kw)
+            pairs = [(None if kw.arg is None else ast.copy_location(ast.Constant(kw.arg), kw),
+                      kw.value) for kw in node.keywords]
         else:
             return Value.at(node), None
         keys = list(implied)
