@@ -395,9 +395,6 @@ class Policy:
         """Best known location of a JSON path: the node itself, else its nearest ancestor."""
         return locate(self.locations, json_path, self.source)
 
-    def asset(self, name: str) -> AssetDecl | None:
-        return self.assets.get(name)
-
     def edges_into(self, branch: str) -> tuple[PromotionEdge, ...]:
         return tuple(e for e in self.promotion if e.target == branch)
 
