@@ -39,7 +39,7 @@ from flowpolicy.lint.callsites import (
     find_call_sites,
 )
 from flowpolicy.lint.noqa import Suppression, parse_line
-from flowpolicy.lint.rule import RuleContext
+from flowpolicy.lint.rule import Rule, RuleContext
 from flowpolicy.lint.rules import RULES, RULES_BY_CODE, UNPARSABLE_FILE, UNUSED_NOQA
 from flowpolicy.walk import walk_files
 
@@ -73,6 +73,12 @@ class LintConfig:
         if self.select and not code.startswith(self.select):
             return False
         return not (self.ignore and code.startswith(self.ignore))
+
+    def rules(self, *, declared_names: bool = False) -> list[Rule]:
+        """The enabled rules with a check of call sites (with ``declared_names``: of the
+        names a policy declares)."""
+        return [rule for rule in RULES if rule.check is not None and self.enabled(rule.code)
+                and (rule.checks_declared_names or not declared_names)]
 
     def context_for(self, path: str) -> RuleContext:
         """The deepest scope containing ``path`` (scopes are ordered deepest first)."""
@@ -128,22 +134,12 @@ def lint_parsed(data: bytes, path: str, config: LintConfig) -> list[Diagnostic]:
         if not config.enabled(UNPARSABLE_FILE):
             return []
         return [_unparsable(data, path, exc)]
-    raw: list[tuple[str, Value, str]] = []
-    for site in sites:
-        raw.extend(_check_site(site, context, config))
+    rules = config.rules()
+    raw = [(rule.code, where, message) for site in sites for rule in rules
+           for where, message in rule.check(site, context)]
     if not raw and not config.report_unused_noqa:
         return []
     return _apply_noqa(data, path, raw, config)
-
-
-def _check_site(
-    site: CallSite, context: RuleContext, config: LintConfig
-) -> Iterator[tuple[str, Value, str]]:
-    for rule in RULES:
-        if rule.check is None or not config.enabled(rule.code):
-            continue
-        for where, message in rule.check(site, context):
-            yield rule.code, where, message
 
 
 def _apply_noqa(
@@ -423,6 +419,7 @@ def lint_declared_names(
     the rules that apply to declared names; ``lines_of(file)`` gives the YAML text so that
     ``# noqa`` comments work there too."""
     findings: list[Diagnostic] = []
+    rules = config.rules(declared_names=True)
     for name, asset_type, source, line, col in names:
         value = Value(parts=(name,), line=line, col=col - 1, end_line=line,
                       end_col=col - 1 + len(name), node=ast.Constant(name))
@@ -430,11 +427,7 @@ def lint_declared_names(
                         line=line, col=col - 1)
         lines = lines_of(source)
         suppression = parse_line(lines[line - 1], line) if 0 < line <= len(lines) else None
-        for rule in RULES:
-            if rule.check is None or not rule.checks_declared_names:
-                continue
-            if not config.enabled(rule.code):
-                continue
+        for rule in rules:
             if suppression is not None and suppression.covers(rule.code):
                 continue
             for _, message in rule.check(site, context):
