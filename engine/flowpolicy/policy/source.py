@@ -133,11 +133,14 @@ class PolicyYAMLLoader(_BaseLoader):
             f"{message}; the alias here repeats {self._anchor(anchored)} (line "
             f"{anchored.start_mark.line + 1}): write that value in fewer places", use))
 
-    def build(self, node: yaml.Node, path: str = "$", depth: int = 0) -> object:
-        """Plain value of ``node``; problems are appended to :attr:`diagnostics`."""
+    def _count_node(self, node: yaml.Node, path: str) -> None:
         self._expanded += 1
         if self._expanded > MAX_NODES:
             raise self._abort(node, path, f"aliases expand to more than {MAX_NODES} nodes")
+
+    def build(self, node: yaml.Node, path: str = "$", depth: int = 0) -> object:
+        """Plain value of ``node``; problems are appended to :attr:`diagnostics`."""
+        self._count_node(node, path)
         if depth > MAX_DEPTH:
             raise self._abort(node, path, f"nesting deeper than {MAX_DEPTH} levels")
         if id(node) in self._active:
@@ -220,26 +223,26 @@ class PolicyYAMLLoader(_BaseLoader):
                 continue
             # Keys are names: use the text as written (so ``on:`` or ``1:`` is not a bool/int).
             key = key_node.value
-            key_path = child_path(path, key)
             if key in first_seen:
                 line = first_seen[key].start_mark.line + 1
-                self._report(key_node, "FP005", key_path,
+                self._report(key_node, "FP005", child_path(path, key),
                              f"duplicate key {key!r} (first defined on line {line})")
                 continue
             first_seen[key] = key_node
-            self.locations[key_path] = self._loc(key_node)
-            self._charge_text(key_node, key_path, len(key))
-            result[key] = self.build(value_node, key_path, depth + 1)
+            self._entry(result, key_node, value_node, path, depth)
         # ``<<: *base`` entries fill keys the mapping does not set itself.
         for key_node, value_node in merged:
-            key = key_node.value
-            if key in result:
-                continue
-            key_path = child_path(path, key)
-            self.locations[key_path] = self._loc(key_node)
-            self._charge_text(key_node, key_path, len(key))
-            result[key] = self.build(value_node, key_path, depth + 1)
+            if key_node.value not in result:
+                self._entry(result, key_node, value_node, path, depth)
         return result
+
+    def _entry(self, result: dict, key_node: yaml.ScalarNode, value_node: yaml.Node, path: str,
+               depth: int) -> None:
+        key = key_node.value
+        key_path = child_path(path, key)
+        self.locations[key_path] = self._loc(key_node)
+        self._charge_text(key_node, key_path, len(key))
+        result[key] = self.build(value_node, key_path, depth + 1)
 
     def _merge_sources(
         self, value: yaml.Node, path: str, seen: set[int]
@@ -247,9 +250,7 @@ class PolicyYAMLLoader(_BaseLoader):
         sources = value.value if isinstance(value, yaml.SequenceNode) else [value]
         pairs: list[tuple[yaml.Node, yaml.Node]] = []
         for source in sources:
-            self._expanded += 1
-            if self._expanded > MAX_NODES:
-                raise self._abort(value, path, f"aliases expand to more than {MAX_NODES} nodes")
+            self._count_node(value, path)
             if id(source) in seen:
                 raise self._abort(value, path, "recursive alias: a mapping merges itself")
             if not isinstance(source, yaml.MappingNode) or source.tag != f"{_TAG}map":
