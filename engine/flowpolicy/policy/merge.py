@@ -97,9 +97,6 @@ class ExtendsResolver:
         self.presets_dir = presets_dir
         self.diagnostics: list[Diagnostic] = []
 
-    def available_presets(self) -> list[str]:
-        return sorted(p.stem for p in self.presets_dir.glob("*.yaml"))
-
     def _target(self, ref: str, base_dir: Path) -> Path | None:
         if ref.startswith(PRESET_PREFIX):
             name = ref[len(PRESET_PREFIX):]
@@ -161,7 +158,7 @@ class ExtendsResolver:
         if target is None or not target.is_file():
             if ref.startswith(PRESET_PREFIX):
                 hint = "stock presets: " + ", ".join(
-                    PRESET_PREFIX + name for name in self.available_presets())
+                    sorted(PRESET_PREFIX + p.stem for p in self.presets_dir.glob("*.yaml")))
                 message = f"unknown preset {ref!r} ({hint})"
             else:
                 message = f"extended file {ref!r} not found (looked for {target})"

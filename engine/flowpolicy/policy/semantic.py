@@ -35,12 +35,6 @@ TRIGGER_PARAMETERS: dict[str, tuple[str, ...]] = {
 }
 
 
-def name_tokens(name: str) -> list[str]:
-    """The ``_``/``-`` separated tokens of a name, lower-cased (``fraud-Model_v2`` ->
-    ``fraud``, ``model``, ``v2``)."""
-    return [token for token in re.split(r"[_\-]+", name.lower()) if token]
-
-
 def words_in_force(naming: Mapping) -> list[str]:
     """A ``naming`` document's forbidden words less its ``allowed_words``."""
     allowed = set(naming.get("allowed_words", ()))
@@ -64,9 +58,10 @@ def edge_requirements(edge: Mapping, doc: Mapping) -> list[str]:
 
 
 def forbidden_tokens(name: str, forbidden_words) -> list[str]:
-    """The forbidden words that appear as whole tokens of ``name``."""
+    """The forbidden words that appear as whole ``_``/``-`` separated tokens of ``name``,
+    case-insensitive (``fraud-Prod_v2`` has the tokens ``fraud``, ``prod``, ``v2``)."""
     words = {word.lower() for word in forbidden_words}
-    return [token for token in name_tokens(name) if token in words]
+    return [token for token in re.split(r"[_\-]+", name.lower()) if token and token in words]
 
 
 class _Checker:
