@@ -629,14 +629,11 @@ class _Finder:
         if found:
             # Where a registry is in use, a checkpoint read outside a @checkpoint step is
             # FPL009's concern; without a call site the prefilter would skip the file.
-            for node, scope, use in self.checkpoint_uses:
-                if use != "save" and (scope.step is None or not scope.step.checkpoint):
-                    found.append(self._checkpoint_site(node, scope))
-            for call, scope in self.calls:
-                if (scope.step is None or not scope.step.checkpoint) and self._is_metaflow(
-                    call.func, "Checkpoint"
-                ):
-                    found.append(self._checkpoint_site(call, scope))
+            reads = [(node, scope) for node, scope, use in self.checkpoint_uses if use != "save"]
+            reads += [(call, scope) for call, scope in self.calls
+                      if self._is_metaflow(call.func, "Checkpoint")]
+            found += [self._checkpoint_site(node, scope) for node, scope in reads
+                      if scope.step is None or not scope.step.checkpoint]
         found.sort(key=lambda s: (s.line, s.col))
         return found
 

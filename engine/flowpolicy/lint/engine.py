@@ -311,30 +311,24 @@ def _lint_paths_chunk(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        _lint_each(paths, config, stats, findings)
+        for path in paths:
+            stats.files += 1
+            try:
+                with open(path, "rb") as handle:
+                    data = handle.read()
+            except OSError as exc:
+                if config.enabled(UNPARSABLE_FILE):
+                    findings.append(finding(path, 1, 1, UNPARSABLE_FILE,
+                                            f"cannot read: {exc.strerror or exc}"))
+                continue
+            stats.bytes += len(data)
+            found, parsed = lint_source(data, path, config)
+            stats.parsed += parsed
+            findings.extend(found)
     finally:
         if collecting:
             gc.enable()
     return findings, stats
-
-
-def _lint_each(
-    paths: list[str], config: LintConfig, stats: LintStats, findings: list[Diagnostic]
-) -> None:
-    for path in paths:
-        stats.files += 1
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            if config.enabled(UNPARSABLE_FILE):
-                findings.append(finding(path, 1, 1, UNPARSABLE_FILE,
-                                        f"cannot read: {exc.strerror or exc}"))
-            continue
-        stats.bytes += len(data)
-        found, parsed = lint_source(data, path, config)
-        stats.parsed += parsed
-        findings.extend(found)
 
 
 _WORKER_CONFIG: LintConfig | None = None

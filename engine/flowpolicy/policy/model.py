@@ -78,7 +78,6 @@ class NamingRules:
         """Whether ``name`` obeys :attr:`pattern` (searched, on RE2: linear time)."""
         if self.pattern is None:
             return True
-
         return search(self.pattern, name)
 
     def to_document(self) -> dict:
