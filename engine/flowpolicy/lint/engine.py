@@ -41,6 +41,7 @@ from flowpolicy.lint.callsites import (
 from flowpolicy.lint.noqa import Suppression, parse_line
 from flowpolicy.lint.rule import Rule, RuleContext
 from flowpolicy.lint.rules import RULES, RULES_BY_CODE, UNPARSABLE_FILE, UNUSED_NOQA
+from flowpolicy.policy.source import line_col
 from flowpolicy.walk import walk_files
 
 #: With --report-unused-noqa a file may matter only for its suppression comments.
@@ -241,7 +242,7 @@ def _unparsable(data: bytes, path: str, exc: BaseException) -> Diagnostic:
     line, col = 1, 1
     nul = data.find(b"\0")
     if nul >= 0:
-        line, col = _byte_position(data, nul)
+        line, col = line_col(data, nul)
         message = "cannot parse: file contains NUL bytes (binary file?)"
     else:
         encoding = "utf-8"
@@ -252,7 +253,7 @@ def _unparsable(data: bytes, path: str, exc: BaseException) -> Diagnostic:
             message = f"cannot parse: {bad_cookie.msg}"
         except (UnicodeDecodeError, LookupError) as undecodable:
             start = getattr(undecodable, "start", 0)
-            line, col = _byte_position(data, start)
+            line, col = line_col(data, start)
             byte = data[start : start + 1].hex()
             message = (
                 f"cannot parse: byte 0x{byte} does not decode as {encoding} "
@@ -275,11 +276,6 @@ def finding(path: str, line: int, col: int, code: str, message: str, *,
     """A lint finding: the rule's code and name, at ``path:line:col``."""
     return Diagnostic(code, "error", message, path=path, line=line, col=col, end_line=end_line,
                       end_col=end_col, rule=RULES_BY_CODE[code].name)
-
-
-def _byte_position(data: bytes, offset: int) -> tuple[int, int]:
-    line_start = data.rfind(b"\n", 0, offset) + 1
-    return data.count(b"\n", 0, offset) + 1, offset - line_start + 1
 
 
 # -- many files ----------------------------------------------------------------------------

@@ -279,14 +279,15 @@ def _snippet(text: str, line: int, col: int, around: int = 2) -> str:
     return "\n".join(out)
 
 
-def _position(text: str, index: int) -> tuple[int, int]:
-    line = text.count("\n", 0, index) + 1
-    return line, index - (text.rfind("\n", 0, index) + 1) + 1
+def line_col(text: str | bytes, index: int) -> tuple[int, int]:
+    """1-based line and column of ``text[index]``, in characters of a str or bytes of bytes."""
+    newline = "\n" if isinstance(text, str) else b"\n"
+    return text.count(newline, 0, index) + 1, index - text.rfind(newline, 0, index)
 
 
 def _syntax_diagnostic(exc: yaml.YAMLError, text: str, source: str) -> Diagnostic:
     if isinstance(exc, yaml.reader.ReaderError):
-        line, col = _position(text, exc.position)
+        line, col = line_col(text, exc.position)
         problem = f"character {chr(exc.character)!r} (U+{exc.character:04X}) is not allowed"
     elif isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
         line, col = exc.problem_mark.line + 1, exc.problem_mark.column + 1
@@ -308,7 +309,7 @@ def decode(raw: bytes, source: str) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line, col = _position(raw.decode("utf-8", "replace"), exc.start)
+        line, col = line_col(raw.decode("utf-8", "replace"), exc.start)
         raise _Abort(SourceLocation(source, line, col).diagnostic(
             "FP002", f"the file is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset "
                      f"{exc.start}); save it as UTF-8", "")) from None
