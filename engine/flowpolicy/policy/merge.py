@@ -117,13 +117,9 @@ class ExtendsResolver:
         # for one small section would cost more than the rest of the merge.
         data = dict(merged.data)
         locs = {k: v for k, v in merged.locations.items() if not within(k, "$.naming")}
-        if "naming" in data:
-            data["naming"], naming_locs = merge_values(
-                stock.data["naming"], stock.locations, data["naming"], merged.locations,
-                "$.naming")
-        else:
-            data["naming"] = stock.data["naming"]
-            naming_locs = dict(subtree(stock.locations, "$.naming"))
+        data["naming"], naming_locs = merge_values(
+            stock.data["naming"], stock.locations, data.get("naming", {}), merged.locations,
+            "$.naming")
         locs.update(naming_locs)
         return SourceDoc(doc.source, data, locs)
 
