@@ -124,9 +124,9 @@ METHODS: dict[str, MethodSpec] = {
 }
 
 #: The registry's method naming, for methods :data:`METHODS` does not list.
+_VERBS = ("register", "get", "peek", "consume", "list", "delete")
 METHOD_NAMING = re.compile(
-    r"(?P<verb>register|get|peek|consume|list|delete)_(?:external_)?(?P<type>data|model)"
-    r"(?:_asset)?(?:_instances)?"
+    rf"(?P<verb>{'|'.join(_VERBS)})_(?:external_)?(?P<type>data|model)(?:_asset)?(?:_instances)?"
 )
 
 #: ``promote_assets(project, source, target, kinds=None, asset=None, instance="latest", ...)``
@@ -155,9 +155,7 @@ RECEIVER_MARKERS: tuple[bytes, ...] = (b"prj", b"Asset")
 #: a verb (optionally ``_external``) right before ``_data`` / ``_model``, or one of the
 #: alias and evidence methods.
 METHOD_VERBS: tuple[bytes, ...] = tuple(
-    verb + external
-    for verb in (b"register", b"get", b"peek", b"consume", b"list", b"delete")
-    for external in (b"", b"_external")
+    verb.encode() + external for verb in _VERBS for external in (b"", b"_external")
 )
 METHOD_TYPES: tuple[bytes, ...] = (b"_data", b"_model")
 METHOD_WORDS: tuple[bytes, ...] = (b"set_alias", b"get_alias", b"alias_history", b"evidence")
@@ -939,12 +937,10 @@ def _argument(call: ast.Call, pos: int | None, keyword: str) -> ast.expr | None:
 def _merge(parts: list[str | None]) -> tuple[str | None, ...]:
     merged: list[str | None] = []
     for part in parts:
-        if part == "":
+        if part == "" or (part is DYNAMIC and merged and merged[-1] is DYNAMIC):
             continue
         if merged and part is not DYNAMIC and merged[-1] is not DYNAMIC:
-            merged[-1] = merged[-1] + part
-        elif merged and part is DYNAMIC and merged[-1] is DYNAMIC:
-            continue
+            merged[-1] += part
         else:
             merged.append(part)
     return tuple(merged)
