@@ -474,6 +474,7 @@ class _Finder:
             return
         for child in (*node.decorator_list, node.args, *([node.returns] if node.returns else ())):
             push((child, scope))
+        # ``step`` for ``@step``, ``@metaflow.step`` and ``@step(...)``
         names = {_last_name(d.func if isinstance(d, ast.Call) else d)
                  for d in node.decorator_list}
         step = Step(node.name, "checkpoint" in names) if "step" in names else None
@@ -616,14 +617,10 @@ class _Finder:
 
     # -- call sites ------------------------------------------------------------------------
     def sites(self) -> list[CallSite]:
-        found: list[CallSite] = []
         # In source order, so that a folding bound trips at the later calls, as a reader
         # of the file would expect.
         self.calls.sort(key=lambda item: (item[0].lineno, item[0].col_offset))
-        for call, scope in self.calls:
-            site = self._site(call, scope)
-            if site is not None:
-                found.append(site)
+        found = [site for call, scope in self.calls if (site := self._site(call, scope))]
         if found:
             # Where a registry is in use, a checkpoint read outside a @checkpoint step is
             # FPL009's concern; without a call site the prefilter would skip the file.

@@ -28,6 +28,7 @@ import os
 import tokenize
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 
 from flowpolicy.diagnostics import Diagnostic
 from flowpolicy.errors import FlowpolicyError
@@ -147,13 +148,10 @@ def _apply_noqa(
     data: bytes, path: str, raw: list[tuple[str, Value, str]], config: LintConfig
 ) -> list[Diagnostic]:
     lines = SourceLines(data)
-    suppressions: dict[int, Suppression | None] = {}
 
+    @cache
     def suppression(line: int) -> Suppression | None:
-        if line not in suppressions:
-            text = lines[line - 1] if 0 < line <= len(lines) else ""
-            suppressions[line] = parse_line(text, line)
-        return suppressions[line]
+        return parse_line(lines[line - 1] if 0 < line <= len(lines) else "", line)
 
     used: set[tuple[int, str]] = set()
     findings: list[Diagnostic] = []
