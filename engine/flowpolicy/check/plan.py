@@ -177,7 +177,7 @@ def _on_latest(policy: Policy, view: RegistryView, branches: Sequence[str], asse
     out = []
     for branch in branches:
         scope = view.scope(branch, policy.assets[asset].type, asset)
-        latest = _latest(view, scope)
+        latest = next(iter(view.instances(scope)), None)
         if latest is None:
             out.append(_undecided("nothing", branch, nothing))
             continue
@@ -198,7 +198,7 @@ def _plan_promotion(policy: Policy, view: RegistryView, branches: Sequence[str],
             continue
         where = f"{edge.source} -> {edge.target}"
         scope = view.scope(edge.source, asset_type, asset)
-        latest = _latest(view, scope)
+        latest = next(iter(view.instances(scope)), None)
         if latest is None:
             out.append(_undecided("nothing", where,
                                   f"no {asset} instance on {edge.source} to promote"))
@@ -258,11 +258,6 @@ def _plan_drift(policy: Policy, view: RegistryView, branches: Sequence[str], rul
 
 _PLANNERS = {"gate": _plan_gate, "champion": _plan_champion, "promotion": _plan_promotion,
              "drift": _plan_drift}
-
-
-def _latest(view: RegistryView, scope):
-    instances = view.instances(scope)
-    return instances[0] if instances else None
 
 
 def _decided(outcome: str, summary: str, decision: Mapping[str, Any]) -> dict[str, Any]:
