@@ -131,6 +131,7 @@ class Decisions:
 
 def decisions(evidence: Sequence[EvidenceRecord]) -> Decisions:
     gates: dict[str, list[GateRow]] = {}
+    # record kind -> its row reader, in the order of Decisions' fields (then "other")
     readers = {"champion": _champion, "promotion": _promotion, "drift": _drift}
     rows: dict[str, list] = {kind: [] for kind in (*readers, "other")}
     for record in evidence:
