@@ -129,8 +129,7 @@ def run_plan(request: PlanRequest) -> PlanReport:
         branches = check_branches(policy, request.branches) or view.branches
         for flow in plan_flows(policy):
             flows[(policy.source, flow.file_name)] = flow.class_name
-            planner = _PLANNERS[flow.kind]
-            for entry in planner(policy, view, branches, flow.rule, runs):
+            for entry in _PLANNERS[flow.kind](policy, view, branches, flow.rule, runs):
                 entries.append(Diagnostic(
                     f"plan.{flow.kind}", _SEVERITY[entry.pop("status")], entry.pop("summary"),
                     path=flow.file_name, policy=policy.source, rule=flow.rule, **entry))
