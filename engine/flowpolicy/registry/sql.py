@@ -99,6 +99,132 @@ _INSTANCE_COLUMNS = (
 )
 
 
+#: The CREATE TABLE statements of both backends' migrations, written once: ``{int}``,
+#: ``{text}`` … are the dialect's column types (each backend's ``_TYPES``). An applied
+#: migration's text must never change (SQLite keeps it in every file it built): a new column
+#: or table is a new migration, and a new statement here.
+_CREATE_TABLE: Mapping[str, str] = MappingProxyType({
+    "assets": """CREATE TABLE assets (
+        id             {key},
+        project        {text} NOT NULL,
+        branch         {text} NOT NULL,
+        asset_type     {text} NOT NULL CHECK (asset_type IN ('data', 'model')),
+        name           {text} NOT NULL,
+        description    {text} NOT NULL DEFAULT '',
+        latest_version {int} NOT NULL,
+        created_at     {time} NOT NULL,
+        updated_at     {time} NOT NULL,
+        UNIQUE (project, branch, asset_type, name)
+    )""",
+    "instances": """CREATE TABLE instances (
+        asset_id        {bigint} NOT NULL REFERENCES assets (id),
+        version         {int} NOT NULL CHECK (version >= 1),
+        kind            {text} NOT NULL,
+        description     {text} NOT NULL DEFAULT '',
+        annotations     {json} NOT NULL,
+        tags            {json} NOT NULL,
+        blobs           {json} NOT NULL,
+        created_at      {time} NOT NULL,
+        created_by_kind {text} NOT NULL,
+        created_by_id   {text} NOT NULL,
+        PRIMARY KEY (asset_id, version)
+    ){without_rowid}""",
+    "aliases": """CREATE TABLE aliases (
+        asset_id   {bigint} NOT NULL REFERENCES assets (id),
+        alias      {text} NOT NULL,
+        version    {int} NOT NULL,
+        updated_at {time} NOT NULL,
+        PRIMARY KEY (asset_id, alias)
+    ){without_rowid}""",
+    "alias_history": """CREATE TABLE alias_history (
+        id           {key},
+        asset_id     {bigint} NOT NULL REFERENCES assets (id),
+        alias        {text} NOT NULL,
+        from_version {int},
+        to_version   {int} NOT NULL,
+        by_kind      {text} NOT NULL,
+        by_id        {text} NOT NULL,
+        at           {time} NOT NULL,
+        reason       {text}
+    )""",
+    "consumptions": """CREATE TABLE consumptions (
+        id            {key},
+        asset_id      {bigint} NOT NULL REFERENCES assets (id),
+        version       {int} NOT NULL,
+        consumer_kind {text} NOT NULL,
+        consumer_id   {text} NOT NULL,
+        at            {time} NOT NULL
+    )""",
+    "events": """CREATE TABLE events (
+        id            {key},
+        project       {text} NOT NULL,
+        branch        {text} NOT NULL,
+        name          {text} NOT NULL,
+        payload       {json},
+        created_at    {time} NOT NULL,
+        producer_kind {text} NOT NULL,
+        producer_id   {text} NOT NULL
+    )""",
+    "evidence": """CREATE TABLE evidence (
+        id              {key},
+        asset_id        {bigint} NOT NULL REFERENCES assets (id),
+        version         {int} NOT NULL,
+        kind            {text} NOT NULL,
+        rule            {text} NOT NULL,
+        passed          {bool} NOT NULL{passed_check},
+        policy_hash     {text},
+        details         {json} NOT NULL,
+        created_at      {time} NOT NULL,
+        created_by_kind {text} NOT NULL,
+        created_by_id   {text} NOT NULL
+    )""",
+    "asset_deletions": """CREATE TABLE asset_deletions (
+        id              {key},
+        asset_id        {bigint} NOT NULL REFERENCES assets (id),
+        through_version {int} NOT NULL,
+        aliases         {json} NOT NULL,
+        by_kind         {text} NOT NULL,
+        by_id           {text} NOT NULL,
+        at              {time} NOT NULL,
+        reason          {text}
+    )""",
+    "dispatches": """CREATE TABLE dispatches (
+        id           {key},
+        event_id     {bigint} NOT NULL REFERENCES events (id),
+        flow         {text} NOT NULL,
+        flow_name    {text},
+        branch       {text} NOT NULL,
+        argv         {json} NOT NULL,
+        cwd          {text} NOT NULL,
+        state        {text} NOT NULL CHECK (state IN ('claimed', 'started', 'finished')),
+        token        {text} NOT NULL,
+        claimed_by   {text} NOT NULL,
+        lease_until  {real} NOT NULL,
+        attempts     {int} NOT NULL,
+        claimed_at   {time} NOT NULL,
+        started_at   {time},
+        pid          {int},
+        run_pathspec {text},
+        log_path     {text},
+        finished_at  {time},
+        status       {text} CHECK (status IN ('succeeded', 'refused', 'failed')),
+        returncode   {int},
+        reason       {text},
+        UNIQUE (event_id, flow)
+    )""",
+    "cursors": """CREATE TABLE cursors (
+        name       {text} PRIMARY KEY,
+        position   {bigint} NOT NULL,
+        updated_at {time} NOT NULL
+    ){without_rowid}""",
+})
+
+
+def create_table(table: str, types: Mapping[str, str]) -> str:
+    """The CREATE TABLE statement of ``table`` with the dialect's column ``types``."""
+    return _CREATE_TABLE[table].format_map(types)
+
+
 @dataclass(frozen=True)
 class Statements:
     """The most used DML of one backend, in its parameter style."""

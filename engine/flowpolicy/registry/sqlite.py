@@ -48,14 +48,15 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, NoReturn
 
 from flowpolicy.errors import RegistryError
 from flowpolicy.registry.base import AssetNotFound, RegistryDamaged
-from flowpolicy.registry.sql import TABLES, SQLRegistry, build_statements
+from flowpolicy.registry.sql import TABLES, SQLRegistry, build_statements, create_table
 
 #: "flpo": marks a SQLite file as a flowpolicy registry.
 APPLICATION_ID = 0x666C706F
@@ -68,118 +69,54 @@ _MMAP_BYTES = 256 * 1024 * 1024
 #: waiting on it should start a flow well within 100 ms of its event.
 _EVENT_POLL_S = 0.01
 
+#: SQLite's column types in the CREATE TABLE statements both backends share (no boolean:
+#: ``passed`` is an INTEGER held to 0 or 1).
+_TYPES: Mapping[str, str] = MappingProxyType({
+    "key": "INTEGER PRIMARY KEY", "bigint": "INTEGER", "int": "INTEGER", "real": "REAL",
+    "text": "TEXT", "json": "TEXT", "time": "TEXT", "bool": "INTEGER",
+    "passed_check": " CHECK (passed IN (0, 1))", "without_rowid": " WITHOUT ROWID",
+})
+
+
+def _refuse(name: str, table: str, event: str, message: str) -> str:
+    return (f"CREATE TRIGGER {name} BEFORE {event} ON {table}\n"
+            f"       BEGIN SELECT RAISE(ABORT, '{message}'); END")
+
+
 _V1 = (
-    """CREATE TABLE assets (
-        id             INTEGER PRIMARY KEY,
-        project        TEXT NOT NULL,
-        branch         TEXT NOT NULL,
-        asset_type     TEXT NOT NULL CHECK (asset_type IN ('data', 'model')),
-        name           TEXT NOT NULL,
-        description    TEXT NOT NULL DEFAULT '',
-        latest_version INTEGER NOT NULL,
-        created_at     TEXT NOT NULL,
-        updated_at     TEXT NOT NULL,
-        UNIQUE (project, branch, asset_type, name)
-    )""",
-    """CREATE TABLE instances (
-        asset_id        INTEGER NOT NULL REFERENCES assets (id),
-        version         INTEGER NOT NULL CHECK (version >= 1),
-        kind            TEXT NOT NULL,
-        description     TEXT NOT NULL DEFAULT '',
-        annotations     TEXT NOT NULL,
-        tags            TEXT NOT NULL,
-        blobs           TEXT NOT NULL,
-        created_at      TEXT NOT NULL,
-        created_by_kind TEXT NOT NULL,
-        created_by_id   TEXT NOT NULL,
-        PRIMARY KEY (asset_id, version)
-    ) WITHOUT ROWID""",
-    """CREATE TABLE aliases (
-        asset_id   INTEGER NOT NULL REFERENCES assets (id),
-        alias      TEXT NOT NULL,
-        version    INTEGER NOT NULL,
-        updated_at TEXT NOT NULL,
-        PRIMARY KEY (asset_id, alias)
-    ) WITHOUT ROWID""",
-    """CREATE TABLE alias_history (
-        id           INTEGER PRIMARY KEY,
-        asset_id     INTEGER NOT NULL REFERENCES assets (id),
-        alias        TEXT NOT NULL,
-        from_version INTEGER,
-        to_version   INTEGER NOT NULL,
-        by_kind      TEXT NOT NULL,
-        by_id        TEXT NOT NULL,
-        at           TEXT NOT NULL,
-        reason       TEXT
-    )""",
+    create_table("assets", _TYPES),
+    create_table("instances", _TYPES),
+    create_table("aliases", _TYPES),
+    create_table("alias_history", _TYPES),
     "CREATE INDEX alias_history_by_alias ON alias_history (asset_id, alias, id)",
-    """CREATE TABLE consumptions (
-        id            INTEGER PRIMARY KEY,
-        asset_id      INTEGER NOT NULL REFERENCES assets (id),
-        version       INTEGER NOT NULL,
-        consumer_kind TEXT NOT NULL,
-        consumer_id   TEXT NOT NULL,
-        at            TEXT NOT NULL
-    )""",
+    create_table("consumptions", _TYPES),
     "CREATE INDEX consumptions_by_instance ON consumptions (asset_id, version)",
-    """CREATE TABLE events (
-        id            INTEGER PRIMARY KEY,
-        project       TEXT NOT NULL,
-        branch        TEXT NOT NULL,
-        name          TEXT NOT NULL,
-        payload       TEXT,
-        created_at    TEXT NOT NULL,
-        producer_kind TEXT NOT NULL,
-        producer_id   TEXT NOT NULL
-    )""",
-    """CREATE TRIGGER instances_immutable_update BEFORE UPDATE ON instances
-       BEGIN SELECT RAISE(ABORT, 'asset instances are immutable'); END""",
-    """CREATE TRIGGER instances_immutable_delete BEFORE DELETE ON instances
-       BEGIN SELECT RAISE(ABORT, 'asset instances are immutable'); END""",
-    """CREATE TRIGGER alias_history_append_only BEFORE UPDATE ON alias_history
-       BEGIN SELECT RAISE(ABORT, 'alias history is append-only'); END""",
+    create_table("events", _TYPES),
+    _refuse("instances_immutable_update", "instances", "UPDATE",
+            "asset instances are immutable"),
+    _refuse("instances_immutable_delete", "instances", "DELETE",
+            "asset instances are immutable"),
+    _refuse("alias_history_append_only", "alias_history", "UPDATE",
+            "alias history is append-only"),
 )
 
 _V2 = (
-    """CREATE TABLE evidence (
-        id              INTEGER PRIMARY KEY,
-        asset_id        INTEGER NOT NULL REFERENCES assets (id),
-        version         INTEGER NOT NULL,
-        kind            TEXT NOT NULL,
-        rule            TEXT NOT NULL,
-        passed          INTEGER NOT NULL CHECK (passed IN (0, 1)),
-        policy_hash     TEXT,
-        details         TEXT NOT NULL,
-        created_at      TEXT NOT NULL,
-        created_by_kind TEXT NOT NULL,
-        created_by_id   TEXT NOT NULL
-    )""",
+    create_table("evidence", _TYPES),
     "CREATE INDEX evidence_by_instance ON evidence (asset_id, version, kind, id)",
-    """CREATE TRIGGER evidence_append_only_update BEFORE UPDATE ON evidence
-       BEGIN SELECT RAISE(ABORT, 'evidence is append-only'); END""",
-    """CREATE TRIGGER evidence_append_only_delete BEFORE DELETE ON evidence
-       BEGIN SELECT RAISE(ABORT, 'evidence is append-only'); END""",
-    """CREATE TRIGGER alias_history_no_delete BEFORE DELETE ON alias_history
-       BEGIN SELECT RAISE(ABORT, 'alias history is append-only'); END""",
+    _refuse("evidence_append_only_update", "evidence", "UPDATE", "evidence is append-only"),
+    _refuse("evidence_append_only_delete", "evidence", "DELETE", "evidence is append-only"),
+    _refuse("alias_history_no_delete", "alias_history", "DELETE",
+            "alias history is append-only"),
     "CREATE INDEX events_by_scope ON events (project, branch, name, id)",
 )
 
 _V3 = (
-    """CREATE TABLE asset_deletions (
-        id              INTEGER PRIMARY KEY,
-        asset_id        INTEGER NOT NULL REFERENCES assets (id),
-        through_version INTEGER NOT NULL,
-        aliases         TEXT NOT NULL,
-        by_kind         TEXT NOT NULL,
-        by_id           TEXT NOT NULL,
-        at              TEXT NOT NULL,
-        reason          TEXT
-    )""",
+    create_table("asset_deletions", _TYPES),
     "CREATE INDEX asset_deletions_by_asset ON asset_deletions (asset_id, through_version)",
-    """CREATE TRIGGER asset_deletions_append_only_update BEFORE UPDATE ON asset_deletions
-       BEGIN SELECT RAISE(ABORT, 'asset deletions are append-only'); END""",
-    """CREATE TRIGGER asset_deletions_append_only_delete BEFORE DELETE ON asset_deletions
-       BEGIN SELECT RAISE(ABORT, 'asset deletions are append-only'); END""",
+    _refuse("asset_deletions_append_only_update", "asset_deletions", "UPDATE",
+            "asset deletions are append-only"),
+    _refuse("asset_deletions_append_only_delete", "asset_deletions", "DELETE",
+            "asset deletions are append-only"),
 )
 
 #: Alias history records unsets too (``to_version`` NULL). SQLite cannot drop a NOT NULL
@@ -202,51 +139,23 @@ _V4 = (
     "DROP TABLE alias_history",
     "ALTER TABLE alias_history_rebuilt RENAME TO alias_history",
     "CREATE INDEX alias_history_by_alias ON alias_history (asset_id, alias, id)",
-    """CREATE TRIGGER alias_history_append_only BEFORE UPDATE ON alias_history
-       BEGIN SELECT RAISE(ABORT, 'alias history is append-only'); END""",
-    """CREATE TRIGGER alias_history_no_delete BEFORE DELETE ON alias_history
-       BEGIN SELECT RAISE(ABORT, 'alias history is append-only'); END""",
+    _refuse("alias_history_append_only", "alias_history", "UPDATE",
+            "alias history is append-only"),
+    _refuse("alias_history_no_delete", "alias_history", "DELETE",
+            "alias history is append-only"),
 )
 
 #: Migration 5: what ``flowpolicy dispatch`` decided. One row per (event, flow), so a start
 #: is claimed once however many dispatchers race; the state only moves forward.
 _V5 = (
-    """CREATE TABLE dispatches (
-        id           INTEGER PRIMARY KEY,
-        event_id     INTEGER NOT NULL REFERENCES events (id),
-        flow         TEXT NOT NULL,
-        flow_name    TEXT,
-        branch       TEXT NOT NULL,
-        argv         TEXT NOT NULL,
-        cwd          TEXT NOT NULL,
-        state        TEXT NOT NULL CHECK (state IN ('claimed', 'started', 'finished')),
-        token        TEXT NOT NULL,
-        claimed_by   TEXT NOT NULL,
-        lease_until  REAL NOT NULL,
-        attempts     INTEGER NOT NULL,
-        claimed_at   TEXT NOT NULL,
-        started_at   TEXT,
-        pid          INTEGER,
-        run_pathspec TEXT,
-        log_path     TEXT,
-        finished_at  TEXT,
-        status       TEXT CHECK (status IN ('succeeded', 'refused', 'failed')),
-        returncode   INTEGER,
-        reason       TEXT,
-        UNIQUE (event_id, flow)
-    )""",
+    create_table("dispatches", _TYPES),
     "CREATE INDEX dispatches_by_state ON dispatches (state, lease_until)",
     """CREATE TRIGGER dispatches_forward_only BEFORE UPDATE ON dispatches
        WHEN OLD.state = 'finished' OR (OLD.state = 'started' AND NEW.state = 'claimed')
             OR NEW.event_id != OLD.event_id OR NEW.flow != OLD.flow
        BEGIN SELECT RAISE(ABORT, 'a dispatch only moves forward'); END""",
-    """CREATE TRIGGER dispatches_kept BEFORE DELETE ON dispatches
-       BEGIN SELECT RAISE(ABORT, 'dispatch records are kept'); END""",
-    """CREATE TABLE cursors (
-        name       TEXT PRIMARY KEY,
-        position   INTEGER NOT NULL,
-        updated_at TEXT NOT NULL
-    ) WITHOUT ROWID""",
+    _refuse("dispatches_kept", "dispatches", "DELETE", "dispatch records are kept"),
+    create_table("cursors", _TYPES),
 )
 
 #: Numbered schema migrations; ``MIGRATIONS[n]`` takes a file from version n to n+1.
