@@ -473,6 +473,17 @@ def stringify(values: Mapping[str, Any] | None, what: str = "annotations") -> di
     return {str(k): str(v) for k, v in values.items()}
 
 
+def once_key(scope: Scope, key: Mapping[str, Any], annotations: Mapping[str, str]
+             ) -> dict[str, str]:
+    """``register_once``'s ``key`` as strings, once it is checked to be a non-empty part of
+    the (stringified) ``annotations``."""
+    match = stringify(key, "key")
+    if not match or any(annotations.get(k) != v for k, v in match.items()):
+        raise RegistryError(f"{scope}: register_once needs a non-empty key that is part of "
+                            f"the annotations, not {match!r}")
+    return match
+
+
 def instance_id(version: int | None) -> str | None:
     """The instance id of a version number (``v3``); None (an unset alias) stays None."""
     return None if version is None else f"v{version}"
@@ -516,7 +527,12 @@ class Registry(Protocol):
     Reads never create storage: where nothing is stored yet they raise RegistryError naming
     the place looked at; only ``register``, ``register_once`` and ``publish_event`` bring a
     registry into being. Damaged storage raises :class:`RegistryDamaged` from any method and
-    is left as it is."""
+    is left as it is.
+
+    Backends subclass it: ``register`` and ``register_once`` are written here once over the
+    backend's ``_register(scope, key, kind, created_by, description, annotations, tags, blobs,
+    actor)`` (``key`` None: always register), ``set_alias`` and ``unset_alias`` over its
+    ``_move_alias(scope, alias, spec, by, reason, expected)`` (``spec`` None: unset)."""
 
     url: str
 
@@ -535,7 +551,9 @@ class Registry(Protocol):
         """Append a new immutable instance ``v<latest+1>`` to ``scope`` (creating the asset)
         and, in the same transaction, its :func:`new_instance_event`, published by ``actor``
         (who registered it; default ``created_by``, the producer of what it holds)."""
-        ...
+        record, _ = self._register(scope, None, kind, created_by, description, annotations,
+                                   tags, blobs, actor)
+        return record
 
     def register_once(
         self,
@@ -554,7 +572,8 @@ class Registry(Protocol):
         carry every ``key`` item: then the newest such instance and False (True: registered
         now, with its event). ``key`` must be part of ``annotations``. Decided in the
         registering transaction, so concurrent callers with the same key get one instance."""
-        ...
+        return self._register(scope, key, kind, created_by, description, annotations, tags,
+                              blobs, actor)
 
     def resolve(self, scope: Scope, spec: str = "latest") -> InstanceRecord: ...
 
@@ -586,7 +605,7 @@ class Registry(Protocol):
         expected: Any = ANY,
     ) -> AliasMove:
         """Move ``@alias`` and, in the same transaction, publish its :func:`alias_event`."""
-        ...
+        return self._move_alias(scope, alias, spec, by, reason, expected)
 
     def unset_alias(
         self,
@@ -599,7 +618,7 @@ class Registry(Protocol):
     ) -> AliasMove:
         """Remove ``@alias`` and append the move (to None) to its history; unsetting an
         alias that is not set raises RegistryError. ``expected`` as for ``set_alias``."""
-        ...
+        return self._move_alias(scope, alias, None, by, reason, expected)
 
     def get_alias(self, scope: Scope, alias: str) -> int | None: ...
 

@@ -59,11 +59,13 @@ from flowpolicy.registry.base import (
     EventRecord,
     EvidenceRecord,
     InstanceRecord,
+    Registry,
     Scope,
     alias_event,
     alias_payload,
     new_instance_event,
     new_instance_payload,
+    once_key,
     parse_spec,
     stringify,
     utc_now,
@@ -90,7 +92,7 @@ GUARANTEES: tuple[str, ...] = (
 )
 
 
-class OuterboundsRegistry:
+class OuterboundsRegistry(Registry):
     """Registry Protocol over the Outerbounds asset service's HTTP API."""
 
     def __init__(self, base_url: str, perimeter: str,
@@ -201,10 +203,21 @@ class OuterboundsRegistry:
 
     # -- instances ------------------------------------------------------------------------
 
-    def register(self, scope: Scope, *, kind: str, created_by: EntityRef,
-                 description: str | None = None, annotations: Mapping[str, Any] | None = None,
-                 tags: Mapping[str, Any] | None = None, blobs: Sequence[str] | None = None,
-                 actor: EntityRef | None = None) -> InstanceRecord:
+    def _register(self, scope: Scope, key: Mapping[str, str] | None, kind: str,
+                  created_by: EntityRef, description: str | None,
+                  annotations: Mapping[str, Any] | None, tags: Mapping[str, Any] | None,
+                  blobs: Sequence[str] | None, actor: EntityRef | None
+                  ) -> tuple[InstanceRecord, bool]:
+        """With ``key``: read-then-write, not one transaction (the service has none): two
+        callers at the same moment may both register, and only the instances the service
+        lists as recent are looked through."""
+        if key is not None:
+            match = once_key(scope, key, stringify(annotations))
+            listed = self.assets(scope.project, scope.branch, scope.asset_type)
+            if any(summary.scope == scope for summary in listed):
+                for record in self.instances(scope, None):
+                    if all(record.annotations.get(k) == v for k, v in match.items()):
+                        return record, False
         payload: dict[str, Any] = {"entity_ref": EntityRef.from_any(created_by).to_dict()}
         if description:
             payload["description"] = description
@@ -223,7 +236,7 @@ class OuterboundsRegistry:
         self.publish_event(scope.project, scope.branch,
                            new_instance_event(scope.asset_type, scope.name),
                            new_instance_payload(record, actor), actor)
-        return record
+        return record, True
 
     def _registered(self, scope: Scope, payload: dict[str, Any], kind: str) -> InstanceRecord:
         latest = self.resolve(scope, "latest")
@@ -235,29 +248,6 @@ class OuterboundsRegistry:
         raise RegistryError(
             f"{scope}: registered, but the service's recent instances do not show it (many "
             "registrations at once?); its instance id is unknown")
-
-    def register_once(self, scope: Scope, key: Mapping[str, str], *, kind: str,
-                      created_by: EntityRef, description: str | None = None,
-                      annotations: Mapping[str, Any] | None = None,
-                      tags: Mapping[str, Any] | None = None,
-                      blobs: Sequence[str] | None = None, actor: EntityRef | None = None,
-                      ) -> tuple[InstanceRecord, bool]:
-        """Read-then-write, not one transaction (the service has none): two callers at the
-        same moment may both register, and only the instances the service lists as recent
-        are looked through."""
-        match = stringify(key, "key")
-        if not match or any(stringify(annotations).get(k) != v for k, v in match.items()):
-            raise RegistryError(
-                f"{scope}: register_once needs a non-empty key that is part of the "
-                f"annotations, not {match!r}")
-        listed = self.assets(scope.project, scope.branch, scope.asset_type)
-        if any(summary.scope == scope for summary in listed):
-            for record in self.instances(scope, None):
-                if all(record.annotations.get(k) == v for k, v in match.items()):
-                    return record, False
-        return self.register(scope, kind=kind, created_by=created_by, description=description,
-                             annotations=annotations, tags=tags, blobs=blobs,
-                             actor=actor), True
 
     def resolve(self, scope: Scope, spec: str = "latest") -> InstanceRecord:
         parse_spec(spec)
@@ -333,10 +323,13 @@ class OuterboundsRegistry:
     def get_alias(self, scope: Scope, alias: str) -> int | None:
         return self.aliases(scope).get(validate_alias(alias))
 
-    def set_alias(self, scope: Scope, alias: str, spec: str = "latest", *, by: EntityRef,
-                  reason: str | None = None, expected: Any = ANY) -> AliasMove:
+    def _move_alias(self, scope: Scope, alias: str, spec: str | None, by: EntityRef,
+                    reason: str | None, expected: Any) -> AliasMove:
         """One PUT; with ``expected`` a read, a compare and a PUT, only where the URL accepts
         that (see the module notes), else :class:`CompareAndSetUnsupported`."""
+        if spec is None:
+            raise RegistryError("the Outerbounds asset service has no way to unset an alias "
+                                "from here; point it at another instance with set_alias")
         validate_alias(alias)
         if expected is not ANY and not self.read_then_write_alias_moves:
             raise CompareAndSetUnsupported(
@@ -360,11 +353,6 @@ class OuterboundsRegistry:
                            alias_event(scope.asset_type, scope.name, alias),
                            alias_payload(move), by)
         return move
-
-    def unset_alias(self, scope: Scope, alias: str, *, by: EntityRef,
-                    reason: str | None = None, expected: Any = ANY) -> AliasMove:
-        raise RegistryError("the Outerbounds asset service has no way to unset an alias from "
-                            "here; point it at another instance with set_alias")
 
     def alias_history(self, scope: Scope, alias: str | None = None) -> list[AliasMove]:
         raise RegistryError("the Outerbounds asset service keeps no alias history")

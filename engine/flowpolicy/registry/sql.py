@@ -41,11 +41,13 @@ from flowpolicy.registry.base import (
     EvidenceRecord,
     InstanceRecord,
     InstanceSpec,
+    Registry,
     Scope,
     alias_event,
     alias_payload,
     new_instance_event,
     new_instance_payload,
+    once_key,
     parse_spec,
     stringify,
     utc_now,
@@ -341,7 +343,7 @@ def _expected_version(expected: Any) -> int | None:
     return parsed.version
 
 
-class SQLRegistry:
+class SQLRegistry(Registry):
     """The Registry Protocol over SQL; a backend provides the connection handling.
 
     A backend sets ``_sql`` (its :class:`Statements`) and ``_location`` (what messages call the
@@ -416,38 +418,6 @@ class SQLRegistry:
 
     # -- instances ----------------------------------------------------------------------
 
-    def register(
-        self,
-        scope: Scope,
-        *,
-        kind: str,
-        created_by: EntityRef,
-        description: str | None = None,
-        annotations: Mapping[str, Any] | None = None,
-        tags: Mapping[str, Any] | None = None,
-        blobs: Sequence[str] | None = None,
-        actor: EntityRef | None = None,
-    ) -> InstanceRecord:
-        record, _ = self._register(scope, None, kind, created_by, description, annotations,
-                                   tags, blobs, actor)
-        return record
-
-    def register_once(
-        self,
-        scope: Scope,
-        key: Mapping[str, str],
-        *,
-        kind: str,
-        created_by: EntityRef,
-        description: str | None = None,
-        annotations: Mapping[str, Any] | None = None,
-        tags: Mapping[str, Any] | None = None,
-        blobs: Sequence[str] | None = None,
-        actor: EntityRef | None = None,
-    ) -> tuple[InstanceRecord, bool]:
-        return self._register(scope, key, kind, created_by, description, annotations, tags,
-                              blobs, actor)
-
     def _register(
         self, scope: Scope, key: Mapping[str, str] | None, kind: str, created_by: EntityRef,
         description: str | None, annotations: Mapping[str, Any] | None,
@@ -468,13 +438,7 @@ class SQLRegistry:
         now = utc_now()
         created_by = EntityRef.from_any(created_by)
         actor = created_by if actor is None else EntityRef.from_any(actor)
-        match = None
-        if key is not None:
-            match = stringify(key, "key")
-            if not match or any(ann.get(k) != v for k, v in match.items()):
-                raise RegistryError(
-                    f"{scope}: register_once needs a non-empty key that is part of the "
-                    f"annotations, not {match!r}")
+        match = None if key is None else once_key(scope, key, ann)
         sql = self._sql
         with self._write(creates=True) as conn:
             if match:
@@ -694,71 +658,40 @@ class SQLRegistry:
 
     # -- aliases ------------------------------------------------------------------------
 
-    def set_alias(
-        self,
-        scope: Scope,
-        alias: str,
-        spec: str = "latest",
-        *,
-        by: EntityRef,
-        reason: str | None = None,
-        expected: Any = ANY,
-    ) -> AliasMove:
+    def _move_alias(self, scope: Scope, alias: str, spec: str | None, by: EntityRef,
+                    reason: str | None, expected: Any) -> AliasMove:
         validate_alias(alias)
         want = ANY if expected is ANY else _expected_version(expected)
         by = EntityRef.from_any(by)
         now = utc_now()
         p = self._sql.param
         with self._write() as conn:
-            # the asset row's lock orders concurrent moves: each reads the alias the one
-            # before it (in commit order) left behind
-            asset_id, version = self._resolve_version(conn, scope, spec, lock=True)
-            current = self._alias_checked(conn, scope, asset_id, alias, want)
-            conn.execute(
-                f"INSERT INTO aliases (asset_id, alias, version, updated_at) VALUES ({p}, {p}, "
-                f"{p}, {p}) ON CONFLICT (asset_id, alias) DO UPDATE SET "
-                "version = excluded.version, updated_at = excluded.updated_at",
-                (asset_id, alias, version, now),
-            )
+            # the asset row's lock orders concurrent moves and unsets: each reads the alias
+            # the one before it (in commit order) left behind
+            if spec is None:
+                asset_id, _ = self._asset_row(conn, scope, lock=True)
+                version = None
+            else:
+                asset_id, version = self._resolve_version(conn, scope, spec, lock=True)
+            row = conn.execute(self._sql.alias_version, (asset_id, alias)).fetchone()
+            current = row[0] if row else None
+            if want is not ANY and current != want:
+                raise AliasConflict.moved(alias, scope, current, want)
+            if version is not None:
+                conn.execute(
+                    f"INSERT INTO aliases (asset_id, alias, version, updated_at) VALUES ({p}, "
+                    f"{p}, {p}, {p}) ON CONFLICT (asset_id, alias) DO UPDATE SET "
+                    "version = excluded.version, updated_at = excluded.updated_at",
+                    (asset_id, alias, version, now),
+                )
+            elif current is None:
+                raise RegistryError(f"alias @{alias} is not set on {scope}; nothing to unset")
+            else:
+                conn.execute(f"DELETE FROM aliases WHERE asset_id = {p} AND alias = {p}",
+                             (asset_id, alias))
             move = AliasMove(scope, alias, current, version, by, now, reason)
             self._record_alias_move(conn, asset_id, move)
         return move
-
-    def unset_alias(
-        self,
-        scope: Scope,
-        alias: str,
-        *,
-        by: EntityRef,
-        reason: str | None = None,
-        expected: Any = ANY,
-    ) -> AliasMove:
-        validate_alias(alias)
-        want = ANY if expected is ANY else _expected_version(expected)
-        by = EntityRef.from_any(by)
-        now = utc_now()
-        p = self._sql.param
-        with self._write() as conn:
-            # locked like set_alias, so moves and unsets of one asset serialise
-            asset_id, _ = self._asset_row(conn, scope, lock=True)
-            current = self._alias_checked(conn, scope, asset_id, alias, want)
-            if current is None:
-                raise RegistryError(f"alias @{alias} is not set on {scope}; nothing to unset")
-            conn.execute(f"DELETE FROM aliases WHERE asset_id = {p} AND alias = {p}",
-                         (asset_id, alias))
-            move = AliasMove(scope, alias, current, None, by, now, reason)
-            self._record_alias_move(conn, asset_id, move)
-        return move
-
-    def _alias_checked(self, conn: Any, scope: Scope, asset_id: int, alias: str,
-                       want: Any) -> int | None:
-        """The version ``alias`` points at now (None: unset), read under the caller's lock
-        on the asset row; AliasConflict unless it is ``want`` (ANY: no check)."""
-        row = conn.execute(self._sql.alias_version, (asset_id, alias)).fetchone()
-        current = row[0] if row else None
-        if want is not ANY and current != want:
-            raise AliasConflict.moved(alias, scope, current, want)
-        return current
 
     def _record_alias_move(self, conn: Any, asset_id: int, move: AliasMove) -> None:
         """Append ``move`` to the alias history and publish its alias event, in ``conn``'s
