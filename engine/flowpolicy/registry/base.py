@@ -10,6 +10,7 @@ into obproject-shaped responses; backends never build response dicts themselves.
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -484,6 +485,33 @@ def once_key(scope: Scope, key: Mapping[str, Any], annotations: Mapping[str, str
     return match
 
 
+def encode_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=_json_default)
+
+
+def evidence_details_json(kind: str, rule: str, details: Mapping[str, Any] | None) -> str:
+    """The details of one evidence record as JSON, once its kind and rule are checked; every
+    backend stores evidence through this."""
+    if kind not in EVIDENCE_KINDS:
+        raise RegistryError(
+            f"evidence kind must be one of {', '.join(EVIDENCE_KINDS)}, not {kind!r}")
+    if not rule or not isinstance(rule, str):
+        raise RegistryError("evidence needs a rule name")
+    try:
+        return encode_json(dict(details or {}))
+    except TypeError as exc:
+        raise RegistryError(f"evidence details for {rule!r} are not JSON: {exc}") from exc
+
+
+def _json_default(value: Any) -> Any:
+    # numpy scalars and arrays (drift statistics, metrics) arrive in evidence details
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 def instance_id(version: int | None) -> str | None:
     """The instance id of a version number (``v3``); None (an unset alias) stays None."""
     return None if version is None else f"v{version}"
@@ -529,10 +557,13 @@ class Registry(Protocol):
     registry into being. Damaged storage raises :class:`RegistryDamaged` from any method and
     is left as it is.
 
-    Backends subclass it: ``register`` and ``register_once`` are written here once over the
+    Backends subclass it. The methods with long argument lists are written here once, over the
     backend's ``_register(scope, key, kind, created_by, description, annotations, tags, blobs,
-    actor)`` (``key`` None: always register), ``set_alias`` and ``unset_alias`` over its
-    ``_move_alias(scope, alias, spec, by, reason, expected)`` (``spec`` None: unset)."""
+    actor)`` (``register`` and ``register_once``; ``key`` None: always register),
+    ``_move_alias(scope, alias, spec, by, reason, expected)`` (``set_alias`` and
+    ``unset_alias``; ``spec`` None: unset), ``_add_evidence(scope, spec, kind, rule, passed,
+    policy_hash, details_json, created_by)`` (the record checked, ``created_by`` an EntityRef)
+    and ``_publish_event(project, branch, name, payload, producer)``."""
 
     url: str
 
@@ -639,7 +670,11 @@ class Registry(Protocol):
         policy_hash: str | None,
         details: Mapping[str, Any] | None,
         created_by: EntityRef,
-    ) -> EvidenceRecord: ...
+    ) -> EvidenceRecord:
+        """Append a decision record (``details`` JSON) to the instance ``spec`` names."""
+        return self._add_evidence(scope, spec, kind, rule, bool(passed), policy_hash,
+                                  evidence_details_json(kind, rule, details),
+                                  EntityRef.from_any(created_by))
 
     def evidence(
         self, scope: Scope, spec: str = "latest", kind: str | None = None
@@ -654,7 +689,8 @@ class Registry(Protocol):
         name: str,
         payload: Mapping[str, Any] | None,
         producer: EntityRef,
-    ) -> EventRecord: ...
+    ) -> EventRecord:
+        return self._publish_event(project, branch, name, payload, producer)
 
     def events(
         self, project: str | None = None, branch: str | None = None, name: str | None = None,

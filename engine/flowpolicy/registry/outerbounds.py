@@ -71,7 +71,6 @@ from flowpolicy.registry.base import (
     utc_now,
     validate_alias,
 )
-from flowpolicy.registry.sql import evidence_details_json
 
 _TYPE_OF_KIND = {"models": "model", "data": "data"}
 #: Companion data assets holding evidence records: ``<prefix><type>__<name>``.
@@ -376,11 +375,10 @@ class OuterboundsRegistry(Registry):
         return Scope(scope.project, scope.branch, "data",
                      f"{EVIDENCE_PREFIX}{scope.asset_type}__{scope.name}")
 
-    def add_evidence(self, scope: Scope, spec: str, *, kind: str, rule: str, passed: bool,
-                     policy_hash: str | None, details: Mapping[str, Any] | None,
-                     created_by: EntityRef) -> EvidenceRecord:
+    def _add_evidence(self, scope: Scope, spec: str, kind: str, rule: str, passed: bool,
+                      policy_hash: str | None, details_json: str, created_by: EntityRef
+                      ) -> EvidenceRecord:
         """One new instance of the companion evidence asset (see the module notes)."""
-        details_json = evidence_details_json(kind, rule, details)
         target = self.resolve(scope, spec)
         annotations = {"instance": target.id, "kind": kind, "rule": rule,
                        "passed": "true" if passed else "false", "details": details_json}
@@ -411,8 +409,8 @@ class OuterboundsRegistry(Registry):
                 "server": f"Outerbounds asset service, perimeter {self.perimeter}",
                 "guarantees": GUARANTEES}
 
-    def publish_event(self, project: str, branch: str, name: str,
-                      payload: Mapping[str, Any] | None, producer: EntityRef) -> EventRecord:
+    def _publish_event(self, project: str, branch: str, name: str,
+                       payload: Mapping[str, Any] | None, producer: EntityRef) -> EventRecord:
         from metaflow.integrations import ArgoEvent
 
         record = EventRecord(0, project, branch, name, payload, utc_now(),

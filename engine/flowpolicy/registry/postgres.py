@@ -216,6 +216,7 @@ class PostgresRegistry(SQLRegistry):
     """
 
     _sql = _SQL
+    _driver_error = psycopg.Error
 
     def __init__(self, url: str, *, read_only: bool = False, origin: str | None = None):
         self._conninfo = url
@@ -246,8 +247,13 @@ class PostgresRegistry(SQLRegistry):
                 self.close()
                 raise
 
-    def _reading(self) -> _Reading:
-        return _Reading(self)
+    def _read_connection(self) -> psycopg.Connection:
+        conn = self._connection()
+        if not self._readable:
+            self._learn(conn)
+            if not self._readable:
+                raise self._unreadable()
+        return conn
 
     # -- connections --------------------------------------------------------------------
 
@@ -350,7 +356,7 @@ class PostgresRegistry(SQLRegistry):
 
     @property
     def schema_version(self) -> int:
-        with _Reading(self) as conn:
+        with self._reading() as conn:
             return conn.execute(
                 "SELECT coalesce(max(version), 0) FROM flowpolicy_migrations").fetchone()[0]
 
@@ -468,7 +474,7 @@ class PostgresRegistry(SQLRegistry):
 
     def info(self) -> dict[str, Any]:
         """Backend, location, schema version and sizes, for ``flowpolicy registry info``."""
-        with _Reading(self) as conn:
+        with self._reading() as conn:
             version = conn.execute(
                 "SELECT coalesce(max(version), 0) FROM flowpolicy_migrations").fetchone()[0]
             present = self._tables_present(conn)
@@ -487,7 +493,7 @@ class PostgresRegistry(SQLRegistry):
 
     @contextmanager
     def _snapshot(self) -> Iterator[psycopg.Connection]:
-        with _Reading(self) as conn:
+        with self._reading() as conn:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
                 yield conn
@@ -506,37 +512,6 @@ class PostgresRegistry(SQLRegistry):
         for table in ID_TABLES:
             conn.execute(f"SELECT setval(pg_get_serial_sequence('{SCHEMA}.{table}', 'id'), "
                          f"coalesce(max(id), 0) + 1, false) FROM {table}")
-
-
-class _Reading:
-    """``with _Reading(registry) as conn``: the connection lock held, a live connection, the
-    database known to hold a registry, and psycopg's errors turned into RegistryError."""
-
-    __slots__ = ("_registry",)
-
-    def __init__(self, registry: PostgresRegistry):
-        self._registry = registry
-
-    def __enter__(self) -> psycopg.Connection:
-        registry = self._registry
-        registry._lock.acquire()
-        try:
-            conn = registry._connection()
-            if not registry._readable:
-                registry._learn(conn)
-                if not registry._readable:
-                    raise registry._unreadable()
-            return conn
-        except BaseException as exc:
-            registry._lock.release()
-            if isinstance(exc, psycopg.Error):
-                registry._raise_failure(exc)
-            raise
-
-    def __exit__(self, kind, exc, traceback) -> None:
-        self._registry._lock.release()
-        if isinstance(exc, (psycopg.Error, json.JSONDecodeError)):
-            self._registry._raise_failure(exc)
 
 
 def _dropped(conn: psycopg.Connection) -> bool:

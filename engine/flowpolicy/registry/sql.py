@@ -23,12 +23,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NoReturn
 
 from flowpolicy.errors import RegistryError
 from flowpolicy.registry.base import (
     ANY,
-    EVIDENCE_KINDS,
     AliasConflict,
     AliasMove,
     AssetDeletion,
@@ -45,6 +44,7 @@ from flowpolicy.registry.base import (
     Scope,
     alias_event,
     alias_payload,
+    encode_json,
     new_instance_event,
     new_instance_payload,
     once_key,
@@ -289,33 +289,6 @@ def build_statements(param: str, *, has_annotation: str, lock_suffix: str = "",
     )
 
 
-def encode_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=_json_default)
-
-
-def evidence_details_json(kind: str, rule: str, details: Mapping[str, Any] | None) -> str:
-    """The details of one evidence record as JSON, once its kind and rule are checked; every
-    backend stores evidence through this."""
-    if kind not in EVIDENCE_KINDS:
-        raise RegistryError(
-            f"evidence kind must be one of {', '.join(EVIDENCE_KINDS)}, not {kind!r}")
-    if not rule or not isinstance(rule, str):
-        raise RegistryError("evidence needs a rule name")
-    try:
-        return encode_json(dict(details or {}))
-    except TypeError as exc:
-        raise RegistryError(f"evidence details for {rule!r} are not JSON: {exc}") from exc
-
-
-def _json_default(value: Any) -> Any:
-    # numpy scalars and arrays (drift statistics, metrics) arrive in evidence details
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
 def scope_key(scope: Scope) -> tuple[str, str, str, str]:
     return (scope.project, scope.branch, scope.asset_type, scope.name)
 
@@ -347,11 +320,14 @@ class SQLRegistry(Registry):
     """The Registry Protocol over SQL; a backend provides the connection handling.
 
     A backend sets ``_sql`` (its :class:`Statements`) and ``_location`` (what messages call the
-    registry: a path, a URL without password) and implements ``_reading()`` (the connection for
-    a read, with its errors turned into RegistryError), ``_write(creates=)`` (one write
-    transaction; only a write that ``creates`` may bring the registry into being) and
-    ``close()``. Connections must answer ``execute(sql, params)`` with a cursor that has
-    ``fetchone``/``fetchall`` and iterates rows as tuples, as sqlite3's and psycopg's do.
+    registry: a path, a URL without password), ``_lock`` (held around each use of the connection)
+    and ``_driver_error`` (the base class of its driver's errors), and implements
+    ``_read_connection()`` (the connection for a read, once the registry is known to be there),
+    ``_raise_failure(exc)`` (the RegistryError a user sees for a driver error),
+    ``_write(creates=)`` (one write transaction; only a write that ``creates`` may bring the
+    registry into being) and ``close()``. Connections must answer ``execute(sql, params)``
+    with a cursor that has ``fetchone``/``fetchall`` and iterates rows as tuples, as
+    sqlite3's and psycopg's do.
     """
 
     _sql: Statements
@@ -368,8 +344,16 @@ class SQLRegistry(Registry):
     _writes_ready: bool = False
     _readable: bool
     _schema: int | None
+    _lock: AbstractContextManager[Any]
+    _driver_error: type[Exception]
 
-    def _reading(self) -> AbstractContextManager[Any]:
+    def _reading(self) -> _Reading:
+        return _Reading(self)
+
+    def _read_connection(self) -> Any:
+        raise NotImplementedError
+
+    def _raise_failure(self, exc: Exception) -> NoReturn:
         raise NotImplementedError
 
     def _write(self, *, creates: bool = False) -> AbstractContextManager[Any]:
@@ -740,20 +724,9 @@ class SQLRegistry(Registry):
 
     # -- evidence -----------------------------------------------------------------------
 
-    def add_evidence(
-        self,
-        scope: Scope,
-        spec: str,
-        *,
-        kind: str,
-        rule: str,
-        passed: bool,
-        policy_hash: str | None,
-        details: Mapping[str, Any] | None,
-        created_by: EntityRef,
-    ) -> EvidenceRecord:
-        details_json = evidence_details_json(kind, rule, details)
-        created_by = EntityRef.from_any(created_by)
+    def _add_evidence(self, scope: Scope, spec: str, kind: str, rule: str, passed: bool,
+                      policy_hash: str | None, details_json: str, created_by: EntityRef
+                      ) -> EvidenceRecord:
         now = utc_now()
         p = self._sql.param
         with self._write() as conn:
@@ -762,10 +735,10 @@ class SQLRegistry(Registry):
                 "INSERT INTO evidence (asset_id, version, kind, rule, passed, policy_hash, "
                 "details, created_at, created_by_kind, created_by_id) "
                 f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})",
-                (asset_id, version, kind, rule, bool(passed), policy_hash, details_json, now,
+                (asset_id, version, kind, rule, passed, policy_hash, details_json, now,
                  created_by.entity_kind, created_by.entity_id),
             )
-        return EvidenceRecord(scope, version, kind, rule, bool(passed), policy_hash,
+        return EvidenceRecord(scope, version, kind, rule, passed, policy_hash,
                               MappingProxyType(json.loads(details_json)), now, created_by)
 
     def evidence(
@@ -831,14 +804,8 @@ class SQLRegistry(Registry):
 
     # -- events -------------------------------------------------------------------------
 
-    def publish_event(
-        self,
-        project: str,
-        branch: str,
-        name: str,
-        payload: Mapping[str, Any] | None,
-        producer: EntityRef,
-    ) -> EventRecord:
+    def _publish_event(self, project: str, branch: str, name: str,
+                       payload: Mapping[str, Any] | None, producer: EntityRef) -> EventRecord:
         if not name or not isinstance(name, str):
             raise RegistryError(f"event name must be a non-empty string, not {name!r}")
         try:
@@ -1062,6 +1029,34 @@ class SQLRegistry(Registry):
         with self._snapshot() as conn:
             present = self._tables_present(conn)
             return RegistryDigest.of({t: self._table_rows(conn, t, present) for t in TABLES})
+
+
+class _Reading:
+    """``with registry._reading() as conn``: the backend's lock held, its connection for a
+    read, and what the driver (or decoding a stored value) raises for a damaged or
+    unreadable registry turned into RegistryError. A plain class, not @contextmanager: every
+    lookup goes through it, and this costs a fraction of a generator's set-up."""
+
+    __slots__ = ("_registry",)
+
+    def __init__(self, registry: SQLRegistry):
+        self._registry = registry
+
+    def __enter__(self) -> Any:
+        registry = self._registry
+        registry._lock.acquire()
+        try:
+            return registry._read_connection()
+        except BaseException as exc:
+            registry._lock.release()
+            if isinstance(exc, registry._driver_error):
+                registry._raise_failure(exc)
+            raise
+
+    def __exit__(self, kind, exc, traceback) -> None:
+        self._registry._lock.release()
+        if isinstance(exc, (self._registry._driver_error, json.JSONDecodeError)):
+            self._registry._raise_failure(exc)
 
 
 def _scope_where(p: str) -> str:

@@ -215,9 +215,7 @@ class SQLiteRegistry(SQLRegistry):
                 raise
 
     _sql = _SQL
-
-    def _reading(self) -> _Reading:
-        return _Reading(self)
+    _driver_error = sqlite3.Error
 
     def _forget_connection(self) -> None:
         self._conn: sqlite3.Connection | None = None
@@ -301,7 +299,7 @@ class SQLiteRegistry(SQLRegistry):
             "it was left untouched — point FLOWPOLICY_REGISTRY elsewhere"
         )
 
-    def _reader(self) -> sqlite3.Connection:
+    def _read_connection(self) -> sqlite3.Connection:
         """The connection for a read. Until the file holds a readable registry it is looked
         at again on every read (another process may have created it since)."""
         if not self._readable:
@@ -392,7 +390,7 @@ class SQLiteRegistry(SQLRegistry):
 
     @property
     def schema_version(self) -> int:
-        with _Reading(self) as conn:
+        with self._reading() as conn:
             return conn.execute("PRAGMA user_version").fetchone()[0]
 
     @contextmanager
@@ -448,13 +446,13 @@ class SQLiteRegistry(SQLRegistry):
 
     def integrity_problems(self) -> list[str]:
         """SQLite's integrity check plus flowpolicy's own invariants; empty means healthy."""
-        with _Reading(self) as conn:
+        with self._reading() as conn:
             problems = [r[0] for r in conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
         return problems + super().integrity_problems()
 
     def info(self) -> dict[str, Any]:
         """Backend, location, schema version and sizes, for ``flowpolicy registry info``."""
-        with _Reading(self) as conn:
+        with self._reading() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             present = self._tables_present(conn)
             rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
@@ -469,7 +467,7 @@ class SQLiteRegistry(SQLRegistry):
 
     @contextmanager
     def _snapshot(self) -> Iterator[sqlite3.Connection]:
-        with _Reading(self) as conn:
+        with self._reading() as conn:
             conn.execute("BEGIN")
             try:
                 yield conn
@@ -498,34 +496,6 @@ class SQLiteRegistry(SQLRegistry):
         """A :class:`~flowpolicy.registry.base.ChangeProbe` on a read-only connection of its
         own (so this handle's own writes count too)."""
         return DataVersionProbe(self.path)
-
-
-class _Reading:
-    """``with _Reading(registry) as conn``: the connection lock held, the file known to hold a
-    registry, and what SQLite (or decoding a stored value) raises for a damaged or unreadable
-    file turned into RegistryError. A plain class, not @contextmanager: every lookup goes
-    through it, and this costs a fraction of a generator's set-up."""
-
-    __slots__ = ("_registry",)
-
-    def __init__(self, registry: SQLiteRegistry):
-        self._registry = registry
-
-    def __enter__(self) -> sqlite3.Connection:
-        registry = self._registry
-        registry._lock.acquire()
-        try:
-            return registry._conn if registry._readable else registry._reader()
-        except BaseException as exc:
-            registry._lock.release()
-            if isinstance(exc, sqlite3.Error):
-                registry._raise_failure(exc)
-            raise
-
-    def __exit__(self, kind, exc, traceback) -> None:
-        self._registry._lock.release()
-        if isinstance(exc, (sqlite3.Error, json.JSONDecodeError)):
-            self._registry._raise_failure(exc)
 
 
 class DataVersionProbe:
