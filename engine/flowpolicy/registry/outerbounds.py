@@ -40,7 +40,7 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -50,7 +50,6 @@ from flowpolicy.registry.base import (
     WIRE_KIND,
     AliasConflict,
     AliasMove,
-    AssetDeletion,
     AssetNotFound,
     AssetSummary,
     CompareAndSetUnsupported,
@@ -89,6 +88,13 @@ GUARANTEES: tuple[str, ...] = (
     "refused: alias history, event listing, waiting for events and dispatch records raise",
     "weaker: lifecycle events are sent after the change, not in its transaction",
 )
+
+
+def _refused(message: str) -> Callable[..., Any]:
+    """A Registry method the service cannot provide: it raises RegistryError(``message``)."""
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise RegistryError(message)
+    return refuse
 
 
 class OuterboundsRegistry(Registry):
@@ -353,20 +359,15 @@ class OuterboundsRegistry(Registry):
                            alias_payload(move), by)
         return move
 
-    def alias_history(self, scope: Scope, alias: str | None = None) -> list[AliasMove]:
-        raise RegistryError("the Outerbounds asset service keeps no alias history")
+    alias_history = _refused("the Outerbounds asset service keeps no alias history")
 
     # -- deletion -------------------------------------------------------------------------
 
-    def delete_asset(self, scope: Scope, *, by: EntityRef, reason: str | None = None
-                     ) -> AssetDeletion | None:
-        raise RegistryError(
-            "the Outerbounds asset service deletes an asset with all its instances and "
-            "lineage; flowpolicy's deletion keeps them, so it needs the embedded registry "
-            "(obproject's Asset.delete_*_asset does the hard delete)")
-
-    def deletions(self, scope: Scope) -> list[AssetDeletion]:
-        raise RegistryError("the Outerbounds asset service keeps no record of deletions")
+    delete_asset = _refused(
+        "the Outerbounds asset service deletes an asset with all its instances and "
+        "lineage; flowpolicy's deletion keeps them, so it needs the embedded registry "
+        "(obproject's Asset.delete_*_asset does the hard delete)")
+    deletions = _refused("the Outerbounds asset service keeps no record of deletions")
 
     # -- evidence and events --------------------------------------------------------------
 
@@ -418,26 +419,13 @@ class OuterboundsRegistry(Registry):
         ArgoEvent(record.wire_name).publish(payload=dict(payload or {}))
         return record
 
-    def events(self, project: str | None = None, branch: str | None = None,
-               name: str | None = None, *, after: int | None = None,
-               limit: int | None = None) -> list[EventRecord]:
-        raise RegistryError("the Outerbounds event bus cannot be listed from here")
-
-    def newest_event_id(self) -> int:
-        raise RegistryError("the Outerbounds event bus cannot be listed from here")
-
-    def wait_for_events(self, after: int, timeout: float) -> bool:
-        raise RegistryError("the Outerbounds event bus cannot be followed from here; "
-                            "deployed flows are triggered by Argo Events")
-
-    def _no_dispatch(self, *_: Any, **__: Any) -> Any:
-        raise RegistryError(
-            "flowpolicy dispatch needs a registry with an events table (SQLite or "
-            "PostgreSQL); on Outerbounds the platform's Argo Events starts the triggered "
-            "flows")
-
-    claim_dispatch = start_dispatch = note_dispatch_run = finish_dispatch = _no_dispatch
-    dispatch = dispatches = cursor = advance_cursor = _no_dispatch
+    events = newest_event_id = _refused("the Outerbounds event bus cannot be listed from here")
+    wait_for_events = _refused("the Outerbounds event bus cannot be followed from here; "
+                               "deployed flows are triggered by Argo Events")
+    claim_dispatch = start_dispatch = note_dispatch_run = finish_dispatch = _refused(
+        "flowpolicy dispatch needs a registry with an events table (SQLite or "
+        "PostgreSQL); on Outerbounds the platform's Argo Events starts the triggered flows")
+    dispatch = dispatches = cursor = advance_cursor = finish_dispatch
 
     def close(self) -> None:
         """Nothing to release: every call is one HTTP request."""

@@ -45,7 +45,6 @@ import os
 import re
 import select
 import threading
-import time
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -62,7 +61,7 @@ from flowpolicy.errors import RegistryError
 from flowpolicy.registry.base import AssetNotFound, RegistryDamaged, redact_url
 from flowpolicy.registry.sql import (
     ID_TABLES,
-    TABLES,
+    OLDEST_READABLE_VERSION,
     SQLRegistry,
     build_statements,
     create_table,
@@ -164,8 +163,6 @@ _V5 = (
 #: append a new one (in both backends).
 MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
-#: The oldest schema a read-only handle reads without migrating (see the SQLite backend).
-OLDEST_READABLE_VERSION = 1
 
 _VERSION_TABLE = """CREATE TABLE flowpolicy_migrations (
     version            integer PRIMARY KEY,
@@ -235,17 +232,7 @@ class PostgresRegistry(SQLRegistry):
         self._has_deletions = False
         self._has_dispatch = False
         _live.add(self)
-        with self._lock:
-            try:
-                self._learn(self._connection())
-                if read_only and not self._readable:
-                    raise self._unreadable()
-            except psycopg.Error as exc:
-                self.close()
-                self._raise_failure(exc)
-            except BaseException:
-                self.close()
-                raise
+        self._first_look()
 
     def _read_connection(self) -> psycopg.Connection:
         conn = self._connection()
@@ -330,35 +317,25 @@ class PostgresRegistry(SQLRegistry):
         self._has_deletions = self._readable and self._has_table(conn, "asset_deletions")
 
     def _unreadable(self) -> RegistryError:
-        where = f" ({self.origin})" if self.origin else ""
         if self._schema is not None:
-            return RegistryError(
-                f"registry {self.url} has schema version {self._schema}, too old to read "
-                f"without migrating it (oldest readable: {OLDEST_READABLE_VERSION}); the next "
-                "write (a flow registering an asset) migrates it")
+            return super()._unreadable()
+        where = f" ({self.origin})" if self.origin else ""
         return AssetNotFound(
             f"no registry in {self.url}{where}: the database has no {SCHEMA!r} schema yet; "
             "nothing to read (a read never creates a registry: the first registration or "
             "event does). If assets were expected, point FLOWPOLICY_REGISTRY (or --registry) "
             "at the database the flows write to")
 
-    def _registry_exists(self) -> bool:
-        with self._lock:
-            try:
-                self._learn(self._connection())
-            except psycopg.Error as exc:
-                self._raise_failure(exc)
-            return self._schema is not None
+    def _connect_existing(self) -> None:
+        self._learn(self._connection())
 
     def _has_table(self, conn: psycopg.Connection, table: str) -> bool:
         return conn.execute(
             "SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.{table}",)).fetchone()[0]
 
-    @property
-    def schema_version(self) -> int:
-        with self._reading() as conn:
-            return conn.execute(
-                "SELECT coalesce(max(version), 0) FROM flowpolicy_migrations").fetchone()[0]
+    def _schema_version(self, conn: psycopg.Connection) -> int:
+        return conn.execute(
+            "SELECT coalesce(max(version), 0) FROM flowpolicy_migrations").fetchone()[0]
 
     def _raise_failure(self, exc: Exception, *, committing: bool = False,
                        writing: bool = False) -> NoReturn:
@@ -445,21 +422,15 @@ class PostgresRegistry(SQLRegistry):
     # -- events: followers wait for NOTIFY ------------------------------------------------
 
     def wait_for_events(self, after: int, timeout: float) -> bool:
-        """Block until an event newer than id ``after`` is there (True) or ``timeout`` seconds
-        pass (False), woken by the server's notification rather than by polling."""
+        """Woken by the server's notification rather than by polling."""
         with self._lock:
             if self._listener is None or _dropped(self._listener):
                 listener = self._connect(listening=True)
                 listener.execute(f"LISTEN {CHANNEL}")
                 self._listener = listener
             listener = self._listener
-        deadline = time.monotonic() + max(0.0, timeout)
-        while True:
-            if self.newest_event_id() > after:
-                return True
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
+
+        def notified(left: float) -> None:
             try:
                 for _ in listener.notifies(timeout=left, stop_after=1):
                     pass
@@ -470,24 +441,19 @@ class PostgresRegistry(SQLRegistry):
                 raise RegistryError(f"lost the event notifications of {self.url}: "
                                     f"{_one_line(exc)}") from exc
 
+        return self._wait_for_events(after, timeout, notified)
+
     # -- maintenance --------------------------------------------------------------------
 
-    def info(self) -> dict[str, Any]:
-        """Backend, location, schema version and sizes, for ``flowpolicy registry info``."""
-        with self._reading() as conn:
-            version = conn.execute(
-                "SELECT coalesce(max(version), 0) FROM flowpolicy_migrations").fetchone()[0]
-            present = self._tables_present(conn)
-            rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                    for t in TABLES if t in present}
-            size = conn.execute(
-                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = %s AND c.relkind = 'r'", (SCHEMA,)).fetchone()[0]
-            server = conn.info.parameter_status("server_version") or "?"
+    def _describe(self, conn: psycopg.Connection) -> dict[str, Any]:
+        size = conn.execute(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind = 'r'", (SCHEMA,)).fetchone()[0]
+        server = conn.info.parameter_status("server_version") or "?"
         return {"backend": "postgresql", "location": f"{self.url} (schema {SCHEMA})",
-                "server": f"PostgreSQL {server}", "schema_version": version,
-                "current_schema_version": SCHEMA_VERSION, "bytes": int(size), "rows": rows}
+                "server": f"PostgreSQL {server}", "schema_version": self._schema_version(conn),
+                "current_schema_version": SCHEMA_VERSION, "bytes": int(size)}
 
     # -- whole-registry copies ----------------------------------------------------------
 

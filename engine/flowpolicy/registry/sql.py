@@ -88,6 +88,9 @@ TABLE_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
 #: Tables whose ``id`` the database assigns (copies set it explicitly, then move the counter on).
 ID_TABLES: tuple[str, ...] = ("assets", "alias_history", "consumptions", "events", "evidence",
                               "asset_deletions", "dispatches")
+#: The oldest schema a read-only handle reads without migrating. Raise it when a migration
+#: changes a table or column readers rely on (adding a table or an index does not).
+OLDEST_READABLE_VERSION = 1
 #: The newest version an asset's latest deletion took away (0: never deleted); instances up to
 #: it are no longer read. The table exists from migration 3 on.
 _FLOOR = ("coalesce((SELECT max(d.through_version) FROM asset_deletions d "
@@ -359,9 +362,74 @@ class SQLRegistry(Registry):
     def _write(self, *, creates: bool = False) -> AbstractContextManager[Any]:
         raise NotImplementedError
 
+    def _connect_existing(self) -> None:
+        """Connect where there is storage and learn what it holds (``_schema``,
+        ``_readable``, which tables are there); creates nothing."""
+        raise NotImplementedError
+
+    def _first_look(self) -> None:
+        """At opening: learn what is there (a read-only handle needs a registry now); the
+        connection is closed again on any failure."""
+        with self._lock:
+            try:
+                self._connect_existing()
+                if self.read_only and not self._readable:
+                    raise self._unreadable()
+            except self._driver_error as exc:
+                self.close()
+                self._raise_failure(exc)
+            except BaseException:
+                self.close()
+                raise
+
     def _registry_exists(self) -> bool:
         """Whether a registry is there now (looked at again; creates nothing)."""
+        with self._lock:
+            try:
+                self._connect_existing()
+            except self._driver_error as exc:
+                self._raise_failure(exc)
+            return self._schema is not None
+
+    def _unreadable(self) -> RegistryError:
+        """Why there is nothing to read; a backend says where it looked when there is no
+        registry at all."""
+        return RegistryError(
+            f"registry {self._location} has schema version {self._schema}, too old to read "
+            f"without migrating it (oldest readable: {OLDEST_READABLE_VERSION}); the next "
+            "write (a flow registering an asset) migrates it")
+
+    @property
+    def schema_version(self) -> int:
+        with self._reading() as conn:
+            return self._schema_version(conn)
+
+    def _schema_version(self, conn: Any) -> int:
         raise NotImplementedError
+
+    def info(self) -> dict[str, Any]:
+        with self._reading() as conn:
+            present = self._tables_present(conn)
+            rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                    for t in TABLES if t in present}
+            return {**self._describe(conn), "rows": rows}
+
+    def _describe(self, conn: Any) -> dict[str, Any]:
+        """``info()`` but the rows: backend, location, server, schema versions, bytes."""
+        raise NotImplementedError
+
+    def _wait_for_events(self, after: int, timeout: float,
+                         pause: Callable[[float], None]) -> bool:
+        """``wait_for_events``, with ``pause(left)`` waiting at most ``left`` seconds for news
+        between looks at the newest event id."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            if self.newest_event_id() > after:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            pause(left)
 
     def _live(self) -> str:
         """The condition that leaves out deleted instances (none before migration 3)."""

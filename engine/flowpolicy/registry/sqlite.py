@@ -56,7 +56,13 @@ from typing import Any, NoReturn
 
 from flowpolicy.errors import RegistryError
 from flowpolicy.registry.base import AssetNotFound, RegistryDamaged
-from flowpolicy.registry.sql import TABLES, SQLRegistry, build_statements, create_table
+from flowpolicy.registry.sql import (
+    OLDEST_READABLE_VERSION,
+    TABLES,
+    SQLRegistry,
+    build_statements,
+    create_table,
+)
 
 #: "flpo": marks a SQLite file as a flowpolicy registry.
 APPLICATION_ID = 0x666C706F
@@ -162,9 +168,6 @@ _V5 = (
 #: Never edit a released migration: append a new one (in both SQL backends).
 MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
-#: The oldest schema a read-only handle reads without migrating. Raise it when a migration
-#: changes a table or column readers rely on (adding a table or an index does not).
-OLDEST_READABLE_VERSION = 1
 
 _SQL = build_statements(
     "?",
@@ -202,17 +205,7 @@ class SQLiteRegistry(SQLRegistry):
         self._busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self._forget_connection()
-        with self._lock:
-            try:
-                self._connect_existing()
-                if read_only and not self._readable:
-                    raise self._unreadable()
-            except sqlite3.Error as exc:
-                self.close()
-                self._raise_failure(exc)
-            except BaseException:
-                self.close()
-                raise
+        self._first_look()
 
     _sql = _SQL
     _driver_error = sqlite3.Error
@@ -310,12 +303,9 @@ class SQLiteRegistry(SQLRegistry):
 
     def _unreadable(self) -> RegistryError:
         """Why there is nothing to read: no file, an empty one, or a schema too old."""
-        where = f" ({self.origin})" if self.origin else ""
         if self._schema is not None:
-            return RegistryError(
-                f"registry {self.path} has schema version {self._schema}, too old to read "
-                f"without migrating it (oldest readable: {OLDEST_READABLE_VERSION}); the next "
-                "write (a flow registering an asset) migrates it")
+            return super()._unreadable()
+        where = f" ({self.origin})" if self.origin else ""
         if self._conn is not None:
             what = f"{self.path}{where} is an empty SQLite database, not yet a flowpolicy registry"
         elif self.path.exists():
@@ -388,10 +378,8 @@ class SQLiteRegistry(SQLRegistry):
         if version != SCHEMA_VERSION:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    @property
-    def schema_version(self) -> int:
-        with self._reading() as conn:
-            return conn.execute("PRAGMA user_version").fetchone()[0]
+    def _schema_version(self, conn: sqlite3.Connection) -> int:
+        return conn.execute("PRAGMA user_version").fetchone()[0]
 
     @contextmanager
     def _write(self, *, creates: bool = False) -> Iterator[sqlite3.Connection]:
@@ -431,16 +419,9 @@ class SQLiteRegistry(SQLRegistry):
             self._forget_connection()
 
     def wait_for_events(self, after: int, timeout: float) -> bool:
-        """Block until an event newer than id ``after`` is there (True) or ``timeout`` seconds
-        pass (False). SQLite cannot notify another process, so this looks every 10 ms."""
-        deadline = time.monotonic() + max(0.0, timeout)
-        while True:
-            if self.newest_event_id() > after:
-                return True
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            time.sleep(min(_EVENT_POLL_S, left))
+        """SQLite cannot notify another process: this looks every 10 ms."""
+        return self._wait_for_events(after, timeout,
+                                     lambda left: time.sleep(min(_EVENT_POLL_S, left)))
 
     # -- maintenance --------------------------------------------------------------------
 
@@ -450,18 +431,13 @@ class SQLiteRegistry(SQLRegistry):
             problems = [r[0] for r in conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
         return problems + super().integrity_problems()
 
-    def info(self) -> dict[str, Any]:
-        """Backend, location, schema version and sizes, for ``flowpolicy registry info``."""
-        with self._reading() as conn:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            present = self._tables_present(conn)
-            rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                    for t in TABLES if t in present}
+    def _describe(self, conn: sqlite3.Connection) -> dict[str, Any]:
         files = [self.path, self.path.with_name(self.path.name + "-wal")]
         return {"backend": "sqlite", "location": str(self.path),
-                "server": f"SQLite {sqlite3.sqlite_version}", "schema_version": version,
+                "server": f"SQLite {sqlite3.sqlite_version}",
+                "schema_version": self._schema_version(conn),
                 "current_schema_version": SCHEMA_VERSION,
-                "bytes": sum(f.stat().st_size for f in files if f.exists()), "rows": rows}
+                "bytes": sum(f.stat().st_size for f in files if f.exists())}
 
     # -- whole-registry copies ----------------------------------------------------------
 
@@ -482,11 +458,6 @@ class SQLiteRegistry(SQLRegistry):
             conn.execute(f"DROP TABLE {table}")  # its indexes and triggers go with it
         conn.execute("PRAGMA user_version = 0")
         self._claim(conn)
-
-    def _registry_exists(self) -> bool:
-        with self._lock:
-            self._connect_existing()
-            return self._schema is not None
 
     def _has_table(self, conn: sqlite3.Connection, table: str) -> bool:
         return bool(conn.execute(
