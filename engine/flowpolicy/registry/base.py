@@ -350,10 +350,6 @@ class EvidenceRecord:
         }
 
 
-#: A dispatch's states, in the only order it moves through them.
-DISPATCH_STATES: tuple[str, ...] = ("claimed", "started", "finished")
-
-
 @dataclass(frozen=True)
 class DispatchRecord:
     """One (event, flow) start decided by ``flowpolicy dispatch``.

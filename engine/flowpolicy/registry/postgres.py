@@ -224,13 +224,6 @@ class PostgresRegistry(SQLRegistry):
         self._lock = threading.RLock()
         self._conn: psycopg.Connection | None = None
         self._listener: psycopg.Connection | None = None
-        #: the schema version; None: no registry there (yet)
-        self._schema: int | None = None
-        self._readable = False
-        self._writes_ready = False
-        self._has_evidence = False
-        self._has_deletions = False
-        self._has_dispatch = False
         _live.add(self)
         self._first_look()
 
@@ -299,9 +292,7 @@ class PostgresRegistry(SQLRegistry):
             version = conn.execute(
                 "SELECT coalesce(max(version), 0) FROM flowpolicy_migrations").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise RegistryError(
-                    f"registry {self.url} has schema version {version}, newer than this "
-                    f"flowpolicy understands ({SCHEMA_VERSION}); upgrade flowpolicy")
+                raise self._too_new(version, SCHEMA_VERSION)
             return version
         if not tables:
             return None

@@ -78,16 +78,14 @@ TABLES: Mapping[str, tuple[str, ...]] = MappingProxyType({
                    "returncode", "reason"),
     "cursors": ("name", "position", "updated_at"),
 })
-#: The key each table's rows are ordered by, in copies and digests.
-TABLE_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "instances": ("asset_id", "version"), "aliases": ("asset_id", "alias"),
-    "cursors": ("name",),
-    **{table: ("id",) for table in ("assets", "alias_history", "consumptions", "events",
-                                    "evidence", "asset_deletions", "dispatches")},
-})
 #: Tables whose ``id`` the database assigns (copies set it explicitly, then move the counter on).
 ID_TABLES: tuple[str, ...] = ("assets", "alias_history", "consumptions", "events", "evidence",
                               "asset_deletions", "dispatches")
+#: The key each table's rows are ordered by, in copies and digests.
+TABLE_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "instances": ("asset_id", "version"), "aliases": ("asset_id", "alias"),
+    "cursors": ("name",), **{table: ("id",) for table in ID_TABLES},
+})
 #: The oldest schema a read-only handle reads without migrating. Raise it when a migration
 #: changes a table or column readers rely on (adding a table or an index does not).
 OLDEST_READABLE_VERSION = 1
@@ -345,8 +343,10 @@ class SQLRegistry(Registry):
     _has_dispatch: bool = False
     #: the schema is current and this handle claimed it: writes just write
     _writes_ready: bool = False
-    _readable: bool
-    _schema: int | None
+    #: a registry this flowpolicy reads as it is
+    _readable: bool = False
+    #: the schema version; None: no registry there (yet)
+    _schema: int | None = None
     _lock: AbstractContextManager[Any]
     _driver_error: type[Exception]
 
@@ -390,6 +390,11 @@ class SQLRegistry(Registry):
             except self._driver_error as exc:
                 self._raise_failure(exc)
             return self._schema is not None
+
+    def _too_new(self, version: int, current: int) -> RegistryError:
+        return RegistryError(
+            f"registry {self._location} has schema version {version}, newer than this "
+            f"flowpolicy understands ({current}); upgrade flowpolicy")
 
     def _unreadable(self) -> RegistryError:
         """Why there is nothing to read; a backend says where it looked when there is no
@@ -476,9 +481,6 @@ class SQLRegistry(Registry):
         tags: Mapping[str, Any] | None, blobs: Sequence[str] | None,
         actor: EntityRef | None,
     ) -> tuple[InstanceRecord, bool]:
-        """Append an instance and its lifecycle event, or (with ``key``) find the newest one
-        whose annotations carry every key item, in the same write transaction; True when it
-        was registered now."""
         if not kind or not isinstance(kind, str):
             raise RegistryError(f"{scope}: an instance needs a kind (e.g. 'artifact')")
         if isinstance(blobs, str):
@@ -833,8 +835,6 @@ class SQLRegistry(Registry):
 
     def delete_asset(self, scope: Scope, *, by: EntityRef, reason: str | None = None
                      ) -> AssetDeletion | None:
-        """Mark ``scope`` deleted through its newest version and drop its aliases, keeping
-        everything else; None when there is nothing (left) to delete."""
         by = EntityRef.from_any(by)
         if not self._registry_exists():
             return None  # no registry there: nothing to delete, and nothing is created
@@ -922,7 +922,6 @@ class SQLRegistry(Registry):
                                 EntityRef(pk, pi)) for i, p, b, n, pl, at, pk, pi in rows]
 
     def newest_event_id(self) -> int:
-        """The id of the newest event (0: none yet)."""
         with self._reading() as conn:
             return conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
 
@@ -1182,7 +1181,7 @@ def copy_registry(source: SQLRegistry, destination: SQLRegistry, *, replace: boo
     if destination.read_only:
         raise RegistryError(f"registry {destination.url} was opened read-only: cannot copy "
                             "into it")
-    if _same_registry(source, destination):
+    if source._location == destination._location:
         raise RegistryError(f"source and destination are the same registry ({source.url})")
     p = destination._sql.param
     with source._snapshot() as reading, destination._write(creates=True) as writing:
@@ -1222,6 +1221,3 @@ def copy_registry(source: SQLRegistry, destination: SQLRegistry, *, replace: boo
                 f"destination {landed.to_dict()}); nothing was written", exit_code=1)
     return CopyReport(source.url, destination.url, copied, bool(held))
 
-
-def _same_registry(a: SQLRegistry, b: SQLRegistry) -> bool:
-    return a._location == b._location

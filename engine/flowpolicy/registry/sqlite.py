@@ -212,9 +212,7 @@ class SQLiteRegistry(SQLRegistry):
 
     def _forget_connection(self) -> None:
         self._conn: sqlite3.Connection | None = None
-        #: the file's schema version; None: no registry there (yet)
         self._schema: int | None = None
-        #: a registry this flowpolicy reads as it is
         self._readable = False
         #: WAL on and the schema current, checked under the write lock: writes just write
         self._writes_ready = False
@@ -276,10 +274,7 @@ class SQLiteRegistry(SQLRegistry):
         user_version = conn.execute("PRAGMA user_version").fetchone()[0]
         if app_id == APPLICATION_ID:
             if user_version > SCHEMA_VERSION:
-                raise RegistryError(
-                    f"registry {self.path} has schema version {user_version}, newer than this "
-                    f"flowpolicy understands ({SCHEMA_VERSION}); upgrade flowpolicy"
-                )
+                raise self._too_new(user_version, SCHEMA_VERSION)
             return user_version
         tables = [r[0] for r in conn.execute(
             "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name")]
