@@ -71,7 +71,6 @@ from flowpolicy.registry.base import (
     validate_alias,
 )
 
-_TYPE_OF_KIND = {"models": "model", "data": "data"}
 #: Companion data assets holding evidence records: ``<prefix><type>__<name>``.
 EVIDENCE_PREFIX = "flowpolicy_evidence__"
 READ_THEN_WRITE = "read-then-write"
@@ -462,7 +461,7 @@ def _evidence(scope: Scope, stored: InstanceRecord) -> EvidenceRecord:
 def _record(scope: Scope, raw: Mapping[str, Any]) -> InstanceRecord:
     props = raw.get("model_properties") or raw.get("data_properties") or {}
     kind_on_wire = (raw.get("asset") or {}).get("kind")
-    if kind_on_wire and _TYPE_OF_KIND.get(kind_on_wire) != scope.asset_type:
+    if kind_on_wire and kind_on_wire != WIRE_KIND[scope.asset_type]:
         raise RegistryError(f"asset service answered a {kind_on_wire} instance for {scope}")
     return InstanceRecord(
         scope=scope,

@@ -89,12 +89,19 @@ def _refuse(name: str, table: str, event: str, message: str) -> str:
             f"       BEGIN SELECT RAISE(ABORT, '{message}'); END")
 
 
+#: Alias history's index and triggers: created by migrations 1 and 2, again by 4's rebuild.
+_ALIAS_HISTORY_INDEX = "CREATE INDEX alias_history_by_alias ON alias_history (asset_id, alias, id)"
+_ALIAS_HISTORY_NO_UPDATE = _refuse("alias_history_append_only", "alias_history", "UPDATE",
+                                   "alias history is append-only")
+_ALIAS_HISTORY_NO_DELETE = _refuse("alias_history_no_delete", "alias_history", "DELETE",
+                                   "alias history is append-only")
+
 _V1 = (
     create_table("assets", _TYPES),
     create_table("instances", _TYPES),
     create_table("aliases", _TYPES),
     create_table("alias_history", _TYPES),
-    "CREATE INDEX alias_history_by_alias ON alias_history (asset_id, alias, id)",
+    _ALIAS_HISTORY_INDEX,
     create_table("consumptions", _TYPES),
     "CREATE INDEX consumptions_by_instance ON consumptions (asset_id, version)",
     create_table("events", _TYPES),
@@ -102,8 +109,7 @@ _V1 = (
             "asset instances are immutable"),
     _refuse("instances_immutable_delete", "instances", "DELETE",
             "asset instances are immutable"),
-    _refuse("alias_history_append_only", "alias_history", "UPDATE",
-            "alias history is append-only"),
+    _ALIAS_HISTORY_NO_UPDATE,
 )
 
 _V2 = (
@@ -111,8 +117,7 @@ _V2 = (
     "CREATE INDEX evidence_by_instance ON evidence (asset_id, version, kind, id)",
     _refuse("evidence_append_only_update", "evidence", "UPDATE", "evidence is append-only"),
     _refuse("evidence_append_only_delete", "evidence", "DELETE", "evidence is append-only"),
-    _refuse("alias_history_no_delete", "alias_history", "DELETE",
-            "alias history is append-only"),
+    _ALIAS_HISTORY_NO_DELETE,
     "CREATE INDEX events_by_scope ON events (project, branch, name, id)",
 )
 
@@ -144,11 +149,9 @@ _V4 = (
     "by_kind, by_id, at, reason FROM alias_history",
     "DROP TABLE alias_history",
     "ALTER TABLE alias_history_rebuilt RENAME TO alias_history",
-    "CREATE INDEX alias_history_by_alias ON alias_history (asset_id, alias, id)",
-    _refuse("alias_history_append_only", "alias_history", "UPDATE",
-            "alias history is append-only"),
-    _refuse("alias_history_no_delete", "alias_history", "DELETE",
-            "alias history is append-only"),
+    _ALIAS_HISTORY_INDEX,
+    _ALIAS_HISTORY_NO_UPDATE,
+    _ALIAS_HISTORY_NO_DELETE,
 )
 
 #: Migration 5: what ``flowpolicy dispatch`` decided. One row per (event, flow), so a start
