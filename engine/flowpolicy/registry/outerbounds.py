@@ -421,10 +421,11 @@ class OuterboundsRegistry(Registry):
     events = newest_event_id = _refused("the Outerbounds event bus cannot be listed from here")
     wait_for_events = _refused("the Outerbounds event bus cannot be followed from here; "
                                "deployed flows are triggered by Argo Events")
-    claim_dispatch = start_dispatch = note_dispatch_run = finish_dispatch = _refused(
+    _no_dispatch = _refused(
         "flowpolicy dispatch needs a registry with an events table (SQLite or "
         "PostgreSQL); on Outerbounds the platform's Argo Events starts the triggered flows")
-    dispatch = dispatches = cursor = advance_cursor = finish_dispatch
+    claim_dispatch = start_dispatch = note_dispatch_run = finish_dispatch = _no_dispatch
+    dispatch = dispatches = cursor = advance_cursor = _no_dispatch
 
     def close(self) -> None:
         """Nothing to release: every call is one HTTP request."""
