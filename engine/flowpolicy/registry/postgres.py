@@ -305,7 +305,7 @@ class PostgresRegistry(SQLRegistry):
         self._schema = self._identify(conn)
         self._readable = self._schema is not None and self._schema >= OLDEST_READABLE_VERSION
         self._has_evidence = self._has_dispatch = False  # looked up by the first read
-        self._has_deletions = self._readable and self._has_table(conn, "asset_deletions")
+        self._has_deletions = self._readable and "asset_deletions" in self._tables_present(conn)
 
     def _unreadable(self) -> RegistryError:
         if self._schema is not None:
@@ -319,10 +319,6 @@ class PostgresRegistry(SQLRegistry):
 
     def _connect_existing(self) -> None:
         self._learn(self._connection())
-
-    def _has_table(self, conn: psycopg.Connection, table: str) -> bool:
-        return conn.execute(
-            "SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.{table}",)).fetchone()[0]
 
     def _schema_version(self, conn: psycopg.Connection) -> int:
         return conn.execute(

@@ -2,8 +2,9 @@
 of the schema, the queries that are the same in both dialects, and the Registry Protocol
 implemented once on top of them.
 
-Each backend module keeps its own SQL: its numbered migrations (DDL, triggers, indexes), the
-statements its dialect spells differently (annotation look-up, row locks), connections,
+Each backend module keeps its own SQL: its numbered migrations (which tables, with its
+column types in the CREATE TABLE statements written here once, its triggers and indexes),
+the statements its dialect spells differently (annotation look-up, row locks), connections,
 transactions and error mapping. The queries here are written once, with the backend's
 parameter placeholder (SQLite ``?``, psycopg ``%s``): :func:`build_statements` renders the
 hot ones, the rest are f-strings on ``_sql.param``.
@@ -447,22 +448,18 @@ class SQLRegistry(Registry):
         return conn.execute("SELECT coalesce(max(through_version), 0) FROM asset_deletions "
                             f"WHERE asset_id = {self._sql.param}", (asset_id,)).fetchone()[0]
 
-    def _has_table(self, conn: Any, table: str) -> bool:
-        """Whether the schema read holds ``table`` now (asked of the database)."""
-        raise NotImplementedError
-
     def _evidence_readable(self, conn: Any) -> bool:
         """Whether the schema read has an evidence table (a read-only handle reads older
         schemas as they are)."""
         if not self._has_evidence:
             # a schema older than evidence is read as it is, until some writer migrates it
-            self._has_evidence = self._has_table(conn, "evidence")
+            self._has_evidence = "evidence" in self._tables_present(conn)
         return self._has_evidence
 
     def _dispatch_readable(self, conn: Any) -> bool:
         """Whether the schema read has the dispatch records and cursors (migration 5)."""
         if not self._has_dispatch:
-            self._has_dispatch = self._has_table(conn, "dispatches")
+            self._has_dispatch = "dispatches" in self._tables_present(conn)
         return self._has_dispatch
 
     def _first_write_committed(self, schema_version: int) -> None:
@@ -1062,6 +1059,7 @@ class SQLRegistry(Registry):
         raise NotImplementedError
 
     def _tables_present(self, conn: Any) -> set[str]:
+        """The tables the schema read holds now (asked of the database)."""
         raise NotImplementedError
 
     def _replace_everything(self, conn: Any) -> None:

@@ -261,8 +261,7 @@ class SQLiteRegistry(SQLRegistry):
         conn.execute("BEGIN")
         try:
             self._schema = self._identify(conn)
-            tables = {r[0] for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            tables = self._tables_present(conn)
         finally:
             conn.execute("ROLLBACK")
         self._readable = self._schema is not None and self._schema >= OLDEST_READABLE_VERSION
@@ -456,10 +455,6 @@ class SQLiteRegistry(SQLRegistry):
             conn.execute(f"DROP TABLE {table}")  # its indexes and triggers go with it
         conn.execute("PRAGMA user_version = 0")
         self._claim(conn)
-
-    def _has_table(self, conn: sqlite3.Connection, table: str) -> bool:
-        return bool(conn.execute(
-            "SELECT count(*) FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0])
 
     def change_probe(self) -> DataVersionProbe:
         """A :class:`~flowpolicy.registry.base.ChangeProbe` on a read-only connection of its
