@@ -470,12 +470,9 @@ def _declared_results(policy: Policy, view: RegistryView,
     if not policy.naming.declared_only:
         return []
     results = []
-    checked = 0
-    for summary in view.summaries:
+    checked = [s for s in view.summaries if s.scope.branch in branches]
+    for summary in checked:
         scope = summary.scope
-        if scope.branch not in branches:
-            continue
-        checked += 1
         decl = policy.assets.get(scope.name)
         subject = {"asset": scope.name, "branch": scope.branch,
                    "instance": f"v{summary.latest_version}", "rule": "declared_only"}
@@ -495,7 +492,7 @@ def _declared_results(policy: Policy, view: RegistryView,
     if checked and not results:
         results.append(Diagnostic(
             "live.declared", "pass",
-            f"all {checked} assets on {', '.join(branches)} are declared in the policy",
+            f"all {len(checked)} assets on {', '.join(branches)} are declared in the policy",
             rule="declared_only"))
     return results
 
