@@ -524,14 +524,20 @@ def _show_recorded(value: Any) -> str:
     return show_number(float(value)) if isinstance(value, (int, float)) else str(value)
 
 
-def bounds_text(metric: str, low: Any, high: Any) -> str:
+def bounds_text(metric: str | None, low: Any, high: Any, *,
+                show: Callable[[Any], str] = _show_recorded,
+                signs: tuple[str, str] = ("<=", ">=")) -> str:
+    """``0.5 <= auc <= 0.9``, ``auc >= 0.8``, ``auc present``; with no metric (a card's bound
+    column) ``0.5 <= value <= 0.9``, ``>= 0.8``. ``signs``: the (at most, at least) signs."""
+    at_most, at_least = signs
     if low is not None and high is not None:
-        return f"{_show_recorded(low)} <= {metric} <= {_show_recorded(high)}"
+        return f"{show(low)} {at_most} {metric or 'value'} {at_most} {show(high)}"
+    subject = f"{metric} " if metric else ""
     if low is not None:
-        return f"{metric} >= {_show_recorded(low)}"
+        return f"{subject}{at_least} {show(low)}"
     if high is not None:
-        return f"{metric} <= {_show_recorded(high)}"
-    return f"{metric} present"
+        return f"{subject}{at_most} {show(high)}"
+    return f"{subject}present"
 
 
 # --- promotion -----------------------------------------------------------------------------
