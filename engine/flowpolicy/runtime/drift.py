@@ -235,10 +235,14 @@ class ColumnDrift:
     statistic: str
     value: float
     bound: float
-    level: str
     level_range: tuple[str, str]
     sizes: tuple[int, int]
     details: Mapping[str, float] = field(default_factory=frozen_map)
+
+    @property
+    def level(self) -> str:
+        low, high = self.level_range
+        return low if low == high else INDETERMINATE
 
     def to_dict(self) -> dict[str, Any]:
         return {"statistic": self.statistic, "value": self.value, "bound": self.bound,
@@ -347,10 +351,8 @@ def evaluate_drift(
         column_levels = _column_levels(levels, settings)
         low = drift_level(column_levels, max(0.0, value - bound))
         high = drift_level(column_levels, value + bound)
-        results[name] = ColumnDrift(
-            statistic=settings.statistic, value=value, bound=bound,
-            level=low if low == high else INDETERMINATE, level_range=(low, high),
-            sizes=sizes, details=frozen_map(details))
+        results[name] = ColumnDrift(settings.statistic, value, bound, level_range=(low, high),
+                                    sizes=sizes, details=frozen_map(details))
 
     severity = {NO_LEVEL: -1, **{lvl.name: i for i, lvl in
                                  enumerate(sorted(levels, key=lambda lvl: lvl.threshold))}}
