@@ -125,20 +125,12 @@ def resolve_model(
     return ModelInstance(record, None if datastore is None else datastore_folder(datastore))
 
 
-def load_model(
-    name: str,
-    instance: str = "latest",
-    *,
-    project: str | None = None,
-    branch: str | None = None,
-    registry: Registry | str | None = None,
-    datastore: str | os.PathLike | None = None,
-    loader: Callable[[ModelInstance], Any] | None = None,
-) -> Any:
-    """Resolve as :func:`resolve_model` does, then return ``loader(instance)``, or without a
-    loader the instance's Metaflow artifact (:meth:`ModelInstance.artifact`)."""
-    resolved = resolve_model(name, instance, project=project, branch=branch,
-                             registry=registry, datastore=datastore)
+def load_model(name: str, instance: str = "latest", *,
+               loader: Callable[[ModelInstance], Any] | None = None, **where: Any) -> Any:
+    """Resolve as :func:`resolve_model` does (``where``: its ``project``, ``branch``,
+    ``registry`` and ``datastore``), then return ``loader(instance)``, or without a loader
+    the instance's Metaflow artifact (:meth:`ModelInstance.artifact`)."""
+    resolved = resolve_model(name, instance, **where)
     return resolved.artifact() if loader is None else loader(resolved)
 
 
