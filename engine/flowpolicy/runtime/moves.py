@@ -17,7 +17,7 @@ reason; a rollback with no previous holder.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from flowpolicy.errors import EXIT_FINDINGS, EXIT_OK, FlowpolicyError
@@ -46,20 +46,22 @@ ALIAS_MOVED = "alias_moved"
 @dataclass(frozen=True)
 class MoveRequest:
     """One lifecycle operation. ``branch`` is the alias's branch (for a promotion, the
-    target); ``to`` an instance spec; ``alias`` None means the one the policy's promotions set
-    on the branch."""
+    target); ``actor`` who moves it (default: the caller)."""
 
     asset: str
     project: str
     branch: str
-    actor: EntityRef
-    alias: str | None = None
-    to: str | None = None
+    actor: EntityRef = field(default_factory=current_entity)
+    reason: str | None = None
+    dry_run: bool = False
+    #: A promotion: the branch it promotes from and the instance spec there.
     source: str | None = None
     instance: str = "latest"
-    reason: str | None = None
+    #: A rollback or alias move: the alias (None: the one the policy's promotions set on the
+    #: branch), the instance spec to point it at, and whether to move it past failing gates.
+    alias: str | None = None
+    to: str | None = None
     force: bool = False
-    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -314,14 +316,14 @@ def perform(request: PromoteRequest | RollbackRequest | AliasRequest) -> MoveOut
         request.registry, read_only=request.dry_run,
         missing="nothing registered yet, or point --registry / FLOWPOLICY_REGISTRY at the "
                 "right file")
-    move = MoveRequest(asset=request.asset, project=project, branch="", actor=current_entity(),
-                       reason=request.reason, dry_run=request.dry_run)
+    common = {"asset": request.asset, "project": project, "reason": request.reason,
+              "dry_run": request.dry_run}
     if isinstance(request, PromoteRequest):
-        return promote(policy, registry, replace(
-            move, branch=sanitize_branch(request.target),
+        return promote(policy, registry, MoveRequest(
+            **common, branch=sanitize_branch(request.target),
             source=sanitize_branch(request.source), instance=request.instance))
-    move = replace(move, branch=sanitize_branch(request.branch), alias=request.alias,
-                   to=request.to, force=request.force)
+    move = MoveRequest(**common, branch=sanitize_branch(request.branch), alias=request.alias,
+                       to=request.to, force=request.force)
     if isinstance(request, RollbackRequest):
         return rollback(policy, registry, move)
     return (set_alias if request.action == "set" else unset_alias)(policy, registry, move)
