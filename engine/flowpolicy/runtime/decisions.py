@@ -53,7 +53,7 @@ import json
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from flowpolicy.errors import FlowpolicyError, RegistryError
@@ -134,14 +134,7 @@ class CheckVerdict:
     reason: str
 
     def to_dict(self) -> dict:
-        return {
-            "metric": self.metric,
-            "value": _json_number(self.value),
-            "min": self.min,
-            "max": self.max,
-            "passed": self.passed,
-            "reason": self.reason,
-        }
+        return {**asdict(self), "value": _json_number(self.value)}
 
 
 @dataclass(frozen=True)

@@ -345,8 +345,8 @@ def evaluate_drift(
         if settings.statistic == "ks":
             value, bound, sizes, details = *current_side.ks(name, reference_side), {}
         else:
-            value, sizes, details = current_side.categorical(name, reference_side,
-                                                              settings.statistic)
+            value, sizes, details = _categorical(name, settings.statistic, current_side,
+                                                 reference_side)
             bound = 0.0
         column_levels = _column_levels(levels, settings)
         low = drift_level(column_levels, max(0.0, value - bound))
@@ -395,7 +395,7 @@ def _distribution(statistic: str, name: str, current: _ExactSide | _SketchSide,
     if statistic == "ks":
         return {"kind": "quantiles", "current": current.quantiles(name),
                 "reference": reference.quantiles(name)}
-    counts = (current.frequencies(name), reference.frequencies(name))
+    counts = (current.table(name).counts, reference.table(name).counts)
     totals = [sum(side.values()) or 1 for side in counts]
     share = {key: sum(side.get(key, 0) / total for side, total in zip(counts, totals,
                                                                        strict=True))
@@ -505,9 +505,6 @@ class _ExactSide:
     def quantiles(self, name: str) -> list[float]:
         return quantile_summary(self.numeric[name])
 
-    def frequencies(self, name: str) -> Mapping[Any, int]:
-        return self.table(name).counts
-
     def table(self, name: str) -> FrequencyTable:
         table = FrequencyTable()
         values = self._all()[name]
@@ -517,11 +514,6 @@ class _ExactSide:
             raise DriftDataError(f"column {name!r} of {self.label} has more than "
                                  f"{MAX_CATEGORIES} distinct values: it is not categorical")
         return table
-
-    def categorical(self, name: str, other: _ExactSide, statistic: str
-                    ) -> tuple[float, tuple[int, int], dict[str, float]]:
-        return _categorical(name, statistic, self.table(name), other.table(name),
-                            self.label, other.label)
 
 
 class _SketchSide:
@@ -569,24 +561,20 @@ class _SketchSide:
     def quantiles(self, name: str) -> list[float]:
         return _sketch_quantiles(self.profile.columns[name].sketch)
 
-    def frequencies(self, name: str) -> Mapping[Any, int]:
-        return self.profile.columns[name].categories.counts
-
-    def categorical(self, name: str, other: _SketchSide, statistic: str
-                    ) -> tuple[float, tuple[int, int], dict[str, float]]:
-        return _categorical(name, statistic, self.profile.columns[name].categories,
-                            other.profile.columns[name].categories, self.label, other.label)
+    def table(self, name: str) -> FrequencyTable:
+        return self.profile.columns[name].categories
 
 
-def _categorical(name: str, statistic: str, current: FrequencyTable, reference: FrequencyTable,
-                 current_label: str, reference_label: str
+def _categorical(name: str, statistic: str, current: _ExactSide | _SketchSide,
+                 reference: _ExactSide | _SketchSide
                  ) -> tuple[float, tuple[int, int], dict[str, float]]:
-    for label, table in ((current_label, current), (reference_label, reference)):
+    tables = (current.table(name), reference.table(name))
+    for side, table in zip((current, reference), tables, strict=True):
         if table.total == 0:
-            raise DriftDataError(f"column {name!r} of {label} is empty (after dropping "
+            raise DriftDataError(f"column {name!r} of {side.label} is empty (after dropping "
                                  "missing values)")
-    value, details = categorical_statistic(statistic, current.counts, reference.counts)
-    return value, (current.total, reference.total), details
+    value, details = categorical_statistic(statistic, tables[0].counts, tables[1].counts)
+    return value, (tables[0].total, tables[1].total), details
 
 
 def _is_profile(data: Any) -> bool:
