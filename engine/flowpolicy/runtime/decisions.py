@@ -74,7 +74,8 @@ from flowpolicy.registry.base import parse_spec
 if TYPE_CHECKING:
     from flowpolicy.registry.base import EvidenceRecord
 
-#: Relative tolerance for comparisons of computed (not recorded) numbers, such as margins.
+#: Relative tolerance for comparisons of computed (not recorded) numbers: margins, drift
+#: statistics against their thresholds.
 TOLERANCE = 1e-12
 
 
@@ -567,6 +568,12 @@ class PromotionRules:
         )
 
 
+def asset_type(policy: Policy, asset: str) -> str:
+    """The declared type of ``asset``; an asset the policy does not declare is a model."""
+    declared = policy.assets.get(asset)
+    return declared.type if declared is not None else "model"
+
+
 def promotion_rules(policy: Policy, asset: str,
                     edges: Sequence[PromotionEdge] | None = None) -> PromotionRules:
     """The part of ``policy`` that decides promotions of ``asset``. ``edges`` are the
@@ -581,10 +588,9 @@ def promotion_rules(policy: Policy, asset: str,
         if gate is not None and gate.asset == asset:
             gates[name] = Gate(name=gate.name, asset=asset, checks=gate.checks)
     champion = policy.champions.get(asset) if CHAMPION_REQUIREMENT in required else None
-    decl = policy.assets.get(asset)
     return PromotionRules(
         asset=asset,
-        asset_type=decl.type if decl is not None else "model",
+        asset_type=asset_type(policy, asset),
         edges=own,
         gates=frozen_map(gates),
         champion=None if champion is None else replace(champion, on_promote=None, on_keep=None),

@@ -54,6 +54,7 @@ from flowpolicy.policy.model import (
     frozen_map,
 )
 from flowpolicy.runtime.categorical import categorical_statistic
+from flowpolicy.runtime.decisions import TOLERANCE
 from flowpolicy.runtime.ks import max_gap
 from flowpolicy.runtime.sketch import (
     MAX_CATEGORIES,
@@ -91,9 +92,6 @@ __all__ = [
     "profile_data",
     "quantile_summary",
 ]
-
-#: Relative tolerance for comparing a computed statistic with a threshold.
-TOLERANCE = 1e-12
 
 #: How many of the most drifted columns keep a summary of both distributions.
 PICTURED_COLUMNS = 3

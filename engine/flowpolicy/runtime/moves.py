@@ -34,7 +34,7 @@ from flowpolicy.registry.base import (
 )
 from flowpolicy.request import AliasRequest, PromoteRequest, RollbackRequest
 from flowpolicy.runtime.branch import resolve_project, sanitize_branch
-from flowpolicy.runtime.decisions import check_promotion, promotion_rules
+from flowpolicy.runtime.decisions import asset_type, check_promotion, promotion_rules
 from flowpolicy.runtime.identity import current_entity
 from flowpolicy.runtime.lifecycle import branch_alias, judge_standing, select_policy
 from flowpolicy.runtime.promote import promote_assets
@@ -94,13 +94,16 @@ class MoveOutcome:
         return f"{self.message}\n"
 
 
-def _asset_type(policy: Policy, asset: str) -> str:
-    declared = policy.assets.get(asset)
-    return declared.type if declared is not None else "model"
-
-
 def _scope(policy: Policy, request: MoveRequest, branch: str) -> Scope:
-    return Scope(request.project, branch, _asset_type(policy, request.asset), request.asset)
+    return Scope(request.project, branch, asset_type(policy, request.asset), request.asset)
+
+
+def _held(policy: Policy, registry: Registry, request: MoveRequest
+          ) -> tuple[Scope, str, int | None]:
+    """The alias a rollback or alias move is about: its scope, its name, its holder now."""
+    scope = _scope(policy, request, request.branch)
+    alias = request.alias or branch_alias(policy, request.asset, request.branch)
+    return scope, alias, registry.get_alias(scope, alias)
 
 
 # -- promote --------------------------------------------------------------------------------
@@ -179,9 +182,7 @@ def rollback(policy: Policy, registry: Registry, request: MoveRequest) -> MoveOu
     """Return the alias to its previous holder (the ``from`` of its latest move in the
     history), or to ``request.to``; refused when that instance fails the alias's gates now,
     unless ``force`` (with a reason)."""
-    scope = _scope(policy, request, request.branch)
-    alias = request.alias or branch_alias(policy, request.asset, request.branch)
-    current = registry.get_alias(scope, alias)
+    scope, alias, current = _held(policy, registry, request)
     if request.to is not None:
         record = registry.resolve(scope, request.to)
     else:
@@ -201,18 +202,14 @@ def set_alias(policy: Policy, registry: Registry, request: MoveRequest) -> MoveO
     now, unless ``force`` (with a reason)."""
     if not request.to:
         raise FlowpolicyError("alias set needs the instance to point at (--to SPEC)")
-    scope = _scope(policy, request, request.branch)
-    alias = request.alias or branch_alias(policy, request.asset, request.branch)
-    current = registry.get_alias(scope, alias)
+    scope, alias, current = _held(policy, registry, request)
     return _move_to(policy, registry, request, "alias set", scope, alias, current,
                     registry.resolve(scope, request.to))
 
 
 def unset_alias(policy: Policy, registry: Registry, request: MoveRequest) -> MoveOutcome:
     """Remove the alias (its history keeps the move, to = None)."""
-    scope = _scope(policy, request, request.branch)
-    alias = request.alias or branch_alias(policy, request.asset, request.branch)
-    current = registry.get_alias(scope, alias)
+    scope, alias, current = _held(policy, registry, request)
     if current is None:
         return MoveOutcome("alias unset", request.asset, scope.branch, alias, None, None,
                            f"@{alias} of {scope} is not set: nothing to unset", refused=True,
