@@ -34,10 +34,10 @@ from flowpolicy.registry.base import (
 )
 from flowpolicy.request import AliasRequest, PromoteRequest, RollbackRequest
 from flowpolicy.runtime.branch import resolve_project, sanitize_branch
-from flowpolicy.runtime.decisions import asset_type, check_promotion, promotion_rules
+from flowpolicy.runtime.decisions import asset_type, promotion_rules
 from flowpolicy.runtime.identity import current_entity
 from flowpolicy.runtime.lifecycle import branch_alias, judge_standing, select_policy
-from flowpolicy.runtime.promote import promote_assets
+from flowpolicy.runtime.promote import promote_assets, promotion_verdict
 
 #: The lifecycle event published on the alias's branch after every move.
 ALIAS_MOVED = "alias_moved"
@@ -122,12 +122,7 @@ def promote(policy: Policy, registry: Registry, request: MoveRequest) -> MoveOut
     target = _scope(policy, request, request.branch)
     record = registry.resolve(source, request.instance)
     rules = promotion_rules(policy, request.asset)  # what the generated flow is compiled with
-    champion = None
-    if rules.champion is not None:
-        champion = instance_id(registry.get_alias(source, rules.champion.alias))
-    verdict = check_promotion(rules, source=source.branch, target=target.branch,
-                              instance=record.id, evidence=registry.evidence(source, record.id),
-                              current_champion=champion)
+    verdict = promotion_verdict(registry, rules, source, target.branch, record.id)
     alias = verdict.edge.alias if verdict.edge is not None else None
     before = _alias_of(registry, target, alias)
     details = {"source": source.branch, "source_instance": record.id, "policy": policy.hash,

@@ -45,7 +45,7 @@ from flowpolicy.runtime import cards, decisions
 from flowpolicy.runtime.assets import Asset
 from flowpolicy.runtime.decisions import PromotionRules
 from flowpolicy.runtime.drift import drift_input, evaluate_drift
-from flowpolicy.runtime.promote import promote_assets
+from flowpolicy.runtime.promote import promote_assets, promotion_verdict
 from flowpolicy.runtime.tags import mirror_champion
 
 #: The Metaflow tag naming the policy a run enforces: ``flowpolicy_policy:<12 hex>``.
@@ -288,15 +288,9 @@ def judge_promotion(rules: PromotionRules, promoted: Mapping[str, Any], target: 
     :func:`promote` then refuses the run."""
 
     source = Asset(project=promoted["project"], branch=promoted["branch"])
-    evidence = source.registry.evidence(source.scope(rules.asset, rules.asset_type),
-                                        promoted["id"])
-    champion = None
-    if rules.champion is not None:
-        champion = source.get_alias(rules.asset, rules.champion.alias,
-                                    asset_type=rules.asset_type)
-    verdict = decisions.check_promotion(rules, source=source.branch, target=target,
-                                        instance=promoted["id"], evidence=evidence,
-                                        current_champion=champion)
+    verdict = promotion_verdict(source.registry, rules,
+                                source.scope(rules.asset, rules.asset_type), target,
+                                promoted["id"])
     details = {**verdict.to_dict(), "project": source.project, "policy_hash": policy_hash}
     source.record_evidence(rules.asset, promoted["id"], asset_type=rules.asset_type,
                            kind="promotion", rule=f"{source.branch}->{target}",
