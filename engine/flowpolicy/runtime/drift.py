@@ -110,7 +110,8 @@ def ks_statistic(a: Any, b: Any) -> float:
     10,000 values (scipy then rounds the exact ratio too), else within a few units in the last
     place (scipy subtracts two rounded CDF values).
     """
-    statistic, _, _ = _ks(_sample(a, "the first sample"), _sample(b, "the second sample"))
+    labels = ("the first sample", "the second sample")
+    statistic, _, _ = _ks(_sample(a, labels[0]), _sample(b, labels[1]), labels)
     return statistic
 
 
@@ -619,11 +620,7 @@ def _sample(values: Any, label: str) -> np.ndarray:
     return array
 
 
-def _ks(
-    a: np.ndarray,
-    b: np.ndarray,
-    labels: tuple[str, str] = ("the first sample", "the second sample"),
-) -> tuple[float, int, int]:
+def _ks(a: np.ndarray, b: np.ndarray, labels: tuple[str, str]) -> tuple[float, int, int]:
     """KS statistic of two numeric 1-D arrays (NaNs still in them) and the number of values
     compared from each; ``labels`` name the samples in errors."""
     a, b = without_nan(a), without_nan(b)

@@ -154,7 +154,7 @@ def load_task_artifact(task: str, artifact: str, *, datastore: str | None = None
     from metaflow.exception import MetaflowNotFound
 
     subject = what or f"task {task}"
-    with _metaflow_reading(datastore) as where:
+    with metaflow_reading(datastore) as where:
         try:
             found = Task(task)
         except MetaflowNotFound:
@@ -169,7 +169,7 @@ def load_task_artifact(task: str, artifact: str, *, datastore: str | None = None
 
 
 @contextmanager
-def _metaflow_reading(datastore: str | None) -> Iterator[str]:
+def metaflow_reading(datastore: str | None = None) -> Iterator[str]:
     """Metaflow's client reading every namespace (and from ``datastore`` if given) for the
     duration; yields the metadata provider in use, for messages."""
     from metaflow import default_metadata, get_metadata, get_namespace, metadata, namespace
