@@ -36,8 +36,13 @@ from flowpolicy.request import AliasRequest, PromoteRequest, RollbackRequest
 from flowpolicy.runtime.branch import resolve_project, sanitize_branch
 from flowpolicy.runtime.decisions import asset_type, promotion_rules
 from flowpolicy.runtime.identity import current_entity
-from flowpolicy.runtime.lifecycle import branch_alias, judge_standing, select_policy
-from flowpolicy.runtime.promote import promote_assets, promotion_verdict
+from flowpolicy.runtime.lifecycle import (
+    branch_alias,
+    judge_standing,
+    promotion_verdict,
+    select_policy,
+)
+from flowpolicy.runtime.promote import promote_assets
 
 #: The lifecycle event published on the alias's branch after every move.
 ALIAS_MOVED = "alias_moved"

@@ -40,11 +40,9 @@ from flowpolicy.registry.base import (
     InstanceRecord,
     Registry,
     Scope,
-    instance_id,
     validate_alias,
 )
 from flowpolicy.runtime.branch import read_project_file, sanitize_branch
-from flowpolicy.runtime.decisions import PromotionRules, PromotionVerdict, check_promotion
 from flowpolicy.runtime.identity import current_entity
 
 #: The lineage annotations a promoted instance carries (what ``check``, ``plan`` and
@@ -126,19 +124,6 @@ def promote_assets(
         warnings.warn(f"No assets found on source branch '{source}'. Was teardown-branch "
                       "already run? Promotion must happen before teardown.", stacklevel=2)
     return {"promoted": promoted, "errors": errors}
-
-
-def promotion_verdict(registry: Registry, rules: PromotionRules, source: Scope, target: str,
-                      instance: str) -> PromotionVerdict:
-    """:func:`~flowpolicy.runtime.decisions.check_promotion` of ``instance`` on ``source``
-    from the evidence recorded on it, with the champion alias as it points now (the
-    promotion flow and ``flowpolicy promote`` decide by this)."""
-    champion = None
-    if rules.champion is not None:
-        champion = instance_id(registry.get_alias(source, rules.champion.alias))
-    return check_promotion(rules, source=source.branch, target=target, instance=instance,
-                           evidence=registry.evidence(source, instance),
-                           current_champion=champion)
 
 
 def _promote_one(reg: Registry, src_scope: Scope, dst_scope: Scope, instance: str,

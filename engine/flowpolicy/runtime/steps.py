@@ -45,7 +45,8 @@ from flowpolicy.runtime import cards, decisions
 from flowpolicy.runtime.assets import Asset
 from flowpolicy.runtime.decisions import PromotionRules
 from flowpolicy.runtime.drift import drift_input, evaluate_drift
-from flowpolicy.runtime.promote import promote_assets, promotion_verdict
+from flowpolicy.runtime.lifecycle import promotion_verdict
+from flowpolicy.runtime.promote import promote_assets
 from flowpolicy.runtime.tags import mirror_champion
 
 #: The Metaflow tag naming the policy a run enforces: ``flowpolicy_policy:<12 hex>``.
