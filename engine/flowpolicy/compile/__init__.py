@@ -131,9 +131,7 @@ def write_outputs(policy: Policy, output_dir: str | os.PathLike | None = None,
     delete generated files of the same policy that it no longer produces. Files whose
     content is already current are left untouched. Returns the paths written or deleted.
     ``outputs`` is the policy's :func:`compile_policy` result when the caller has it."""
-    directory = Path(output_dir) if output_dir is not None else output_dir_for(policy)
-    if outputs is None:
-        outputs = compile_policy(policy)
+    directory, outputs = _targets(policy, output_dir, outputs)
     make_folder(directory, "output folder")
     replaced = {directory / name: source for name, source in outputs.items()
                 if _current_text(directory / name) != source}
@@ -150,9 +148,7 @@ def stale_outputs(policy: Policy, output_dir: str | os.PathLike | None = None,
     """Path → unified diff of every committed file that is not what the policy compiles to
     now: missing, changed, or stale (no longer generated). Empty when all are current.
     ``outputs`` is the policy's :func:`compile_policy` result when the caller has it."""
-    directory = Path(output_dir) if output_dir is not None else output_dir_for(policy)
-    if outputs is None:
-        outputs = compile_policy(policy)
+    directory, outputs = _targets(policy, output_dir, outputs)
     require_folder(directory, "output folder")
     diffs = {}
     for name, source in outputs.items():
@@ -170,9 +166,7 @@ def output_results(policy: Policy, output_dir: str | os.PathLike | None = None,
     """One ``compile.current`` result per generated file (what ``compile --check`` and
     ``check`` report): ``pass`` when current, ``error`` with the unified diff as evidence
     when changed, missing or left over."""
-    directory = Path(output_dir) if output_dir is not None else output_dir_for(policy)
-    if outputs is None:
-        outputs = compile_policy(policy)
+    directory, outputs = _targets(policy, output_dir, outputs)
     stale = stale_outputs(policy, directory, outputs)
     paths = [directory / name for name in outputs]
     paths += [path for path in stale if path.name not in outputs]  # no longer generated
@@ -189,6 +183,13 @@ def output_results(policy: Policy, output_dir: str | os.PathLike | None = None,
                 f"{shown} is not what the policy compiles to now; run `flowpolicy compile`",
                 path=shown, policy=policy.source, rule=path.name, evidence={"diff": diff}))
     return results
+
+
+def _targets(policy: Policy, output_dir: str | os.PathLike | None,
+             outputs: Mapping[str, str] | None) -> tuple[Path, Mapping[str, str]]:
+    """The folder and files of the output functions' optional arguments, defaults filled."""
+    directory = Path(output_dir) if output_dir is not None else output_dir_for(policy)
+    return directory, compile_policy(policy) if outputs is None else outputs
 
 
 def _current_text(path: Path) -> str | None:

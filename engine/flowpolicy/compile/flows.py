@@ -142,17 +142,12 @@ def _gate_flow(policy: Policy, gate: Gate, header: dict[str, object]) -> FlowPla
         for bound, value in (("min", check.min), ("max", check.max)):
             if value is None:
                 continue
-            parameter = names.parameter_name(
-                policy, f"{bound}_{metric.lower()}", f"{check_path}.{bound}", taken
-            )
-            taken.add(parameter)
-            bounds[bound] = parameter
             word = "lower" if bound == "min" else "upper"
-            parameters.append({
-                "name": parameter,
-                "default": float(value),
-                "help": f"{word} bound for {metric}",
-            })
+            parameter = _float_parameter(policy, taken, f"{bound}_{metric.lower()}",
+                                         f"{check_path}.{bound}", value,
+                                         f"{word} bound for {metric}")
+            parameters.append(parameter)
+            bounds[bound] = parameter["name"]
         checks.append({
             "metric": metric,
             "min_parameter": bounds.get("min"),
@@ -175,6 +170,15 @@ def _gate_flow(policy: Policy, gate: Gate, header: dict[str, object]) -> FlowPla
     }
     class_name = names.flow_class_name(policy, gate.name, "Gate", path)
     return _finish("gate", gate.name, class_name, "quality_gate.py.j2", context, header)
+
+
+def _float_parameter(policy: Policy, taken: set[str], name: str, json_path: str,
+                     default: float, help_text: str) -> dict[str, object]:
+    """A float Parameter of the flow (a threshold the policy sets), named apart from the
+    flow's other names."""
+    parameter = names.parameter_name(policy, name, json_path, taken)
+    taken.add(parameter)
+    return {"name": parameter, "default": float(default), "help": help_text}
 
 
 def _event(policy: Policy, event: str | None, json_path: str) -> str | None:
@@ -253,20 +257,14 @@ def _drift_flow(policy: Policy, rule: DriftRule, header: dict[str, object]) -> F
     if rule.report_asset is not None:
         names.check_name(policy, rule.report_asset, f"{path}.report_asset", "asset name")
     taken = set(_TEMPLATE_NAMES["drift"])
-    levels = []
+    parameters, levels = [], []
     for level in rule.levels:
         level_path = f"{path}.levels.{level.name}"
         names.check_name(policy, level.name, level_path, "level name")
-        parameter = names.parameter_name(
-            policy, f"{level.name.lower()}_threshold", level_path, taken
-        )
-        taken.add(parameter)
-        levels.append({
-            "name": level.name,
-            "parameter": parameter,
-            "default": float(level.threshold),
-            "help": f"level {level.name} from this max D on",
-        })
+        parameter = _float_parameter(policy, taken, f"{level.name.lower()}_threshold", level_path,
+                                     level.threshold, f"level {level.name} from this max D on")
+        parameters.append(parameter)
+        levels.append({"name": level.name, "parameter": parameter["name"]})
     event_lines = []
     for level_name, event in rule.events.items():
         names.check_name(policy, level_name, f"{path}.events", "level name")
@@ -282,6 +280,7 @@ def _drift_flow(policy: Policy, rule: DriftRule, header: dict[str, object]) -> F
         "current": rule.current,
         "reference": rule.reference,
         "levels": levels,
+        "parameters": parameters,
         "event_text": " ".join(event_lines),
     }
     class_name = names.flow_class_name(policy, rule.asset, "Drift", path)

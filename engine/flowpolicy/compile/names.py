@@ -83,14 +83,11 @@ def check_project(policy: Policy) -> str:
     return _check_schema_rule(policy, policy.project, "projectName", "$.project", "project")
 
 
-def camel_case(name: str) -> str:
-    """``fraud_model`` → ``FraudModel``; the input has passed :func:`check_name`."""
-    return "".join(part[:1].upper() + part[1:] for part in name.split("_") if part)
-
-
 def flow_class_name(policy: Policy, name: str, suffix: str, json_path: str) -> str:
-    """The generated class for rule ``name``: ``quality`` + ``Gate`` → ``QualityGateFlow``."""
-    class_name = f"{camel_case(name)}{suffix}Flow"
+    """The generated class for rule ``name``: ``quality`` + ``Gate`` → ``QualityGateFlow``
+    (``fraud_model`` is ``FraudModel``; ``name`` has passed :func:`check_name`)."""
+    camel = "".join(part[:1].upper() + part[1:] for part in name.split("_") if part)
+    class_name = f"{camel}{suffix}Flow"
     if not CLASS_PATTERN.fullmatch(class_name):
         raise error_at(policy, json_path, f"{name!r} does not give a valid flow class name")
     return class_name

@@ -240,8 +240,9 @@ def policy_size(policy) -> int:
 def _rule_path(policy, plan) -> str:
     if plan.kind in _RULE_SECTIONS:
         return child_path(_RULE_SECTIONS[plan.kind], plan.rule)
-    edges = [i for i, edge in enumerate(policy.promotion) if plan.rule in edge.assets]
-    return child_path("$.promotion", edges[0]) if edges else "$.promotion"
+    # a promotion flow exists because an edge promotes its asset
+    first = next(i for i, edge in enumerate(policy.promotion) if plan.rule in edge.assets)
+    return child_path("$.promotion", first)
 
 
 def render(template: str, context: Mapping[str, object]) -> str:

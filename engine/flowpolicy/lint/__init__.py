@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -141,15 +142,13 @@ def rule_docs() -> dict[str, CodeDoc]:
 
 def lint_policy_names(policy: Policy, config: LintConfig) -> list[Diagnostic]:
     """Findings for the asset names a policy file declares, at their YAML lines."""
-    cache: dict[str, list[str]] = {}
 
+    @cache
     def lines_of(source: str) -> list[str]:
-        if source not in cache:
-            try:
-                cache[source] = Path(source).read_text(encoding="utf-8").splitlines()
-            except (OSError, UnicodeDecodeError):
-                cache[source] = []
-        return cache[source]
+        try:
+            return Path(source).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            return []
 
     names = []
     for name, decl in policy.assets.items():

@@ -57,6 +57,7 @@ import tokenize
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import re2
 
@@ -123,9 +124,9 @@ METHODS: dict[str, MethodSpec] = {
 }
 
 #: The registry's method naming, for methods :data:`METHODS` does not list.
+_VERBS = ("register", "get", "peek", "consume", "list", "delete")
 METHOD_NAMING = re.compile(
-    r"(?P<verb>register|get|peek|consume|list|delete)_(?:external_)?(?P<type>data|model)"
-    r"(?:_asset)?(?:_instances)?"
+    rf"(?P<verb>{'|'.join(_VERBS)})_(?:external_)?(?P<type>data|model)(?:_asset)?(?:_instances)?"
 )
 
 #: ``promote_assets(project, source, target, kinds=None, asset=None, instance="latest", ...)``
@@ -154,9 +155,7 @@ RECEIVER_MARKERS: tuple[bytes, ...] = (b"prj", b"Asset")
 #: a verb (optionally ``_external``) right before ``_data`` / ``_model``, or one of the
 #: alias and evidence methods.
 METHOD_VERBS: tuple[bytes, ...] = tuple(
-    verb + external
-    for verb in (b"register", b"get", b"peek", b"consume", b"list", b"delete")
-    for external in (b"", b"_external")
+    verb.encode() + external for verb in _VERBS for external in (b"", b"_external")
 )
 METHOD_TYPES: tuple[bytes, ...] = (b"_data", b"_model")
 METHOD_WORDS: tuple[bytes, ...] = (b"set_alias", b"get_alias", b"alias_history", b"evidence")
@@ -336,26 +335,22 @@ class _FoldLimit(Exception):
     """A folding bound tripped; the message says which."""
 
 
-class _Scope:
+class _Scope(NamedTuple):
     """Where a node is: its function (with step facts) and the loops around it there."""
 
-    __slots__ = ("step", "loops")
-
-    def __init__(self, step: Step | None, loops: tuple[_LoopNode, ...]):
-        self.step = step
-        self.loops = loops
+    step: Step | None
+    loops: tuple[_LoopNode, ...]
 
 
+@dataclass(slots=True, eq=False)
 class _LoopNode:
-    __slots__ = ("kind", "line", "targets", "saves_checkpoints")
-
-    def __init__(self, kind: str, line: int, targets: frozenset[str]):
-        self.kind = kind
-        self.line = line
-        self.targets = targets
-        self.saves_checkpoints = False
+    kind: str
+    line: int
+    targets: frozenset[str]
+    saves_checkpoints: bool = False
 
 
+#: Outside any step and loop: the module, and the bodies of classes and lambdas.
 _TOP = _Scope(None, ())
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
@@ -424,7 +419,8 @@ class _Finder:
             kind = type(node)
             if kind is ast.Call:
                 self.calls.append((node, scope))
-                if _is_checkpoint_save(node.func):
+                func = node.func
+                if type(func) is ast.Attribute and _checkpoint_use(func) == "save":
                     for loop in scope.loops:
                         loop.saves_checkpoints = True
             elif kind is ast.Attribute:
@@ -465,9 +461,8 @@ class _Finder:
             else:  # ast.ClassDef
                 for child in (*node.decorator_list, *node.bases, *node.keywords):
                     push((child, scope))
-                inner = _Scope(None, ())
                 for child in node.body:
-                    push((child, inner))
+                    push((child, _TOP))
 
     @staticmethod
     def _push_function(node, scope: _Scope, push) -> None:
@@ -475,11 +470,13 @@ class _Finder:
         # outside any loop around the definition.
         if type(node) is ast.Lambda:
             push((node.args, scope))
-            push((node.body, _Scope(None, ())))
+            push((node.body, _TOP))
             return
         for child in (*node.decorator_list, node.args, *([node.returns] if node.returns else ())):
             push((child, scope))
-        names = {_decorator_name(d) for d in node.decorator_list}
+        # ``step`` for ``@step``, ``@metaflow.step`` and ``@step(...)``
+        names = {_last_name(d.func if isinstance(d, ast.Call) else d)
+                 for d in node.decorator_list}
         step = Step(node.name, "checkpoint" in names) if "step" in names else None
         inner = _Scope(step, ())
         for child in node.body:
@@ -620,25 +617,18 @@ class _Finder:
 
     # -- call sites ------------------------------------------------------------------------
     def sites(self) -> list[CallSite]:
-        found: list[CallSite] = []
         # In source order, so that a folding bound trips at the later calls, as a reader
         # of the file would expect.
         self.calls.sort(key=lambda item: (item[0].lineno, item[0].col_offset))
-        for call, scope in self.calls:
-            site = self._site(call, scope)
-            if site is not None:
-                found.append(site)
+        found = [site for call, scope in self.calls if (site := self._site(call, scope))]
         if found:
             # Where a registry is in use, a checkpoint read outside a @checkpoint step is
             # FPL009's concern; without a call site the prefilter would skip the file.
-            for node, scope, use in self.checkpoint_uses:
-                if use != "save" and (scope.step is None or not scope.step.checkpoint):
-                    found.append(self._checkpoint_site(node, scope))
-            for call, scope in self.calls:
-                if (scope.step is None or not scope.step.checkpoint) and self._is_metaflow(
-                    call.func, "Checkpoint"
-                ):
-                    found.append(self._checkpoint_site(call, scope))
+            reads = [(node, scope) for node, scope, use in self.checkpoint_uses if use != "save"]
+            reads += [(call, scope) for call, scope in self.calls
+                      if self._is_metaflow(call.func, "Checkpoint")]
+            found += [self._checkpoint_site(node, scope) for node, scope in reads
+                      if scope.step is None or not scope.step.checkpoint]
         found.sort(key=lambda s: (s.line, s.col))
         return found
 
@@ -710,11 +700,8 @@ class _Finder:
         self, call: ast.Call, spec: MethodSpec, name: Value
     ) -> tuple[Value, tuple[Value, ...] | None]:
         node = _argument(call, spec.annotations_pos, "annotations")
-        implied = tuple(
-            Value(parts=(key,), line=name.line, col=name.col, end_line=name.end_line,
-                  end_col=name.end_col, node=name.node)
-            for key in spec.implied_annotations
-        )
+        implied = tuple(replace(name, parts=(key,), limit=None)
+                        for key in spec.implied_annotations)
         if node is None or (isinstance(node, ast.Constant) and node.value is None):
             return name, implied
         pairs: list[tuple[ast.expr | None, ast.expr]]
@@ -722,11 +709,8 @@ class _Finder:
             pairs = list(zip(node.keys, node.values, strict=True))
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
               and node.func.id == "dict" and not node.args):
-            pairs = [(None if kw.arg is None else ast.Constant(kw.arg), kw.value)
-                     for kw in node.keywords]
-            for (key, _), kw in zip(pairs, node.keywords, strict=True):
-                if key is not None:
-                    ast.copy_location(key, kw)
+            pairs = [(None if kw.arg is None else ast.copy_location(ast.Constant(kw.arg), kw),
+                      kw.value) for kw in node.keywords]
         else:
             return Value.at(node), None
         keys = list(implied)
@@ -872,17 +856,6 @@ def _same_constant(old: ast.expr | None, new: ast.expr) -> bool:
             and type(old.value) is type(new.value) and old.value == new.value)
 
 
-def _decorator_name(node: ast.expr) -> str | None:
-    """``step`` for ``@step``, ``@metaflow.step`` and ``@step(...)``."""
-    if isinstance(node, ast.Call):
-        node = node.func
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        return node.attr
-    return None
-
-
 def _is_current(node: ast.expr) -> bool:
     return (isinstance(node, ast.Name) and node.id == "current") or (
         isinstance(node, ast.Attribute) and node.attr == "current"
@@ -910,12 +883,6 @@ def _is_checkpoint(expr: ast.expr) -> bool:
     return isinstance(expr, ast.Attribute) and _checkpoint_use(expr) in ("save", "checkpoint")
 
 
-def _is_checkpoint_save(func: ast.expr) -> bool:
-    return (isinstance(func, ast.Attribute) and func.attr == "save"
-            and isinstance(func.value, ast.Attribute) and func.value.attr == "checkpoint"
-            and _is_current(func.value.value))
-
-
 def _shown_code(node: ast.AST) -> str:
     try:
         text = ast.unparse(node)
@@ -926,8 +893,6 @@ def _shown_code(node: ast.AST) -> str:
 
 def _names(target: ast.expr) -> frozenset[str]:
     """The names a loop target binds (``i``, ``i, (a, b)``, ``self.x`` binds none)."""
-    if isinstance(target, ast.Name):
-        return frozenset((target.id,))
     return frozenset(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
 
 
@@ -969,12 +934,10 @@ def _argument(call: ast.Call, pos: int | None, keyword: str) -> ast.expr | None:
 def _merge(parts: list[str | None]) -> tuple[str | None, ...]:
     merged: list[str | None] = []
     for part in parts:
-        if part == "":
+        if part == "" or (part is DYNAMIC and merged and merged[-1] is DYNAMIC):
             continue
         if merged and part is not DYNAMIC and merged[-1] is not DYNAMIC:
-            merged[-1] = merged[-1] + part
-        elif merged and part is DYNAMIC and merged[-1] is DYNAMIC:
-            continue
+            merged[-1] += part
         else:
             merged.append(part)
     return tuple(merged)

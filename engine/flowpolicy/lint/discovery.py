@@ -88,7 +88,7 @@ def shown_path(path: str) -> str:
 
 
 def stock_context() -> RuleContext:
-    return RuleContext(naming=default_naming(), declared=None, policy_source=None)
+    return RuleContext(naming=default_naming())
 
 
 def preset_context(refs: Sequence[str]) -> RuleContext:

@@ -28,6 +28,7 @@ import os
 import tokenize
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 
 from flowpolicy.diagnostics import Diagnostic
 from flowpolicy.errors import FlowpolicyError
@@ -39,8 +40,9 @@ from flowpolicy.lint.callsites import (
     find_call_sites,
 )
 from flowpolicy.lint.noqa import Suppression, parse_line
-from flowpolicy.lint.rule import RuleContext
+from flowpolicy.lint.rule import Rule, RuleContext
 from flowpolicy.lint.rules import RULES, RULES_BY_CODE, UNPARSABLE_FILE, UNUSED_NOQA
+from flowpolicy.policy.source import line_col
 from flowpolicy.walk import walk_files
 
 #: With --report-unused-noqa a file may matter only for its suppression comments.
@@ -73,6 +75,12 @@ class LintConfig:
         if self.select and not code.startswith(self.select):
             return False
         return not (self.ignore and code.startswith(self.ignore))
+
+    def rules(self, *, declared_names: bool = False) -> list[Rule]:
+        """The enabled rules with a check of call sites (with ``declared_names``: of the
+        names a policy declares)."""
+        return [rule for rule in RULES if rule.check is not None and self.enabled(rule.code)
+                and (rule.checks_declared_names or not declared_names)]
 
     def context_for(self, path: str) -> RuleContext:
         """The deepest scope containing ``path`` (scopes are ordered deepest first)."""
@@ -128,35 +136,22 @@ def lint_parsed(data: bytes, path: str, config: LintConfig) -> list[Diagnostic]:
         if not config.enabled(UNPARSABLE_FILE):
             return []
         return [_unparsable(data, path, exc)]
-    raw: list[tuple[str, Value, str]] = []
-    for site in sites:
-        raw.extend(_check_site(site, context, config))
+    rules = config.rules()
+    raw = [(rule.code, where, message) for site in sites for rule in rules
+           for where, message in rule.check(site, context)]
     if not raw and not config.report_unused_noqa:
         return []
     return _apply_noqa(data, path, raw, config)
-
-
-def _check_site(
-    site: CallSite, context: RuleContext, config: LintConfig
-) -> Iterator[tuple[str, Value, str]]:
-    for rule in RULES:
-        if rule.check is None or not config.enabled(rule.code):
-            continue
-        for where, message in rule.check(site, context):
-            yield rule.code, where, message
 
 
 def _apply_noqa(
     data: bytes, path: str, raw: list[tuple[str, Value, str]], config: LintConfig
 ) -> list[Diagnostic]:
     lines = SourceLines(data)
-    suppressions: dict[int, Suppression | None] = {}
 
+    @cache
     def suppression(line: int) -> Suppression | None:
-        if line not in suppressions:
-            text = lines[line - 1] if 0 < line <= len(lines) else ""
-            suppressions[line] = parse_line(text, line)
-        return suppressions[line]
+        return parse_line(lines[line - 1] if 0 < line <= len(lines) else "", line)
 
     used: set[tuple[int, str]] = set()
     findings: list[Diagnostic] = []
@@ -245,7 +240,7 @@ def _unparsable(data: bytes, path: str, exc: BaseException) -> Diagnostic:
     line, col = 1, 1
     nul = data.find(b"\0")
     if nul >= 0:
-        line, col = _byte_position(data, nul)
+        line, col = line_col(data, nul)
         message = "cannot parse: file contains NUL bytes (binary file?)"
     else:
         encoding = "utf-8"
@@ -256,7 +251,7 @@ def _unparsable(data: bytes, path: str, exc: BaseException) -> Diagnostic:
             message = f"cannot parse: {bad_cookie.msg}"
         except (UnicodeDecodeError, LookupError) as undecodable:
             start = getattr(undecodable, "start", 0)
-            line, col = _byte_position(data, start)
+            line, col = line_col(data, start)
             byte = data[start : start + 1].hex()
             message = (
                 f"cannot parse: byte 0x{byte} does not decode as {encoding} "
@@ -279,11 +274,6 @@ def finding(path: str, line: int, col: int, code: str, message: str, *,
     """A lint finding: the rule's code and name, at ``path:line:col``."""
     return Diagnostic(code, "error", message, path=path, line=line, col=col, end_line=end_line,
                       end_col=end_col, rule=RULES_BY_CODE[code].name)
-
-
-def _byte_position(data: bytes, offset: int) -> tuple[int, int]:
-    line_start = data.rfind(b"\n", 0, offset) + 1
-    return data.count(b"\n", 0, offset) + 1, offset - line_start + 1
 
 
 # -- many files ----------------------------------------------------------------------------
@@ -315,30 +305,24 @@ def _lint_paths_chunk(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        _lint_each(paths, config, stats, findings)
+        for path in paths:
+            stats.files += 1
+            try:
+                with open(path, "rb") as handle:
+                    data = handle.read()
+            except OSError as exc:
+                if config.enabled(UNPARSABLE_FILE):
+                    findings.append(finding(path, 1, 1, UNPARSABLE_FILE,
+                                            f"cannot read: {exc.strerror or exc}"))
+                continue
+            stats.bytes += len(data)
+            found, parsed = lint_source(data, path, config)
+            stats.parsed += parsed
+            findings.extend(found)
     finally:
         if collecting:
             gc.enable()
     return findings, stats
-
-
-def _lint_each(
-    paths: list[str], config: LintConfig, stats: LintStats, findings: list[Diagnostic]
-) -> None:
-    for path in paths:
-        stats.files += 1
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            if config.enabled(UNPARSABLE_FILE):
-                findings.append(finding(path, 1, 1, UNPARSABLE_FILE,
-                                        f"cannot read: {exc.strerror or exc}"))
-            continue
-        stats.bytes += len(data)
-        found, parsed = lint_source(data, path, config)
-        stats.parsed += parsed
-        findings.extend(found)
 
 
 _WORKER_CONFIG: LintConfig | None = None
@@ -423,6 +407,7 @@ def lint_declared_names(
     the rules that apply to declared names; ``lines_of(file)`` gives the YAML text so that
     ``# noqa`` comments work there too."""
     findings: list[Diagnostic] = []
+    rules = config.rules(declared_names=True)
     for name, asset_type, source, line, col in names:
         value = Value(parts=(name,), line=line, col=col - 1, end_line=line,
                       end_col=col - 1 + len(name), node=ast.Constant(name))
@@ -430,11 +415,7 @@ def lint_declared_names(
                         line=line, col=col - 1)
         lines = lines_of(source)
         suppression = parse_line(lines[line - 1], line) if 0 < line <= len(lines) else None
-        for rule in RULES:
-            if rule.check is None or not rule.checks_declared_names:
-                continue
-            if not config.enabled(rule.code):
-                continue
+        for rule in rules:
             if suppression is not None and suppression.covers(rule.code):
                 continue
             for _, message in rule.check(site, context):

@@ -49,6 +49,14 @@ class Rule:
     #: Whether the rule also judges the names declared in the policy YAML.
     checks_declared_names: bool = False
 
+    @classmethod
+    def from_doc(cls, docstring: str, summary: str, check: Check | None = None, *,
+                 checks_declared_names: bool = False) -> Rule:
+        """The rule a module documents: its docstring starts with the code and the name
+        (``FPL001 environment-word: ...``), so they are written once."""
+        code, name = docstring.partition(":")[0].split()
+        return cls(code, name, summary, docstring, check, checks_declared_names)
+
     @property
     def doc(self) -> str:
         """The rule's documentation: its module docstring (what / why / example)."""

@@ -127,9 +127,9 @@ def _number(value: float | int | None) -> float | None:
 
 def _drift_columns(settings: dict | None) -> dict[str, DriftColumn]:
     return {
-        name: DriftColumn(name, statistic=column.get("statistic", "ks"),
-                          levels=frozen_map({level: float(t) for level, t in
-                                             column.get("levels", {}).items()}))
+        name: DriftColumn(name, levels=frozen_map({level: float(t) for level, t in
+                                                   column.get("levels", {}).items()}),
+                          **_given(column, "statistic"))
         for name, column in (settings or {}).items()
     }
 

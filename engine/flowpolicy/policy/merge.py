@@ -97,9 +97,6 @@ class ExtendsResolver:
         self.presets_dir = presets_dir
         self.diagnostics: list[Diagnostic] = []
 
-    def available_presets(self) -> list[str]:
-        return sorted(p.stem for p in self.presets_dir.glob("*.yaml"))
-
     def _target(self, ref: str, base_dir: Path) -> Path | None:
         if ref.startswith(PRESET_PREFIX):
             name = ref[len(PRESET_PREFIX):]
@@ -120,13 +117,9 @@ class ExtendsResolver:
         # for one small section would cost more than the rest of the merge.
         data = dict(merged.data)
         locs = {k: v for k, v in merged.locations.items() if not within(k, "$.naming")}
-        if "naming" in data:
-            data["naming"], naming_locs = merge_values(
-                stock.data["naming"], stock.locations, data["naming"], merged.locations,
-                "$.naming")
-        else:
-            data["naming"] = stock.data["naming"]
-            naming_locs = dict(subtree(stock.locations, "$.naming"))
+        data["naming"], naming_locs = merge_values(
+            stock.data["naming"], stock.locations, data.get("naming", {}), merged.locations,
+            "$.naming")
         locs.update(naming_locs)
         return SourceDoc(doc.source, data, locs)
 
@@ -161,7 +154,7 @@ class ExtendsResolver:
         if target is None or not target.is_file():
             if ref.startswith(PRESET_PREFIX):
                 hint = "stock presets: " + ", ".join(
-                    PRESET_PREFIX + name for name in self.available_presets())
+                    sorted(PRESET_PREFIX + p.stem for p in self.presets_dir.glob("*.yaml")))
                 message = f"unknown preset {ref!r} ({hint})"
             else:
                 message = f"extended file {ref!r} not found (looked for {target})"

@@ -78,7 +78,6 @@ class NamingRules:
         """Whether ``name`` obeys :attr:`pattern` (searched, on RE2: linear time)."""
         if self.pattern is None:
             return True
-
         return search(self.pattern, name)
 
     def to_document(self) -> dict:
@@ -394,9 +393,6 @@ class Policy:
     def locate(self, json_path: str) -> SourceLocation:
         """Best known location of a JSON path: the node itself, else its nearest ancestor."""
         return locate(self.locations, json_path, self.source)
-
-    def asset(self, name: str) -> AssetDecl | None:
-        return self.assets.get(name)
 
     def edges_into(self, branch: str) -> tuple[PromotionEdge, ...]:
         return tuple(e for e in self.promotion if e.target == branch)

@@ -13,6 +13,7 @@ know disables them altogether.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from functools import cache
 
@@ -158,28 +159,17 @@ def _fast_bound(compare):
     return make
 
 
+def _fast_size(kind, compare):
+    """``minLength``, ``maxItems`` and the like: the size of a ``kind`` value against a bound."""
+    def make(argument, schema):
+        return lambda value: type(value) is not kind or compare(len(value), argument)
+    return make
+
+
 def _fast_enum(argument, schema):
     # same type and equal: stricter than jsonschema (1 == 1.0 there), never looser
     allowed = [(type(item), item) for item in argument]
     return lambda value: any(type(value) is kind and value == item for kind, item in allowed)
-
-
-def _fast_const(argument, schema):
-    return _fast_enum([argument], schema)
-
-
-def _fast_min_length(argument, schema):
-    return lambda value: type(value) is not str or len(value) >= argument
-
-
-def _fast_max_length(argument, schema):
-    return lambda value: type(value) is not str or len(value) <= argument
-
-
-def _fast_min_size(kind):
-    def make(argument, schema):
-        return lambda value: type(value) is not kind or len(value) >= argument
-    return make
 
 
 def _fast_any_of(argument, schema):
@@ -196,14 +186,14 @@ _FAST_KEYWORDS = {
     "required": _fast_required,
     "uniqueItems": _fast_unique,
     "propertyNames": _fast_property_names,
-    "minimum": _fast_bound(lambda value, bound: value >= bound),
-    "maximum": _fast_bound(lambda value, bound: value <= bound),
+    "minimum": _fast_bound(operator.ge),
+    "maximum": _fast_bound(operator.le),
     "enum": _fast_enum,
-    "const": _fast_const,
-    "minLength": _fast_min_length,
-    "maxLength": _fast_max_length,
-    "minItems": _fast_min_size(list),
-    "minProperties": _fast_min_size(dict),
+    "const": lambda argument, schema: _fast_enum([argument], schema),
+    "minLength": _fast_size(str, operator.ge),
+    "maxLength": _fast_size(str, operator.le),
+    "minItems": _fast_size(list, operator.ge),
+    "minProperties": _fast_size(dict, operator.ge),
     "anyOf": _fast_any_of,
 }
 

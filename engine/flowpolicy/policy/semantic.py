@@ -15,6 +15,7 @@ from flowpolicy.policy.model import (
     TRIGGER_TARGETS,
     DriftRule,
     SourceLocation,
+    TriggerDecl,
     locate,
 )
 from flowpolicy.policy.patterns import PatternError, compile_pattern, search
@@ -32,12 +33,6 @@ TRIGGER_PARAMETERS: dict[str, tuple[str, ...]] = {
     "promotion": ("instance", "source", "target"),
     "drift": ("current", "reference"),
 }
-
-
-def name_tokens(name: str) -> list[str]:
-    """The ``_``/``-`` separated tokens of a name, lower-cased (``fraud-Model_v2`` ->
-    ``fraud``, ``model``, ``v2``)."""
-    return [token for token in re.split(r"[_\-]+", name.lower()) if token]
 
 
 def words_in_force(naming: Mapping) -> list[str]:
@@ -63,9 +58,10 @@ def edge_requirements(edge: Mapping, doc: Mapping) -> list[str]:
 
 
 def forbidden_tokens(name: str, forbidden_words) -> list[str]:
-    """The forbidden words that appear as whole tokens of ``name``."""
+    """The forbidden words that appear as whole ``_``/``-`` separated tokens of ``name``,
+    case-insensitive (``fraud-Prod_v2`` has the tokens ``fraud``, ``prod``, ``v2``)."""
     words = {word.lower() for word in forbidden_words}
-    return [token for token in name_tokens(name) if token in words]
+    return [token for token in re.split(r"[_\-]+", name.lower()) if token and token in words]
 
 
 class _Checker:
@@ -102,6 +98,11 @@ class _Checker:
             self.report("FP217", path, f"{what} {name!r} is a Python keyword; generated flows "
                                        "use it as a Python name")
 
+    def events_not_keywords(self, rule: dict, path: str, keys: tuple[str, ...]) -> None:
+        for key in keys:
+            if key in rule:
+                self.not_keyword(rule[key], f"{path}.{key}", "event name")
+
     # -- checks ---------------------------------------------------------------------------
     def run(self) -> list[Diagnostic]:
         self.check_naming()
@@ -109,7 +110,6 @@ class _Checker:
         self.check_champions()
         self.check_promotion()
         self.check_drift()
-        self.check_events()
         self.check_triggers()
         return sorted(self.diagnostics, key=lambda d: (d.path, d.line, d.col, d.code))
 
@@ -166,6 +166,7 @@ class _Checker:
                 if low is not None and high is not None and low > high:
                     self.report("FP212", check_path, f"min {low} is greater than max {high}: "
                                                      "no value can pass")
+            self.events_not_keywords(gate, path, ("on_pass", "on_fail"))
 
     def check_champions(self) -> None:
         for name, rule in (self.doc.get("champion") or {}).items():
@@ -179,6 +180,7 @@ class _Checker:
             alias = rule.get("alias")
             if alias in RESERVED_ALIASES:
                 self.report("FP218", f"{path}.alias", f"alias {alias!r} is reserved")
+            self.events_not_keywords(rule, path, ("on_promote", "on_keep"))
 
     def check_promotion(self) -> None:
         branches = self.doc.get("branches") or []
@@ -305,11 +307,13 @@ class _Checker:
                 if overrides:
                     column_path = f"{settings_path}.levels"
                     self.check_column_levels(levels, overrides, column_path, column)
-            for level in rule.get("events") or {}:
+            for level, event in (rule.get("events") or {}).items():
+                event_path = child_path(f"{path}.events", level)
                 if level not in levels and level != INDETERMINATE:
-                    self.report("FP211", child_path(f"{path}.events", level),
+                    self.report("FP211", event_path,
                                 f"{level!r} is not one of this rule's levels "
                                 f"({', '.join(levels) or 'none'}) nor {INDETERMINATE!r}")
+                self.not_keyword(event, event_path, "event name")
 
     def check_column_levels(self, levels: dict, overrides: dict, path: str, column: str
                             ) -> None:
@@ -340,24 +344,6 @@ class _Checker:
                             "from lowest to highest threshold")
             previous = (level, threshold)
 
-    def check_events(self) -> None:
-        events: list[tuple[str, str]] = []
-        for name, gate in (self.doc.get("gates") or {}).items():
-            for key in ("on_pass", "on_fail"):
-                if key in gate:
-                    events.append((gate[key], f"{child_path('$.gates', name)}.{key}"))
-        for name, rule in (self.doc.get("champion") or {}).items():
-            for key in ("on_promote", "on_keep"):
-                if key in rule:
-                    events.append((rule[key], f"{child_path('$.champion', name)}.{key}"))
-        for name, rule in (self.doc.get("drift") or {}).items():
-            for level, event in (rule.get("events") or {}).items():
-                events.append((event, child_path(f"{child_path('$.drift', name)}.events",
-                                                 level)))
-        for event, path in events:
-            self.not_keyword(event, path, "event name")
-
-
     def check_triggers(self) -> None:
         branches = self.doc.get("branches") or []
         rules = {"gate": self.doc.get("gates") or {},
@@ -383,7 +369,7 @@ class _Checker:
                 self.report("FP226", f"{path}.{kind}",
                             f"no {kind} flow {target!r}: the policy generates {kind} flows "
                             f"for {known}")
-            enabled = entry.get("enabled", True)
+            enabled = entry.get("enabled", TriggerDecl.enabled)
             if enabled and "event" not in entry:
                 self.report("FP226", path, "name the event that starts the flow "
                                            "(event: ...), or switch it off (enabled: false)")

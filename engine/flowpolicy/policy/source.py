@@ -133,11 +133,14 @@ class PolicyYAMLLoader(_BaseLoader):
             f"{message}; the alias here repeats {self._anchor(anchored)} (line "
             f"{anchored.start_mark.line + 1}): write that value in fewer places", use))
 
-    def build(self, node: yaml.Node, path: str = "$", depth: int = 0) -> object:
-        """Plain value of ``node``; problems are appended to :attr:`diagnostics`."""
+    def _count_node(self, node: yaml.Node, path: str) -> None:
         self._expanded += 1
         if self._expanded > MAX_NODES:
             raise self._abort(node, path, f"aliases expand to more than {MAX_NODES} nodes")
+
+    def build(self, node: yaml.Node, path: str = "$", depth: int = 0) -> object:
+        """Plain value of ``node``; problems are appended to :attr:`diagnostics`."""
+        self._count_node(node, path)
         if depth > MAX_DEPTH:
             raise self._abort(node, path, f"nesting deeper than {MAX_DEPTH} levels")
         if id(node) in self._active:
@@ -220,26 +223,26 @@ class PolicyYAMLLoader(_BaseLoader):
                 continue
             # Keys are names: use the text as written (so ``on:`` or ``1:`` is not a bool/int).
             key = key_node.value
-            key_path = child_path(path, key)
             if key in first_seen:
                 line = first_seen[key].start_mark.line + 1
-                self._report(key_node, "FP005", key_path,
+                self._report(key_node, "FP005", child_path(path, key),
                              f"duplicate key {key!r} (first defined on line {line})")
                 continue
             first_seen[key] = key_node
-            self.locations[key_path] = self._loc(key_node)
-            self._charge_text(key_node, key_path, len(key))
-            result[key] = self.build(value_node, key_path, depth + 1)
+            self._entry(result, key_node, value_node, path, depth)
         # ``<<: *base`` entries fill keys the mapping does not set itself.
         for key_node, value_node in merged:
-            key = key_node.value
-            if key in result:
-                continue
-            key_path = child_path(path, key)
-            self.locations[key_path] = self._loc(key_node)
-            self._charge_text(key_node, key_path, len(key))
-            result[key] = self.build(value_node, key_path, depth + 1)
+            if key_node.value not in result:
+                self._entry(result, key_node, value_node, path, depth)
         return result
+
+    def _entry(self, result: dict, key_node: yaml.ScalarNode, value_node: yaml.Node, path: str,
+               depth: int) -> None:
+        key = key_node.value
+        key_path = child_path(path, key)
+        self.locations[key_path] = self._loc(key_node)
+        self._charge_text(key_node, key_path, len(key))
+        result[key] = self.build(value_node, key_path, depth + 1)
 
     def _merge_sources(
         self, value: yaml.Node, path: str, seen: set[int]
@@ -247,9 +250,7 @@ class PolicyYAMLLoader(_BaseLoader):
         sources = value.value if isinstance(value, yaml.SequenceNode) else [value]
         pairs: list[tuple[yaml.Node, yaml.Node]] = []
         for source in sources:
-            self._expanded += 1
-            if self._expanded > MAX_NODES:
-                raise self._abort(value, path, f"aliases expand to more than {MAX_NODES} nodes")
+            self._count_node(value, path)
             if id(source) in seen:
                 raise self._abort(value, path, "recursive alias: a mapping merges itself")
             if not isinstance(source, yaml.MappingNode) or source.tag != f"{_TAG}map":
@@ -278,14 +279,15 @@ def _snippet(text: str, line: int, col: int, around: int = 2) -> str:
     return "\n".join(out)
 
 
-def _position(text: str, index: int) -> tuple[int, int]:
-    line = text.count("\n", 0, index) + 1
-    return line, index - (text.rfind("\n", 0, index) + 1) + 1
+def line_col(text: str | bytes, index: int) -> tuple[int, int]:
+    """1-based line and column of ``text[index]``, in characters of a str or bytes of bytes."""
+    newline = "\n" if isinstance(text, str) else b"\n"
+    return text.count(newline, 0, index) + 1, index - text.rfind(newline, 0, index)
 
 
 def _syntax_diagnostic(exc: yaml.YAMLError, text: str, source: str) -> Diagnostic:
     if isinstance(exc, yaml.reader.ReaderError):
-        line, col = _position(text, exc.position)
+        line, col = line_col(text, exc.position)
         problem = f"character {chr(exc.character)!r} (U+{exc.character:04X}) is not allowed"
     elif isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
         line, col = exc.problem_mark.line + 1, exc.problem_mark.column + 1
@@ -307,7 +309,7 @@ def decode(raw: bytes, source: str) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line, col = _position(raw.decode("utf-8", "replace"), exc.start)
+        line, col = line_col(raw.decode("utf-8", "replace"), exc.start)
         raise _Abort(SourceLocation(source, line, col).diagnostic(
             "FP002", f"the file is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset "
                      f"{exc.start}); save it as UTF-8", "")) from None

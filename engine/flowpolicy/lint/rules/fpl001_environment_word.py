@@ -55,11 +55,5 @@ def check(site: CallSite, ctx: RuleContext) -> Iterator[tuple[Value, str]]:
         )
 
 
-RULE = Rule(
-    code="FPL001",
-    name="environment-word",
-    summary="Asset name contains an environment word",
-    docstring=__doc__,
-    check=check,
-    checks_declared_names=True,
-)
+RULE = Rule.from_doc(__doc__, "Asset name contains an environment word", check,
+                     checks_declared_names=True)

@@ -57,11 +57,5 @@ def check(site: CallSite, ctx: RuleContext) -> Iterator[tuple[Value, str]]:
         )
 
 
-RULE = Rule(
-    code="FPL002",
-    name="name-pattern",
-    summary="Asset name does not match the naming pattern",
-    docstring=__doc__,
-    check=check,
-    checks_declared_names=True,
-)
+RULE = Rule.from_doc(__doc__, "Asset name does not match the naming pattern", check,
+                     checks_declared_names=True)

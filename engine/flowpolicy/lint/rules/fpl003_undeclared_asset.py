@@ -53,10 +53,4 @@ def check(site: CallSite, ctx: RuleContext) -> Iterator[tuple[Value, str]]:
         yield name, f"asset name {name.display()} matches no asset declared in {where}"
 
 
-RULE = Rule(
-    code="FPL003",
-    name="undeclared-asset",
-    summary="Asset is not declared in the policy",
-    docstring=__doc__,
-    check=check,
-)
+RULE = Rule.from_doc(__doc__, "Asset is not declared in the policy", check)

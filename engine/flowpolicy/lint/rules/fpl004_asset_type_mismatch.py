@@ -56,10 +56,4 @@ def check(site: CallSite, ctx: RuleContext) -> Iterator[tuple[Value, str]]:
         )
 
 
-RULE = Rule(
-    code="FPL004",
-    name="asset-type-mismatch",
-    summary="Model API used on a data asset, or the reverse",
-    docstring=__doc__,
-    check=check,
-)
+RULE = Rule.from_doc(__doc__, "Model API used on a data asset, or the reverse", check)

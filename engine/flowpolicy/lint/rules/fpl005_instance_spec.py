@@ -43,10 +43,4 @@ def check(site: CallSite, ctx: RuleContext) -> Iterator[tuple[Value, str]]:
         )
 
 
-RULE = Rule(
-    code="FPL005",
-    name="instance-spec",
-    summary="Malformed instance spec",
-    docstring=__doc__,
-    check=check,
-)
+RULE = Rule.from_doc(__doc__, "Malformed instance spec", check)

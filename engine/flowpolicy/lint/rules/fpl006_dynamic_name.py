@@ -55,10 +55,4 @@ def check(site: CallSite, ctx: RuleContext) -> Iterator[tuple[Value, str]]:
             )
 
 
-RULE = Rule(
-    code="FPL006",
-    name="dynamic-name",
-    summary="Asset name is not statically known",
-    docstring=__doc__,
-    check=check,
-)
+RULE = Rule.from_doc(__doc__, "Asset name is not statically known", check)

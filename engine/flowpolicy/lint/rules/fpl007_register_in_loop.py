@@ -49,10 +49,4 @@ def check(site: CallSite, ctx: RuleContext) -> Iterator[tuple[Value, str]]:
     )
 
 
-RULE = Rule(
-    code="FPL007",
-    name="register-in-loop",
-    summary="Asset registered inside a loop of a step",
-    docstring=__doc__,
-    check=check,
-)
+RULE = Rule.from_doc(__doc__, "Asset registered inside a loop of a step", check)

@@ -56,10 +56,5 @@ def check(site: CallSite, ctx: RuleContext) -> Iterator[tuple[Value, str]]:
     )
 
 
-RULE = Rule(
-    code="FPL008",
-    name="checkpoint-registration",
-    summary="Asset registered inside the training loop of a @checkpoint step",
-    docstring=__doc__,
-    check=check,
-)
+RULE = Rule.from_doc(
+    __doc__, "Asset registered inside the training loop of a @checkpoint step", check)

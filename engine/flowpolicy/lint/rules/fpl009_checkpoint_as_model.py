@@ -59,10 +59,4 @@ def check(site: CallSite, ctx: RuleContext) -> Iterator[tuple[Value, str]]:
         )
 
 
-RULE = Rule(
-    code="FPL009",
-    name="checkpoint-as-model",
-    summary="Training checkpoint used as the deployable model",
-    docstring=__doc__,
-    check=check,
-)
+RULE = Rule.from_doc(__doc__, "Training checkpoint used as the deployable model", check)

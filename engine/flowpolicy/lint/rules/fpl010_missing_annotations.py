@@ -42,8 +42,7 @@ from flowpolicy.lint.rule import Rule, RuleContext
 def check(site: CallSite, ctx: RuleContext) -> Iterator[tuple[Value, str]]:
     if not site.registers or site.name is None or site.annotation_keys is None:
         return
-    name = site.name.value
-    required = ctx.required_annotations.get(name, ()) if name is not None else ()
+    required = ctx.required_annotations.get(site.name.value, ())  # a dynamic name is None
     if not required or site.annotations is None:
         return
     given = {key.value for key in site.annotation_keys}
@@ -59,10 +58,4 @@ def check(site: CallSite, ctx: RuleContext) -> Iterator[tuple[Value, str]]:
         )
 
 
-RULE = Rule(
-    code="FPL010",
-    name="missing-annotations",
-    summary="Registration lacks annotations the policy requires",
-    docstring=__doc__,
-    check=check,
-)
+RULE = Rule.from_doc(__doc__, "Registration lacks annotations the policy requires", check)

@@ -22,9 +22,4 @@ from __future__ import annotations
 
 from flowpolicy.lint.rule import Rule
 
-RULE = Rule(
-    code="FPL900",
-    name="unparsable-file",
-    summary="File cannot be parsed",
-    docstring=__doc__,
-)
+RULE = Rule.from_doc(__doc__, "File cannot be parsed")

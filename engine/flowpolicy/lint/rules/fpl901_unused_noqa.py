@@ -19,9 +19,4 @@ from __future__ import annotations
 
 from flowpolicy.lint.rule import Rule
 
-RULE = Rule(
-    code="FPL901",
-    name="unused-noqa",
-    summary="Unused noqa suppression",
-    docstring=__doc__,
-)
+RULE = Rule.from_doc(__doc__, "Unused noqa suppression")
