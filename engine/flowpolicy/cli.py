@@ -1,8 +1,8 @@
 """The ``flowpolicy`` command line: parses arguments, calls the API, prints, picks the exit code.
 
-Each sub-command lives in ``flowpolicy.commands.<name>`` and provides ``HELP`` (one line),
-``add_arguments(parser)`` and ``run(args) -> int``. Domain errors (:class:`FlowpolicyError`)
-are caught here once and printed to stderr without a traceback unless ``--debug``.
+Each sub-command is a module of :mod:`flowpolicy.commands`. Domain errors
+(:class:`FlowpolicyError`) are caught here once and printed to stderr without a traceback
+unless ``--debug``.
 Exit codes: 0 clean, 1 findings, 2 invalid input or usage.
 """
 

@@ -1,16 +1,13 @@
 """``flowpolicy demo``: the main job, end to end, on the embedded registry, driven by events.
 
 It copies the fraud example into a scratch folder, compiles its policy, and starts three
-real Metaflow runs by hand (local metadata and datastore, a SQLite registry): an
-under-trained model, a good one trained on the same transactions, and a shifted batch of new
-transactions. Everything else is
-started by the policy's triggers through a dispatcher, as Argo Events would start it: the
-quality gate (the weak model's run is refused and its chain stops there), promotion dev →
-staging, the gate again on staging, the champion decision, promotion staging → prod, the
-drift monitor on each new batch, and on high drift (``retrain_required``) a retraining on the
-drifted batch that goes the whole way again. It prints the chain as a tree of event → run →
-event, checks every outcome against what the policy demands, then prints what the registry
-holds with every decision and its evidence.
+real Metaflow runs by hand (:data:`STEPS`; local metadata and datastore, a SQLite registry).
+Everything else is started by the policy's triggers through a dispatcher, as Argo Events
+would start it (:data:`EXPECTED`: the gates, promotions dev → staging → prod, the champion
+decision, the drift monitor and, on high drift, a retraining on the drifted batch that goes
+the whole way again). It prints the chain as a tree of event → run → event, checks every
+outcome against what the policy demands, then prints what the registry holds with every
+decision and its evidence.
 """
 
 from __future__ import annotations
@@ -28,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flowpolicy.compile import write_outputs
+from flowpolicy.compile import output_dir_for, write_outputs
 from flowpolicy.errors import EXIT_FINDINGS, FlowpolicyError, RegistryError
 from flowpolicy.fileio import make_folder
 from flowpolicy.policy.loader import load_policy
@@ -151,11 +148,11 @@ def run_demo(directory: str | os.PathLike | None = None,
          f"{len(written)} flows: {', '.join(p.name for p in written)}")
     echo("three runs are started by hand; the policy's triggers start the rest "
          "(flowpolicy dispatch, the local stand-in for Argo Events)\n")
-    summary = _run_chain(policy, project_dir, env, echo)
+    _run_chain(policy, project_dir, env, echo)
     registry = env["FLOWPOLICY_REGISTRY"]
     echo("")
     echo(chain_report(registry))
-    _check_outcomes(registry, summary)
+    _check_outcomes(registry)
     echo(report(registry, policy.branches or ("dev", "staging", "prod")))
     echo(f"demo finished in {time.perf_counter() - started:.1f}s; the scratch project stays in "
          f"{project_dir}")
@@ -176,30 +173,27 @@ def run_demo(directory: str | os.PathLike | None = None,
 
 
 def _run_chain(policy: Policy, project_dir: Path, env: Mapping[str, str],
-               echo: Callable[[str], None]):
+               echo: Callable[[str], None]) -> None:
     """Start :data:`STEPS` one after the other (so instance numbers are fixed) while a
     dispatcher starts what their events trigger; return when the chain has run out."""
     import threading
 
-    from flowpolicy.compile import output_dir_for
     from flowpolicy.dispatch.dispatcher import Dispatcher
-    from flowpolicy.registry import open_registry
     from flowpolicy.triggers import dispatch_table
 
     table = dispatch_table(policy, project_dir, output_dir_for(policy))
     by_hand_done = threading.Event()
-    outcome: dict[str, Any] = {}
+    failed: list[BaseException] = []
 
     def dispatch() -> None:
         try:
             dispatcher = Dispatcher(open_registry(env["FLOWPOLICY_REGISTRY"]), table,
                                     cwd=project_dir, echo=lambda line: echo(f"    {line}"),
                                     environment=env)
-            outcome["summary"] = dispatcher.run(follow=False, timeout=_CHAIN_TIMEOUT_S,
-                                                max_runs=_MAX_RUNS,
-                                                hold=lambda: not by_hand_done.is_set())
+            dispatcher.run(follow=False, timeout=_CHAIN_TIMEOUT_S, max_runs=_MAX_RUNS,
+                           hold=lambda: not by_hand_done.is_set())
         except BaseException as exc:  # reported by the main thread
-            outcome["error"] = exc
+            failed.append(exc)
 
     worker = threading.Thread(target=dispatch, name="flowpolicy-demo-dispatch")
     try:
@@ -217,9 +211,8 @@ def _run_chain(policy: Policy, project_dir: Path, env: Mapping[str, str],
         by_hand_done.set()
         if worker.ident is not None:  # started
             worker.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["summary"]
+    if failed:
+        raise failed[0]
 
 
 #: Bounds of the demo's dispatcher (the chain above is 14 runs).
@@ -241,17 +234,14 @@ def _run(step: Step, project_dir: Path, env: Mapping[str, str]) -> tuple[int, st
 def chain_report(registry: str) -> str:
     """The chain as ``flowpolicy events --runs`` shows it."""
     from flowpolicy.dispatch.chain import build_chains, render_chains
-    from flowpolicy.registry import open_registry
 
     return "the chain (event -> run -> event):\n" + render_chains(
         build_chains(open_registry(registry, read_only=True), project=PROJECT))
 
 
-def _check_outcomes(registry: str, summary: Any) -> None:
+def _check_outcomes(registry: str) -> None:
     """Every run of :data:`EXPECTED` ran once and ended as the policy demands, and nothing
     else ran; else FlowpolicyError (exit 1) naming each difference."""
-    from flowpolicy.registry import open_registry
-
     reader = open_registry(registry, read_only=True)
     found: dict[tuple[str, str, str], list[str]] = {}
     for record in reader.dispatches():
@@ -410,9 +400,7 @@ def _decision(record: Mapping[str, Any]) -> str:
     details = record.get("details") or {}
     verdict = "PASS" if record["passed"] else "FAIL"
     kind = record["kind"]
-    if kind == "gate":
-        why = details.get("reason", "")
-    elif kind == "champion":
+    if kind in ("gate", "champion"):
         why = details.get("reason", "")
     elif kind == "promotion":
         verdict = "ALLOWED" if record["passed"] else "REFUSED"

@@ -35,9 +35,9 @@ from types import MappingProxyType
 
 from flowpolicy.compile.flows import source_label
 from flowpolicy.errors import EXIT_FINDINGS, FlowpolicyError
+from flowpolicy.inventory import open_to_read
 from flowpolicy.policy.loader import load_policy, require_one_policy_file
 from flowpolicy.policy.model import CHAMPION_REQUIREMENT, Check, Policy, PromotionEdge
-from flowpolicy.registry import open_existing_registry
 from flowpolicy.registry.base import Registry, Scope
 from flowpolicy.request import GraphRequest
 from flowpolicy.runtime.decisions import show_number
@@ -231,12 +231,8 @@ def draw(request: GraphRequest) -> GraphResult:
     if not policy.branches:  # and so no promotion edges either
         raise FlowpolicyError(f"{path} declares no branches: nothing to draw",
                               exit_code=EXIT_FINDINGS)
-    registry = None
-    if request.holders:
-        registry = open_existing_registry(
-            request.registry, read_only=True,
-            missing="no alias holders to show (run the flows first, or point --registry / "
-                    "FLOWPOLICY_REGISTRY at the right file)")
+    registry = (open_to_read(request.registry, "no alias holders to show") if request.holders
+                else None)
     notes = []
     if not policy.promotion:
         notes.append(f"{path} declares no promotion edges; the graph shows its branches "

@@ -36,6 +36,15 @@ NO_REGISTRY = "nothing registered yet, or set FLOWPOLICY_REGISTRY / --registry t
 FOLLOW_WAIT_S = 60.0
 
 
+def open_to_read(url: str | None, nothing: str) -> Registry:
+    """The registry behind ``url`` opened read-only: never created, migrated or written (an
+    older schema is read as it is); a missing file is invalid input (RegistryError, exit 2)
+    saying ``nothing`` (``"nothing to check"``) and how to point at the right file."""
+    return open_existing_registry(
+        url, read_only=True, missing=f"{nothing} (run the flows first, or point --registry / "
+                                     "FLOWPOLICY_REGISTRY at the right file)")
+
+
 @dataclass(frozen=True)
 class InventoryReport:
     """What one read of the registry found: assets (``list``, ``show``, ``history``) or
@@ -79,11 +88,9 @@ def list_assets(request: AssetsRequest) -> InventoryReport:
         raise RegistryError(
             f"no asset {request.name!r} in {where} of registry {registry.url}"
             + (f"; assets there: {', '.join(known)}" if known else "; no assets there"))
-    if request.action == "show":
-        return InventoryReport(registry.url, request.action,
-                               tuple(_show(registry, s, request.limit) for s in chosen))
-    return InventoryReport(registry.url, request.action,
-                           tuple(_history(registry, s) for s in chosen))
+    return InventoryReport(registry.url, request.action, tuple(
+        _show(registry, s, request.limit) if request.action == "show" else _history(registry, s)
+        for s in chosen))
 
 
 def list_events(request: EventsRequest) -> InventoryReport:
@@ -256,17 +263,15 @@ def _show(registry: Registry, summary: AssetSummary, limit: int | None) -> dict[
     for use in registry.consumers(scope):
         consumers.setdefault(use.version, []).append(
             {"consumer": use.consumer.to_dict(), "at": use.at})
-    instances = []
-    for record in registry.instances(scope, limit):
-        instances.append({
-            "id": record.id, "created_at": record.created_at,
-            "created_by": record.created_by.to_dict(), "kind": record.kind,
-            "description": record.description, "annotations": dict(record.annotations),
-            "tags": dict(record.tags), "blobs": list(record.blobs),
-            "aliases": sorted(by_version.get(record.version, [])),
-            "evidence": [e.to_dict() for e in registry.evidence(scope, record.id)],
-            "consumers": consumers.get(record.version, []),
-        })
+    instances = [{
+        "id": record.id, "created_at": record.created_at,
+        "created_by": record.created_by.to_dict(), "kind": record.kind,
+        "description": record.description, "annotations": dict(record.annotations),
+        "tags": dict(record.tags), "blobs": list(record.blobs),
+        "aliases": sorted(by_version.get(record.version, [])),
+        "evidence": [e.to_dict() for e in registry.evidence(scope, record.id)],
+        "consumers": consumers.get(record.version, []),
+    } for record in registry.instances(scope, limit)]
     return {**_summary(registry, summary), "instances": instances}
 
 

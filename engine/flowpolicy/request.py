@@ -2,7 +2,15 @@
 
 They live apart from the code that serves them so that building one loads nothing else
 (``flowpolicy --help`` and each command import only what they run). A field left at its
-default means what the command line means without the option.
+default means what the command line means without the option; the fields several requests
+have mean the same in each:
+
+- ``paths`` / ``policies``: policy files or folders (default: ./policies/ if it exists, else
+  the current folder);
+- ``registry``: the registry URL (default: FLOWPOLICY_REGISTRY, else .flowpolicy/registry.db
+  at the project root);
+- ``project``: default FLOWPOLICY_PROJECT / obproject.toml (where a report can cover them
+  all: else every project); ``branch``: default every branch (sanitised as obproject does).
 """
 
 from __future__ import annotations
@@ -18,13 +26,11 @@ AssetsAction = Literal["list", "show", "history"]
 
 @dataclass(frozen=True)
 class ValidateRequest:
-    #: Policy files or folders (default: ./policies/ if it exists, else the current folder).
     paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class CompileRequest:
-    #: Policy files or folders (default: ./policies/ if it exists, else the current folder).
     paths: tuple[str, ...] = ()
     #: Write every policy's flows here instead of its ``compile.output_dir``.
     output_dir: str | None = None
@@ -34,8 +40,6 @@ class CompileRequest:
 
 @dataclass(frozen=True)
 class LintRequest:
-    """What to lint and how."""
-
     paths: tuple[str, ...] = (".",)
     policies: tuple[str, ...] = ()
     select: tuple[str, ...] = ()
@@ -49,12 +53,7 @@ class LintRequest:
 
 @dataclass(frozen=True)
 class CheckRequest:
-    """What ``flowpolicy check`` is asked to verify."""
-
-    #: Policy files or folders (default: ./policies/ if it exists, else the current folder).
     policies: tuple[str, ...] = ()
-    #: Registry URL (default: FLOWPOLICY_REGISTRY, else .flowpolicy/registry.db at the
-    #: project root).
     registry: str | None = None
     #: Branches to check live (default: every branch the policy declares).
     branches: tuple[str, ...] = ()
@@ -84,9 +83,7 @@ class AssetsRequest:
     action: AssetsAction = "list"
     #: The asset, for ``show`` and ``history``.
     name: str | None = None
-    #: Default: FLOWPOLICY_PROJECT / obproject.toml, or (for ``list``) every project.
     project: str | None = None
-    #: Default: every branch (sanitised as obproject does).
     branch: str | None = None
     asset_type: Literal["data", "model"] | None = None
     #: Instances per asset for ``show``, newest first; None: all.
@@ -141,8 +138,7 @@ class DispatchRequest:
     lease: float = 30.0
     #: Also accept Argo Events webhook posts on 127.0.0.1:PORT (0: a free port); None: no.
     webhook: int | None = None
-    #: Registry URL (default: FLOWPOLICY_REGISTRY, else .flowpolicy/registry.db at the
-    #: project root); the runs use it too.
+    #: The runs use it too.
     registry: str | None = None
     #: Where progress lines go (each start, each end), as they happen.
     echo: Callable[[str], None] = print
@@ -164,13 +160,9 @@ class RegistryCopyRequest:
 
 @dataclass(frozen=True)
 class ReportRequest:
-    """What to report on and where to write it."""
-
     output: Path
     registry: str | None = None
-    #: Default: FLOWPOLICY_PROJECT / obproject.toml, else every project.
     project: str | None = None
-    #: Default: every branch.
     branch: str | None = None
 
 
@@ -181,7 +173,7 @@ class GraphRequest:
     format: Literal["mermaid", "dot"] = "mermaid"
     #: Show which instance holds each alias on each branch, read from :attr:`registry`.
     holders: bool = False
-    #: With ``holders``: the registry URL (default FLOWPOLICY_REGISTRY or the project's).
+    #: Read only with ``holders``.
     registry: str | None = None
 
 
@@ -200,9 +192,8 @@ class LifecycleRequest:
     """What ``promote``, ``rollback`` and ``alias`` share."""
 
     asset: str
-    #: Default: FLOWPOLICY_PROJECT / obproject.toml.
     project: str | None = None
-    #: Policy files or folders holding the project's policy (default: ./policies/).
+    #: The project's policy is found among these (default: ./policies/).
     policies: tuple[str, ...] = ()
     registry: str | None = None
     #: Why: kept in the alias history (required to force a move, or to move by hand).

@@ -24,16 +24,12 @@ def _data_root(kind: str) -> Path:
     raise FileNotFoundError(f"flowpolicy installation is missing its {kind}/ folder")
 
 
-def schemas_dir() -> Path:
-    return _data_root("schemas")
-
-
 def presets_dir() -> Path:
     return _data_root("policies")
 
 
 def schema_path(name: str = "policy") -> Path:
-    return schemas_dir() / f"{name}.schema.json"
+    return _data_root("schemas") / f"{name}.schema.json"
 
 
 @cache

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -152,8 +152,7 @@ def dispatch_table(policy: Policy, project_root: Path, flows_dir: Path) -> Trigg
         else:
             plan = plans[trigger.flow]
             targets[trigger.flow] = FlowTarget(flows_dir / plan.file_name, plan.class_name)
-    return TriggerTable(table.project, table.triggers, table.untriggered,
-                        MappingProxyType(targets))
+    return replace(table, targets=MappingProxyType(targets))
 
 
 def _flow_class(path: Path) -> str | None:
@@ -201,8 +200,7 @@ def _apply(policy: Policy, entry: TriggerDecl, index: int, triggers: list[Trigge
         elif scope and trigger.branches:
             rest = tuple(b for b in trigger.branches if b not in scope)
             if rest:
-                kept.append(Trigger(trigger.event, trigger.kind, trigger.rule, rest,
-                                    trigger.parameters, trigger.why, trigger.json_path))
+                kept.append(replace(trigger, branches=rest, explicit=False))
     missing = [m for m in missing if (m.kind, m.rule) != flow
                or (scope and m.branch not in scope)]
     path = f"$.triggers[{index}]"
@@ -230,7 +228,10 @@ class _Defaults:
 
     def derive(self) -> tuple[list[Trigger], list[Untriggered]]:
         for gate in self.policy.gates.values():
-            self._gate(gate.name, gate.asset)
+            self._add("gate", gate.name, self._new_instance(gate.asset),
+                      self._arrivals(gate.asset), INSTANCE_FIELD,
+                      f"a new instance of {gate.asset} starts gate {gate.name}",
+                      f"$.gates.{gate.name}")
         for rule in self.policy.champions.values():
             self._champion(rule.asset)
         for asset in dict.fromkeys(a for edge in self.policy.promotion for a in edge.assets):
@@ -261,11 +262,6 @@ class _Defaults:
 
     def _new_instance(self, asset: str) -> str:
         return new_instance_event(self.policy.assets[asset].type, asset)
-
-    def _gate(self, name: str, asset: str) -> None:
-        self._add("gate", name, self._new_instance(asset), self._arrivals(asset),
-                  INSTANCE_FIELD, f"a new instance of {asset} starts gate {name}",
-                  f"$.gates.{name}")
 
     def _champion(self, asset: str) -> None:
         path = f"$.champion.{asset}"

@@ -22,9 +22,7 @@ SKIPPED_FOLDERS: tuple[str, ...] = (
 
 def skipped(name: str, path: str, exclude: Sequence[str] = ()) -> bool:
     """Whether the folder or file ``name`` at ``path`` is left out of a walk."""
-    if any(fnmatch.fnmatch(name, p) for p in exclude):
-        return True
-    return bool(exclude) and any(fnmatch.fnmatch(path, p) for p in exclude)
+    return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(path, p) for p in exclude)
 
 
 def walk_files(

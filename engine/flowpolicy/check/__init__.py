@@ -1,14 +1,7 @@
-"""``flowpolicy check`` and ``flowpolicy plan``: do the policies hold, and what would the
-generated flows decide now?
-
-Public API (also as :func:`flowpolicy.api.check` / :func:`flowpolicy.api.plan`)::
-
-    report = run_check(CheckRequest(policies=("policies/fraud.yaml",), registry=url))
-    report.exit_code          # 0 all hold, 1 a check failed, 2 a policy is invalid
-    report.to_dict()          # documented by schemas/check-report.schema.json
-
-    plan = run_plan(PlanRequest(policies=(...), registry=url, branches=("staging",)))
-    plan.to_dict()            # documented by schemas/plan-report.schema.json
+"""``flowpolicy check`` and ``flowpolicy plan`` (:func:`run_check`, :func:`run_plan`, also as
+:func:`flowpolicy.api.check` / :func:`flowpolicy.api.plan`): do the policies hold, and what
+would the generated flows decide now? ``schemas/check-report.schema.json`` and
+``schemas/plan-report.schema.json`` document their reports' ``to_dict()``.
 
 Both only read the registry (peeks, never consumption; no aliases, evidence or events are
 written) and never create a registry file: a missing one is invalid input. Every decision
@@ -23,7 +16,6 @@ from pathlib import Path
 
 import tomllib
 
-from flowpolicy.check.inputs import open_registry_readonly
 from flowpolicy.check.live import RegistryView, check_branches, live_results
 from flowpolicy.check.metaflow_runs import MetaflowRuns
 from flowpolicy.check.plan import PlanReport, run_plan
@@ -32,6 +24,7 @@ from flowpolicy.check.static import lint_results
 from flowpolicy.compile import compile_policy, output_results
 from flowpolicy.diagnostics import Diagnostic
 from flowpolicy.errors import PolicyError
+from flowpolicy.inventory import open_to_read
 from flowpolicy.policy.loader import load_policy, require_policy_files
 from flowpolicy.policy.model import Policy
 from flowpolicy.project_root import PROJECT_FILE
@@ -97,7 +90,7 @@ def run_check(request: CheckRequest) -> CheckReport:
     registry_url = None
     branches: tuple[str, ...] = ()
     if request.live:
-        registry = open_registry_readonly(request.registry)
+        registry = open_to_read(request.registry, "nothing to check")
         registry_url = registry.url
         runs = MetaflowRuns(request.metaflow_root)
         live: list[Diagnostic] = []
@@ -126,19 +119,17 @@ def _project_results(policy: Policy, path: Path) -> list[Diagnostic]:
             return []
     else:
         return []
+    about = {"path": str(toml), "policy": str(path), "rule": "project"}
     try:
         named = tomllib.loads(toml.read_text(encoding="utf-8")).get("project")
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        return [Diagnostic("policy.project", "error", f"{toml} cannot be read: {exc}",
-                           path=str(toml), policy=str(path), rule="project")]
+        return [Diagnostic("policy.project", "error", f"{toml} cannot be read: {exc}", **about)]
     if named == policy.project:
         return [Diagnostic("policy.project", "pass",
-                           f"{toml} names the policy's project {policy.project}",
-                           path=str(toml), policy=str(path), rule="project")]
+                           f"{toml} names the policy's project {policy.project}", **about)]
     return [Diagnostic(
         "policy.project", "error",
         f"{toml} names project {named!r} but the policy is for {policy.project!r}: flows "
         f"that take the project from {PROJECT_FILE} register under {named!r}, the generated "
         f"flows under {policy.project!r}, and neither sees the other's assets",
-        path=str(toml), policy=str(path), rule="project",
-        evidence={"obproject_toml": str(toml), "named": named})]
+        **about, evidence={"obproject_toml": str(toml), "named": named})]

@@ -2,28 +2,15 @@
 
 Every rule is the runtime's (``evaluate_gate``, ``check_promotion``, ``gates_on_path``,
 ``threshold_mismatch``, ``latest_evidence``), applied to the registry's typed records; this
-module only decides what to ask about and words the results:
-
-- ``live.gate``: the instance behind each promotion alias (``candidate`` on staging,
-  ``production`` on prod, …) passes the gates of its path under the current policy, so a
-  threshold raised after promotion is caught;
-- ``live.champion.count`` / ``live.champion.tag``: where a champion is kept, the alias is set
-  and exactly one run of the training flow carries the branch's champion tag
-  (``<alias>:<branch>``, :func:`flowpolicy.runtime.tags.champion_tag`), that of the alias;
-- ``live.lineage``: every instance of a promoted asset on a promotion target branch was
-  promoted along a declared edge, with what the edge requires recorded as passed on the
-  source instance under the policy's thresholds (a gate whose results were judged under
-  other thresholds, e.g. a what-if run or a threshold changed since, is judged again on the
-  source instance's annotations; ``live.lineage.policy_hash`` warns when the evidence was
-  judged under another policy);
-- ``live.drift.*``: drift of a data asset has been measured under the policy's drift
-  thresholds (mode, levels, each column's own statistic and levels), recently enough;
-- ``live.declared``: with ``declared_only``, the registry holds only declared assets;
-- ``live.annotations``: every instance of a declared asset carries the asset's
-  ``required_annotations``;
-- ``live.branches`` warns about assets of the project on branches the policy does not
-  declare (nothing there is checked), and ``live.coverage`` fails when no live check ran for
-  a policy at all: zero checks is not a pass.
+module only decides what to ask about and words the results (each check id is documented in
+:data:`flowpolicy.check.report.CHECK_IDS`). Gates are judged under the *current* policy, so
+a threshold raised after a promotion is caught. The champion tag is the branch's
+(``<alias>:<branch>``, :func:`flowpolicy.runtime.tags.champion_tag`). For lineage, a gate
+whose results were judged under other thresholds (a what-if run, a threshold changed since)
+is judged again on the source instance's annotations, and ``live.lineage.policy_hash`` warns
+when the evidence was judged under another policy. Assets on branches the policy does not
+declare are named (``live.branches``) but not checked, and zero checks is not a pass
+(``live.coverage``).
 """
 
 from __future__ import annotations
@@ -37,7 +24,7 @@ from flowpolicy.diagnostics import Diagnostic
 from flowpolicy.errors import FlowpolicyError
 from flowpolicy.policy.model import CHAMPION_REQUIREMENT, Policy
 from flowpolicy.policy.source import child_path
-from flowpolicy.registry.base import EvidenceRecord, InstanceRecord, Registry, Scope
+from flowpolicy.registry.base import EvidenceRecord, InstanceRecord, Registry, Scope, instance_id
 from flowpolicy.runtime.branch import sanitize_branch
 from flowpolicy.runtime.decisions import (
     MetricValueError,
@@ -94,8 +81,7 @@ class RegistryView:
     def alias(self, scope: Scope, alias: str) -> str | None:
         if not self.exists(scope):
             return None
-        version = self.registry.aliases(scope).get(alias)
-        return None if version is None else f"v{version}"
+        return instance_id(self.registry.aliases(scope).get(alias))
 
     def evidence(self, scope: Scope, instance_id: str, kind: str | None = None
                  ) -> list[EvidenceRecord]:
@@ -402,9 +388,8 @@ def _drift_results(policy: Policy, view: RegistryView, branch: str,
                     "created_by": newest.created_by.to_dict(),
                     "policy_hash": newest.policy_hash}
         subject["instance"] = newest_id
-        report_scope = view.scope(branch, "data", rule.report_asset) if rule.report_asset \
-            else None
-        if report_scope is not None and not view.instances(report_scope):
+        if rule.report_asset and not view.instances(
+                view.scope(branch, "data", rule.report_asset)):
             results.append(Diagnostic(
                 "live.drift.report", "error",
                 f"drift of {rule.asset} was measured ({newest.created_at}) but no "

@@ -34,10 +34,13 @@ class MetaflowRuns:
     def client(self) -> Iterator[Any]:
         import metaflow
         from metaflow.client import core
+        from metaflow.plugins.datastores.local_storage import LocalStorage
 
         # the raw value: get_namespace() would resolve a default one, which needs a user name
         previous_namespace = core.current_namespace
-        saved = _save_metadata() if self.root else None
+        # metaflow.metadata() switches the provider globally; remember what to put back
+        provider = core.current_metadata
+        info, datastore_root = getattr(provider, "INFO", None), LocalStorage.datastore_root
         try:
             if self.root:
                 try:
@@ -49,8 +52,11 @@ class MetaflowRuns:
             yield metaflow
         finally:
             core.current_namespace = previous_namespace
-            if saved is not None:
-                _restore_metadata(saved)
+            if self.root:
+                core.current_metadata = provider
+                if provider is not None and hasattr(provider, "INFO"):
+                    provider.INFO = info
+                LocalStorage.datastore_root = datastore_root
 
     def runs(self, flow_name: str) -> set[str]:
         """Ids of every run of ``flow_name`` (empty when the flow is unknown)."""
@@ -87,22 +93,3 @@ class MetaflowRuns:
                     f"cannot load artifact {name!r} of Metaflow task {task_pathspec}: {exc}"
                 ) from exc
 
-
-def _save_metadata() -> tuple[Any, Any, Any]:
-    # metaflow.metadata() switches the provider globally; remember what to put back.
-    from metaflow.client import core
-    from metaflow.plugins.datastores.local_storage import LocalStorage
-
-    provider = core.current_metadata
-    return provider, getattr(provider, "INFO", None), LocalStorage.datastore_root
-
-
-def _restore_metadata(saved: tuple[Any, Any, Any]) -> None:
-    from metaflow.client import core
-    from metaflow.plugins.datastores.local_storage import LocalStorage
-
-    provider, info, root = saved
-    core.current_metadata = provider
-    if provider is not None and hasattr(provider, "INFO"):
-        provider.INFO = info
-    LocalStorage.datastore_root = root

@@ -16,12 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flowpolicy.check.inputs import open_registry_readonly
 from flowpolicy.check.live import RegistryView, check_branches
 from flowpolicy.check.metaflow_runs import MetaflowReadError, MetaflowRuns
 from flowpolicy.compile.flows import plan_flows
 from flowpolicy.diagnostics import Diagnostic, Severity, plain
 from flowpolicy.errors import EXIT_OK, FlowpolicyError
+from flowpolicy.inventory import open_to_read
 from flowpolicy.policy.loader import load_policies
 from flowpolicy.policy.model import Policy
 from flowpolicy.registry.base import InstanceRecord, Scope
@@ -118,7 +118,7 @@ def _figure(column: Mapping[str, Any]) -> str:
 def run_plan(request: PlanRequest) -> PlanReport:
     """Plan every generated flow of every policy; raises only for invalid input."""
     policies = load_policies(request.policies)
-    registry = open_registry_readonly(request.registry)
+    registry = open_to_read(request.registry, "nothing to check")
     runs = MetaflowRuns(request.metaflow_root)
     entries: list[Diagnostic] = []
     flows: dict[tuple[str, str], str] = {}
@@ -179,12 +179,12 @@ def _on_latest(policy: Policy, view: RegistryView, branches: Sequence[str], asse
         scope = view.scope(branch, policy.assets[asset].type, asset)
         latest = _latest(view, scope)
         if latest is None:
-            out.append(_nothing(branch, nothing))
+            out.append(_undecided("nothing", branch, nothing))
             continue
         try:
             out.append({"branch": branch, **decide(scope, latest)})
         except FlowpolicyError as exc:
-            out.append(_error(branch, str(exc)))
+            out.append(_undecided("error", branch, str(exc)))
     return out
 
 
@@ -200,7 +200,8 @@ def _plan_promotion(policy: Policy, view: RegistryView, branches: Sequence[str],
         scope = view.scope(edge.source, asset_type, asset)
         latest = _latest(view, scope)
         if latest is None:
-            out.append(_nothing(where, f"no {asset} instance on {edge.source} to promote"))
+            out.append(_undecided("nothing", where,
+                                  f"no {asset} instance on {edge.source} to promote"))
             continue
         champion = view.alias(scope, rules.champion.alias) if rules.champion else None
         verdict = check_promotion(rules, source=edge.source, target=edge.target,
@@ -230,7 +231,7 @@ def _plan_drift(policy: Policy, view: RegistryView, branches: Sequence[str], rul
                 lambda spec, scope=scope: view.registry.resolve(scope, spec).id, asset,
                 drift_rule.current, drift_rule.reference)
         except NothingToCompare as exc:
-            out.append(_nothing(branch, str(exc)))
+            out.append(_undecided("nothing", branch, str(exc)))
             continue
         current, reference = view.instance(scope, current_id), view.instance(scope, reference_id)
         try:  # what the flow reads: in sketch mode a stored drift profile, else the data
@@ -240,7 +241,7 @@ def _plan_drift(policy: Policy, view: RegistryView, branches: Sequence[str], rul
                 _load(runs, reference, profile_artifact(drift_rule, reference.annotations)),
                 current_id=current.id, reference_id=reference.id)
         except (FlowpolicyError, MetaflowReadError) as exc:
-            out.append(_error(branch, str(exc)))
+            out.append(_undecided("error", branch, str(exc)))
             continue
         worst = result.columns[result.worst_column]
         event = f"; publishes {result.event}" if result.event else ""
@@ -268,12 +269,9 @@ def _decided(outcome: str, summary: str, decision: Mapping[str, Any]) -> dict[st
     return {"status": "decided", "outcome": outcome, "summary": summary, "evidence": decision}
 
 
-def _nothing(branch: str, summary: str) -> dict[str, Any]:
-    return {"branch": branch, "status": "nothing", "summary": summary}
-
-
-def _error(branch: str, summary: str) -> dict[str, Any]:
-    return {"branch": branch, "status": "error", "summary": summary}
+def _undecided(status: str, branch: str, summary: str) -> dict[str, Any]:
+    """A ``nothing`` (no instance to decide on) or ``error`` (cannot decide) entry."""
+    return {"branch": branch, "status": status, "summary": summary}
 
 
 def _load(runs: MetaflowRuns, record, artifact: str | None = None) -> Any:

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from flowpolicy.diagnostics import CodeDoc, Diagnostic, plain
 from flowpolicy.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 
 Status = Literal["pass", "fail", "warn"]
-
-#: Section names, in report order.
-SECTIONS: tuple[str, ...] = ("policy", "compile", "lint", "live")
 
 #: Every check id, with what it verifies (the documentation of the ids; the schema lists
 #: the same ids).
@@ -58,11 +55,6 @@ CHECK_IDS: Mapping[str, str] = {
 
 #: A check result's status in the report, by its severity.
 STATUS: Mapping[str, Status] = {"pass": "pass", "error": "fail", "warning": "warn"}
-
-
-def section_of(result: Diagnostic) -> str:
-    """The section a check result belongs to: the first part of its check id."""
-    return result.code.split(".", 1)[0]
 
 
 def result_dict(result: Diagnostic) -> dict[str, Any]:
@@ -113,9 +105,6 @@ class PolicyInfo:
     file: str
     project: str | None
     hash: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "project": self.project, "hash": self.hash}
 
 
 @dataclass(frozen=True)
@@ -179,8 +168,8 @@ class CheckReport:
                 lines.append(f"  {_MARK[result.severity]} {result.code:<24} {_subject(result)}")
                 lines.append(f"       {result.message}")
                 # a lint finding or policy diagnostic is its own evidence (path:line:col)
-                if result.severity != "pass" and result.evidence and section_of(result) in (
-                        "compile", "live"):
+                if result.severity != "pass" and result.evidence and result.code.startswith(
+                        ("compile.", "live.")):
                     for line in _evidence_lines(result.evidence):
                         lines.append(f"       | {line}")
         failed = len(self.failures)
@@ -198,7 +187,7 @@ class CheckReport:
             "ok": self.ok,
             "exit_code": self.exit_code,
             "checked_at": self.checked_at,
-            "policies": [p.to_dict() for p in self.policies],
+            "policies": [asdict(p) for p in self.policies],
             "registry": self.registry,
             "branches": list(self.branches),
             "summary": {s: sum(section.count(s) for section in self.sections)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from flowpolicy.formats import DATA_FORMATS, FORMATS, Report
 
 POLICIES_HELP = ("policy files or directories (default: ./policies/ if it exists, else the "
                  "current directory)")
+PROJECT_HELP = "project (default: FLOWPOLICY_PROJECT, obproject.toml)"
 REGISTRY_HELP = ("registry URL (default: FLOWPOLICY_REGISTRY or .flowpolicy/registry.db at "
                  "the project root)")
 
@@ -27,9 +28,15 @@ def add_format(parser: argparse.ArgumentParser, choices: Sequence[str] = DATA_FO
                         help="report format (default: text)")
 
 
+def add_switches(parser: argparse.ArgumentParser, switches: Mapping[str, str]) -> None:
+    """On/off options (``store_true``), each ``--flag`` with its help, in order."""
+    for flag, meaning in switches.items():
+        parser.add_argument(flag, action="store_true", help=meaning)
+
+
 def add_scope(parser: argparse.ArgumentParser) -> None:
     """``--project``, ``--branch``, ``--registry`` and ``--format`` of the registry reports."""
-    parser.add_argument("--project", help="project (default: FLOWPOLICY_PROJECT, obproject.toml)")
+    parser.add_argument("--project", help=PROJECT_HELP)
     parser.add_argument("--branch", help="asset branch (sanitised as obproject does)")
     add_registry(parser)
     add_format(parser)
@@ -44,8 +51,7 @@ def emit(report: Report, fmt: str, out: TextIO | None = None) -> int:
 
 def add_lifecycle(parser: argparse.ArgumentParser) -> None:
     """What ``promote``, ``rollback`` and ``alias`` share."""
-    parser.add_argument("--project", help="project (default: FLOWPOLICY_PROJECT, "
-                                          "obproject.toml)")
+    parser.add_argument("--project", help=PROJECT_HELP)
     parser.add_argument("--policy", action="append", default=[], metavar="PATH",
                         help="policy file or folder (default: ./policies/)")
     add_registry(parser)

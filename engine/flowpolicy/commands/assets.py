@@ -1,13 +1,5 @@
-"""``flowpolicy assets list | show NAME | history NAME``: what the registry holds.
-
-``list`` shows every asset scope (project, branch, type, name) with its newest version and
-aliases; ``show`` the instances of one asset with annotations, aliases, evidence and
-consumers; ``history`` the versions and alias moves of one asset in time order. Without
-``--branch``/``--type`` every branch and type holding the name is shown; without
-``--project`` the project comes from FLOWPOLICY_PROJECT / obproject.toml, or (for ``list``)
-every project. The registry is opened read-only: never created, migrated or written. Every
-report names the registry it read (a ``registry`` line, or key in JSON).
-"""
+"""``flowpolicy assets list | show NAME | history NAME``: what the registry holds, read
+without ever creating, migrating or writing it (see :mod:`flowpolicy.inventory`)."""
 
 from __future__ import annotations
 

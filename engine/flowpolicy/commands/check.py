@@ -1,12 +1,6 @@
 """``flowpolicy check [POLICY...]``: prove the policies hold, statically and against the
-live registry (see :mod:`flowpolicy.check`).
-
-Sections: ``policy`` (valid, obproject.toml names its project), ``compile`` (generated flows
-current), ``lint`` (asset names in code), ``live`` (per branch: promoted aliases pass their
-gates now, one champion that agrees with its Metaflow tag, promotion lineage with evidence
-judged under the policy's thresholds, drift report freshness, undeclared assets; assets on
-branches the policy does not declare are named, and zero live checks is a failure). Exit 0
-when all hold, 1 when a check fails, 2 on invalid input (an invalid policy, a missing path or
+live registry (the sections and their checks: :mod:`flowpolicy.check`). Exit 0 when all
+hold, 1 when a check fails, 2 on invalid input (an invalid policy, a missing path or
 registry file, an unknown branch).
 """
 
@@ -16,7 +10,7 @@ import argparse
 import sys
 
 from flowpolicy import api
-from flowpolicy.commands import POLICIES_HELP, add_format, add_registry, emit
+from flowpolicy.commands import POLICIES_HELP, add_format, add_registry, add_switches, emit
 from flowpolicy.formats import DIAGNOSTIC_FORMATS
 
 HELP = "check that the policies hold: valid, compiled, lint clean, and true in the registry"
@@ -29,10 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--branch", action="append", default=[], metavar="B",
                         help="check only this branch live (repeatable; default: the policy's "
                              "branches)")
-    parser.add_argument("--no-static", action="store_true",
-                        help="skip the compile and lint sections")
-    parser.add_argument("--no-live", action="store_true",
-                        help="skip the registry checks")
+    add_switches(parser, {"--no-static": "skip the compile and lint sections",
+                          "--no-live": "skip the registry checks"})
     parser.add_argument("--src", action="append", default=[], metavar="PATH",
                         help="code to lint (repeatable; default: the policy's project root)")
     parser.add_argument("-v", "--verbose", action="store_true",

@@ -1,9 +1,5 @@
-"""``flowpolicy demo [--dir DIR]``: run the main job end to end in a scratch project.
-
-Trains, gates, picks a champion, promotes dev → staging → prod and watches drift, with real
-Metaflow runs (local metadata and datastore) and the embedded SQLite registry (or, with
-``--registry``, an empty one such as a new PostgreSQL database); then prints the registry
-and every decision with its evidence. Exit 0 when every flow behaved as the
+"""``flowpolicy demo [--dir DIR]``: run the main job end to end in a scratch project, with
+real Metaflow runs (see :mod:`flowpolicy.demo`). Exit 0 when every flow behaved as the
 policy demands, 1 otherwise.
 """
 

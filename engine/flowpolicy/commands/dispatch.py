@@ -1,20 +1,16 @@
-"""``flowpolicy dispatch [POLICY] --once | --follow``: start the flows the policy's triggers
-name, for the events in the registry, as Argo Events starts them when deployed.
-
-``--once`` drains what is pending (new events, the runs they start, the events those
-publish …) and exits; ``--follow`` keeps going until interrupted or ``--for`` seconds.
-``--webhook [PORT]`` also accepts Argo Events webhook posts on 127.0.0.1 (point
-``METAFLOW_ARGO_EVENTS_WEBHOOK_URL`` at it, and ``ArgoEvent(...).publish()`` works locally).
-``--list`` prints the trigger table and starts nothing.
+"""``flowpolicy dispatch [POLICY] --once | --follow | --list``: start the flows the policy's
+triggers name, for the events in the registry, as Argo Events starts them when deployed
+(see :mod:`flowpolicy.dispatch`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 
 from flowpolicy import api
-from flowpolicy.commands import emit
+from flowpolicy.commands import REGISTRY_HELP, emit
 
 HELP = "start the flows the policy's triggers name for new registry events (Argo Events, locally)"
 
@@ -42,23 +38,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--webhook", nargs="?", type=int, const=0, metavar="PORT",
                         help="also accept Argo Events webhook posts on 127.0.0.1:PORT "
                              "(default: a free port, printed)")
-    parser.add_argument("--registry", metavar="URL",
-                        help="registry URL (default: FLOWPOLICY_REGISTRY or "
-                             ".flowpolicy/registry.db at the project root); the runs use it too")
+    parser.add_argument("--registry", metavar="URL", help=f"{REGISTRY_HELP}; the runs use it too")
 
 
 def run(args: argparse.Namespace) -> int:
     request = api.DispatchRequest(
         policy=args.policy, mode="list" if args.list else "follow" if args.follow else "once",
         follow_for=args.follow_for, timeout=args.timeout, max_runs=args.max_runs,
-        lease=args.lease, webhook=args.webhook, registry=args.registry, echo=_echo)
+        lease=args.lease, webhook=args.webhook, registry=args.registry,
+        echo=partial(print, flush=True))
     try:
         report = api.dispatch(request)
     except KeyboardInterrupt:
         print("dispatch: interrupted; runs already started go on", file=sys.stderr)
         return 130
     return emit(report, "text")
-
-
-def _echo(line: str) -> None:
-    print(line, flush=True)

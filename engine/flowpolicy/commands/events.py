@@ -1,13 +1,7 @@
-"""``flowpolicy events``: project events published by flows (``prj.<project>.<branch>.<name>``),
-oldest first. Without ``--project`` every project's events are shown. The registry is opened
-read-only and named in the output (a ``registry`` line, or key in JSON).
-
-``--follow`` then waits for new events and prints each as it is published (JSON: one object
-a line), until interrupted or ``--for SECONDS`` have passed. On PostgreSQL the wait is woken
-by the server's notification; the SQLite file is looked at every 10 ms.
-
-``--runs`` shows the chains instead: every event with the runs ``flowpolicy dispatch``
-started for it and how each ended, and the events those runs published in turn."""
+"""``flowpolicy events``: project events published by flows, oldest first; ``--follow``: then
+each new one as it is published (JSON: one object a line) until interrupted or ``--for``
+seconds; ``--runs``: each event with the runs ``flowpolicy dispatch`` started for it
+(:mod:`flowpolicy.dispatch.chain`). Read-only (see :mod:`flowpolicy.inventory`)."""
 
 from __future__ import annotations
 

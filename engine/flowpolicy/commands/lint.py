@@ -7,7 +7,7 @@ import sys
 from contextlib import nullcontext
 
 from flowpolicy import api
-from flowpolicy.commands import add_format, emit
+from flowpolicy.commands import add_format, add_switches, emit
 from flowpolicy.errors import EXIT_OK, FlowpolicyError
 from flowpolicy.fileio import atomic_writer
 from flowpolicy.formats import DIAGNOSTIC_FORMATS
@@ -40,10 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="report '# noqa: FPL...' codes that suppress nothing (FPL901)")
     parser.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                         help="worker processes (default: all cores; 1 = no pool)")
-    parser.add_argument("--no-policy-names", action="store_true",
-                        help="do not lint the asset names declared in the policy files")
-    parser.add_argument("--list-rules", action="store_true",
-                        help="print the rule codes and summaries, then exit")
+    add_switches(parser, {
+        "--no-policy-names": "do not lint the asset names declared in the policy files",
+        "--list-rules": "print the rule codes and summaries, then exit"})
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,12 +1,9 @@
 """``flowpolicy registry info | copy SRC DST``: the registry itself rather than its assets.
 
-``info`` names the backend, where the registry is, its schema version and sizes (rows per
-table, bytes on disk); the registry is opened read-only. ``copy`` moves a whole registry from
-one SQL backend to another (the embedded SQLite file to a PostgreSQL server, or back):
-instances with their numbers and timestamps, aliases, alias history, evidence, lineage and
-events, ids included. It reads the source in one snapshot, writes the destination in one
-transaction, refuses a destination that holds anything unless ``--replace``, and commits
-only after reading the destination back with equal row counts and content hash.
+``info`` names the backend, where the registry is, its schema version and sizes; the
+registry is opened read-only. ``copy`` moves a whole registry from one SQL backend to another
+(the embedded SQLite file to a PostgreSQL server, or back), verified
+(:func:`flowpolicy.registry.sql.copy_registry`).
 Exit 0 done, 1 refused (destination not empty, nothing to copy, copy did not verify),
 2 invalid input (a registry that is not there or cannot be reached).
 """

@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from flowpolicy import api
-from flowpolicy.commands import add_registry
+from flowpolicy.commands import PROJECT_HELP, add_registry, add_switches
 from flowpolicy.errors import EXIT_OK
 
 HELP = "serve a model asset's alias over HTTP (FastAPI) and follow the alias as it moves"
@@ -24,8 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                          "branch, ...; sanitised as obproject does)")
     parser.add_argument("--alias", help="alias to serve (default: the one the policy's "
                                         "promotions set on the branch, e.g. production)")
-    parser.add_argument("--project", help="project (default: FLOWPOLICY_PROJECT, "
-                                          "obproject.toml)")
+    parser.add_argument("--project", help=PROJECT_HELP)
     parser.add_argument("--loader", metavar="MODULE:FUNCTION",
                         help="function(instance) returning the predictor (default: the "
                              "instance's Metaflow artifact, which must be callable or have "
@@ -39,10 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--probe", metavar="FILE",
                         help="JSON rows every new instance must answer before it is swapped "
                              "in (default: the last rows served)")
-    parser.add_argument("--ignore-gates", action="store_true",
-                        help="serve an instance even when it fails the policy's gates")
-    parser.add_argument("--allow-unset", action="store_true",
-                        help="start even when the alias is unset (not ready until it is set)")
+    add_switches(parser, {
+        "--ignore-gates": "serve an instance even when it fails the policy's gates",
+        "--allow-unset": "start even when the alias is unset (not ready until it is set)"})
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on "
                                                             "(default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000,

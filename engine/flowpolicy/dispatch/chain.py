@@ -15,9 +15,11 @@ from typing import Any
 
 from flowpolicy.dispatch.launch import launcher_alive
 from flowpolicy.errors import EXIT_OK, RegistryError
+from flowpolicy.inventory import NO_REGISTRY
 from flowpolicy.registry import open_existing_registry
 from flowpolicy.registry.base import DispatchRecord, EventRecord, Registry
 from flowpolicy.request import EventRunsRequest
+from flowpolicy.runtime.branch import sanitize_branch
 
 MAX_DEPTH = 64
 
@@ -49,21 +51,16 @@ def build_chains(registry: Registry, *, project: str | None = None,
     events, oldest first."""
     events = registry.events(project, branch)[-limit:] if limit else registry.events(
         project, branch)
-    dispatches = registry.dispatches()
-    by_event: dict[int, list[DispatchRecord]] = {}
-    by_run: dict[str, RunNode] = {}
-    for record in dispatches:
-        by_event.setdefault(record.event_id, []).append(record)
     nodes = {event.id: EventNode(event) for event in events}
-    for event_id, records in by_event.items():
-        node = nodes.get(event_id)
+    by_run: dict[str, RunNode] = {}
+    for record in registry.dispatches():
+        node = nodes.get(record.event_id)
         if node is None:
-            continue
-        for record in records:
-            run = RunNode(record.run_pathspec or record.flow, record)
-            node.runs.append(run)
-            if record.run_pathspec:
-                by_run[record.run_pathspec] = run
+            continue  # its event is not shown (another scope, or older than ``limit``)
+        run = RunNode(record.run_pathspec or record.flow, record)
+        node.runs.append(run)
+        if record.run_pathspec:
+            by_run[record.run_pathspec] = run
     roots: dict[str, RunNode] = {}
     for event in events:
         run = run_of(event.producer.entity_kind, event.producer.entity_id)
@@ -145,9 +142,6 @@ class EventRunsReport:
 
 def event_runs(request: EventRunsRequest) -> EventRunsReport:
     """The chains of the newest ``request.limit`` events; the registry is only read."""
-    from flowpolicy.inventory import NO_REGISTRY
-    from flowpolicy.runtime.branch import sanitize_branch
-
     if request.limit < 0:
         raise RegistryError(f"--limit takes 0 (all) or a positive number, not {request.limit}")
     registry = open_existing_registry(request.registry, read_only=True, missing=NO_REGISTRY)

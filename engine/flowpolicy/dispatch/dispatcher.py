@@ -47,18 +47,16 @@ class DispatchSummary:
 
 class Dispatcher:
     """Starts the flows ``table`` names (a :func:`~flowpolicy.triggers.dispatch_table`) for
-    the events of ``registry``. ``cwd``: the project root the runs start in; ``log_dir``: one
-    log per dispatch.
-    """
+    the events of ``registry``. ``cwd``: the project root the runs start in, each run's log
+    in its ``.flowpolicy/dispatch/``."""
 
     def __init__(self, registry: Registry, table: TriggerTable, *, cwd: Path,
-                 log_dir: Path | None = None, lease_seconds: float = 30.0,
-                 echo: Callable[[str], None] = print,
+                 lease_seconds: float = 30.0, echo: Callable[[str], None] = print,
                  environment: Mapping[str, str] | None = None):
         self.registry = registry
         self.table = table
         self.cwd = cwd.resolve()
-        self.log_dir = (log_dir or self.cwd / ".flowpolicy" / "dispatch").resolve()
+        self.log_dir = (self.cwd / ".flowpolicy" / "dispatch").resolve()
         self.lease_seconds = lease_seconds
         self.echo = echo
         self.environment = dict(os.environ if environment is None else environment)

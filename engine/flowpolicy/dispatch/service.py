@@ -13,7 +13,7 @@ from typing import Any
 
 from flowpolicy.errors import EXIT_FINDINGS, EXIT_OK, FlowpolicyError
 from flowpolicy.request import DispatchRequest
-from flowpolicy.triggers import TriggerTable
+from flowpolicy.triggers import TriggerTable, dispatch_table, flow_label
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,6 @@ class TriggerListing:
             return str(path)
 
     def format_text(self) -> str:
-        from flowpolicy.triggers import flow_label
-
         lines = [f"triggers of project {self.table.project}:"]
         for trigger in self.table.triggers:
             target = self.table.targets[trigger.flow]
@@ -110,7 +108,6 @@ def dispatch(request: DispatchRequest) -> DispatchReport | TriggerListing:
     from flowpolicy.compile import output_dir_for
     from flowpolicy.policy.loader import load_policy, require_one_policy_file
     from flowpolicy.project_root import project_root
-    from flowpolicy.triggers import dispatch_table
 
     for flag, value in (("--timeout", request.timeout), ("--lease", request.lease),
                         ("--for", request.follow_for)):

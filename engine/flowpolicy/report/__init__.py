@@ -18,7 +18,7 @@ from pathlib import Path
 
 from flowpolicy.errors import EXIT_FINDINGS, FlowpolicyError
 from flowpolicy.fileio import atomic_write
-from flowpolicy.registry import open_existing_registry
+from flowpolicy.inventory import open_to_read
 from flowpolicy.registry.base import Registry, utc_now
 from flowpolicy.report.history import RegistryHistory, read_history
 from flowpolicy.report.page import render_page
@@ -55,10 +55,7 @@ def write_report(request: ReportRequest) -> ReportResult:
     """Read the registry (read-only) and write the report to ``request.output`` (a temporary
     file renamed over it: a reader sees the old page or the new one). ``project`` /
     ``branch`` None: every one."""
-    registry = open_existing_registry(
-        request.registry, read_only=True,
-        missing="nothing to report (run the flows first, or point --registry / "
-                "FLOWPOLICY_REGISTRY at the right file)")
+    registry = open_to_read(request.registry, "nothing to report")
     history, page = build_report(registry, request.project, request.branch)
     atomic_write(request.output, page)
     return ReportResult(request.output, len(page.encode("utf-8")), history)

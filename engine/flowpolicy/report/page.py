@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from html import escape
 
-from flowpolicy.registry.base import EventRecord, InstanceRecord
+from flowpolicy.registry.base import EventRecord, EvidenceRecord, InstanceRecord
 from flowpolicy.report import svg
 from flowpolicy.report.history import BranchHistory, RegistryHistory, ScopeHistory
 from flowpolicy.report.records import (
@@ -173,16 +173,11 @@ def _scope(scope: ScopeHistory, anchor: str, found: Decisions) -> str:
         out.append(f'<p class="muted">{_cut(scope.description)}</p>')
     out.append(f'<dl class="facts">{facts_html}</dl>')
     out.append(_timeline(scope))
-    for rule, rows in found.gates.items():
-        out.append(_gate(rule, rows))
-    if found.champions:
-        out.append(_champion(found.champions))
-    if found.promotions:
-        out.append(_promotions(found.promotions))
-    if found.drift:
-        out.append(_drift(found.drift))
-    if found.other:
-        out.append(_other(found))
+    out += [_gate(rule, rows) for rule, rows in found.gates.items()]
+    for render, rows in ((_champion, found.champions), (_promotions, found.promotions),
+                         (_drift, found.drift), (_other, found.other)):
+        if rows:
+            out.append(render(rows))
     out.append(_instances(scope))
     if scope.alias_moves:
         out.append(_alias_moves(scope))
@@ -227,11 +222,9 @@ def _gate(rule: str, rows: Sequence[GateRow]) -> str:
                                          f"({'pass' if row.passed else 'fail'})"))
         latest = next((c for row in reversed(rows) for c in row.checks if c.metric == metric),
                       None)
-        levels = []
-        if latest is not None and finite(latest.low):
-            levels.append(svg.Level(f"min {latest.low:.4g}", latest.low, FAIL))
-        if latest is not None and finite(latest.high):
-            levels.append(svg.Level(f"max {latest.high:.4g}", latest.high, FAIL))
+        bounds = (("min", latest.low), ("max", latest.high)) if latest is not None else ()
+        levels = [svg.Level(f"{name} {bound:.4g}", bound, FAIL)
+                  for name, bound in bounds if finite(bound)]
         series = [svg.Series("passed", PASS, tuple(passed)), svg.Series("failed", FAIL,
                                                                         tuple(failed))]
         chart = svg.time_chart(series, levels, y_label=metric)
@@ -343,13 +336,13 @@ def _drift(rows: Sequence[DriftRow]) -> str:
     return "\n".join(out)
 
 
-def _other(found: Decisions) -> str:
+def _other(rows: Sequence[EvidenceRecord]) -> str:
     body = [_tr([_time(r.created_at), escape(f"v{r.version}"), escape(r.kind),
                  escape(r.rule), _verdict(r.passed), _policy(r.policy_hash)], f"v{r.version}")
-            for r in _newest(found.other)]
+            for r in _newest(rows)]
     return ("<h4>Other decisions</h4>"
             + _table("other", ["recorded", "instance", "kind", "rule", "passed", "policy"],
-                     body, len(found.other)))
+                     body, len(rows)))
 
 
 def _instances(scope: ScopeHistory) -> str:

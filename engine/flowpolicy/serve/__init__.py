@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from flowpolicy.errors import FlowpolicyError
-from flowpolicy.registry import open_existing_registry
+from flowpolicy.inventory import open_to_read
 from flowpolicy.request import ServeRequest
 from flowpolicy.runtime.branch import resolve_branch, resolve_project
 from flowpolicy.runtime.lifecycle import branch_alias, select_policy
@@ -74,10 +74,7 @@ def open_server(request: ServeRequest) -> ModelServer:
     if request.policies or not request.ignore_gates:
         policy = select_policy(request.policies, project)
     alias = request.alias or branch_alias(policy, request.asset, branch)
-    registry = open_existing_registry(
-        request.registry, read_only=True,
-        missing="nothing to serve (run the flows first, or point --registry / "
-                "FLOWPOLICY_REGISTRY at the right file)")
+    registry = open_to_read(request.registry, "nothing to serve")
     options = ServeOptions(
         asset=request.asset, project=project, branch=branch, alias=alias, policy=policy,
         loader=import_loader(request.loader) if request.loader else default_loader,

@@ -245,8 +245,8 @@ class ModelServer:
             attempt = {"at": noticed, "trigger": trigger,
                        "from": instance_id(current.version if current else None),
                        "to": instance_id(version)}
+            still = f"; still serving {current.instance.id}" if current else ""
             if version is None:
-                still = f"; still serving {current.instance.id}" if current else ""
                 return self._record({**attempt, "outcome": "kept", "error":
                                      f"alias @{self.options.alias} was unset{still}"},
                                     failed=True)
@@ -255,9 +255,8 @@ class ModelServer:
             try:
                 prepared = self._prepare(version)
             except Exception as exc:  # noqa: BLE001 - a user's loader may raise anything
-                kept = f"; still serving {current.instance.id}" if current else ""
                 return self._record({**attempt, "outcome": "refused", "error":
-                                     f"v{version} not swapped in: {_message(exc)}{kept}"},
+                                     f"v{version} not swapped in: {_message(exc)}{still}"},
                                     failed=True)
             self.served = prepared  # the swap: one reference, read once per request
             return self._record({**attempt, "outcome": "swapped",
