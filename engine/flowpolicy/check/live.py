@@ -28,6 +28,7 @@ from flowpolicy.registry.base import EvidenceRecord, InstanceRecord, Registry, S
 from flowpolicy.runtime.branch import sanitize_branch
 from flowpolicy.runtime.decisions import (
     MetricValueError,
+    asset_type,
     check_promotion,
     drift_thresholds,
     evaluate_gate,
@@ -146,11 +147,6 @@ def _rule_path(policy: Policy, result: Diagnostic) -> str:
     return child_path("$.promotion", edges.index(rule)) if rule in edges else "$.promotion"
 
 
-def _asset_type(policy: Policy, asset: str) -> str:
-    decl = policy.assets.get(asset)
-    return decl.type if decl is not None else "model"
-
-
 # -- gates of promoted aliases ---------------------------------------------------------------
 
 
@@ -162,7 +158,7 @@ def _gate_results(policy: Policy, view: RegistryView, branch: str) -> list[Diagn
             if (asset, edge.alias) in done:
                 continue
             done.add((asset, edge.alias))
-            scope = view.scope(branch, _asset_type(policy, asset), asset)
+            scope = view.scope(branch, asset_type(policy, asset), asset)
             if not view.instances(scope):
                 continue  # nothing promoted here yet
             instance_id = view.alias(scope, edge.alias)
@@ -270,8 +266,7 @@ def _champion_results(policy: Policy, view: RegistryView, branch: str,
                       runs: MetaflowRuns) -> list[Diagnostic]:
     results = []
     for rule in policy.champions.values():
-        asset_type = _asset_type(policy, rule.asset)
-        scope = view.scope(branch, asset_type, rule.asset)
+        scope = view.scope(branch, asset_type(policy, rule.asset), rule.asset)
         instances = view.instances(scope)
         champion = view.alias(scope, rule.alias)
         required_here = any(
