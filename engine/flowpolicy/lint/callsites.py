@@ -169,7 +169,8 @@ def could_call_registry(data: bytes) -> bool:
     if data.isascii():
         return False
     # The parser folds identifiers to NFKC (``ｒegister_data`` is ``register_data``).
-    return _has_call_text(unicodedata.normalize("NFKC", _decoded(data)).encode("utf-8"))
+    text = data.decode(source_encoding(data), errors="replace")
+    return _has_call_text(unicodedata.normalize("NFKC", text).encode("utf-8"))
 
 
 def _has_call_text(data: bytes) -> bool:
@@ -190,12 +191,13 @@ def _has_call_text(data: bytes) -> bool:
     return False
 
 
-def _decoded(data: bytes) -> str:
+def source_encoding(data: bytes) -> str:
+    """The encoding Python reads ``data`` in (its BOM or PEP 263 cookie); UTF-8 when the
+    cookie names no known encoding."""
     try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-        return data.decode(encoding, errors="replace")
-    except (SyntaxError, LookupError):
-        return data.decode("utf-8", errors="replace")
+        return tokenize.detect_encoding(io.BytesIO(data).readline)[0]
+    except SyntaxError:
+        return "utf-8"
 
 
 @dataclass(frozen=True, slots=True)
