@@ -19,7 +19,7 @@ import os
 import secrets
 import stat
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TextIO
 
@@ -55,7 +55,7 @@ def atomic_write_all(files: Mapping[str | os.PathLike, str]) -> None:
                 os.replace(temp, target)
     except BaseException:
         for temp, _ in staged:
-            _discard(temp)
+            temp.unlink(missing_ok=True)
         raise
     for folder in dict.fromkeys(target.parent for _, target in staged):
         _sync_folder(folder)
@@ -77,7 +77,7 @@ def atomic_writer(path: str | os.PathLike) -> Iterator[TextIO]:
         with _reported(target):
             os.replace(temp, target)
     except BaseException:
-        _discard(temp)
+        temp.unlink(missing_ok=True)
         raise
     _sync_folder(target.parent)
 
@@ -142,7 +142,7 @@ def _open_temp(target: Path) -> tuple[TextIO, Path]:
             return os.fdopen(fd, "w", encoding="utf-8", newline="\n"), temp
         except BaseException:
             os.close(fd)
-            _discard(temp)
+            temp.unlink(missing_ok=True)
             raise
     raise OutputError(f"cannot write {target}: no free temporary name beside it")
 
@@ -178,17 +178,8 @@ def _sync(path: Path, flags: int) -> None:
 def _sync_folder(folder: Path) -> None:
     """Make the rename itself durable. Folders cannot be opened for this everywhere (not on
     Windows), and the files are already safe, so a failure here is not an error."""
-    try:
+    with suppress(OSError):
         _sync(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        pass
-
-
-def _discard(temp: Path) -> None:
-    try:
-        temp.unlink()
-    except FileNotFoundError:
-        pass
 
 
 def _file_in_the_way(folder: Path) -> Path | None:

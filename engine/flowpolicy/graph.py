@@ -37,10 +37,10 @@ from flowpolicy.compile.flows import source_label
 from flowpolicy.errors import EXIT_FINDINGS, FlowpolicyError
 from flowpolicy.inventory import open_to_read
 from flowpolicy.policy.loader import load_policy, require_one_policy_file
-from flowpolicy.policy.model import CHAMPION_REQUIREMENT, Check, Policy, PromotionEdge
+from flowpolicy.policy.model import CHAMPION_REQUIREMENT, Policy, PromotionEdge
 from flowpolicy.registry.base import Registry, Scope
 from flowpolicy.request import GraphRequest
-from flowpolicy.runtime.decisions import show_number
+from flowpolicy.runtime.decisions import bounds_text, show_number
 from flowpolicy.triggers import flow_label, trigger_table
 
 
@@ -102,7 +102,8 @@ def _edge_lines(policy: Policy, edge: PromotionEdge) -> tuple[str, ...]:
                       for asset in edge.assets]
         else:
             gate = policy.gates.get(requirement)
-            bounds = "; ".join(_bounds(check) for check in gate.checks) if gate else "undeclared"
+            bounds = "; ".join(bounds_text(c.metric, c.min, c.max, signs=("≤", "≥"))
+                                 for c in gate.checks) if gate else "undeclared"
             lines.append(f"gate {requirement}: {bounds}")
     if not edge.require:
         lines.append("no requirements")
@@ -117,14 +118,6 @@ def _champion_line(policy: Policy, asset: str, name_asset: bool) -> str:
         return f"champion{whose}: no champion rule"
     by = show_number(rule.min_improvement)
     return f"champion{whose}: {rule.direction} {rule.metric}, by ≥ {by}"
-
-
-def _bounds(check: Check) -> str:
-    if check.min is not None and check.max is not None:
-        return f"{show_number(check.min)} ≤ {check.metric} ≤ {show_number(check.max)}"
-    if check.min is not None:
-        return f"{check.metric} ≥ {show_number(check.min)}"
-    return f"{check.metric} ≤ {show_number(check.max)}"  # the loader demands one bound at least
 
 
 def _alias_lines(registry: Registry, project: str, branch: str) -> tuple[str, ...]:

@@ -166,16 +166,8 @@ def _flow_class(path: Path) -> str | None:
     except (OSError, SyntaxError, ValueError) as exc:
         raise FlowpolicyError(f"trigger flow {path} cannot be read as Python: {exc}") from exc
     found = [node.name for node in tree.body if isinstance(node, ast.ClassDef)
-             and any(_base_name(base).endswith(("Flow", "FlowSpec")) for base in node.bases)]
+             and any(ast.unparse(base).endswith(("Flow", "FlowSpec")) for base in node.bases)]
     return found[0] if len(found) == 1 else None
-
-
-def _base_name(node: ast.expr) -> str:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        return node.attr
-    return ""
 
 
 def instance_field(policy: Policy, event: str) -> str:

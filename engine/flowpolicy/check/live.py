@@ -28,6 +28,7 @@ from flowpolicy.registry.base import EvidenceRecord, InstanceRecord, Registry, S
 from flowpolicy.runtime.branch import sanitize_branch
 from flowpolicy.runtime.decisions import (
     MetricValueError,
+    asset_type,
     check_promotion,
     drift_thresholds,
     evaluate_gate,
@@ -146,11 +147,6 @@ def _rule_path(policy: Policy, result: Diagnostic) -> str:
     return child_path("$.promotion", edges.index(rule)) if rule in edges else "$.promotion"
 
 
-def _asset_type(policy: Policy, asset: str) -> str:
-    decl = policy.assets.get(asset)
-    return decl.type if decl is not None else "model"
-
-
 # -- gates of promoted aliases ---------------------------------------------------------------
 
 
@@ -162,7 +158,7 @@ def _gate_results(policy: Policy, view: RegistryView, branch: str) -> list[Diagn
             if (asset, edge.alias) in done:
                 continue
             done.add((asset, edge.alias))
-            scope = view.scope(branch, _asset_type(policy, asset), asset)
+            scope = view.scope(branch, asset_type(policy, asset), asset)
             if not view.instances(scope):
                 continue  # nothing promoted here yet
             instance_id = view.alias(scope, edge.alias)
@@ -270,8 +266,7 @@ def _champion_results(policy: Policy, view: RegistryView, branch: str,
                       runs: MetaflowRuns) -> list[Diagnostic]:
     results = []
     for rule in policy.champions.values():
-        asset_type = _asset_type(policy, rule.asset)
-        scope = view.scope(branch, asset_type, rule.asset)
+        scope = view.scope(branch, asset_type(policy, rule.asset), rule.asset)
         instances = view.instances(scope)
         champion = view.alias(scope, rule.alias)
         required_here = any(
@@ -470,12 +465,9 @@ def _declared_results(policy: Policy, view: RegistryView,
     if not policy.naming.declared_only:
         return []
     results = []
-    checked = 0
-    for summary in view.summaries:
+    checked = [s for s in view.summaries if s.scope.branch in branches]
+    for summary in checked:
         scope = summary.scope
-        if scope.branch not in branches:
-            continue
-        checked += 1
         decl = policy.assets.get(scope.name)
         subject = {"asset": scope.name, "branch": scope.branch,
                    "instance": f"v{summary.latest_version}", "rule": "declared_only"}
@@ -495,7 +487,7 @@ def _declared_results(policy: Policy, view: RegistryView,
     if checked and not results:
         results.append(Diagnostic(
             "live.declared", "pass",
-            f"all {checked} assets on {', '.join(branches)} are declared in the policy",
+            f"all {len(checked)} assets on {', '.join(branches)} are declared in the policy",
             rule="declared_only"))
     return results
 

@@ -129,8 +129,7 @@ def run_plan(request: PlanRequest) -> PlanReport:
         branches = check_branches(policy, request.branches) or view.branches
         for flow in plan_flows(policy):
             flows[(policy.source, flow.file_name)] = flow.class_name
-            planner = _PLANNERS[flow.kind]
-            for entry in planner(policy, view, branches, flow.rule, runs):
+            for entry in _PLANNERS[flow.kind](policy, view, branches, flow.rule, runs):
                 entries.append(Diagnostic(
                     f"plan.{flow.kind}", _SEVERITY[entry.pop("status")], entry.pop("summary"),
                     path=flow.file_name, policy=policy.source, rule=flow.rule, **entry))
@@ -177,7 +176,7 @@ def _on_latest(policy: Policy, view: RegistryView, branches: Sequence[str], asse
     out = []
     for branch in branches:
         scope = view.scope(branch, policy.assets[asset].type, asset)
-        latest = _latest(view, scope)
+        latest = next(iter(view.instances(scope)), None)
         if latest is None:
             out.append(_undecided("nothing", branch, nothing))
             continue
@@ -198,7 +197,7 @@ def _plan_promotion(policy: Policy, view: RegistryView, branches: Sequence[str],
             continue
         where = f"{edge.source} -> {edge.target}"
         scope = view.scope(edge.source, asset_type, asset)
-        latest = _latest(view, scope)
+        latest = next(iter(view.instances(scope)), None)
         if latest is None:
             out.append(_undecided("nothing", where,
                                   f"no {asset} instance on {edge.source} to promote"))
@@ -258,11 +257,6 @@ def _plan_drift(policy: Policy, view: RegistryView, branches: Sequence[str], rul
 
 _PLANNERS = {"gate": _plan_gate, "champion": _plan_champion, "promotion": _plan_promotion,
              "drift": _plan_drift}
-
-
-def _latest(view: RegistryView, scope):
-    instances = view.instances(scope)
-    return instances[0] if instances else None
 
 
 def _decided(outcome: str, summary: str, decision: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ into obproject-shaped responses; backends never build response dicts themselves.
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -349,10 +350,6 @@ class EvidenceRecord:
         }
 
 
-#: A dispatch's states, in the only order it moves through them.
-DISPATCH_STATES: tuple[str, ...] = ("claimed", "started", "finished")
-
-
 @dataclass(frozen=True)
 class DispatchRecord:
     """One (event, flow) start decided by ``flowpolicy dispatch``.
@@ -473,6 +470,44 @@ def stringify(values: Mapping[str, Any] | None, what: str = "annotations") -> di
     return {str(k): str(v) for k, v in values.items()}
 
 
+def once_key(scope: Scope, key: Mapping[str, Any], annotations: Mapping[str, str]
+             ) -> dict[str, str]:
+    """``register_once``'s ``key`` as strings, once it is checked to be a non-empty part of
+    the (stringified) ``annotations``."""
+    match = stringify(key, "key")
+    if not match or any(annotations.get(k) != v for k, v in match.items()):
+        raise RegistryError(f"{scope}: register_once needs a non-empty key that is part of "
+                            f"the annotations, not {match!r}")
+    return match
+
+
+def encode_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=_json_default)
+
+
+def evidence_details_json(kind: str, rule: str, details: Mapping[str, Any] | None) -> str:
+    """The details of one evidence record as JSON, once its kind and rule are checked; every
+    backend stores evidence through this."""
+    if kind not in EVIDENCE_KINDS:
+        raise RegistryError(
+            f"evidence kind must be one of {', '.join(EVIDENCE_KINDS)}, not {kind!r}")
+    if not rule or not isinstance(rule, str):
+        raise RegistryError("evidence needs a rule name")
+    try:
+        return encode_json(dict(details or {}))
+    except TypeError as exc:
+        raise RegistryError(f"evidence details for {rule!r} are not JSON: {exc}") from exc
+
+
+def _json_default(value: Any) -> Any:
+    # numpy scalars and arrays (drift statistics, metrics) arrive in evidence details
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 def instance_id(version: int | None) -> str | None:
     """The instance id of a version number (``v3``); None (an unset alias) stays None."""
     return None if version is None else f"v{version}"
@@ -516,7 +551,15 @@ class Registry(Protocol):
     Reads never create storage: where nothing is stored yet they raise RegistryError naming
     the place looked at; only ``register``, ``register_once`` and ``publish_event`` bring a
     registry into being. Damaged storage raises :class:`RegistryDamaged` from any method and
-    is left as it is."""
+    is left as it is.
+
+    Backends subclass it. The methods with long argument lists are written here once, over the
+    backend's ``_register(scope, key, kind, created_by, description, annotations, tags, blobs,
+    actor)`` (``register`` and ``register_once``; ``key`` None: always register),
+    ``_move_alias(scope, alias, spec, by, reason, expected)`` (``set_alias`` and
+    ``unset_alias``; ``spec`` None: unset), ``_add_evidence(scope, spec, kind, rule, passed,
+    policy_hash, details_json, created_by)`` (the record checked, ``created_by`` an EntityRef)
+    and ``_publish_event(project, branch, name, payload, producer)``."""
 
     url: str
 
@@ -535,7 +578,9 @@ class Registry(Protocol):
         """Append a new immutable instance ``v<latest+1>`` to ``scope`` (creating the asset)
         and, in the same transaction, its :func:`new_instance_event`, published by ``actor``
         (who registered it; default ``created_by``, the producer of what it holds)."""
-        ...
+        record, _ = self._register(scope, None, kind, created_by, description, annotations,
+                                   tags, blobs, actor)
+        return record
 
     def register_once(
         self,
@@ -554,7 +599,8 @@ class Registry(Protocol):
         carry every ``key`` item: then the newest such instance and False (True: registered
         now, with its event). ``key`` must be part of ``annotations``. Decided in the
         registering transaction, so concurrent callers with the same key get one instance."""
-        ...
+        return self._register(scope, key, kind, created_by, description, annotations, tags,
+                              blobs, actor)
 
     def resolve(self, scope: Scope, spec: str = "latest") -> InstanceRecord: ...
 
@@ -586,7 +632,7 @@ class Registry(Protocol):
         expected: Any = ANY,
     ) -> AliasMove:
         """Move ``@alias`` and, in the same transaction, publish its :func:`alias_event`."""
-        ...
+        return self._move_alias(scope, alias, spec, by, reason, expected)
 
     def unset_alias(
         self,
@@ -599,7 +645,7 @@ class Registry(Protocol):
     ) -> AliasMove:
         """Remove ``@alias`` and append the move (to None) to its history; unsetting an
         alias that is not set raises RegistryError. ``expected`` as for ``set_alias``."""
-        ...
+        return self._move_alias(scope, alias, None, by, reason, expected)
 
     def get_alias(self, scope: Scope, alias: str) -> int | None: ...
 
@@ -620,7 +666,11 @@ class Registry(Protocol):
         policy_hash: str | None,
         details: Mapping[str, Any] | None,
         created_by: EntityRef,
-    ) -> EvidenceRecord: ...
+    ) -> EvidenceRecord:
+        """Append a decision record (``details`` JSON) to the instance ``spec`` names."""
+        return self._add_evidence(scope, spec, kind, rule, bool(passed), policy_hash,
+                                  evidence_details_json(kind, rule, details),
+                                  EntityRef.from_any(created_by))
 
     def evidence(
         self, scope: Scope, spec: str = "latest", kind: str | None = None
@@ -635,7 +685,8 @@ class Registry(Protocol):
         name: str,
         payload: Mapping[str, Any] | None,
         producer: EntityRef,
-    ) -> EventRecord: ...
+    ) -> EventRecord:
+        return self._publish_event(project, branch, name, payload, producer)
 
     def events(
         self, project: str | None = None, branch: str | None = None, name: str | None = None,

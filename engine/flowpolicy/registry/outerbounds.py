@@ -40,7 +40,7 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -50,7 +50,6 @@ from flowpolicy.registry.base import (
     WIRE_KIND,
     AliasConflict,
     AliasMove,
-    AssetDeletion,
     AssetNotFound,
     AssetSummary,
     CompareAndSetUnsupported,
@@ -59,19 +58,19 @@ from flowpolicy.registry.base import (
     EventRecord,
     EvidenceRecord,
     InstanceRecord,
+    Registry,
     Scope,
     alias_event,
     alias_payload,
     new_instance_event,
     new_instance_payload,
+    once_key,
     parse_spec,
     stringify,
     utc_now,
     validate_alias,
 )
-from flowpolicy.registry.sql import evidence_details_json
 
-_TYPE_OF_KIND = {"models": "model", "data": "data"}
 #: Companion data assets holding evidence records: ``<prefix><type>__<name>``.
 EVIDENCE_PREFIX = "flowpolicy_evidence__"
 READ_THEN_WRITE = "read-then-write"
@@ -90,7 +89,14 @@ GUARANTEES: tuple[str, ...] = (
 )
 
 
-class OuterboundsRegistry:
+def _refused(message: str) -> Callable[..., Any]:
+    """A Registry method the service cannot provide: it raises RegistryError(``message``)."""
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise RegistryError(message)
+    return refuse
+
+
+class OuterboundsRegistry(Registry):
     """Registry Protocol over the Outerbounds asset service's HTTP API."""
 
     def __init__(self, base_url: str, perimeter: str,
@@ -201,10 +207,21 @@ class OuterboundsRegistry:
 
     # -- instances ------------------------------------------------------------------------
 
-    def register(self, scope: Scope, *, kind: str, created_by: EntityRef,
-                 description: str | None = None, annotations: Mapping[str, Any] | None = None,
-                 tags: Mapping[str, Any] | None = None, blobs: Sequence[str] | None = None,
-                 actor: EntityRef | None = None) -> InstanceRecord:
+    def _register(self, scope: Scope, key: Mapping[str, str] | None, kind: str,
+                  created_by: EntityRef, description: str | None,
+                  annotations: Mapping[str, Any] | None, tags: Mapping[str, Any] | None,
+                  blobs: Sequence[str] | None, actor: EntityRef | None
+                  ) -> tuple[InstanceRecord, bool]:
+        """With ``key``: read-then-write, not one transaction (the service has none): two
+        callers at the same moment may both register, and only the instances the service
+        lists as recent are looked through."""
+        if key is not None:
+            match = once_key(scope, key, stringify(annotations))
+            listed = self.assets(scope.project, scope.branch, scope.asset_type)
+            if any(summary.scope == scope for summary in listed):
+                for record in self.instances(scope, None):
+                    if all(record.annotations.get(k) == v for k, v in match.items()):
+                        return record, False
         payload: dict[str, Any] = {"entity_ref": EntityRef.from_any(created_by).to_dict()}
         if description:
             payload["description"] = description
@@ -223,7 +240,7 @@ class OuterboundsRegistry:
         self.publish_event(scope.project, scope.branch,
                            new_instance_event(scope.asset_type, scope.name),
                            new_instance_payload(record, actor), actor)
-        return record
+        return record, True
 
     def _registered(self, scope: Scope, payload: dict[str, Any], kind: str) -> InstanceRecord:
         latest = self.resolve(scope, "latest")
@@ -235,29 +252,6 @@ class OuterboundsRegistry:
         raise RegistryError(
             f"{scope}: registered, but the service's recent instances do not show it (many "
             "registrations at once?); its instance id is unknown")
-
-    def register_once(self, scope: Scope, key: Mapping[str, str], *, kind: str,
-                      created_by: EntityRef, description: str | None = None,
-                      annotations: Mapping[str, Any] | None = None,
-                      tags: Mapping[str, Any] | None = None,
-                      blobs: Sequence[str] | None = None, actor: EntityRef | None = None,
-                      ) -> tuple[InstanceRecord, bool]:
-        """Read-then-write, not one transaction (the service has none): two callers at the
-        same moment may both register, and only the instances the service lists as recent
-        are looked through."""
-        match = stringify(key, "key")
-        if not match or any(stringify(annotations).get(k) != v for k, v in match.items()):
-            raise RegistryError(
-                f"{scope}: register_once needs a non-empty key that is part of the "
-                f"annotations, not {match!r}")
-        listed = self.assets(scope.project, scope.branch, scope.asset_type)
-        if any(summary.scope == scope for summary in listed):
-            for record in self.instances(scope, None):
-                if all(record.annotations.get(k) == v for k, v in match.items()):
-                    return record, False
-        return self.register(scope, kind=kind, created_by=created_by, description=description,
-                             annotations=annotations, tags=tags, blobs=blobs,
-                             actor=actor), True
 
     def resolve(self, scope: Scope, spec: str = "latest") -> InstanceRecord:
         parse_spec(spec)
@@ -333,10 +327,13 @@ class OuterboundsRegistry:
     def get_alias(self, scope: Scope, alias: str) -> int | None:
         return self.aliases(scope).get(validate_alias(alias))
 
-    def set_alias(self, scope: Scope, alias: str, spec: str = "latest", *, by: EntityRef,
-                  reason: str | None = None, expected: Any = ANY) -> AliasMove:
+    def _move_alias(self, scope: Scope, alias: str, spec: str | None, by: EntityRef,
+                    reason: str | None, expected: Any) -> AliasMove:
         """One PUT; with ``expected`` a read, a compare and a PUT, only where the URL accepts
         that (see the module notes), else :class:`CompareAndSetUnsupported`."""
+        if spec is None:
+            raise RegistryError("the Outerbounds asset service has no way to unset an alias "
+                                "from here; point it at another instance with set_alias")
         validate_alias(alias)
         if expected is not ANY and not self.read_then_write_alias_moves:
             raise CompareAndSetUnsupported(
@@ -361,25 +358,15 @@ class OuterboundsRegistry:
                            alias_payload(move), by)
         return move
 
-    def unset_alias(self, scope: Scope, alias: str, *, by: EntityRef,
-                    reason: str | None = None, expected: Any = ANY) -> AliasMove:
-        raise RegistryError("the Outerbounds asset service has no way to unset an alias from "
-                            "here; point it at another instance with set_alias")
-
-    def alias_history(self, scope: Scope, alias: str | None = None) -> list[AliasMove]:
-        raise RegistryError("the Outerbounds asset service keeps no alias history")
+    alias_history = _refused("the Outerbounds asset service keeps no alias history")
 
     # -- deletion -------------------------------------------------------------------------
 
-    def delete_asset(self, scope: Scope, *, by: EntityRef, reason: str | None = None
-                     ) -> AssetDeletion | None:
-        raise RegistryError(
-            "the Outerbounds asset service deletes an asset with all its instances and "
-            "lineage; flowpolicy's deletion keeps them, so it needs the embedded registry "
-            "(obproject's Asset.delete_*_asset does the hard delete)")
-
-    def deletions(self, scope: Scope) -> list[AssetDeletion]:
-        raise RegistryError("the Outerbounds asset service keeps no record of deletions")
+    delete_asset = _refused(
+        "the Outerbounds asset service deletes an asset with all its instances and "
+        "lineage; flowpolicy's deletion keeps them, so it needs the embedded registry "
+        "(obproject's Asset.delete_*_asset does the hard delete)")
+    deletions = _refused("the Outerbounds asset service keeps no record of deletions")
 
     # -- evidence and events --------------------------------------------------------------
 
@@ -388,11 +375,10 @@ class OuterboundsRegistry:
         return Scope(scope.project, scope.branch, "data",
                      f"{EVIDENCE_PREFIX}{scope.asset_type}__{scope.name}")
 
-    def add_evidence(self, scope: Scope, spec: str, *, kind: str, rule: str, passed: bool,
-                     policy_hash: str | None, details: Mapping[str, Any] | None,
-                     created_by: EntityRef) -> EvidenceRecord:
+    def _add_evidence(self, scope: Scope, spec: str, kind: str, rule: str, passed: bool,
+                      policy_hash: str | None, details_json: str, created_by: EntityRef
+                      ) -> EvidenceRecord:
         """One new instance of the companion evidence asset (see the module notes)."""
-        details_json = evidence_details_json(kind, rule, details)
         target = self.resolve(scope, spec)
         annotations = {"instance": target.id, "kind": kind, "rule": rule,
                        "passed": "true" if passed else "false", "details": details_json}
@@ -423,8 +409,8 @@ class OuterboundsRegistry:
                 "server": f"Outerbounds asset service, perimeter {self.perimeter}",
                 "guarantees": GUARANTEES}
 
-    def publish_event(self, project: str, branch: str, name: str,
-                      payload: Mapping[str, Any] | None, producer: EntityRef) -> EventRecord:
+    def _publish_event(self, project: str, branch: str, name: str,
+                       payload: Mapping[str, Any] | None, producer: EntityRef) -> EventRecord:
         from metaflow.integrations import ArgoEvent
 
         record = EventRecord(0, project, branch, name, payload, utc_now(),
@@ -432,24 +418,12 @@ class OuterboundsRegistry:
         ArgoEvent(record.wire_name).publish(payload=dict(payload or {}))
         return record
 
-    def events(self, project: str | None = None, branch: str | None = None,
-               name: str | None = None, *, after: int | None = None,
-               limit: int | None = None) -> list[EventRecord]:
-        raise RegistryError("the Outerbounds event bus cannot be listed from here")
-
-    def newest_event_id(self) -> int:
-        raise RegistryError("the Outerbounds event bus cannot be listed from here")
-
-    def wait_for_events(self, after: int, timeout: float) -> bool:
-        raise RegistryError("the Outerbounds event bus cannot be followed from here; "
-                            "deployed flows are triggered by Argo Events")
-
-    def _no_dispatch(self, *_: Any, **__: Any) -> Any:
-        raise RegistryError(
-            "flowpolicy dispatch needs a registry with an events table (SQLite or "
-            "PostgreSQL); on Outerbounds the platform's Argo Events starts the triggered "
-            "flows")
-
+    events = newest_event_id = _refused("the Outerbounds event bus cannot be listed from here")
+    wait_for_events = _refused("the Outerbounds event bus cannot be followed from here; "
+                               "deployed flows are triggered by Argo Events")
+    _no_dispatch = _refused(
+        "flowpolicy dispatch needs a registry with an events table (SQLite or "
+        "PostgreSQL); on Outerbounds the platform's Argo Events starts the triggered flows")
     claim_dispatch = start_dispatch = note_dispatch_run = finish_dispatch = _no_dispatch
     dispatch = dispatches = cursor = advance_cursor = _no_dispatch
 
@@ -488,7 +462,7 @@ def _evidence(scope: Scope, stored: InstanceRecord) -> EvidenceRecord:
 def _record(scope: Scope, raw: Mapping[str, Any]) -> InstanceRecord:
     props = raw.get("model_properties") or raw.get("data_properties") or {}
     kind_on_wire = (raw.get("asset") or {}).get("kind")
-    if kind_on_wire and _TYPE_OF_KIND.get(kind_on_wire) != scope.asset_type:
+    if kind_on_wire and kind_on_wire != WIRE_KIND[scope.asset_type]:
         raise RegistryError(f"asset service answered a {kind_on_wire} instance for {scope}")
     return InstanceRecord(
         scope=scope,

@@ -2,8 +2,9 @@
 of the schema, the queries that are the same in both dialects, and the Registry Protocol
 implemented once on top of them.
 
-Each backend module keeps its own SQL: its numbered migrations (DDL, triggers, indexes), the
-statements its dialect spells differently (annotation look-up, row locks), connections,
+Each backend module keeps its own SQL: its numbered migrations (which tables, with its
+column types in the CREATE TABLE statements written here once, its triggers and indexes),
+the statements its dialect spells differently (annotation look-up, row locks), connections,
 transactions and error mapping. The queries here are written once, with the backend's
 parameter placeholder (SQLite ``?``, psycopg ``%s``): :func:`build_statements` renders the
 hot ones, the rest are f-strings on ``_sql.param``.
@@ -23,12 +24,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NoReturn
 
 from flowpolicy.errors import RegistryError
 from flowpolicy.registry.base import (
     ANY,
-    EVIDENCE_KINDS,
     AliasConflict,
     AliasMove,
     AssetDeletion,
@@ -41,11 +41,14 @@ from flowpolicy.registry.base import (
     EvidenceRecord,
     InstanceRecord,
     InstanceSpec,
+    Registry,
     Scope,
     alias_event,
     alias_payload,
+    encode_json,
     new_instance_event,
     new_instance_payload,
+    once_key,
     parse_spec,
     stringify,
     utc_now,
@@ -76,16 +79,17 @@ TABLES: Mapping[str, tuple[str, ...]] = MappingProxyType({
                    "returncode", "reason"),
     "cursors": ("name", "position", "updated_at"),
 })
-#: The key each table's rows are ordered by, in copies and digests.
-TABLE_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "instances": ("asset_id", "version"), "aliases": ("asset_id", "alias"),
-    "cursors": ("name",),
-    **{table: ("id",) for table in ("assets", "alias_history", "consumptions", "events",
-                                    "evidence", "asset_deletions", "dispatches")},
-})
 #: Tables whose ``id`` the database assigns (copies set it explicitly, then move the counter on).
 ID_TABLES: tuple[str, ...] = ("assets", "alias_history", "consumptions", "events", "evidence",
                               "asset_deletions", "dispatches")
+#: The key each table's rows are ordered by, in copies and digests.
+TABLE_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "instances": ("asset_id", "version"), "aliases": ("asset_id", "alias"),
+    "cursors": ("name",), **{table: ("id",) for table in ID_TABLES},
+})
+#: The oldest schema a read-only handle reads without migrating. Raise it when a migration
+#: changes a table or column readers rely on (adding a table or an index does not).
+OLDEST_READABLE_VERSION = 1
 #: The newest version an asset's latest deletion took away (0: never deleted); instances up to
 #: it are no longer read. The table exists from migration 3 on.
 _FLOOR = ("coalesce((SELECT max(d.through_version) FROM asset_deletions d "
@@ -97,6 +101,132 @@ _INSTANCE_COLUMNS = (
     "i.version, i.kind, i.description, i.annotations, i.tags, i.blobs, i.created_at, "
     "i.created_by_kind, i.created_by_id"
 )
+
+
+#: The CREATE TABLE statements of both backends' migrations, written once: ``{int}``,
+#: ``{text}`` … are the dialect's column types (each backend's ``_TYPES``). An applied
+#: migration's text must never change (SQLite keeps it in every file it built): a new column
+#: or table is a new migration, and a new statement here.
+_CREATE_TABLE: Mapping[str, str] = MappingProxyType({
+    "assets": """CREATE TABLE assets (
+        id             {key},
+        project        {text} NOT NULL,
+        branch         {text} NOT NULL,
+        asset_type     {text} NOT NULL CHECK (asset_type IN ('data', 'model')),
+        name           {text} NOT NULL,
+        description    {text} NOT NULL DEFAULT '',
+        latest_version {int} NOT NULL,
+        created_at     {time} NOT NULL,
+        updated_at     {time} NOT NULL,
+        UNIQUE (project, branch, asset_type, name)
+    )""",
+    "instances": """CREATE TABLE instances (
+        asset_id        {bigint} NOT NULL REFERENCES assets (id),
+        version         {int} NOT NULL CHECK (version >= 1),
+        kind            {text} NOT NULL,
+        description     {text} NOT NULL DEFAULT '',
+        annotations     {json} NOT NULL,
+        tags            {json} NOT NULL,
+        blobs           {json} NOT NULL,
+        created_at      {time} NOT NULL,
+        created_by_kind {text} NOT NULL,
+        created_by_id   {text} NOT NULL,
+        PRIMARY KEY (asset_id, version)
+    ){without_rowid}""",
+    "aliases": """CREATE TABLE aliases (
+        asset_id   {bigint} NOT NULL REFERENCES assets (id),
+        alias      {text} NOT NULL,
+        version    {int} NOT NULL,
+        updated_at {time} NOT NULL,
+        PRIMARY KEY (asset_id, alias)
+    ){without_rowid}""",
+    "alias_history": """CREATE TABLE alias_history (
+        id           {key},
+        asset_id     {bigint} NOT NULL REFERENCES assets (id),
+        alias        {text} NOT NULL,
+        from_version {int},
+        to_version   {int} NOT NULL,
+        by_kind      {text} NOT NULL,
+        by_id        {text} NOT NULL,
+        at           {time} NOT NULL,
+        reason       {text}
+    )""",
+    "consumptions": """CREATE TABLE consumptions (
+        id            {key},
+        asset_id      {bigint} NOT NULL REFERENCES assets (id),
+        version       {int} NOT NULL,
+        consumer_kind {text} NOT NULL,
+        consumer_id   {text} NOT NULL,
+        at            {time} NOT NULL
+    )""",
+    "events": """CREATE TABLE events (
+        id            {key},
+        project       {text} NOT NULL,
+        branch        {text} NOT NULL,
+        name          {text} NOT NULL,
+        payload       {json},
+        created_at    {time} NOT NULL,
+        producer_kind {text} NOT NULL,
+        producer_id   {text} NOT NULL
+    )""",
+    "evidence": """CREATE TABLE evidence (
+        id              {key},
+        asset_id        {bigint} NOT NULL REFERENCES assets (id),
+        version         {int} NOT NULL,
+        kind            {text} NOT NULL,
+        rule            {text} NOT NULL,
+        passed          {bool} NOT NULL{passed_check},
+        policy_hash     {text},
+        details         {json} NOT NULL,
+        created_at      {time} NOT NULL,
+        created_by_kind {text} NOT NULL,
+        created_by_id   {text} NOT NULL
+    )""",
+    "asset_deletions": """CREATE TABLE asset_deletions (
+        id              {key},
+        asset_id        {bigint} NOT NULL REFERENCES assets (id),
+        through_version {int} NOT NULL,
+        aliases         {json} NOT NULL,
+        by_kind         {text} NOT NULL,
+        by_id           {text} NOT NULL,
+        at              {time} NOT NULL,
+        reason          {text}
+    )""",
+    "dispatches": """CREATE TABLE dispatches (
+        id           {key},
+        event_id     {bigint} NOT NULL REFERENCES events (id),
+        flow         {text} NOT NULL,
+        flow_name    {text},
+        branch       {text} NOT NULL,
+        argv         {json} NOT NULL,
+        cwd          {text} NOT NULL,
+        state        {text} NOT NULL CHECK (state IN ('claimed', 'started', 'finished')),
+        token        {text} NOT NULL,
+        claimed_by   {text} NOT NULL,
+        lease_until  {real} NOT NULL,
+        attempts     {int} NOT NULL,
+        claimed_at   {time} NOT NULL,
+        started_at   {time},
+        pid          {int},
+        run_pathspec {text},
+        log_path     {text},
+        finished_at  {time},
+        status       {text} CHECK (status IN ('succeeded', 'refused', 'failed')),
+        returncode   {int},
+        reason       {text},
+        UNIQUE (event_id, flow)
+    )""",
+    "cursors": """CREATE TABLE cursors (
+        name       {text} PRIMARY KEY,
+        position   {bigint} NOT NULL,
+        updated_at {time} NOT NULL
+    ){without_rowid}""",
+})
+
+
+def create_table(table: str, types: Mapping[str, str]) -> str:
+    """The CREATE TABLE statement of ``table`` with the dialect's column ``types``."""
+    return _CREATE_TABLE[table].format_map(types)
 
 
 @dataclass(frozen=True)
@@ -161,33 +291,6 @@ def build_statements(param: str, *, has_annotation: str, lock_suffix: str = "",
     )
 
 
-def encode_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=_json_default)
-
-
-def evidence_details_json(kind: str, rule: str, details: Mapping[str, Any] | None) -> str:
-    """The details of one evidence record as JSON, once its kind and rule are checked; every
-    backend stores evidence through this."""
-    if kind not in EVIDENCE_KINDS:
-        raise RegistryError(
-            f"evidence kind must be one of {', '.join(EVIDENCE_KINDS)}, not {kind!r}")
-    if not rule or not isinstance(rule, str):
-        raise RegistryError("evidence needs a rule name")
-    try:
-        return encode_json(dict(details or {}))
-    except TypeError as exc:
-        raise RegistryError(f"evidence details for {rule!r} are not JSON: {exc}") from exc
-
-
-def _json_default(value: Any) -> Any:
-    # numpy scalars and arrays (drift statistics, metrics) arrive in evidence details
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
 def scope_key(scope: Scope) -> tuple[str, str, str, str]:
     return (scope.project, scope.branch, scope.asset_type, scope.name)
 
@@ -215,15 +318,18 @@ def _expected_version(expected: Any) -> int | None:
     return parsed.version
 
 
-class SQLRegistry:
+class SQLRegistry(Registry):
     """The Registry Protocol over SQL; a backend provides the connection handling.
 
     A backend sets ``_sql`` (its :class:`Statements`) and ``_location`` (what messages call the
-    registry: a path, a URL without password) and implements ``_reading()`` (the connection for
-    a read, with its errors turned into RegistryError), ``_write(creates=)`` (one write
-    transaction; only a write that ``creates`` may bring the registry into being) and
-    ``close()``. Connections must answer ``execute(sql, params)`` with a cursor that has
-    ``fetchone``/``fetchall`` and iterates rows as tuples, as sqlite3's and psycopg's do.
+    registry: a path, a URL without password), ``_lock`` (held around each use of the connection)
+    and ``_driver_error`` (the base class of its driver's errors), and implements
+    ``_read_connection()`` (the connection for a read, once the registry is known to be there),
+    ``_raise_failure(exc)`` (the RegistryError a user sees for a driver error),
+    ``_write(creates=)`` (one write transaction; only a write that ``creates`` may bring the
+    registry into being) and ``close()``. Connections must answer ``execute(sql, params)``
+    with a cursor that has ``fetchone``/``fetchall`` and iterates rows as tuples, as
+    sqlite3's and psycopg's do.
     """
 
     _sql: Statements
@@ -238,18 +344,98 @@ class SQLRegistry:
     _has_dispatch: bool = False
     #: the schema is current and this handle claimed it: writes just write
     _writes_ready: bool = False
-    _readable: bool
-    _schema: int | None
+    #: a registry this flowpolicy reads as it is
+    _readable: bool = False
+    #: the schema version; None: no registry there (yet)
+    _schema: int | None = None
+    _lock: AbstractContextManager[Any]
+    _driver_error: type[Exception]
 
-    def _reading(self) -> AbstractContextManager[Any]:
+    def _reading(self) -> _Reading:
+        return _Reading(self)
+
+    def _read_connection(self) -> Any:
+        raise NotImplementedError
+
+    def _raise_failure(self, exc: Exception) -> NoReturn:
         raise NotImplementedError
 
     def _write(self, *, creates: bool = False) -> AbstractContextManager[Any]:
         raise NotImplementedError
 
+    def _connect_existing(self) -> None:
+        """Connect where there is storage and learn what it holds (``_schema``,
+        ``_readable``, which tables are there); creates nothing."""
+        raise NotImplementedError
+
+    def _first_look(self) -> None:
+        """At opening: learn what is there (a read-only handle needs a registry now); the
+        connection is closed again on any failure."""
+        with self._lock:
+            try:
+                self._connect_existing()
+                if self.read_only and not self._readable:
+                    raise self._unreadable()
+            except self._driver_error as exc:
+                self.close()
+                self._raise_failure(exc)
+            except BaseException:
+                self.close()
+                raise
+
     def _registry_exists(self) -> bool:
         """Whether a registry is there now (looked at again; creates nothing)."""
+        with self._lock:
+            try:
+                self._connect_existing()
+            except self._driver_error as exc:
+                self._raise_failure(exc)
+            return self._schema is not None
+
+    def _too_new(self, version: int, current: int) -> RegistryError:
+        return RegistryError(
+            f"registry {self._location} has schema version {version}, newer than this "
+            f"flowpolicy understands ({current}); upgrade flowpolicy")
+
+    def _unreadable(self) -> RegistryError:
+        """Why there is nothing to read; a backend says where it looked when there is no
+        registry at all."""
+        return RegistryError(
+            f"registry {self._location} has schema version {self._schema}, too old to read "
+            f"without migrating it (oldest readable: {OLDEST_READABLE_VERSION}); the next "
+            "write (a flow registering an asset) migrates it")
+
+    @property
+    def schema_version(self) -> int:
+        with self._reading() as conn:
+            return self._schema_version(conn)
+
+    def _schema_version(self, conn: Any) -> int:
         raise NotImplementedError
+
+    def info(self) -> dict[str, Any]:
+        with self._reading() as conn:
+            present = self._tables_present(conn)
+            rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                    for t in TABLES if t in present}
+            return {**self._describe(conn), "rows": rows}
+
+    def _describe(self, conn: Any) -> dict[str, Any]:
+        """``info()`` but the rows: backend, location, server, schema versions, bytes."""
+        raise NotImplementedError
+
+    def _wait_for_events(self, after: int, timeout: float,
+                         pause: Callable[[float], None]) -> bool:
+        """``wait_for_events``, with ``pause(left)`` waiting at most ``left`` seconds for news
+        between looks at the newest event id."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            if self.newest_event_id() > after:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            pause(left)
 
     def _live(self) -> str:
         """The condition that leaves out deleted instances (none before migration 3)."""
@@ -262,22 +448,18 @@ class SQLRegistry:
         return conn.execute("SELECT coalesce(max(through_version), 0) FROM asset_deletions "
                             f"WHERE asset_id = {self._sql.param}", (asset_id,)).fetchone()[0]
 
-    def _has_table(self, conn: Any, table: str) -> bool:
-        """Whether the schema read holds ``table`` now (asked of the database)."""
-        raise NotImplementedError
-
     def _evidence_readable(self, conn: Any) -> bool:
         """Whether the schema read has an evidence table (a read-only handle reads older
         schemas as they are)."""
         if not self._has_evidence:
             # a schema older than evidence is read as it is, until some writer migrates it
-            self._has_evidence = self._has_table(conn, "evidence")
+            self._has_evidence = "evidence" in self._tables_present(conn)
         return self._has_evidence
 
     def _dispatch_readable(self, conn: Any) -> bool:
         """Whether the schema read has the dispatch records and cursors (migration 5)."""
         if not self._has_dispatch:
-            self._has_dispatch = self._has_table(conn, "dispatches")
+            self._has_dispatch = "dispatches" in self._tables_present(conn)
         return self._has_dispatch
 
     def _first_write_committed(self, schema_version: int) -> None:
@@ -290,47 +472,12 @@ class SQLRegistry:
 
     # -- instances ----------------------------------------------------------------------
 
-    def register(
-        self,
-        scope: Scope,
-        *,
-        kind: str,
-        created_by: EntityRef,
-        description: str | None = None,
-        annotations: Mapping[str, Any] | None = None,
-        tags: Mapping[str, Any] | None = None,
-        blobs: Sequence[str] | None = None,
-        actor: EntityRef | None = None,
-    ) -> InstanceRecord:
-        record, _ = self._register(scope, None, kind, created_by, description, annotations,
-                                   tags, blobs, actor)
-        return record
-
-    def register_once(
-        self,
-        scope: Scope,
-        key: Mapping[str, str],
-        *,
-        kind: str,
-        created_by: EntityRef,
-        description: str | None = None,
-        annotations: Mapping[str, Any] | None = None,
-        tags: Mapping[str, Any] | None = None,
-        blobs: Sequence[str] | None = None,
-        actor: EntityRef | None = None,
-    ) -> tuple[InstanceRecord, bool]:
-        return self._register(scope, key, kind, created_by, description, annotations, tags,
-                              blobs, actor)
-
     def _register(
         self, scope: Scope, key: Mapping[str, str] | None, kind: str, created_by: EntityRef,
         description: str | None, annotations: Mapping[str, Any] | None,
         tags: Mapping[str, Any] | None, blobs: Sequence[str] | None,
         actor: EntityRef | None,
     ) -> tuple[InstanceRecord, bool]:
-        """Append an instance and its lifecycle event, or (with ``key``) find the newest one
-        whose annotations carry every key item, in the same write transaction; True when it
-        was registered now."""
         if not kind or not isinstance(kind, str):
             raise RegistryError(f"{scope}: an instance needs a kind (e.g. 'artifact')")
         if isinstance(blobs, str):
@@ -342,13 +489,7 @@ class SQLRegistry:
         now = utc_now()
         created_by = EntityRef.from_any(created_by)
         actor = created_by if actor is None else EntityRef.from_any(actor)
-        match = None
-        if key is not None:
-            match = stringify(key, "key")
-            if not match or any(ann.get(k) != v for k, v in match.items()):
-                raise RegistryError(
-                    f"{scope}: register_once needs a non-empty key that is part of the "
-                    f"annotations, not {match!r}")
+        match = None if key is None else once_key(scope, key, ann)
         sql = self._sql
         with self._write(creates=True) as conn:
             if match:
@@ -568,71 +709,40 @@ class SQLRegistry:
 
     # -- aliases ------------------------------------------------------------------------
 
-    def set_alias(
-        self,
-        scope: Scope,
-        alias: str,
-        spec: str = "latest",
-        *,
-        by: EntityRef,
-        reason: str | None = None,
-        expected: Any = ANY,
-    ) -> AliasMove:
+    def _move_alias(self, scope: Scope, alias: str, spec: str | None, by: EntityRef,
+                    reason: str | None, expected: Any) -> AliasMove:
         validate_alias(alias)
         want = ANY if expected is ANY else _expected_version(expected)
         by = EntityRef.from_any(by)
         now = utc_now()
         p = self._sql.param
         with self._write() as conn:
-            # the asset row's lock orders concurrent moves: each reads the alias the one
-            # before it (in commit order) left behind
-            asset_id, version = self._resolve_version(conn, scope, spec, lock=True)
-            current = self._alias_checked(conn, scope, asset_id, alias, want)
-            conn.execute(
-                f"INSERT INTO aliases (asset_id, alias, version, updated_at) VALUES ({p}, {p}, "
-                f"{p}, {p}) ON CONFLICT (asset_id, alias) DO UPDATE SET "
-                "version = excluded.version, updated_at = excluded.updated_at",
-                (asset_id, alias, version, now),
-            )
+            # the asset row's lock orders concurrent moves and unsets: each reads the alias
+            # the one before it (in commit order) left behind
+            if spec is None:
+                asset_id, _ = self._asset_row(conn, scope, lock=True)
+                version = None
+            else:
+                asset_id, version = self._resolve_version(conn, scope, spec, lock=True)
+            row = conn.execute(self._sql.alias_version, (asset_id, alias)).fetchone()
+            current = row[0] if row else None
+            if want is not ANY and current != want:
+                raise AliasConflict.moved(alias, scope, current, want)
+            if version is not None:
+                conn.execute(
+                    f"INSERT INTO aliases (asset_id, alias, version, updated_at) VALUES ({p}, "
+                    f"{p}, {p}, {p}) ON CONFLICT (asset_id, alias) DO UPDATE SET "
+                    "version = excluded.version, updated_at = excluded.updated_at",
+                    (asset_id, alias, version, now),
+                )
+            elif current is None:
+                raise RegistryError(f"alias @{alias} is not set on {scope}; nothing to unset")
+            else:
+                conn.execute(f"DELETE FROM aliases WHERE asset_id = {p} AND alias = {p}",
+                             (asset_id, alias))
             move = AliasMove(scope, alias, current, version, by, now, reason)
             self._record_alias_move(conn, asset_id, move)
         return move
-
-    def unset_alias(
-        self,
-        scope: Scope,
-        alias: str,
-        *,
-        by: EntityRef,
-        reason: str | None = None,
-        expected: Any = ANY,
-    ) -> AliasMove:
-        validate_alias(alias)
-        want = ANY if expected is ANY else _expected_version(expected)
-        by = EntityRef.from_any(by)
-        now = utc_now()
-        p = self._sql.param
-        with self._write() as conn:
-            # locked like set_alias, so moves and unsets of one asset serialise
-            asset_id, _ = self._asset_row(conn, scope, lock=True)
-            current = self._alias_checked(conn, scope, asset_id, alias, want)
-            if current is None:
-                raise RegistryError(f"alias @{alias} is not set on {scope}; nothing to unset")
-            conn.execute(f"DELETE FROM aliases WHERE asset_id = {p} AND alias = {p}",
-                         (asset_id, alias))
-            move = AliasMove(scope, alias, current, None, by, now, reason)
-            self._record_alias_move(conn, asset_id, move)
-        return move
-
-    def _alias_checked(self, conn: Any, scope: Scope, asset_id: int, alias: str,
-                       want: Any) -> int | None:
-        """The version ``alias`` points at now (None: unset), read under the caller's lock
-        on the asset row; AliasConflict unless it is ``want`` (ANY: no check)."""
-        row = conn.execute(self._sql.alias_version, (asset_id, alias)).fetchone()
-        current = row[0] if row else None
-        if want is not ANY and current != want:
-            raise AliasConflict.moved(alias, scope, current, want)
-        return current
 
     def _record_alias_move(self, conn: Any, asset_id: int, move: AliasMove) -> None:
         """Append ``move`` to the alias history and publish its alias event, in ``conn``'s
@@ -681,20 +791,9 @@ class SQLRegistry:
 
     # -- evidence -----------------------------------------------------------------------
 
-    def add_evidence(
-        self,
-        scope: Scope,
-        spec: str,
-        *,
-        kind: str,
-        rule: str,
-        passed: bool,
-        policy_hash: str | None,
-        details: Mapping[str, Any] | None,
-        created_by: EntityRef,
-    ) -> EvidenceRecord:
-        details_json = evidence_details_json(kind, rule, details)
-        created_by = EntityRef.from_any(created_by)
+    def _add_evidence(self, scope: Scope, spec: str, kind: str, rule: str, passed: bool,
+                      policy_hash: str | None, details_json: str, created_by: EntityRef
+                      ) -> EvidenceRecord:
         now = utc_now()
         p = self._sql.param
         with self._write() as conn:
@@ -703,10 +802,10 @@ class SQLRegistry:
                 "INSERT INTO evidence (asset_id, version, kind, rule, passed, policy_hash, "
                 "details, created_at, created_by_kind, created_by_id) "
                 f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})",
-                (asset_id, version, kind, rule, bool(passed), policy_hash, details_json, now,
+                (asset_id, version, kind, rule, passed, policy_hash, details_json, now,
                  created_by.entity_kind, created_by.entity_id),
             )
-        return EvidenceRecord(scope, version, kind, rule, bool(passed), policy_hash,
+        return EvidenceRecord(scope, version, kind, rule, passed, policy_hash,
                               MappingProxyType(json.loads(details_json)), now, created_by)
 
     def evidence(
@@ -733,8 +832,6 @@ class SQLRegistry:
 
     def delete_asset(self, scope: Scope, *, by: EntityRef, reason: str | None = None
                      ) -> AssetDeletion | None:
-        """Mark ``scope`` deleted through its newest version and drop its aliases, keeping
-        everything else; None when there is nothing (left) to delete."""
         by = EntityRef.from_any(by)
         if not self._registry_exists():
             return None  # no registry there: nothing to delete, and nothing is created
@@ -772,14 +869,8 @@ class SQLRegistry:
 
     # -- events -------------------------------------------------------------------------
 
-    def publish_event(
-        self,
-        project: str,
-        branch: str,
-        name: str,
-        payload: Mapping[str, Any] | None,
-        producer: EntityRef,
-    ) -> EventRecord:
+    def _publish_event(self, project: str, branch: str, name: str,
+                       payload: Mapping[str, Any] | None, producer: EntityRef) -> EventRecord:
         if not name or not isinstance(name, str):
             raise RegistryError(f"event name must be a non-empty string, not {name!r}")
         try:
@@ -828,7 +919,6 @@ class SQLRegistry:
                                 EntityRef(pk, pi)) for i, p, b, n, pl, at, pk, pi in rows]
 
     def newest_event_id(self) -> int:
-        """The id of the newest event (0: none yet)."""
         with self._reading() as conn:
             return conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
 
@@ -969,6 +1059,7 @@ class SQLRegistry:
         raise NotImplementedError
 
     def _tables_present(self, conn: Any) -> set[str]:
+        """The tables the schema read holds now (asked of the database)."""
         raise NotImplementedError
 
     def _replace_everything(self, conn: Any) -> None:
@@ -1003,6 +1094,34 @@ class SQLRegistry:
         with self._snapshot() as conn:
             present = self._tables_present(conn)
             return RegistryDigest.of({t: self._table_rows(conn, t, present) for t in TABLES})
+
+
+class _Reading:
+    """``with registry._reading() as conn``: the backend's lock held, its connection for a
+    read, and what the driver (or decoding a stored value) raises for a damaged or
+    unreadable registry turned into RegistryError. A plain class, not @contextmanager: every
+    lookup goes through it, and this costs a fraction of a generator's set-up."""
+
+    __slots__ = ("_registry",)
+
+    def __init__(self, registry: SQLRegistry):
+        self._registry = registry
+
+    def __enter__(self) -> Any:
+        registry = self._registry
+        registry._lock.acquire()
+        try:
+            return registry._read_connection()
+        except BaseException as exc:
+            registry._lock.release()
+            if isinstance(exc, registry._driver_error):
+                registry._raise_failure(exc)
+            raise
+
+    def __exit__(self, kind, exc, traceback) -> None:
+        self._registry._lock.release()
+        if isinstance(exc, (self._registry._driver_error, json.JSONDecodeError)):
+            self._registry._raise_failure(exc)
 
 
 def _scope_where(p: str) -> str:
@@ -1060,7 +1179,7 @@ def copy_registry(source: SQLRegistry, destination: SQLRegistry, *, replace: boo
     if destination.read_only:
         raise RegistryError(f"registry {destination.url} was opened read-only: cannot copy "
                             "into it")
-    if _same_registry(source, destination):
+    if source._location == destination._location:
         raise RegistryError(f"source and destination are the same registry ({source.url})")
     p = destination._sql.param
     with source._snapshot() as reading, destination._write(creates=True) as writing:
@@ -1100,6 +1219,3 @@ def copy_registry(source: SQLRegistry, destination: SQLRegistry, *, replace: boo
                 f"destination {landed.to_dict()}); nothing was written", exit_code=1)
     return CopyReport(source.url, destination.url, copied, bool(held))
 
-
-def _same_registry(a: SQLRegistry, b: SQLRegistry) -> bool:
-    return a._location == b._location

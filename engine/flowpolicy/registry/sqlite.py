@@ -48,14 +48,21 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, NoReturn
 
 from flowpolicy.errors import RegistryError
 from flowpolicy.registry.base import AssetNotFound, RegistryDamaged
-from flowpolicy.registry.sql import TABLES, SQLRegistry, build_statements
+from flowpolicy.registry.sql import (
+    OLDEST_READABLE_VERSION,
+    TABLES,
+    SQLRegistry,
+    build_statements,
+    create_table,
+)
 
 #: "flpo": marks a SQLite file as a flowpolicy registry.
 APPLICATION_ID = 0x666C706F
@@ -68,118 +75,59 @@ _MMAP_BYTES = 256 * 1024 * 1024
 #: waiting on it should start a flow well within 100 ms of its event.
 _EVENT_POLL_S = 0.01
 
+#: SQLite's column types in the CREATE TABLE statements both backends share (no boolean:
+#: ``passed`` is an INTEGER held to 0 or 1).
+_TYPES: Mapping[str, str] = MappingProxyType({
+    "key": "INTEGER PRIMARY KEY", "bigint": "INTEGER", "int": "INTEGER", "real": "REAL",
+    "text": "TEXT", "json": "TEXT", "time": "TEXT", "bool": "INTEGER",
+    "passed_check": " CHECK (passed IN (0, 1))", "without_rowid": " WITHOUT ROWID",
+})
+
+
+def _refuse(name: str, table: str, event: str, message: str) -> str:
+    return (f"CREATE TRIGGER {name} BEFORE {event} ON {table}\n"
+            f"       BEGIN SELECT RAISE(ABORT, '{message}'); END")
+
+
+#: Alias history's index and triggers: created by migrations 1 and 2, again by 4's rebuild.
+_ALIAS_HISTORY_INDEX = "CREATE INDEX alias_history_by_alias ON alias_history (asset_id, alias, id)"
+_ALIAS_HISTORY_NO_UPDATE = _refuse("alias_history_append_only", "alias_history", "UPDATE",
+                                   "alias history is append-only")
+_ALIAS_HISTORY_NO_DELETE = _refuse("alias_history_no_delete", "alias_history", "DELETE",
+                                   "alias history is append-only")
+
 _V1 = (
-    """CREATE TABLE assets (
-        id             INTEGER PRIMARY KEY,
-        project        TEXT NOT NULL,
-        branch         TEXT NOT NULL,
-        asset_type     TEXT NOT NULL CHECK (asset_type IN ('data', 'model')),
-        name           TEXT NOT NULL,
-        description    TEXT NOT NULL DEFAULT '',
-        latest_version INTEGER NOT NULL,
-        created_at     TEXT NOT NULL,
-        updated_at     TEXT NOT NULL,
-        UNIQUE (project, branch, asset_type, name)
-    )""",
-    """CREATE TABLE instances (
-        asset_id        INTEGER NOT NULL REFERENCES assets (id),
-        version         INTEGER NOT NULL CHECK (version >= 1),
-        kind            TEXT NOT NULL,
-        description     TEXT NOT NULL DEFAULT '',
-        annotations     TEXT NOT NULL,
-        tags            TEXT NOT NULL,
-        blobs           TEXT NOT NULL,
-        created_at      TEXT NOT NULL,
-        created_by_kind TEXT NOT NULL,
-        created_by_id   TEXT NOT NULL,
-        PRIMARY KEY (asset_id, version)
-    ) WITHOUT ROWID""",
-    """CREATE TABLE aliases (
-        asset_id   INTEGER NOT NULL REFERENCES assets (id),
-        alias      TEXT NOT NULL,
-        version    INTEGER NOT NULL,
-        updated_at TEXT NOT NULL,
-        PRIMARY KEY (asset_id, alias)
-    ) WITHOUT ROWID""",
-    """CREATE TABLE alias_history (
-        id           INTEGER PRIMARY KEY,
-        asset_id     INTEGER NOT NULL REFERENCES assets (id),
-        alias        TEXT NOT NULL,
-        from_version INTEGER,
-        to_version   INTEGER NOT NULL,
-        by_kind      TEXT NOT NULL,
-        by_id        TEXT NOT NULL,
-        at           TEXT NOT NULL,
-        reason       TEXT
-    )""",
-    "CREATE INDEX alias_history_by_alias ON alias_history (asset_id, alias, id)",
-    """CREATE TABLE consumptions (
-        id            INTEGER PRIMARY KEY,
-        asset_id      INTEGER NOT NULL REFERENCES assets (id),
-        version       INTEGER NOT NULL,
-        consumer_kind TEXT NOT NULL,
-        consumer_id   TEXT NOT NULL,
-        at            TEXT NOT NULL
-    )""",
+    create_table("assets", _TYPES),
+    create_table("instances", _TYPES),
+    create_table("aliases", _TYPES),
+    create_table("alias_history", _TYPES),
+    _ALIAS_HISTORY_INDEX,
+    create_table("consumptions", _TYPES),
     "CREATE INDEX consumptions_by_instance ON consumptions (asset_id, version)",
-    """CREATE TABLE events (
-        id            INTEGER PRIMARY KEY,
-        project       TEXT NOT NULL,
-        branch        TEXT NOT NULL,
-        name          TEXT NOT NULL,
-        payload       TEXT,
-        created_at    TEXT NOT NULL,
-        producer_kind TEXT NOT NULL,
-        producer_id   TEXT NOT NULL
-    )""",
-    """CREATE TRIGGER instances_immutable_update BEFORE UPDATE ON instances
-       BEGIN SELECT RAISE(ABORT, 'asset instances are immutable'); END""",
-    """CREATE TRIGGER instances_immutable_delete BEFORE DELETE ON instances
-       BEGIN SELECT RAISE(ABORT, 'asset instances are immutable'); END""",
-    """CREATE TRIGGER alias_history_append_only BEFORE UPDATE ON alias_history
-       BEGIN SELECT RAISE(ABORT, 'alias history is append-only'); END""",
+    create_table("events", _TYPES),
+    _refuse("instances_immutable_update", "instances", "UPDATE",
+            "asset instances are immutable"),
+    _refuse("instances_immutable_delete", "instances", "DELETE",
+            "asset instances are immutable"),
+    _ALIAS_HISTORY_NO_UPDATE,
 )
 
 _V2 = (
-    """CREATE TABLE evidence (
-        id              INTEGER PRIMARY KEY,
-        asset_id        INTEGER NOT NULL REFERENCES assets (id),
-        version         INTEGER NOT NULL,
-        kind            TEXT NOT NULL,
-        rule            TEXT NOT NULL,
-        passed          INTEGER NOT NULL CHECK (passed IN (0, 1)),
-        policy_hash     TEXT,
-        details         TEXT NOT NULL,
-        created_at      TEXT NOT NULL,
-        created_by_kind TEXT NOT NULL,
-        created_by_id   TEXT NOT NULL
-    )""",
+    create_table("evidence", _TYPES),
     "CREATE INDEX evidence_by_instance ON evidence (asset_id, version, kind, id)",
-    """CREATE TRIGGER evidence_append_only_update BEFORE UPDATE ON evidence
-       BEGIN SELECT RAISE(ABORT, 'evidence is append-only'); END""",
-    """CREATE TRIGGER evidence_append_only_delete BEFORE DELETE ON evidence
-       BEGIN SELECT RAISE(ABORT, 'evidence is append-only'); END""",
-    """CREATE TRIGGER alias_history_no_delete BEFORE DELETE ON alias_history
-       BEGIN SELECT RAISE(ABORT, 'alias history is append-only'); END""",
+    _refuse("evidence_append_only_update", "evidence", "UPDATE", "evidence is append-only"),
+    _refuse("evidence_append_only_delete", "evidence", "DELETE", "evidence is append-only"),
+    _ALIAS_HISTORY_NO_DELETE,
     "CREATE INDEX events_by_scope ON events (project, branch, name, id)",
 )
 
 _V3 = (
-    """CREATE TABLE asset_deletions (
-        id              INTEGER PRIMARY KEY,
-        asset_id        INTEGER NOT NULL REFERENCES assets (id),
-        through_version INTEGER NOT NULL,
-        aliases         TEXT NOT NULL,
-        by_kind         TEXT NOT NULL,
-        by_id           TEXT NOT NULL,
-        at              TEXT NOT NULL,
-        reason          TEXT
-    )""",
+    create_table("asset_deletions", _TYPES),
     "CREATE INDEX asset_deletions_by_asset ON asset_deletions (asset_id, through_version)",
-    """CREATE TRIGGER asset_deletions_append_only_update BEFORE UPDATE ON asset_deletions
-       BEGIN SELECT RAISE(ABORT, 'asset deletions are append-only'); END""",
-    """CREATE TRIGGER asset_deletions_append_only_delete BEFORE DELETE ON asset_deletions
-       BEGIN SELECT RAISE(ABORT, 'asset deletions are append-only'); END""",
+    _refuse("asset_deletions_append_only_update", "asset_deletions", "UPDATE",
+            "asset deletions are append-only"),
+    _refuse("asset_deletions_append_only_delete", "asset_deletions", "DELETE",
+            "asset deletions are append-only"),
 )
 
 #: Alias history records unsets too (``to_version`` NULL). SQLite cannot drop a NOT NULL
@@ -201,61 +149,28 @@ _V4 = (
     "by_kind, by_id, at, reason FROM alias_history",
     "DROP TABLE alias_history",
     "ALTER TABLE alias_history_rebuilt RENAME TO alias_history",
-    "CREATE INDEX alias_history_by_alias ON alias_history (asset_id, alias, id)",
-    """CREATE TRIGGER alias_history_append_only BEFORE UPDATE ON alias_history
-       BEGIN SELECT RAISE(ABORT, 'alias history is append-only'); END""",
-    """CREATE TRIGGER alias_history_no_delete BEFORE DELETE ON alias_history
-       BEGIN SELECT RAISE(ABORT, 'alias history is append-only'); END""",
+    _ALIAS_HISTORY_INDEX,
+    _ALIAS_HISTORY_NO_UPDATE,
+    _ALIAS_HISTORY_NO_DELETE,
 )
 
 #: Migration 5: what ``flowpolicy dispatch`` decided. One row per (event, flow), so a start
 #: is claimed once however many dispatchers race; the state only moves forward.
 _V5 = (
-    """CREATE TABLE dispatches (
-        id           INTEGER PRIMARY KEY,
-        event_id     INTEGER NOT NULL REFERENCES events (id),
-        flow         TEXT NOT NULL,
-        flow_name    TEXT,
-        branch       TEXT NOT NULL,
-        argv         TEXT NOT NULL,
-        cwd          TEXT NOT NULL,
-        state        TEXT NOT NULL CHECK (state IN ('claimed', 'started', 'finished')),
-        token        TEXT NOT NULL,
-        claimed_by   TEXT NOT NULL,
-        lease_until  REAL NOT NULL,
-        attempts     INTEGER NOT NULL,
-        claimed_at   TEXT NOT NULL,
-        started_at   TEXT,
-        pid          INTEGER,
-        run_pathspec TEXT,
-        log_path     TEXT,
-        finished_at  TEXT,
-        status       TEXT CHECK (status IN ('succeeded', 'refused', 'failed')),
-        returncode   INTEGER,
-        reason       TEXT,
-        UNIQUE (event_id, flow)
-    )""",
+    create_table("dispatches", _TYPES),
     "CREATE INDEX dispatches_by_state ON dispatches (state, lease_until)",
     """CREATE TRIGGER dispatches_forward_only BEFORE UPDATE ON dispatches
        WHEN OLD.state = 'finished' OR (OLD.state = 'started' AND NEW.state = 'claimed')
             OR NEW.event_id != OLD.event_id OR NEW.flow != OLD.flow
        BEGIN SELECT RAISE(ABORT, 'a dispatch only moves forward'); END""",
-    """CREATE TRIGGER dispatches_kept BEFORE DELETE ON dispatches
-       BEGIN SELECT RAISE(ABORT, 'dispatch records are kept'); END""",
-    """CREATE TABLE cursors (
-        name       TEXT PRIMARY KEY,
-        position   INTEGER NOT NULL,
-        updated_at TEXT NOT NULL
-    ) WITHOUT ROWID""",
+    _refuse("dispatches_kept", "dispatches", "DELETE", "dispatch records are kept"),
+    create_table("cursors", _TYPES),
 )
 
 #: Numbered schema migrations; ``MIGRATIONS[n]`` takes a file from version n to n+1.
 #: Never edit a released migration: append a new one (in both SQL backends).
 MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
-#: The oldest schema a read-only handle reads without migrating. Raise it when a migration
-#: changes a table or column readers rely on (adding a table or an index does not).
-OLDEST_READABLE_VERSION = 1
 
 _SQL = build_statements(
     "?",
@@ -293,28 +208,14 @@ class SQLiteRegistry(SQLRegistry):
         self._busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self._forget_connection()
-        with self._lock:
-            try:
-                self._connect_existing()
-                if read_only and not self._readable:
-                    raise self._unreadable()
-            except sqlite3.Error as exc:
-                self.close()
-                self._raise_failure(exc)
-            except BaseException:
-                self.close()
-                raise
+        self._first_look()
 
     _sql = _SQL
-
-    def _reading(self) -> _Reading:
-        return _Reading(self)
+    _driver_error = sqlite3.Error
 
     def _forget_connection(self) -> None:
         self._conn: sqlite3.Connection | None = None
-        #: the file's schema version; None: no registry there (yet)
         self._schema: int | None = None
-        #: a registry this flowpolicy reads as it is
         self._readable = False
         #: WAL on and the schema current, checked under the write lock: writes just write
         self._writes_ready = False
@@ -360,8 +261,7 @@ class SQLiteRegistry(SQLRegistry):
         conn.execute("BEGIN")
         try:
             self._schema = self._identify(conn)
-            tables = {r[0] for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            tables = self._tables_present(conn)
         finally:
             conn.execute("ROLLBACK")
         self._readable = self._schema is not None and self._schema >= OLDEST_READABLE_VERSION
@@ -376,10 +276,7 @@ class SQLiteRegistry(SQLRegistry):
         user_version = conn.execute("PRAGMA user_version").fetchone()[0]
         if app_id == APPLICATION_ID:
             if user_version > SCHEMA_VERSION:
-                raise RegistryError(
-                    f"registry {self.path} has schema version {user_version}, newer than this "
-                    f"flowpolicy understands ({SCHEMA_VERSION}); upgrade flowpolicy"
-                )
+                raise self._too_new(user_version, SCHEMA_VERSION)
             return user_version
         tables = [r[0] for r in conn.execute(
             "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name")]
@@ -392,7 +289,7 @@ class SQLiteRegistry(SQLRegistry):
             "it was left untouched — point FLOWPOLICY_REGISTRY elsewhere"
         )
 
-    def _reader(self) -> sqlite3.Connection:
+    def _read_connection(self) -> sqlite3.Connection:
         """The connection for a read. Until the file holds a readable registry it is looked
         at again on every read (another process may have created it since)."""
         if not self._readable:
@@ -403,12 +300,9 @@ class SQLiteRegistry(SQLRegistry):
 
     def _unreadable(self) -> RegistryError:
         """Why there is nothing to read: no file, an empty one, or a schema too old."""
-        where = f" ({self.origin})" if self.origin else ""
         if self._schema is not None:
-            return RegistryError(
-                f"registry {self.path} has schema version {self._schema}, too old to read "
-                f"without migrating it (oldest readable: {OLDEST_READABLE_VERSION}); the next "
-                "write (a flow registering an asset) migrates it")
+            return super()._unreadable()
+        where = f" ({self.origin})" if self.origin else ""
         if self._conn is not None:
             what = f"{self.path}{where} is an empty SQLite database, not yet a flowpolicy registry"
         elif self.path.exists():
@@ -481,10 +375,8 @@ class SQLiteRegistry(SQLRegistry):
         if version != SCHEMA_VERSION:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    @property
-    def schema_version(self) -> int:
-        with _Reading(self) as conn:
-            return conn.execute("PRAGMA user_version").fetchone()[0]
+    def _schema_version(self, conn: sqlite3.Connection) -> int:
+        return conn.execute("PRAGMA user_version").fetchone()[0]
 
     @contextmanager
     def _write(self, *, creates: bool = False) -> Iterator[sqlite3.Connection]:
@@ -524,43 +416,31 @@ class SQLiteRegistry(SQLRegistry):
             self._forget_connection()
 
     def wait_for_events(self, after: int, timeout: float) -> bool:
-        """Block until an event newer than id ``after`` is there (True) or ``timeout`` seconds
-        pass (False). SQLite cannot notify another process, so this looks every 10 ms."""
-        deadline = time.monotonic() + max(0.0, timeout)
-        while True:
-            if self.newest_event_id() > after:
-                return True
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            time.sleep(min(_EVENT_POLL_S, left))
+        """SQLite cannot notify another process: this looks every 10 ms."""
+        return self._wait_for_events(after, timeout,
+                                     lambda left: time.sleep(min(_EVENT_POLL_S, left)))
 
     # -- maintenance --------------------------------------------------------------------
 
     def integrity_problems(self) -> list[str]:
         """SQLite's integrity check plus flowpolicy's own invariants; empty means healthy."""
-        with _Reading(self) as conn:
+        with self._reading() as conn:
             problems = [r[0] for r in conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
         return problems + super().integrity_problems()
 
-    def info(self) -> dict[str, Any]:
-        """Backend, location, schema version and sizes, for ``flowpolicy registry info``."""
-        with _Reading(self) as conn:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            present = self._tables_present(conn)
-            rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                    for t in TABLES if t in present}
+    def _describe(self, conn: sqlite3.Connection) -> dict[str, Any]:
         files = [self.path, self.path.with_name(self.path.name + "-wal")]
         return {"backend": "sqlite", "location": str(self.path),
-                "server": f"SQLite {sqlite3.sqlite_version}", "schema_version": version,
+                "server": f"SQLite {sqlite3.sqlite_version}",
+                "schema_version": self._schema_version(conn),
                 "current_schema_version": SCHEMA_VERSION,
-                "bytes": sum(f.stat().st_size for f in files if f.exists()), "rows": rows}
+                "bytes": sum(f.stat().st_size for f in files if f.exists())}
 
     # -- whole-registry copies ----------------------------------------------------------
 
     @contextmanager
     def _snapshot(self) -> Iterator[sqlite3.Connection]:
-        with _Reading(self) as conn:
+        with self._reading() as conn:
             conn.execute("BEGIN")
             try:
                 yield conn
@@ -576,47 +456,10 @@ class SQLiteRegistry(SQLRegistry):
         conn.execute("PRAGMA user_version = 0")
         self._claim(conn)
 
-    def _registry_exists(self) -> bool:
-        with self._lock:
-            self._connect_existing()
-            return self._schema is not None
-
-    def _has_table(self, conn: sqlite3.Connection, table: str) -> bool:
-        return bool(conn.execute(
-            "SELECT count(*) FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0])
-
     def change_probe(self) -> DataVersionProbe:
         """A :class:`~flowpolicy.registry.base.ChangeProbe` on a read-only connection of its
         own (so this handle's own writes count too)."""
         return DataVersionProbe(self.path)
-
-
-class _Reading:
-    """``with _Reading(registry) as conn``: the connection lock held, the file known to hold a
-    registry, and what SQLite (or decoding a stored value) raises for a damaged or unreadable
-    file turned into RegistryError. A plain class, not @contextmanager: every lookup goes
-    through it, and this costs a fraction of a generator's set-up."""
-
-    __slots__ = ("_registry",)
-
-    def __init__(self, registry: SQLiteRegistry):
-        self._registry = registry
-
-    def __enter__(self) -> sqlite3.Connection:
-        registry = self._registry
-        registry._lock.acquire()
-        try:
-            return registry._conn if registry._readable else registry._reader()
-        except BaseException as exc:
-            registry._lock.release()
-            if isinstance(exc, sqlite3.Error):
-                registry._raise_failure(exc)
-            raise
-
-    def __exit__(self, kind, exc, traceback) -> None:
-        self._registry._lock.release()
-        if isinstance(exc, (sqlite3.Error, json.JSONDecodeError)):
-            self._registry._raise_failure(exc)
 
 
 class DataVersionProbe:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from html import escape
 
-from flowpolicy.registry.base import EventRecord, EvidenceRecord, InstanceRecord
+from flowpolicy.registry.base import EntityRef, EventRecord, EvidenceRecord, InstanceRecord
 from flowpolicy.report import svg
 from flowpolicy.report.history import BranchHistory, RegistryHistory, ScopeHistory
 from flowpolicy.report.records import (
@@ -349,8 +349,7 @@ def _instances(scope: ScopeHistory) -> str:
     holders: dict[int, list[str]] = {}
     for alias, version in sorted(scope.aliases.items()):
         holders.setdefault(version, []).append(f"@{alias}")
-    body = [_tr([escape(i.id), _time(i.created_at), _entity(i.created_by.entity_kind,
-                                                            i.created_by.entity_id),
+    body = [_tr([escape(i.id), _time(i.created_at), _entity(i.created_by),
                  escape(i.kind), escape(" ".join(holders.get(i.version, []))) or "–",
                  _annotations(i)], i.id)
             for i in _newest(scope.instances)]
@@ -365,7 +364,7 @@ def _alias_moves(scope: ScopeHistory) -> str:
     body = [_tr([_time(m.at), f"@{escape(m.alias)}",
                  f"{escape(f'v{m.from_version}' if m.from_version else '(unset)')} → "
                  f"{f'v{m.to_version}' if m.to_version else '(unset)'}",
-                 _entity(m.by.entity_kind, m.by.entity_id), _cut(m.reason)],
+                 _entity(m.by), _cut(m.reason)],
                 f"v{m.to_version}" if m.to_version else "unset")
             for m in _newest(scope.alias_moves)]
     return ("<h4>Alias moves</h4>"
@@ -380,7 +379,7 @@ def _events(branch: BranchHistory) -> str:
     summary = ", ".join(f'<span data-event="{escape(name)}">{escape(name)} × {count:,}</span>'
                         for name, count in sorted(counts.items()))
     body = [_tr([_time(e.created_at), f"<code>{escape(e.wire_name)}</code>", _payload(e),
-                 _entity(e.producer.entity_kind, e.producer.entity_id)], str(e.id))
+                 _entity(e.producer)], str(e.id))
             for e in _newest(branch.events)]
     return (f'<section class="events" data-branch="{escape(branch.project)}/'
             f'{escape(branch.branch)}"><h3>Events on {escape(branch.branch)} '
@@ -461,8 +460,8 @@ def _policy(policy_hash: str | None) -> str:
     return f'<code class="hash" title="{escape(policy_hash)}">{escape(policy_hash[:12])}</code>'
 
 
-def _entity(kind: str, entity_id: str) -> str:
-    return f"{escape(kind)} <code>{_cut(entity_id)}</code>"
+def _entity(ref: EntityRef) -> str:
+    return f"{escape(ref.entity_kind)} <code>{_cut(ref.entity_id)}</code>"
 
 
 def _annotations(instance: InstanceRecord) -> str:

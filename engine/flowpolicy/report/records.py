@@ -131,20 +131,18 @@ class Decisions:
 
 def decisions(evidence: Sequence[EvidenceRecord]) -> Decisions:
     gates: dict[str, list[GateRow]] = {}
-    champions, promotions, drift, other = [], [], [], []
+    # record kind -> its row reader, in the order of Decisions' fields (then "other")
+    readers = {"champion": _champion, "promotion": _promotion, "drift": _drift}
+    rows: dict[str, list] = {kind: [] for kind in (*readers, "other")}
     for record in evidence:
         if record.kind == "gate":
             gates.setdefault(record.rule, []).append(_gate(record))
-        elif record.kind == "champion":
-            champions.append(_champion(record))
-        elif record.kind == "promotion":
-            promotions.append(_promotion(record))
-        elif record.kind == "drift":
-            drift.append(_drift(record))
+        elif record.kind in readers:
+            rows[record.kind].append(readers[record.kind](record))
         else:
-            other.append(record)
-    return Decisions({rule: tuple(rows) for rule, rows in gates.items()}, tuple(champions),
-                     tuple(promotions), tuple(drift), tuple(other))
+            rows["other"].append(record)
+    return Decisions({rule: tuple(found) for rule, found in gates.items()},
+                     *(tuple(rows[kind]) for kind in (*readers, "other")))
 
 
 def _gate(record: EvidenceRecord) -> GateRow:

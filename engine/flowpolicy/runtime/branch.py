@@ -74,6 +74,13 @@ def config_dict(value: Any) -> dict[str, Any]:
     return {}
 
 
+def decorated_project_name(mutable_flow: Any) -> str | None:
+    """The name a flow's own ``@project(name=...)`` gives it, if any."""
+    names = (kwargs.get("name") for _, _, _, kwargs
+             in mutable_flow.get_decorator_specs("project"))
+    return next((name for name in names if isinstance(name, str) and name), None)
+
+
 def env_branch() -> str | None:
     """``FLOWPOLICY_BRANCH``, if set and not empty."""
     return os.environ.get(BRANCH_ENV_VAR) or None

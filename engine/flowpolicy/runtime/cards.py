@@ -261,14 +261,8 @@ def _instance(instance: str | None) -> str:
 
 
 def _bound(check: Mapping[str, Any]) -> str:
-    low, high = check.get("min"), check.get("max")
-    if low is not None and high is not None:
-        return f"{_number(low)} ≤ value ≤ {_number(high)}"
-    if low is not None:
-        return f"≥ {_number(low)}"
-    if high is not None:
-        return f"≤ {_number(high)}"
-    return "present"
+    return decisions.bounds_text(None, check.get("min"), check.get("max"), show=_number,
+                                 signs=("≤", "≥"))
 
 
 # --- charts (Vega-Lite, drawn by the vega bundled in Metaflow's card page) -----------------

@@ -53,7 +53,7 @@ import json
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from flowpolicy.errors import FlowpolicyError, RegistryError
@@ -74,7 +74,8 @@ from flowpolicy.registry.base import parse_spec
 if TYPE_CHECKING:
     from flowpolicy.registry.base import EvidenceRecord
 
-#: Relative tolerance for comparisons of computed (not recorded) numbers, such as margins.
+#: Relative tolerance for comparisons of computed (not recorded) numbers: margins, drift
+#: statistics against their thresholds.
 TOLERANCE = 1e-12
 
 
@@ -134,14 +135,7 @@ class CheckVerdict:
     reason: str
 
     def to_dict(self) -> dict:
-        return {
-            "metric": self.metric,
-            "value": _json_number(self.value),
-            "min": self.min,
-            "max": self.max,
-            "passed": self.passed,
-            "reason": self.reason,
-        }
+        return {**asdict(self), "value": _json_number(self.value)}
 
 
 @dataclass(frozen=True)
@@ -524,14 +518,20 @@ def _show_recorded(value: Any) -> str:
     return show_number(float(value)) if isinstance(value, (int, float)) else str(value)
 
 
-def bounds_text(metric: str, low: Any, high: Any) -> str:
+def bounds_text(metric: str | None, low: Any, high: Any, *,
+                show: Callable[[Any], str] = _show_recorded,
+                signs: tuple[str, str] = ("<=", ">=")) -> str:
+    """``0.5 <= auc <= 0.9``, ``auc >= 0.8``, ``auc present``; with no metric (a card's bound
+    column) ``0.5 <= value <= 0.9``, ``>= 0.8``. ``signs``: the (at most, at least) signs."""
+    at_most, at_least = signs
     if low is not None and high is not None:
-        return f"{_show_recorded(low)} <= {metric} <= {_show_recorded(high)}"
+        return f"{show(low)} {at_most} {metric or 'value'} {at_most} {show(high)}"
+    subject = f"{metric} " if metric else ""
     if low is not None:
-        return f"{metric} >= {_show_recorded(low)}"
+        return f"{subject}{at_least} {show(low)}"
     if high is not None:
-        return f"{metric} <= {_show_recorded(high)}"
-    return f"{metric} present"
+        return f"{subject}{at_most} {show(high)}"
+    return f"{subject}present"
 
 
 # --- promotion -----------------------------------------------------------------------------
@@ -568,6 +568,12 @@ class PromotionRules:
         )
 
 
+def asset_type(policy: Policy, asset: str) -> str:
+    """The declared type of ``asset``; an asset the policy does not declare is a model."""
+    declared = policy.assets.get(asset)
+    return declared.type if declared is not None else "model"
+
+
 def promotion_rules(policy: Policy, asset: str,
                     edges: Sequence[PromotionEdge] | None = None) -> PromotionRules:
     """The part of ``policy`` that decides promotions of ``asset``. ``edges`` are the
@@ -582,10 +588,9 @@ def promotion_rules(policy: Policy, asset: str,
         if gate is not None and gate.asset == asset:
             gates[name] = Gate(name=gate.name, asset=asset, checks=gate.checks)
     champion = policy.champions.get(asset) if CHAMPION_REQUIREMENT in required else None
-    decl = policy.assets.get(asset)
     return PromotionRules(
         asset=asset,
-        asset_type=decl.type if decl is not None else "model",
+        asset_type=asset_type(policy, asset),
         edges=own,
         gates=frozen_map(gates),
         champion=None if champion is None else replace(champion, on_promote=None, on_keep=None),

@@ -54,6 +54,7 @@ from flowpolicy.policy.model import (
     frozen_map,
 )
 from flowpolicy.runtime.categorical import categorical_statistic
+from flowpolicy.runtime.decisions import TOLERANCE
 from flowpolicy.runtime.ks import max_gap
 from flowpolicy.runtime.sketch import (
     MAX_CATEGORIES,
@@ -92,9 +93,6 @@ __all__ = [
     "quantile_summary",
 ]
 
-#: Relative tolerance for comparing a computed statistic with a threshold.
-TOLERANCE = 1e-12
-
 #: How many of the most drifted columns keep a summary of both distributions.
 PICTURED_COLUMNS = 3
 #: Quantiles kept per side of a pictured numeric column, at shares 0, 1/(n-1), ..., 1.
@@ -112,7 +110,8 @@ def ks_statistic(a: Any, b: Any) -> float:
     10,000 values (scipy then rounds the exact ratio too), else within a few units in the last
     place (scipy subtracts two rounded CDF values).
     """
-    statistic, _, _ = _ks(_sample(a, "the first sample"), _sample(b, "the second sample"))
+    labels = ("the first sample", "the second sample")
+    statistic, _, _ = _ks(_sample(a, labels[0]), _sample(b, labels[1]), labels)
     return statistic
 
 
@@ -235,10 +234,14 @@ class ColumnDrift:
     statistic: str
     value: float
     bound: float
-    level: str
     level_range: tuple[str, str]
     sizes: tuple[int, int]
     details: Mapping[str, float] = field(default_factory=frozen_map)
+
+    @property
+    def level(self) -> str:
+        low, high = self.level_range
+        return low if low == high else INDETERMINATE
 
     def to_dict(self) -> dict[str, Any]:
         return {"statistic": self.statistic, "value": self.value, "bound": self.bound,
@@ -341,16 +344,14 @@ def evaluate_drift(
         if settings.statistic == "ks":
             value, bound, sizes, details = *current_side.ks(name, reference_side), {}
         else:
-            value, sizes, details = current_side.categorical(name, reference_side,
-                                                              settings.statistic)
+            value, sizes, details = _categorical(name, settings.statistic, current_side,
+                                                 reference_side)
             bound = 0.0
         column_levels = _column_levels(levels, settings)
         low = drift_level(column_levels, max(0.0, value - bound))
         high = drift_level(column_levels, value + bound)
-        results[name] = ColumnDrift(
-            statistic=settings.statistic, value=value, bound=bound,
-            level=low if low == high else INDETERMINATE, level_range=(low, high),
-            sizes=sizes, details=frozen_map(details))
+        results[name] = ColumnDrift(settings.statistic, value, bound, level_range=(low, high),
+                                    sizes=sizes, details=frozen_map(details))
 
     severity = {NO_LEVEL: -1, **{lvl.name: i for i, lvl in
                                  enumerate(sorted(levels, key=lambda lvl: lvl.threshold))}}
@@ -393,7 +394,7 @@ def _distribution(statistic: str, name: str, current: _ExactSide | _SketchSide,
     if statistic == "ks":
         return {"kind": "quantiles", "current": current.quantiles(name),
                 "reference": reference.quantiles(name)}
-    counts = (current.frequencies(name), reference.frequencies(name))
+    counts = (current.table(name).counts, reference.table(name).counts)
     totals = [sum(side.values()) or 1 for side in counts]
     share = {key: sum(side.get(key, 0) / total for side, total in zip(counts, totals,
                                                                        strict=True))
@@ -503,9 +504,6 @@ class _ExactSide:
     def quantiles(self, name: str) -> list[float]:
         return quantile_summary(self.numeric[name])
 
-    def frequencies(self, name: str) -> Mapping[Any, int]:
-        return self.table(name).counts
-
     def table(self, name: str) -> FrequencyTable:
         table = FrequencyTable()
         values = self._all()[name]
@@ -515,11 +513,6 @@ class _ExactSide:
             raise DriftDataError(f"column {name!r} of {self.label} has more than "
                                  f"{MAX_CATEGORIES} distinct values: it is not categorical")
         return table
-
-    def categorical(self, name: str, other: _ExactSide, statistic: str
-                    ) -> tuple[float, tuple[int, int], dict[str, float]]:
-        return _categorical(name, statistic, self.table(name), other.table(name),
-                            self.label, other.label)
 
 
 class _SketchSide:
@@ -567,24 +560,20 @@ class _SketchSide:
     def quantiles(self, name: str) -> list[float]:
         return _sketch_quantiles(self.profile.columns[name].sketch)
 
-    def frequencies(self, name: str) -> Mapping[Any, int]:
-        return self.profile.columns[name].categories.counts
-
-    def categorical(self, name: str, other: _SketchSide, statistic: str
-                    ) -> tuple[float, tuple[int, int], dict[str, float]]:
-        return _categorical(name, statistic, self.profile.columns[name].categories,
-                            other.profile.columns[name].categories, self.label, other.label)
+    def table(self, name: str) -> FrequencyTable:
+        return self.profile.columns[name].categories
 
 
-def _categorical(name: str, statistic: str, current: FrequencyTable, reference: FrequencyTable,
-                 current_label: str, reference_label: str
+def _categorical(name: str, statistic: str, current: _ExactSide | _SketchSide,
+                 reference: _ExactSide | _SketchSide
                  ) -> tuple[float, tuple[int, int], dict[str, float]]:
-    for label, table in ((current_label, current), (reference_label, reference)):
+    tables = (current.table(name), reference.table(name))
+    for side, table in zip((current, reference), tables, strict=True):
         if table.total == 0:
-            raise DriftDataError(f"column {name!r} of {label} is empty (after dropping "
+            raise DriftDataError(f"column {name!r} of {side.label} is empty (after dropping "
                                  "missing values)")
-    value, details = categorical_statistic(statistic, current.counts, reference.counts)
-    return value, (current.total, reference.total), details
+    value, details = categorical_statistic(statistic, tables[0].counts, tables[1].counts)
+    return value, (tables[0].total, tables[1].total), details
 
 
 def _is_profile(data: Any) -> bool:
@@ -631,11 +620,7 @@ def _sample(values: Any, label: str) -> np.ndarray:
     return array
 
 
-def _ks(
-    a: np.ndarray,
-    b: np.ndarray,
-    labels: tuple[str, str] = ("the first sample", "the second sample"),
-) -> tuple[float, int, int]:
+def _ks(a: np.ndarray, b: np.ndarray, labels: tuple[str, str]) -> tuple[float, int, int]:
     """KS statistic of two numeric 1-D arrays (NaNs still in them) and the number of values
     compared from each; ``labels`` name the samples in errors."""
     a, b = without_nan(a), without_nan(b)

@@ -1,4 +1,5 @@
-"""Lifecycle questions asked outside flows: which policy governs a project, and does an
+"""Lifecycle questions: may an instance be promoted on its recorded evidence (asked by the
+promotion flow and ``flowpolicy promote``), which policy governs a project, and does an
 instance standing behind an alias pass its gates *now*?
 
 ``flowpolicy serve`` asks before it serves an instance (at start and before every swap), and
@@ -17,8 +18,28 @@ from typing import Any
 from flowpolicy.errors import FlowpolicyError
 from flowpolicy.policy.loader import load_policies
 from flowpolicy.policy.model import Gate, Policy
-from flowpolicy.registry.base import InstanceRecord
-from flowpolicy.runtime.decisions import MetricValueError, evaluate_gate, gates_on_path
+from flowpolicy.registry.base import InstanceRecord, Registry, Scope, instance_id
+from flowpolicy.runtime.decisions import (
+    MetricValueError,
+    PromotionRules,
+    PromotionVerdict,
+    check_promotion,
+    evaluate_gate,
+    gates_on_path,
+)
+
+
+def promotion_verdict(registry: Registry, rules: PromotionRules, source: Scope, target: str,
+                      instance: str) -> PromotionVerdict:
+    """:func:`~flowpolicy.runtime.decisions.check_promotion` of ``instance`` on ``source``
+    from the evidence recorded on it, with the champion alias as it points now (the
+    promotion flow and ``flowpolicy promote`` decide by this)."""
+    champion = None
+    if rules.champion is not None:
+        champion = instance_id(registry.get_alias(source, rules.champion.alias))
+    return check_promotion(rules, source=source.branch, target=target, instance=instance,
+                           evidence=registry.evidence(source, instance),
+                           current_champion=champion)
 
 
 def select_policy(paths: Sequence[str], project: str) -> Policy:

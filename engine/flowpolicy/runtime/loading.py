@@ -125,20 +125,12 @@ def resolve_model(
     return ModelInstance(record, None if datastore is None else datastore_folder(datastore))
 
 
-def load_model(
-    name: str,
-    instance: str = "latest",
-    *,
-    project: str | None = None,
-    branch: str | None = None,
-    registry: Registry | str | None = None,
-    datastore: str | os.PathLike | None = None,
-    loader: Callable[[ModelInstance], Any] | None = None,
-) -> Any:
-    """Resolve as :func:`resolve_model` does, then return ``loader(instance)``, or without a
-    loader the instance's Metaflow artifact (:meth:`ModelInstance.artifact`)."""
-    resolved = resolve_model(name, instance, project=project, branch=branch,
-                             registry=registry, datastore=datastore)
+def load_model(name: str, instance: str = "latest", *,
+               loader: Callable[[ModelInstance], Any] | None = None, **where: Any) -> Any:
+    """Resolve as :func:`resolve_model` does (``where``: its ``project``, ``branch``,
+    ``registry`` and ``datastore``), then return ``loader(instance)``, or without a loader
+    the instance's Metaflow artifact (:meth:`ModelInstance.artifact`)."""
+    resolved = resolve_model(name, instance, **where)
     return resolved.artifact() if loader is None else loader(resolved)
 
 
@@ -162,7 +154,7 @@ def load_task_artifact(task: str, artifact: str, *, datastore: str | None = None
     from metaflow.exception import MetaflowNotFound
 
     subject = what or f"task {task}"
-    with _metaflow_reading(datastore) as where:
+    with metaflow_reading(datastore) as where:
         try:
             found = Task(task)
         except MetaflowNotFound:
@@ -177,7 +169,7 @@ def load_task_artifact(task: str, artifact: str, *, datastore: str | None = None
 
 
 @contextmanager
-def _metaflow_reading(datastore: str | None) -> Iterator[str]:
+def metaflow_reading(datastore: str | None = None) -> Iterator[str]:
     """Metaflow's client reading every namespace (and from ``datastore`` if given) for the
     duration; yields the metadata provider in use, for messages."""
     from metaflow import default_metadata, get_metadata, get_namespace, metadata, namespace

@@ -17,7 +17,7 @@ reason; a rollback with no previous holder.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from flowpolicy.errors import EXIT_FINDINGS, EXIT_OK, FlowpolicyError
@@ -34,9 +34,14 @@ from flowpolicy.registry.base import (
 )
 from flowpolicy.request import AliasRequest, PromoteRequest, RollbackRequest
 from flowpolicy.runtime.branch import resolve_project, sanitize_branch
-from flowpolicy.runtime.decisions import check_promotion, promotion_rules
+from flowpolicy.runtime.decisions import asset_type, promotion_rules
 from flowpolicy.runtime.identity import current_entity
-from flowpolicy.runtime.lifecycle import branch_alias, judge_standing, select_policy
+from flowpolicy.runtime.lifecycle import (
+    branch_alias,
+    judge_standing,
+    promotion_verdict,
+    select_policy,
+)
 from flowpolicy.runtime.promote import promote_assets
 
 #: The lifecycle event published on the alias's branch after every move.
@@ -46,20 +51,22 @@ ALIAS_MOVED = "alias_moved"
 @dataclass(frozen=True)
 class MoveRequest:
     """One lifecycle operation. ``branch`` is the alias's branch (for a promotion, the
-    target); ``to`` an instance spec; ``alias`` None means the one the policy's promotions set
-    on the branch."""
+    target); ``actor`` who moves it (default: the caller)."""
 
     asset: str
     project: str
     branch: str
-    actor: EntityRef
-    alias: str | None = None
-    to: str | None = None
+    actor: EntityRef = field(default_factory=current_entity)
+    reason: str | None = None
+    dry_run: bool = False
+    #: A promotion: the branch it promotes from and the instance spec there.
     source: str | None = None
     instance: str = "latest"
-    reason: str | None = None
+    #: A rollback or alias move: the alias (None: the one the policy's promotions set on the
+    #: branch), the instance spec to point it at, and whether to move it past failing gates.
+    alias: str | None = None
+    to: str | None = None
     force: bool = False
-    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,13 +99,16 @@ class MoveOutcome:
         return f"{self.message}\n"
 
 
-def _asset_type(policy: Policy, asset: str) -> str:
-    declared = policy.assets.get(asset)
-    return declared.type if declared is not None else "model"
-
-
 def _scope(policy: Policy, request: MoveRequest, branch: str) -> Scope:
-    return Scope(request.project, branch, _asset_type(policy, request.asset), request.asset)
+    return Scope(request.project, branch, asset_type(policy, request.asset), request.asset)
+
+
+def _held(policy: Policy, registry: Registry, request: MoveRequest
+          ) -> tuple[Scope, str, int | None]:
+    """The alias a rollback or alias move is about: its scope, its name, its holder now."""
+    scope = _scope(policy, request, request.branch)
+    alias = request.alias or branch_alias(policy, request.asset, request.branch)
+    return scope, alias, registry.get_alias(scope, alias)
 
 
 # -- promote --------------------------------------------------------------------------------
@@ -117,12 +127,7 @@ def promote(policy: Policy, registry: Registry, request: MoveRequest) -> MoveOut
     target = _scope(policy, request, request.branch)
     record = registry.resolve(source, request.instance)
     rules = promotion_rules(policy, request.asset)  # what the generated flow is compiled with
-    champion = None
-    if rules.champion is not None:
-        champion = instance_id(registry.get_alias(source, rules.champion.alias))
-    verdict = check_promotion(rules, source=source.branch, target=target.branch,
-                              instance=record.id, evidence=registry.evidence(source, record.id),
-                              current_champion=champion)
+    verdict = promotion_verdict(registry, rules, source, target.branch, record.id)
     alias = verdict.edge.alias if verdict.edge is not None else None
     before = _alias_of(registry, target, alias)
     details = {"source": source.branch, "source_instance": record.id, "policy": policy.hash,
@@ -177,9 +182,7 @@ def rollback(policy: Policy, registry: Registry, request: MoveRequest) -> MoveOu
     """Return the alias to its previous holder (the ``from`` of its latest move in the
     history), or to ``request.to``; refused when that instance fails the alias's gates now,
     unless ``force`` (with a reason)."""
-    scope = _scope(policy, request, request.branch)
-    alias = request.alias or branch_alias(policy, request.asset, request.branch)
-    current = registry.get_alias(scope, alias)
+    scope, alias, current = _held(policy, registry, request)
     if request.to is not None:
         record = registry.resolve(scope, request.to)
     else:
@@ -199,18 +202,14 @@ def set_alias(policy: Policy, registry: Registry, request: MoveRequest) -> MoveO
     now, unless ``force`` (with a reason)."""
     if not request.to:
         raise FlowpolicyError("alias set needs the instance to point at (--to SPEC)")
-    scope = _scope(policy, request, request.branch)
-    alias = request.alias or branch_alias(policy, request.asset, request.branch)
-    current = registry.get_alias(scope, alias)
+    scope, alias, current = _held(policy, registry, request)
     return _move_to(policy, registry, request, "alias set", scope, alias, current,
                     registry.resolve(scope, request.to))
 
 
 def unset_alias(policy: Policy, registry: Registry, request: MoveRequest) -> MoveOutcome:
     """Remove the alias (its history keeps the move, to = None)."""
-    scope = _scope(policy, request, request.branch)
-    alias = request.alias or branch_alias(policy, request.asset, request.branch)
-    current = registry.get_alias(scope, alias)
+    scope, alias, current = _held(policy, registry, request)
     if current is None:
         return MoveOutcome("alias unset", request.asset, scope.branch, alias, None, None,
                            f"@{alias} of {scope} is not set: nothing to unset", refused=True,
@@ -314,14 +313,14 @@ def perform(request: PromoteRequest | RollbackRequest | AliasRequest) -> MoveOut
         request.registry, read_only=request.dry_run,
         missing="nothing registered yet, or point --registry / FLOWPOLICY_REGISTRY at the "
                 "right file")
-    move = MoveRequest(asset=request.asset, project=project, branch="", actor=current_entity(),
-                       reason=request.reason, dry_run=request.dry_run)
+    common = {"asset": request.asset, "project": project, "reason": request.reason,
+              "dry_run": request.dry_run}
     if isinstance(request, PromoteRequest):
-        return promote(policy, registry, replace(
-            move, branch=sanitize_branch(request.target),
+        return promote(policy, registry, MoveRequest(
+            **common, branch=sanitize_branch(request.target),
             source=sanitize_branch(request.source), instance=request.instance))
-    move = replace(move, branch=sanitize_branch(request.branch), alias=request.alias,
-                   to=request.to, force=request.force)
+    move = MoveRequest(**common, branch=sanitize_branch(request.branch), alias=request.alias,
+                       to=request.to, force=request.force)
     if isinstance(request, RollbackRequest):
         return rollback(policy, registry, move)
     return (set_alias if request.action == "set" else unset_alias)(policy, registry, move)

@@ -42,6 +42,7 @@ from flowpolicy.runtime.branch import (
     choose_write_branch,
     config_dict,
     declared_branches,
+    decorated_project_name,
     note_deployment,
     read_branch_for,
     read_project_file,
@@ -105,9 +106,7 @@ class project_scope(FlowMutator):
     ``config_expr``) and wraps the start step in :func:`announce_scope`."""
 
     def pre_mutate(self, mutable_flow) -> None:
-        names = [kwargs.get("name") for _, _, _, kwargs
-                 in mutable_flow.get_decorator_specs("project")]
-        if not any(isinstance(name, str) and name for name in names):
+        if decorated_project_name(mutable_flow) is None:
             _require_project_name(mutable_flow)
         start = getattr(mutable_flow, "start", None)
         if start is not None:

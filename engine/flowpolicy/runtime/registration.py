@@ -30,7 +30,7 @@ from flowpolicy.errors import FlowpolicyError
 from flowpolicy.policy.loader import POLICY_DIR, find_policy_files, load_policy
 from flowpolicy.policy.model import RegistrationRules
 
-#: Where a project keeps its policies, relative to the directory a flow is started from.
+#: The versions a task may register per asset when no policy of its project sets a limit.
 DEFAULT_LIMIT = RegistrationRules().max_versions_per_task
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(__file__)) + os.sep

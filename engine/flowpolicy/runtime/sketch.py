@@ -1,4 +1,4 @@
-"""Mergeable summaries of a column for drift beyond memory: a quantile sketch whose rank error
+"""Summaries of a column for drift beyond memory: a mergeable quantile sketch whose rank error
 has a deterministic bound, and an exact frequency table.
 
 :class:`QuantileSketch` is a compactor hierarchy (Manku–Rajagopalan–Lindsay, the
@@ -21,7 +21,7 @@ The bound holds for the float64 values given: integers above 2**53 are rounded f
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -129,7 +129,7 @@ def sketch_gap(first: QuantileSketch, second: QuantileSketch) -> tuple[int, int]
 
 
 class FrequencyTable:
-    """Exact counts of each distinct value, mergeable; dropped (``overflowed``) past
+    """Exact counts of each distinct value, dropped (``overflowed``) past
     :data:`MAX_CATEGORIES` distinct values, since the table then is no summary."""
 
     def __init__(self) -> None:
@@ -153,15 +153,6 @@ class FrequencyTable:
             self.counts.update(dict(zip(keys.tolist(), numbers.tolist(), strict=True)))
         else:
             self.counts.update(value for value in values.tolist() if not _is_missing(value))
-        self._check_size()
-
-    def merge(self, other: FrequencyTable) -> None:
-        self.overflowed = self.overflowed or other.overflowed
-        if not self.overflowed:
-            self.counts.update(other.counts)
-            self._check_size()
-
-    def _check_size(self) -> None:
         if len(self.counts) > MAX_CATEGORIES:
             self._overflow()
 
@@ -187,10 +178,3 @@ def _key(value: Any) -> Any:
 
 def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value)
-
-
-def frequencies(values: Iterable[np.ndarray]) -> FrequencyTable:
-    table = FrequencyTable()
-    for part in values:
-        table.update(part)
-    return table

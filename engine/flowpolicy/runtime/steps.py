@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from metaflow.exception import MetaflowException
@@ -45,6 +45,7 @@ from flowpolicy.runtime import cards, decisions
 from flowpolicy.runtime.assets import Asset
 from flowpolicy.runtime.decisions import PromotionRules
 from flowpolicy.runtime.drift import drift_input, evaluate_drift
+from flowpolicy.runtime.lifecycle import promotion_verdict
 from flowpolicy.runtime.promote import promote_assets
 from flowpolicy.runtime.tags import mirror_champion
 
@@ -141,6 +142,17 @@ def _publish(prj: Any, details: Mapping[str, Any], payload: Mapping[str, Any]) -
     return ""
 
 
+def _record(asset: Any, kind: str, name: str, instance: str, asset_type: str, rule: str,
+            passed: bool, details: dict[str, Any], card: Callable[[Mapping[str, Any]], list]
+            ) -> dict[str, Any]:
+    """Record a decision's ``details`` as ``kind`` evidence on the instance it judged, then
+    draw them on the step's card; they are what the flow keeps as its artifact."""
+    asset.record_evidence(name, instance, asset_type=asset_type, kind=kind, rule=rule,
+                          passed=passed, policy_hash=details["policy_hash"], details=details)
+    cards.show(card, details)
+    return details
+
+
 def _say(*lines: str) -> None:
     for line in lines:
         if line:
@@ -169,11 +181,8 @@ def judge_gate(asset: Any, gate: Gate, checks: Sequence[Check], judged: Mapping[
     details = decisions.judged_details(
         verdict.to_dict(), thresholds=decisions.gate_thresholds(checks),
         policy_thresholds=decisions.gate_thresholds(gate.checks), policy_hash=policy_hash)
-    asset.record_evidence(gate.asset, judged["id"], asset_type=judged["asset_type"],
-                          kind="gate", rule=gate.name, passed=verdict.passed,
-                          policy_hash=policy_hash, details=details)
-    cards.show(cards.gate_card, details)
-    return details
+    return _record(asset, "gate", gate.asset, judged["id"], judged["asset_type"], gate.name,
+                   verdict.passed, details, cards.gate_card)
 
 
 def conclude_gate(prj: Any, gate: Gate, verdict: Mapping[str, Any]) -> None:
@@ -233,11 +242,8 @@ def elect_champion(asset: Any, rule: ChampionRule, challenger: Mapping[str, Any]
         {**decision.to_dict(), "asset_type": asset_type, "alias": rule.alias},
         thresholds=thresholds,
         policy_thresholds=decisions.champion_thresholds(rule), policy_hash=policy_hash)
-    asset.record_evidence(rule.asset, challenger["id"], asset_type=asset_type, kind="champion",
-                          rule=rule.alias, passed=decision.candidate_is_champion,
-                          policy_hash=policy_hash, details=details)
-    cards.show(cards.champion_card, details)
-    return details
+    return _record(asset, "champion", rule.asset, challenger["id"], asset_type, rule.alias,
+                   decision.candidate_is_champion, details, cards.champion_card)
 
 
 def conclude_champion(prj: Any, rule: ChampionRule, decision: Mapping[str, Any]) -> str | None:
@@ -288,21 +294,12 @@ def judge_promotion(rules: PromotionRules, promoted: Mapping[str, Any], target: 
     :func:`promote` then refuses the run."""
 
     source = Asset(project=promoted["project"], branch=promoted["branch"])
-    evidence = source.registry.evidence(source.scope(rules.asset, rules.asset_type),
-                                        promoted["id"])
-    champion = None
-    if rules.champion is not None:
-        champion = source.get_alias(rules.asset, rules.champion.alias,
-                                    asset_type=rules.asset_type)
-    verdict = decisions.check_promotion(rules, source=source.branch, target=target,
-                                        instance=promoted["id"], evidence=evidence,
-                                        current_champion=champion)
+    verdict = promotion_verdict(source.registry, rules,
+                                source.scope(rules.asset, rules.asset_type), target,
+                                promoted["id"])
     details = {**verdict.to_dict(), "project": source.project, "policy_hash": policy_hash}
-    source.record_evidence(rules.asset, promoted["id"], asset_type=rules.asset_type,
-                           kind="promotion", rule=f"{source.branch}->{target}",
-                           passed=verdict.allowed, policy_hash=policy_hash, details=details)
-    cards.show(cards.promotion_card, details)
-    return details
+    return _record(source, "promotion", rules.asset, promoted["id"], rules.asset_type,
+                   f"{source.branch}->{target}", verdict.allowed, details, cards.promotion_card)
 
 
 def promote(rules: PromotionRules, verdict: Mapping[str, Any]) -> dict[str, Any]:
@@ -361,11 +358,8 @@ def measure_drift(prj: Any, rule: DriftRule, levels: Sequence[DriftLevel],
     details = decisions.judged_details(
         result.to_dict(), thresholds=decisions.drift_thresholds(rule, levels),
         policy_thresholds=decisions.drift_thresholds(rule), policy_hash=policy_hash)
-    prj.asset.record_evidence(rule.asset, pair["current"], asset_type="data", kind="drift",
-                              rule=rule.statistic, passed=result.passed,
-                              policy_hash=policy_hash, details=details)
-    cards.show(cards.drift_card, details)
-    return details
+    return _record(prj.asset, "drift", rule.asset, pair["current"], "data", rule.statistic,
+                   result.passed, details, cards.drift_card)
 
 
 def conclude_drift(prj: Any, rule: DriftRule, report: Mapping[str, Any]) -> None:

@@ -42,12 +42,12 @@ def mirror_champion_tag(flow_name: str, run_id: str | int, tag: str) -> dict[str
     tagged runs. Returns ``{"tagged": "Flow/run", "untagged": ["Flow/run", ...]}`` (ordered
     by id).
     """
-    from metaflow import Flow, Run, get_namespace, namespace
+    from metaflow import Flow, Run
+
+    from flowpolicy.runtime.loading import metaflow_reading
 
     run_id = str(run_id)
-    previous = get_namespace()
-    try:
-        namespace(None)
+    with metaflow_reading():
         champion = Run(f"{flow_name}/{run_id}")
         if tag not in champion.user_tags:
             champion.add_tag(tag)
@@ -55,8 +55,6 @@ def mirror_champion_tag(flow_name: str, run_id: str | int, tag: str) -> dict[str
                        key=run_sort_key)
         for other in stale:
             Run(f"{flow_name}/{other}").remove_tag(tag)
-    finally:
-        namespace(previous)
     return {"tagged": f"{flow_name}/{run_id}", "untagged": [f"{flow_name}/{o}" for o in stale]}
 
 

@@ -16,7 +16,12 @@ from metaflow import FlowMutator
 from metaflow.exception import MetaflowException
 
 from flowpolicy.registry.base import event_wire_name
-from flowpolicy.runtime.branch import config_dict, deployment_branch, sanitize_branch
+from flowpolicy.runtime.branch import (
+    config_dict,
+    decorated_project_name,
+    deployment_branch,
+    sanitize_branch,
+)
 
 #: The keys of one ``@project_schedule`` entry: Metaflow ``@schedule``'s arguments.
 VALID_SCHEDULE_KEYS = {"cron", "daily", "weekly", "hourly", "timezone"}
@@ -66,10 +71,7 @@ class project_trigger(FlowMutator):
     def pre_mutate(self, mutable_flow) -> None:
         config, spec = _project_configs(mutable_flow, "project_trigger",
                                         ProjectTriggerException)
-        explicit = [kwargs.get("name") for _, _, _, kwargs
-                    in mutable_flow.get_decorator_specs("project")]
-        project_name = next((n for n in explicit if isinstance(n, str) and n), None) \
-            or config.get("project")
+        project_name = decorated_project_name(mutable_flow) or config.get("project")
         if not project_name:
             raise ProjectTriggerException(
                 "@project_trigger needs a ProjectFlow with a project name")
