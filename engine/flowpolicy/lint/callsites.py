@@ -169,7 +169,8 @@ def could_call_registry(data: bytes) -> bool:
     if data.isascii():
         return False
     # The parser folds identifiers to NFKC (``ｒegister_data`` is ``register_data``).
-    return _has_call_text(unicodedata.normalize("NFKC", _decoded(data)).encode("utf-8"))
+    text = data.decode(source_encoding(data), errors="replace")
+    return _has_call_text(unicodedata.normalize("NFKC", text).encode("utf-8"))
 
 
 def _has_call_text(data: bytes) -> bool:
@@ -190,12 +191,13 @@ def _has_call_text(data: bytes) -> bool:
     return False
 
 
-def _decoded(data: bytes) -> str:
+def source_encoding(data: bytes) -> str:
+    """The encoding Python reads ``data`` in (its BOM or PEP 263 cookie); UTF-8 when the
+    cookie names no known encoding."""
     try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-        return data.decode(encoding, errors="replace")
-    except (SyntaxError, LookupError):
-        return data.decode("utf-8", errors="replace")
+        return tokenize.detect_encoding(io.BytesIO(data).readline)[0]
+    except SyntaxError:
+        return "utf-8"
 
 
 @dataclass(frozen=True, slots=True)
@@ -569,10 +571,13 @@ class _Finder:
             return expr.id if self.star_import and not attrs else None
         return ".".join([head, *reversed(attrs)])
 
-    def _is_api(self, func: ast.expr, name: str) -> bool:
-        """Whether ``func`` is ``name`` (``Asset``, ``promote_assets``) from an import."""
+    def _is_api(self, func: ast.expr, name: str, package: str = "") -> bool:
+        """Whether ``func`` is ``name`` (``Asset``, ``promote_assets``) from an import (of a
+        module of ``package``, when given)."""
         qualified = self._qualified(func)
-        return qualified is not None and qualified.rpartition(".")[2] == name
+        return qualified is not None and qualified.startswith(package) and (
+            qualified.rpartition(".")[2] == name
+        )
 
     def _resolve_bindings(self) -> dict[str, frozenset[str]]:
         """What each bound name can be. A name bound to a ``ProjectContext`` in one place
@@ -626,17 +631,11 @@ class _Finder:
             # FPL009's concern; without a call site the prefilter would skip the file.
             reads = [(node, scope) for node, scope, use in self.checkpoint_uses if use != "save"]
             reads += [(call, scope) for call, scope in self.calls
-                      if self._is_metaflow(call.func, "Checkpoint")]
+                      if self._is_api(call.func, "Checkpoint", "metaflow")]
             found += [self._checkpoint_site(node, scope) for node, scope in reads
                       if scope.step is None or not scope.step.checkpoint]
         found.sort(key=lambda s: (s.line, s.col))
         return found
-
-    def _is_metaflow(self, func: ast.expr, name: str) -> bool:
-        qualified = self._qualified(func)
-        return qualified is not None and qualified.startswith("metaflow") and (
-            qualified.rpartition(".")[2] == name
-        )
 
     def _checkpoint_site(self, node: ast.expr, scope: _Scope) -> CallSite:
         api = _shown_code(node.func if isinstance(node, ast.Call) else node)

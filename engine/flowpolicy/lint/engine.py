@@ -38,6 +38,7 @@ from flowpolicy.lint.callsites import (
     Value,
     could_call_registry,
     find_call_sites,
+    source_encoding,
 )
 from flowpolicy.lint.noqa import Suppression, parse_line
 from flowpolicy.lint.rule import Rule, RuleContext
@@ -196,10 +197,7 @@ class SourceLines:
     need two or three of their lines, not all of them."""
 
     def __init__(self, data: bytes):
-        try:
-            self.encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-        except SyntaxError:
-            self.encoding = "utf-8"
+        self.encoding = source_encoding(data)
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
         if b"\r" in data:

@@ -168,9 +168,7 @@ class ExtendsResolver:
             return None
         loaded, problems = read_file(target, str(target))
         self.diagnostics.extend(problems)
-        if loaded is None or problems:
-            return None
-        if not isinstance(loaded.data, dict):
+        if loaded is None or problems or not isinstance(loaded.data, dict):
             return None
         return self.resolve(loaded, target.parent, (*chain, resolved))
 

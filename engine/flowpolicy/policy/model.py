@@ -60,6 +60,13 @@ def locate(locations: Mapping[str, SourceLocation], json_path: str, source: str)
     return locations[path]
 
 
+def _with_set(doc: dict, **fields) -> dict:
+    """``doc`` plus those of ``fields`` that are set (not None, not empty): a field left at
+    its default is not written, so a document carries only what its policy says."""
+    doc.update((key, value) for key, value in fields.items() if value not in (None, [], {}))
+    return doc
+
+
 @dataclass(frozen=True)
 class NamingRules:
     """Rules every asset name follows. The defaults here are "no rule"; a loaded policy
@@ -81,14 +88,9 @@ class NamingRules:
         return search(self.pattern, name)
 
     def to_document(self) -> dict:
-        doc: dict = {}
-        if self.pattern is not None:
-            doc["pattern"] = self.pattern
-        doc["forbidden_words"] = list(self.forbidden_words)
-        doc["declared_only"] = self.declared_only
-        if self.allowed_words:
-            doc["allowed_words"] = list(self.allowed_words)
-        return doc
+        return _with_set({"forbidden_words": list(self.forbidden_words),
+                          "declared_only": self.declared_only},
+                         pattern=self.pattern, allowed_words=list(self.allowed_words))
 
 
 @dataclass(frozen=True)
@@ -99,12 +101,8 @@ class AssetDecl:
     required_annotations: tuple[str, ...] = ()
 
     def to_document(self) -> dict:
-        doc: dict = {"type": self.type}
-        if self.description is not None:
-            doc["description"] = self.description
-        if self.required_annotations:
-            doc["required_annotations"] = list(self.required_annotations)
-        return doc
+        return _with_set({"type": self.type}, description=self.description,
+                         required_annotations=list(self.required_annotations))
 
 
 @dataclass(frozen=True)
@@ -116,12 +114,7 @@ class Check:
     max: float | None = None
 
     def to_document(self) -> dict:
-        doc: dict = {"metric": self.metric}
-        if self.min is not None:
-            doc["min"] = self.min
-        if self.max is not None:
-            doc["max"] = self.max
-        return doc
+        return _with_set({"metric": self.metric}, min=self.min, max=self.max)
 
 
 @dataclass(frozen=True)
@@ -133,12 +126,8 @@ class Gate:
     on_fail: str | None = None
 
     def to_document(self) -> dict:
-        doc: dict = {"asset": self.asset, "checks": [c.to_document() for c in self.checks]}
-        if self.on_pass is not None:
-            doc["on_pass"] = self.on_pass
-        if self.on_fail is not None:
-            doc["on_fail"] = self.on_fail
-        return doc
+        doc = {"asset": self.asset, "checks": [c.to_document() for c in self.checks]}
+        return _with_set(doc, on_pass=self.on_pass, on_fail=self.on_fail)
 
 
 @dataclass(frozen=True)
@@ -154,17 +143,13 @@ class ChampionRule:
     on_keep: str | None = None
 
     def to_document(self) -> dict:
-        doc: dict = {
+        doc = {
             "metric": self.metric,
             "direction": self.direction,
             "min_improvement": self.min_improvement,
             "alias": self.alias,
         }
-        if self.on_promote is not None:
-            doc["on_promote"] = self.on_promote
-        if self.on_keep is not None:
-            doc["on_keep"] = self.on_keep
-        return doc
+        return _with_set(doc, on_promote=self.on_promote, on_keep=self.on_keep)
 
 
 @dataclass(frozen=True)
@@ -215,10 +200,7 @@ class DriftColumn:
     levels: Mapping[str, float] = field(default_factory=frozen_map)
 
     def to_document(self) -> dict:
-        doc: dict = {"statistic": self.statistic}
-        if self.levels:
-            doc["levels"] = dict(self.levels)
-        return doc
+        return _with_set({"statistic": self.statistic}, levels=dict(self.levels))
 
 
 @dataclass(frozen=True)
@@ -259,18 +241,15 @@ class DriftRule:
         }
         if self.mode != "exact":
             doc["mode"] = self.mode
-        if self.columns:
-            doc["columns"] = list(self.columns)
-        if self.column_settings:
-            doc["column_settings"] = {name: column.to_document()
-                                      for name, column in self.column_settings.items()}
-        if self.report_asset is not None:
-            doc["report_asset"] = self.report_asset
-        if self.events:
-            doc["events"] = dict(self.events)
-        if self.max_age_seconds is not None:
-            doc["max_age_seconds"] = self.max_age_seconds
-        return doc
+        return _with_set(
+            doc,
+            columns=list(self.columns),
+            column_settings={name: column.to_document()
+                             for name, column in self.column_settings.items()},
+            report_asset=self.report_asset,
+            events=dict(self.events),
+            max_age_seconds=self.max_age_seconds,
+        )
 
 
 @dataclass(frozen=True)
@@ -322,15 +301,8 @@ class TriggerDecl:
             doc["event"] = self.event
         if not self.enabled:
             doc["enabled"] = False
-        if self.branches:
-            doc["branches"] = list(self.branches)
-        if self.parameters:
-            doc["parameters"] = dict(self.parameters)
-        if self.registers:
-            doc["registers"] = list(self.registers)
-        if self.publishes:
-            doc["publishes"] = list(self.publishes)
-        return doc
+        return _with_set(doc, branches=list(self.branches), parameters=dict(self.parameters),
+                         registers=list(self.registers), publishes=list(self.publishes))
 
 
 @dataclass(frozen=True)

@@ -13,28 +13,20 @@ from flowpolicy.policy.schema_fast import fast_verdict
 from flowpolicy.policy.source import child_path
 from flowpolicy.resources import policy_schema
 
-_CODES = {
-    "additionalProperties": "FP101",
-    "required": "FP102",
-    "type": "FP103",
-    "enum": "FP104",
-    "const": "FP104",
-    "pattern": "FP105",
-    "minimum": "FP106",
-    "maximum": "FP106",
-    "exclusiveMinimum": "FP106",
-    "exclusiveMaximum": "FP106",
-    "minItems": "FP107",
-    "maxItems": "FP107",
-    "minLength": "FP107",
-    "maxLength": "FP107",
-    "minProperties": "FP107",
-    "maxProperties": "FP107",
-    "uniqueItems": "FP108",
-    "anyOf": "FP109",
-    "oneOf": "FP109",
-    "not": "FP109",
+#: The code of each JSON Schema keyword's errors (any other keyword: FP199).
+_KEYWORDS_BY_CODE = {
+    "FP101": ("additionalProperties",),
+    "FP102": ("required",),
+    "FP103": ("type",),
+    "FP104": ("enum", "const"),
+    "FP105": ("pattern",),
+    "FP106": ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"),
+    "FP107": ("minItems", "maxItems", "minLength", "maxLength", "minProperties",
+              "maxProperties"),
+    "FP108": ("uniqueItems",),
+    "FP109": ("anyOf", "oneOf", "not"),
 }
+_CODES = {keyword: code for code, keywords in _KEYWORDS_BY_CODE.items() for keyword in keywords}
 
 _TYPE_NAMES = {
     "object": "a mapping", "array": "a list", "string": "a string", "number": "a number",
@@ -163,4 +155,4 @@ def schema_diagnostics(
             loc = locate(locations, path, source)
             diagnostic = loc.diagnostic(code, message, path)
             found.setdefault((diagnostic.path, path, code, message), diagnostic)
-    return sorted(found.values(), key=lambda d: (d.path, d.line, d.col, d.code))
+    return list(found.values())  # the loader puts them in file order

@@ -105,12 +105,10 @@ class PolicyYAMLLoader(_BaseLoader):
         return SourceLocation(self.source, node.start_mark.line + 1, node.start_mark.column + 1)
 
     def _report(self, node: yaml.Node, code: str, path: str, message: str) -> None:
-        loc = self._loc(node)
-        self.diagnostics.append(loc.diagnostic(code, message, path))
+        self.diagnostics.append(self._loc(node).diagnostic(code, message, path))
 
     def _abort(self, node: yaml.Node, path: str, message: str) -> _Abort:
-        loc = self._loc(node)
-        return _Abort(loc.diagnostic("FP007", message, path))
+        return _Abort(self._loc(node).diagnostic("FP007", message, path))
 
     # -- building -------------------------------------------------------------------------
     def _anchor(self, node: yaml.Node) -> str:
