@@ -100,8 +100,9 @@ def _render_events(events: list[EventNode], indent: str, lines: list[str], depth
     for index, node in enumerate(events):
         last = index == len(events) - 1
         event = node.event
+        about = "" if event.instance is None else f" {event.instance}"
         lines.append(f"{indent}{'└─' if last else '├─'} event {event.id} "
-                     f"{event.name} [{event.branch}]{_instance(event)}")
+                     f"{event.name} [{event.branch}]{about}")
         below = indent + ("   " if last else "│  ")
         if depth >= MAX_DEPTH:
             lines.append(f"{below}… (deeper than {MAX_DEPTH} levels)")
@@ -113,14 +114,6 @@ def _render_events(events: list[EventNode], indent: str, lines: list[str], depth
                          f"{outcome(run.dispatch)}")
             _render_events(run.events, below + ("   " if run_last else "│  "), lines,
                            depth + 1)
-
-
-def _instance(event: EventRecord) -> str:
-    payload = event.payload or {}
-    for key in ("instance", "candidate", "current"):
-        if isinstance(payload.get(key), str):
-            return f" {payload[key]}"
-    return ""
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,8 @@ class Dispatcher:
             if record is None:
                 continue  # another dispatcher holds it, or started it already
             self._launch(record, summary)
-            self.echo(f"event {event.id} {event.wire_name}{_about(event)} -> "
+            about = "" if event.instance is None else f" ({event.instance})"
+            self.echo(f"event {event.id} {event.wire_name}{about} -> "
                       f"{record.flow_name or record.flow} on {event.branch} "
                       f"[dispatch {record.id}]")
         return True
@@ -236,9 +237,3 @@ class Dispatcher:
             run = done.run_pathspec or record.flow
             self.echo(f"dispatch {record.id} {run} on {record.branch}: "
                       f"{done.status or done.state} ({time.monotonic() - began:.1f}s){why}")
-
-
-def _about(event: EventRecord) -> str:
-    payload = event.payload or {}
-    instance = payload.get("instance") or payload.get("candidate") or payload.get("current")
-    return f" ({instance})" if isinstance(instance, str) else ""
