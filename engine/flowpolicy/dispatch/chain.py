@@ -49,8 +49,9 @@ def build_chains(registry: Registry, *, project: str | None = None,
                  branch: str | None = None, limit: int = 500) -> list[RunNode]:
     """The root runs (and loose events, under a root per producer) of the newest ``limit``
     events, oldest first."""
-    events = registry.events(project, branch)[-limit:] if limit else registry.events(
-        project, branch)
+    events = registry.events(project, branch)
+    if limit:
+        events = events[-limit:]
     nodes = {event.id: EventNode(event) for event in events}
     by_run: dict[str, RunNode] = {}
     for record in registry.dispatches():
@@ -91,7 +92,7 @@ def render_chains(roots: Iterable[RunNode]) -> str:
     """The chains as an indented tree, one line a run or an event."""
     lines: list[str] = []
     for root in roots:
-        lines.append(f"{root.label}" + ("" if root.dispatch else "  (not dispatched)"))
+        lines.append(root.label + ("" if root.dispatch else "  (not dispatched)"))
         _render_events(root.events, "", lines, 1)
     return "\n".join(lines) + ("\n" if lines else "")
 
