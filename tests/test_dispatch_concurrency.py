@@ -46,6 +46,17 @@ def _dispatcher(scratch, *args: str) -> subprocess.Popen:
         stderr=subprocess.STDOUT, text=True)
 
 
+def _race_two_dispatchers(scratch, instances: list[str]) -> None:
+    """Two ``dispatch --once`` racing to the end: both succeed, and each flow was started
+    once for each instance."""
+    racing = [_dispatcher(scratch), _dispatcher(scratch)]
+    outputs = [proc.communicate(timeout=600)[0] for proc in racing]
+    assert [proc.returncode for proc in racing] == [0, 0], outputs
+    counts = ran(scratch)
+    assert set(counts) == _starts(instances)
+    assert set(counts.values()) == {1}, [key for key, n in counts.items() if n > 1]
+
+
 def _records(scratch):
     registry = SQLiteRegistry(scratch.root / "registry.db", read_only=True)
     try:
@@ -56,13 +67,7 @@ def _records(scratch):
 
 def test_two_dispatchers_over_200_events_start_each_event_and_flow_once(tmp_path):
     scratch = stub_project(tmp_path)
-    instances = _register(scratch, 200)
-    racing = [_dispatcher(scratch), _dispatcher(scratch)]
-    outputs = [proc.communicate(timeout=600)[0] for proc in racing]
-    assert [proc.returncode for proc in racing] == [0, 0], outputs
-    counts = ran(scratch)
-    assert set(counts) == {(flow, i) for flow in FLOWS for i in instances}
-    assert set(counts.values()) == {1}, [key for key, n in counts.items() if n > 1]
+    _race_two_dispatchers(scratch, _register(scratch, 200))
     records = _records(scratch)
     assert len(records) == 400
     assert {(r.state, r.status) for r in records} == {("finished", "succeeded")}
@@ -207,12 +212,7 @@ def test_two_dispatchers_on_postgresql_start_each_event_and_flow_once(tmp_path, 
     try:
         instances = [registry.register(MODEL, kind="artifact", created_by=TRAINER).id
                      for _ in range(30)]
-        racing = [_dispatcher(scratch), _dispatcher(scratch)]
-        outputs = [proc.communicate(timeout=600)[0] for proc in racing]
-        assert [proc.returncode for proc in racing] == [0, 0], outputs
-        counts = ran(scratch)
-        assert set(counts) == {(flow, i) for flow in FLOWS for i in instances}
-        assert set(counts.values()) == {1}, [key for key, n in counts.items() if n > 1]
+        _race_two_dispatchers(scratch, instances)
         records = registry.dispatches()
         assert len(records) == 60
         assert {(r.state, r.status) for r in records} == {("finished", "succeeded")}

@@ -634,6 +634,15 @@ def test_the_prefilter_keys_on_calls_not_on_receivers():
     assert [s.api for s in find_call_sites(ast.parse(source))] == ["register_data"]
 
 
+def test_the_prefilter_reads_a_cookie_naming_a_non_text_codec_as_utf8():
+    # Non-ASCII bytes send the prefilter to decode the file in its cookie's codec; one that
+    # is not a text encoding (rot13) must fall back to UTF-8, not escape as a LookupError.
+    data = b'# coding: rot13\nx = "\xe9"\n'
+    config = LintConfig(scopes=(Scope("", RuleContext(default_naming())),))
+    assert not could_call_registry(data)
+    assert lint_source(data, "rot.py", config) == ([], False)
+
+
 def test_walk_skips_excluded_and_default_folders_but_not_named_files(tmp_path, monkeypatch):
     for rel in ("src/a.py", "src/gen/b.py", ".venv/c.py", "build/d.py", "node_modules/e.py",
                 "src/notes.txt", "script"):

@@ -49,8 +49,9 @@ def build_chains(registry: Registry, *, project: str | None = None,
                  branch: str | None = None, limit: int = 500) -> list[RunNode]:
     """The root runs (and loose events, under a root per producer) of the newest ``limit``
     events, oldest first."""
-    events = registry.events(project, branch)[-limit:] if limit else registry.events(
-        project, branch)
+    events = registry.events(project, branch)
+    if limit:
+        events = events[-limit:]
     nodes = {event.id: EventNode(event) for event in events}
     by_run: dict[str, RunNode] = {}
     for record in registry.dispatches():
@@ -91,7 +92,7 @@ def render_chains(roots: Iterable[RunNode]) -> str:
     """The chains as an indented tree, one line a run or an event."""
     lines: list[str] = []
     for root in roots:
-        lines.append(f"{root.label}" + ("" if root.dispatch else "  (not dispatched)"))
+        lines.append(root.label + ("" if root.dispatch else "  (not dispatched)"))
         _render_events(root.events, "", lines, 1)
     return "\n".join(lines) + ("\n" if lines else "")
 
@@ -100,8 +101,9 @@ def _render_events(events: list[EventNode], indent: str, lines: list[str], depth
     for index, node in enumerate(events):
         last = index == len(events) - 1
         event = node.event
+        about = "" if event.instance is None else f" {event.instance}"
         lines.append(f"{indent}{'└─' if last else '├─'} event {event.id} "
-                     f"{event.name} [{event.branch}]{_instance(event)}")
+                     f"{event.name} [{event.branch}]{about}")
         below = indent + ("   " if last else "│  ")
         if depth >= MAX_DEPTH:
             lines.append(f"{below}… (deeper than {MAX_DEPTH} levels)")
@@ -113,14 +115,6 @@ def _render_events(events: list[EventNode], indent: str, lines: list[str], depth
                          f"{outcome(run.dispatch)}")
             _render_events(run.events, below + ("   " if run_last else "│  "), lines,
                            depth + 1)
-
-
-def _instance(event: EventRecord) -> str:
-    payload = event.payload or {}
-    for key in ("instance", "candidate", "current"):
-        if isinstance(payload.get(key), str):
-            return f" {payload[key]}"
-    return ""
 
 
 @dataclass(frozen=True)

@@ -140,18 +140,20 @@ class Dispatcher:
         if len(summary.started) + len(triggers) > max_runs and triggers:
             return False
         for trigger in triggers:
-            argv = self._command(trigger, event, summary)
+            flow = self._flow_key(trigger)
+            argv = self._command(trigger, flow, event, summary)
             if argv is None:
                 continue
             record = self.registry.claim_dispatch(
-                event.id, self._flow_key(trigger),
+                event.id, flow,
                 flow_name=self.table.targets[trigger.flow].class_name,
                 branch=event.branch, argv=argv, cwd=str(self.cwd), claimer=self.identity,
                 lease_seconds=self.lease_seconds)
             if record is None:
                 continue  # another dispatcher holds it, or started it already
             self._launch(record, summary)
-            self.echo(f"event {event.id} {event.wire_name}{_about(event)} -> "
+            about = "" if event.instance is None else f" ({event.instance})"
+            self.echo(f"event {event.id} {event.wire_name}{about} -> "
                       f"{record.flow_name or record.flow} on {event.branch} "
                       f"[dispatch {record.id}]")
         return True
@@ -165,31 +167,31 @@ class Dispatcher:
         except ValueError:
             return str(path)
 
-    def _command(self, trigger: Trigger, event: EventRecord, summary: DispatchSummary
-                 ) -> list[str] | None:
+    def _command(self, trigger: Trigger, flow: str, event: EventRecord,
+                 summary: DispatchSummary) -> list[str] | None:
         """``python <flow> --quiet run --param=value …``: each value from the payload field
         the trigger maps, as one ``--name=value`` word (no shell, and a value can never be
         read as another option). A missing field leaves the flow's default, as an Argo
         Events sensor does; a field that is there but empty (an alias unset names no
         instance) starts nothing: None, and a note."""
-        argv = [sys.executable, self._flow_key(trigger), "--quiet", "run"]
+        argv = [sys.executable, flow, "--quiet", "run"]
         payload = event.payload or {}
         for parameter, source in trigger.parameters.items():
             value = payload.get(source)
             if value is None and source in payload:
                 summary.notes.append(f"event {event.id} ({event.name}) names no {source}: "
-                                     f"{self._flow_key(trigger)} not started")
+                                     f"{flow} not started")
                 return None
             if value is None:
                 summary.notes.append(f"event {event.id} has no {source!r} for --{parameter}: "
-                                     f"{self._flow_key(trigger)} uses its default")
+                                     f"{flow} uses its default")
                 continue
             text = str(value)
             if len(text) > MAX_VALUE_CHARS or not text.isprintable():
                 raise FlowpolicyError(
                     f"event {event.id} ({event.wire_name}): payload field {source!r} is not "
                     f"a plain value of at most {MAX_VALUE_CHARS} characters; it is not "
-                    f"passed to {self._flow_key(trigger)}")
+                    f"passed to {flow}")
             argv.append(f"--{parameter}={text}")
         return argv
 
@@ -236,9 +238,3 @@ class Dispatcher:
             run = done.run_pathspec or record.flow
             self.echo(f"dispatch {record.id} {run} on {record.branch}: "
                       f"{done.status or done.state} ({time.monotonic() - began:.1f}s){why}")
-
-
-def _about(event: EventRecord) -> str:
-    payload = event.payload or {}
-    instance = payload.get("instance") or payload.get("candidate") or payload.get("current")
-    return f" ({instance})" if isinstance(instance, str) else ""

@@ -169,7 +169,10 @@ def could_call_registry(data: bytes) -> bool:
     if data.isascii():
         return False
     # The parser folds identifiers to NFKC (``ｒegister_data`` is ``register_data``).
-    text = data.decode(source_encoding(data), errors="replace")
+    try:
+        text = data.decode(source_encoding(data), errors="replace")
+    except LookupError:  # a cookie naming a codec that is not a text encoding (rot13)
+        text = data.decode("utf-8", errors="replace")
     return _has_call_text(unicodedata.normalize("NFKC", text).encode("utf-8"))
 
 

@@ -93,6 +93,14 @@ class _Checker:
             return False
         return True
 
+    def branch_ref(self, branch: str, path: str, code: str) -> bool:
+        branches = self.doc.get("branches") or []
+        if branch in branches:
+            return True
+        self.report(code, path, f"branch {branch!r} is not declared under branches "
+                                f"(declared: {', '.join(branches) or 'none'})")
+        return False
+
     def not_keyword(self, name: str, path: str, what: str) -> None:
         if keyword.iskeyword(name):
             self.report("FP217", path, f"{what} {name!r} is a Python keyword; generated flows "
@@ -183,7 +191,6 @@ class _Checker:
             self.events_not_keywords(rule, path, ("on_promote", "on_keep"))
 
     def check_promotion(self) -> None:
-        branches = self.doc.get("branches") or []
         gates = self.doc.get("gates") or {}
         champions = self.doc.get("champion") or {}
         edges: list[tuple[str, str, int]] = []
@@ -193,11 +200,7 @@ class _Checker:
             source, target = edge["from"], edge["to"]
             known = True
             for end, branch in (("from", source), ("to", target)):
-                if branch not in branches:
-                    known = False
-                    self.report("FP205", f"{path}.{end}",
-                                f"branch {branch!r} is not declared under branches "
-                                f"(declared: {', '.join(branches) or 'none'})")
+                known &= self.branch_ref(branch, f"{path}.{end}", "FP205")
             if source == target:
                 self.report("FP208", path, f"edge promotes from {source!r} to itself")
             elif known:
@@ -391,10 +394,8 @@ class _Checker:
             for position, asset in enumerate(entry.get("registers") or []):
                 self.asset_ref(asset, child_path(f"{path}.registers", position))
             for position, branch in enumerate(entry.get("branches") or []):
-                if branches and branch not in branches:
-                    self.report("FP226", child_path(f"{path}.branches", position),
-                                f"branch {branch!r} is not declared under branches "
-                                f"(declared: {', '.join(branches)})")
+                if branches:  # with none declared, a flow runs on any branch
+                    self.branch_ref(branch, child_path(f"{path}.branches", position), "FP226")
             for branch in entry.get("branches") or branches or ["*"]:
                 key = (kind, target, branch)
                 if key in seen:

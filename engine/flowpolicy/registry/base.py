@@ -310,6 +310,16 @@ class EventRecord:
     def wire_name(self) -> str:
         return event_wire_name(self.project, self.branch, self.name)
 
+    @property
+    def instance(self) -> str | None:
+        """The instance the event is about: the first of its payload's ``instance``,
+        ``candidate``, ``current`` that is a string."""
+        payload = self.payload or {}
+        for key in ("instance", "candidate", "current"):
+            if isinstance(payload.get(key), str):
+                return payload[key]
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

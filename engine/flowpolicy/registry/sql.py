@@ -259,7 +259,7 @@ def build_statements(param: str, *, has_annotation: str, lock_suffix: str = "",
     """The shared statements for parameter style ``param``, with what the dialect spells its
     own way (``has_annotation``; ``lock_suffix`` such as `` FOR UPDATE``)."""
     p = param
-    scope_where = f"a.project = {p} AND a.branch = {p} AND a.asset_type = {p} AND a.name = {p}"
+    scope_where = _scope_where(p)
     asset = f"SELECT a.id, a.latest_version FROM assets a WHERE {scope_where}"
     return Statements(
         param=p,
