@@ -33,6 +33,7 @@ from flowpolicy.policy.model import Policy
 from flowpolicy.registry import open_registry
 from flowpolicy.runtime.assets import Asset
 from flowpolicy.runtime.promote import PROMOTED_FROM_BRANCH, PROMOTED_FROM_INSTANCE
+from flowpolicy.triggers import TriggerTable, dispatch_table
 
 PROJECT = "fraud_detection"
 POLICY = Path("policies") / "fraud.yaml"
@@ -148,11 +149,12 @@ def run_demo(directory: str | os.PathLike | None = None,
          f"{len(written)} flows: {', '.join(p.name for p in written)}")
     echo("three runs are started by hand; the policy's triggers start the rest "
          "(flowpolicy dispatch, the local stand-in for Argo Events)\n")
-    _run_chain(policy, project_dir, env, echo)
+    table = dispatch_table(policy, project_dir, output_dir_for(policy))
+    _run_chain(table, project_dir, env, echo)
     registry = env["FLOWPOLICY_REGISTRY"]
     echo("")
     echo(chain_report(registry))
-    _check_outcomes(registry)
+    _check_outcomes(registry, table)
     echo(report(registry, policy.branches or ("dev", "staging", "prod")))
     echo(f"demo finished in {time.perf_counter() - started:.1f}s; the scratch project stays in "
          f"{project_dir}")
@@ -172,16 +174,15 @@ def run_demo(directory: str | os.PathLike | None = None,
     return project_dir
 
 
-def _run_chain(policy: Policy, project_dir: Path, env: Mapping[str, str],
+def _run_chain(table: TriggerTable, project_dir: Path, env: Mapping[str, str],
                echo: Callable[[str], None]) -> None:
     """Start :data:`STEPS` one after the other (so instance numbers are fixed) while a
-    dispatcher starts what their events trigger; return when the chain has run out."""
+    dispatcher starts what their events trigger in ``table``; return when the chain has run
+    out."""
     import threading
 
     from flowpolicy.dispatch.dispatcher import Dispatcher
-    from flowpolicy.triggers import dispatch_table
 
-    table = dispatch_table(policy, project_dir, output_dir_for(policy))
     by_hand_done = threading.Event()
     failed: list[BaseException] = []
 
@@ -239,15 +240,16 @@ def chain_report(registry: str) -> str:
         build_chains(open_registry(registry, read_only=True), project=PROJECT))
 
 
-def _check_outcomes(registry: str) -> None:
+def _check_outcomes(registry: str, table: TriggerTable) -> None:
     """Every run of :data:`EXPECTED` ran once and ended as the policy demands, and nothing
     else ran; else FlowpolicyError (exit 1) naming each difference."""
+    # the Parameter each trigger sets from its event names the instance the run judged
+    instance_flags = tuple({f"--{name}=" for t in table.triggers for name in t.parameters})
     reader = open_registry(registry, read_only=True)
     found: dict[tuple[str, str, str], list[str]] = {}
     for record in reader.dispatches():
         instance = next((a.split("=", 1)[1] for a in record.argv
-                         if a.startswith(("--instance=", "--candidate=", "--current=",
-                                          "--train_on="))), "")
+                         if a.startswith(instance_flags)), "")
         found.setdefault((record.flow_name or record.flow, record.branch, instance),
                          []).append(record.status or record.state)
     problems = []

@@ -249,7 +249,7 @@ class _Defaults:
         """Where new instances of ``asset`` arrive: the branches no edge leads into (where
         training and ingestion register), and those edges carrying it lead into."""
         targets = {e.target for e in self.policy.promotion}
-        carried = {e.target for e in self.policy.promotion if asset in e.assets}
+        carried = {e.target for e in self.policy.edges_for_asset(asset)}
         return tuple(b for b in self.policy.branches if b not in targets or b in carried)
 
     def _new_instance(self, asset: str) -> str:
@@ -258,12 +258,11 @@ class _Defaults:
     def _champion(self, asset: str) -> None:
         path = f"$.champion.{asset}"
         needing: dict[str, list[PromotionEdge]] = {}
-        for edge in self.policy.promotion:
-            if asset in edge.assets and CHAMPION_REQUIREMENT in edge.require:
+        for edge in self.policy.edges_for_asset(asset):
+            if CHAMPION_REQUIREMENT in edge.require:
                 needing.setdefault(edge.source, []).append(edge)
         if not needing:
-            targets = tuple(dict.fromkeys(
-                e.target for e in self.policy.promotion if asset in e.assets))
+            targets = tuple(dict.fromkeys(e.target for e in self.policy.edges_for_asset(asset)))
             self._add("champion", asset, self._new_instance(asset), targets, INSTANCE_FIELD,
                       f"a promotion of {asset} into the branch starts its champion rule", path)
             return
@@ -283,10 +282,9 @@ class _Defaults:
     def _promotion(self, asset: str) -> None:
         """One trigger per source branch: the edges leaving a branch share one flow
         deployment there, so they must end on the same requirement."""
-        for source in dict.fromkeys(e.source for e in self.policy.promotion
-                                    if asset in e.assets):
-            edges = [e for e in self.policy.promotion
-                     if asset in e.assets and e.source == source]
+        carrying = self.policy.edges_for_asset(asset)
+        for source in dict.fromkeys(e.source for e in carrying):
+            edges = [e for e in carrying if e.source == source]
             path = f"$.promotion[{self.policy.promotion.index(edges[0])}]"
             event, field_name, why, missing = self._last_requirement(asset, source, edges[0])
             if any(self._last_requirement(asset, source, e)[0] != event for e in edges[1:]):
@@ -343,8 +341,8 @@ def publications(policy: Policy, kind: str, rule: str, branch: str
                f"moves @{champion.alias}")
     elif kind == "promotion":
         asset_type = policy.assets[rule].type
-        for edge in policy.promotion:
-            if rule in edge.assets and edge.source == branch:
+        for edge in policy.edges_for_asset(rule):
+            if edge.source == branch:
                 yield (new_instance_event(asset_type, rule), edge.target,
                        f"promotes it to {edge.target}")
                 yield (alias_event(asset_type, rule, edge.alias), edge.target,

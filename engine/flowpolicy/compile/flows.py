@@ -23,6 +23,7 @@ from flowpolicy.policy.model import (
 )
 from flowpolicy.project_root import project_root
 from flowpolicy.runtime.decisions import bounds_text, promotion_rules
+from flowpolicy.triggers import trigger_table
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,6 @@ def plan_flows(policy: Policy) -> list[FlowPlan]:
 def _with_triggers(policy: Policy, plans: list[FlowPlan]) -> list[FlowPlan]:
     """Each plan with the ``@project_trigger`` decorators of its flow: one per triggering
     event, limited to its branches (see :mod:`flowpolicy.triggers`)."""
-    from flowpolicy.triggers import trigger_table
-
     by_flow: dict[tuple[str, str], list[dict[str, object]]] = {}
     for trigger in trigger_table(policy).triggers:
         if trigger.kind == "flow":

@@ -43,6 +43,7 @@ from flowpolicy.policy.model import ChampionRule, Check, DriftLevel, DriftRule, 
 from flowpolicy.registry.base import WIRE_KIND, AliasConflict
 from flowpolicy.runtime import cards, decisions
 from flowpolicy.runtime.assets import Asset
+from flowpolicy.runtime.branch import sanitize_branch
 from flowpolicy.runtime.decisions import PromotionRules
 from flowpolicy.runtime.drift import drift_input, evaluate_drift
 from flowpolicy.runtime.lifecycle import promotion_verdict
@@ -270,8 +271,6 @@ def promotion_route(rules: PromotionRules, run_branch: str, source: str, target:
     triggered run on that branch needs) and ``target`` (default: the one declared edge
     leaving the source). With no edge, or several, leaving it and no ``target``, the run is
     refused and says which to pass."""
-    from flowpolicy.runtime.branch import sanitize_branch
-
     source = sanitize_branch(source) if source else run_branch
     if target:
         return {"source": source, "target": sanitize_branch(target)}

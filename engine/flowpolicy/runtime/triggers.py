@@ -79,9 +79,10 @@ class project_trigger(FlowMutator):
         if not branch:
             print(f"[@project_trigger] No branch resolved for project {project_name}.")
             return
-        if self.branches is not None and sanitize_branch(branch) not in self.branches:
+        branch = sanitize_branch(branch)
+        if self.branches is not None and branch not in self.branches:
             return
-        event = event_wire_name(project_name, sanitize_branch(branch), self.event_suffix)
+        event = event_wire_name(project_name, branch, self.event_suffix)
         trigger = {"name": event, "parameters": self.parameters} if self.parameters else event
         mutable_flow.add_decorator("trigger", deco_kwargs={"event": trigger},
                                    duplicates=mutable_flow.ERROR)
